@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams.envelope import (
+    Envelope,
+    EnvelopeError,
+    Tick,
+    decode_message,
+    encode_envelope,
+    encode_tick,
+)
+from streams.events import Event, EventType, Source
+
+
+def _event(i: int, **overrides: object) -> Event:
+    fields: dict[str, object] = {
+        "workspace": "acme",
+        "message_id": f"m-{i}",
+        "type": EventType.TRACK,
+        "timestamp": 1_700_000_000.5 + i,
+        "received_at": 1_700_000_001.0 + i,
+        "source": Source.SEGMENT,
+        "name": "Report Published",
+        "user_id": "u1",
+        "account_id": "acct-1",
+        "properties": {"feature": "exports"},
+    }
+    fields.update(overrides)
+    return Event(**fields)  # type: ignore[arg-type]
+
+
+def test_envelope_round_trip_keeps_every_field() -> None:
+    events = [
+        _event(1),
+        _event(2, type=EventType.IDENTIFY, name=None, traits={"email": "a@b.c"},
+               anonymous_id="anon", properties={}),
+    ]
+    decoded = decode_message(encode_envelope("acme", "acct-1", events))
+    assert decoded == Envelope("acme", "acct-1", events)
+
+
+def test_envelope_carries_version_and_kind() -> None:
+    raw = orjson.loads(encode_envelope("acme", "k", [_event(1)]))
+    assert raw["v"] == 1
+    assert raw["kind"] == "events"
+    assert raw["ws"] == "acme"
+    assert raw["key"] == "k"
+
+
+def test_tick_round_trip() -> None:
+    assert decode_message(encode_tick(1_700_000_000.25, 3)) == Tick(1_700_000_000.25, 3)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"not json", "not_json"),
+        (b"[1, 2]", "not_an_object"),
+        (b'{"v": 2, "kind": "events"}', "unsupported_version"),
+        (b'{"v": true, "kind": "events"}', "unsupported_version"),
+        (b'{"v": 1, "kind": "gossip"}', "unknown_kind"),
+        (b'{"v": 1, "kind": "events", "ws": "", "key": "k", "events": []}', "bad_envelope"),
+        (b'{"v": 1, "kind": "events", "ws": "a", "key": "k", "events": {}}', "bad_envelope"),
+        (b'{"v": 1, "kind": "events", "ws": "a", "key": "k", "events": [1]}', "bad_event"),
+        (b'{"v": 1, "kind": "tick", "now": "x", "partition": 0}', "bad_tick"),
+        (b'{"v": 1, "kind": "tick", "now": 1, "partition": -1}', "bad_tick"),
+    ],
+)
+def test_garbage_raises_envelope_error_with_reason(raw: bytes, reason: str) -> None:
+    with pytest.raises(EnvelopeError) as info:
+        decode_message(raw)
+    assert info.value.reason == reason
+
+
+def test_event_fields_are_type_checked() -> None:
+    wire = _event(1).to_wire()
+    for field, bad in [("ts", "soon"), ("t", "click"), ("src", "fax"), ("u", 5), ("p", [1]),
+                       ("id", ""), ("ts", True)]:
+        broken = {**wire, field: bad}
+        raw = orjson.dumps({"v": 1, "kind": "events", "ws": "a", "key": "k", "events": [broken]})
+        with pytest.raises(EnvelopeError) as info:
+            decode_message(raw)
+        assert info.value.reason == "bad_event", field
+
+
+def test_empty_message_is_an_error() -> None:
+    with pytest.raises(EnvelopeError) as info:
+        decode_message(None)
+    assert info.value.reason == "empty"
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.sampled_from(["v", "kind", "ws", "key", "events", "now", "partition",
+                                       "t", "ts", "rx", "src", "id", "x"]), children, max_size=6),
+    max_leaves=20,
+)
+
+
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_decode_or_raise_envelope_error(raw: bytes) -> None:
+    try:
+        result = decode_message(raw)
+    except EnvelopeError as exc:
+        assert exc.reason
+    else:
+        assert isinstance(result, Envelope | Tick)
+
+
+@given(_json)
+def test_arbitrary_json_decode_or_raise_envelope_error(value: object) -> None:
+    try:
+        raw = orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return
+    try:
+        result = decode_message(raw)
+    except EnvelopeError as exc:
+        assert exc.reason
+    else:
+        assert isinstance(result, Envelope | Tick)
