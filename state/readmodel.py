@@ -1,0 +1,437 @@
+"""The Redis read model: what the API, the CSM page and the integrations read.
+
+It is *derived*: every key is computed from health-change events alone, so it can be
+thrown away and rebuilt by replaying the health-changes topic (``rebuild``). Applying the
+same change twice, or an older change after a newer one, leaves it unchanged, which is
+what makes at-least-once delivery from Kafka and the rebuild give the same content.
+
+Layout, all under ``{prefix}:rm:`` (``prefix`` is the installation's topic prefix) and
+then the workspace ``{ws}``:
+
+- ``acct:{id}``            latest account document (JSON): score, band, stages, components,
+                           reasons, explanation, drivers, active signals, users summary
+- ``user:{id}``            latest user record (JSON), with its account id
+- ``hist:{id}``            sorted set of ``{"t", "score", "band"}`` by event time, bounded
+                           to :data:`HISTORY_LIMIT` points
+- ``accounts``             every account, scored by health score
+- ``sort:{key}``           sort orders for the API: change_7d, arr_at_risk, renewal (day)
+- ``idx:{dim}:{value}``    filter indexes (band, forecast, lifecycle, owner, segment),
+                           scored by ARR so portfolio ARR sums need no document reads;
+                           ``idx:signal:{type}`` is scored by that signal's active count
+- ``dims:{dim}``           the values of a dimension seen so far
+- ``rank:{name}``          ranked lists: at_risk (by score), drops (by 7-day change),
+                           renewals:{forecast} (by days to renewal), expansion (by ARR),
+                           attention (by urgency, for the "Today" page)
+
+and ``{prefix}:rm:workspaces`` lists the workspaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import orjson
+import redis.asyncio as aioredis
+
+HISTORY_LIMIT = 365
+"""Score points kept per account (one per health change; oldest dropped first)."""
+
+RENEWAL_WINDOW_DAYS = 180
+"""Accounts renewing within this many days appear in the renewals ranking."""
+
+ATTENTION_DROP = -10
+"""A 7-day change at or below this many points puts an account on the Today list."""
+
+DIMENSIONS = ("band", "forecast", "lifecycle", "owner", "segment")
+SORTS = ("score", "change_7d", "arr_at_risk", "days_to_renewal")
+NONE_VALUE = "none"
+"""Index value standing for a missing stage, owner or segment."""
+
+
+class ChangeError(ValueError):
+    """A health change that lacks what the read model needs; the message says what."""
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def _renewal_day(renewal_date: str | None) -> int | None:
+    if not renewal_date:
+        return None
+    try:
+        return date.fromisoformat(renewal_date[:10]).toordinal()
+    except ValueError:
+        return None
+
+
+def _dim(value: Any) -> str:
+    return NONE_VALUE if value in (None, "") else str(value)
+
+
+def arr_at_risk(doc: Mapping[str, Any]) -> float:
+    """ARR counted as at risk: the whole ARR of an account in the at-risk band or with an
+    at-risk forecast, half of it in the watch band, nothing otherwise (US dollars)."""
+    arr = float(doc.get("arr") or 0.0)
+    if doc.get("band") == "at_risk" or doc.get("forecast") == "at_risk":
+        return arr
+    if doc.get("band") == "watch":
+        return arr / 2
+    return 0.0
+
+
+def needs_attention(doc: Mapping[str, Any]) -> bool:
+    """Whether the account belongs on the Today list: at-risk band or forecast, a drop
+    of 10+ points in 7 days, or an active risk signal."""
+    if doc.get("lifecycle") == "churned":
+        return False
+    return (
+        doc.get("band") == "at_risk"
+        or doc.get("forecast") == "at_risk"
+        or int(doc.get("change_7d") or 0) <= ATTENTION_DROP
+        or any(s.get("severity") == "risk" for s in doc.get("active_signals") or [])
+    )
+
+
+def attention_priority(doc: Mapping[str, Any]) -> float:
+    """Higher is more urgent: low score, a steep drop, an at-risk forecast, risk signals,
+    and ARR as the tie-breaker."""
+    risk_signals = sum(1 for s in doc.get("active_signals") or [] if s.get("severity") == "risk")
+    return (
+        (100 - int(doc.get("score") or 0))
+        + 2 * max(0, -int(doc.get("change_7d") or 0))
+        + (30 if doc.get("forecast") == "at_risk" else 0)
+        + 10 * risk_signals
+        + min(float(doc.get("arr") or 0.0), 10_000_000.0) / 10_000_000.0
+    )
+
+
+def account_document(change: Mapping[str, Any]) -> dict[str, Any]:
+    """The account document stored for a health change (pure; raises ChangeError)."""
+    try:
+        current = change["current"]
+        users = list(change.get("users") or [])
+        doc: dict[str, Any] = {
+            "workspace": str(change["workspace"]),
+            "account_id": str(change["account_id"]),
+            "account_name": change.get("account_name"),
+            "score": int(current["score"]),
+            "band": str(current["band"]),
+            "forecast": current.get("forecast"),
+            "lifecycle": current.get("lifecycle"),
+            "components": dict(current.get("components") or {}),
+            "previous": change.get("previous"),
+            "reasons": list(change.get("reasons") or []),
+            "delta": int(change.get("delta") or 0),
+            "change_7d": int(change.get("change_7d") or 0),
+            "explanation": str(change.get("explanation") or ""),
+            "drivers": list(change.get("drivers") or []),
+            "active_signals": list(change.get("active_signals") or []),
+            "owner": change.get("owner"),
+            "owner_email": change.get("owner_email"),
+            "owner_slack_id": change.get("owner_slack_id"),
+            "segment": change.get("segment"),
+            "arr": None if change.get("arr") is None else float(change["arr"]),
+            "renewal_date": change.get("renewal_date"),
+            "days_to_renewal": change.get("days_to_renewal"),
+            "external_ids": dict(change.get("external_ids") or {}),
+            "users_summary": {
+                "count": len(users),
+                "power_users": sum(1 for u in users if u.get("power_user")),
+                "healthy": sum(1 for u in users if u.get("band") == "healthy"),
+                "watch": sum(1 for u in users if u.get("band") == "watch"),
+                "at_risk": sum(1 for u in users if u.get("band") == "at_risk"),
+            },
+            "user_ids": [str(u["user_id"]) for u in users],
+            "updated_at": str(change["event_time"]),
+            "change_id": str(change["id"]),
+            "config_version": change.get("config_version"),
+        }
+        _epoch(doc["updated_at"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ChangeError(f"health change is missing or has a bad field: {exc!r}") from exc
+    doc["arr_at_risk"] = arr_at_risk(doc)
+    doc["needs_attention"] = needs_attention(doc)
+    return doc
+
+
+@dataclass(frozen=True, slots=True)
+class AccountPage:
+    """One page of an account listing."""
+
+    items: list[dict[str, Any]]
+    total: int
+    offset: int
+    limit: int
+
+
+class ReadModel:
+    """Latest assessments, rankings and history in Redis (see the module docstring)."""
+
+    def __init__(self, redis: aioredis.Redis, prefix: str = "telltale") -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.root = f"{prefix}:rm"
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "telltale") -> ReadModel:
+        return cls(aioredis.from_url(url), prefix)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> ReadModel:
+        """Redis from ``settings.redis_url``; keys under ``settings.topic_prefix``."""
+        return cls.from_url(settings.redis_url, settings.topic_prefix)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    def _k(self, workspace: str, *parts: str) -> str:
+        return ":".join((self.root, workspace, *parts))
+
+    # ------------------------------------------------------------------ writing
+
+    async def apply(self, change: Mapping[str, Any]) -> bool:
+        """Fold one health change in. Returns False when it was older than (or the same
+        as) what is stored, which leaves everything untouched. Raises ChangeError."""
+        doc = account_document(change)
+        ws, acct = doc["workspace"], doc["account_id"]
+        key = self._k(ws, "acct", acct)
+        raw_old = await self.redis.get(key)
+        old: dict[str, Any] | None = orjson.loads(raw_old) if raw_old else None
+        t_new = _epoch(doc["updated_at"])
+        if old is not None:
+            t_old = _epoch(old["updated_at"])
+            if (t_new, doc["change_id"]) <= (t_old, old["change_id"]):
+                return False
+        pipe = self.redis.pipeline(transaction=True)
+        if old is not None:
+            self._unindex(pipe, old)
+        self._index(pipe, doc)
+        pipe.set(key, orjson.dumps(doc, option=orjson.OPT_SORT_KEYS))
+        hist = self._k(ws, "hist", acct)
+        point = {"t": doc["updated_at"], "score": doc["score"], "band": doc["band"]}
+        pipe.zadd(hist, {orjson.dumps(point, option=orjson.OPT_SORT_KEYS): t_new})
+        pipe.zremrangebyrank(hist, 0, -(HISTORY_LIMIT + 1))
+        for user in change.get("users") or []:
+            record = {**user, "account_id": acct, "account_name": doc["account_name"],
+                      "updated_at": doc["updated_at"]}
+            pipe.set(self._k(ws, "user", str(user["user_id"])),
+                     orjson.dumps(record, option=orjson.OPT_SORT_KEYS))
+        pipe.sadd(f"{self.root}:workspaces", ws)
+        await pipe.execute()
+        return True
+
+    def _index(self, pipe: Any, doc: Mapping[str, Any]) -> None:
+        ws, acct = doc["workspace"], doc["account_id"]
+        arr = float(doc.get("arr") or 0.0)
+        pipe.zadd(self._k(ws, "accounts"), {acct: doc["score"]})
+        pipe.zadd(self._k(ws, "sort", "change_7d"), {acct: doc["change_7d"]})
+        pipe.zadd(self._k(ws, "sort", "arr_at_risk"), {acct: doc["arr_at_risk"]})
+        renewal = _renewal_day(doc.get("renewal_date"))
+        if renewal is not None:
+            pipe.zadd(self._k(ws, "sort", "renewal"), {acct: renewal})
+        for dim in DIMENSIONS:
+            value = _dim(doc.get(dim))
+            pipe.zadd(self._k(ws, "idx", dim, value), {acct: arr})
+            pipe.sadd(self._k(ws, "dims", dim), value)
+        for sig_type, count in _signal_counts(doc).items():
+            pipe.zadd(self._k(ws, "idx", "signal", sig_type), {acct: count})
+            pipe.sadd(self._k(ws, "dims", "signal"), sig_type)
+        if doc["band"] == "at_risk":
+            pipe.zadd(self._k(ws, "rank", "at_risk"), {acct: doc["score"]})
+        if doc["change_7d"] < 0:
+            pipe.zadd(self._k(ws, "rank", "drops"), {acct: doc["change_7d"]})
+        dtr = doc.get("days_to_renewal")
+        if dtr is not None and 0 <= int(dtr) <= RENEWAL_WINDOW_DAYS:
+            stage = _dim(doc.get("forecast"))
+            pipe.zadd(self._k(ws, "rank", "renewals", stage), {acct: int(dtr)})
+        if any(s.get("severity") == "expansion" for s in doc["active_signals"]):
+            pipe.zadd(self._k(ws, "rank", "expansion"), {acct: arr})
+        if doc["needs_attention"]:
+            pipe.zadd(self._k(ws, "rank", "attention"), {acct: attention_priority(doc)})
+
+    def _unindex(self, pipe: Any, doc: Mapping[str, Any]) -> None:
+        ws, acct = doc["workspace"], doc["account_id"]
+        for dim in DIMENSIONS:
+            pipe.zrem(self._k(ws, "idx", dim, _dim(doc.get(dim))), acct)
+        for sig_type in _signal_counts(doc):
+            pipe.zrem(self._k(ws, "idx", "signal", sig_type), acct)
+        pipe.zrem(self._k(ws, "sort", "renewal"), acct)
+        for name in ("at_risk", "drops", "expansion", "attention"):
+            pipe.zrem(self._k(ws, "rank", name), acct)
+        pipe.zrem(self._k(ws, "rank", "renewals", _dim(doc.get("forecast"))), acct)
+
+    async def clear(self) -> int:
+        """Delete every read-model key (not dedup, cooldown or digest keys). Returns the
+        number of keys removed."""
+        removed = 0
+        batch: list[bytes] = []
+        async for key in self.redis.scan_iter(match=f"{self.root}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                removed += await self.redis.unlink(*batch)
+                batch = []
+        if batch:
+            removed += await self.redis.unlink(*batch)
+        return removed
+
+    # ------------------------------------------------------------------ reading
+
+    async def workspaces(self) -> list[str]:
+        members = await self.redis.smembers(f"{self.root}:workspaces")
+        return sorted(m.decode() for m in members)
+
+    async def account(self, workspace: str, account_id: str) -> dict[str, Any] | None:
+        raw = await self.redis.get(self._k(workspace, "acct", account_id))
+        return orjson.loads(raw) if raw else None
+
+    async def accounts(self, workspace: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Documents of ``ids`` in that order (unknown ids left out)."""
+        if not ids:
+            return []
+        raws = await self.redis.mget([self._k(workspace, "acct", i) for i in ids])
+        return [orjson.loads(r) for r in raws if r]
+
+    async def user(self, workspace: str, user_id: str) -> dict[str, Any] | None:
+        raw = await self.redis.get(self._k(workspace, "user", user_id))
+        return orjson.loads(raw) if raw else None
+
+    async def users(self, workspace: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+        if not ids:
+            return []
+        raws = await self.redis.mget([self._k(workspace, "user", i) for i in ids])
+        return [orjson.loads(r) for r in raws if r]
+
+    async def history(self, workspace: str, account_id: str,
+                      limit: int = HISTORY_LIMIT) -> list[dict[str, Any]]:
+        """Score points oldest first: ``[{"t": ISO, "score": int, "band": str}]``."""
+        raws = await self.redis.zrange(self._k(workspace, "hist", account_id), -limit, -1)
+        return [orjson.loads(r) for r in raws]
+
+    async def ranking(self, workspace: str, name: str, limit: int = 20) -> list[str]:
+        """Account ids of a ranked list, most relevant first: ``at_risk`` (lowest score),
+        ``drops`` (largest fall), ``renewals:{stage}`` (soonest), ``expansion`` (largest
+        ARR), ``attention`` (most urgent)."""
+        key = self._k(workspace, "rank", *name.split(":"))
+        descending = name in ("expansion", "attention")
+        raws = await self.redis.zrange(key, 0, limit - 1, desc=descending)
+        return [r.decode() for r in raws]
+
+    async def attention(self, workspace: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The accounts that need attention today, most urgent first."""
+        return await self.accounts(workspace, await self.ranking(workspace, "attention", limit))
+
+    async def dimension_values(self, workspace: str, dim: str) -> list[str]:
+        return sorted(v.decode() for v in await self.redis.smembers(self._k(workspace, "dims", dim)))
+
+    async def list_accounts(
+        self,
+        workspace: str,
+        *,
+        filters: Mapping[str, str | None] | None = None,
+        sort: str = "score",
+        descending: bool = False,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> AccountPage:
+        """Accounts matching every filter (band, forecast, lifecycle, owner, segment,
+        signal; ``none`` matches a missing value), sorted, one page."""
+        if sort not in SORTS:
+            raise ValueError(f"unknown sort {sort!r}; use one of {', '.join(SORTS)}")
+        active = {k: v for k, v in (filters or {}).items() if v not in (None, "")}
+        candidates: set[str] | None = None
+        for dim, value in active.items():
+            if dim not in (*DIMENSIONS, "signal"):
+                raise ValueError(f"unknown filter {dim!r}")
+            members = {m.decode() for m in await self.redis.zrange(
+                self._k(workspace, "idx", dim, str(value)), 0, -1)}
+            candidates = members if candidates is None else candidates & members
+        sort_key = {
+            "score": self._k(workspace, "accounts"),
+            "change_7d": self._k(workspace, "sort", "change_7d"),
+            "arr_at_risk": self._k(workspace, "sort", "arr_at_risk"),
+            "days_to_renewal": self._k(workspace, "sort", "renewal"),
+        }[sort]
+        ordered = [m.decode() for m in await self.redis.zrange(sort_key, 0, -1,
+                                                                desc=descending)]
+        if sort == "days_to_renewal":
+            # Accounts without a renewal date have no entry: they come last either way.
+            seen = set(ordered)
+            ordered += sorted(
+                m.decode() for m in await self.redis.zrange(self._k(workspace, "accounts"), 0, -1)
+                if m.decode() not in seen
+            )
+        if candidates is not None:
+            ordered = [a for a in ordered if a in candidates]
+        page = ordered[offset:offset + limit]
+        return AccountPage(items=await self.accounts(workspace, page), total=len(ordered),
+                           offset=offset, limit=limit)
+
+    async def portfolio(self, workspace: str) -> dict[str, Any]:
+        """Portfolio figures for gauges: ``accounts_by_band``, ``accounts_by_forecast``,
+        ``accounts_by_lifecycle`` (counts), ``arr_by_band`` (US dollars),
+        ``active_signals`` (count of active signals per type), ``accounts`` (total)."""
+        result: dict[str, Any] = {"accounts": await self.redis.zcard(self._k(workspace, "accounts"))}
+        for dim, field in (("band", "accounts_by_band"), ("forecast", "accounts_by_forecast"),
+                           ("lifecycle", "accounts_by_lifecycle")):
+            counts: dict[str, int] = {}
+            for value in await self.dimension_values(workspace, dim):
+                counts[value] = await self.redis.zcard(self._k(workspace, "idx", dim, value))
+            result[field] = counts
+        arr: dict[str, float] = {}
+        for band in await self.dimension_values(workspace, "band"):
+            members = await self.redis.zrange(self._k(workspace, "idx", "band", band), 0, -1,
+                                              withscores=True)
+            arr[band] = float(sum(score for _, score in members))
+        result["arr_by_band"] = arr
+        signals: dict[str, int] = {}
+        for sig_type in await self.dimension_values(workspace, "signal"):
+            members = await self.redis.zrange(self._k(workspace, "idx", "signal", sig_type),
+                                              0, -1, withscores=True)
+            signals[sig_type] = int(sum(score for _, score in members))
+        result["active_signals"] = signals
+        return result
+
+    async def dump(self) -> dict[str, Any]:
+        """Every read-model key with its content, for comparing a rebuild with a live run."""
+        out: dict[str, Any] = {}
+        async for raw_key in self.redis.scan_iter(match=f"{self.root}:*", count=1000):
+            key = raw_key.decode()
+            kind = (await self.redis.type(raw_key)).decode()
+            if kind == "string":
+                out[key] = await self.redis.get(raw_key)
+            elif kind == "set":
+                out[key] = sorted(await self.redis.smembers(raw_key))
+            elif kind == "zset":
+                members = await self.redis.zrange(raw_key, 0, -1, withscores=True)
+                # Empty sorted sets vanish in Redis, so only non-empty ones are compared.
+                out[key] = sorted(members)
+            else:
+                out[key] = kind
+        return out
+
+
+def _signal_counts(doc: Mapping[str, Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for sig in doc.get("active_signals") or []:
+        sig_type = str(sig.get("type") or "unknown")
+        counts[sig_type] = counts.get(sig_type, 0) + 1
+    return counts
+
+
+def iter_changes(values: Iterable[bytes]) -> Iterable[dict[str, Any]]:
+    """Decode raw topic values, skipping what is not a JSON object."""
+    for raw in values:
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            yield value
+
+
+def utc_now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
