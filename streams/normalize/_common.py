@@ -1,0 +1,226 @@
+"""What every normaliser shares: the outcome types, reason codes, time parsing, ids and
+how properties and traits are trimmed to what scoring can use."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from streams.events import Source
+
+MAX_MESSAGE_BYTES = 32 * 1024
+"""Largest accepted message, as the Segment HTTP API documents (32 KB)."""
+MAX_MESSAGE_ID_CHARS = 100
+MAX_ID_CHARS = 256
+"""Longest user, anonymous or account id kept."""
+MAX_NAME_CHARS = 256
+MAX_FIELDS = 64
+"""Most properties (or traits) kept per event; the rest are dropped."""
+MAX_KEY_CHARS = 128
+MAX_STRING_VALUE_CHARS = 1024
+
+# Event times outside these bounds are client bugs (epoch 0, year 3000), not history.
+EARLIEST_EVENT_TIME = 946_684_800.0  # 2000-01-01
+LATEST_EVENT_TIME = 4_102_444_800.0  # 2100-01-01
+_INT64 = 2**63
+
+
+class Reason:
+    """Stable reason codes carried by rejections and dead-letter records."""
+
+    NOT_AN_OBJECT = "not_an_object"
+    MISSING_TYPE = "missing_type"
+    UNKNOWN_TYPE = "unknown_type"
+    MISSING_IDENTITY = "missing_identity"
+    BAD_IDENTITY = "bad_identity"
+    MISSING_GROUP_ID = "missing_group_id"
+    MISSING_EVENT_NAME = "missing_event_name"
+    BAD_MESSAGE_ID = "bad_message_id"
+    BAD_TIMESTAMP = "bad_timestamp"
+    MESSAGE_TOO_LARGE = "message_too_large"
+    # Raised outside the normalisers, by the resolve stage:
+    NOT_JSON = "not_json"
+    BAD_ENVELOPE = "bad_envelope"
+    UNATTRIBUTED = "unattributed"
+
+
+REASONS: frozenset[str] = frozenset(
+    value for name, value in vars(Reason).items() if not name.startswith("_")
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why one message could not become an :class:`~streams.events.Event`."""
+
+    reason: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NormalizeContext:
+    """What a normaliser knows besides the payload.
+
+    ``received_at``: epoch seconds the collector (or Kafka) received the message.
+    ``sent_at``: the batch-level ``sentAt`` in epoch seconds when the client sent one;
+    a message-level ``sentAt`` wins over it.
+    """
+
+    workspace: str
+    received_at: float
+    source: Source
+    sent_at: float | None = None
+
+
+class Invalid(Exception):
+    """Internal: a field that makes the whole message unacceptable."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+    def rejection(self) -> Rejection:
+        return Rejection(self.reason, self.detail)
+
+
+def parse_time(value: Any, field: str) -> float | None:
+    """ISO-8601 string (``Z`` or offset; naive means UTC) or epoch seconds/milliseconds.
+
+    ``None`` when absent; raises :class:`Invalid` (``bad_timestamp``) when unreadable or
+    outside 2000-2100.
+    """
+    if value is None:
+        return None
+    seconds: float
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise Invalid(Reason.BAD_TIMESTAMP, f"{field} is not an ISO-8601 time") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        seconds = parsed.timestamp()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+        if seconds > 1e11:  # epoch milliseconds
+            seconds /= 1000.0
+    else:
+        raise Invalid(Reason.BAD_TIMESTAMP, f"{field} must be a string or a number")
+    if not math.isfinite(seconds) or not EARLIEST_EVENT_TIME <= seconds <= LATEST_EVENT_TIME:
+        raise Invalid(Reason.BAD_TIMESTAMP, f"{field} is outside 2000-2100")
+    return seconds
+
+
+def parse_time_lenient(value: Any) -> float | None:
+    """Like :func:`parse_time` but ``None`` instead of an error (for ``sentAt``)."""
+    try:
+        return parse_time(value, "sentAt")
+    except Invalid:
+        return None
+
+
+def skew_corrected(original: float | None, sent_at: float | None, received_at: float) -> float:
+    """``receivedAt - (sentAt - originalTimestamp)``, as the Segment spec corrects clocks.
+
+    Without ``sentAt`` the client's own time is trusted; without any time, receipt time.
+    """
+    if original is None:
+        return received_at
+    if sent_at is None:
+        return original
+    return received_at - (sent_at - original)
+
+
+def identity(value: Any, field: str) -> str | None:
+    """A user/anonymous/group id: strings and numbers (as text) are ids; null and ''
+    mean absent."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+    elif isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    elif isinstance(value, float) and math.isfinite(value):
+        text = str(int(value)) if value.is_integer() else repr(value)
+    else:
+        raise Invalid(Reason.BAD_IDENTITY, f"{field} must be a string or a number")
+    if len(text) > MAX_ID_CHARS:
+        raise Invalid(Reason.BAD_IDENTITY, f"{field} is longer than {MAX_ID_CHARS} characters")
+    return text or None
+
+
+def message_id(value: Any, payload: dict[str, Any], field: str) -> str:
+    """The client's message id (any string up to 100 characters).
+
+    A message without one gets a digest of its content, so an identical resend by a
+    direct producer is still recognised as a duplicate.
+    """
+    if value is None:
+        return content_id(payload)
+    if not isinstance(value, str) or not value:
+        raise Invalid(Reason.BAD_MESSAGE_ID, f"{field} must be a non-empty string")
+    if len(value) > MAX_MESSAGE_ID_CHARS:
+        raise Invalid(Reason.BAD_MESSAGE_ID,
+                      f"{field} is longer than {MAX_MESSAGE_ID_CHARS} characters")
+    return value
+
+
+def content_id(payload: Any) -> str:
+    try:
+        blob = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        blob = repr(payload).encode("utf-8", "replace")
+    return "sha1:" + hashlib.sha1(blob, usedforsecurity=False).hexdigest()
+
+
+def name(value: Any, field: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()[:MAX_NAME_CHARS]
+        return text or None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise Invalid(Reason.MISSING_EVENT_NAME, f"{field} must be a string")
+
+
+def scalars(value: Any, skip_dollar: bool = False) -> dict[str, Any]:
+    """Keep the flat part of a properties/traits object: scalar values only.
+
+    Scoring reads flat values (``score``, ``seats``, ``plan``, ``renewal_date`` ...);
+    nested objects and lists are dropped so that an event stays small in every table and
+    envelope downstream. At most :data:`MAX_FIELDS` keys; long strings are truncated.
+    """
+    if not isinstance(value, dict):
+        return {}
+    kept: dict[str, Any] = {}
+    for key, item in value.items():
+        if len(kept) >= MAX_FIELDS:
+            break
+        if not isinstance(key, str) or len(key) > MAX_KEY_CHARS:
+            continue
+        if skip_dollar and key.startswith("$"):
+            continue
+        if isinstance(item, str):
+            kept[key] = item[:MAX_STRING_VALUE_CHARS]
+        elif item is None or isinstance(item, bool):
+            kept[key] = item
+        elif isinstance(item, int):
+            if -_INT64 <= item < _INT64:  # what every JSON codec downstream can carry
+                kept[key] = item
+        elif isinstance(item, float) and math.isfinite(item):
+            kept[key] = item
+    return kept
+
+
+def message_too_large(payload: Any) -> bool:
+    try:
+        return len(orjson.dumps(payload)) > MAX_MESSAGE_BYTES
+    except (TypeError, orjson.JSONEncodeError):
+        return False
