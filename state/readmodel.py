@@ -28,9 +28,9 @@ and ``{prefix}:rm:workspaces`` lists the workspaces.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -172,7 +172,9 @@ class ReadModel:
     """Latest assessments, rankings and history in Redis (see the module docstring)."""
 
     def __init__(self, redis: aioredis.Redis, prefix: str = "telltale") -> None:
-        self.redis = redis
+        # redis-py's command stubs return unions of every reply shape; the replies used
+        # here are bytes (decode_responses off), so the client is handled untyped.
+        self.redis: Any = redis
         self.prefix = prefix
         self.root = f"{prefix}:rm"
 
@@ -325,7 +327,8 @@ class ReadModel:
         return await self.accounts(workspace, await self.ranking(workspace, "attention", limit))
 
     async def dimension_values(self, workspace: str, dim: str) -> list[str]:
-        return sorted(v.decode() for v in await self.redis.smembers(self._k(workspace, "dims", dim)))
+        members = await self.redis.smembers(self._k(workspace, "dims", dim))
+        return sorted(v.decode() for v in members)
 
     async def list_accounts(
         self,
@@ -374,7 +377,8 @@ class ReadModel:
         """Portfolio figures for gauges: ``accounts_by_band``, ``accounts_by_forecast``,
         ``accounts_by_lifecycle`` (counts), ``arr_by_band`` (US dollars),
         ``active_signals`` (count of active signals per type), ``accounts`` (total)."""
-        result: dict[str, Any] = {"accounts": await self.redis.zcard(self._k(workspace, "accounts"))}
+        total = await self.redis.zcard(self._k(workspace, "accounts"))
+        result: dict[str, Any] = {"accounts": total}
         for dim, field in (("band", "accounts_by_band"), ("forecast", "accounts_by_forecast"),
                            ("lifecycle", "accounts_by_lifecycle")):
             counts: dict[str, int] = {}
@@ -421,17 +425,3 @@ def _signal_counts(doc: Mapping[str, Any]) -> dict[str, int]:
         counts[sig_type] = counts.get(sig_type, 0) + 1
     return counts
 
-
-def iter_changes(values: Iterable[bytes]) -> Iterable[dict[str, Any]]:
-    """Decode raw topic values, skipping what is not a JSON object."""
-    for raw in values:
-        try:
-            value = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            continue
-        if isinstance(value, dict):
-            yield value
-
-
-def utc_now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
