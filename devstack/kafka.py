@@ -1,0 +1,406 @@
+"""A single-node Apache Kafka broker (KRaft) from the jars on Maven Central.
+
+The jars are resolved once with Maven into ``${XDG_CACHE_HOME:-~/.cache}/telltale/
+kafka-<version>/libs`` (outside the repository; about 60 MB), under a file lock so two
+processes starting at once download them only once. Each broker gets fresh ports on
+127.0.0.1 and a freshly formatted log directory; it counts as ready only once an admin
+call succeeds, and it is stopped with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import fcntl
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from devstack.process import (
+    DevstackError,
+    ManagedProcess,
+    free_port,
+    port_is_free,
+    run_checked,
+    spawn,
+    tail,
+)
+
+KAFKA_VERSION = "3.9.1"
+SCALA_VERSION = "2.13"
+# The broker's POM brings no logging backend; without one it logs nothing at all.
+EXTRA_ARTIFACTS = (
+    ("org.slf4j", "slf4j-reload4j", "1.7.36"),
+    ("ch.qos.reload4j", "reload4j", "1.2.25"),
+)
+DEPENDENCY_PLUGIN_VERSION = "3.6.1"
+
+JVM_OPTIONS = (
+    "-Xmx512m",
+    "-Xms128m",
+    # Serial GC and the C1 compiler only: a much faster start on two busy cores.
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-Djava.awt.headless=true",
+)
+
+_COMPLETE_MARKER = ".complete"
+T = TypeVar("T")
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "telltale"
+
+
+def kafka_home(version: str = KAFKA_VERSION) -> Path:
+    return cache_root() / f"kafka-{version}"
+
+
+def _pom(version: str) -> str:
+    extra = "".join(
+        f"""
+    <dependency>
+      <groupId>{group}</groupId><artifactId>{artifact}</artifactId><version>{ver}</version>
+    </dependency>"""
+        for group, artifact, ver in EXTRA_ARTIFACTS
+    )
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<project xmlns="http://maven.apache.org/POM/4.0.0"
+         xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+         xsi:schemaLocation="http://maven.apache.org/POM/4.0.0 https://maven.apache.org/xsd/maven-4.0.0.xsd">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>telltale.devstack</groupId>
+  <artifactId>kafka-runtime</artifactId>
+  <version>{version}</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId><artifactId>kafka_{SCALA_VERSION}</artifactId>
+      <version>{version}</version>
+    </dependency>{extra}
+  </dependencies>
+  <build>
+    <plugins>
+      <plugin>
+        <groupId>org.apache.maven.plugins</groupId>
+        <artifactId>maven-dependency-plugin</artifactId>
+        <version>{DEPENDENCY_PLUGIN_VERSION}</version>
+      </plugin>
+    </plugins>
+  </build>
+</project>
+"""
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def find_java() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").is_file():
+        return str(Path(java_home) / "bin" / "java")
+    java = shutil.which("java")
+    if java is None:
+        raise DevstackError(
+            "Java was not found (no `java` on PATH and no JAVA_HOME). The local Kafka broker "
+            "needs Java 17 or newer: on Debian/Ubuntu `apt-get install -y "
+            "openjdk-17-jre-headless`."
+        )
+    return java
+
+
+def ensure_kafka_jars(version: str = KAFKA_VERSION, *, timeout: float = 900.0) -> Path:
+    """The folder holding every runtime jar of Kafka ``version``, downloading it once."""
+    home = kafka_home(version)
+    libs = home / "libs"
+    if (libs / _COMPLETE_MARKER).is_file():
+        return libs
+    with _file_lock(home / ".lock"):
+        if (libs / _COMPLETE_MARKER).is_file():  # another process finished meanwhile
+            return libs
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise DevstackError(
+                "Maven was not found (no `mvn` on PATH). It fetches the Kafka jars from Maven "
+                f"Central once into {libs}: on Debian/Ubuntu `apt-get install -y maven`."
+            )
+        find_java()  # Maven needs it too; say so clearly rather than through Maven
+        staging = home / "libs.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        (home / "pom.xml").write_text(_pom(version))
+        started = time.monotonic()
+        run_checked(
+            "maven (Kafka jar download)",
+            [mvn, "-q", "-B", "-f", str(home / "pom.xml"),
+             "dependency:copy-dependencies", "-DincludeScope=runtime",
+             f"-DoutputDirectory={staging}"],
+            log_path=home / "maven.log",
+            timeout=timeout,
+            cwd=home,
+        )
+        jars = list(staging.glob("*.jar"))
+        if not any(j.name.startswith(f"kafka_{SCALA_VERSION}-{version}") for j in jars):
+            raise DevstackError(f"Maven finished but {staging} holds no Kafka jar; see "
+                                f"{home / 'maven.log'}")
+        shutil.rmtree(libs, ignore_errors=True)
+        staging.rename(libs)
+        (libs / _COMPLETE_MARKER).write_text(
+            f"{len(jars)} jars in {time.monotonic() - started:.1f} s\n")
+        return libs
+
+
+def new_cluster_id() -> str:
+    """16 random bytes, url-safe base64 without padding, as KRaft wants it."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+_LOG4J = """\
+log4j.rootLogger=INFO, stdout
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka=INFO
+log4j.logger.org.apache.kafka=INFO
+log4j.logger.kafka.request.logger=WARN
+log4j.logger.state.change.logger=WARN
+log4j.logger.kafka.log.LogCleaner=WARN
+log4j.logger.org.apache.kafka.storage.internals.log=WARN
+log4j.logger.kafka.log=WARN
+"""
+
+
+def server_properties(*, broker_port: int, controller_port: int, log_dir: Path,
+                      partitions: int) -> str:
+    settings = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{broker_port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{broker_port}",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "log.dirs": str(log_dir),
+        "num.partitions": str(partitions),
+        "default.replication.factor": "1",
+        "auto.create.topics.enable": "true",
+        "delete.topic.enable": "true",
+        "offsets.topic.replication.factor": "1",
+        # The default 50 partitions make the first consumer-group join slow.
+        "offsets.topic.num.partitions": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "1",
+        "min.insync.replicas": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        # The default dedupe buffer allocates 128 MiB for compacted topics.
+        "log.cleaner.dedupe.buffer.size": str(32 * 1024 * 1024),
+        "num.network.threads": "2",
+        "num.io.threads": "4",
+        "num.recovery.threads.per.data.dir": "1",
+        "log.retention.hours": "168",
+        "log.segment.bytes": str(64 * 1024 * 1024),
+        "socket.request.max.bytes": str(100 * 1024 * 1024),
+        "message.max.bytes": str(8 * 1024 * 1024),
+        "replica.fetch.max.bytes": str(8 * 1024 * 1024),
+    }
+    return "".join(f"{key}={value}\n" for key, value in settings.items())
+
+
+def _run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion, also when called from inside a running event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def runner() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=runner, name="kafka-probe", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+async def _admin_probe(bootstrap: str, timeout: float) -> list[str]:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        request_timeout_ms=max(1000, int(timeout * 1000)),
+        client_id="telltale-devstack-probe",
+    )
+    try:
+        await asyncio.wait_for(admin.start(), timeout)
+        topics = await asyncio.wait_for(admin.list_topics(), timeout)
+        return list(topics)
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+
+
+def broker_answers(bootstrap: str, timeout: float = 5.0) -> bool:
+    """True when an admin call to ``bootstrap`` succeeds within ``timeout`` seconds."""
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    # A plain TCP connect first: the admin client logs every refused connection.
+    if not _port_open(int(port), host or "127.0.0.1"):
+        return False
+    try:
+        _run_coroutine(_admin_probe(bootstrap, timeout))
+    except Exception:
+        return False
+    return True
+
+
+def _port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex((host, port)) == 0
+
+
+@dataclass
+class KafkaBroker:
+    """A running broker. ``bootstrap`` is ``127.0.0.1:PORT``."""
+
+    bootstrap: str
+    controller_port: int
+    work_dir: Path
+    process: ManagedProcess
+    cluster_id: str
+    owns_work_dir: bool = field(default=True)
+
+    @property
+    def url(self) -> str:
+        return f"kafka://{self.bootstrap}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.process.log_path
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.process.stop(timeout=timeout)
+        if self.owns_work_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def __enter__(self) -> KafkaBroker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_kafka(
+    *,
+    work_dir: Path | None = None,
+    port: int | None = None,
+    partitions: int = 8,
+    ready_timeout: float = 120.0,
+    detached: bool = False,
+    version: str = KAFKA_VERSION,
+) -> KafkaBroker:
+    """Format a fresh log dir and start a broker on free (or the given) 127.0.0.1 ports.
+
+    Returns once an admin call succeeds. ``ready_timeout`` is in seconds; on failure the
+    error carries the last 40 lines of the broker's log.
+    """
+    java = find_java()
+    libs = ensure_kafka_jars(version)
+    owns_dir = work_dir is None
+    work = Path(tempfile.mkdtemp(prefix="telltale-kafka-")) if work_dir is None else work_dir
+    work.mkdir(parents=True, exist_ok=True)
+    if port is not None and not port_is_free(port):
+        raise DevstackError(f"cannot start Kafka: port {port} on 127.0.0.1 is already in use")
+    attempts = 1 if port is not None else 3
+    last_error: DevstackError | None = None
+    for _ in range(attempts):
+        broker_port = port if port is not None else free_port()
+        controller_port = free_port()
+        while controller_port == broker_port:
+            controller_port = free_port()
+        try:
+            return _start_once(java, libs, work, broker_port, controller_port, partitions,
+                               ready_timeout, detached, owns_dir)
+        except _PortTaken as exc:  # someone grabbed the port between pick and bind
+            last_error = DevstackError(str(exc))
+    assert last_error is not None
+    raise last_error
+
+
+class _PortTaken(DevstackError):
+    pass
+
+
+def _start_once(java: str, libs: Path, work: Path, broker_port: int, controller_port: int,
+                partitions: int, ready_timeout: float, detached: bool,
+                owns_dir: bool) -> KafkaBroker:
+    log_dir = work / "data"
+    shutil.rmtree(log_dir, ignore_errors=True)  # the formatter refuses a formatted dir
+    log_dir.mkdir(parents=True)
+    config = work / "server.properties"
+    config.write_text(server_properties(broker_port=broker_port, controller_port=controller_port,
+                                        log_dir=log_dir, partitions=partitions))
+    log4j = work / "log4j.properties"
+    log4j.write_text(_LOG4J)
+    classpath = f"{libs}/*"
+    jvm = [java, *JVM_OPTIONS, f"-Dlog4j.configuration=file:{log4j}",
+           f"-Dkafka.logs.dir={work}", "-cp", classpath]
+    cluster_id = new_cluster_id()
+    run_checked(
+        "Kafka storage format",
+        [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
+        log_path=work / "format.log",
+        timeout=120,
+    )
+    log_path = work / "kafka.log"
+    log_path.write_bytes(b"")
+    process = spawn("kafka", [*jvm, "kafka.Kafka", str(config)], log_path=log_path,
+                    cwd=work, detached=detached)
+    bootstrap = f"127.0.0.1:{broker_port}"
+    broker = KafkaBroker(bootstrap, controller_port, work, process, cluster_id, owns_dir)
+    deadline = time.monotonic() + ready_timeout
+    while True:
+        if not process.alive:
+            log = tail(log_path)
+            process.stop(timeout=1)
+            if "Address already in use" in log or "BindException" in log:
+                raise _PortTaken(f"Kafka could not bind its ports {broker_port}/"
+                                 f"{controller_port}:\n{log}")
+            raise DevstackError(
+                f"Kafka exited with code {process.returncode} during start-up; last lines "
+                f"of {log_path}:\n{log}"
+            )
+        if broker_answers(bootstrap, timeout=3.0):
+            return broker
+        if time.monotonic() >= deadline:
+            log = tail(log_path)
+            broker.stop(timeout=10)
+            raise DevstackError(
+                f"Kafka did not answer an admin call on {bootstrap} within "
+                f"{ready_timeout:.0f} s; last lines of {log_path}:\n{log}"
+            )
+        time.sleep(0.5)

@@ -1,0 +1,129 @@
+"""Test harness: a real Kafka broker and a real Redis, started once per test session.
+
+Both start lazily - only when a test asks for ``kafka_bootstrap`` / ``redis_url`` (or
+something built on them, like ``settings``) - so a run of unit tests starts nothing. Set
+``TELLTALE_TEST_KAFKA=host:port`` / ``TELLTALE_TEST_REDIS=redis://...`` to use servers
+that are already running instead.
+
+Fixtures:
+    kafka_bootstrap   session  "127.0.0.1:PORT" of a live Kafka 3.9 KRaft broker
+    redis_url         session  "redis://127.0.0.1:PORT/0" of a live redis-server
+    unique_prefix     function short unique string (topic prefix, app id, Redis keys)
+    settings          function Settings wired to both, unique prefix/app id, tmp data dir,
+                               free web port, TEST_PARTITIONS partitions, 0.5 s ticks
+    create_topics     function await create_topics(*names, partitions=1, config=None)
+    produce           function await produce(topic, [(key, value), ...]) -> count
+    consume_until     function await consume_until(topic, predicate, timeout=30.0)
+                               -> list[ConsumerRecord]; predicate sees all records so far
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents.settings import Settings
+from devstack import topics as kafka_topics
+from devstack.process import free_port
+
+# Brokers started here create topics with this many partitions when a producer writes to
+# a topic nobody created; `settings` uses the same number so Faust tables and their
+# source topics always agree.
+TEST_PARTITIONS = 2
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    external = os.environ.get("TELLTALE_TEST_KAFKA")
+    if external:
+        yield external.removeprefix("kafka://")
+        return
+    from devstack.kafka import start_kafka
+
+    broker = start_kafka(partitions=TEST_PARTITIONS, ready_timeout=180)
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    external = os.environ.get("TELLTALE_TEST_REDIS")
+    if external:
+        yield external
+        return
+    from devstack.redis import start_redis
+
+    server = start_redis(install=True)
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def unique_prefix(request: pytest.FixtureRequest) -> str:
+    """``t<10 hex>``: valid in topic names, Faust app ids and Redis keys."""
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, redis_url: str, unique_prefix: str,
+             tmp_path: Path) -> Settings:
+    port = free_port()
+    return Settings(
+        broker=f"kafka://{kafka_bootstrap}",
+        redis_url=redis_url,
+        topic_prefix=unique_prefix,
+        app_id=unique_prefix,
+        partitions=TEST_PARTITIONS,
+        data_dir=tmp_path / "data",
+        web_port=port,
+        public_url=f"http://127.0.0.1:{port}",
+        tick_interval=0.5,
+        standby_replicas=0,
+        rocksdb_block_cache_mb=8,
+        rocksdb_write_buffer_mb=4,
+    )
+
+
+CreateTopics = Callable[..., Awaitable[None]]
+Produce = Callable[..., Awaitable[int]]
+ConsumeUntil = Callable[..., Awaitable[list[kafka_topics.Record]]]
+
+
+@pytest.fixture
+def create_topics(kafka_bootstrap: str) -> CreateTopics:
+    async def create(*names: str, partitions: int = 1,
+                     config: Mapping[str, str] | None = None) -> None:
+        await kafka_topics.create_topics(kafka_bootstrap, names, partitions=partitions,
+                                         config=config)
+
+    return create
+
+
+@pytest.fixture
+def produce(kafka_bootstrap: str) -> Produce:
+    async def send(topic: str, messages: Iterable[tuple[Any, Any]],
+                   partition: int | None = None) -> int:
+        return await kafka_topics.produce(kafka_bootstrap, topic, messages,
+                                          partition=partition)
+
+    return send
+
+
+@pytest.fixture
+def consume_until(kafka_bootstrap: str) -> ConsumeUntil:
+    async def consume(topic: str,
+                      predicate: Callable[[list[kafka_topics.Record]], bool],
+                      timeout: float = 30.0) -> list[kafka_topics.Record]:
+        return await kafka_topics.consume_until(kafka_bootstrap, topic, predicate,
+                                                timeout=timeout)
+
+    return consume
