@@ -562,6 +562,7 @@ class _Generator:
         return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{h[16:20]}-{h[20:32]}"
 
     def _stamp(self, day: int, seconds: float) -> tuple[float, str]:
+        seconds = min(seconds, 86_399.999)  # a late session ends at midnight, not after
         epoch = self.sim.start_epoch + day * DAY + seconds
         whole = int(seconds)
         ms = int((seconds - whole) * 1000)
