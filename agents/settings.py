@@ -53,6 +53,9 @@ class Settings:
     rocksdb_write_buffer_mb: int = _setting(16, "RocksDB write buffer per partition DB, MiB")
     standby_replicas: int = _setting(1, "Faust standby replicas of each table partition")
     dedup_ttl_seconds: int = _setting(172_800, "How long collector message ids are remembered")
+    metrics_interval: float = _setting(
+        15.0, "Seconds between samples of consumer lag, table sizes, recovery and portfolio"
+    )
     slack_webhook_url: str | None = _setting(None, "Default Slack incoming-webhook URL")
 
     @property
@@ -121,6 +124,8 @@ class Settings:
             problems.append(f"log_level {self.log_level!r} is not a log level")
         if self.tick_interval <= 0:
             problems.append("tick_interval must be positive")
+        if self.metrics_interval <= 0:
+            problems.append("metrics_interval must be positive")
         for name in ("write_keys", "api_tokens"):
             try:
                 self.parse_pairs(getattr(self, name))
