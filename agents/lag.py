@@ -25,12 +25,6 @@ from agents.settings import Settings
 
 log = logging.getLogger(__name__)
 
-LAG_SAMPLE_INTERVAL_SECONDS = 5.0
-"""How often lag, table sizes and recovery are sampled (seconds)."""
-
-PORTFOLIO_REFRESH_SECONDS = 30.0
-"""How often the leader re-reads the portfolio from the read model (seconds)."""
-
 def sample_consumer_lag(app: faust.App) -> dict[tuple[str, int], int]:
     """Set ``telltale_consumer_lag_messages`` for every source-topic partition assigned.
 
@@ -148,10 +142,11 @@ async def refresh_portfolio(
 
 def register(app: faust.App, settings: Settings,
              source: PortfolioSource | None = None) -> None:
-    """Declare the sampling timers on ``app``; ``source`` defaults to the Redis read model
-    of ``settings`` (opened on the first refresh)."""
+    """Declare the sampling timers on ``app``, both every ``settings.metrics_interval``
+    seconds; ``source`` defaults to the Redis read model of ``settings`` (opened on the
+    first refresh)."""
 
-    @app.timer(interval=LAG_SAMPLE_INTERVAL_SECONDS, name="telltale.sample_lag")
+    @app.timer(interval=settings.metrics_interval, name="telltale.sample_lag")
     async def sample_worker_state() -> None:
         try:
             sample_consumer_lag(app)
@@ -163,7 +158,7 @@ def register(app: faust.App, settings: Settings,
     configured = workspaces_of(settings)
     sources: list[PortfolioSource] = [source] if source is not None else []
 
-    @app.timer(interval=PORTFOLIO_REFRESH_SECONDS, name="telltale.refresh_portfolio")
+    @app.timer(interval=settings.metrics_interval, name="telltale.refresh_portfolio")
     async def refresh_portfolio_snapshot() -> None:
         if not sources:
             from state.readmodel import ReadModel  # Redis is only needed for this gauge

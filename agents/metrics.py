@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -41,6 +42,12 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    import faust
+    import faust.web
+
+    from agents.settings import Settings
 
 __all__ = [
     "ACTIVE_SIGNALS_NAME",
@@ -68,6 +75,7 @@ __all__ = [
     "PortfolioSnapshot",
     "exposition",
     "metric_names",
+    "register",
 ]
 
 # The `_created` series double the number of series and the text format Prometheus scrapes
@@ -321,3 +329,18 @@ def metric_names(registry: CollectorRegistry = REGISTRY) -> set[str]:
             names.add(family.name + "_info")
         names.update(sample.name for sample in family.samples)
     return names
+
+
+def register(app: faust.App, settings: Settings) -> None:
+    """Serve ``/metrics`` on the worker's web server and start the samplers of
+    ``agents/lag.py`` (consumer lag, table keys, recovery, portfolio snapshot)."""
+    from agents import lag
+
+    @app.page("/metrics")
+    async def serve_metrics(view: faust.web.View,
+                            request: faust.web.Request) -> faust.web.Response:
+        body, content_type = exposition()
+        # aiohttp refuses a charset inside content_type=, so the header is set whole.
+        return view.bytes(body, headers={"Content-Type": content_type})
+
+    lag.register(app, settings)
