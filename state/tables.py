@@ -1,0 +1,334 @@
+"""The score agent's RocksDB state: one changelogged Faust table, raw bytes in and out.
+
+Why one table and not one per record kind: every record that one by-account message
+changes (the account, its users, its due-index entries, the partition clock) must reach
+the changelog *in the order it was written*, so that a record saying "source offset N was
+applied" is never in the changelog without the user records and due entries that offset
+produced. Kafka orders records only within one partition of one topic; two tables would
+mean two changelog topics and no order between them. So the kinds share one table and are
+told apart by a one-byte key prefix:
+
+- ``a`` account record   ``a␟workspace␟account``         → :class:`AccountRecord` bytes
+- ``u`` user record      ``u␟workspace␟account␟user``    → the core's ``UserState`` bytes
+- ``d`` due-index entry  ``d␟<due, 12 digits>␟workspace␟account`` → empty
+- ``c`` partition clock  ``c␟<partition>``               → :class:`PartitionClock` bytes
+
+(␟ is the ASCII unit separator, 0x1F, which ids never contain in practice; ids that do are
+rejected by :func:`_part`.)
+
+Every key is written while the agent processes a message of the by-account topic, so Faust
+puts it in the RocksDB store and changelog partition of *that* message: a user key lives in
+the same partition as its account, and the due index of partition ``p`` is a range of keys
+in ``p``'s own RocksDB, which the agent scans in key order (:func:`due_entries`) — the cost
+of a tick grows with what is due, never with the number of accounts.
+
+Values are bytes end to end (``raw`` serialisers): Faust's JSON codec never runs.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:
+    import faust
+
+    from agents.settings import Settings
+
+SEP = b"\x1f"
+ACCOUNT = b"a"
+USER = b"u"
+DUE = b"d"
+CLOCK = b"c"
+
+STATE_TABLE = "health-state"
+#: Largest due time the due index can hold (12 decimal digits of epoch seconds).
+_MAX_DUE = 999_999_999_999
+#: RocksDB write buffers kept per partition DB (Faust's default is 3 of 64 MiB each).
+WRITE_BUFFERS_PER_DB = 2
+
+
+class StateKeyError(ValueError):
+    """An id that cannot be part of a state key (empty, or holds the separator)."""
+
+
+def _part(value: str) -> bytes:
+    raw = value.encode()
+    if not raw or SEP in raw:
+        raise StateKeyError(f"id {value!r} is empty or contains 0x1F")
+    return raw
+
+
+def account_key(workspace: str, account_id: str) -> bytes:
+    return ACCOUNT + SEP + _part(workspace) + SEP + _part(account_id)
+
+
+def user_key(workspace: str, account_id: str, user_id: str) -> bytes:
+    return USER + SEP + _part(workspace) + SEP + _part(account_id) + SEP + _part(user_id)
+
+
+def due_key(due: int, workspace: str, account_id: str) -> bytes:
+    return DUE + SEP + b"%012d" % due + SEP + _part(workspace) + SEP + _part(account_id)
+
+
+def clock_key(partition: int) -> bytes:
+    return CLOCK + SEP + b"%d" % partition
+
+
+def due_second(due: float) -> int:
+    """Due times are kept in whole seconds, rounded up (never re-evaluate early)."""
+    return min(max(0, math.ceil(due)), _MAX_DUE)
+
+
+def parse_due_key(key: bytes) -> tuple[int, str, str]:
+    """``due_key`` → (due second, workspace, account id)."""
+    _, due, workspace, account = key.split(SEP, 3)
+    return int(due), workspace.decode(), account.decode()
+
+
+def key_kind(key: bytes) -> bytes:
+    return key[:1]
+
+
+# ------------------------------------------------------------------------- records
+
+_HEADER = struct.Struct(">I")
+
+
+def _frame(blobs: list[bytes]) -> bytes:
+    return b"".join(_HEADER.pack(len(b)) + b for b in blobs)
+
+
+def _unframe(raw: bytes, count: int, pos: int) -> tuple[list[bytes], int]:
+    blobs = []
+    for _ in range(count):
+        (size,) = _HEADER.unpack_from(raw, pos)
+        pos += 4
+        blobs.append(bytes(raw[pos : pos + size]))
+        pos += size
+    return blobs, pos
+
+
+@dataclass(slots=True)
+class AccountRecord:
+    """What the table keeps per account, around the core's ``AccountState`` bytes.
+
+    The account record is the commit point of a message: it is written *before* the user
+    records the same message changes, and carries them (``redo``), so that whatever prefix
+    of a message's writes survived a crash, the state can be completed without applying
+    the message twice.
+
+    - ``applied``: by-account offset (in this account's partition) of the last message
+      applied to the account; a message at or below it is a redelivery, never re-applied.
+    - ``due``: second at which the account must be re-evaluated if nothing arrives (its
+      due-index entry), ``None`` for never.
+    - ``redo``: (user id, ``UserState`` bytes) written by the message at ``applied``;
+      re-written on redelivery, since those user records may not have reached the
+      changelog before the crash.
+    - ``outbox``: for recent source offsets that produced health changes, the encoded
+      changes, so a redelivery re-sends exactly those (ids are deterministic; consumers
+      dedup by id) instead of losing them when the crash came before the producer flushed.
+      Entries below the partition's committed offset are pruned.
+    """
+
+    state: bytes
+    applied: int = -1
+    due: int | None = None
+    redo: list[tuple[str, bytes]] = field(default_factory=list)
+    outbox: list[tuple[int, list[bytes]]] = field(default_factory=list)
+
+    def to_bytes(self) -> bytes:
+        header = orjson.dumps(
+            {
+                "o": self.applied,
+                "d": self.due,
+                "r": [user_id for user_id, _ in self.redo],
+                "x": [[offset, len(changes)] for offset, changes in self.outbox],
+            }
+        )
+        blobs = [header, self.state]
+        blobs.extend(user for _, user in self.redo)
+        for _, changes in self.outbox:
+            blobs.extend(changes)
+        return _frame(blobs)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> AccountRecord:
+        (header_raw, state), pos = _unframe(raw, 2, 0)
+        header: dict[str, Any] = orjson.loads(header_raw)
+        user_ids: list[str] = header["r"]
+        users, pos = _unframe(raw, len(user_ids), pos)
+        outbox: list[tuple[int, list[bytes]]] = []
+        for offset, count in header["x"]:
+            changes, pos = _unframe(raw, count, pos)
+            outbox.append((int(offset), changes))
+        return cls(
+            state=state,
+            applied=int(header["o"]),
+            due=header["d"],
+            redo=list(zip(user_ids, users, strict=True)),
+            outbox=outbox,
+        )
+
+    def outbox_for(self, offset: int) -> list[bytes]:
+        for entry_offset, changes in self.outbox:
+            if entry_offset == offset:
+                return changes
+        return []
+
+
+@dataclass(slots=True)
+class PartitionClock:
+    """Event-time clock of one by-account partition, written last for every message.
+
+    ``now`` is the newest time seen (epoch seconds): event timestamps and tick times, and
+    in live mode never behind the wall clock. It only moves forward. ``offset`` is the last
+    source offset processed in the partition. ``recent`` lists, for recent offsets, the
+    accounts that the due index re-evaluated with effects (health changes or user writes),
+    so a redelivery of such an offset can re-send and re-write them; entries below the
+    committed offset are pruned.
+    """
+
+    now: float = 0.0
+    offset: int = -1
+    recent: list[tuple[int, list[tuple[str, str]]]] = field(default_factory=list)
+
+    def to_bytes(self) -> bytes:
+        return orjson.dumps([self.now, self.offset, self.recent])
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> PartitionClock:
+        now, offset, recent = orjson.loads(raw)
+        return cls(
+            float(now),
+            int(offset),
+            [(int(o), [(ws, acc) for ws, acc in accounts]) for o, accounts in recent],
+        )
+
+    def recent_for(self, offset: int) -> list[tuple[str, str]]:
+        for entry_offset, accounts in self.recent:
+            if entry_offset == offset:
+                return accounts
+        return []
+
+
+# ------------------------------------------------------------------------- Faust table
+
+
+def rocksdb_options(settings: Settings) -> dict[str, Any]:
+    """Per-partition RocksDB sizes from settings (Faust's defaults: 2 GiB block cache and
+    3 × 64 MiB write buffers per partition DB, far too much at 8+ partitions)."""
+    mib = 1024 * 1024
+    return {
+        "driver": "rocksdict",
+        "block_cache_size": settings.rocksdb_block_cache_mb * mib,
+        "block_cache_compressed_size": settings.rocksdb_block_cache_mb * mib,
+        "write_buffer_size": settings.rocksdb_write_buffer_mb * mib,
+        "max_write_buffer_number": WRITE_BUFFERS_PER_DB,
+    }
+
+
+def raw_schema() -> faust.Schema:
+    import faust
+
+    return faust.Schema(
+        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+
+
+def define_state_table(app: faust.App, settings: Settings) -> faust.Table:
+    """The health-state table, co-partitioned with the by-account topic."""
+    return app.Table(
+        STATE_TABLE,
+        schema=raw_schema(),
+        partitions=settings.partitions,
+        options=rocksdb_options(settings),
+        help="Account, user, due-index and clock records of the score agent",
+    )
+
+
+def partition_db(table: faust.Table, partition: int) -> Any:
+    """The RocksDB (rocksdict ``Rdict``) of one table partition on this worker.
+
+    Reads only: every write goes through the table so it reaches the changelog.
+    """
+    return table.data._db_for_partition(partition)  # type: ignore[attr-defined]
+
+
+def due_entries(db: Any, until: int) -> Iterator[tuple[bytes, int, str, str]]:
+    """Due-index entries of one partition DB with due second ≤ ``until``, oldest first:
+    (key, due second, workspace, account id). A key-ordered range scan."""
+    start = DUE + SEP
+    stop = DUE + SEP + b"%012d" % (until + 1)
+    it = db.iter()
+    it.seek(start)
+    while it.valid():
+        key = bytes(it.key())
+        if key >= stop:
+            break
+        due, workspace, account = parse_due_key(key)
+        yield key, due, workspace, account
+        it.next()
+
+
+def first_due(db: Any) -> int | None:
+    """Earliest due second in one partition DB, ``None`` when nothing is due."""
+    it = db.iter()
+    it.seek(DUE + SEP)
+    if it.valid():
+        key = bytes(it.key())
+        if key.startswith(DUE + SEP):
+            return parse_due_key(key)[0]
+    return None
+
+
+def count_keys(db: Any) -> dict[str, int]:
+    """Keys per record kind in one partition DB (RocksDB scan; for gauges and tests)."""
+    counts = {"account": 0, "user": 0, "due": 0}
+    names = {ACCOUNT: "account", USER: "user", DUE: "due"}
+    for key in db.keys():  # noqa: SIM118 - Rdict.keys() is a key-only scan
+        name = names.get(bytes(key[:1]))
+        if name is not None:
+            counts[name] += 1
+    return counts
+
+
+# ------------------------------------------------------------------------- local state
+
+
+def _clean_marker(tabledir: Path) -> Path:
+    return tabledir / f"{STATE_TABLE}.clean"
+
+
+def discard_unclean_local_state(tabledir: Path) -> bool:
+    """Delete this table's local RocksDB unless the last worker left it cleanly.
+
+    Faust writes RocksDB first and the changelog afterwards, asynchronously: after a
+    ``kill -9`` the local DB may hold writes the changelog never got, and Faust would keep
+    them while the changelog (and every other replica) lacks them. The changelog is the
+    record, so local state is only trusted after a clean shutdown (which flushes the
+    producer and leaves a marker); otherwise it is rebuilt from the changelog. Returns True
+    when something was discarded. Removes the marker: a running worker is never "clean".
+    """
+    marker = _clean_marker(tabledir)
+    was_clean = marker.exists()
+    marker.unlink(missing_ok=True)
+    paths = [*tabledir.glob(f"{STATE_TABLE}-*.db"), *tabledir.glob(f"{STATE_TABLE}-backups")]
+    if was_clean or not paths:
+        return False
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
+    return True
+
+
+def mark_clean(tabledir: Path) -> None:
+    """Record that the local state equals the changelog (call after the final flush)."""
+    if tabledir.is_dir():
+        _clean_marker(tabledir).touch()
