@@ -57,6 +57,9 @@ class Settings:
         15.0, "Seconds between samples of consumer lag, table sizes, recovery and portfolio"
     )
     slack_webhook_url: str | None = _setting(None, "Default Slack incoming-webhook URL")
+    notifications_config: Path | None = _setting(
+        None, "Notifications TOML (Slack channels, webhooks, CRM, routing rules, digest)"
+    )
 
     @property
     def topics(self) -> TopicNames:
