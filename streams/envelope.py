@@ -187,3 +187,12 @@ def _optional_dict(wire: Mapping[str, Any], field: str) -> dict[str, Any]:
     if isinstance(value, dict):
         return value
     raise EnvelopeError("bad_event", f"{field} must be an object")
+
+
+def kafka_key(workspace: str, key: str) -> bytes:
+    """The Kafka message key for ``key`` (a user, anonymous or account id) of a workspace.
+
+    Every producer of the events and by-account topics uses this one function, so that
+    all messages of one user (or account) land in one partition, next to its table rows.
+    """
+    return f"{workspace}|{key}".encode()
