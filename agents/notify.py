@@ -1,0 +1,260 @@
+"""The notify agent: health changes in; the read model, Slack, webhooks and CRMs out.
+
+For each change on the health-changes topic, in order:
+
+1. fold it into the Redis read model (idempotent: older or repeated changes are no-ops);
+2. claim its id with ``SET NX`` (``{prefix}:notify:seen:{id}``, kept 30 days): a change
+   that was already claimed is a redelivery and notifies nobody again;
+3. route it through the playbook rules (``agents/sinks/routing.py``), skip Slack channels
+   whose cooldown for that account and signal is running, and *submit* one delivery per
+   destination to the dispatcher's bounded queues, which send, retry and dead-letter on
+   their own (``agents/sinks/dispatch.py``). The agent never waits on a destination.
+
+A message that is not a valid health change is written to the deliveries dead-letter
+topic with the reason and counted; the stream goes on. A timer sends the daily digest
+at the configured hour of each workspace, once per day across all workers.
+
+``rebuild(settings)`` (``telltale rebuild-read-model``) clears the read model and folds
+in the whole topic from the beginning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import orjson
+
+from agents import metrics
+from agents.settings import Settings
+from agents.sinks import slack, webhooks
+from agents.sinks.cooldown import Cooldown
+from agents.sinks.crm import HubSpotSync, SalesforceSync
+from agents.sinks.dispatch import Dispatcher, Job
+from agents.sinks.routing import NotificationConfig
+from state.readmodel import ChangeError, ReadModel
+
+log = logging.getLogger(__name__)
+
+SEEN_TTL_SECONDS = 30 * 86_400
+"""How long a change id is remembered for deduplication (seconds)."""
+
+DIGEST_CHECK_SECONDS = 60.0
+DIGEST_SIZE = 50
+
+
+class Notifier:
+    """Everything the agent does for one message, usable without Faust (tests, tools)."""
+
+    def __init__(self, settings: Settings, config: NotificationConfig, readmodel: ReadModel,
+                 dead_letter: Callable[[dict[str, Any]], Awaitable[None]],
+                 *, salesforce_session: Any = None) -> None:
+        self.settings = settings
+        self.config = config
+        self.readmodel = readmodel
+        self.redis = readmodel.redis
+        self.prefix = settings.topic_prefix
+        self.cooldown = Cooldown(self.redis, self.prefix, config.cooldown_seconds)
+        self._dead_letter = dead_letter
+        self._session: aiohttp.ClientSession | None = None
+        self.hubspot = (HubSpotSync(config.hubspot.access_token, config.hubspot.host)
+                        if config.hubspot else None)
+        self.salesforce = (SalesforceSync(config.salesforce.instance_url,
+                                          config.salesforce.session_id,
+                                          config.salesforce.version, salesforce_session)
+                           if config.salesforce else None)
+        self.dispatcher = Dispatcher(
+            self._send, dead_letter, max_attempts=config.max_attempts,
+            backoff_seconds=config.backoff_seconds,
+            max_backoff_seconds=config.max_backoff_seconds, queue_size=config.queue_size)
+
+    # ------------------------------------------------------------------ one change
+
+    async def handle(self, raw: bytes | Mapping[str, Any]) -> str:
+        """Process one message; returns "notified", "duplicate", "stale" or "invalid"."""
+        try:
+            change = orjson.loads(raw) if isinstance(raw, bytes | bytearray | str) else dict(raw)
+            if not isinstance(change, dict) or not change.get("id"):
+                raise ChangeError("not a health change object with an id")
+            applied = await self.readmodel.apply(change)
+        except (orjson.JSONDecodeError, ChangeError) as exc:
+            await self._reject(raw, str(exc))
+            return "invalid"
+        metrics.DELIVERIES.labels(destination="readmodel",
+                                  outcome="sent" if applied else "skipped").inc()
+        seen = f"{self.prefix}:notify:seen:{change['id']}"
+        if not await self.redis.set(seen, b"1", nx=True, ex=SEEN_TTL_SECONDS):
+            return "duplicate"
+        for destination in self.config.route(change):
+            if destination.startswith("slack:") and not await self.cooldown.claim(
+                    change, destination):
+                metrics.DELIVERIES.labels(destination="slack", outcome="skipped").inc()
+                continue
+            self.dispatcher.submit(Job(destination, "change", change, str(change["id"])))
+        return "notified" if applied else "stale"
+
+    async def _reject(self, raw: bytes | Mapping[str, Any], reason: str) -> None:
+        metrics.DELIVERIES.labels(destination="readmodel", outcome="dead_lettered").inc()
+        if isinstance(raw, bytes | bytearray):
+            payload = raw.decode("utf-8", "replace")[:10_000]
+        else:
+            payload = str(raw)[:10_000]
+        log.warning("invalid health change dead-lettered: %s", reason)
+        await self._dead_letter({
+            "v": 1, "destination": "readmodel", "kind": "change", "ref": None,
+            "reason": f"invalid health change: {reason}", "attempts": 0,
+            "failed_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "raw": payload,
+        })
+
+    # ------------------------------------------------------------------ sending
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def _send(self, job: Job) -> None:
+        kind, _, name = job.destination.partition(":")
+        if kind == "slack":
+            url = self.config.slack_channels[name]
+            payload = (_slack_body(job.body) if job.kind == "digest"
+                       else slack.change_message(job.body, self.settings.public_url))
+            await slack.post(self.session, url, payload)
+        elif kind == "webhook":
+            target = self.config.webhooks[name]
+            await webhooks.post(self.session, target.url, target.secret,
+                                orjson.dumps(job.body), job.ref, time.time())
+        elif kind == "hubspot" and self.hubspot is not None:
+            if not await self.hubspot.send(job.body):
+                metrics.DELIVERIES.labels(destination="hubspot", outcome="skipped").inc()
+        elif kind == "salesforce" and self.salesforce is not None:
+            if not await self.salesforce.send(job.body):
+                metrics.DELIVERIES.labels(destination="salesforce", outcome="skipped").inc()
+        else:
+            raise ValueError(f"no such destination {job.destination!r}")
+
+    # ------------------------------------------------------------------ digest
+
+    async def send_digests(self, now: datetime | None = None) -> list[str]:
+        """Queue today's digest for every workspace whose digest hour it is and that has
+        not had it today (claimed in Redis, so one worker sends it). Returns those
+        workspaces."""
+        channel = self.config.digest_channel
+        if not channel or channel not in self.config.slack_channels:
+            return []
+        now = now or datetime.now(UTC)
+        sent: list[str] = []
+        for workspace in await self.readmodel.workspaces():
+            if now.hour != self.config.digest_hour_for(workspace):
+                continue
+            key = f"{self.prefix}:notify:digest:{workspace}:{now.date().isoformat()}"
+            if not await self.redis.set(key, b"1", nx=True, ex=2 * 86_400):
+                continue
+            accounts = await self.readmodel.attention(workspace, DIGEST_SIZE)
+            body = slack.digest_message(workspace, accounts, self.settings.public_url)
+            body = {**body, "workspace": workspace}
+            self.dispatcher.submit(Job(f"slack:{channel}", "digest", body, key))
+            sent.append(workspace)
+        return sent
+
+    async def close(self) -> None:
+        await self.dispatcher.close()
+        if self._session is not None:
+            await self._session.close()
+
+
+def _slack_body(job_body: Mapping[str, Any]) -> dict[str, Any]:
+    """A queued digest carries its workspace for dead letters; Slack gets the rest."""
+    return {k: v for k, v in job_body.items() if k != "workspace"}
+
+
+def register(app: Any, settings: Settings, *, config: NotificationConfig | None = None,
+             salesforce_session: Any = None) -> None:
+    """Declare the notify agent, its dead-letter topic and the digest timer on ``app``."""
+    config = config or NotificationConfig.load(settings.notifications_config,
+                                               settings.slack_webhook_url)
+    changes = app.topic(settings.topics.health_changes, key_type=bytes, value_type=bytes,
+                        key_serializer="raw", value_serializer="raw")
+    dlq = app.topic(settings.topics.deliveries_dlq, key_type=bytes, value_type=bytes,
+                    key_serializer="raw", value_serializer="raw")
+    holder: dict[str, Notifier] = {}
+
+    async def dead_letter(record: dict[str, Any]) -> None:
+        key = str(record.get("account_id") or record.get("ref") or "").encode()
+        await dlq.send(key=key, value=orjson.dumps(record))
+
+    def notifier() -> Notifier:
+        if "n" not in holder:
+            holder["n"] = Notifier(settings, config, ReadModel.from_settings(settings),
+                                   dead_letter, salesforce_session=salesforce_session)
+        return holder["n"]
+
+    @app.agent(changes, name="telltale.notify")
+    async def notify(stream: Any) -> Any:
+        async for raw in stream:
+            await notifier().handle(raw)
+            metrics.MESSAGES_PROCESSED.labels(agent="notify").inc()
+
+    @app.timer(interval=DIGEST_CHECK_SECONDS, name="telltale.daily_digest")
+    async def daily_digest() -> None:
+        try:
+            await notifier().send_digests()
+        except Exception:  # Redis hiccup: try again at the next check
+            log.warning("daily digest check failed", exc_info=True)
+
+    @app.on_before_shutdown.connect
+    async def close_notifier(sender: Any, **kwargs: Any) -> None:
+        if "n" in holder:
+            await holder.pop("n").close()
+
+    app.telltale_notifier = notifier  # the API and tests reach the live notifier here
+
+
+async def rebuild(settings: Settings, *, timeout: float = 600.0) -> int:
+    """Clear the read model and fold in the health-changes topic from its first offset
+    up to the end offsets seen at start. Returns the number of changes applied."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    readmodel = ReadModel.from_settings(settings)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    applied = 0
+    await consumer.start()
+    try:
+        topic = settings.topics.health_changes
+        partitions = await consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        await readmodel.clear()
+        if not tps:
+            return 0
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        async with asyncio.timeout(timeout):
+            while remaining:
+                batches = await consumer.getmany(*remaining, timeout_ms=1000)
+                for tp, records in batches.items():
+                    for record in records:
+                        if record.offset >= ends[tp]:
+                            break
+                        try:
+                            change = orjson.loads(record.value or b"null")
+                            if isinstance(change, dict) and await readmodel.apply(change):
+                                applied += 1
+                        except (orjson.JSONDecodeError, ChangeError):
+                            log.warning("rebuild skipped an invalid record at %s:%d",
+                                        tp, record.offset)
+                for tp in list(remaining):
+                    if await consumer.position(tp) >= ends[tp]:
+                        remaining.discard(tp)
+    finally:
+        await consumer.stop()
+        await readmodel.close()
+    return applied

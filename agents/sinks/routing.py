@@ -1,0 +1,316 @@
+"""Notification configuration: destinations, playbook rules that route changes to them,
+cooldown and the daily digest. One TOML file (``TELLTALE_NOTIFICATIONS_CONFIG``), checked
+at start-up; without a file the defaults below apply.
+
+Format::
+
+    [slack.channels.cs-alerts]            # named Slack incoming webhooks
+    webhook_url = "https://hooks.slack.com/services/T000/B000/XXXX"
+    [slack.channels.enterprise]
+    webhook_url = "https://hooks.slack.com/services/T000/B001/YYYY"
+
+    [[webhooks]]                          # signed JSON POSTs (see webhooks.py)
+    name = "ops"
+    url = "https://ops.example.com/telltale"
+    secret = "change-me"
+    every_change = true                   # default; false = only where a rule sends it
+
+    [hubspot]                             # written on every change by default
+    access_token = "pat-..."
+    [salesforce]
+    instance_url = "https://example.my.salesforce.com"
+    session_id = "00D..."                 # OAuth access token
+    version = "59.0"
+
+    [delivery]
+    cooldown_hours = 24                   # per account + signal + destination
+    max_attempts = 8                      # then dead-lettered
+    backoff_seconds = 1.0                 # doubled per attempt, with jitter
+    max_backoff_seconds = 300.0
+    queue_size = 10000                    # per destination; full = dead-lettered
+
+    [digest]
+    channel = "cs-alerts"                 # Slack channel name; omit to turn off
+    hour = 8                              # UTC hour
+    workspaces = { acme = 13 }            # per-workspace hour overrides
+
+    [[rules]]                             # evaluated in order; every match adds its `to`
+    name = "Enterprise renewals at risk"  # fields left out match anything; lists match any
+    reasons = ["forecast_changed"]        # of: reasons, signals (glob patterns on the
+    forecasts = ["at_risk"]               # type of a signal that just started),
+    segments = ["enterprise"]             # severities, bands, forecasts, lifecycles,
+    min_arr = 50000                       # segments, owners, workspaces; min_arr,
+    to = ["slack:enterprise"]             # max_score. final = true stops evaluation.
+    final = true
+
+Destinations are ``slack:<channel>``, ``webhook:<name>``, ``hubspot``, ``salesforce``.
+With no ``[[rules]]`` the default playbooks (:data:`DEFAULT_PLAYBOOKS`) send to the
+``default`` Slack channel, which is ``TELLTALE_SLACK_WEBHOOK_URL`` when set.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class NotificationConfigError(ValueError):
+    """The notifications file is invalid; the message lists every problem."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A playbook trigger: which changes (every given condition must hold) go where."""
+
+    name: str
+    to: tuple[str, ...]
+    reasons: tuple[str, ...] = ()
+    signals: tuple[str, ...] = ()
+    severities: tuple[str, ...] = ()
+    bands: tuple[str, ...] = ()
+    forecasts: tuple[str, ...] = ()
+    lifecycles: tuple[str, ...] = ()
+    segments: tuple[str, ...] = ()
+    owners: tuple[str, ...] = ()
+    workspaces: tuple[str, ...] = ()
+    min_arr: float | None = None
+    max_score: int | None = None
+    final: bool = False
+
+    def matches(self, change: Mapping[str, Any]) -> bool:
+        current = change.get("current") or {}
+        started = change.get("signals_started") or []
+        if self.reasons and not set(self.reasons) & set(change.get("reasons") or []):
+            return False
+        if self.signals and not any(
+            fnmatch.fnmatchcase(str(s.get("type")), pattern)
+            for s in started for pattern in self.signals
+        ):
+            return False
+        if self.severities and not any(s.get("severity") in self.severities for s in started):
+            return False
+        checks = (
+            (self.bands, current.get("band")),
+            (self.forecasts, current.get("forecast")),
+            (self.lifecycles, current.get("lifecycle")),
+            (self.segments, change.get("segment")),
+            (self.owners, change.get("owner")),
+            (self.workspaces, change.get("workspace")),
+        )
+        if any(allowed and value not in allowed for allowed, value in checks):
+            return False
+        if self.min_arr is not None and float(change.get("arr") or 0.0) < self.min_arr:
+            return False
+        return not (self.max_score is not None
+                    and int(current.get("score") or 0) > self.max_score)
+
+
+def _playbook(name: str, **conditions: list[str]) -> Rule:
+    fields: dict[str, Any] = {k: tuple(v) for k, v in conditions.items()}
+    return Rule(name=name, to=("slack:default",), **fields)
+
+
+DEFAULT_PLAYBOOKS: tuple[Rule, ...] = (
+    # The playbook triggers of the product design, matched on the signal that started.
+    _playbook("User inactive 10 or 14 days", signals=["user_inactive*", "inactive_user*"]),
+    _playbook("Power user gone quiet", signals=["*power_user*", "*champion*"]),
+    _playbook("Onboarding milestone missed", signals=["*milestone*"]),
+    _playbook("NPS detractor", signals=["*nps*", "*detractor*"]),
+    _playbook("Support tickets piling up", signals=["*ticket*", "*csat*"]),
+    _playbook("Payment or plan risk", signals=["*payment*", "*downgrade*", "*seat_reduc*",
+                                               "*cancel*"]),
+    _playbook("Health fell below 70", reasons=["band_changed"], bands=["watch", "at_risk"]),
+    _playbook("Renewal forecast at risk", reasons=["forecast_changed"], forecasts=["at_risk"]),
+    _playbook("Account lost", reasons=["lifecycle_changed"], lifecycles=["churned"]),
+    _playbook("Upsell signal", severities=["expansion"]),
+)
+
+_LIST_FIELDS = ("reasons", "signals", "severities", "bands", "forecasts", "lifecycles",
+                "segments", "owners", "workspaces")
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookTarget:
+    name: str
+    url: str
+    secret: str
+    every_change: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class HubSpotTarget:
+    access_token: str
+    host: str | None = None
+    every_change: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SalesforceTarget:
+    instance_url: str
+    session_id: str
+    version: str = "59.0"
+    every_change: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationConfig:
+    slack_channels: Mapping[str, str] = field(default_factory=dict)
+    webhooks: Mapping[str, WebhookTarget] = field(default_factory=dict)
+    hubspot: HubSpotTarget | None = None
+    salesforce: SalesforceTarget | None = None
+    rules: tuple[Rule, ...] = DEFAULT_PLAYBOOKS
+    cooldown_seconds: float = 24 * 3600.0
+    max_attempts: int = 8
+    backoff_seconds: float = 1.0
+    max_backoff_seconds: float = 300.0
+    queue_size: int = 10_000
+    digest_channel: str | None = "default"
+    digest_hour: int = 8
+    digest_hours: Mapping[str, int] = field(default_factory=dict)
+
+    def destinations(self) -> list[str]:
+        names = [f"slack:{c}" for c in self.slack_channels]
+        names += [f"webhook:{w}" for w in self.webhooks]
+        names += [n for n, t in (("hubspot", self.hubspot), ("salesforce", self.salesforce))
+                  if t is not None]
+        return names
+
+    def route(self, change: Mapping[str, Any]) -> dict[str, list[str]]:
+        """Destination → names of the rules that sent the change there (in rule order);
+        destinations taking every change are listed under ``"every change"``."""
+        routed: dict[str, list[str]] = {}
+        for rule in self.rules:
+            if not rule.matches(change):
+                continue
+            for dest in rule.to:
+                routed.setdefault(dest, []).append(rule.name)
+            if rule.final:
+                break
+        always = [f"webhook:{w.name}" for w in self.webhooks.values() if w.every_change]
+        always += [n for n, t in (("hubspot", self.hubspot), ("salesforce", self.salesforce))
+                   if t is not None and t.every_change]
+        for dest in always:
+            routed.setdefault(dest, []).append("every change")
+        known = set(self.destinations())
+        return {d: r for d, r in routed.items() if d in known}
+
+    def digest_hour_for(self, workspace: str) -> int:
+        return self.digest_hours.get(workspace, self.digest_hour)
+
+    @classmethod
+    def load(cls, path: Path | None, slack_webhook_url: str | None = None) -> NotificationConfig:
+        """Read a notifications file (None → defaults). The ``default`` Slack channel is
+        ``slack_webhook_url`` unless the file names its own."""
+        raw: dict[str, Any] = {}
+        if path is not None:
+            try:
+                raw = tomllib.loads(Path(path).read_text())
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise NotificationConfigError(f"cannot read {path}: {exc}") from exc
+        return cls.from_dict(raw, slack_webhook_url)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any],
+                  slack_webhook_url: str | None = None) -> NotificationConfig:
+        problems: list[str] = []
+        channels: dict[str, str] = {}
+        if slack_webhook_url:
+            channels["default"] = slack_webhook_url
+        for name, spec in (raw.get("slack", {}).get("channels", {}) or {}).items():
+            url = spec.get("webhook_url") if isinstance(spec, Mapping) else None
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                problems.append(f"slack.channels.{name}.webhook_url must be an http(s) URL")
+            else:
+                channels[name] = url
+        webhooks: dict[str, WebhookTarget] = {}
+        for i, spec in enumerate(raw.get("webhooks", []) or []):
+            try:
+                target = WebhookTarget(name=str(spec["name"]), url=str(spec["url"]),
+                                       secret=str(spec["secret"]),
+                                       every_change=bool(spec.get("every_change", True)))
+            except (KeyError, TypeError):
+                problems.append(f"webhooks[{i}] needs name, url and secret")
+                continue
+            if not target.url.startswith(("http://", "https://")):
+                problems.append(f"webhooks[{i}].url must be an http(s) URL")
+            webhooks[target.name] = target
+        hubspot = salesforce = None
+        if "hubspot" in raw:
+            spec = raw["hubspot"]
+            if not spec.get("access_token"):
+                problems.append("hubspot.access_token is required")
+            else:
+                hubspot = HubSpotTarget(str(spec["access_token"]), spec.get("host"),
+                                        bool(spec.get("every_change", True)))
+        if "salesforce" in raw:
+            spec = raw["salesforce"]
+            if not spec.get("instance_url") or not spec.get("session_id"):
+                problems.append("salesforce needs instance_url and session_id")
+            else:
+                salesforce = SalesforceTarget(str(spec["instance_url"]), str(spec["session_id"]),
+                                              str(spec.get("version", "59.0")),
+                                              bool(spec.get("every_change", True)))
+        rules: list[Rule] = []
+        for i, spec in enumerate(raw.get("rules", []) or []):
+            try:
+                rules.append(_rule(spec))
+            except (KeyError, TypeError, ValueError) as exc:
+                problems.append(f"rules[{i}]: {exc}")
+        delivery = raw.get("delivery", {}) or {}
+        digest = raw.get("digest", {}) or {}
+        config = cls(
+            slack_channels=channels, webhooks=webhooks, hubspot=hubspot, salesforce=salesforce,
+            rules=tuple(rules) if "rules" in raw else DEFAULT_PLAYBOOKS,
+            cooldown_seconds=float(delivery.get("cooldown_hours", 24)) * 3600.0,
+            max_attempts=int(delivery.get("max_attempts", 8)),
+            backoff_seconds=float(delivery.get("backoff_seconds", 1.0)),
+            max_backoff_seconds=float(delivery.get("max_backoff_seconds", 300.0)),
+            queue_size=int(delivery.get("queue_size", 10_000)),
+            digest_channel=digest.get("channel", "default"),
+            digest_hour=int(digest.get("hour", 8)),
+            digest_hours={str(k): int(v) for k, v in (digest.get("workspaces") or {}).items()},
+        )
+        known = set(config.destinations())
+        for rule in config.rules:
+            for dest in rule.to:
+                # The default channel may legitimately be absent (no Slack configured).
+                if dest not in known and not (dest == "slack:default" and "rules" not in raw):
+                    problems.append(f"rule {rule.name!r} sends to unknown destination {dest!r}")
+        if config.max_attempts < 1:
+            problems.append("delivery.max_attempts must be at least 1")
+        if config.queue_size < 1:
+            problems.append("delivery.queue_size must be at least 1")
+        hours = [config.digest_hour, *config.digest_hours.values()]
+        if any(not 0 <= h <= 23 for h in hours):
+            problems.append("digest hours must be between 0 and 23")
+        if problems:
+            raise NotificationConfigError("invalid notifications config:\n  "
+                                          + "\n  ".join(problems))
+        return config
+
+
+def _rule(spec: Mapping[str, Any]) -> Rule:
+    unknown = set(spec) - {"name", "to", "final", "min_arr", "max_score", *_LIST_FIELDS}
+    if unknown:
+        raise ValueError(f"unknown fields {sorted(unknown)}")
+    to = spec["to"]
+    if isinstance(to, str):
+        to = [to]
+    lists: dict[str, tuple[str, ...]] = {}
+    for name in _LIST_FIELDS:
+        value = spec.get(name, [])
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, Sequence):
+            raise ValueError(f"{name} must be a list of strings")
+        lists[name] = tuple(str(v) for v in value)
+    return Rule(
+        name=str(spec.get("name", "unnamed rule")), to=tuple(str(t) for t in to),
+        min_arr=None if spec.get("min_arr") is None else float(spec["min_arr"]),
+        max_score=None if spec.get("max_score") is None else int(spec["max_score"]),
+        final=bool(spec.get("final", False)), **lists,
+    )

@@ -1,0 +1,69 @@
+"""Generic webhooks: the health change as JSON, signed so receivers can trust it.
+
+Every request carries
+- ``X-Telltale-Timestamp``: Unix time in seconds when the request was signed,
+- ``X-Telltale-Signature: v1=<hex>``: HMAC-SHA256 with the endpoint's secret over
+  ``"{timestamp}.{body}"`` (body as sent, UTF-8 bytes),
+- ``X-Telltale-Change-Id``: the change id, the same on every retry, so receivers dedup.
+
+Receivers should recompute the signature, compare in constant time, and refuse a
+timestamp older than a few minutes (:func:`verify` does all three).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+
+import aiohttp
+
+from agents.sinks import DeliveryError, status_error
+
+SIGNATURE_VERSION = "v1"
+DEFAULT_TOLERANCE_SECONDS = 300
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """``v1=<hex>`` over ``b"{timestamp}." + body``."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"{SIGNATURE_VERSION}={mac.hexdigest()}"
+
+
+def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float,
+           tolerance: float = DEFAULT_TOLERANCE_SECONDS) -> bool:
+    """Whether a received request was signed with ``secret`` within ``tolerance`` seconds."""
+    try:
+        timestamp = int(headers["X-Telltale-Timestamp"])
+        given = headers["X-Telltale-Signature"]
+    except (KeyError, ValueError):
+        return False
+    if abs(now - timestamp) > tolerance:
+        return False
+    return hmac.compare_digest(sign(secret, timestamp, body), given)
+
+
+def signed_headers(secret: str, timestamp: int, body: bytes, change_id: str) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": "Telltale-Webhooks/1",
+        "X-Telltale-Timestamp": str(timestamp),
+        "X-Telltale-Signature": sign(secret, timestamp, body),
+        "X-Telltale-Change-Id": change_id,
+    }
+
+
+async def post(session: aiohttp.ClientSession, url: str, secret: str, body: bytes,
+               change_id: str, now: float, timeout: float = 10.0) -> None:
+    """POST one signed change; any 2xx is success, else DeliveryError (408/429/5xx and
+    network errors retryable). ``now`` is the signing time in Unix seconds."""
+    headers = signed_headers(secret, int(now), body, change_id)
+    try:
+        async with session.post(url, data=body, headers=headers,
+                                timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+            text = await resp.text()
+            if not 200 <= resp.status < 300:
+                raise status_error("webhook", resp.status, text,
+                                   resp.headers.get("Retry-After"))
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise DeliveryError(f"webhook unreachable: {exc!r}") from exc

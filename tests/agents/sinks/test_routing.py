@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agents.sinks.routing import NotificationConfig, NotificationConfigError
+from tests.fakes.changes import make_change, signal
+
+CONFIG = """
+[slack.channels.cs-alerts]
+webhook_url = "https://hooks.slack.example/T/B/1"
+[slack.channels.enterprise]
+webhook_url = "https://hooks.slack.example/T/B/2"
+
+[[webhooks]]
+name = "ops"
+url = "https://ops.example.com/hook"
+secret = "s"
+
+[[webhooks]]
+name = "finance"
+url = "https://fin.example.com/hook"
+secret = "s"
+every_change = false
+
+[hubspot]
+access_token = "pat"
+
+[delivery]
+cooldown_hours = 6
+max_attempts = 3
+
+[digest]
+channel = "cs-alerts"
+hour = 9
+workspaces = { acme = 14 }
+
+[[rules]]
+name = "Big enterprise accounts"
+segments = ["enterprise"]
+min_arr = 50000
+to = ["slack:enterprise"]
+final = true
+
+[[rules]]
+name = "Payment trouble"
+signals = ["payment_*"]
+to = ["slack:cs-alerts", "webhook:finance"]
+
+[[rules]]
+name = "Riley's accounts falling"
+owners = ["Riley Chen"]
+reasons = ["band_changed", "score_moved"]
+max_score = 69
+to = ["slack:cs-alerts"]
+"""
+
+
+def load(tmp_path: Path, text: str = CONFIG) -> NotificationConfig:
+    path = tmp_path / "notifications.toml"
+    path.write_text(text)
+    return NotificationConfig.load(path)
+
+
+def test_rules_route_by_segment_arr_signal_owner_and_reason(tmp_path: Path) -> None:
+    config = load(tmp_path)
+    assert config.cooldown_seconds == 6 * 3600 and config.max_attempts == 3
+    assert config.digest_hour_for("acme") == 14 and config.digest_hour_for("x") == 9
+    big = make_change(segment="enterprise", arr=90_000.0,
+                      started=[signal("payment_failed", amount=120)])
+    assert config.route(big) == {"slack:enterprise": ["Big enterprise accounts"],
+                                 "webhook:ops": ["every change"], "hubspot": ["every change"]}
+    small = make_change(segment="smb", arr=9_000.0, started=[signal("payment_failed")])
+    assert set(config.route(small)) == {"slack:cs-alerts", "webhook:finance", "webhook:ops",
+                                        "hubspot"}
+    assert config.route(small)["slack:cs-alerts"] == ["Payment trouble",
+                                                      "Riley's accounts falling"]
+    quiet = make_change(owner="Sam Ito", segment="smb", arr=1.0)
+    assert set(config.route(quiet)) == {"webhook:ops", "hubspot"}
+
+
+def test_default_playbooks_go_to_the_default_channel() -> None:
+    config = NotificationConfig.load(None, "https://hooks.slack.example/default")
+    inactive = make_change(score=75, previous_score=76,
+                           started=[signal("power_user_inactive", subject="u1", days=22)])
+    assert config.route(inactive) == {"slack:default": ["Power user gone quiet"]}
+    fell = make_change(score=57, previous_score=72)
+    assert config.route(fell) == {"slack:default": ["Health fell below 70"]}
+    upsell = make_change(score=80, previous_score=80, reasons=["signal_started"],
+                         started=[signal("seat_saturation", severity="expansion")])
+    assert config.route(upsell) == {"slack:default": ["Upsell signal"]}
+    churned = make_change(score=20, previous_score=25, lifecycle="churned",
+                          reasons=["lifecycle_changed"])
+    assert "Account lost" in config.route(churned)["slack:default"]
+    improved = make_change(score=85, previous_score=80, reasons=["score_moved"])
+    assert config.route(improved) == {}
+    assert NotificationConfig.load(None).route(fell) == {}
+
+
+def test_invalid_file_lists_every_problem(tmp_path: Path) -> None:
+    bad = """
+[slack.channels.x]
+webhook_url = "ftp://nope"
+[[webhooks]]
+name = "w"
+[[rules]]
+name = "r"
+colour = "red"
+to = ["slack:x"]
+[[rules]]
+name = "r2"
+to = ["slack:missing"]
+[digest]
+hour = 25
+"""
+    with pytest.raises(NotificationConfigError) as info:
+        load(tmp_path, bad)
+    message = str(info.value)
+    for fragment in ("webhook_url must be an http(s) URL", "webhooks[0] needs name",
+                     "unknown fields ['colour']", "unknown destination 'slack:missing'",
+                     "digest hours"):
+        assert fragment in message
+    with pytest.raises(NotificationConfigError, match="cannot read"):
+        load(tmp_path, "not = [toml")

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import aiohttp
+import pytest
+from slack_sdk.models.blocks import Block
+
+from agents.sinks import DeliveryError, slack
+from tests.fakes.changes import make_change, signal
+from tests.fakes.http import Flaky, RecordingServer
+
+
+def validated(blocks: list[dict]) -> list[dict]:
+    """Round-trip through slack_sdk, which validates every block recursively."""
+    parsed = [Block.parse(b) for b in blocks]
+    assert all(p is not None for p in parsed), "slack_sdk did not recognise a block type"
+    return [p.to_dict() for p in parsed if p is not None]
+
+
+def test_change_message_carries_what_a_csm_acts_on() -> None:
+    change = make_change(started=[signal("power_user_inactive", subject="acme-u0", days=22,
+                                         text="Dana, your main power user, has been "
+                                              "inactive for 22 days")])
+    message = slack.change_message(change, "https://telltale.example.com/")
+    blocks = validated(message["blocks"])
+    text = str(blocks)
+    assert blocks[0]["text"]["text"] == "Acme Corp: health 57 (−15)"
+    assert "Health fell 15 points (72 → 57) because Dana" in blocks[1]["text"]["text"]
+    assert "Watch (was Healthy)" in text and "<@U024BE7LH>" in text
+    assert "Top signals" in text and "inactive for 22 days" in text
+    button = blocks[-1]["elements"][0]
+    assert button["url"] == "https://telltale.example.com/accounts/acme"
+    assert message["text"].startswith("Acme Corp: health 57")
+
+
+def test_long_and_hostile_text_stays_valid() -> None:
+    change = make_change(account_name="<!channel> & " + "X" * 400,
+                         explanation="Tickets <spiked> & " + "y" * 5000, owner_slack_id=None,
+                         owner="A <b>", started=[signal("t", text="z" * 4000)] * 5)
+    blocks = validated(slack.change_message(change, "http://x")["blocks"])
+    assert len(blocks[0]["text"]["text"]) <= 150
+    assert "&lt;spiked&gt; &amp;" in blocks[1]["text"]["text"]
+    assert "A &lt;b&gt;" in str(blocks)
+
+
+def test_digest_counts_and_links_accounts() -> None:
+    docs = [{"account_id": f"a{i}", "account_name": f"Account {i}", "score": 30 + i,
+             "band": "at_risk", "owner": "Riley", "owner_slack_id": None,
+             "explanation": f"reason {i}"} for i in range(12)]
+    message = slack.digest_message("demo", docs[:5], "http://h")
+    blocks = validated(message["blocks"])
+    assert message["text"] == "5 accounts need attention today"
+    assert "<http://h/accounts/a0|Account 0>" in blocks[1]["text"]["text"]
+    assert slack.digest_message("demo", docs[:1], "http://h")["text"] == (
+        "1 account needs attention today")
+    many = slack.digest_message("demo", docs, "http://h")
+    assert "and 2 more" in str(validated(many["blocks"]))
+
+
+async def test_post_classifies_answers() -> None:
+    server = await RecordingServer(Flaky(failures=1, status=429, retry_after="7")).start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(DeliveryError) as info:
+                await slack.post(session, server.url + "/hook", {"text": "hi"})
+            assert info.value.retryable and info.value.retry_after == 7.0
+            await slack.post(session, server.url + "/hook", {"text": "hi"})
+        assert [r.status for r in server.requests] == [429, 200]
+        assert server.requests[1].json() == {"text": "hi"}
+    finally:
+        await server.stop()
+
+
+async def test_post_treats_bad_payload_as_permanent() -> None:
+    server = await RecordingServer(lambda r: (400, {}, b"invalid_blocks")).start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(DeliveryError) as info:
+                await slack.post(session, server.url, {"text": "hi"})
+        assert not info.value.retryable and "invalid_blocks" in info.value.reason
+    finally:
+        await server.stop()
