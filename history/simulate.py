@@ -867,7 +867,7 @@ class _Generator:
         # NPS survey: each active user is asked about once a quarter and a third answer.
         for user in active_users:
             if rng.random() < 0.0035:
-                mean = 1.5 + 8.0 * level if not detractor else 2.5 + 4.0 * level
+                mean = 3.0 + 7.0 * level if not detractor else 2.5 + 4.0 * level
                 score = max(0, min(10, round(rng.gauss(mean, 1.8))))
                 self._track(out, day, self._work_time(), user.user_id, "NPS Submitted",
                             {"score": score}, gid)
