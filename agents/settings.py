@@ -53,6 +53,10 @@ class Settings:
     rocksdb_write_buffer_mb: int = _setting(16, "RocksDB write buffer per partition DB, MiB")
     standby_replicas: int = _setting(1, "Faust standby replicas of each table partition")
     dedup_ttl_seconds: int = _setting(172_800, "How long collector message ids are remembered")
+    resolve_hold_seconds: float = _setting(
+        3600.0, "How long events of a user with no known account wait for a group call")
+    resolve_hold_max_events: int = _setting(
+        500, "Most events held per user with no known account (older ones dead-lettered)")
     metrics_interval: float = _setting(
         15.0, "Seconds between samples of consumer lag, table sizes, recovery and portfolio"
     )
