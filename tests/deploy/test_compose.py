@@ -1,0 +1,192 @@
+"""docker-compose.yml is valid Compose, and everything it names exists in the repository.
+
+No Docker engine runs here, so the file is checked against the Compose Specification's
+JSON schema and against the repository instead of by ``docker compose config``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from agents.settings import ENV_PREFIX, Settings
+from tests.deploy.conftest import REPO, load_schema
+
+COMPOSE = REPO / "docker-compose.yml"
+_INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::?-(?P<default>[^}]*))?\}")
+
+
+def _compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    return loaded
+
+
+def _interpolate(value: str) -> str:
+    """Compose's ``${VAR:-default}`` with nothing set in the environment."""
+    return _INTERPOLATION.sub(lambda m: m["default"] or "", value)
+
+
+def _services() -> dict[str, dict[str, Any]]:
+    services: dict[str, dict[str, Any]] = _compose()["services"]
+    return services
+
+
+def _telltale_services() -> dict[str, dict[str, Any]]:
+    return {name: svc for name, svc in _services().items() if "build" in svc}
+
+
+def _host_ports(service: dict[str, Any]) -> list[str]:
+    ports = []
+    for port in service.get("ports", []):
+        text = str(port["published"]) if isinstance(port, dict) else str(port)
+        parts = text.split(":")
+        if len(parts) > 1:
+            ports.append(parts[-2])
+    return ports
+
+
+def _mount_target(service: dict[str, Any], source: str) -> str:
+    for volume in service.get("volumes", []):
+        parts = volume.split(":")
+        if parts[0] == source:
+            return parts[1]
+    raise AssertionError(f"{source} is not mounted")
+
+
+def test_compose_validates_against_the_compose_spec() -> None:
+    validator = jsonschema.Draft7Validator(load_schema("compose-spec.schema.json"))
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+              for e in validator.iter_errors(_compose())]
+    assert errors == []
+
+
+def test_compose_schema_rejects_a_broken_file() -> None:
+    validator = jsonschema.Draft7Validator(load_schema("compose-spec.schema.json"))
+    broken = _compose()
+    broken["services"]["worker"]["depends_on"] = {"kafka": {"condition": "when_ready"}}
+    broken["services"]["redis"]["restrat"] = "always"
+    assert len(list(validator.iter_errors(broken))) >= 2
+
+
+def test_the_whole_stack_is_there() -> None:
+    services = _services()
+    assert set(services) >= {"kafka", "redis", "worker", "web", "prometheus", "grafana"}
+    assert services["kafka"]["image"] == "apache/kafka:3.9.1"
+    kafka_env = services["kafka"]["environment"]
+    assert "controller" in kafka_env["KAFKA_PROCESS_ROLES"]  # KRaft, no ZooKeeper
+    assert "zookeeper" not in services
+
+
+def test_worker_scales_without_host_port_or_shared_state() -> None:
+    worker = _services()["worker"]
+    # `--scale worker=N` would collide on a fixed host port or a shared RocksDB folder.
+    assert _host_ports(worker) == []
+    assert "container_name" not in worker
+    assert not any(":/var/lib/telltale" in v for v in worker.get("volumes", []))
+
+
+def test_host_ports_are_unique() -> None:
+    published = [port for svc in _services().values() for port in _host_ports(svc)]
+    assert len(published) == len(set(published))
+
+
+def test_build_contexts_and_dockerfiles_exist() -> None:
+    builds = [svc["build"] for svc in _telltale_services().values()]
+    assert builds
+    for build in builds:
+        context = REPO / build["context"]
+        assert context.is_dir(), context
+        dockerfile = context / build.get("dockerfile", "Dockerfile")
+        assert dockerfile.is_file(), dockerfile
+
+
+def test_dockerfile_copies_what_the_package_build_needs() -> None:
+    dockerfile = (REPO / "deploy" / "Dockerfile").read_text(encoding="utf-8")
+    ignored = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
+               if line.strip() and not line.startswith("#")]
+    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    needed = ["pyproject.toml", "README.md", *re.findall(r'"(\w+)\*"', pyproject)]
+    for name in needed:
+        assert not any(fnmatch.fnmatch(name, pattern) for pattern in ignored), name
+    for source in re.findall(r"^COPY (?!--from)(\S+) ", dockerfile, flags=re.MULTILINE):
+        assert (REPO / source).exists(), f"Dockerfile copies missing {source}"
+    assert re.search(r'^CMD \["telltale", "worker"\]', dockerfile, flags=re.MULTILINE)
+    assert "EXPOSE 6066" in dockerfile
+
+
+def test_bind_mounts_exist_and_named_volumes_are_declared() -> None:
+    declared = set(_compose().get("volumes") or {})
+    for name, service in _services().items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith((".", "/")):
+                assert (REPO / source).exists(), f"{name} mounts missing {source}"
+            else:
+                assert source in declared, f"{name} uses undeclared volume {source}"
+
+
+def test_environment_names_real_settings_and_validates() -> None:
+    fields = {env for env, _type, _default, _desc in Settings.describe()}
+    for name, service in _telltale_services().items():
+        environment = {key: _interpolate(str(value))
+                       for key, value in service["environment"].items()}
+        unknown = {key for key in environment if key.startswith(ENV_PREFIX)} - fields
+        assert unknown == set(), f"{name}: not settings: {unknown}"
+        settings = Settings.from_env(environment)
+        assert settings.kafka_bootstrap == "kafka:9092"
+        assert settings.redis_url.startswith("redis://redis:")
+        assert settings.web_host == "0.0.0.0"
+
+
+def test_prometheus_mounts_config_and_rules_where_the_config_expects_them() -> None:
+    prometheus = _services()["prometheus"]
+    config_target = _mount_target(prometheus, "./deploy/prometheus/prometheus.yml")
+    rules_target = _mount_target(prometheus, "./deploy/prometheus/rules")
+    assert f"--config.file={config_target}" in prometheus["command"]
+    config = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
+    for pattern in config["rule_files"]:
+        resolved = PurePosixPath(config_target).parent / pattern
+        assert str(resolved.parent) == rules_target
+        assert list((REPO / "deploy/prometheus").glob(pattern))
+
+
+def test_grafana_provisioning_paths_line_up() -> None:
+    grafana = _services()["grafana"]
+    datasources = _mount_target(grafana, "./deploy/grafana/provisioning/datasources")
+    dashboards_cfg = _mount_target(grafana, "./deploy/grafana/provisioning/dashboards")
+    dashboards = _mount_target(grafana, "./deploy/grafana/dashboards")
+    assert datasources == "/etc/grafana/provisioning/datasources"
+    assert dashboards_cfg == "/etc/grafana/provisioning/dashboards"
+    provider_files = list((REPO / "deploy/grafana/provisioning/dashboards").glob("*.yml"))
+    assert provider_files
+    for path in provider_files:
+        providers = yaml.safe_load(path.read_text())["providers"]
+        assert [p["options"]["path"] for p in providers] == [dashboards]
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home.startswith(dashboards + "/")
+    assert (REPO / "deploy/grafana/dashboards" / Path(home).name).is_file()
+    (source,) = yaml.safe_load(
+        (REPO / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text()
+    )["datasources"]
+    assert source["url"] == "http://prometheus:9090"
+    assert "prometheus" in _services()
+
+
+@pytest.mark.parametrize("service", ["kafka", "redis", "web", "worker", "prometheus",
+                                     "grafana"])
+def test_every_service_has_a_healthcheck(service: str) -> None:
+    check = _services()[service]["healthcheck"]
+    assert check["test"][0] in {"CMD", "CMD-SHELL"}
+
+
+def test_workers_wait_for_healthy_kafka_and_redis() -> None:
+    for name, service in _telltale_services().items():
+        depends = service["depends_on"]
+        assert depends["kafka"]["condition"] == "service_healthy", name
+        assert depends["redis"]["condition"] == "service_healthy", name
