@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from tests.fakes.local_servers import free_port
+from devstack.process import free_port
 
 
 @dataclass

@@ -6,13 +6,12 @@ import pytest
 
 from state.readmodel import HISTORY_LIMIT, ChangeError, ReadModel
 from tests.fakes.changes import DAY, make_change, signal
-from tests.fakes.local_servers import redis_url, unique_prefix  # noqa: F401
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def rm(redis_url: str, unique_prefix: str) -> AsyncIterator[ReadModel]:  # noqa: F811
+async def rm(redis_url: str, unique_prefix: str) -> AsyncIterator[ReadModel]:
     model = ReadModel.from_url(redis_url, unique_prefix)
     yield model
     await model.clear()
