@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -89,8 +88,10 @@ ProcessCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
 GCCollector(registry=REGISTRY)
 
-CONTENT_TYPE = CONTENT_TYPE_LATEST
-"""The Content-Type header value for a ``/metrics`` response."""
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+"""The Content-Type of a ``/metrics`` response: the classic text format that
+``generate_latest`` writes (newer clients label it 1.0.0, which Prometheus 2 and
+promtool do not all know)."""
 
 # Event time → health change spans a network hop, Kafka, two agents and a table write:
 # milliseconds when idle, seconds under backlog, a minute means something is wrong.
