@@ -1,0 +1,279 @@
+"""The backtest report: a terminal summary and a standalone HTML page with SVG charts that
+a CS leader can read without knowing what an AUC is.
+
+:func:`write_html` writes ``index.html`` and its charts (``*.svg``) into one folder; the
+page references the charts by relative path, so the folder can be zipped, mailed or
+served as it is.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from history import plots
+
+MODEL_LABELS = {
+    "score": "Telltale health score",
+    "calibrated": "Calibrated score",
+    "baseline_active_users": "Baseline: active users (30 days)",
+    "baseline_logins": "Baseline: logins (30 days)",
+}
+BAND_LABELS = {"healthy": "Healthy", "watch": "Watch", "at_risk": "At risk"}
+
+
+def _label(model: str) -> str:
+    return MODEL_LABELS.get(model, model.replace("_", " "))
+
+
+def _fmt(value: Any, kind: str = "num") -> str:
+    if value is None:
+        return "–"
+    if kind == "pct":
+        return f"{value:.0%}"
+    if kind == "x":
+        return f"{value:.2f}×"
+    if kind == "usd":
+        sign = "−" if value < 0 else ""
+        return f"{sign}${abs(value):,.0f}"
+    if kind == "auc":
+        return f"{value:.3f}"
+    return f"{value:,.0f}" if isinstance(value, float) else str(value)
+
+
+def terminal_summary(result: dict[str, Any]) -> str:
+    """A few lines per horizon: each model's AUC, top-decile lift, ARR recall, profit."""
+    lines = [
+        f"Backtest of scoring config {result['config_version']!r}: "
+        f"{result['events']:,} events, {result['accounts_with_outcome']:,} accounts with an "
+        f"outcome; replay {result['replay']['events_per_second']:,.0f} events/s",
+    ]
+    params = result["params"]
+    lines.append(
+        f"Profit assumes ${params['intervention_cost']:,.0f} per account contacted, "
+        f"{params['save_rate']:.0%} of contacted churners saved, {params['margin']:.0%} margin."
+    )
+    for h in result["horizons"]:
+        lines.append("")
+        lines.append(
+            f"{h['horizon_days']} days before the outcome: {h['accounts']} accounts, "
+            f"{h['churned']} churned ({h['base_rate']:.1%})"
+        )
+        lines.append(
+            f"  {'model':<36} {'AUC':>6} {'lift@10%':>9} {'prec@10%':>9} "
+            f"{'lift@k':>7} {'ARR caught':>10} {'profit@10%':>12}"
+        )
+        for name, m in h["models"].items():
+            lines.append(
+                f"  {_label(name):<36} {_fmt(m['auc'], 'auc'):>6} "
+                f"{m['top_decile_lift']:>8.2f}× {m['top_decile_precision']:>9.1%} "
+                f"{m['top_k_lift']:>6.2f}× {m['churned_arr_recall_top_decile']:>10.1%} "
+                f"{_fmt(m['profit_top_decile'], 'usd'):>12}"
+            )
+        bands = h.get("bands")
+        if bands:
+            text = ", ".join(
+                f"{BAND_LABELS.get(b['group'], b['group'])} {_fmt(b['churn_rate'], 'pct')} "
+                f"of {b['accounts']}" for b in bands
+            )
+            lines.append(f"  churn by band: {text}")
+    return "\n".join(lines)
+
+
+_CSS = """
+body{font-family:Helvetica,Arial,sans-serif;color:#222;max-width:1180px;margin:24px auto;
+padding:0 20px;line-height:1.45}
+h1{font-size:26px;margin-bottom:4px}h2{font-size:20px;margin-top:36px;border-bottom:1px solid
+#ddd;padding-bottom:4px}h3{font-size:16px;margin:18px 0 6px}
+.sub{color:#666;margin-top:0}
+.cards{display:flex;gap:14px;flex-wrap:wrap;margin:18px 0}
+.card{flex:1 1 200px;border:1px solid #ddd;border-radius:8px;padding:12px 14px;background:#fafafa}
+.card .big{font-size:26px;font-weight:bold}.card .lbl{color:#555;font-size:13px}
+.good{color:#1d7a3e}.bad{color:#b02a2a}
+table{border-collapse:collapse;margin:8px 0 14px;font-size:14px}
+th,td{border-bottom:1px solid #e3e3e3;padding:5px 10px;text-align:right}
+th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}
+.charts{display:flex;flex-wrap:wrap;gap:16px}
+.charts figure{margin:0;flex:0 0 560px}.charts img{width:560px;height:340px;border:1px solid #eee}
+figcaption{font-size:13px;color:#555;max-width:560px}
+.note{background:#f6f8fb;border-left:4px solid #1f5fa8;padding:8px 12px;font-size:14px}
+"""
+
+
+def _model_table(h: dict[str, Any]) -> str:
+    rows = [
+        "<table><tr><th>Ranking</th><th>AUC</th><th>Lift, top 10%</th>"
+        "<th>Churners in top 10%</th><th>Lift, top k</th><th>Churned ARR in top 10%</th>"
+        "<th>Profit, top 10%</th><th>Best profit (share contacted)</th></tr>"
+    ]
+    for name, m in h["models"].items():
+        rows.append(
+            f"<tr><td>{escape(_label(name))}</td><td>{_fmt(m['auc'], 'auc')}</td>"
+            f"<td>{_fmt(m['top_decile_lift'], 'x')}</td>"
+            f"<td>{_fmt(m['top_decile_precision'], 'pct')}</td>"
+            f"<td>{_fmt(m['top_k_lift'], 'x')} (k={m['top_k']})</td>"
+            f"<td>{_fmt(m['churned_arr_recall_top_decile'], 'pct')}</td>"
+            f"<td>{_fmt(m['profit_top_decile'], 'usd')}</td>"
+            f"<td>{_fmt(m['best_profit'], 'usd')} ({_fmt(m['best_profit_share'], 'pct')})</td>"
+            "</tr>"
+        )
+    rows.append("</table>")
+    return "\n".join(rows)
+
+
+def _band_table(h: dict[str, Any]) -> str:
+    bands = h.get("bands") or []
+    if not bands:
+        return ""
+    cells = "".join(
+        f"<tr><td>{escape(BAND_LABELS.get(b['group'], b['group']))}</td><td>{b['accounts']}</td>"
+        f"<td>{b['churned']}</td><td>{_fmt(b['churn_rate'], 'pct')}</td></tr>"
+        for b in bands
+    )
+    return ("<table><tr><th>Band at the time</th><th>Accounts</th><th>Churned</th>"
+            f"<th>Churn rate</th></tr>{cells}</table>")
+
+
+def _headline(result: dict[str, Any], h: dict[str, Any]) -> str:
+    models = h["models"]
+    score = models.get("score")
+    base = models.get("baseline_active_users")
+    if score is None:
+        return ""
+    cards = [
+        ("Churners in the riskiest 10%", _fmt(score["top_decile_precision"], "pct"),
+         f"vs {_fmt(h['base_rate'], 'pct')} on average"),
+        ("Lift in the riskiest 10%", _fmt(score["top_decile_lift"], "x"),
+         f"baseline {_fmt(base['top_decile_lift'], 'x')}" if base else ""),
+        ("Churned ARR flagged (top 10%)", _fmt(score["churned_arr_recall_top_decile"], "pct"),
+         f"baseline {_fmt(base['churned_arr_recall_top_decile'], 'pct')}" if base else ""),
+        ("Expected profit, top 10%", _fmt(score["profit_top_decile"], "usd"),
+         f"baseline {_fmt(base['profit_top_decile'], 'usd')}" if base else ""),
+    ]
+    if "calibrated" in models:
+        cal = models["calibrated"]
+        cards.append(("Calibrated score lift (top 10%)", _fmt(cal["top_decile_lift"], "x"),
+                      f"AUC {_fmt(cal['auc'], 'auc')}"))
+    inner = "".join(
+        f"<div class='card'><div class='lbl'>{escape(t)}</div><div class='big'>{escape(v)}</div>"
+        f"<div class='lbl'>{escape(s)}</div></div>" for t, v, s in cards
+    )
+    return f"<div class='cards'>{inner}</div>"
+
+
+def _charts_for(h: dict[str, Any], folder: Path) -> list[tuple[str, str]]:
+    """Write the horizon's charts; returns (file name, caption) pairs."""
+    days = h["horizon_days"]
+    written: list[tuple[str, str]] = []
+    curves = [(_label(name), [(x, y) for x, y, _ in pts]) for name, pts in h["gains"].items()]
+    name = f"lift_{days}d.svg"
+    (folder / name).write_text(plots.gains_chart(
+        f"Churners caught, {days} days before the outcome", curves), encoding="utf-8")
+    written.append((name, "Contacting accounts from the riskiest down: how many of the "
+                    "accounts that later churned are reached. Higher and further left is "
+                    "better; the dashed diagonal is picking at random."))
+    dist = h.get("score_distribution")
+    if dist:
+        name = f"scores_{days}d.svg"
+        groups = [("churned", dist["churned"]), ("renewed or contracted", dist["retained"])]
+        (folder / name).write_text(plots.distribution_chart(
+            f"Health score {days} days before the outcome", groups), encoding="utf-8")
+        written.append((name, "Where the accounts that churned and the accounts that stayed "
+                        "sat on the 0-100 health score. The less the two shapes overlap, the "
+                        "better the score separates them."))
+    bands = h.get("bands")
+    if bands:
+        series = [("score", [(BAND_LABELS.get(b["group"], b["group"]), b["churn_rate"],
+                              b["accounts"]) for b in bands])]
+        name = f"bands_{days}d.svg"
+        (folder / name).write_text(plots.rate_chart(
+            f"Churn rate by health band, {days} days before", series,
+            base_rate=h["base_rate"], x_label="band at the time"), encoding="utf-8")
+        written.append((name, "Calibration by band: the share of accounts in each band that "
+                        "went on to churn. A useful score has a clearly higher rate in "
+                        "'At risk' than in 'Healthy'."))
+    quint = h.get("quintiles")
+    if quint:
+        series = [
+            (_label(model), [(row["group"], row["churn_rate"], row["accounts"]) for row in rows])
+            for model, rows in quint.items()
+        ]
+        name = f"quintiles_{days}d.svg"
+        (folder / name).write_text(plots.rate_chart(
+            f"Churn rate by risk quintile, {days} days before", series,
+            base_rate=h["base_rate"], x_label="risk quintile (Q1 = riskiest 20%)"),
+            encoding="utf-8")
+        written.append((name, "Accounts split in five equal groups by each ranking, riskiest "
+                        "first. A good ranking puts most churn in Q1 and little in Q5."))
+    return written
+
+
+def write_html(result: dict[str, Any], folder: Path, title: str = "Churn backtest") -> Path:
+    """Write ``index.html`` and the SVG charts into ``folder``; returns the page path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    params = result["params"]
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{escape(title)}</h1>",
+        f"<p class='sub'>Scoring config <b>{escape(str(result['config_version']))}</b> replayed "
+        f"over {result['events']:,} events; {result['accounts_with_outcome']:,} accounts with a "
+        f"known outcome ({escape(result.get('period', ''))}).</p>",
+    ]
+    primary = result.get("primary_horizon")
+    horizons = result["horizons"]
+    main = next((h for h in horizons if h["horizon_days"] == primary), horizons[0] if horizons
+                else None)
+    if main is not None:
+        parts.append(f"<h2>At a glance: {main['horizon_days']} days before renewal or "
+                     "churn</h2>")
+        parts.append(_headline(result, main))
+        parts.append(
+            "<p class='note'>Each account is scored as it stood on the day shown, using only "
+            "what had happened until then, exactly as Telltale would have scored it live. "
+            "The baseline ranks the same accounts by the share of their seats active in the "
+            f"last 30 days. Profit assumes contacting an account costs "
+            f"${params['intervention_cost']:,.0f}, {params['save_rate']:.0%} of contacted "
+            f"would-be churners are saved, and {params['margin']:.0%} gross margin on one year "
+            "of their ARR.</p>"
+        )
+    for note in result.get("notes", []):
+        parts.append(f"<p class='note'>{escape(note)}</p>")
+    for h in horizons:
+        parts.append(f"<h2>{h['horizon_days']} days before the outcome</h2>")
+        parts.append(
+            f"<p>{h['accounts']} accounts, of which {h['churned']} churned "
+            f"({_fmt(h['base_rate'], 'pct')}).</p>"
+        )
+        parts.append(_model_table(h))
+        parts.append(_band_table(h))
+        parts.append("<div class='charts'>")
+        for name, caption in _charts_for(h, folder):
+            parts.append(f"<figure><img src='{escape(name)}' alt='{escape(caption)}'>"
+                         f"<figcaption>{escape(caption)}</figcaption></figure>")
+        parts.append("</div>")
+    calibration = result.get("calibration")
+    if calibration:
+        parts.append("<h2>Calibration: what your history says about the weights</h2>")
+        parts.append(f"<p>{escape(calibration.get('explanation', ''))}</p>")
+        weights = calibration.get("weights", {})
+        if weights:
+            rows = "".join(
+                f"<tr><td>{escape(k)}</td><td>{v['before']}</td><td>{v['after']}</td></tr>"
+                for k, v in weights.items()
+            )
+            parts.append("<table><tr><th>Component</th><th>Default weight</th>"
+                         f"<th>Calibrated weight</th></tr>{rows}</table>")
+    parts.append("<h2>How to read this</h2><ul>"
+                 "<li><b>Lift in the top 10%</b>: how many times more churners are among the "
+                 "10% of accounts the ranking flags as riskiest than in the portfolio as a "
+                 "whole. 1× is no better than chance.</li>"
+                 "<li><b>AUC</b>: the chance that an account that churned was ranked riskier "
+                 "than one that stayed (0.5 is chance, 1.0 perfect).</li>"
+                 "<li><b>Profit</b>: saved margin minus the cost of the outreach, if the team "
+                 "contacted exactly the flagged accounts.</li></ul>")
+    parts.append("</body></html>")
+    page = folder / "index.html"
+    page.write_text("\n".join(parts), encoding="utf-8")
+    return page
