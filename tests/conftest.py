@@ -15,6 +15,9 @@ Fixtures:
     produce           function await produce(topic, [(key, value), ...]) -> count
     consume_until     function await consume_until(topic, predicate, timeout=30.0)
                                -> list[ConsumerRecord]; predicate sees all records so far
+    start_worker      function start_worker(settings, *worker_args, env=None, wait=True)
+                               -> WorkerProcess: `telltale worker` in a child process,
+                               ready when it returns, stopped at the end of the test
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import pytest
 from agents.settings import Settings
 from devstack import topics as kafka_topics
 from devstack.process import free_port
+from devstack.workers import WorkerProcess
 
 # Brokers started here create topics with this many partitions when a producer writes to
 # a topic nobody created; `settings` uses the same number so Faust tables and their
@@ -127,3 +131,22 @@ def consume_until(kafka_bootstrap: str) -> ConsumeUntil:
                                                 timeout=timeout)
 
     return consume
+
+
+@pytest.fixture
+def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    from devstack.workers import start_worker as spawn_worker
+
+    started: list[WorkerProcess] = []
+
+    def start(settings: Settings, *worker_args: str, env: Mapping[str, str] | None = None,
+              wait: bool = True, ready_timeout: float = 90.0) -> WorkerProcess:
+        log_path = tmp_path / f"worker-{len(started)}.log"
+        worker = spawn_worker(settings, worker_args, log_path=log_path, env=env, wait=wait,
+                              ready_timeout=ready_timeout)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()

@@ -1,0 +1,107 @@
+"""The ``telltale`` command.
+
+Each subcommand lives in its own module, imported only when that subcommand runs (so
+``telltale dev status`` never imports Faust). A module plugs in with one line in
+:data:`COMMANDS` and two functions:
+
+    def add_parser(subparsers) -> argparse.ArgumentParser   # declares its arguments
+    def run(args: argparse.Namespace) -> int                # exit code
+
+``add_parser`` may instead ``set_defaults(func=...)``; that function then runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+#: (subcommand, module) pairs; the module provides add_parser(subparsers) and run(args).
+COMMANDS: list[tuple[str, str]] = [
+    ("worker", "agents.worker"),
+    ("dev", "devstack.cli"),
+    ("demo", "agents.demo"),
+    ("settings", "agents.cli"),
+    ("simulate", "history.simulate"),
+]
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """``telltale settings``: every setting with its variable, type, default and meaning."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "settings", help="list every setting: environment variable, type, default, meaning",
+        description="List every TELLTALE_* setting; --check validates the environment.",
+    )
+    parser.add_argument("--check", action="store_true",
+                        help="validate the current environment and show effective values")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from agents.settings import Settings, SettingsError
+
+    if args.check:
+        try:
+            settings = Settings.from_env()
+        except SettingsError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        for env, _type, _default, _description in Settings.describe():
+            field_name = env.removeprefix("TELLTALE_").lower()
+            print(f"{env}={getattr(settings, field_name)}")
+        return 0
+    rows = Settings.describe()
+    width = max(len(env) for env, *_ in rows)
+    for env, type_name, default, description in rows:
+        print(f"{env:<{width}}  {type_name:<12} default {default!s:<28} {description}")
+    return 0
+
+
+def _import(module_name: str) -> ModuleType:
+    return importlib.import_module(module_name)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``only`` set, just that subcommand's module is imported."""
+    parser = argparse.ArgumentParser(
+        prog="telltale",
+        description="Telltale: streaming customer-health scores, forecasts and alerts.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS:
+        if only is not None and name != only:
+            continue
+        module = _import(module_name)
+        sub = module.add_parser(subparsers)
+        if sub is not None and sub.get_default("func") is None:
+            sub.set_defaults(func=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    names = {name for name, _ in COMMANDS}
+    only = argv[0] if argv and argv[0] in names else None
+    parser = build_parser(only)
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    from agents.settings import SettingsError
+    from devstack.process import DevstackError
+
+    try:
+        return int(func(args) or 0)
+    except (SettingsError, DevstackError) as exc:
+        print(f"telltale {args.command}: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, SettingsError) else 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""``telltale worker``: one Faust worker for the app built from the environment."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import faust
+
+from agents.app import SKELETON_MODULES, build_app
+from agents.settings import Settings
+from devstack.topics import create_topics
+
+
+def shared_topics(settings: Settings) -> list[str]:
+    names = settings.topics
+    return [names.events, names.events_dlq, names.by_account, names.health_changes,
+            names.deliveries_dlq]
+
+
+async def ensure_topics(settings: Settings, timeout: float = 60.0) -> None:
+    """Create the shared topics with ``settings.partitions`` partitions if missing."""
+    await create_topics(settings.kafka_bootstrap, shared_topics(settings),
+                        partitions=settings.partitions,
+                        replication_factor=settings.replication_factor, timeout=timeout)
+
+
+def run_worker(settings: Settings, modules: Sequence[str] | None = None) -> NoReturn:
+    """Run the worker until SIGTERM/SIGINT; ``modules`` defaults to ``agents.app.MODULES``.
+
+    Logs at ``settings.log_level``; note Faust's ``warn`` level turns on a console spinner
+    that sets the root logger to DEBUG, which costs throughput - ``info`` does not.
+    """
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    # Faust creates only its own internal topics; a source topic missing at start-up is
+    # ignored until the next rebalance, so the shared topics are created first.
+    loop.run_until_complete(ensure_topics(settings))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = build_app(settings, modules)
+    worker = faust.Worker(
+        app,
+        loop=loop,
+        loglevel=settings.log_level.lower(),
+        redirect_stdouts=False,
+        workdir=str(settings.data_dir),
+    )
+    worker.execute_from_commandline()
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "worker", help="run a Faust worker (settings from TELLTALE_* variables)",
+        description="Run one Telltale worker: the agents, tables, timers and web views of "
+                    "every registered module. Settings come from TELLTALE_* variables "
+                    "(`telltale settings` lists them).",
+    )
+    parser.add_argument(
+        "--module", action="append", dest="modules", metavar="MODULE",
+        help="register only this module (repeatable), e.g. agents.skeleton",
+    )
+    parser.add_argument("--skeleton", action="store_true",
+                        help="run the walking skeleton instead of the pipeline")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    modules: list[str] | None = list(args.modules) if args.modules else None
+    if args.skeleton:
+        modules = [*SKELETON_MODULES, *(modules or [])]
+    run_worker(Settings.from_env(), modules)
