@@ -39,6 +39,7 @@ import orjson
 
 if TYPE_CHECKING:
     import faust
+    from faust.types import TableT
 
     from agents.settings import Settings
 
@@ -243,7 +244,7 @@ def raw_schema() -> faust.Schema:
     )
 
 
-def define_state_table(app: faust.App, settings: Settings) -> faust.Table:
+def define_state_table(app: faust.App, settings: Settings) -> TableT:
     """The health-state table, co-partitioned with the by-account topic."""
     return app.Table(
         STATE_TABLE,

@@ -1,0 +1,480 @@
+"""The score agent: batch envelopes in, RocksDB state through the pure core, health changes out.
+
+One Faust agent (concurrency 1, it writes a table) reads the by-account topic. Each
+message is either a batch envelope of one account's events or a clock tick for one
+partition. For message ``m`` at offset ``o`` of partition ``p`` the agent:
+
+1. advances ``p``'s event-time clock (newest event or tick time; in live mode never
+   behind the wall clock, in replay mode only from the messages);
+2. re-evaluates the accounts whose due-index entry is at or before the clock, with
+   ``events=[]`` (that is how "power user inactive 21 days" fires on the right day when
+   an account sends nothing): a key-ordered range scan of ``p``'s RocksDB, so the cost
+   grows with what is due;
+3. applies an envelope: loads the account record and the touched users once, calls
+   ``scoring.engine.step``, writes each touched key once;
+4. sends every decision to the health-changes topic keyed by account, and writes the
+   partition clock last.
+
+Exactly-once effects from at-least-once delivery (see docs/guarantees.md): the account
+record stores the offset last applied and is written before the user records, carrying
+them; a redelivered offset is never applied again, its user records and health changes
+are re-written and re-sent from the record instead. Every write happens inside stream
+processing, so it lands in the table's changelog partition ``p``.
+
+A leader-only timer sends a tick into every partition every ``settings.tick_interval``
+seconds (live mode only). Anyone may send a tick with an explicit ``now`` — tests and
+backfills use that to move event time deterministically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
+
+import faust
+
+from agents.settings import Settings
+from state import tables
+from state.tables import AccountRecord, PartitionClock
+from streams.envelope import Envelope, EnvelopeError, Tick, decode_message, encode_tick
+
+if TYPE_CHECKING:
+    from scoring.config import ScoringConfig
+
+log = logging.getLogger(__name__)
+
+AGENT = "score"
+#: Event times further than this ahead of the wall clock do not move a live clock.
+FUTURE_TOLERANCE_SECONDS = 3600.0
+#: Outbox and clock entries kept at most, whatever the committed offset says.
+MAX_RECENT_OFFSETS = 32
+
+
+def change_key(workspace: str, account_id: str) -> bytes:
+    """Message key of an account's health changes (one account → one partition, in order)."""
+    return f"{workspace}:{account_id}".encode()
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What one step of one account produced, for sending and metrics."""
+
+    changes: list[bytes] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    wrote_users: bool = False
+
+
+class ScoreProcessor:
+    """The agent's work for one message, over the state table and the output topic.
+
+    Kept apart from the Faust decorators so the whole path of a message reads top to
+    bottom in :meth:`process`; Faust only supplies (partition, offset, value).
+    """
+
+    def __init__(
+        self,
+        app: faust.App,
+        settings: Settings,
+        config: ScoringConfig,
+        table: Any,
+        changes_topic: Any,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.config = config
+        self.table = table
+        self.changes_topic = changes_topic
+        # Earliest due second per partition, or None when unknown: saves the range scan
+        # on messages that cannot find anything due. Memory only; rebuilt after rebalance.
+        self._first_due: dict[int, int | None] = {}
+        self._first_due_known: set[int] = set()
+        self._metrics: Any = _metrics()
+
+    # ----------------------------------------------------------------- one message
+
+    async def process(self, partition: int, offset: int, raw: bytes | None) -> None:
+        try:
+            message = decode_message(raw)
+        except EnvelopeError as exc:
+            log.warning("score: skipping p%d@%d: %s", partition, offset, exc)
+            self._count_dead_letter(exc.reason)
+            return
+        # Reads go straight to this partition's RocksDB (Faust's table API would check
+        # membership and then read, two lookups); writes go through the table so they
+        # reach the changelog.
+        db = tables.partition_db(self.table, partition)
+        clock = self._load_clock(db, partition)
+        if offset <= clock.offset:
+            await self._redeliver_partition(db, partition, offset, clock, message)
+            return
+        now = self._advance(clock.now, message)
+        envelope = message if isinstance(message, Envelope) else None
+        skip = (envelope.workspace, envelope.key) if envelope is not None else None
+        due_touched, stale = await self._run_due(db, partition, offset, now, skip)
+        if envelope is not None:
+            await self._apply_envelope(db, partition, offset, now, envelope)
+        committed = self._committed(partition)
+        recent = [(o, accs) for o, accs in clock.recent if o >= committed]
+        if due_touched:
+            recent.append((offset, due_touched))
+        new_clock = PartitionClock(now, offset, recent[-MAX_RECENT_OFFSETS:])
+        self.table[tables.clock_key(partition)] = new_clock.to_bytes()
+        # Stale due entries go last: until the clock above is in the changelog, they are
+        # how a redelivery finds the accounts this offset re-evaluated.
+        for key in stale:
+            del self.table[key]
+        if self._metrics is not None:
+            self._metrics.MESSAGES_PROCESSED.labels(agent=AGENT).inc()
+            if envelope is not None:
+                self._metrics.EVENTS_PROCESSED.labels(agent=AGENT).inc(len(envelope.events))
+
+    def _advance(self, clock_now: float, message: Envelope | Tick) -> float:
+        """The partition clock after ``message`` (monotone)."""
+        wall = time.time()
+        if isinstance(message, Tick):
+            candidate = message.now
+        else:
+            candidate = max((e.timestamp for e in message.events), default=clock_now)
+            if not self.settings.replay:
+                candidate = min(candidate, wall + FUTURE_TOLERANCE_SECONDS)
+        now = max(clock_now, candidate)
+        if not self.settings.replay:
+            now = max(now, wall)
+        return now
+
+    # ----------------------------------------------------------------- due index
+
+    async def _run_due(
+        self, db: Any, partition: int, offset: int, now: float, skip: tuple[str, str] | None
+    ) -> tuple[list[tuple[str, str]], list[bytes]]:
+        """Re-evaluate the accounts due at or before ``now``.
+
+        Returns the accounts re-evaluated with effects (for the clock record) and the
+        due keys to delete after the clock is written.
+        """
+        until = math.floor(now)
+        if partition in self._first_due_known:
+            first = self._first_due.get(partition)
+            if first is None or first > until:
+                return [], []
+        touched: list[tuple[str, str]] = []
+        stale: list[bytes] = []
+        for key, due, workspace, account_id in list(tables.due_entries(db, until)):
+            if skip == (workspace, account_id):
+                continue  # the envelope of this message re-evaluates it with its events
+            record = self._load_account(db, workspace, account_id)
+            if record is None:
+                stale.append(key)
+                continue
+            if record.applied >= offset:
+                # Redelivery: this offset already re-evaluated the account.
+                await self._redeliver_account(partition, offset, workspace, account_id, record)
+                if record.due != due:
+                    stale.append(key)
+                continue
+            if record.due != due:
+                stale.append(key)  # left behind by an earlier crash; the real one exists
+                continue
+            outcome = await self._step(
+                db, partition, offset, now, workspace, account_id, record, [], delete_old_due=False
+            )
+            if record.due is not None:
+                stale.append(key)
+            if outcome.changes or outcome.wrote_users:
+                touched.append((workspace, account_id))
+        self._first_due[partition] = tables.first_due(db)
+        self._first_due_known.add(partition)
+        return touched, stale
+
+    def _note_due(self, partition: int, due: int | None) -> None:
+        if due is None or partition not in self._first_due_known:
+            return
+        first = self._first_due.get(partition)
+        if first is None or due < first:
+            self._first_due[partition] = due
+
+    def forget_partitions(self) -> None:
+        """Drop the in-memory due hints (on rebalance: partitions may have moved)."""
+        self._first_due.clear()
+        self._first_due_known.clear()
+
+    # ----------------------------------------------------------------- envelopes
+
+    async def _apply_envelope(
+        self, db: Any, partition: int, offset: int, now: float, envelope: Envelope
+    ) -> None:
+        workspace, account_id = envelope.workspace, envelope.key
+        if not account_id:
+            self._count_dead_letter("no_account")
+            return
+        try:
+            record = self._load_account(db, workspace, account_id)
+        except tables.StateKeyError as exc:
+            log.warning("score: skipping p%d@%d: %s", partition, offset, exc)
+            self._count_dead_letter("bad_key")
+            return
+        if record is not None and record.applied >= offset:
+            await self._redeliver_account(partition, offset, workspace, account_id, record)
+            return
+        events = [e for e in envelope.events if e.workspace == workspace]
+        outcome = await self._step(
+            db, partition, offset, now, workspace, account_id, record, events,
+            delete_old_due=True,
+        )
+        if outcome.changes and self._metrics is not None and events:
+            newest = max(e.received_at for e in events)
+            latency = max(0.0, time.time() - newest)
+            for _ in outcome.changes:
+                self._metrics.EVENT_TO_CHANGE_LATENCY.observe(latency)
+
+    async def _step(
+        self,
+        db: Any,
+        partition: int,
+        offset: int,
+        now: float,
+        workspace: str,
+        account_id: str,
+        record: AccountRecord | None,
+        events: Sequence[Any],
+        *,
+        delete_old_due: bool,
+    ) -> _Outcome:
+        from scoring.engine import step
+        from state.aggregates import AccountState, UserState
+
+        user_ids = sorted({e.user_id for e in events if e.user_id})
+        users = {}
+        for user_id in user_ids:
+            raw = db.get(tables.user_key(workspace, account_id, user_id))
+            if raw is not None:
+                users[user_id] = UserState.from_bytes(raw)
+        account = AccountState.from_bytes(record.state) if record is not None else None
+        try:
+            result = step(account, users, events, now, self.config, workspace, account_id)
+        except Exception:
+            # A bug or an input the core cannot take must not stop the partition: the
+            # message is counted and logged, and the account keeps its previous state.
+            log.exception("score: step failed for %s/%s at p%d@%d",
+                          workspace, account_id, partition, offset)
+            self._count_dead_letter("score_failed")
+            return _Outcome()
+
+        from streams.health_change import encode_change
+
+        outcome = _Outcome()
+        for change in result.changes:
+            outcome.changes.append(encode_change(change))
+            outcome.reasons.extend(getattr(change, "reasons", ()) or ())
+        new_due = tables.due_second(max(result.next_due, now + 1)) \
+            if result.next_due is not None else None
+        redo = [(uid, user.to_bytes()) for uid, user in sorted(result.users.items())]
+        committed = self._committed(partition)
+        outbox = [(o, cs) for o, cs in (record.outbox if record else []) if o >= committed]
+        if outcome.changes:
+            outbox.append((offset, outcome.changes))
+        new_record = AccountRecord(
+            state=result.account.to_bytes(),
+            applied=offset,
+            due=new_due,
+            redo=redo,
+            outbox=outbox[-MAX_RECENT_OFFSETS:],
+        )
+        old_due = record.due if record is not None else None
+        # Order matters (one changelog partition keeps it): the new due entry, then the
+        # account record (the commit point, carrying the users), then the users.
+        if new_due is not None and new_due != old_due:
+            self.table[tables.due_key(new_due, workspace, account_id)] = b""
+            self._note_due(partition, new_due)
+        self.table[tables.account_key(workspace, account_id)] = new_record.to_bytes()
+        for user_id, raw_user in redo:
+            self.table[tables.user_key(workspace, account_id, user_id)] = raw_user
+        outcome.wrote_users = bool(redo)
+        if delete_old_due and old_due is not None and old_due != new_due:
+            del self.table[tables.due_key(old_due, workspace, account_id)]
+        await self._send(workspace, account_id, outcome.changes)
+        if self._metrics is not None:
+            for reason in outcome.reasons:
+                self._metrics.HEALTH_CHANGES.labels(reason=reason).inc()
+        return outcome
+
+    # ----------------------------------------------------------------- redelivery
+
+    async def _redeliver_account(
+        self, partition: int, offset: int, workspace: str, account_id: str,
+        record: AccountRecord,
+    ) -> None:
+        """``offset`` was already applied to this account: complete, never re-apply.
+
+        If it was the last offset applied, its user records may be missing from the
+        changelog (the crash came between the account record and them): write them again
+        from the record. Re-send the health changes it produced (same ids).
+        """
+        if record.applied == offset:
+            for user_id, raw_user in record.redo:
+                self.table[tables.user_key(workspace, account_id, user_id)] = raw_user
+            if record.due is not None:
+                self.table[tables.due_key(record.due, workspace, account_id)] = b""
+                self._note_due(partition, record.due)
+        await self._send(workspace, account_id, record.outbox_for(offset))
+
+    async def _redeliver_partition(
+        self, db: Any, partition: int, offset: int, clock: PartitionClock, message: Envelope | Tick
+    ) -> None:
+        """The clock says ``offset`` was fully processed: re-send and re-write its effects."""
+        accounts = list(clock.recent_for(offset))
+        if isinstance(message, Envelope) and message.key:
+            accounts.append((message.workspace, message.key))
+        for workspace, account_id in accounts:
+            try:
+                record = self._load_account(db, workspace, account_id)
+            except tables.StateKeyError:
+                continue
+            if record is not None and record.applied >= offset:
+                await self._redeliver_account(partition, offset, workspace, account_id, record)
+
+    # ----------------------------------------------------------------- helpers
+
+    async def _send(self, workspace: str, account_id: str, changes: Iterable[bytes]) -> None:
+        key = change_key(workspace, account_id)
+        for change in changes:
+            await self.changes_topic.send(key=key, value=change)
+
+    @staticmethod
+    def _load_account(db: Any, workspace: str, account_id: str) -> AccountRecord | None:
+        raw = db.get(tables.account_key(workspace, account_id))
+        return AccountRecord.from_bytes(raw) if raw is not None else None
+
+    @staticmethod
+    def _load_clock(db: Any, partition: int) -> PartitionClock:
+        raw = db.get(tables.clock_key(partition))
+        return PartitionClock.from_bytes(raw) if raw is not None else PartitionClock()
+
+    def _committed(self, partition: int) -> int:
+        """The by-account offset committed for ``partition`` (next to read), or -1.
+
+        Outbox entries below it can never be redelivered and are pruned.
+        """
+        committed: Mapping[Any, int | None] = getattr(self.app.consumer, "_committed_offset", {})
+        for tp, value in committed.items():
+            if tp.topic == self.settings.topics.by_account and tp.partition == partition:
+                return value if value is not None else -1
+        return -1
+
+    def _count_dead_letter(self, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.EVENTS_DEAD_LETTERED.labels(reason=reason).inc()
+
+
+def _metrics() -> Any:
+    try:
+        from agents import metrics
+    except ImportError:  # pragma: no cover - metrics module absent in stripped installs
+        return None
+    return metrics
+
+
+# --------------------------------------------------------------------- registration
+
+
+def register(app: faust.App, settings: Settings) -> None:
+    """Declare the score agent, its table, its topics and the tick timer on ``app``."""
+    from scoring.config import load_config
+
+    config = load_config(settings.scoring_config)
+    names = settings.topics
+    by_account = app.topic(
+        names.by_account, schema=tables.raw_schema(), partitions=settings.partitions
+    )
+    changes = app.topic(
+        names.health_changes, schema=tables.raw_schema(), partitions=settings.partitions
+    )
+    table = tables.define_state_table(app, settings)
+    processor = ScoreProcessor(app, settings, config, table, changes)
+
+    @app.agent(by_account, name=AGENT, concurrency=1)
+    async def score(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            await processor.process(message.partition, message.offset, event.value)
+
+    @app.timer(settings.tick_interval, on_leader=True, name="score-ticks")
+    async def send_ticks() -> None:
+        if settings.replay:
+            return  # replay time comes only from the events (and explicit ticks)
+        await send_ticks_now(by_account, settings.partitions, time.time())
+
+    @app.on_rebalance_complete.connect
+    async def _forget(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        processor.forget_partitions()
+
+    tabledir = app.conf.tabledir
+
+    @app.on_worker_init.connect
+    def _check_local_state(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        if tables.discard_unclean_local_state(tabledir):
+            log.warning("score: local state was not closed cleanly; "
+                        "rebuilding %s from its changelog", tables.STATE_TABLE)
+
+    @app.on_before_shutdown.connect
+    async def _mark_clean(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        await app.producer.flush()
+        tables.mark_clean(tabledir)
+
+
+async def send_ticks_now(topic: Any, partitions: int, now: float) -> None:
+    """One tick with event time ``now`` into every partition of the by-account topic."""
+    for partition in range(partitions):
+        await topic.send(value=encode_tick(now, partition), partition=partition)
+
+
+# --------------------------------------------------------------------- demo output
+
+
+async def print_health_changes(
+    settings: Settings, out: IO[str] | None = None, stop: asyncio.Event | None = None,
+    from_beginning: bool = False,
+) -> None:
+    """Print one line per health change as it is emitted, until ``stop`` is set."""
+    import orjson
+    from aiokafka import AIOKafkaConsumer
+
+    out = out or sys.stdout
+    consumer = AIOKafkaConsumer(
+        settings.topics.health_changes,
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        while stop is None or not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    try:
+                        change = orjson.loads(record.value or b"")
+                    except orjson.JSONDecodeError:
+                        continue
+                    out.write(format_change(change) + "\n")
+            out.flush()
+    finally:
+        await consumer.stop()
+
+
+def format_change(change: Mapping[str, Any]) -> str:
+    """One line for a person: account, score and band, reasons, explanation."""
+    current = change.get("current") or {}
+    name = change.get("account_name") or change.get("account_id")
+    reasons = ", ".join(change.get("reasons") or [])
+    return (
+        f"{change.get('event_time', '')[:19]} {change.get('workspace')}/{name}: "
+        f"{current.get('score')} ({current.get('band')}) [{reasons}] "
+        f"{change.get('explanation', '')}"
+    )
