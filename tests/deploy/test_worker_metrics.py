@@ -1,0 +1,150 @@
+"""A running ``telltale worker`` serves a lint-clean ``/metrics`` after real traffic, and
+its counters moved by exactly what was sent."""
+
+from __future__ import annotations
+
+import base64
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from agents.app import MODULES
+from agents.settings import Settings
+from devstack.workers import WorkerProcess, start_worker
+from tests.deploy.promtool import promtool
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
+
+WRITE_KEY = "metrics-test-key"
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def _worker_args() -> list[str]:
+    """The production pipeline once it serves the collector and /metrics; until then the
+    collector, the walking skeleton (which consumes the events topic and serves /metrics
+    from the same registry) and the samplers."""
+    if {"agents.collector", "agents.metrics"} <= set(MODULES):
+        return []
+    args: list[str] = []
+    for module in ("agents.collector", "agents.skeleton", "agents.lag"):
+        args += ["--module", module]
+    return args
+
+
+def _get(url: str) -> tuple[int, bytes, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read(), response.headers["Content-Type"]
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(), exc.headers.get("Content-Type", "")
+
+
+def _post(url: str, body: bytes, write_key: str) -> int:
+    auth = base64.b64encode(f"{write_key}:".encode()).decode()
+    request = urllib.request.Request(url, data=body, method="POST", headers={
+        "Content-Type": "application/json", "Authorization": f"Basic {auth}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def _scrape(worker: WorkerProcess) -> tuple[bytes, Samples]:
+    status, body, content_type = _get(worker.url + "/metrics")
+    assert status == 200, body[:500]
+    assert content_type.startswith("text/plain")
+    samples: Samples = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return body, samples
+
+
+def _value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def _wait_for(worker: WorkerProcess, check: Callable[[Samples], bool],
+              timeout: float = 60.0) -> tuple[bytes, Samples]:
+    deadline = time.monotonic() + timeout
+    while True:
+        body, samples = _scrape(worker)
+        if check(samples) or time.monotonic() > deadline:
+            return body, samples
+        time.sleep(0.5)
+
+
+def _track(i: int, **extra: Any) -> dict[str, Any]:
+    return {"type": "track", "messageId": f"m-{uuid.uuid4().hex}", "userId": f"u{i}",
+            "event": "Report Published", "context": {"groupId": "acme",
+                                                     "library": {"name": "analytics-python"}},
+            "timestamp": "2026-11-20T10:00:00Z", **extra}
+
+
+@pytest.fixture
+def worker(settings: Settings, tmp_path: Path) -> Any:
+    configured = settings.replace(write_keys=f"{WRITE_KEY}=demo", metrics_interval=0.5)
+    process = start_worker(configured, _worker_args(), log_path=tmp_path / "worker.log",
+                           ready_timeout=150)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def test_scrape_after_traffic_passes_promtool_and_counts_exactly(
+        worker: WorkerProcess, promtool_bin: Path) -> None:
+    _, before = _scrape(worker)
+    tracks = [_track(i) for i in range(4)]
+    first = {"batch": [
+        *tracks,
+        {"type": "identify", "messageId": f"m-{uuid.uuid4().hex}", "userId": "u0",
+         "traits": {"email": "dana@acme.test"}},
+        {"type": "group", "messageId": f"m-{uuid.uuid4().hex}", "userId": "u0",
+         "groupId": "acme", "traits": {"name": "Acme", "arr": 42000}},
+        _track(9, event=""),                              # no event name
+        {**_track(8), "userId": None},                    # nobody did it
+    ]}
+    url = worker.url + "/v1/batch"
+    assert _post(url, orjson.dumps(first), WRITE_KEY) == 200
+    retry = {"batch": tracks[:2]}                          # an SDK retrying two events
+    assert _post(url, orjson.dumps(retry), WRITE_KEY) == 200
+    assert _post(url, b"{not json", WRITE_KEY) == 400
+    assert _post(url, orjson.dumps(first), "wrong-key") == 401
+
+    body, after = _wait_for(worker, lambda s: (
+        _value(s, "telltale_portfolio_refreshes_total", outcome="ok") >= 1
+        and any(name == "telltale_consumer_lag_messages" for name, _ in s)))
+
+    def moved(name: str, **labels: str) -> float:
+        return _value(after, name, **labels) - _value(before, name, **labels)
+
+    assert moved("telltale_events_received_total", source="segment", type="track") == 8
+    assert moved("telltale_events_received_total", source="segment", type="identify") == 1
+    assert moved("telltale_events_received_total", source="segment", type="group") == 1
+    assert moved("telltale_events_accepted_total", source="segment") == 6
+    assert moved("telltale_events_deduplicated_total", source="segment") == 2
+    assert moved("telltale_events_dead_lettered_total", reason="missing_event_name") == 1
+    assert moved("telltale_events_dead_lettered_total", reason="missing_identity") == 1
+    assert moved("telltale_http_requests_total", route="/v1/batch", status="200") == 2
+    assert moved("telltale_http_requests_total", route="/v1/batch", status="400") == 1
+    assert moved("telltale_http_requests_total", route="/v1/batch", status="401") == 1
+
+    # The samplers ran on the (only, hence leader) worker.
+    assert _value(after, "telltale_recovery_remaining_messages") == 0
+    lag_topics = {dict(labels)["topic"] for name, labels in after
+                  if name == "telltale_consumer_lag_messages"}
+    assert worker.settings.topics.events in lag_topics
+    assert _value(after, "telltale_portfolio_refreshed_timestamp_seconds") > 0
+
+    result = promtool(promtool_bin, "check", "metrics", stdin=body)
+    assert result.returncode == 0, result.output
