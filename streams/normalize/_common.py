@@ -43,10 +43,17 @@ class Reason:
     BAD_MESSAGE_ID = "bad_message_id"
     BAD_TIMESTAMP = "bad_timestamp"
     MESSAGE_TOO_LARGE = "message_too_large"
-    # Raised outside the normalisers, by the resolve stage:
+    # Raised outside the normalisers, by the resolve stage and the envelope codec:
+    EMPTY = "empty"
     NOT_JSON = "not_json"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    UNKNOWN_KIND = "unknown_kind"
     BAD_ENVELOPE = "bad_envelope"
+    BAD_EVENT = "bad_event"
+    BAD_TICK = "bad_tick"
+    UNKNOWN_WORKSPACE = "unknown_workspace"
     UNATTRIBUTED = "unattributed"
+    INTERNAL_ERROR = "internal_error"
 
 
 REASONS: frozenset[str] = frozenset(

@@ -1,0 +1,444 @@
+"""The resolve agent: events topic (keyed by person) → by-account topic (keyed by account).
+
+For every message of the events topic — a batch envelope from the collector, or
+Segment-spec JSON (one event, or ``{"batch": [...]}``) from a direct producer — it:
+
+1. decodes and validates it; anything unusable goes to the dead-letter topic with a reason
+   (never an exception out of the agent);
+2. makes sure each event is handled in its person's partition: the identity map lives in a
+   table co-partitioned with the events topic, so an event that arrived in another
+   partition (a direct producer keyed by account, or by something else) is re-sent to the
+   events topic under its person's key and resolved there;
+3. updates the identity map (person → accounts, most recent first) from group calls,
+   ``context.groupId`` and PostHog ``$groups``, and attributes each event to an account:
+   the account the event names itself when it names one, otherwise the account the
+   person was most recently linked to;
+4. writes one account-keyed batch envelope per account per input message.
+
+Unattributed events: events of a person with no known account are *held* (in the table,
+so they survive restarts) until a group call, ``context.groupId`` or ``$groups`` links
+that person, and are then released to that account. A hold lasts at most
+``resolve_hold_seconds`` (1 h by default) and keeps at most ``resolve_hold_max_events``
+(500) events per person; events past either bound go to the dead-letter topic with reason
+``unattributed``. Expiry runs on clock ticks that this module's timer sends into each
+partition of the events topic it owns, so the expiring writes happen inside stream
+processing like every other table write.
+
+People in several accounts: an event that names its account (``context.groupId``,
+``$groups``, or a group call) counts for that account; any other event counts for the
+account the person was most recently linked to. Up to 16 accounts are remembered per
+person.
+
+Not deduplicated here: the collector drops client retries before Kafka (Redis, see
+``agents/collector.py``); direct producers are expected to write each event once.
+
+The agent runs with concurrency 1 (it writes a table) and handles whole envelopes, so
+Faust's fixed per-message cost is shared by many events.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+from aiokafka.partitioner import DefaultPartitioner
+
+from agents import metrics
+from agents.settings import Settings
+from state.identity import (
+    EXPIRY,
+    SEP,
+    IdentityKeyError,
+    IdentityRecord,
+    expiry_key,
+    expiry_range_end,
+    held_key,
+    map_key,
+    parse_expiry_key,
+)
+from streams.dlq import DeadLetter
+from streams.envelope import (
+    Envelope,
+    EnvelopeError,
+    Tick,
+    encode_envelope,
+    encode_tick,
+    envelope_from_obj,
+    event_from_wire,
+    is_envelope_obj,
+    kafka_key,
+)
+from streams.events import Event, EventType, Source
+from streams.normalize import NormalizeContext, Reason, Rejection, normalize_direct
+
+log = logging.getLogger(__name__)
+
+AGENT = "resolve"
+STATE_TABLE = "resolve-state"
+_MAX_WORKSPACE_CHARS = 128
+
+
+class Store(Protocol):
+    """What the resolver needs of its table (a Faust table, or a dict in unit tests)."""
+
+    def get(self, key: bytes, default: None = None) -> bytes | None: ...
+    def __setitem__(self, key: bytes, value: bytes) -> None: ...
+    def __delitem__(self, key: bytes) -> None: ...
+
+
+ExpiryScan = Callable[[int, int], Iterable[bytes]]
+"""(partition, until epoch second) → expiry keys of that partition due by then."""
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """One Kafka message to send: the agent sends them in order after each input."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    partition: int | None = None
+
+
+class Resolver:
+    """The resolve stage without Faust: input message in, table writes and outputs out."""
+
+    def __init__(self, settings: Settings, store: Store, expiry_scan: ExpiryScan,
+                 now: Callable[[], float] = time.time) -> None:
+        self.topics = settings.topics
+        self.partitions = settings.partitions
+        self.hold_seconds = settings.resolve_hold_seconds
+        self.hold_max = max(1, settings.resolve_hold_max_events)
+        self.store = store
+        self.expiry_scan = expiry_scan
+        self.now = now
+        self.workspaces_by_key = Settings.parse_pairs(settings.write_keys)
+        workspaces = set(self.workspaces_by_key.values())
+        self.only_workspace = workspaces.pop() if len(workspaces) == 1 else None
+        self._partitioner = DefaultPartitioner()
+        self._all_partitions = list(range(self.partitions))
+
+    # --------------------------------------------------------------------- input
+
+    def process(self, key: bytes | None, value: bytes | None, partition: int,
+                received_at: float) -> list[Output]:
+        """Handle one message of the events topic; never raises."""
+        out: list[Output] = []
+        try:
+            self._process(key, value, partition, received_at, out)
+        except Exception as exc:  # a bug must cost one message, not the stream
+            log.exception("resolve failed on a message of partition %d", partition)
+            self._dead(out, DeadLetter(Reason.INTERNAL_ERROR, repr(exc)[:500], Source.KAFKA.value,
+                                       None, received_at, raw=value))
+        metrics.MESSAGES_PROCESSED.labels(agent=AGENT).inc()
+        return out
+
+    def _process(self, key: bytes | None, value: bytes | None, partition: int,
+                 received_at: float, out: list[Output]) -> None:
+        if not value:
+            self._dead(out, DeadLetter(Reason.EMPTY, "message has no value", Source.KAFKA.value,
+                                       None, received_at, raw=value))
+            return
+        try:
+            obj = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            self._dead(out, DeadLetter(Reason.NOT_JSON, str(exc)[:200], Source.KAFKA.value,
+                                       None, received_at, raw=value))
+            return
+        events: list[Event]
+        if is_envelope_obj(obj):
+            try:
+                decoded = envelope_from_obj(obj)
+            except EnvelopeError as exc:
+                self._dead(out, DeadLetter(exc.reason, exc.detail, Source.KAFKA.value,
+                                           _workspace_hint(obj), received_at, payload=obj))
+                return
+            if isinstance(decoded, Tick):
+                if decoded.partition == partition:
+                    self.expire(partition, decoded.now, out)
+                return
+            events = decoded.events
+        else:
+            events = self._direct(obj, received_at, out)
+        if events:
+            metrics.EVENTS_PROCESSED.labels(agent=AGENT).inc(len(events))
+            self._route(partition, events, out)
+
+    def _direct(self, obj: Any, received_at: float, out: list[Output]) -> list[Event]:
+        """Segment-spec JSON from a direct producer: one event or ``{"batch": [...]}``."""
+        if isinstance(obj, dict) and isinstance(obj.get("batch"), list):
+            messages: list[Any] = obj["batch"]
+            outer: dict[str, Any] = obj
+        else:
+            messages, outer = [obj], {}
+        events: list[Event] = []
+        for message in messages:
+            source = Source.KAFKA.value
+            workspace = self._direct_workspace(message, outer)
+            if workspace is None:
+                self._dead(out, DeadLetter(Reason.UNKNOWN_WORKSPACE,
+                                           "no workspace, known writeKey or default workspace",
+                                           source, None, received_at, payload=message))
+                continue
+            result = normalize_direct(message, NormalizeContext(workspace, received_at,
+                                                                Source.KAFKA))
+            metrics.EVENTS_RECEIVED.labels(source=source, type=_type_label(result)).inc()
+            if isinstance(result, Rejection):
+                self._dead(out, DeadLetter(result.reason, result.detail, source, workspace,
+                                           received_at, payload=message))
+            else:
+                metrics.EVENTS_ACCEPTED.labels(source=source).inc()
+                events.append(result)
+        return events
+
+    def _direct_workspace(self, message: Any, outer: dict[str, Any]) -> str | None:
+        for holder in (message, outer):
+            if not isinstance(holder, dict):
+                continue
+            workspace = holder.get("workspace")
+            if isinstance(workspace, str) and 0 < len(workspace) <= _MAX_WORKSPACE_CHARS \
+                    and "\x1f" not in workspace and "|" not in workspace:
+                return workspace
+            write_key = holder.get("writeKey")
+            if isinstance(write_key, str) and write_key in self.workspaces_by_key:
+                return self.workspaces_by_key[write_key]
+        return self.only_workspace
+
+    # --------------------------------------------------------------------- routing
+
+    def owner_partition(self, workspace: str, person: str) -> int:
+        """The events-topic partition of a person (Kafka's default murmur2 partitioner)."""
+        key = kafka_key(workspace, person)
+        partition: int = self._partitioner(key, self._all_partitions, self._all_partitions)
+        return partition
+
+    def _route(self, partition: int, events: list[Event], out: list[Output]) -> None:
+        by_person: dict[tuple[str, str], list[Event]] = {}
+        orphans: list[Event] = []
+        for event in events:
+            person = event.actor
+            if person is None:
+                # Only a group call may come without a person (PostHog $groupidentify):
+                # it names its account, and no identity changes.
+                if event.type is EventType.GROUP and event.account_id:
+                    orphans.append(event)
+                else:
+                    self._dead(out, _dead_event(event, Reason.MISSING_IDENTITY,
+                                                "event has neither user nor anonymous id"))
+                continue
+            by_person.setdefault((event.workspace, person), []).append(event)
+        attributed: list[Event] = list(orphans)
+        for (workspace, person), group in by_person.items():
+            if self.owner_partition(workspace, person) != partition:
+                out.append(Output(self.topics.events, kafka_key(workspace, person),
+                                  encode_envelope(workspace, person, group)))
+                continue
+            try:
+                attributed.extend(self._resolve(workspace, person, group, out))
+            except IdentityKeyError as exc:
+                for event in group:
+                    self._dead(out, _dead_event(event, Reason.BAD_IDENTITY, str(exc)))
+        self._emit(attributed, out)
+
+    # --------------------------------------------------------------------- identity
+
+    def _resolve(self, workspace: str, person: str, events: list[Event],
+                 out: list[Output]) -> list[Event]:
+        """Attribute one person's events; returns them with their account attached."""
+        mkey = map_key(workspace, person)
+        record = IdentityRecord.from_bytes(self.store.get(mkey))
+        changed = False
+        attributed: list[Event] = []
+        waiting: list[Event] = []
+        for event in events:
+            if event.account_id:
+                changed |= record.link(event.account_id)
+                attributed.append(event)
+            elif record.current is not None:
+                attributed.append(event.with_account(record.current))
+            else:
+                waiting.append(event)
+        current = record.current
+        if current is not None:
+            # Linked by this very message: what waited here goes along, and so does
+            # whatever an earlier message left on hold.
+            attributed.extend(event.with_account(current) for event in waiting)
+            if record.held:
+                attributed.extend(e.with_account(current)
+                                  for e in self._release(workspace, person, record))
+                changed = True
+        elif waiting:
+            self._hold(workspace, person, record, waiting, out)
+            changed = True
+        if changed:
+            self.store[mkey] = record.to_bytes()
+        return attributed
+
+    def _hold(self, workspace: str, person: str, record: IdentityRecord,
+              events: list[Event], out: list[Output]) -> None:
+        hkey = held_key(workspace, person)
+        held: list[Any] = orjson.loads(self.store.get(hkey) or b"[]") if record.held else []
+        held.extend(event.to_wire() for event in events)
+        overflow = len(held) - self.hold_max
+        if overflow > 0:
+            for wire in held[:overflow]:
+                self._dead(out, _dead_wire(wire, workspace, Reason.UNATTRIBUTED,
+                                           f"more than {self.hold_max} events waited for an "
+                                           f"account of {person}"))
+            del held[:overflow]
+        self.store[hkey] = orjson.dumps(held)
+        if record.hold_due is None:
+            due = int(self.now() + self.hold_seconds) + 1
+            self.store[expiry_key(due, workspace, person)] = b""
+            record.hold_due = due
+        record.held = len(held)
+
+    def _release(self, workspace: str, person: str, record: IdentityRecord) -> list[Event]:
+        hkey = held_key(workspace, person)
+        raw = self.store.get(hkey)
+        _delete(self.store, hkey)
+        if record.hold_due is not None:
+            _delete(self.store, expiry_key(record.hold_due, workspace, person))
+        record.held, record.hold_due = 0, None
+        released: list[Event] = []
+        for wire in orjson.loads(raw or b"[]"):
+            try:
+                released.append(event_from_wire(wire))
+            except EnvelopeError:  # written by this module, so only after a format change
+                log.warning("dropping an unreadable held event of %s", person)
+        return released
+
+    def expire(self, partition: int, now: float, out: list[Output]) -> None:
+        """Dead-letter the holds of ``partition`` due by ``now`` (epoch seconds)."""
+        for xkey in list(self.expiry_scan(partition, int(now))):
+            _delete(self.store, xkey)
+            due, workspace, person = parse_expiry_key(xkey)
+            mkey = map_key(workspace, person)
+            record = IdentityRecord.from_bytes(self.store.get(mkey))
+            if record.hold_due != due:
+                continue  # released or re-held since
+            hkey = held_key(workspace, person)
+            for wire in orjson.loads(self.store.get(hkey) or b"[]"):
+                self._dead(out, _dead_wire(wire, workspace, Reason.UNATTRIBUTED,
+                                           f"no account known for {person} within "
+                                           f"{self.hold_seconds:g} s"))
+            _delete(self.store, hkey)
+            record.held, record.hold_due = 0, None
+            self.store[mkey] = record.to_bytes()
+
+    # --------------------------------------------------------------------- output
+
+    def _emit(self, events: list[Event], out: list[Output]) -> None:
+        by_account: dict[tuple[str, str], list[Event]] = {}
+        for event in events:
+            assert event.account_id is not None
+            by_account.setdefault((event.workspace, event.account_id), []).append(event)
+        for (workspace, account), group in by_account.items():
+            out.append(Output(self.topics.by_account, kafka_key(workspace, account),
+                              encode_envelope(workspace, account, group)))
+
+    def _dead(self, out: list[Output], dead: DeadLetter) -> None:
+        metrics.EVENTS_DEAD_LETTERED.labels(reason=dead.reason).inc()
+        out.append(Output(self.topics.events_dlq, dead.key(), dead.to_bytes()))
+
+
+def _delete(store: Store, key: bytes) -> None:
+    with contextlib.suppress(KeyError):
+        del store[key]
+
+
+def _dead_event(event: Event, reason: str, detail: str) -> DeadLetter:
+    return DeadLetter(reason, detail, event.source.value, event.workspace, event.received_at,
+                      payload=event.to_wire())
+
+
+def _dead_wire(wire: Any, workspace: str, reason: str, detail: str) -> DeadLetter:
+    source = wire.get("src") if isinstance(wire, dict) else None
+    received = wire.get("rx") if isinstance(wire, dict) else None
+    return DeadLetter(reason, detail, source if isinstance(source, str) else "unknown",
+                      workspace, float(received) if isinstance(received, int | float) else 0.0,
+                      payload=wire)
+
+
+def _workspace_hint(obj: Any) -> str | None:
+    workspace = obj.get("ws") if isinstance(obj, dict) else None
+    return workspace if isinstance(workspace, str) and workspace else None
+
+
+def _type_label(result: Event | Rejection) -> str:
+    return result.type.value if isinstance(result, Event) else "other"
+
+
+def dict_expiry_scan(store: dict[bytes, bytes]) -> ExpiryScan:
+    """Expiry scan over a plain dict store (unit tests, replays without Faust)."""
+
+    def scan(_partition: int, until: int) -> Iterator[bytes]:
+        end = expiry_range_end(until)
+        start = EXPIRY + SEP
+        return iter(sorted(k for k in store if start <= k < end))
+
+    return scan
+
+
+# ------------------------------------------------------------------------- Faust
+
+
+def register(app: Any, settings: Settings) -> None:
+    """Declare the resolve agent, its table and its tick timer on ``app``."""
+    import faust
+
+    from state.tables import partition_db, raw_schema, rocksdb_options
+
+    names = settings.topics
+    events_topic = app.topic(names.events, schema=raw_schema(),
+                             partitions=settings.partitions)
+    topics = {
+        names.events: events_topic,
+        names.by_account: app.topic(names.by_account, schema=raw_schema(),
+                                    partitions=settings.partitions),
+        names.events_dlq: app.topic(names.events_dlq, schema=raw_schema(), partitions=1),
+    }
+    table = app.Table(STATE_TABLE, schema=raw_schema(), partitions=settings.partitions,
+                      options=rocksdb_options(settings),
+                      help="Identity map (person → accounts) and events held for an account")
+
+    def scan(partition: int, until: int) -> Iterator[bytes]:
+        db = partition_db(table, partition)
+        end = expiry_range_end(until)
+        it = db.iter()
+        it.seek(EXPIRY + SEP)
+        while it.valid():
+            key = bytes(it.key())
+            if key >= end:
+                break
+            yield key
+            it.next()
+
+    resolver = Resolver(settings, table, scan)
+
+    @app.agent(events_topic, name="resolve", concurrency=1)
+    async def resolve(stream: faust.StreamT[bytes]) -> None:
+        async for event in stream.events():
+            message = event.message
+            # Faust gives the Kafka timestamp in seconds: when the producer created it.
+            received_at = message.timestamp if message.timestamp else time.time()
+            for output in resolver.process(message.key, message.value, message.partition,
+                                           received_at):
+                await topics[output.topic].send(key=output.key, value=output.value,
+                                                partition=output.partition)
+
+    @app.timer(interval=settings.tick_interval, name="resolve-ticks")
+    async def send_ticks() -> None:
+        now = time.time()
+        for tp in app.assignor.assigned_actives():
+            if tp.topic == names.events:
+                await events_topic.send(key=None, value=encode_tick(now, tp.partition),
+                                        partition=tp.partition)
+
+
+__all__ = ["Envelope", "Output", "Resolver", "dict_expiry_scan", "register"]

@@ -1,0 +1,110 @@
+"""The identity map's records, as pure data: which accounts a person belongs to, and the
+events held back while no account is known.
+
+Keys live in the resolve agent's one raw-bytes table (co-partitioned with the events
+topic, which is keyed by person), told apart by a one-byte prefix::
+
+    m␟workspace␟person             → IdentityRecord (accounts, most recent first)
+    h␟workspace␟person             → held events: JSON list of Event wire dicts
+    x␟<due, 12 digits>␟workspace␟person → empty; the hold of that person expires at due
+
+(␟ is 0x1F.) One table, so that a message's writes reach one changelog in the order they
+were made; the ``x`` keys of a partition form a key-ordered range, so expiring holds costs
+what is due, not what is held.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+SEP = b"\x1f"
+MAP = b"m"
+HELD = b"h"
+EXPIRY = b"x"
+
+MAX_ACCOUNTS = 16
+"""Accounts remembered per person; the least recently linked is forgotten first."""
+_MAX_DUE = 999_999_999_999
+
+
+class IdentityKeyError(ValueError):
+    """An id that cannot be part of a key (empty, or holds the 0x1F separator)."""
+
+
+def _part(value: str) -> bytes:
+    raw = value.encode()
+    if not raw or SEP in raw:
+        raise IdentityKeyError(f"id {value!r} is empty or contains 0x1F")
+    return raw
+
+
+def map_key(workspace: str, person: str) -> bytes:
+    return MAP + SEP + _part(workspace) + SEP + _part(person)
+
+
+def held_key(workspace: str, person: str) -> bytes:
+    return HELD + SEP + _part(workspace) + SEP + _part(person)
+
+
+def expiry_key(due: int, workspace: str, person: str) -> bytes:
+    due = min(max(due, 0), _MAX_DUE)
+    return EXPIRY + SEP + b"%012d" % due + SEP + _part(workspace) + SEP + _part(person)
+
+
+def expiry_range_end(until: int) -> bytes:
+    """First key after every expiry key due at or before ``until``."""
+    return EXPIRY + SEP + b"%012d" % (min(max(until, 0), _MAX_DUE) + 1)
+
+
+def parse_expiry_key(key: bytes) -> tuple[int, str, str]:
+    """(due second, workspace, person) of an ``x`` key."""
+    prefix, due, workspace, person = key.split(SEP, 3)
+    if prefix != EXPIRY:
+        raise IdentityKeyError(f"not an expiry key: {key!r}")
+    return int(due), workspace.decode(), person.decode()
+
+
+@dataclass(slots=True)
+class IdentityRecord:
+    """The accounts one person was linked to (most recent first) and their hold state.
+
+    ``held``: events currently held for this person; ``hold_due``: epoch second at which
+    the hold expires (``None`` when nothing is held).
+    """
+
+    accounts: list[str] = field(default_factory=list)
+    held: int = 0
+    hold_due: int | None = None
+
+    @property
+    def current(self) -> str | None:
+        """The account an event without an explicit account is attributed to."""
+        return self.accounts[0] if self.accounts else None
+
+    def link(self, account: str) -> bool:
+        """Make ``account`` the most recent; True when that changed the record."""
+        if self.accounts and self.accounts[0] == account:
+            return False
+        if account in self.accounts:
+            self.accounts.remove(account)
+        self.accounts.insert(0, account)
+        del self.accounts[MAX_ACCOUNTS:]
+        return True
+
+    def to_bytes(self) -> bytes:
+        record: dict[str, Any] = {"acc": self.accounts}
+        if self.held:
+            record["h"] = self.held
+            record["due"] = self.hold_due
+        return orjson.dumps(record)
+
+    @classmethod
+    def from_bytes(cls, raw: bytes | None) -> IdentityRecord:
+        if not raw:
+            return cls()
+        record = orjson.loads(raw)
+        return cls(list(record.get("acc") or []), int(record.get("h") or 0),
+                   record.get("due"))
