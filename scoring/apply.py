@@ -1,0 +1,379 @@
+"""Apply events to the aggregates: the per-event hot path.
+
+Kept deliberately flat and allocation-light (the target is hundreds of thousands of events
+per second per core): each event touches a handful of dict entries; scores are not
+computed here but once per batch in :mod:`scoring.assess`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from typing import Any
+
+from scoring import vocabulary as v
+from scoring.config import ScoringConfig
+from state.aggregates import DAY, AccountState, UserState, UserSummary, id_hash
+from streams.events import Event, EventType
+
+_TRACK = EventType.TRACK
+_PAGE = EventType.PAGE
+_SCREEN = EventType.SCREEN
+_IDENTIFY = EventType.IDENTIFY
+_GROUP = EventType.GROUP
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.replace(",", "").strip())
+        except ValueError:
+            return None
+    return None
+
+
+def parse_day(value: Any) -> int | None:
+    """Epoch day of an ISO date / date-time string or epoch seconds; None when unparseable."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        # Epoch milliseconds are common in CRMs; anything past year 5000 in seconds is ms.
+        secs = value / 1000.0 if value > 1e11 else float(value)
+        return int(secs // DAY)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if len(text) == 10:
+                return date.fromisoformat(text).toordinal() - _EPOCH_ORDINAL
+            dt = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=UTC)
+        return int(dt.timestamp() // DAY)
+    return None
+
+
+def _push(lst: list[Any], item: Any, cap: int) -> None:
+    lst.append(item)
+    if len(lst) > cap:
+        del lst[: len(lst) - cap]
+
+
+class _Rules:
+    """Per-config lookup tables, built once per config (cached on the config id)."""
+
+    __slots__ = ("activity", "cap", "milestone_by_event", "pages", "unknown")
+
+    def __init__(self, config: ScoringConfig) -> None:
+        self.activity: dict[str, tuple[float, bool, bool]] = {
+            name: (float(r.weight), r.core, r.advanced) for name, r in config.events.items()
+        }
+        self.unknown = float(config.unknown_event_weight)
+        self.pages = frozenset(config.expansion.upgrade_pages)
+        self.milestone_by_event: dict[str, list[str]] = {}
+        for ms in config.milestones:
+            self.milestone_by_event.setdefault(ms.event, []).append(ms.name)
+        self.cap = config.limits.recent_records
+
+
+_RULES_CACHE: dict[int, tuple[ScoringConfig, _Rules]] = {}
+
+
+def rules_for(config: ScoringConfig) -> _Rules:
+    hit = _RULES_CACHE.get(id(config))
+    if hit is not None and hit[0] is config:
+        return hit[1]
+    rules = _Rules(config)
+    if len(_RULES_CACHE) > 32:
+        _RULES_CACHE.clear()
+    _RULES_CACHE[id(config)] = (config, rules)
+    return rules
+
+
+def _sort_key(e: Event) -> tuple[float, str]:
+    return (e.timestamp, e.message_id)
+
+
+def apply_events(
+    account: AccountState,
+    users: dict[str, UserState],
+    events: Sequence[Event],
+    now: float,
+    config: ScoringConfig,
+) -> set[str]:
+    """Apply ``events`` (one account's, any order) to ``account`` and ``users`` in place.
+
+    Events are applied in (timestamp, message id) order so every batch grouping gives
+    the same state; an event whose message id was already applied is skipped. Events
+    stamped after ``now`` count at ``now``; events older than the window only move
+    first/last-seen. ``users`` gains new :class:`UserState` records as needed. Returns the
+    ids of users whose state changed.
+    """
+    if not events:
+        return set()
+    rules = rules_for(config)
+    limits = config.limits
+    user_cap = limits.recent_ids_per_user
+    acc_cap = limits.recent_ids_per_account
+    cutoff = int(now // DAY) - limits.window_days
+    activity = rules.activity
+    non_activity = v.NON_ACTIVITY
+    summaries = account.users
+    acc_days = account.days
+    changed: set[str] = set()
+    ordered = events if len(events) == 1 else sorted(events, key=_sort_key)
+    for e in ordered:
+        ts = e.timestamp
+        if ts > now:
+            ts = now
+        day = int(ts // DAY)
+        uid = e.user_id
+        h = id_hash(e.message_id)
+        user: UserState | None = None
+        if uid is not None:
+            user = users.get(uid)
+            if user is None:
+                user = UserState(uid, account.account_id)
+                users[uid] = user
+            seen = user.seen
+            if h in seen:
+                continue
+            seen[h] = None
+            if len(seen) > user_cap:
+                del seen[next(iter(seen))]
+            user.events += 1
+            changed.add(uid)
+        else:
+            seen = account.seen
+            if h in seen:
+                continue
+            seen[h] = None
+            if len(seen) > acc_cap:
+                del seen[next(iter(seen))]
+        if ts > account.clock:
+            account.clock = ts
+        etype = e.type
+        name = e.name
+        weight = 0.0
+        core = advanced = False
+        if etype is _TRACK:
+            if name is None:
+                continue
+            rule = activity.get(name)
+            if rule is not None:
+                weight, core, advanced = rule
+                if name == v.FEATURE_GATED_CLICKED:
+                    feature = e.properties.get("feature")
+                    _push(account.gated, [day, feature if isinstance(feature, str) else None,
+                                          uid], rules.cap)
+                elif name == v.UPGRADE_PAGE_VIEWED or name == v.HIGHER_TIER_ASKED:
+                    _push(account.upgrade_days, [day, name, uid], rules.cap)
+            elif name in non_activity:
+                _apply_account_event(account, name, e.properties, day, uid, rules.cap, limits)
+                continue
+            else:
+                weight = rules.unknown
+            ms = rules.milestone_by_event.get(name)
+            if ms is not None:
+                for m in ms:
+                    if m not in account.milestones or account.milestones[m] > day:
+                        account.milestones[m] = day
+        elif etype is _PAGE or etype is _SCREEN:
+            if name is not None and name in rules.pages:
+                _push(account.upgrade_days, [day, "page:" + name, uid], rules.cap)
+            rule = activity.get(name) if name is not None else None
+            if rule is not None:
+                weight, core, advanced = rule
+            else:
+                weight = rules.unknown
+        elif etype is _IDENTIFY:
+            if user is not None and e.traits:
+                _identify(account, user, e.traits)
+            continue
+        elif etype is _GROUP:
+            if e.traits:
+                _group_traits(account, e.traits, day, rules.cap)
+            if uid is not None and uid not in summaries:
+                summaries[uid] = UserSummary(
+                    name=user.name if user is not None else None,
+                    email=user.email if user is not None else None,
+                )
+            continue
+        else:
+            continue
+        if weight <= 0.0:
+            continue
+        # --- activity
+        if account.last_seen is None or ts > account.last_seen:
+            account.last_seen = ts
+        if account.first_seen is None or ts < account.first_seen:
+            account.first_seen = ts
+        if advanced and (account.advanced_day is None or day > account.advanced_day):
+            account.advanced_day = day
+        if day <= cutoff:
+            if user is not None:
+                if user.first_seen is None or ts < user.first_seen:
+                    user.first_seen = ts
+                if user.last_seen is None:
+                    user.last_seen = ts
+            continue
+        acc_days[day] = acc_days.get(day, 0.0) + weight
+        wk = (day + 3) // 7
+        if core:
+            account.core_days[day] = account.core_days.get(day, 0) + 1
+        if user is None:
+            continue
+        udays = user.days
+        if day in udays:
+            udays[day] += weight
+        else:
+            udays[day] = weight
+            user.active_days += 1
+        if user.last_seen is None or ts > user.last_seen:
+            user.last_seen = ts
+        if user.first_seen is None or ts < user.first_seen:
+            user.first_seen = ts
+        if core:
+            user.core_weeks[wk] = user.core_weeks.get(wk, 0) + 1
+        s = summaries.get(uid)  # type: ignore[arg-type]
+        if s is None:
+            s = UserSummary(name=user.name, email=user.email)
+            summaries[uid] = s  # type: ignore[index]
+        s.touch(day)
+        if s.last_seen is None or ts > s.last_seen:
+            s.last_seen = ts
+        s.weeks[wk] = s.weeks.get(wk, 0.0) + weight
+    return changed
+
+
+def _identify(account: AccountState, user: UserState, traits: dict[str, Any]) -> None:
+    name = traits.get("name")
+    if not isinstance(name, str):
+        first, last = traits.get("firstName") or traits.get("first_name"), traits.get(
+            "lastName"
+        ) or traits.get("last_name")
+        if isinstance(first, str):
+            name = f"{first} {last}" if isinstance(last, str) else first
+    email = traits.get("email")
+    role = traits.get("role")
+    if isinstance(name, str) and name:
+        user.name = name
+    if isinstance(email, str) and email:
+        user.email = email
+    if isinstance(role, str) and role:
+        user.role = role
+    s = account.users.get(user.user_id)
+    if s is None:
+        s = UserSummary()
+        account.users[user.user_id] = s
+    s.name = user.name
+    s.email = user.email
+
+
+def _group_traits(account: AccountState, traits: dict[str, Any], day: int, cap: int) -> None:
+    for key, value in traits.items():
+        if value is None:
+            continue
+        if key == "name" and isinstance(value, str):
+            account.name = value
+        elif key == "seats":
+            seats = _num(value)
+            if seats is not None and seats >= 0:
+                _set_seats(account, int(seats), day)
+        elif key == "plan" and isinstance(value, str):
+            account.plan = value
+        elif key == "arr":
+            arr = _num(value)
+            if arr is not None and arr >= 0:
+                account.arr = arr
+        elif key == "segment" and isinstance(value, str):
+            seg = value.strip().lower().replace("-", "_").replace(" ", "_")
+            account.segment_trait = "mid_market" if seg in ("mid_market", "midmarket") else seg
+        elif key == "renewal_date":
+            d = parse_day(value)
+            if d is not None:
+                account.renewal_day = d
+        elif key == "created_at":
+            d = parse_day(value)
+            if d is not None:
+                account.created_day = d
+        elif key == "owner" and isinstance(value, str):
+            account.owner = value
+        elif key == "owner_email" and isinstance(value, str):
+            account.owner_email = value
+        elif key == "owner_slack_id" and isinstance(value, str):
+            account.owner_slack_id = value
+        elif key in ("hubspot_company_id", "salesforce_account_id"):
+            account.external_ids[key] = str(value)
+
+
+def _set_seats(account: AccountState, seats: int, day: int, previous: int | None = None) -> None:
+    before = previous if previous is not None else account.seats
+    if before is not None and seats < before:
+        account.seat_reduction = [day, before, seats]
+    account.seats = seats
+
+
+def _apply_account_event(
+    account: AccountState,
+    name: str,
+    props: dict[str, Any],
+    day: int,
+    uid: str | None,
+    cap: int,
+    limits: Any,
+) -> None:
+    if name == v.TICKET_OPENED:
+        tid = props.get("ticket_id")
+        key = str(tid) if tid is not None else f"day{day}-{len(account.ticket_days)}"
+        if key not in account.open_tickets and len(account.open_tickets) < limits.max_open_tickets:
+            account.open_tickets[key] = day
+        _push(account.ticket_days, day, cap * 2)
+    elif name == v.TICKET_RESOLVED:
+        tid = props.get("ticket_id")
+        if tid is not None and account.open_tickets.pop(str(tid), None) is not None:
+            _push(account.resolved_days, day, cap * 2)
+    elif name == v.CSAT_SUBMITTED:
+        score = _num(props.get("score"))
+        if score is not None and 1 <= score <= 5:
+            _push(account.csat, [day, score], cap)
+    elif name == v.PAYMENT_FAILED:
+        amount = _num(props.get("amount"))
+        if account.payment_failed is None:
+            account.payment_failed = [day, amount]
+        else:
+            account.payment_failed[1] = amount
+        _push(account.payment_failed_days, day, cap)
+    elif name == v.PAYMENT_SUCCEEDED:
+        account.payment_failed = None
+        if account.cancelled_day is not None and day > account.cancelled_day:
+            account.cancelled_day = None  # paid again after cancelling: re-subscribed
+    elif name == v.PLAN_DOWNGRADED:
+        to_plan = props.get("to_plan")
+        from_plan = props.get("from_plan")
+        account.downgrade = [
+            day,
+            from_plan if isinstance(from_plan, str) else account.plan,
+            to_plan if isinstance(to_plan, str) else None,
+        ]
+        if isinstance(to_plan, str):
+            account.plan = to_plan
+    elif name == v.SEATS_CHANGED:
+        seats = _num(props.get("seats"))
+        prev = _num(props.get("previous_seats"))
+        if seats is not None and seats >= 0:
+            _set_seats(account, int(seats), day, None if prev is None else int(prev))
+    elif name == v.SUBSCRIPTION_CANCELLED:
+        account.cancelled_day = day
+    elif name == v.NPS_SUBMITTED:
+        score = _num(props.get("score"))
+        if score is not None and 0 <= score <= 10:
+            _push(account.nps, [day, int(score), uid], cap)
+    elif name in v.MEETING_KINDS:
+        _push(account.meetings, [day, v.MEETING_KINDS[name]], cap)

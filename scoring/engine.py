@@ -1,0 +1,511 @@
+"""The pure scoring step: state in, events and time in; new state, assessment and
+decisions out. Live workers, replays, backtests and tests all call :func:`step`.
+
+``step`` takes ownership of the states passed to it: it updates them in place (that is
+what keeps the per-event path cheap) and returns them. Keep a copy
+(``AccountState.copy()``) if you need the old value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from scoring import explain
+from scoring.apply import apply_events
+from scoring.changes import (
+    Driver,
+    HealthChange,
+    Snapshot,
+    change_id,
+    iso,
+    iso_date,
+    signal_dict,
+)
+from scoring.config import ScoringConfig
+from scoring.scores import (
+    Component,
+    Facts,
+    account_components,
+    band_of,
+    measure,
+    sticky_band,
+    user_score,
+)
+from scoring.signals import detect, merge
+from scoring.stages import created_day, days_to_renewal, forecast, lifecycle, segment
+from state.aggregates import (
+    DAY,
+    AccountState,
+    Reported,
+    SignalState,
+    UserState,
+    epoch_day,
+    epoch_week,
+)
+from streams.events import Event
+
+BILLING_SIGNALS = frozenset({"payment_failed", "plan_downgraded", "seats_reduced"})
+
+
+@dataclass(slots=True)
+class UserView:
+    """A user as the account sees them: score, band, power-user flag, last seen."""
+
+    user_id: str
+    name: str | None
+    email: str | None
+    score: int
+    band: str
+    power_user: bool
+    last_seen: float | None
+    days_inactive: int | None
+    components: list[Component] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "name": self.name,
+            "email": self.email,
+            "score": self.score,
+            "band": self.band,
+            "power_user": self.power_user,
+            "last_seen": iso(self.last_seen),
+        }
+
+
+@dataclass(slots=True)
+class AccountAssessment:
+    """The account's health at ``time``: score, band, components, stages, active
+    signals, users, explanation drivers and bounded daily score history."""
+
+    workspace: str
+    account_id: str
+    account_name: str | None
+    time: float
+    day: int
+    score: int
+    band: str
+    components: list[Component]
+    forecast: str | None
+    lifecycle: str
+    signals: list[SignalState]
+    users: list[UserView]
+    drivers: list[Driver]
+    explanation: str
+    change_7d: int
+    change_30d: int
+    engagement_wow_pct: float | None
+    segment: str
+    arr: float | None
+    seats: int | None
+    active_users_7d: int
+    active_users_30d: int
+    power_users: list[str]
+    renewal_date: str | None
+    days_to_renewal: int | None
+    owner: str | None
+    owner_email: str | None
+    owner_slack_id: str | None
+    external_ids: dict[str, str]
+    history: list[tuple[int, int]]
+    config_version: str
+
+    def component(self, name: str) -> Component:
+        for c in self.components:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def signal_types(self) -> list[str]:
+        return sorted({s.type for s in self.signals})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for the read model, API and page."""
+        return {
+            "workspace": self.workspace,
+            "account_id": self.account_id,
+            "account_name": self.account_name,
+            "time": iso(self.time),
+            "day": self.day,
+            "score": self.score,
+            "band": self.band,
+            "components": {c.name: c.to_dict() for c in self.components},
+            "forecast": self.forecast,
+            "lifecycle": self.lifecycle,
+            "signals": [signal_dict(s) for s in self.signals],
+            "users": [u.to_dict() for u in self.users],
+            "drivers": [d.to_dict() for d in self.drivers],
+            "explanation": self.explanation,
+            "change_7d": self.change_7d,
+            "change_30d": self.change_30d,
+            "engagement_wow_pct": self.engagement_wow_pct,
+            "segment": self.segment,
+            "arr": self.arr,
+            "seats": self.seats,
+            "active_users_7d": self.active_users_7d,
+            "active_users_30d": self.active_users_30d,
+            "power_users": self.power_users,
+            "renewal_date": self.renewal_date,
+            "days_to_renewal": self.days_to_renewal,
+            "owner": self.owner,
+            "owner_email": self.owner_email,
+            "owner_slack_id": self.owner_slack_id,
+            "external_ids": self.external_ids,
+            "history": [[iso_date(d), s] for d, s in self.history],
+            "config_version": self.config_version,
+        }
+
+
+@dataclass(slots=True)
+class StepResult:
+    account: AccountState
+    users: dict[str, UserState]  # only users this step changed
+    assessment: AccountAssessment
+    changes: list[HealthChange]
+    next_due: float | None  # epoch s to re-evaluate at if nothing arrives
+
+
+def step(
+    account: AccountState | None,
+    users: Mapping[str, UserState],
+    events: Sequence[Event],
+    now: float,
+    config: ScoringConfig,
+    workspace: str,
+    account_id: str,
+) -> StepResult:
+    """Apply one account's ``events`` (any order; ``[]`` is a clock tick), re-assess at
+    ``now`` (event-time epoch seconds; never earlier than the state's clock) and decide
+    what to emit. Pure and deterministic: never reads the wall clock."""
+    acc = account if account is not None else AccountState(workspace, account_id)
+    work: dict[str, UserState] = dict(users)
+    changed = apply_events(acc, work, events, now, config)
+    t = max(float(now), acc.clock)
+    acc.clock = t
+    today = epoch_day(t)
+    _prune(acc, work, changed, today, config)
+    assessment, changes = evaluate(acc, t, config)
+    return StepResult(
+        account=acc,
+        users={uid: work[uid] for uid in sorted(changed)},
+        assessment=assessment,
+        changes=changes,
+        next_due=next_due(acc, today, config),
+    )
+
+
+# --------------------------------------------------------------------------- pruning
+
+
+def _prune(
+    acc: AccountState, users: dict[str, UserState], changed: set[str], today: int,
+    config: ScoringConfig,
+) -> None:
+    lim = config.limits
+    cutoff = today - lim.window_days
+    if acc.days and min(acc.days) <= cutoff:
+        acc.days = {d: p for d, p in acc.days.items() if d > cutoff}
+    if acc.core_days and min(acc.core_days) <= cutoff:
+        acc.core_days = {d: n for d, n in acc.core_days.items() if d > cutoff}
+    wk_cut = epoch_week(today) - 14
+    for uid in changed:
+        users[uid].prune(today, lim.window_days)
+        s = acc.users.get(uid)
+        if s is not None and s.weeks and min(s.weeks) <= wk_cut:
+            s.weeks = {w: p for w, p in s.weeks.items() if w > wk_cut}
+    if len(acc.users) > lim.max_users_per_account:
+        keep = sorted(
+            acc.users.items(),
+            key=lambda kv: (-(kv[1].last_day if kv[1].last_day is not None else -1), kv[0]),
+        )[: lim.max_users_per_account]
+        acc.users = dict(keep)
+    hist_cut = today - config.decisions.history_days
+    if acc.history and min(acc.history) <= hist_cut:
+        acc.history = {d: s for d, s in acc.history.items() if d > hist_cut}
+    acc.ticket_days = [d for d in acc.ticket_days if today - d < lim.window_days]
+    acc.resolved_days = [d for d in acc.resolved_days if today - d < lim.window_days]
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def user_views(
+    acc: AccountState, today: int, config: ScoringConfig, limit: int | None = None
+) -> list[UserView]:
+    """Users ranked power users first, then most recently seen; scored at ``today``."""
+    ranked = sorted(
+        acc.users.items(),
+        key=lambda kv: (
+            not kv[1].power,
+            -(kv[1].last_day if kv[1].last_day is not None else -(10**9)),
+            kv[0],
+        ),
+    )
+    if limit is not None:
+        ranked = ranked[:limit]
+    out = []
+    for uid, s in ranked:
+        score, comps = user_score(s, today, config)
+        out.append(UserView(
+            user_id=uid, name=s.name, email=s.email, score=score,
+            band=band_of(score, config.bands), power_user=s.power, last_seen=s.last_seen,
+            days_inactive=None if s.last_day is None else today - s.last_day,
+            components=comps,
+        ))
+    return out
+
+
+def _history_at(acc: AccountState, day: int) -> int | None:
+    return acc.history.get(day)
+
+
+def _drivers(
+    comps: list[Component], reported: Reported | None, delta: int
+) -> list[Driver]:
+    if reported is None:
+        short = sorted(
+            (c for c in comps if c.weight - c.points >= max(1, c.weight * 0.3)),
+            key=lambda c: (-(c.weight - c.points), c.name),
+        )[:2]
+        return [
+            Driver(c.name, c.points - c.weight, explain.weakest_text(c.name, c.detail))
+            for c in short
+        ]
+    prev = reported.components
+    moves = []
+    for c in comps:
+        p = prev.get(c.name)
+        d = c.points - (p["points"] if p else 0)
+        if d != 0:
+            moves.append((d, c, p))
+    if delta < 0:
+        moves = sorted((m for m in moves if m[0] < 0), key=lambda m: (m[0], m[1].name))
+    elif delta > 0:
+        moves = sorted((m for m in moves if m[0] > 0), key=lambda m: (-m[0], m[1].name))
+    else:
+        moves = sorted(moves, key=lambda m: (-abs(m[0]), m[1].name))
+    return [
+        Driver(c.name, d, explain.component_change_text(c.name, p["detail"] if p else None,
+                                                        c.detail, d))
+        for d, c, p in moves[:3]
+    ]
+
+
+def evaluate(
+    acc: AccountState, t: float, config: ScoringConfig
+) -> tuple[AccountAssessment, list[HealthChange]]:
+    """Assess the account at ``t`` and decide whether to emit a health change; updates
+    the account's assessment memory (band, stages, signals, history, last report)."""
+    today = epoch_day(t)
+    f: Facts = measure(acc, today, config)
+    comps = account_components(acc, f, config)
+    score = sum(c.points for c in comps)
+    band = sticky_band(score, acc.band, config.bands)
+    seg = segment(acc, config)
+    dtr = days_to_renewal(acc, today)
+    detected = detect(acc, f, config, created_day(acc), dtr)
+    active, started, ended = merge(acc.signals, detected)
+
+    acc.history[today] = score
+    h7 = _history_at(acc, today - 7)
+    h30 = _history_at(acc, today - 30)
+    change_7d = score - h7 if h7 is not None else 0
+    change_30d = score - h30 if h30 is not None else 0
+    life = lifecycle(acc, f, config, seg, dtr)
+    billing = sum(1 for s in active.values() if s.type in BILLING_SIGNALS)
+    fc = forecast(band, life, change_30d, dtr, config, seg, billing)
+
+    rep = acc.reported
+    dec = config.decisions
+    reasons: list[str] = []
+    keys: list[str] = []
+    if rep is None:
+        reasons.append("band_changed")
+        keys.append(f"band:{band}")
+    else:
+        if band != rep.band:
+            reasons.append("band_changed")
+            keys.append(f"band:{band}")
+        if t - rep.time < dec.score_move_days * DAY:
+            baseline: int | None = rep.score
+        else:
+            baseline = _history_at(acc, today - dec.score_move_days)
+        if baseline is not None and abs(score - baseline) >= dec.score_move_points:
+            reasons.append("score_moved")
+            keys.append(f"score:{score}")
+        if fc != rep.forecast:
+            reasons.append("forecast_changed")
+            keys.append(f"forecast:{fc}")
+        if life != rep.lifecycle:
+            reasons.append("lifecycle_changed")
+            keys.append(f"lifecycle:{life}")
+    if started:
+        reasons.append("signal_started")
+        keys.extend(f"start:{s.key}" for s in started)
+    if ended:
+        reasons.append("signal_ended")
+        keys.extend(f"end:{s.key}" for s in ended)
+
+    prev_score = rep.score if rep is not None else None
+    delta = score - prev_score if prev_score is not None else 0
+    drivers = _drivers(comps, rep, delta)
+    notes: list[str] = []
+    if rep is not None:
+        if "band_changed" in reasons:
+            notes.append(explain.band_note(rep.band, band))
+        if "forecast_changed" in reasons:
+            notes.append(explain.forecast_note(rep.forecast, fc))
+        if "lifecycle_changed" in reasons:
+            notes.append(explain.lifecycle_note(rep.lifecycle, life))
+    else:
+        notes.append(explain.lifecycle_note(None, life))
+        if fc is not None:
+            notes.append(explain.forecast_note(None, fc))
+    text = explain.paragraph(
+        prev_score, score, band, [d.text for d in drivers],
+        [s.text for s in started],
+        [s.text for s in ended], notes,
+    )
+    views = user_views(acc, today, config, dec.max_users_in_change)
+    active_7 = sum(1 for s in acc.users.values()
+                   if s.last_day is not None and today - s.last_day < 7)
+    wow = comps[2].detail.get("week_over_week_pct") if len(comps) > 2 else None
+    assessment = AccountAssessment(
+        workspace=acc.workspace,
+        account_id=acc.account_id,
+        account_name=acc.name,
+        time=t,
+        day=today,
+        score=score,
+        band=band,
+        components=comps,
+        forecast=fc,
+        lifecycle=life,
+        signals=list(active.values()),
+        users=views,
+        drivers=drivers,
+        explanation=text,
+        change_7d=change_7d,
+        change_30d=change_30d,
+        engagement_wow_pct=wow,
+        segment=seg,
+        arr=acc.arr,
+        seats=acc.seats,
+        active_users_7d=active_7,
+        active_users_30d=f.active_30,
+        power_users=list(f.power),
+        renewal_date=iso_date(acc.renewal_day),
+        days_to_renewal=dtr,
+        owner=acc.owner,
+        owner_email=acc.owner_email,
+        owner_slack_id=acc.owner_slack_id,
+        external_ids=dict(acc.external_ids),
+        history=sorted(acc.history.items()),
+        config_version=config.version,
+    )
+    changes: list[HealthChange] = []
+    comp_dicts = {c.name: c.to_dict() for c in comps}
+    if reasons:
+        changes.append(HealthChange(
+            id=change_id(acc.workspace, acc.account_id, keys, today),
+            workspace=acc.workspace,
+            account_id=acc.account_id,
+            account_name=acc.name,
+            time=t,
+            day=today,
+            reasons=reasons,
+            previous=None if rep is None else Snapshot(rep.score, rep.band, rep.forecast,
+                                                       rep.lifecycle),
+            current=Snapshot(score, band, fc, life),
+            components=comp_dicts,
+            delta=delta,
+            change_7d=change_7d,
+            signals_started=started,
+            signals_ended=ended,
+            active_signals=list(active.values()),
+            explanation=text,
+            drivers=drivers,
+            owner=acc.owner,
+            owner_email=acc.owner_email,
+            owner_slack_id=acc.owner_slack_id,
+            segment=seg,
+            arr=acc.arr,
+            renewal_date=iso_date(acc.renewal_day),
+            days_to_renewal=dtr,
+            external_ids=dict(acc.external_ids),
+            users=[u.to_dict() for u in views],
+            config_version=config.version,
+        ))
+        acc.reported = Reported(t, score, band, fc, life, {
+            name: {"points": c["points"], "detail": c["detail"]} for name, c in comp_dicts.items()
+        })
+    acc.score = score
+    acc.band = band
+    acc.forecast = fc
+    acc.lifecycle = life
+    acc.signals = active
+    return assessment, changes
+
+
+# --------------------------------------------------------------------------- due time
+
+
+def next_due(acc: AccountState, today: int, config: ScoringConfig) -> float | None:
+    """Earliest epoch second at which a time-only condition could change: the next day
+    while anything in the rolling windows (activity, quiet users, open tickets) can still
+    move; otherwise the next renewal checkpoint, milestone due day or record expiry."""
+    sg = config.signals
+    tomorrow = today + 1
+    if acc.days or acc.open_tickets:
+        return tomorrow * DAY
+    for s in acc.users.values():
+        if s.last_day is not None and today - s.last_day <= sg.user_forget_days:
+            return tomorrow * DAY
+    cands: list[int] = []
+    if acc.renewal_day is not None:
+        for c in config.renewal.checkpoints:
+            cands.append(acc.renewal_day - c)
+        for w in config.renewal.windows.values():
+            cands.append(acc.renewal_day - w)
+        cands.append(acc.renewal_day + 1)
+    born = created_day(acc)
+    if born is not None:
+        cands.extend(born + ms.due_days + 1 for ms in config.milestones)
+        cands.append(born + config.stages.onboarding_days)
+        cands.append(born + config.stages.mature_days)
+    if acc.reactivated_day is not None:
+        cands.append(acc.reactivated_day + config.stages.reactivated_days)
+    if acc.history:
+        last = max(acc.history)
+        cands.extend((last + 7, last + 30))
+    for rec, days in (
+        (acc.downgrade, sg.downgrade_days),
+        (acc.seat_reduction, sg.downgrade_days),
+        (acc.downgrade, config.financial.lookback_days),
+        (acc.seat_reduction, config.financial.lookback_days),
+    ):
+        if rec is not None:
+            cands.append(rec[0] + days)
+    for recs, days in (
+        (acc.nps, sg.nps_days),
+        (acc.meetings, max(sg.meeting_missed_days, config.relationship.lookback_days)),
+        (acc.gated, config.expansion.recent_days),
+        (acc.upgrade_days, config.expansion.recent_days),
+        (acc.csat, config.support.csat_days),
+    ):
+        cands.extend(r[0] + days for r in recs)
+    future = [d for d in cands if d > today]
+    return min(future) * DAY if future else None
+
+
+__all__ = [
+    "AccountAssessment",
+    "StepResult",
+    "UserView",
+    "evaluate",
+    "next_due",
+    "step",
+    "user_views",
+]

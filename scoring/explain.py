@@ -1,0 +1,290 @@
+"""Every sentence Telltale writes, in one module so it can be translated.
+
+Explanations are built from numbers (component details and signal details); nothing here
+decides anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _pct(now: float, before: float) -> int:
+    return round(abs(now - before) / before * 100) if before else 0
+
+
+def _days(n: int) -> str:
+    return "1 day" if n == 1 else f"{n} days"
+
+
+def _join(parts: Sequence[str]) -> str:
+    parts = [p for p in parts if p]
+    if not parts:
+        return ""
+    if len(parts) == 1:
+        return parts[0]
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _money(amount: Any) -> str:
+    if isinstance(amount, int | float):
+        return f"${amount:,.0f}" if float(amount).is_integer() else f"${amount:,.2f}"
+    return "a payment"
+
+
+BAND_NAMES = {"healthy": "healthy", "watch": "watch", "at_risk": "at risk"}
+LIFECYCLE_NAMES = {
+    "onboarding": "onboarding",
+    "adopting": "adopting",
+    "mature": "mature",
+    "renewal_window": "in the renewal window",
+    "churned": "churned",
+    "reactivated": "reactivated",
+}
+FORECAST_NAMES = {"commit": "commit", "best_case": "best case", "at_risk": "at risk"}
+CHECKPOINT_NAMES = {180: "health check", 90: "value review", 60: "pricing", 30: "contract"}
+
+
+# --------------------------------------------------------------------------- signals
+
+
+def signal_text(kind: str, d: dict[str, Any]) -> str:
+    """Plain-English text of one signal from its detail numbers."""
+    if kind == "power_user_inactive":
+        return f"{d['name']}, a power user, has been inactive for {_days(d['days'])}"
+    if kind.startswith("user_inactive_"):
+        return f"{d['name']} has been inactive for {_days(d['days'])}"
+    if kind == "seat_utilisation_drop":
+        return (
+            f"seat usage fell {_pct(d['current'], d['previous'])}% "
+            f"({d['previous']} → {d['current']} of {d['seats']} seats)"
+        )
+    if kind == "core_feature_decline":
+        return (
+            f"core-feature use fell {_pct(d['current'], d['previous'])}% "
+            f"({d['previous']} → {d['current']} events in 28 days)"
+        )
+    if kind == "ticket_spike":
+        return f"{d['count']} support tickets were opened in {_days(d['days'])}"
+    if kind == "ticket_open_long":
+        return f"support ticket {d['ticket_id']} has been open for {_days(d['days'])}"
+    if kind == "payment_failed":
+        return f"a payment of {_money(d.get('amount'))} failed"
+    if kind == "plan_downgraded":
+        if d.get("from") and d.get("to"):
+            return f"the plan was downgraded from {d['from']} to {d['to']}"
+        return "the plan was downgraded"
+    if kind == "seats_reduced":
+        return f"seats were cut from {d['from']} to {d['to']}"
+    if kind == "nps_detractor":
+        who = d.get("name")
+        return f"{who} gave an NPS of {d['score']}" if who else f"an NPS answer of {d['score']}"
+    if kind == "meeting_missed":
+        return "a QBR was skipped" if d.get("kind") == "qbr_skipped" else "a meeting was missed"
+    if kind == "onboarding_milestone_missed":
+        return (
+            f"onboarding milestone {d['milestone'].replace('_', ' ')} is {_days(d['late_days'])}"
+            f" overdue (due day {d['due_days']})"
+        )
+    if kind == "account_inactive":
+        return f"nobody has used the product for {_days(d['days'])}"
+    if kind == "seat_saturation":
+        return (
+            f"{d['active']} of {d['seats']} seats are in use ({d['pct']}%) "
+            "and advanced features are being used"
+        )
+    if kind == "gated_feature_clicked":
+        feats = ", ".join(d.get("features") or [])
+        n = d["count"]
+        what = "a gated feature" if n == 1 else f"gated features {n} times"
+        return f"users clicked {what}" + (f" ({feats})" if feats else "")
+    if kind == "upgrade_interest":
+        return "users looked at upgrading" + (
+            f" ({d['count']} times)" if d.get("count", 1) > 1 else ""
+        )
+    if kind == "renewal_checkpoint":
+        name = CHECKPOINT_NAMES.get(d["checkpoint"], "checkpoint")
+        return (
+            f"renewal in {_days(d['days_to_renewal'])}: "
+            f"T-{d['checkpoint']} {name}"
+        )
+    return kind.replace("_", " ")
+
+
+# --------------------------------------------------------------------------- components
+
+
+def component_change_text(
+    name: str, prev: dict[str, Any] | None, cur: dict[str, Any], delta: int
+) -> str:
+    """Why a component moved, from its previous and current detail."""
+    p = prev or {}
+    if name == "active_seats":
+        a0, a1, seats = p.get("active"), cur["active"], cur["seats"]
+        if a0 is not None and a0 != a1:
+            verb = "fell" if a1 < a0 else "rose"
+            return f"seat usage {verb} {_pct(a1, a0)}% ({a0} → {a1} of {seats} seats)"
+        if p.get("seats") is not None and p["seats"] != seats:
+            return f"{a1} of {seats} seats are active (seats went from {p['seats']} to {seats})"
+        return f"{a1} of {seats} seats were active in the last 30 days"
+    if name == "power_users":
+        before = {u["user_id"] for u in p.get("inactive", [])}
+        newly = [u for u in cur["inactive"] if u["user_id"] not in before]
+        now_ids = {u["user_id"] for u in cur["inactive"]}
+        back = [u for u in p.get("inactive", []) if u["user_id"] not in now_ids]
+        if delta < 0 and newly:
+            shown = newly if len(newly) < len(cur["inactive"]) else cur["inactive"]
+            return power_users_quiet(shown)
+        if delta > 0 and back:
+            names = _join([u["name"] for u in back])
+            return f"{names}, {'a power user, is' if len(back) == 1 else 'power users, are'}" \
+                " active again"
+        if cur["inactive"]:
+            return power_users_quiet(cur["inactive"])
+        return f"{cur['active']} of {cur['power_users']} power users are active"
+    if name == "engagement":
+        t = cur.get("trend_pct")
+        base = f"weighted engagement is {cur['per_seat_week']} points per seat per week"
+        if t is None:
+            return base
+        direction = "down" if t < 0 else "up"
+        return f"{base}, {direction} {abs(round(t))}% on the 60 days before"
+    if name == "core_features":
+        c0, c1 = cur["previous_28d"], cur["events_28d"]
+        if c0 == 0 and c1 == 0:
+            return "no core features were used in the last 8 weeks"
+        if c0 == 0:
+            return f"core features were used {c1} times in 28 days (none the 28 before)"
+        verb = "fell" if c1 < c0 else "rose"
+        return f"core-feature use {verb} {_pct(c1, c0)}% ({c0} → {c1} events in 28 days)"
+    if name == "support":
+        parts = []
+        if cur.get("spike"):
+            parts.append(f"{cur['recent']} support tickets were opened in 10 days")
+        if cur["aged"]:
+            parts.append(
+                f"{cur['aged']} ticket{'s have' if cur['aged'] > 1 else ' has'} been open "
+                f"for {cur['oldest_days']}+ days"
+            )
+        if cur.get("low_csat") is not None:
+            parts.append(f"a customer rated support {int(cur['low_csat'])} of 5")
+        if parts:
+            return _join(parts)
+        if delta > 0 and p.get("open"):
+            return f"support tickets were resolved ({p['open']} → {cur['open']} open)"
+        return f"{cur['open']} support ticket{'s are' if cur['open'] != 1 else ' is'} open"
+    if name == "financial":
+        parts = []
+        if "payment_failed" in cur:
+            parts.append(signal_text("payment_failed", {"amount": cur["payment_failed"]}))
+        if "downgrade" in cur:
+            parts.append(signal_text("plan_downgraded", {"from": cur["downgrade"][0],
+                                                         "to": cur["downgrade"][1]}))
+        if "seat_reduction" in cur:
+            parts.append(signal_text("seats_reduced", {"from": cur["seat_reduction"][0],
+                                                       "to": cur["seat_reduction"][1]}))
+        if cur.get("cancelled"):
+            parts.append("the subscription was cancelled")
+        if parts:
+            return _join(parts)
+        if "payment_failed" in p:
+            return "the failed payment was settled"
+        return "billing is in good standing"
+    if name == "relationship":
+        parts = []
+        n0, n1 = p.get("nps"), cur.get("nps")
+        if n1 is not None and n0 != n1:
+            parts.append(f"NPS is {n1:g}" + (f" (was {n0:g})" if n0 is not None else ""))
+        if cur["meetings_missed"] > p.get("meetings_missed", 0) or (
+            delta < 0 and cur["meetings_missed"]
+        ):
+            parts.append(f"{cur['meetings_missed']} meeting(s) missed in 90 days")
+        if cur["qbrs_skipped"] > p.get("qbrs_skipped", 0) or (delta < 0 and cur["qbrs_skipped"]):
+            parts.append("a QBR was skipped")
+        if parts:
+            return _join(parts)
+        return "the relationship improved" if delta > 0 else "the relationship cooled"
+    return name.replace("_", " ")
+
+
+def power_users_quiet(users: list[dict[str, Any]]) -> str:
+    if len(users) == 1:
+        u = users[0]
+        return f"{u['name']}, a power user, has been inactive for {_days(u['days'])}"
+    if len(users) == 2:
+        a, b = users
+        days = (
+            _days(a["days"]) if a["days"] == b["days"]
+            else f"{a['days']} and {b['days']} days"
+        )
+        return f"{a['name']} and {b['name']}, power users, have been inactive for {days}"
+    return f"{len(users)} power users have been inactive for {_days(users[-1]['days'])} or more"
+
+
+# --------------------------------------------------------------------------- paragraph
+
+
+def headline(previous: int | None, current: int, band: str) -> str:
+    if previous is None:
+        return f"Health is {current} ({BAND_NAMES[band]})"
+    if current < previous:
+        n = previous - current
+        return f"Health fell {n} point{'s' if n != 1 else ''} ({previous} → {current})"
+    if current > previous:
+        n = current - previous
+        return f"Health rose {n} point{'s' if n != 1 else ''} ({previous} → {current})"
+    return f"Health held at {current} ({BAND_NAMES[band]})"
+
+
+def paragraph(
+    previous: int | None,
+    current: int,
+    band: str,
+    reasons: Sequence[str],
+    started: Sequence[str],
+    ended: Sequence[str],
+    stage_notes: Sequence[str] = (),
+) -> str:
+    """One paragraph: headline, "because" the top reasons, then what started/ended."""
+    head = headline(previous, current, band)
+    if reasons:
+        lead = "mainly because" if previous is None else "because"
+        text = f"{head} {lead} {_join(list(reasons))}."
+    else:
+        text = f"{head}."
+    extra = [s for s in started if s not in reasons and not any(s in r for r in reasons)]
+    if extra:
+        text += f" New: {'; '.join(extra)}."
+    if ended:
+        text += f" Resolved: {'; '.join(ended)}."
+    for note in stage_notes:
+        text += f" {note}."
+    return text
+
+
+def band_note(previous: str | None, current: str) -> str:
+    if previous is None:
+        return ""
+    return f"Band moved from {BAND_NAMES[previous]} to {BAND_NAMES[current]}"
+
+
+def forecast_note(previous: str | None, current: str | None) -> str:
+    if current is None:
+        return "The renewal forecast no longer applies"
+    if previous is None:
+        return f"Renewal forecast: {FORECAST_NAMES[current]}"
+    return f"Renewal forecast moved from {FORECAST_NAMES[previous]} to {FORECAST_NAMES[current]}"
+
+
+def lifecycle_note(previous: str | None, current: str) -> str:
+    if previous is None:
+        return f"The account is {LIFECYCLE_NAMES[current]}"
+    return f"The account is now {LIFECYCLE_NAMES[current]} (was {LIFECYCLE_NAMES[previous]})"
+
+
+def weakest_text(name: str, cur: dict[str, Any]) -> str:
+    """Current-state text for a component, for first assessments."""
+    return component_change_text(name, None, cur, -1)

@@ -1,0 +1,372 @@
+"""Scores: the seven account metrics, the user score, bands (with hysteresis) and the
+exact integer split of a score into component points."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from scoring.config import Bands, ScoringConfig
+from state.aggregates import AccountState, UserSummary, epoch_week
+
+HEALTHY = "healthy"
+WATCH = "watch"
+AT_RISK = "at_risk"
+_BAND_RANK = {AT_RISK: 0, WATCH: 1, HEALTHY: 2}
+
+
+@dataclass(slots=True)
+class Component:
+    """One part of a score: metric value, integer points earned, weight (max points) and
+    the numbers behind it (``detail``), used for explanations."""
+
+    name: str
+    value: float | None
+    points: int
+    weight: int
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "value": None if self.value is None else round(self.value, 2),
+            "points": self.points,
+            "weight": self.weight,
+            "detail": self.detail,
+        }
+
+
+def split_points(raw: Sequence[float]) -> list[int]:
+    """Integer points per component that sum exactly to the rounded total (largest
+    remainder; ties go to the earlier component)."""
+    target = math.floor(sum(raw) + 0.5 + 1e-9)
+    floors = [math.floor(x + 1e-9) for x in raw]
+    rest = target - sum(floors)
+    order = sorted(range(len(raw)), key=lambda i: (-(raw[i] - floors[i]), i))
+    out = list(floors)
+    for i in order[: max(rest, 0)]:
+        out[i] += 1
+    return out
+
+
+def band_of(score: float, bands: Bands) -> str:
+    if score >= bands.healthy:
+        return HEALTHY
+    if score >= bands.watch:
+        return WATCH
+    return AT_RISK
+
+
+def sticky_band(score: int, current: str | None, bands: Bands) -> str:
+    """Band with hysteresis: leave ``current`` only when the score is ``hysteresis``
+    points past the boundary (healthy→watch below 67, watch→healthy at 73 by default)."""
+    if current is None:
+        return band_of(score, bands)
+    m = bands.hysteresis
+    down = band_of(score + m, bands)
+    if _BAND_RANK[down] < _BAND_RANK[current]:
+        return down
+    up = band_of(score - m, bands)
+    if _BAND_RANK[up] > _BAND_RANK[current]:
+        return up
+    return current
+
+
+# --------------------------------------------------------------------------- user score
+
+
+def user_score(s: UserSummary, today: int, config: ScoringConfig) -> tuple[int, list[Component]]:
+    """User score 0-100 from recency, frequency (active days in 30) and intensity
+    (weighted points in the last 4 weeks)."""
+    us = config.user_score
+    recency = float(today - s.last_day) if s.last_day is not None else 999.0
+    frequency = float(s.active_days_in(today, 30))
+    wk = epoch_week(today)
+    intensity = sum(p for w, p in s.weeks.items() if w > wk - 4)
+    raws = [
+        us.recency_weight * us.recency(recency) / 100.0,
+        us.frequency_weight * us.frequency(frequency) / 100.0,
+        us.intensity_weight * us.intensity(intensity) / 100.0,
+    ]
+    pts = split_points(raws)
+    comps = [
+        Component("recency", recency, pts[0], us.recency_weight, {"days_inactive": int(recency)}),
+        Component("frequency", frequency, pts[1], us.frequency_weight, {}),
+        Component("intensity", intensity, pts[2], us.intensity_weight, {}),
+    ]
+    return sum(pts), comps
+
+
+# --------------------------------------------------------------------------- facts
+
+
+@dataclass(slots=True)
+class Facts:
+    """Numbers measured once per assessment and shared by metrics, signals and stages."""
+
+    today: int
+    seats: int
+    seats_known: bool
+    active_30: int
+    active_prev_30: int
+    users_90: int
+    power: list[str]
+    inactive_days: int | None  # days since the account's last activity
+    points_30: float
+    points_prev_60: float
+    points_7: float
+    points_prev_7: float
+    core_28: int
+    core_prev_28: int
+    open_tickets: int
+    aged_tickets: list[tuple[str, int]]  # (ticket id, days open)
+    tickets_recent: int
+    low_csat: float | None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def _window_sum(d: dict[int, Any], today: int, start_ago: int, end_ago: int) -> float:
+    lo, hi = today - end_ago, today - start_ago
+    return sum(v for k, v in d.items() if lo <= k <= hi)
+
+
+def update_power_users(account: AccountState, today: int, config: ScoringConfig) -> list[str]:
+    """Recompute power users (sticky while they are quiet, so a champion who stops is
+    still a champion); returns their ids, strongest first."""
+    pu = config.power_users
+    forget = config.signals.user_forget_days
+    ranked: list[tuple[float, str]] = []
+    total = 0.0
+    for uid, s in account.users.items():
+        if s.last_day is None or today - s.last_day > 91:
+            continue
+        p = s.points(today)
+        if p > 0:
+            ranked.append((-p, uid))
+            total += p
+    ranked.sort()
+    chosen: dict[str, float] = {}
+    cum = 0.0
+    for negp, uid in ranked:
+        if len(chosen) >= pu.max_users or -negp < pu.min_points:
+            break
+        chosen[uid] = -negp
+        cum -= negp
+        if cum >= pu.share * total:
+            break
+    out: list[tuple[float, str]] = []
+    for uid, s in account.users.items():
+        if uid in chosen:
+            if not s.power:
+                s.power = True
+                s.power_since = today
+        elif s.power:
+            quiet = today - s.last_day if s.last_day is not None else forget
+            if not (pu.active_days <= quiet < forget):
+                s.power = False
+                s.power_since = None
+        if s.power:
+            out.append((-chosen.get(uid, s.points(today)), uid))
+    out.sort()
+    return [uid for _, uid in out]
+
+
+def measure(account: AccountState, today: int, config: ScoringConfig) -> Facts:
+    active_30 = active_prev = users_90 = 0
+    for s in account.users.values():
+        last = s.last_day
+        if last is None or today - last > 90:
+            continue
+        users_90 += 1
+        if today - last < 30:
+            active_30 += 1
+        if s.active_in(today, 30, 59):
+            active_prev += 1
+    seats_known = account.seats is not None and account.seats > 0
+    seats = account.seats if seats_known and account.seats else max(users_90, 1)
+    power = update_power_users(account, today, config)
+    last_activity = account.last_seen
+    inactive: int | None = None
+    if last_activity is not None:
+        inactive = today - int(last_activity // 86400)
+    days = account.days
+    aged_limit = config.signals.ticket_open_days
+    aged = sorted(
+        ((tid, today - d) for tid, d in account.open_tickets.items() if today - d >= aged_limit),
+        key=lambda x: (-x[1], x[0]),
+    )
+    spike_days = config.signals.ticket_spike_days
+    tickets_recent = sum(1 for d in account.ticket_days if today - d < spike_days)
+    csat_days = config.support.csat_days
+    recent_csat = [c[1] for c in account.csat if today - c[0] < csat_days]
+    return Facts(
+        today=today,
+        seats=seats,
+        seats_known=seats_known,
+        active_30=active_30,
+        active_prev_30=active_prev,
+        users_90=users_90,
+        power=power,
+        inactive_days=inactive,
+        points_30=_window_sum(days, today, 0, 29),
+        points_prev_60=_window_sum(days, today, 30, 89),
+        points_7=_window_sum(days, today, 0, 6),
+        points_prev_7=_window_sum(days, today, 7, 13),
+        core_28=int(_window_sum(account.core_days, today, 0, 27)),
+        core_prev_28=int(_window_sum(account.core_days, today, 28, 55)),
+        open_tickets=len(account.open_tickets),
+        aged_tickets=aged,
+        tickets_recent=tickets_recent,
+        low_csat=min(recent_csat) if recent_csat else None,
+    )
+
+
+def pct_change(now: float, before: float) -> float | None:
+    if before <= 0:
+        return None
+    return (now - before) / before * 100.0
+
+
+# --------------------------------------------------------------------------- account score
+
+
+def account_components(
+    account: AccountState, f: Facts, config: ScoringConfig
+) -> list[Component]:
+    """The seven components, with integer points summing exactly to the score."""
+    today = f.today
+    m = config.metrics
+    names: list[str] = []
+    values: list[float | None] = []
+    raws: list[float] = []
+    details: list[dict[str, Any]] = []
+
+    def add(name: str, value: float | None, fraction: float, detail: dict[str, Any]) -> None:
+        names.append(name)
+        values.append(value)
+        raws.append(m[name].weight * max(0.0, min(100.0, fraction)) / 100.0)
+        details.append(detail)
+
+    # 1. active seats
+    seat_pct = 100.0 * f.active_30 / f.seats
+    add("active_seats", seat_pct, m["active_seats"].curve(seat_pct), {
+        "active": f.active_30, "seats": f.seats, "seats_known": f.seats_known,
+        "previous_active": f.active_prev_30, "pct": round(seat_pct, 1),
+    })
+
+    # 2. power users
+    quiet_limit = config.power_users.active_days
+    inactive_power: list[dict[str, Any]] = []
+    active_power = 0
+    for uid in f.power:
+        s = account.users[uid]
+        quiet = today - s.last_day if s.last_day is not None else 999
+        if quiet >= quiet_limit:
+            inactive_power.append({"user_id": uid, "name": s.name or uid, "days": quiet})
+        else:
+            active_power += 1
+    if f.power:
+        pu_value = 100.0 * active_power / len(f.power)
+    elif f.users_90:
+        recent = sum(
+            1 for s in account.users.values()
+            if s.last_day is not None and today - s.last_day < quiet_limit
+        )
+        pu_value = 100.0 * recent / f.users_90
+    else:
+        pu_value = 0.0
+    inactive_power.sort(key=lambda x: (-x["days"], x["user_id"]))
+    add("power_users", pu_value, m["power_users"].curve(pu_value), {
+        "power_users": len(f.power), "active": active_power, "inactive": inactive_power,
+    })
+
+    # 3. weighted engagement: level and trend
+    eng = m["engagement"]
+    level = f.points_30 / f.seats / (30.0 / 7.0)
+    trend = pct_change(f.points_30, f.points_prev_60 / 2.0)
+    trend_value = trend if trend is not None else 0.0
+    frac = (1.0 - eng.trend_share) * eng.curve(level)
+    if eng.trend_curve is not None:
+        frac += eng.trend_share * eng.trend_curve(trend_value)
+    wow = pct_change(f.points_7, f.points_prev_7)
+    add("engagement", level, frac, {
+        "points_30d": round(f.points_30, 1),
+        "points_prev_60d": round(f.points_prev_60, 1),
+        "per_seat_week": round(level, 1),
+        "trend_pct": None if trend is None else round(trend, 1),
+        "week_over_week_pct": None if wow is None else round(wow, 1),
+    })
+
+    # 4. core-feature trend
+    core_change = pct_change(f.core_28, f.core_prev_28)
+    core_value = (100.0 if f.core_28 > 0 else -100.0) if core_change is None else core_change
+    add("core_features", core_value, m["core_features"].curve(core_value), {
+        "events_28d": f.core_28, "previous_28d": f.core_prev_28,
+        "change_pct": None if core_change is None else round(core_change, 1),
+    })
+
+    # 5. support friction
+    sup = config.support
+    sg = config.signals
+    spike = f.tickets_recent >= sg.ticket_spike_count
+    low = f.low_csat is not None and f.low_csat <= sg.low_csat_max
+    friction = (
+        f.open_tickets * sup.open_ticket
+        + len(f.aged_tickets) * sup.aged_ticket
+        + (sup.spike if spike else 0.0)
+        + (sup.low_csat if low else 0.0)
+    )
+    add("support", friction, m["support"].curve(friction), {
+        "open": f.open_tickets, "aged": len(f.aged_tickets),
+        "oldest_days": f.aged_tickets[0][1] if f.aged_tickets else None,
+        "recent": f.tickets_recent, "spike": spike, "low_csat": f.low_csat if low else None,
+    })
+
+    # 6. financial risk
+    fin = config.financial
+    risk = 0.0
+    fdetail: dict[str, Any] = {}
+    if account.payment_failed is not None:
+        risk += fin.payment_failed
+        fdetail["payment_failed"] = account.payment_failed[1]
+    if account.downgrade is not None and today - account.downgrade[0] < fin.lookback_days:
+        risk += fin.downgrade
+        fdetail["downgrade"] = [account.downgrade[1], account.downgrade[2]]
+    if account.seat_reduction is not None and today - account.seat_reduction[0] < fin.lookback_days:
+        risk += fin.seat_reduction
+        fdetail["seat_reduction"] = [account.seat_reduction[1], account.seat_reduction[2]]
+    if account.cancelled_day is not None:
+        risk += fin.cancelled
+        fdetail["cancelled"] = True
+    risk = min(risk, 100.0)
+    fdetail["risk"] = risk
+    add("financial", risk, m["financial"].curve(risk), fdetail)
+
+    # 7. relationship
+    rel = config.relationship
+    nps_recent = [n[1] for n in account.nps if today - n[0] < sg.nps_days]
+    nps = sum(nps_recent) / len(nps_recent) if nps_recent else None
+    value = nps if nps is not None else rel.no_nps
+    missed = skipped = held = 0
+    for day, kind in account.meetings:
+        if today - day >= rel.lookback_days:
+            continue
+        if kind == "meeting_missed":
+            missed += 1
+        elif kind == "qbr_skipped":
+            skipped += 1
+        else:
+            held += 1
+    value = value - missed * rel.meeting_missed_penalty - skipped * rel.qbr_skipped_penalty
+    value = max(0.0, min(10.0, value + held * rel.held_bonus))
+    add("relationship", value, m["relationship"].curve(value), {
+        "nps": None if nps is None else round(nps, 1), "responses": len(nps_recent),
+        "meetings_missed": missed, "qbrs_skipped": skipped, "held": held,
+    })
+
+    pts = split_points(raws)
+    return [
+        Component(n, val, p, m[n].weight, d)
+        for n, val, p, d in zip(names, values, pts, details, strict=True)
+    ]

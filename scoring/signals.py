@@ -1,0 +1,244 @@
+"""Signals: named conditions with episodes (an onset, a resolution, a stable key).
+
+:func:`detect` lists the conditions that hold now; :func:`merge` turns them into episodes
+against the signals already active: a condition that continues keeps its key and
+``since``; a new one starts an episode keyed ``<ident>@<onset day>``; an active signal no
+longer detected ends. Identities that carry their own anchor (a user's last active day,
+a ticket id) make a new episode after every resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from scoring import explain
+from scoring.config import ScoringConfig
+from scoring.scores import Facts
+from state.aggregates import DAY, AccountState, SignalState
+
+RISK = "risk"
+EXPANSION = "expansion"
+INFO = "info"
+
+
+@dataclass(slots=True)
+class Detected:
+    type: str
+    ident: str  # identity of the condition; episodes continue while it holds
+    subject: str | None
+    severity: str
+    onset_day: int
+    detail: dict[str, Any] = field(default_factory=dict)
+    # Lower thresholds that keep an already active episode alive (hysteresis).
+    sustain_only: bool = False
+
+
+def _user_name(account: AccountState, uid: str | None) -> str | None:
+    if uid is None:
+        return None
+    s = account.users.get(uid)
+    return (s.name if s is not None and s.name else None) or uid
+
+
+def detect(
+    account: AccountState, f: Facts, config: ScoringConfig, created_day: int | None,
+    days_to_renewal: int | None,
+) -> list[Detected]:
+    """All conditions that hold at ``f.today`` (hysteresis-only ones flagged)."""
+    sg = config.signals
+    today = f.today
+    out: list[Detected] = []
+
+    # --- people going quiet
+    power = set(f.power)
+    for uid, s in account.users.items():
+        last = s.last_day
+        if last is None:
+            continue
+        quiet = today - last
+        if quiet >= sg.user_forget_days:
+            continue
+        name = s.name or uid
+        if uid in power and quiet >= sg.power_user_inactive_days:
+            out.append(Detected(
+                "power_user_inactive", f"power_user_inactive:{uid}:{last}", uid, RISK,
+                last + sg.power_user_inactive_days,
+                {"user_id": uid, "name": name, "days": quiet},
+            ))
+        if quiet >= sg.user_inactive_days[0] and (
+            s.mask & ((1 << 30) - 1)
+        ).bit_count() >= sg.user_regular_active_days:
+            for n in sg.user_inactive_days:
+                if quiet >= n:
+                    kind = f"user_inactive_{n}d"
+                    out.append(Detected(
+                        kind, f"{kind}:{uid}:{last}", uid,
+                        INFO if n == sg.user_inactive_days[0] else RISK, last + n,
+                        {"user_id": uid, "name": name, "days": quiet},
+                    ))
+
+    # --- seat utilisation drop (active users, last 30 days vs the 30 before)
+    if f.active_prev_30 >= sg.seat_drop_min_users:
+        drop = (f.active_prev_30 - f.active_30) / f.active_prev_30 * 100.0
+        if drop >= sg.seat_drop_pct / 2:
+            out.append(Detected(
+                "seat_utilisation_drop", "seat_utilisation_drop", None, RISK, today,
+                {"previous": f.active_prev_30, "current": f.active_30, "seats": f.seats,
+                 "drop_pct": round(drop, 1)},
+                sustain_only=drop < sg.seat_drop_pct,
+            ))
+
+    # --- core-feature decline
+    if f.core_prev_28 >= sg.core_decline_min_events:
+        decline = (f.core_prev_28 - f.core_28) / f.core_prev_28 * 100.0
+        if decline >= sg.core_decline_pct / 2:
+            out.append(Detected(
+                "core_feature_decline", "core_feature_decline", None, RISK, today,
+                {"previous": f.core_prev_28, "current": f.core_28,
+                 "decline_pct": round(decline, 1)},
+                sustain_only=decline < sg.core_decline_pct,
+            ))
+
+    # --- support
+    if f.tickets_recent >= sg.ticket_spike_count:
+        out.append(Detected(
+            "ticket_spike", "ticket_spike", None, RISK, today,
+            {"count": f.tickets_recent, "days": sg.ticket_spike_days},
+        ))
+    for tid, days_open in f.aged_tickets:
+        opened = account.open_tickets[tid]
+        out.append(Detected(
+            "ticket_open_long", f"ticket_open_long:{tid}", None, RISK,
+            opened + sg.ticket_open_days, {"ticket_id": tid, "days": days_open},
+        ))
+
+    # --- billing
+    if account.payment_failed is not None:
+        day, amount = account.payment_failed
+        out.append(Detected(
+            "payment_failed", f"payment_failed:{day}", None, RISK, day, {"amount": amount},
+        ))
+    if account.downgrade is not None and today - account.downgrade[0] < sg.downgrade_days:
+        day, frm, to = account.downgrade
+        out.append(Detected(
+            "plan_downgraded", f"plan_downgraded:{day}", None, RISK, day,
+            {"from": frm, "to": to},
+        ))
+    if account.seat_reduction is not None and today - account.seat_reduction[0] < sg.downgrade_days:
+        sday, sfrom, sto = account.seat_reduction
+        out.append(Detected(
+            "seats_reduced", f"seats_reduced:{sday}", None, RISK, sday,
+            {"from": sfrom, "to": sto},
+        ))
+
+    # --- relationship: latest answer per person within the window
+    latest: dict[str | None, list[Any]] = {}
+    for rec in account.nps:
+        if today - rec[0] < sg.nps_days:
+            latest[rec[2]] = rec
+    for who, (nday, score, _) in sorted(latest.items(), key=lambda kv: str(kv[0])):
+        if score < sg.nps_detractor_below:
+            out.append(Detected(
+                "nps_detractor", f"nps_detractor:{who or '-'}:{nday}", who, RISK, nday,
+                {"score": score, "name": _user_name(account, who)},
+            ))
+    last_missed: list[Any] | None = None
+    for rec in account.meetings:
+        if rec[1] in ("meeting_missed", "qbr_skipped"):
+            last_missed = rec
+        elif last_missed is not None and rec[0] >= last_missed[0]:
+            last_missed = None  # a held meeting since then repairs it
+    if last_missed is not None and today - last_missed[0] < sg.meeting_missed_days:
+        out.append(Detected(
+            "meeting_missed", f"meeting_missed:{last_missed[0]}", None, RISK, last_missed[0],
+            {"kind": last_missed[1]},
+        ))
+
+    # --- onboarding milestones (only while the account is young enough to be onboarding)
+    if created_day is not None and today - created_day < config.stages.mature_days:
+        for ms in config.milestones:
+            due = created_day + ms.due_days
+            if ms.name not in account.milestones and today > due:
+                out.append(Detected(
+                    "onboarding_milestone_missed", f"onboarding_milestone_missed:{ms.name}",
+                    None, RISK, due + 1,
+                    {"milestone": ms.name, "due_days": ms.due_days, "late_days": today - due},
+                ))
+
+    # --- account lost
+    if f.inactive_days is not None and f.inactive_days >= sg.account_lost_days:
+        last = today - f.inactive_days
+        out.append(Detected(
+            "account_inactive", f"account_inactive:{last}", None, RISK,
+            last + sg.account_lost_days, {"days": f.inactive_days},
+        ))
+
+    # --- expansion
+    ex = config.expansion
+    if f.seats_known and account.advanced_day is not None and (
+        today - account.advanced_day < ex.advanced_days
+    ):
+        pct = 100.0 * f.active_30 / f.seats
+        if pct >= ex.saturation_pct - 10:
+            out.append(Detected(
+                "seat_saturation", "seat_saturation", None, EXPANSION, today,
+                {"active": f.active_30, "seats": f.seats, "pct": round(pct)},
+                sustain_only=pct < ex.saturation_pct,
+            ))
+    gated = [g for g in account.gated if today - g[0] < ex.recent_days]
+    if gated:
+        feats = sorted({g[1] for g in gated if g[1]})
+        out.append(Detected(
+            "gated_feature_clicked", "gated_feature_clicked", None, EXPANSION, gated[0][0],
+            {"count": len(gated), "features": feats},
+        ))
+    ups = [u for u in account.upgrade_days if today - u[0] < ex.recent_days]
+    if ups:
+        out.append(Detected(
+            "upgrade_interest", "upgrade_interest", None, EXPANSION, ups[0][0],
+            {"count": len(ups)},
+        ))
+
+    # --- renewal checkpoints (info): the nearest checkpoint already passed
+    if days_to_renewal is not None and days_to_renewal > 0 and account.renewal_day is not None:
+        passed = [c for c in config.renewal.checkpoints if days_to_renewal <= c]
+        if passed:
+            c = min(passed)
+            out.append(Detected(
+                "renewal_checkpoint", f"renewal_checkpoint:T-{c}:{account.renewal_day}", None,
+                INFO, account.renewal_day - c,
+                {"checkpoint": c, "days_to_renewal": days_to_renewal},
+            ))
+    return out
+
+
+def merge(
+    active: dict[str, SignalState], detected: list[Detected]
+) -> tuple[dict[str, SignalState], list[SignalState], list[SignalState]]:
+    """New active set, signals started, signals ended (each sorted by key)."""
+    by_ident: dict[str, SignalState] = {}
+    for sig in active.values():
+        by_ident[sig.key.rsplit("@", 1)[0]] = sig
+    new_active: dict[str, SignalState] = {}
+    started: list[SignalState] = []
+    for d in detected:
+        text = explain.signal_text(d.type, d.detail)
+        prev = by_ident.get(d.ident)
+        if prev is not None:
+            prev.detail = d.detail
+            prev.text = text
+            new_active[prev.key] = prev
+            continue
+        if d.sustain_only:
+            continue
+        sig = SignalState(
+            type=d.type, key=f"{d.ident}@{d.onset_day}", subject=d.subject,
+            severity=d.severity, since=d.onset_day * DAY, detail=d.detail, text=text,
+        )
+        new_active[sig.key] = sig
+        started.append(sig)
+    ended = [s for k, s in active.items() if k not in new_active]
+    started.sort(key=lambda s: s.key)
+    ended.sort(key=lambda s: s.key)
+    return dict(sorted(new_active.items())), started, ended

@@ -1,0 +1,109 @@
+"""Lifecycle stage, forecast stage, segment and renewal arithmetic."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from scoring.config import ScoringConfig
+from scoring.scores import AT_RISK, HEALTHY, WATCH, Facts
+from state.aggregates import AccountState
+
+
+class Lifecycle(StrEnum):
+    ONBOARDING = "onboarding"
+    ADOPTING = "adopting"
+    MATURE = "mature"
+    RENEWAL_WINDOW = "renewal_window"
+    CHURNED = "churned"
+    REACTIVATED = "reactivated"
+
+
+class ForecastStage(StrEnum):
+    COMMIT = "commit"
+    BEST_CASE = "best_case"
+    AT_RISK = "at_risk"
+
+
+def segment(account: AccountState, config: ScoringConfig) -> str:
+    """The segment trait when valid, else derived from ARR (smb when unknown)."""
+    if account.segment_trait in config.renewal.windows:
+        return account.segment_trait  # type: ignore[return-value]
+    arr = account.arr
+    if arr is not None:
+        if arr > config.renewal.enterprise_arr:
+            return "enterprise"
+        if arr > config.renewal.mid_market_arr:
+            return "mid_market"
+    return "smb"
+
+
+def created_day(account: AccountState) -> int | None:
+    """Account creation day: the created_at trait, else the first activity."""
+    if account.created_day is not None:
+        return account.created_day
+    if account.first_seen is not None:
+        return int(account.first_seen // 86400)
+    return None
+
+
+def days_to_renewal(account: AccountState, today: int) -> int | None:
+    return None if account.renewal_day is None else account.renewal_day - today
+
+
+def lifecycle(
+    account: AccountState, f: Facts, config: ScoringConfig, seg: str, dtr: int | None
+) -> str:
+    """Lifecycle stage; updates the account's churned/reactivated memory.
+
+    churned: cancelled, or no activity for ``signals.account_lost_days``; reactivated:
+    activity again after being churned (for ``stages.reactivated_days``); renewal window:
+    within the segment's window before the renewal date; onboarding: younger than
+    ``stages.onboarding_days`` with milestones still open; adopting: younger than
+    ``stages.mature_days``; mature otherwise.
+    """
+    today = f.today
+    st = config.stages
+    lost = f.inactive_days is not None and f.inactive_days >= config.signals.account_lost_days
+    if account.cancelled_day is not None or lost:
+        if account.churned_day is None:
+            account.churned_day = today
+        account.reactivated_day = None
+        return Lifecycle.CHURNED
+    if account.churned_day is not None:
+        account.churned_day = None
+        account.reactivated_day = today
+    if account.reactivated_day is not None:
+        if today - account.reactivated_day < st.reactivated_days:
+            return Lifecycle.REACTIVATED
+        account.reactivated_day = None
+    if dtr is not None and 0 <= dtr <= config.renewal.windows[seg]:
+        return Lifecycle.RENEWAL_WINDOW
+    born = created_day(account)
+    age = today - born if born is not None else 0
+    if age < st.onboarding_days and any(
+        m.name not in account.milestones for m in config.milestones
+    ):
+        return Lifecycle.ONBOARDING
+    if age < st.mature_days:
+        return Lifecycle.ADOPTING
+    return Lifecycle.MATURE
+
+
+def forecast(
+    band: str, life: str, change_30d: int, dtr: int | None, config: ScoringConfig, seg: str,
+    risk_signals: int,
+) -> str | None:
+    """Forecast stage for accounts with a renewal date: commit when healthy and not
+    falling; at risk when at risk, churned, or watch and falling inside the renewal
+    window (or with billing trouble); best case otherwise."""
+    if dtr is None:
+        return None
+    falling = change_30d <= -config.stages.falling_points_30d
+    in_window = dtr <= config.renewal.windows[seg]
+    if life == Lifecycle.CHURNED or band == AT_RISK:
+        return ForecastStage.AT_RISK
+    if band == HEALTHY:
+        return ForecastStage.BEST_CASE if falling or risk_signals else ForecastStage.COMMIT
+    if band == WATCH and (falling or risk_signals) and in_window:
+        return ForecastStage.AT_RISK
+    return ForecastStage.BEST_CASE
