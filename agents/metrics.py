@@ -8,8 +8,12 @@ money in US dollars, every metric has HELP text, and no label ever carries an ac
 or user id, so the number of series stays bounded however many customers there are.
 
 Telltale keeps its own :data:`REGISTRY` rather than prometheus-client's global one, so
-that Faust's optional Prometheus sensor (which registers on the global registry) can never
-clash with these names, and so that tests see exactly what a worker exports.
+that nothing else in the process (Faust's optional Prometheus sensor registers on the
+global registry) can clash with these names, and so that tests see exactly what a worker
+exports. Faust's sensor is deliberately not used: it reports latencies in milliseconds
+under unit-less names, labels series per stream, and serves its own ``/metrics``. What we
+need from Faust (high-water marks, committed offsets, recovery progress, store sizes) is
+sampled from its consumer and table manager instead (``agents/lag.py``).
 
 Portfolio gauges (accounts per band, stage, ARR, active signals) are not updated inline:
 they are computed from a :class:`PortfolioSnapshot` that a timer refreshes from the Redis

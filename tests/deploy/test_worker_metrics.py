@@ -121,9 +121,18 @@ def test_scrape_after_traffic_passes_promtool_and_counts_exactly(
     assert _post(url, b"{not json", WRITE_KEY) == 400
     assert _post(url, orjson.dumps(first), "wrong-key") == 401
 
+    events_topic = worker.settings.topics.events
+
+    def events_lag(samples: Samples) -> list[float]:
+        return [value for (name, labels), value in samples.items()
+                if name == "telltale_consumer_lag_messages"
+                and dict(labels)["topic"] == events_topic]
+
+    # Settled: the portfolio was refreshed and the events topic was consumed and
+    # committed up to its high-water mark.
     body, after = _wait_for(worker, lambda s: (
         _value(s, "telltale_portfolio_refreshes_total", outcome="ok") >= 1
-        and any(name == "telltale_consumer_lag_messages" for name, _ in s)))
+        and bool(events_lag(s)) and sum(events_lag(s)) == 0))
 
     def moved(name: str, **labels: str) -> float:
         return _value(after, name, **labels) - _value(before, name, **labels)
@@ -141,9 +150,9 @@ def test_scrape_after_traffic_passes_promtool_and_counts_exactly(
 
     # The samplers ran on the (only, hence leader) worker.
     assert _value(after, "telltale_recovery_remaining_messages") == 0
-    lag_topics = {dict(labels)["topic"] for name, labels in after
-                  if name == "telltale_consumer_lag_messages"}
-    assert worker.settings.topics.events in lag_topics
+    # One series per partition of the events topic this worker owns, all caught up.
+    assert events_lag(after) == [0.0] * worker.settings.partitions
+    assert any(name == "telltale_table_keys" for name, _ in after)
     assert _value(after, "telltale_portfolio_refreshed_timestamp_seconds") > 0
 
     result = promtool(promtool_bin, "check", "metrics", stdin=body)
