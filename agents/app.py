@@ -22,7 +22,9 @@ from agents.settings import Settings
 
 #: Modules whose ``register(app, settings)`` builds the production pipeline, in order.
 #: To plug a module in, add one line here.
-MODULES: list[str] = []
+MODULES: list[str] = [
+    "agents.metrics",  # /metrics and the lag, table, recovery and portfolio samplers
+]
 
 #: The walking skeleton (events → per-account counter → health-changes); used on its own.
 SKELETON_MODULES: list[str] = ["agents.skeleton"]
