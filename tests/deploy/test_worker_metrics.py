@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agents.app import MODULES
 from agents.settings import Settings
-from devstack.workers import WorkerProcess, start_worker
+from devstack.workers import WorkerProcess
 from tests.deploy.promtool import promtool
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -91,14 +91,9 @@ def _track(i: int, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def worker(settings: Settings, tmp_path: Path) -> Any:
+def worker(settings: Settings, start_worker: Callable[..., WorkerProcess]) -> WorkerProcess:
     configured = settings.replace(write_keys=f"{WRITE_KEY}=demo", metrics_interval=0.5)
-    process = start_worker(configured, _worker_args(), log_path=tmp_path / "worker.log",
-                           ready_timeout=150)
-    try:
-        yield process
-    finally:
-        process.stop()
+    return start_worker(configured, *_worker_args(), ready_timeout=150)
 
 
 def test_scrape_after_traffic_passes_promtool_and_counts_exactly(
