@@ -44,6 +44,8 @@ ALLOWED_FILTERS: dict[str, tuple[str, ...]] = {
                   "reactivated", "none"),
 }
 
+LIST_PARAMS = (*DIMENSIONS, "signal", "sort", "limit", "offset")
+
 READMODEL_KEY: web.AppKey[ReadModel] = web.AppKey("telltale_readmodel", ReadModel)
 
 SUMMARY_FIELDS = (
@@ -112,14 +114,14 @@ class Api:
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/openapi.json", self.openapi, allow_head=False),
-            web.get(API_PREFIX + "/accounts", self._guard(self.list_accounts),
-                    allow_head=False),
+            web.get(API_PREFIX + "/accounts",
+                    self._guard(self.list_accounts, LIST_PARAMS), allow_head=False),
             web.get(API_PREFIX + "/accounts/{account_id}", self._guard(self.get_account),
                     allow_head=False),
             web.get(API_PREFIX + "/users/{user_id}", self._guard(self.get_user),
                     allow_head=False),
-            web.get(API_PREFIX + "/rankings/{name}", self._guard(self.get_ranking),
-                    allow_head=False),
+            web.get(API_PREFIX + "/rankings/{name}",
+                    self._guard(self.get_ranking, ("forecast", "limit")), allow_head=False),
             web.get(API_PREFIX + "/portfolio", self._guard(self.get_portfolio),
                     allow_head=False),
         ]
@@ -127,7 +129,8 @@ class Api:
     async def openapi(self, request: web.Request) -> web.Response:
         return web.Response(body=openapi_document(), content_type="application/json")
 
-    def _guard(self, handler: Callable[[web.Request, str], Awaitable[web.Response]]
+    def _guard(self, handler: Callable[[web.Request, str], Awaitable[web.Response]],
+               params: tuple[str, ...] = ()
                ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def guarded(request: web.Request) -> web.Response:
             workspace = token_workspace(self.tokens, request.headers.get("Authorization"))
@@ -135,6 +138,11 @@ class Api:
                 return _error(401, "unauthorized", "a valid bearer token is required")
             if request.match_info["workspace"] != workspace:
                 return _error(403, "forbidden", "this token belongs to another workspace")
+            unknown = sorted(set(request.query) - set(params))
+            if unknown:  # a misspelt filter must not silently widen the result
+                return _error(400, "bad_request",
+                              f"unknown query parameter {unknown[0]!r}; "
+                              f"allowed: {', '.join(params) or 'none'}")
             try:
                 return await handler(request, workspace)
             except _Problem as problem:
@@ -202,11 +210,11 @@ class Api:
             raise _Problem(404, "not_found", f"no ranking {name!r}; use one of "
                                              f"{', '.join(RANKINGS)}")
         limit = _int_param(request.query, "limit", 20, 1, MAX_LIMIT)
+        stage = request.query.get("forecast", "at_risk")
+        if stage not in FORECAST_STAGES:
+            raise _Problem(400, "bad_request",
+                           f"forecast must be one of {', '.join(FORECAST_STAGES)}")
         if name == "renewals":
-            stage = request.query.get("forecast", "at_risk")
-            if stage not in FORECAST_STAGES:
-                raise _Problem(400, "bad_request",
-                               f"forecast must be one of {', '.join(FORECAST_STAGES)}")
             name = f"renewals:{stage}"
         ids = await self.readmodel.ranking(workspace, name, limit)
         docs = await self.readmodel.accounts(workspace, ids)
@@ -239,7 +247,10 @@ async def json_errors(request: web.Request,
     except web.HTTPException as exc:
         if not request.path.startswith("/api/") or exc.status < 400:
             raise
-        return _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+        response = _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+        if "Allow" in exc.headers:  # 405 must say which methods are allowed (RFC 9110)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
 
 
 def create_api_app(settings: Settings, readmodel: ReadModel | None = None) -> web.Application:
