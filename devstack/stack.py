@@ -15,9 +15,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from devstack.kafka import KafkaBroker, broker_answers, cache_root, start_kafka
+from devstack.kafka import (
+    KafkaBroker,
+    broker_answers,
+    cache_root,
+    ensure_kafka_jars,
+    find_java,
+    start_kafka,
+)
 from devstack.process import DevstackError, pid_alive, stop_group
-from devstack.redis import RedisServer, ping, start_redis
+from devstack.redis import RedisServer, find_redis_server, ping, start_redis
 
 
 def default_run_dir() -> Path:
@@ -97,6 +104,10 @@ class LocalStack:
         if all(name in current and current[name].up for name in ("kafka", "redis")):
             return {name: current[name].address for name in ("kafka", "redis")}
         self.down()  # half-up or stale: start both afresh
+        # Everything both need, checked before anything starts.
+        find_java()
+        ensure_kafka_jars()
+        find_redis_server(install=install)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         services: dict[str, ServiceState] = {}
         try:
