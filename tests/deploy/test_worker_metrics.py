@@ -27,16 +27,17 @@ WRITE_KEY = "metrics-test-key"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
+PIPELINE = ("agents.collector", "agents.resolve", "agents.score", "agents.notify",
+            "agents.metrics")
+
+
 def _worker_args() -> list[str]:
-    """The production pipeline once it serves the collector and /metrics; until then the
-    collector, the walking skeleton (which consumes the events topic and serves /metrics
-    from the same registry) and the samplers."""
-    if {"agents.collector", "agents.metrics"} <= set(MODULES):
+    """The production worker (``agents.app.MODULES``) once it holds the whole pipeline;
+    until then exactly the pipeline's modules: collector → resolve → score → notify, with
+    ``/metrics`` and the samplers."""
+    if set(PIPELINE) <= set(MODULES):
         return []
-    args: list[str] = []
-    for module in ("agents.collector", "agents.skeleton", "agents.lag"):
-        args += ["--module", module]
-    return args
+    return [arg for module in PIPELINE for arg in ("--module", module)]
 
 
 def _get(url: str) -> tuple[int, bytes, str]:
@@ -123,11 +124,14 @@ def test_scrape_after_traffic_passes_promtool_and_counts_exactly(
                 if name == "telltale_consumer_lag_messages"
                 and dict(labels)["topic"] == events_topic]
 
-    # Settled: the portfolio was refreshed and the events topic was consumed and
-    # committed up to its high-water mark.
+    def accounts(samples: Samples, name: str = "telltale_accounts") -> float:
+        return sum(value for (metric, labels), value in samples.items()
+                   if metric == name and dict(labels)["workspace"] == "demo")
+
+    # Settled: Acme was scored, its change reached the read model and the portfolio, and
+    # the events topic was consumed and committed up to its high-water mark.
     body, after = _wait_for(worker, lambda s: (
-        _value(s, "telltale_portfolio_refreshes_total", outcome="ok") >= 1
-        and bool(events_lag(s)) and sum(events_lag(s)) == 0))
+        accounts(s) == 1 and bool(events_lag(s)) and sum(events_lag(s)) == 0))
 
     def moved(name: str, **labels: str) -> float:
         return _value(after, name, **labels) - _value(before, name, **labels)
@@ -143,7 +147,24 @@ def test_scrape_after_traffic_passes_promtool_and_counts_exactly(
     assert moved("telltale_http_requests_total", route="/v1/batch", status="400") == 1
     assert moved("telltale_http_requests_total", route="/v1/batch", status="401") == 1
 
-    # The samplers ran on the (only, hence leader) worker.
+    # Every accepted event went through resolve; Acme's tracks reached the score agent,
+    # which emitted at least one change, each timed and each applied to the read model.
+    assert moved("telltale_events_processed_total", agent="resolve") == 6
+    assert moved("telltale_events_processed_total", agent="score") >= 4
+    assert moved("telltale_messages_processed_total", agent="score") >= 1
+    changes = moved("telltale_event_to_change_latency_seconds_count")
+    assert changes >= 1
+    assert moved("telltale_event_to_change_latency_seconds_bucket", le="60.0") == changes
+    assert sum(value - _value(before, name, **dict(labels))
+               for (name, labels), value in after.items()
+               if name == "telltale_health_changes_total") >= changes
+    assert moved("telltale_deliveries_total", destination="readmodel", outcome="sent") == changes
+
+    # The samplers ran on the (only, hence leader) worker: one account, in one band,
+    # one forecast stage and one lifecycle stage, without any per-account label.
+    assert accounts(after, "telltale_accounts_by_forecast") == 1
+    assert accounts(after, "telltale_accounts_by_lifecycle") == 1
+    assert not any("acme" in str(labels) for _name, labels in after)
     assert _value(after, "telltale_recovery_remaining_messages") == 0
     # One series per partition of the events topic this worker owns, all caught up.
     assert events_lag(after) == [0.0] * worker.settings.partitions
