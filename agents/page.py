@@ -263,7 +263,8 @@ class Page:
         components = "\n".join(
             f'<tr><td>{e(name.replace("_", " ").capitalize())}</td>'
             f'<td>{e(c.get("detail"))}</td>'
-            f'<td class="num">{e(_number(c.get("points")))}</td>'
+            f'<td class="num">{e(_number(c.get("points")))} / {e(_number(c.get("weight")))}'
+            f'</td>'
             f'<td><div class="bar"><span style="width:{_pct(c)}%"></span></div></td></tr>'
             for name, c in sorted((doc.get("components") or {}).items())
         ) or '<tr><td colspan="4" class="empty">No components.</td></tr>'
