@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
+from zlib import adler32, crc32
 
 from scoring import vocabulary as v
 from scoring.config import ScoringConfig
-from state.aggregates import DAY, AccountState, UserState, UserSummary, id_hash
+from state.aggregates import DAY, AccountState, UserState, UserSummary
 from streams.events import Event, EventType
 
 _TRACK = EventType.TRACK
@@ -121,7 +122,7 @@ def apply_events(
     limits = config.limits
     user_cap = limits.recent_ids_per_user
     acc_cap = limits.recent_ids_per_account
-    cutoff = int(now // DAY) - limits.window_days
+    cutoff = int(now // DAY) - limits.window_days - 1
     activity = rules.activity
     non_activity = v.NON_ACTIVITY
     summaries = account.users
@@ -134,7 +135,8 @@ def apply_events(
             ts = now
         day = int(ts // DAY)
         uid = e.user_id
-        h = id_hash(e.message_id)
+        raw = e.message_id.encode()
+        h = crc32(raw) | (adler32(raw) << 32)  # == state.aggregates.id_hash, inlined
         user: UserState | None = None
         if uid is not None:
             user = users.get(uid)

@@ -102,10 +102,12 @@ class Bands:
 @dataclass(frozen=True, slots=True)
 class PowerUsers:
     """Power users: top users by 90-day weighted points that together make ``share`` of
-    the account's points, each with at least ``min_points``, at most ``max_users``."""
+    the account's points, each with at least ``min_points`` and at least
+    ``relative_min`` times the mean of the account's users, at most ``max_users``."""
 
     share: float = 0.6
     min_points: float = 60.0
+    relative_min: float = 1.5
     max_users: int = 10
     active_days: int = 14  # a power user seen within this many days counts as active
 
@@ -407,8 +409,11 @@ def _problems(c: ScoringConfig) -> list[str]:
     pu = c.power_users
     if not 0 < pu.share <= 1:
         p.append(f"power_users.share: must be within (0, 1], got {pu.share}")
-    if pu.min_points < 0 or pu.max_users < 1 or pu.active_days < 1:
-        p.append("power_users: min_points >= 0, max_users >= 1, active_days >= 1 required")
+    if pu.min_points < 0 or pu.relative_min < 0 or pu.max_users < 1 or pu.active_days < 1:
+        p.append(
+            "power_users: min_points >= 0, relative_min >= 0, max_users >= 1 and "
+            "active_days >= 1 required"
+        )
     s = c.signals
     for f in fields(Signals):
         v = getattr(s, f.name)

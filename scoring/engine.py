@@ -47,6 +47,7 @@ from state.aggregates import (
 from streams.events import Event
 
 BILLING_SIGNALS = frozenset({"payment_failed", "plan_downgraded", "seats_reduced"})
+_SEVERITY_RANK = {"risk": 0, "expansion": 1, "info": 2}
 
 
 @dataclass(slots=True)
@@ -91,7 +92,6 @@ class AccountAssessment:
     forecast: str | None
     lifecycle: str
     signals: list[SignalState]
-    users: list[UserView]
     drivers: list[Driver]
     explanation: str
     change_7d: int
@@ -111,6 +111,21 @@ class AccountAssessment:
     external_ids: dict[str, str]
     history: list[tuple[int, int]]
     config_version: str
+    # Users are scored on first access (most steps never need them); valid until the
+    # account is stepped again.
+    _users: list[UserView] | None = None
+    _source: tuple[AccountState, int, ScoringConfig] | None = None
+
+    @property
+    def users(self) -> list[UserView]:
+        """Up to ``decisions.max_users_in_change`` users, power users first."""
+        if self._users is None:
+            if self._source is None:
+                return []
+            acc, today, config = self._source
+            self._users = user_views(acc, today, config, config.decisions.max_users_in_change)
+            self._source = None
+        return self._users
 
     def component(self, name: str) -> Component:
         for c in self.components:
@@ -204,7 +219,7 @@ def _prune(
     config: ScoringConfig,
 ) -> None:
     lim = config.limits
-    cutoff = today - lim.window_days
+    cutoff = today - lim.window_days - 1  # keep the window plus today
     if acc.days and min(acc.days) <= cutoff:
         acc.days = {d: p for d, p in acc.days.items() if d > cutoff}
     if acc.core_days and min(acc.core_days) <= cutoff:
@@ -261,12 +276,23 @@ def _history_at(acc: AccountState, day: int) -> int | None:
     return acc.history.get(day)
 
 
+def _defaulted(c: Component) -> bool:
+    """A component resting on its no-data default (no NPS answers, no meetings)."""
+    d = c.detail
+    return c.name == "relationship" and not d.get("responses") and not (
+        d.get("meetings_missed") or d.get("qbrs_skipped") or d.get("held")
+    )
+
+
 def _drivers(
     comps: list[Component], reported: Reported | None, delta: int
 ) -> list[Driver]:
     if reported is None:
         short = sorted(
-            (c for c in comps if c.weight - c.points >= max(1, c.weight * 0.3)),
+            (
+                c for c in comps
+                if c.weight - c.points >= max(1, c.weight * 0.3) and not _defaulted(c)
+            ),
             key=lambda c: (-(c.weight - c.points), c.name),
         )[:2]
         return [
@@ -291,6 +317,33 @@ def _drivers(
                                                         c.detail, d))
         for d, c, p in moves[:3]
     ]
+
+
+def _inactivity_rank(s: SignalState) -> int:
+    if s.type == "power_user_inactive":
+        return 10_000
+    if s.type.startswith("user_inactive_"):
+        return int(s.type[len("user_inactive_"):-1])
+    return -1
+
+
+def _for_text(signals: list[SignalState], reasons: list[str]) -> list[SignalState]:
+    """Signals worth a sentence: one per quiet person (the strongest), none for people
+    the reasons already name; risks first, then expansion, then info."""
+    strongest: dict[str, SignalState] = {}
+    out: list[SignalState] = []
+    for s in signals:
+        rank = _inactivity_rank(s)
+        if rank < 0 or s.subject is None:
+            out.append(s)
+            continue
+        if any(str(s.detail.get("name")) in r for r in reasons):
+            continue
+        cur = strongest.get(s.subject)
+        if cur is None or rank > _inactivity_rank(cur):
+            strongest[s.subject] = s
+    out.extend(strongest.values())
+    return sorted(out, key=lambda s: (_SEVERITY_RANK[s.severity], s.key))
 
 
 def evaluate(
@@ -363,12 +416,17 @@ def evaluate(
         notes.append(explain.lifecycle_note(None, life))
         if fc is not None:
             notes.append(explain.forecast_note(None, fc))
+    reason_texts = [d.text for d in drivers]
     text = explain.paragraph(
-        prev_score, score, band, [d.text for d in drivers],
-        [s.text for s in started],
-        [s.text for s in ended], notes,
+        prev_score, score, band, reason_texts,
+        [s.text for s in _for_text(started, reason_texts)],
+        [
+            t for t in (explain.signal_ended_text(s.type, s.detail)
+                        for s in _for_text(ended, reason_texts))
+            if t not in reason_texts
+        ],
+        notes,
     )
-    views = user_views(acc, today, config, dec.max_users_in_change)
     active_7 = sum(1 for s in acc.users.values()
                    if s.last_day is not None and today - s.last_day < 7)
     wow = comps[2].detail.get("week_over_week_pct") if len(comps) > 2 else None
@@ -384,7 +442,6 @@ def evaluate(
         forecast=fc,
         lifecycle=life,
         signals=list(active.values()),
-        users=views,
         drivers=drivers,
         explanation=text,
         change_7d=change_7d,
@@ -404,6 +461,7 @@ def evaluate(
         external_ids=dict(acc.external_ids),
         history=sorted(acc.history.items()),
         config_version=config.version,
+        _source=(acc, today, config),
     )
     changes: list[HealthChange] = []
     comp_dicts = {c.name: c.to_dict() for c in comps}
@@ -435,7 +493,7 @@ def evaluate(
             renewal_date=iso_date(acc.renewal_day),
             days_to_renewal=dtr,
             external_ids=dict(acc.external_ids),
-            users=[u.to_dict() for u in views],
+            users=[u.to_dict() for u in assessment.users],
             config_version=config.version,
         ))
         acc.reported = Reported(t, score, band, fc, life, {

@@ -114,6 +114,45 @@ def signal_text(kind: str, d: dict[str, Any]) -> str:
     return kind.replace("_", " ")
 
 
+def signal_ended_text(kind: str, d: dict[str, Any]) -> str:
+    """Plain-English text of a signal that has just ended."""
+    if kind == "power_user_inactive":
+        return f"{d['name']}, a power user, is active again"
+    if kind.startswith("user_inactive_"):
+        return f"{d['name']} is active again"
+    if kind == "seat_utilisation_drop":
+        return f"seat usage recovered ({d['current']} of {d['seats']} seats)"
+    if kind == "core_feature_decline":
+        return f"core-feature use recovered ({d['current']} events in 28 days)"
+    if kind == "ticket_spike":
+        return "the support ticket spike is over"
+    if kind == "ticket_open_long":
+        return f"support ticket {d['ticket_id']} was closed"
+    if kind == "payment_failed":
+        return "the failed payment was settled"
+    if kind == "plan_downgraded":
+        return "the plan downgrade is no longer recent"
+    if kind == "seats_reduced":
+        return "the seat reduction is no longer recent"
+    if kind == "nps_detractor":
+        return "the low NPS answer is no longer recent or was improved"
+    if kind == "meeting_missed":
+        return "meetings are back on track"
+    if kind == "onboarding_milestone_missed":
+        return f"onboarding milestone {d['milestone'].replace('_', ' ')} was reached"
+    if kind == "account_inactive":
+        return "the account is active again"
+    if kind == "seat_saturation":
+        return "seat saturation eased"
+    if kind == "gated_feature_clicked":
+        return "no recent gated-feature clicks"
+    if kind == "upgrade_interest":
+        return "no recent upgrade interest"
+    if kind == "renewal_checkpoint":
+        return f"renewal checkpoint T-{d['checkpoint']} passed"
+    return f"{kind.replace('_', ' ')} ended"
+
+
 # --------------------------------------------------------------------------- components
 
 
@@ -126,6 +165,8 @@ def component_change_text(
         a0, a1, seats = p.get("active"), cur["active"], cur["seats"]
         if a0 is not None and a0 != a1:
             verb = "fell" if a1 < a0 else "rose"
+            if a0 == 0 or a1 == 0:
+                return f"seat usage {verb} from {a0} to {a1} of {seats} seats"
             return f"seat usage {verb} {_pct(a1, a0)}% ({a0} → {a1} of {seats} seats)"
         if p.get("seats") is not None and p["seats"] != seats:
             return f"{a1} of {seats} seats are active (seats went from {p['seats']} to {seats})"
@@ -144,7 +185,11 @@ def component_change_text(
                 " active again"
         if cur["inactive"]:
             return power_users_quiet(cur["inactive"])
-        return f"{cur['active']} of {cur['power_users']} power users are active"
+        n, act = cur["power_users"], cur["active"]
+        if not n:
+            return "no power users stand out"
+        noun = "power user" if n == 1 else "power users"
+        return f"{act} of {n} {noun} {'is' if act == 1 else 'are'} active"
     if name == "engagement":
         t = cur.get("trend_pct")
         base = f"weighted engagement is {cur['per_seat_week']} points per seat per week"
@@ -255,14 +300,20 @@ def paragraph(
         text = f"{head} {lead} {_join(list(reasons))}."
     else:
         text = f"{head}."
-    extra = [s for s in started if s not in reasons and not any(s in r for r in reasons)]
+    extra = [s for s in started if not any(s in r for r in reasons)]
     if extra:
-        text += f" New: {'; '.join(extra)}."
+        text += f" New: {_capped(extra)}."
     if ended:
-        text += f" Resolved: {'; '.join(ended)}."
+        text += f" Resolved: {_capped(list(ended))}."
     for note in stage_notes:
         text += f" {note}."
     return text
+
+
+def _capped(items: list[str], limit: int = 3) -> str:
+    if len(items) <= limit:
+        return "; ".join(items)
+    return "; ".join(items[:limit]) + f"; and {len(items) - limit} more"
 
 
 def band_note(previous: str | None, current: str) -> str:

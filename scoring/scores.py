@@ -123,7 +123,15 @@ class Facts:
     aged_tickets: list[tuple[str, int]]  # (ticket id, days open)
     tickets_recent: int
     low_csat: float | None
+    first_day: int | None  # first day with activity data (coverage of trend windows)
     extras: dict[str, Any] = field(default_factory=dict)
+
+    def covered(self, start_ago: int, end_ago: int) -> int:
+        """Days of [today - end_ago, today - start_ago] on or after the first data day."""
+        if self.first_day is None:
+            return 0
+        lo = max(self.today - end_ago, self.first_day)
+        return max(0, self.today - start_ago - lo + 1)
 
 
 def _window_sum(d: dict[int, Any], today: int, start_ago: int, end_ago: int) -> float:
@@ -148,8 +156,9 @@ def update_power_users(account: AccountState, today: int, config: ScoringConfig)
     ranked.sort()
     chosen: dict[str, float] = {}
     cum = 0.0
+    floor = max(pu.min_points, pu.relative_min * total / len(ranked)) if ranked else 0.0
     for negp, uid in ranked:
-        if len(chosen) >= pu.max_users or -negp < pu.min_points:
+        if len(chosen) >= pu.max_users or -negp < floor:
             break
         chosen[uid] = -negp
         cum -= negp
@@ -209,16 +218,18 @@ def measure(account: AccountState, today: int, config: ScoringConfig) -> Facts:
         users_90=users_90,
         power=power,
         inactive_days=inactive,
-        points_30=_window_sum(days, today, 0, 29),
-        points_prev_60=_window_sum(days, today, 30, 89),
-        points_7=_window_sum(days, today, 0, 6),
-        points_prev_7=_window_sum(days, today, 7, 13),
-        core_28=int(_window_sum(account.core_days, today, 0, 27)),
-        core_prev_28=int(_window_sum(account.core_days, today, 28, 55)),
+        # Rates and trends use complete days (today is still filling up).
+        points_30=_window_sum(days, today, 1, 30),
+        points_prev_60=_window_sum(days, today, 31, 90),
+        points_7=_window_sum(days, today, 1, 7),
+        points_prev_7=_window_sum(days, today, 8, 14),
+        core_28=int(_window_sum(account.core_days, today, 1, 28)),
+        core_prev_28=int(_window_sum(account.core_days, today, 29, 56)),
         open_tickets=len(account.open_tickets),
         aged_tickets=aged,
         tickets_recent=tickets_recent,
         low_csat=min(recent_csat) if recent_csat else None,
+        first_day=None if account.first_seen is None else int(account.first_seen // 86400),
     )
 
 
@@ -284,7 +295,10 @@ def account_components(
     # 3. weighted engagement: level and trend
     eng = m["engagement"]
     level = f.points_30 / f.seats / (30.0 / 7.0)
-    trend = pct_change(f.points_30, f.points_prev_60 / 2.0)
+    # Trends compare against what was measured before; a young account's earlier window
+    # is only partly covered, so its rate is scaled to the covered days (none below 14).
+    cov_60 = f.covered(31, 90)
+    trend = pct_change(f.points_30, f.points_prev_60 / cov_60 * 30.0) if cov_60 >= 14 else None
     trend_value = trend if trend is not None else 0.0
     frac = (1.0 - eng.trend_share) * eng.curve(level)
     if eng.trend_curve is not None:
@@ -299,8 +313,16 @@ def account_components(
     })
 
     # 4. core-feature trend
-    core_change = pct_change(f.core_28, f.core_prev_28)
-    core_value = (100.0 if f.core_28 > 0 else -100.0) if core_change is None else core_change
+    cov_28 = f.covered(29, 56)
+    core_change = (
+        pct_change(f.core_28, f.core_prev_28 / cov_28 * 28.0) if cov_28 >= 14 else None
+    )
+    if core_change is not None:
+        core_value = core_change
+    elif f.core_28 > 0 or (f.core_prev_28 > 0 and cov_28 < 14):
+        core_value = 0.0  # used, nothing to compare with yet: neutral
+    else:
+        core_value = -100.0  # no core feature used at all
     add("core_features", core_value, m["core_features"].curve(core_value), {
         "events_28d": f.core_28, "previous_28d": f.core_prev_28,
         "change_pct": None if core_change is None else round(core_change, 1),

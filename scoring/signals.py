@@ -90,7 +90,7 @@ def detect(
             ))
 
     # --- core-feature decline
-    if f.core_prev_28 >= sg.core_decline_min_events:
+    if f.core_prev_28 >= sg.core_decline_min_events and f.covered(29, 56) >= 28:
         decline = (f.core_prev_28 - f.core_28) / f.core_prev_28 * 100.0
         if decline >= sg.core_decline_pct / 2:
             out.append(Detected(

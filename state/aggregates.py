@@ -13,8 +13,8 @@ weeks (``(day + 3) // 7``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from hashlib import blake2b
 from typing import Any
+from zlib import adler32, crc32
 
 import orjson
 
@@ -35,8 +35,10 @@ def epoch_week(day: int) -> int:
 
 
 def id_hash(message_id: str) -> int:
-    """Stable 64-bit hash of a message id (Python's ``hash`` is salted per process)."""
-    return int.from_bytes(blake2b(message_id.encode(), digest_size=8).digest(), "little")
+    """Stable 64-bit hash of a message id (Python's ``hash`` is salted per process):
+    CRC-32 and Adler-32 side by side, cheap enough for the per-event path."""
+    raw = message_id.encode()
+    return crc32(raw) | (adler32(raw) << 32)
 
 
 def _flat(d: dict[int, Any]) -> list[Any]:
@@ -86,7 +88,7 @@ class UserState:
         return sum(p for d, p in self.days.items() if start < d <= today)
 
     def prune(self, today: int, window_days: int, core_weeks: int = 13) -> None:
-        cutoff = today - window_days
+        cutoff = today - window_days - 1
         if self.days and min(self.days) <= cutoff:
             self.days = {d: p for d, p in self.days.items() if d > cutoff}
         wk = epoch_week(today) - core_weeks
