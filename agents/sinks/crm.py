@@ -81,10 +81,10 @@ class HubSpotSync:
         options: dict[str, Any] = {"access_token": self.access_token}
         if self.host:
             options["host"] = self.host.rstrip("/")
-        client = HubSpot(**options)
+        companies = HubSpot(**options).crm.companies.basic_api
         try:
             body = SimplePublicObjectInput(properties=properties)
-            client.crm.companies.basic_api.update(company_id, simple_public_object_input=body)
+            companies.update(company_id, simple_public_object_input=body)
         except ApiException as exc:
             status = int(exc.status or 0)
             raise DeliveryError(
@@ -94,6 +94,9 @@ class HubSpotSync:
             ) from exc
         except Exception as exc:  # urllib3 connection errors and the like
             raise DeliveryError(f"hubspot unreachable: {exc!r}") from exc
+        finally:
+            # One client per call: close its connection pool rather than leak sockets.
+            companies.api_client.rest_client.pool_manager.clear()
 
     async def send(self, change: Mapping[str, Any]) -> bool:
         """Update the company; False when the account has no HubSpot id."""
@@ -131,6 +134,9 @@ class SalesforceSync:
             ) from exc
         except requests.RequestException as exc:
             raise DeliveryError(f"salesforce unreachable: {exc!r}") from exc
+        finally:
+            if self.session is None:  # the client made its own session: close it
+                client.session.close()
 
     async def send(self, change: Mapping[str, Any]) -> bool:
         """Update the Account; False when the account has no Salesforce id."""

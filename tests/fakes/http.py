@@ -78,7 +78,12 @@ class RecordingServer:
         record.status = status
         self.requests.append(record)
         self._arrived.set()
-        return web.Response(status=status, headers=headers, body=payload)
+        response = web.Response(status=status, headers=headers, body=payload)
+        if self.ssl_context is not None:
+            # No keep-alive over TLS: an idle TLS connection left at shutdown is reported
+            # as an unclosed transport.
+            response.force_close()
+        return response
 
     async def start(self) -> RecordingServer:
         app = web.Application()
