@@ -72,11 +72,16 @@ class Replay:
             if e.account_id is None:
                 self.stats.unrouted += 1
                 continue
-            if self._next_point is None:
-                self._next_point = self._grid_after(e.timestamp)
-            elif e.timestamp >= self._next_point:
+            if self._next_point is not None and e.timestamp >= self._next_point:
                 out.extend(self.advance_to(e.timestamp))
             self._pending.setdefault((e.workspace, e.account_id), []).append(e)
+            # The grid point that evaluates this event (advance_to may have skipped an
+            # idle stretch past it).
+            point = self._grid_after(e.timestamp)
+            if self._last_point is not None and point <= self._last_point:
+                point = self._last_point + self.interval  # late event: next point
+            if self._next_point is None or point < self._next_point:
+                self._next_point = point
         return out
 
     def run(self, events: Iterable[Event], until: float | None = None) -> list[HealthChange]:
