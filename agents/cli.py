@@ -26,6 +26,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("demo", "agents.demo"),
     ("settings", "agents.cli"),
     ("simulate", "history.simulate"),
+    ("rebuild-read-model", "agents.notify"),
 ]
 
 

@@ -258,3 +258,23 @@ async def rebuild(settings: Settings, *, timeout: float = 600.0) -> int:
         await consumer.stop()
         await readmodel.close()
     return applied
+
+
+def add_parser(subparsers: Any) -> Any:
+    """``telltale rebuild-read-model``."""
+    parser = subparsers.add_parser(
+        "rebuild-read-model", help="rebuild the Redis read model from the health-changes topic",
+        description="Delete the read model (latest assessments, rankings, history) and fold "
+                    "in every health change from the beginning of the topic. Delivery "
+                    "state (dedup, cooldowns, digests) is kept, so nothing is re-sent.")
+    parser.add_argument("--timeout", type=float, default=600.0,
+                        help="give up after this many seconds (default 600)")
+    return parser
+
+
+def run(args: Any) -> int:
+    settings = Settings.from_env()
+    applied = asyncio.run(rebuild(settings, timeout=args.timeout))
+    print(f"read model rebuilt from {settings.topics.health_changes}: "
+          f"{applied} changes applied")
+    return 0
