@@ -403,7 +403,10 @@ def register(app: Any, settings: Settings) -> None:
                                     partitions=settings.partitions),
         names.events_dlq: app.topic(names.events_dlq, schema=raw_schema(), partitions=1),
     }
-    table = app.Table(STATE_TABLE, schema=raw_schema(), partitions=settings.partitions,
+    # key_type/value_type (not only the schema) make Faust's store codec raw; otherwise
+    # it would hand back JSON-decoded values.
+    table = app.Table(STATE_TABLE, schema=raw_schema(), key_type=bytes, value_type=bytes,
+                      partitions=settings.partitions,
                       options=rocksdb_options(settings),
                       help="Identity map (person → accounts) and events held for an account")
 
