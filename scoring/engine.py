@@ -352,6 +352,7 @@ def evaluate(
     """Assess the account at ``t`` and decide whether to emit a health change; updates
     the account's assessment memory (band, stages, signals, history, last report)."""
     today = epoch_day(t)
+    prior_score = acc.score
     f: Facts = measure(acc, today, config)
     comps = account_components(acc, f, config)
     score = sum(c.points for c in comps)
@@ -372,6 +373,9 @@ def evaluate(
 
     rep = acc.reported
     dec = config.decisions
+    # "previous" is what the reader compares with: the score the move was measured from
+    # when the score moved, else the score just before this step.
+    prev_score: int | None = None
     reasons: list[str] = []
     keys: list[str] = []
     if rep is None:
@@ -388,6 +392,11 @@ def evaluate(
         if baseline is not None and abs(score - baseline) >= dec.score_move_points:
             reasons.append("score_moved")
             keys.append(f"score:{score}")
+            prev_score = baseline
+        elif prior_score is not None:
+            prev_score = prior_score
+        else:
+            prev_score = rep.score
         if fc != rep.forecast:
             reasons.append("forecast_changed")
             keys.append(f"forecast:{fc}")
@@ -401,7 +410,6 @@ def evaluate(
         reasons.append("signal_ended")
         keys.extend(f"end:{s.key}" for s in ended)
 
-    prev_score = rep.score if rep is not None else None
     delta = score - prev_score if prev_score is not None else 0
     drivers = _drivers(comps, rep, delta)
     notes: list[str] = []
@@ -474,8 +482,9 @@ def evaluate(
             time=t,
             day=today,
             reasons=reasons,
-            previous=None if rep is None else Snapshot(rep.score, rep.band, rep.forecast,
-                                                       rep.lifecycle),
+            previous=None if rep is None or prev_score is None else Snapshot(
+                prev_score, rep.band, rep.forecast, rep.lifecycle
+            ),
             current=Snapshot(score, band, fc, life),
             components=comp_dicts,
             delta=delta,

@@ -187,7 +187,10 @@ def component_change_text(
             return power_users_quiet(cur["inactive"])
         n, act = cur["power_users"], cur["active"]
         if not n:
-            return "no power users stand out"
+            return (
+                f"{cur.get('recent', 0)} of {cur.get('users', 0)} users were active "
+                "in the last 14 days"
+            )
         noun = "power user" if n == 1 else "power users"
         return f"{act} of {n} {noun} {'is' if act == 1 else 'are'} active"
     if name == "engagement":

@@ -277,9 +277,11 @@ def account_components(
             inactive_power.append({"user_id": uid, "name": s.name or uid, "days": quiet})
         else:
             active_power += 1
+    recent = 0
     if f.power:
         pu_value = 100.0 * active_power / len(f.power)
     elif f.users_90:
+        # No one stands out: judge the whole team's recent activity instead.
         recent = sum(
             1 for s in account.users.values()
             if s.last_day is not None and today - s.last_day < quiet_limit
@@ -290,6 +292,7 @@ def account_components(
     inactive_power.sort(key=lambda x: (-x["days"], x["user_id"]))
     add("power_users", pu_value, m["power_users"].curve(pu_value), {
         "power_users": len(f.power), "active": active_power, "inactive": inactive_power,
+        "recent": recent, "users": f.users_90,
     })
 
     # 3. weighted engagement: level and trend
