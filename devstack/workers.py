@@ -16,7 +16,8 @@ from pathlib import Path
 from agents.settings import ENV_PREFIX, Settings
 from devstack.process import DevstackError, ManagedProcess, spawn, tail
 
-READY_LINE = "[^Worker]: Ready"
+#: Printed by ``telltale worker`` once its partitions are assigned and tables recovered.
+READY_MARKER = "telltale worker ready:"
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -53,7 +54,7 @@ class WorkerProcess:
     def wait_ready(self, timeout: float = 90.0) -> None:
         """Block until the worker logs that it is ready (partitions assigned, recovered)."""
         deadline = time.monotonic() + timeout
-        while READY_LINE not in self.log():
+        while READY_MARKER not in self.log():
             if not self.process.alive:
                 raise DevstackError(
                     f"worker exited with code {self.process.returncode} before it was "
