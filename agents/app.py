@@ -24,6 +24,8 @@ from agents.settings import Settings
 #: To plug a module in, add one line here.
 MODULES: list[str] = [
     "agents.metrics",  # /metrics and the lag, table, recovery and portfolio samplers
+    "agents.collector",  # HTTP collector: SDK posts → events topic
+    "agents.resolve",  # events → identity map → by-account envelopes
 ]
 
 #: The walking skeleton (events → per-account counter → health-changes); used on its own.

@@ -501,7 +501,7 @@ def create_collector_app(settings: Settings, collector: Collector | None = None
     return app
 
 
-def register(app: Any, settings: Settings) -> Collector:
+def register(app: Any, settings: Settings) -> None:
     """Serve the collector from the Faust worker's own web server (same port as the API,
     page and ``/metrics``). Its producer starts with the app and stops before it."""
     collector = Collector(settings)
@@ -516,4 +516,3 @@ def register(app: Any, settings: Settings) -> Collector:
         await collector.stop()
 
     app.on_before_shutdown.connect(stop_collector)
-    return collector
