@@ -416,11 +416,18 @@ def register(app: faust.App, settings: Settings) -> None:
 
     tabledir = app.conf.tabledir
 
-    @app.on_worker_init.connect
-    def _check_local_state(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    # The check must run when this process starts the app, before any partition DB is
+    # opened, and never merely because some process built the app: App.on_first_start
+    # is that moment (Faust has no signal for it).
+    first_start = app.on_first_start
+
+    async def _check_local_state_then_start() -> None:
         if tables.discard_unclean_local_state(tabledir):
             log.warning("score: local state was not closed cleanly; "
                         "rebuilding %s from its changelog", tables.STATE_TABLE)
+        await first_start()
+
+    setattr(app, "on_first_start", _check_local_state_then_start)  # noqa: B010
 
     @app.on_before_shutdown.connect
     async def _mark_clean(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

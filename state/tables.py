@@ -246,9 +246,13 @@ def raw_schema() -> faust.Schema:
 
 def define_state_table(app: faust.App, settings: Settings) -> TableT:
     """The health-state table, co-partitioned with the by-account topic."""
+    # key_type/value_type, not only the schema: Faust picks the changelog topic's
+    # serializers from them and falls back to JSON, which breaks recovery of raw keys.
     return app.Table(
         STATE_TABLE,
         schema=raw_schema(),
+        key_type=bytes,
+        value_type=bytes,
         partitions=settings.partitions,
         options=rocksdb_options(settings),
         help="Account, user, due-index and clock records of the score agent",

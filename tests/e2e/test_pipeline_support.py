@@ -1,0 +1,234 @@
+"""What the pipeline, crash and rebalance tests share: a known stream of by-account
+messages, a producer that keeps each message in its partition, and readers for the
+health-change topic and the score table's changelog (the record of the state)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from agents.settings import Settings
+from state import tables
+from state.tables import AccountRecord, PartitionClock
+from streams.envelope import encode_envelope, encode_tick
+from streams.events import Event, EventType, Source
+
+DAY = 86_400.0
+#: Monday 2024-01-01 00:00 UTC: the scenario's day 0.
+T0 = 1_704_067_200.0
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One by-account record: an envelope (keyed by account) or a tick (explicit partition)."""
+
+    key: bytes | None
+    value: bytes
+    partition: int | None = None
+
+
+def state_key(workspace: str, account_id: str) -> bytes:
+    """Kafka key of an account on the by-account topic."""
+    return f"{workspace}:{account_id}".encode()
+
+
+def _event(workspace: str, account: str, user: str, name: str, ts: float, n: int,
+           etype: EventType = EventType.TRACK, props: dict[str, Any] | None = None,
+           traits: dict[str, Any] | None = None) -> Event:
+    return Event(
+        workspace=workspace, message_id=f"{account}-{user}-{n}", type=etype, timestamp=ts,
+        received_at=ts, source=Source.KAFKA, name=name, user_id=user, account_id=account,
+        properties=props or {}, traits=traits or {},
+    )
+
+
+def group_event(workspace: str, account: str, user: str, ts: float, n: int,
+                traits: dict[str, Any]) -> Event:
+    return _event(workspace, account, user, None, ts, n, EventType.GROUP,  # type: ignore[arg-type]
+                  traits=traits)
+
+
+ACTIVITY = ("Logged In", "Dashboard Viewed", "Report Published", "Workflow Completed",
+            "Logged In", "Dashboard Viewed", "Export Created", "Logged In")
+
+
+@dataclass
+class Scenario:
+    """A deterministic portfolio: ``accounts`` accounts with ``users`` users each, active
+    for ``days`` days; every third account goes silent after ``silent_after`` days, so
+    inactivity signals must fire from clock ticks alone. A tick per partition closes every
+    day (``now`` = midnight after it)."""
+
+    accounts: int = 12
+    users: int = 3
+    days: int = 40
+    silent_after: int = 8
+    events_per_day: int = 4
+    workspace: str = "acme"
+    seed: int = 7
+    messages: list[Message] = field(default_factory=list)
+
+    def build(self, partitions: int) -> list[Message]:
+        rng = random.Random(self.seed)
+        out: list[Message] = []
+        n = 0
+        for day in range(self.days):
+            for a in range(self.accounts):
+                account = f"acc-{a:03d}"
+                if a % 3 == 0 and day >= self.silent_after:
+                    continue
+                base = T0 + day * DAY + 9 * 3600 + a * 60
+                events: list[Event] = []
+                if day == 0:
+                    events.append(group_event(self.workspace, account, f"{account}-u0", base, n, {
+                        "name": f"Account {a}", "seats": self.users + 2, "plan": "pro",
+                        "arr": 12_000 + 1_000 * a, "created_at": "2024-01-01T00:00:00Z",
+                        "renewal_date": "2024-12-31",
+                    }))
+                    n += 1
+                for i in range(self.events_per_day):
+                    user = f"{account}-u{rng.randrange(self.users)}"
+                    name = ACTIVITY[rng.randrange(len(ACTIVITY))]
+                    events.append(_event(self.workspace, account, user, name,
+                                         base + i * 300, n))
+                    n += 1
+                out.append(Message(state_key(self.workspace, account),
+                                   encode_envelope(self.workspace, account, events)))
+            midnight = T0 + (day + 1) * DAY
+            out.extend(Message(None, encode_tick(midnight, p), p) for p in range(partitions))
+        self.messages = out
+        return out
+
+
+async def produce_messages(bootstrap: str, topic: str, messages: Sequence[Message]) -> None:
+    """Send in order, acknowledged, each keyed message by key and each tick to its partition."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all",
+                                enable_idempotence=True)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, m.value, key=m.key, partition=m.partition)
+                   for m in messages]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def read_topic(bootstrap: str, topic: str, partitions: int) -> list[Any]:
+    """Every record of ``topic`` up to its current end, in partition order."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.seek_to_beginning(*tps)
+        records: list[Any] = []
+        pending = {tp for tp in tps if ends[tp] > 0}
+        deadline = time.monotonic() + 60
+        while pending and time.monotonic() < deadline:
+            batches = await consumer.getmany(*pending, timeout_ms=500)
+            for tp, recs in batches.items():
+                records.extend(recs)
+                if recs and recs[-1].offset >= ends[tp] - 1:
+                    pending.discard(tp)
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def change_ids(bootstrap: str, settings: Settings) -> list[str]:
+    """Ids of every health change on the topic (duplicates kept)."""
+    records = await read_topic(bootstrap, settings.topics.health_changes, settings.partitions)
+    return [orjson.loads(r.value)["id"] for r in records if r.value]
+
+
+def changelog_topic(settings: Settings) -> str:
+    return f"{settings.app_id}-{tables.STATE_TABLE}-changelog"
+
+
+@dataclass
+class FinalState:
+    """The score table as its changelog records it (the record; local RocksDB is a copy)."""
+
+    accounts: dict[bytes, AccountRecord]
+    users: dict[bytes, bytes]
+    due: set[bytes]
+    clocks: dict[int, PartitionClock]
+
+    def comparable(self) -> dict[str, Any]:
+        """What must not depend on crashes: core states, users, due times, clock times.
+
+        Not compared: bookkeeping that legitimately differs (applied offsets are equal
+        anyway, outboxes are pruned by commit timing, stale due entries are removed
+        lazily)."""
+        return {
+            "accounts": {k: (r.state, r.due, r.applied) for k, r in self.accounts.items()},
+            "users": self.users,
+            "due": {k: r.due for k, r in self.accounts.items() if r.due is not None},
+            "clocks": {p: (c.now, c.offset) for p, c in self.clocks.items()},
+        }
+
+
+async def read_state(bootstrap: str, settings: Settings) -> FinalState:
+    records = await read_topic(bootstrap, changelog_topic(settings), settings.partitions)
+    latest: dict[bytes, bytes | None] = {}
+    for record in records:
+        latest[record.key] = record.value
+    state = FinalState({}, {}, set(), {})
+    for key, value in latest.items():
+        if value is None:
+            continue
+        kind = tables.key_kind(key)
+        if kind == tables.ACCOUNT:
+            state.accounts[key] = AccountRecord.from_bytes(value)
+        elif kind == tables.USER:
+            state.users[key] = value
+        elif kind == tables.DUE:
+            state.due.add(key)
+        elif kind == tables.CLOCK:
+            state.clocks[int(key.split(tables.SEP)[1])] = PartitionClock.from_bytes(value)
+    return state
+
+
+async def last_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    """Offset of the last record in each partition of ``topic`` (-1 when empty)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        ends = await consumer.end_offsets(tps)
+        return {tp.partition: ends[tp] - 1 for tp in tps}
+    finally:
+        await consumer.stop()
+
+
+async def wait_processed(bootstrap: str, settings: Settings, timeout: float,
+                         alive: Iterable[Any] = ()) -> FinalState:
+    """Wait until every partition's clock (in the changelog) reached the last input offset."""
+    targets = await last_offsets(bootstrap, settings.topics.by_account, settings.partitions)
+    deadline = time.monotonic() + timeout
+    while True:
+        state = await read_state(bootstrap, settings)
+        done = all(state.clocks.get(p, PartitionClock()).offset >= off
+                   for p, off in targets.items() if off >= 0)
+        if done:
+            return state
+        if time.monotonic() > deadline:
+            got = {p: c.offset for p, c in state.clocks.items()}
+            raise TimeoutError(f"not processed within {timeout:.0f} s: clocks {got}, "
+                               f"input ends {targets}")
+        for worker in alive:
+            if not worker.process.alive:
+                raise RuntimeError(f"worker died:\n{worker.log()[-3000:]}")
+        await asyncio.sleep(0.5)
