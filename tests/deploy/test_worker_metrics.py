@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from agents.app import MODULES
 from agents.settings import Settings
+from devstack.process import free_port
 from devstack.workers import WorkerProcess
 from tests.deploy.promtool import promtool
 
@@ -173,3 +174,41 @@ def test_scrape_after_traffic_passes_promtool_and_counts_exactly(
 
     result = promtool(promtool_bin, "check", "metrics", stdin=body)
     assert result.returncode == 0, result.output
+
+
+def test_two_workers_split_partitions_and_only_the_leader_reports_the_portfolio(
+        settings: Settings, start_worker: Callable[..., WorkerProcess],
+        tmp_path: Path) -> None:
+    base = settings.replace(write_keys=f"{WRITE_KEY}=demo", metrics_interval=0.5)
+    first = start_worker(base, *_worker_args(), ready_timeout=150)
+    second = start_worker(base.replace(web_port=free_port(), data_dir=tmp_path / "data-2",
+                                       public_url="http://127.0.0.1"),
+                          *_worker_args(), ready_timeout=150)
+    events_topic = base.topics.events
+
+    def lag_partitions(samples: Samples) -> list[int]:
+        return sorted(int(dict(labels)["partition"]) for (name, labels) in samples
+                      if name == "telltale_consumer_lag_messages"
+                      and dict(labels)["topic"] == events_topic)
+
+    def reporting(samples: Samples) -> bool:
+        return any(name == "telltale_portfolio_refreshed_timestamp_seconds"
+                   for name, _ in samples)
+
+    deadline = time.monotonic() + 90
+    while True:
+        scrapes = [_scrape(first)[1], _scrape(second)[1]]
+        owned = [lag_partitions(s) for s in scrapes]
+        settled = (sorted(owned[0] + owned[1]) == list(range(base.partitions))
+                   and all(owned) and [reporting(s) for s in scrapes].count(True) == 1)
+        if settled or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    # Each events partition is reported by exactly one worker, so sum() over workers is
+    # the topic's lag; exactly one worker (the leader) publishes the portfolio.
+    assert sorted(owned[0] + owned[1]) == list(range(base.partitions)), owned
+    assert all(owned), owned
+    assert [reporting(s) for s in scrapes].count(True) == 1
+    follower = scrapes[0] if reporting(scrapes[1]) else scrapes[1]
+    assert _value(follower, "telltale_portfolio_refreshes_total", outcome="skipped") >= 1
+    assert not any(name == "telltale_accounts" for name, _ in follower)
