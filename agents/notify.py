@@ -221,6 +221,8 @@ async def rebuild(settings: Settings, *, timeout: float = 600.0) -> int:
     up to the end offsets seen at start. Returns the number of changes applied."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
+    from devstack.topics import topic_partitions
+
     readmodel = ReadModel.from_settings(settings)
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
                                 enable_auto_commit=False, auto_offset_reset="earliest")
@@ -228,11 +230,9 @@ async def rebuild(settings: Settings, *, timeout: float = 600.0) -> int:
     await consumer.start()
     try:
         topic = settings.topics.health_changes
-        partitions = await consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        count = await topic_partitions(settings.kafka_bootstrap, topic, timeout=30.0)
+        tps = [TopicPartition(topic, p) for p in range(count)]
         await readmodel.clear()
-        if not tps:
-            return 0
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
