@@ -16,10 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scoring.config import load_config  # noqa: E402
-from scoring.engine import step  # noqa: E402
-from state.aggregates import AccountState, UserState  # noqa: E402
-from streams.events import Event, EventType, Source  # noqa: E402
+from scoring.config import load_config
+from scoring.engine import step
+from state.aggregates import AccountState, UserState
+from streams.events import Event, EventType, Source
 
 DAY = 86400.0
 START = 20_000 * DAY

@@ -3,8 +3,8 @@ sentences Telltale writes."""
 
 from __future__ import annotations
 
-from tests.scoring.story import Story
 from streams.health_change import validate
+from tests.scoring.story import Story
 
 OTHERS = [f"u{i:02d}" for i in range(1, 25)]
 
