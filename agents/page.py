@@ -262,7 +262,7 @@ class Page:
             ))
         components = "\n".join(
             f'<tr><td>{e(name.replace("_", " ").capitalize())}</td>'
-            f'<td>{e(c.get("detail"))}</td>'
+            f'<td>{e(describe_detail(c.get("detail")))}</td>'
             f'<td class="num">{e(_number(c.get("points")))} / {e(_number(c.get("weight")))}'
             f'</td>'
             f'<td><div class="bar"><span style="width:{_pct(c)}%"></span></div></td></tr>'
@@ -283,6 +283,30 @@ class Page:
                      if signals else ""),
             kpis=kpis, chart=history_chart(history), components=components, users=user_rows)
         return render(str(doc.get("account_name") or account_id), workspace, content)
+
+
+def describe_detail(detail: Any) -> str:
+    """A component's numbers in words: ``{"active_users": 18, "seats": 30}`` →
+    ``active users 18 · seats 30``; lists of people by name, lists of values with →."""
+    if not isinstance(detail, Mapping):
+        return "" if detail is None else str(detail)
+    parts = []
+    for key, value in detail.items():
+        label = str(key).replace("_", " ")
+        if value is None or value == [] or value == {}:
+            continue
+        if isinstance(value, bool):
+            parts.append(label if value else f"no {label}")
+        elif isinstance(value, int | float):
+            parts.append(f"{label} {_number(value)}")
+        elif isinstance(value, list) and all(isinstance(v, Mapping) for v in value):
+            names = [str(v.get("name") or v.get("user_id") or "?") for v in value]
+            parts.append(f"{label}: {', '.join(names)}")
+        elif isinstance(value, list):
+            parts.append(f"{label} {' → '.join(str(v) for v in value)}")
+        else:
+            parts.append(f"{label} {value}")
+    return " · ".join(parts)
 
 
 def _number(value: Any) -> str:

@@ -115,17 +115,22 @@ def _playbook(name: str, **conditions: list[str]) -> Rule:
 
 
 DEFAULT_PLAYBOOKS: tuple[Rule, ...] = (
-    # The playbook triggers of the product design, matched on the signal that started.
-    _playbook("User inactive 10 or 14 days", signals=["user_inactive*", "inactive_user*"]),
-    _playbook("Power user gone quiet", signals=["*power_user*", "*champion*"]),
-    _playbook("Onboarding milestone missed", signals=["*milestone*"]),
-    _playbook("NPS detractor", signals=["*nps*", "*detractor*"]),
-    _playbook("Support tickets piling up", signals=["*ticket*", "*csat*"]),
-    _playbook("Payment or plan risk", signals=["*payment*", "*downgrade*", "*seat_reduc*",
-                                               "*cancel*"]),
+    # The playbook triggers of the product design, matched on the type of the signal that
+    # just started (signal types as the scoring core names them).
+    _playbook("User inactive 10 or 14 days", signals=["user_inactive_*"]),
+    _playbook("Power user gone quiet", signals=["power_user_inactive"]),
+    _playbook("Onboarding milestone missed", signals=["onboarding_milestone_missed"]),
+    _playbook("NPS detractor", signals=["nps_detractor"]),
+    _playbook("Support tickets piling up", signals=["ticket_spike", "ticket_open_long"]),
+    _playbook("Payment or plan risk", signals=["payment_failed", "plan_downgraded",
+                                               "seats_reduced"]),
+    _playbook("Usage falling", signals=["seat_utilisation_drop", "core_feature_decline"]),
+    _playbook("Meetings missed", signals=["meeting_missed"]),
+    _playbook("Renewal checkpoint", signals=["renewal_checkpoint"]),
     _playbook("Health fell below 70", reasons=["band_changed"], bands=["watch", "at_risk"]),
     _playbook("Renewal forecast at risk", reasons=["forecast_changed"], forecasts=["at_risk"]),
-    _playbook("Account lost", reasons=["lifecycle_changed"], lifecycles=["churned"]),
+    _playbook("Account lost", signals=["account_inactive"]),
+    _playbook("Account churned", reasons=["lifecycle_changed"], lifecycles=["churned"]),
     _playbook("Upsell signal", severities=["expansion"]),
 )
 

@@ -70,7 +70,7 @@ async def test_account_page_shows_history_components_and_users(client: TestClien
     assert "<svg" in page and "<script" not in page
     points = re.search(r'<polyline points="([^"]+)"', page)
     assert points is not None and len(points.group(1).split()) == 7
-    assert "Adoption" in page and "18 of 30 seats active" in page
+    assert "Adoption" in page and "active users 18 · seats 30" in page
     users = page.split('<table class="users">')[1]
     assert "Dana Fox" in users and "★ power user" in users
     assert "inactive for 22 days" in page  # the active signal's text
@@ -95,3 +95,15 @@ def test_chart_of_one_point_and_of_none() -> None:
     assert "No history" in history_chart([])
     svg = history_chart([{"t": "2026-06-01T00:00:00Z", "score": 55, "band": "watch"}])
     assert svg.count("<circle") == 1 and "2026-06-01" in svg
+
+
+def test_component_detail_reads_as_words() -> None:
+    from agents.page import describe_detail
+
+    assert describe_detail({"active_users": 18, "seats": 30, "trend_pct": None}) == (
+        "active users 18 · seats 30")
+    assert describe_detail({"inactive": [{"user_id": "u1", "name": "Dana", "days": 22}],
+                            "downgrade": ["pro", "team"], "cancelled": True,
+                            "per_seat_week": 2.25}) == (
+        "inactive: Dana · downgrade pro → team · cancelled · per seat week 2.2")
+    assert describe_detail("plain") == "plain" and describe_detail(None) == ""

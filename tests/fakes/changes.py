@@ -30,16 +30,17 @@ def signal(type_: str, *, key: str | None = None, subject: str | None = None,
 
 
 def components(score: int) -> dict[str, dict[str, Any]]:
+    """Four components whose integer points sum to ``score``."""
+    adoption, engagement, support = round(score * 0.4), round(score * 0.3), round(score * 0.15)
     return {
-        "adoption": {"value": 0.6, "points": round(score * 0.4), "weight": 40,
-                     "detail": "18 of 30 seats active in the last 30 days"},
-        "engagement": {"value": 0.5, "points": round(score * 0.3), "weight": 30,
-                       "detail": "weighted engagement down 20% week over week"},
-        "support": {"value": 0.8, "points": round(score * 0.15), "weight": 15,
-                    "detail": "1 ticket open"},
-        "relationship": {"value": 0.7, "points": score - round(score * 0.4)
-                         - round(score * 0.3) - round(score * 0.15), "weight": 15,
-                         "detail": "last NPS 8"},
+        "adoption": {"value": 60.0, "points": adoption, "weight": 40,
+                     "detail": {"active_users": 18, "seats": 30}},
+        "engagement": {"value": 0.5, "points": engagement, "weight": 30,
+                       "detail": {"week_over_week_pct": -20.0, "points_30d": 412.5}},
+        "support": {"value": 0.8, "points": support, "weight": 15,
+                    "detail": {"open_tickets": 1, "low_csat": None}},
+        "relationship": {"value": 8.0, "points": score - adoption - engagement - support,
+                         "weight": 15, "detail": {"nps": [9, 8]}},
     }
 
 

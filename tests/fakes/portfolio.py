@@ -39,7 +39,7 @@ SIGNALS: dict[str, list[dict[str, Any]]] = {
     "initech": [signal("nps_detractor", score=4, text="NPS of 4 from the admin")],
     "umbrella": [signal("seat_saturation", severity="expansion", utilisation=0.93,
                         text="93% of seats in use with advanced features")],
-    "wayne": [signal("user_inactive", subject="wayne-u1", days=14,
+    "wayne": [signal("user_inactive_14d", subject="wayne-u1", days=14,
                      text="Lee Park has been inactive for 14 days")],
 }
 

@@ -92,7 +92,13 @@ def test_default_playbooks_go_to_the_default_channel() -> None:
     assert config.route(upsell) == {"slack:default": ["Upsell signal"]}
     churned = make_change(score=20, previous_score=25, lifecycle="churned",
                           reasons=["lifecycle_changed"])
-    assert "Account lost" in config.route(churned)["slack:default"]
+    assert "Account churned" in config.route(churned)["slack:default"]
+    lost = make_change(score=20, previous_score=20, reasons=["signal_started"],
+                       started=[signal("account_inactive", days=45)])
+    assert config.route(lost) == {"slack:default": ["Account lost"]}
+    quiet_user = make_change(score=75, previous_score=75, reasons=["signal_started"],
+                             started=[signal("user_inactive_14d", subject="u2", days=14)])
+    assert config.route(quiet_user) == {"slack:default": ["User inactive 10 or 14 days"]}
     improved = make_change(score=85, previous_score=80, reasons=["score_moved"])
     assert config.route(improved) == {}
     assert NotificationConfig.load(None).route(fell) == {}
