@@ -26,6 +26,7 @@ MODULES: list[str] = [
     "agents.metrics",  # /metrics and the lag, table, recovery and portfolio samplers
     "agents.collector",  # HTTP collector: SDK posts → events topic
     "agents.resolve",  # events → identity map → by-account envelopes
+    "agents.score",  # by-account envelopes + ticks → RocksDB state → health changes
 ]
 
 #: The walking skeleton (events → per-account counter → health-changes); used on its own.

@@ -42,7 +42,14 @@ import faust
 from agents.settings import Settings
 from state import tables
 from state.tables import AccountRecord, PartitionClock
-from streams.envelope import Envelope, EnvelopeError, Tick, decode_message, encode_tick
+from streams.envelope import (
+    Envelope,
+    EnvelopeError,
+    Tick,
+    decode_message,
+    encode_tick,
+    kafka_key,
+)
 
 if TYPE_CHECKING:
     from scoring.config import ScoringConfig
@@ -57,8 +64,9 @@ MAX_RECENT_OFFSETS = 32
 
 
 def change_key(workspace: str, account_id: str) -> bytes:
-    """Message key of an account's health changes (one account → one partition, in order)."""
-    return f"{workspace}:{account_id}".encode()
+    """Message key of an account's health changes: the account's by-account key, so one
+    account's changes stay in one partition, in order."""
+    return kafka_key(workspace, account_id)
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ import pytest
 
 from agents.settings import Settings
 from state import tables
-from streams.envelope import Envelope, decode_message, encode_tick
+from streams.envelope import Envelope, decode_message, encode_tick, kafka_key
 from streams.health_change import validate
 from tests.e2e.test_pipeline_support import (
     DAY,
@@ -69,7 +69,7 @@ async def test_events_in_health_changes_out_with_inactivity_from_ticks_alone(
     assert len(ids) == len(set(ids)), "an uninterrupted run emits each change once"
     by_account: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record, change in zip(records, changes, strict=True):
-        assert record.key == f"{change['workspace']}:{change['account_id']}".encode()
+        assert record.key == kafka_key(change["workspace"], change["account_id"])
         by_account[change["account_id"]].append(change)
     accounts = [f"acc-{a:03d}" for a in range(scenario.accounts)]
     assert sorted(by_account) == accounts, "every account gets its first assessment"
@@ -116,7 +116,7 @@ async def test_user_records_live_in_their_accounts_partition(
 
     source = await read_topic(kafka_bootstrap, names.by_account, settings.partitions)
     account_partition = {
-        r.key.decode().split(":", 1)[1]: r.partition for r in source if r.key is not None
+        r.key.decode().split("|", 1)[1]: r.partition for r in source if r.key is not None
     }
     assert len(set(account_partition.values())) == settings.partitions, "spread over both"
     changelog = await read_topic(kafka_bootstrap, changelog_topic(settings), settings.partitions)
@@ -137,10 +137,11 @@ async def test_bad_messages_are_skipped_and_processing_goes_on(
     names = settings.topics
     await create_topics(names.by_account, names.health_changes, partitions=settings.partitions)
     good = Scenario(accounts=2, users=1, days=1).build(settings.partitions)
+    key = kafka_key("acme", "acc-000")
     garbage = [
-        Message(b"acme:acc-000", b"not json"),
-        Message(b"acme:acc-000", orjson.dumps({"v": 1, "kind": "events", "ws": "acme"})),
-        Message(b"acme:acc-000", orjson.dumps({"v": 9, "kind": "tick"})),
+        Message(key, b"not json"),
+        Message(key, orjson.dumps({"v": 1, "kind": "events", "ws": "acme"})),
+        Message(key, orjson.dumps({"v": 9, "kind": "tick"})),
         Message(None, encode_tick(T0, 0), 0),
     ]
     await produce_messages(kafka_bootstrap, names.by_account, garbage + good)

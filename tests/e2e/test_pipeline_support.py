@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from agents.settings import Settings
 from state import tables
 from state.tables import AccountRecord, PartitionClock
-from streams.envelope import encode_envelope, encode_tick
+from streams.envelope import encode_envelope, encode_tick, kafka_key
 from streams.events import Event, EventType, Source
 
 DAY = 86_400.0
@@ -36,7 +36,7 @@ class Message:
 
 def state_key(workspace: str, account_id: str) -> bytes:
     """Kafka key of an account on the by-account topic."""
-    return f"{workspace}:{account_id}".encode()
+    return kafka_key(workspace, account_id)
 
 
 def _event(workspace: str, account: str, user: str, name: str, ts: float, n: int,
