@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import faust
 
-from agents.app import SKELETON_MODULES, build_app
+from agents.app import MODULES, SKELETON_MODULES, build_app
 from agents.settings import Settings
 from devstack.topics import create_topics
 from devstack.workers import READY_MARKER
@@ -82,4 +83,8 @@ def run(args: argparse.Namespace) -> int:
     modules: list[str] | None = list(args.modules) if args.modules else None
     if args.skeleton:
         modules = [*SKELETON_MODULES, *(modules or [])]
+    if not (MODULES if modules is None else modules):
+        print("telltale worker: no modules registered (agents.app.MODULES is empty); "
+              "run with --skeleton or --module NAME", file=sys.stderr)
+        return 2
     run_worker(Settings.from_env(), modules)

@@ -6,6 +6,10 @@ comes first: an explicit ``stop()``, the ``atexit`` hook or a SIGTERM/SIGHUP han
 parent, and - when the parent is killed with SIGKILL and no Python code runs at all - the
 kernel's parent-death signal (``PR_SET_PDEATHSIG``), set in the child before ``exec``.
 
+The parent-death signal belongs to the *thread* that forked: start servers from a
+long-lived thread (the main thread, as pytest fixtures and the CLI do), never from a
+short-lived helper thread, or they die with it.
+
 ``detached=True`` (used by ``telltale dev up``) skips all three: that server is meant to
 outlive the command and is stopped later by ``telltale dev down`` through its pid.
 """

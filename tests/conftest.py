@@ -41,6 +41,17 @@ from devstack.workers import WorkerProcess
 TEST_PARTITIONS = 2
 
 
+_LIVE_SERVER_FIXTURES = frozenset({"kafka_bootstrap", "redis_url"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that reaches a live server through any fixture is an integration test, marked
+    or not, so ``-m "not integration"`` never starts Kafka or Redis."""
+    for item in items:
+        if _LIVE_SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     external = os.environ.get("TELLTALE_TEST_KAFKA")
