@@ -82,7 +82,8 @@ def change_message(change: Mapping[str, Any], public_url: str) -> dict[str, Any]
     if previous and previous.get("band") and previous.get("band") != band:
         band_text += f" (was {BAND_LABELS.get(previous['band'], previous['band'])})"
     url = account_url(public_url, str(change["account_id"]))
-    header = f"{name}: health {score} ({_signed(delta)})"
+    header = (f"{name}: health {score} ({_signed(delta)})" if previous
+              else f"{name}: health {score} (first assessment)")
     fields = [
         f"*Band*\n{BAND_ICONS.get(band, '')} {band_text}".replace("\n ", "\n"),
         f"*Owner*\n{owner_mention(change)}",
@@ -119,7 +120,7 @@ def change_message(change: Mapping[str, Any], public_url: str) -> dict[str, Any]
         "url": url, "action_id": "open_account",
     }]})
     explanation = change.get("explanation") or ""
-    text = f"{name}: health {score} ({_signed(delta)}), {band_text}. {explanation}"
+    text = f"{header}, {band_text}. {explanation}"
     return {"text": _clip(text.strip(), 3000), "blocks": blocks}
 
 

@@ -79,3 +79,9 @@ async def test_post_treats_bad_payload_as_permanent() -> None:
         assert not info.value.retryable and "invalid_blocks" in info.value.reason
     finally:
         await server.stop()
+
+
+def test_first_assessment_has_no_delta() -> None:
+    message = slack.change_message(make_change(previous_score=None), "http://x")
+    assert validated(message["blocks"])[0]["text"]["text"] == (
+        "Acme Corp: health 57 (first assessment)")
