@@ -25,6 +25,7 @@ from agents.settings import Settings
 
 log = logging.getLogger(__name__)
 
+
 def sample_consumer_lag(app: faust.App) -> dict[tuple[str, int], int]:
     """Set ``telltale_consumer_lag_messages`` for every source-topic partition assigned.
 
