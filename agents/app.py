@@ -27,6 +27,9 @@ MODULES: list[str] = [
     "agents.collector",  # HTTP collector: SDK posts → events topic
     "agents.resolve",  # events → identity map → by-account envelopes
     "agents.score",  # by-account envelopes + ticks → RocksDB state → health changes
+    "agents.notify",  # health changes → read model, Slack, webhooks, CRM; daily digest
+    "agents.api",  # /api/v1 over the read model, /openapi.json
+    "agents.page",  # the CSM page: /today, /accounts/{id}
 ]
 
 #: The walking skeleton (events → per-account counter → health-changes); used on its own.
