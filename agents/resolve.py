@@ -63,22 +63,25 @@ from state.identity import (
 )
 from streams.dlq import DeadLetter
 from streams.envelope import (
-    Envelope,
     EnvelopeError,
     Tick,
-    encode_envelope,
+    check_wire,
+    decode_header,
     encode_tick,
-    envelope_from_obj,
-    event_from_wire,
+    encode_wire_envelope,
     is_envelope_obj,
     kafka_key,
 )
-from streams.events import Event, EventType, Source
+from streams.events import Event, Source
 from streams.normalize import NormalizeContext, Reason, Rejection, normalize_direct
 
 log = logging.getLogger(__name__)
 
 AGENT = "resolve"
+_OWNER_CACHE_SIZE = 200_000
+Wire = dict[str, Any]
+"""An event in wire form (:meth:`Event.to_wire`), checked by :func:`check_wire`: the
+resolver edits ``acc`` in place instead of rebuilding events."""
 STATE_TABLE = "resolve-state"
 _MAX_WORKSPACE_CHARS = 128
 
@@ -122,6 +125,7 @@ class Resolver:
         self.only_workspace = workspaces.pop() if len(workspaces) == 1 else None
         self._partitioner = DefaultPartitioner()
         self._all_partitions = list(range(self.partitions))
+        self._owners: dict[bytes, int] = {}
 
     # --------------------------------------------------------------------- input
 
@@ -150,24 +154,30 @@ class Resolver:
             self._dead(out, DeadLetter(Reason.NOT_JSON, str(exc)[:200], Source.KAFKA.value,
                                        None, received_at, raw=value))
             return
-        events: list[Event]
+        wires: list[Wire]
         if is_envelope_obj(obj):
             try:
-                decoded = envelope_from_obj(obj)
+                header = decode_header(obj)
             except EnvelopeError as exc:
                 self._dead(out, DeadLetter(exc.reason, exc.detail, Source.KAFKA.value,
                                            _workspace_hint(obj), received_at, payload=obj))
                 return
-            if isinstance(decoded, Tick):
-                if decoded.partition == partition:
-                    self.expire(partition, decoded.now, out)
+            if isinstance(header, Tick):
+                if header.partition == partition:
+                    self.expire(partition, header.now, out)
                 return
-            events = decoded.events
+            wires = []
+            for wire in header[2]:
+                try:
+                    wires.append(check_wire(wire))
+                except EnvelopeError as exc:
+                    self._dead(out, DeadLetter(exc.reason, exc.detail, Source.KAFKA.value,
+                                               header[0], received_at, payload=wire))
         else:
-            events = self._direct(obj, received_at, out)
-        if events:
-            metrics.EVENTS_PROCESSED.labels(agent=AGENT).inc(len(events))
-            self._route(partition, events, out)
+            wires = [event.to_wire() for event in self._direct(obj, received_at, out)]
+        if wires:
+            metrics.EVENTS_PROCESSED.labels(agent=AGENT).inc(len(wires))
+            self._route(partition, wires, out)
 
     def _direct(self, obj: Any, received_at: float, out: list[Output]) -> list[Event]:
         """Segment-spec JSON from a direct producer: one event or ``{"batch": [...]}``."""
@@ -212,66 +222,76 @@ class Resolver:
     # --------------------------------------------------------------------- routing
 
     def owner_partition(self, workspace: str, person: str) -> int:
-        """The events-topic partition of a person (Kafka's default murmur2 partitioner)."""
+        """The events-topic partition of a person (Kafka's default murmur2 partitioner).
+
+        aiokafka's murmur2 is pure Python (tens of µs), so answers are remembered.
+        """
         key = kafka_key(workspace, person)
-        partition: int = self._partitioner(key, self._all_partitions, self._all_partitions)
+        partition = self._owners.get(key)
+        if partition is None:
+            if len(self._owners) >= _OWNER_CACHE_SIZE:
+                self._owners.clear()
+            partition = self._partitioner(key, self._all_partitions, self._all_partitions)
+            self._owners[key] = partition
         return partition
 
-    def _route(self, partition: int, events: list[Event], out: list[Output]) -> None:
-        by_person: dict[tuple[str, str], list[Event]] = {}
-        orphans: list[Event] = []
-        for event in events:
-            person = event.actor
+    def _route(self, partition: int, wires: list[Wire], out: list[Output]) -> None:
+        by_person: dict[tuple[str, str], list[Wire]] = {}
+        attributed: list[Wire] = []
+        for wire in wires:
+            person = wire.get("u") or wire.get("a")
             if person is None:
                 # Only a group call may come without a person (PostHog $groupidentify):
                 # it names its account, and no identity changes.
-                if event.type is EventType.GROUP and event.account_id:
-                    orphans.append(event)
+                if wire["t"] == "group" and wire.get("acc"):
+                    attributed.append(wire)
                 else:
-                    self._dead(out, _dead_event(event, Reason.MISSING_IDENTITY,
-                                                "event has neither user nor anonymous id"))
+                    self._dead(out, _dead_wire(wire, Reason.MISSING_IDENTITY,
+                                               "event has neither user nor anonymous id"))
                 continue
-            by_person.setdefault((event.workspace, person), []).append(event)
-        attributed: list[Event] = list(orphans)
+            by_person.setdefault((wire["ws"], person), []).append(wire)
         for (workspace, person), group in by_person.items():
             if self.owner_partition(workspace, person) != partition:
                 out.append(Output(self.topics.events, kafka_key(workspace, person),
-                                  encode_envelope(workspace, person, group)))
+                                  encode_wire_envelope(workspace, person, group)))
                 continue
             try:
                 attributed.extend(self._resolve(workspace, person, group, out))
             except IdentityKeyError as exc:
-                for event in group:
-                    self._dead(out, _dead_event(event, Reason.BAD_IDENTITY, str(exc)))
+                for wire in group:
+                    self._dead(out, _dead_wire(wire, Reason.BAD_IDENTITY, str(exc)))
         self._emit(attributed, out)
 
     # --------------------------------------------------------------------- identity
 
-    def _resolve(self, workspace: str, person: str, events: list[Event],
-                 out: list[Output]) -> list[Event]:
-        """Attribute one person's events; returns them with their account attached."""
+    def _resolve(self, workspace: str, person: str, wires: list[Wire],
+                 out: list[Output]) -> list[Wire]:
+        """Attribute one person's events (in place); returns those that have an account."""
         mkey = map_key(workspace, person)
         record = IdentityRecord.from_bytes(self.store.get(mkey))
         changed = False
-        attributed: list[Event] = []
-        waiting: list[Event] = []
-        for event in events:
-            if event.account_id:
-                changed |= record.link(event.account_id)
-                attributed.append(event)
-            elif record.current is not None:
-                attributed.append(event.with_account(record.current))
+        attributed: list[Wire] = []
+        waiting: list[Wire] = []
+        for wire in wires:
+            account = wire.get("acc")
+            if account:
+                changed |= record.link(account)
+                attributed.append(wire)
+            elif record.accounts:
+                wire["acc"] = record.accounts[0]
+                attributed.append(wire)
             else:
-                waiting.append(event)
+                waiting.append(wire)
         current = record.current
         if current is not None:
             # Linked by this very message: what waited here goes along, and so does
             # whatever an earlier message left on hold.
-            attributed.extend(event.with_account(current) for event in waiting)
             if record.held:
-                attributed.extend(e.with_account(current)
-                                  for e in self._release(workspace, person, record))
+                waiting = self._release(workspace, person, record) + waiting
                 changed = True
+            for wire in waiting:
+                wire["acc"] = current
+            attributed.extend(waiting)
         elif waiting:
             self._hold(workspace, person, record, waiting, out)
             changed = True
@@ -280,14 +300,14 @@ class Resolver:
         return attributed
 
     def _hold(self, workspace: str, person: str, record: IdentityRecord,
-              events: list[Event], out: list[Output]) -> None:
+              wires: list[Wire], out: list[Output]) -> None:
         hkey = held_key(workspace, person)
         held: list[Any] = orjson.loads(self.store.get(hkey) or b"[]") if record.held else []
-        held.extend(event.to_wire() for event in events)
+        held.extend(wires)
         overflow = len(held) - self.hold_max
         if overflow > 0:
             for wire in held[:overflow]:
-                self._dead(out, _dead_wire(wire, workspace, Reason.UNATTRIBUTED,
+                self._dead(out, _dead_wire(wire, Reason.UNATTRIBUTED,
                                            f"more than {self.hold_max} events waited for an "
                                            f"account of {person}"))
             del held[:overflow]
@@ -298,17 +318,17 @@ class Resolver:
             record.hold_due = due
         record.held = len(held)
 
-    def _release(self, workspace: str, person: str, record: IdentityRecord) -> list[Event]:
+    def _release(self, workspace: str, person: str, record: IdentityRecord) -> list[Wire]:
         hkey = held_key(workspace, person)
         raw = self.store.get(hkey)
         _delete(self.store, hkey)
         if record.hold_due is not None:
             _delete(self.store, expiry_key(record.hold_due, workspace, person))
         record.held, record.hold_due = 0, None
-        released: list[Event] = []
+        released: list[Wire] = []
         for wire in orjson.loads(raw or b"[]"):
             try:
-                released.append(event_from_wire(wire))
+                released.append(check_wire(wire))
             except EnvelopeError:  # written by this module, so only after a format change
                 log.warning("dropping an unreadable held event of %s", person)
         return released
@@ -324,7 +344,7 @@ class Resolver:
                 continue  # released or re-held since
             hkey = held_key(workspace, person)
             for wire in orjson.loads(self.store.get(hkey) or b"[]"):
-                self._dead(out, _dead_wire(wire, workspace, Reason.UNATTRIBUTED,
+                self._dead(out, _dead_wire(wire, Reason.UNATTRIBUTED,
                                            f"no account known for {person} within "
                                            f"{self.hold_seconds:g} s"))
             _delete(self.store, hkey)
@@ -333,14 +353,13 @@ class Resolver:
 
     # --------------------------------------------------------------------- output
 
-    def _emit(self, events: list[Event], out: list[Output]) -> None:
-        by_account: dict[tuple[str, str], list[Event]] = {}
-        for event in events:
-            assert event.account_id is not None
-            by_account.setdefault((event.workspace, event.account_id), []).append(event)
+    def _emit(self, wires: list[Wire], out: list[Output]) -> None:
+        by_account: dict[tuple[str, str], list[Wire]] = {}
+        for wire in wires:
+            by_account.setdefault((wire["ws"], wire["acc"]), []).append(wire)
         for (workspace, account), group in by_account.items():
             out.append(Output(self.topics.by_account, kafka_key(workspace, account),
-                              encode_envelope(workspace, account, group)))
+                              encode_wire_envelope(workspace, account, group)))
 
     def _dead(self, out: list[Output], dead: DeadLetter) -> None:
         metrics.EVENTS_DEAD_LETTERED.labels(reason=dead.reason).inc()
@@ -352,16 +371,10 @@ def _delete(store: Store, key: bytes) -> None:
         del store[key]
 
 
-def _dead_event(event: Event, reason: str, detail: str) -> DeadLetter:
-    return DeadLetter(reason, detail, event.source.value, event.workspace, event.received_at,
-                      payload=event.to_wire())
-
-
-def _dead_wire(wire: Any, workspace: str, reason: str, detail: str) -> DeadLetter:
-    source = wire.get("src") if isinstance(wire, dict) else None
-    received = wire.get("rx") if isinstance(wire, dict) else None
-    return DeadLetter(reason, detail, source if isinstance(source, str) else "unknown",
-                      workspace, float(received) if isinstance(received, int | float) else 0.0,
+def _dead_wire(wire: Wire, reason: str, detail: str) -> DeadLetter:
+    """A dead letter for a checked wire event (the canonical form is all that is left of
+    it by now; its original payload was accepted upstream)."""
+    return DeadLetter(reason, detail, wire["src"], wire["ws"], float(wire["rx"]),
                       payload=wire)
 
 
@@ -444,4 +457,4 @@ def register(app: Any, settings: Settings) -> None:
                                         partition=tp.partition)
 
 
-__all__ = ["Envelope", "Output", "Resolver", "dict_expiry_scan", "register"]
+__all__ = ["Output", "Resolver", "dict_expiry_scan", "register"]

@@ -15,7 +15,7 @@ type, because the events topic is open to direct producers: anything malformed r
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
@@ -93,11 +93,22 @@ def is_envelope_obj(obj: Any) -> bool:
 
 def envelope_from_obj(obj: Any) -> Envelope | Tick:
     """Validate an already-decoded JSON value as an envelope or tick."""
+    header = decode_header(obj)
+    if isinstance(header, Tick):
+        return header
+    workspace, key, events = header
+    return Envelope(workspace, key, [event_from_wire(w) for w in events])
+
+
+def decode_header(obj: Any) -> Tick | tuple[str, str, list[Any]]:
+    """Validate everything but the events: a :class:`Tick`, or (workspace, key, the
+    events list *unchecked*) for stages that check events one by one (:func:`check_wire`)
+    so one bad event costs only itself."""
     if not isinstance(obj, dict):
         raise EnvelopeError("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
     version = obj.get("v")
     if version != ENVELOPE_VERSION or isinstance(version, bool):
-        raise EnvelopeError("unsupported_version", f"envelope version {version!r}")
+        raise EnvelopeError("unsupported_version", f"envelope version {str(version)[:20]!r}")
     kind = obj.get("kind")
     if kind == KIND_EVENTS:
         workspace = obj.get("ws")
@@ -109,7 +120,7 @@ def envelope_from_obj(obj: Any) -> Envelope | Tick:
             raise EnvelopeError("bad_envelope", "key must be a string")
         if not isinstance(events, list):
             raise EnvelopeError("bad_envelope", "events must be a list")
-        return Envelope(workspace, key, [event_from_wire(w) for w in events])
+        return workspace, key, events
     if kind == KIND_TICK:
         now = obj.get("now")
         partition = obj.get("partition")
@@ -118,50 +129,67 @@ def envelope_from_obj(obj: Any) -> Envelope | Tick:
         if not isinstance(partition, int) or isinstance(partition, bool) or partition < 0:
             raise EnvelopeError("bad_tick", "partition must be a non-negative integer")
         return Tick(float(now), partition)
-    raise EnvelopeError("unknown_kind", f"kind {kind!r}")
+    raise EnvelopeError("unknown_kind", f"kind {str(kind)[:40]!r}")
+
+
+def encode_wire_envelope(workspace: str, key: str, wires: list[dict[str, Any]]) -> bytes:
+    """:func:`encode_envelope` for events already in wire form (checked by
+    :func:`check_wire`)."""
+    return orjson.dumps({"v": ENVELOPE_VERSION, "kind": KIND_EVENTS, "ws": workspace,
+                         "key": key, "events": wires})
+
+
+def check_wire(wire: Any) -> dict[str, Any]:
+    """Validate one wire event without building an :class:`Event` (the fast path for
+    stages that only pass events on); returns it unchanged or raises ``EnvelopeError``.
+
+    Exact ``type(...) is`` checks: values come from orjson, which only makes plain types.
+    """
+    if type(wire) is not dict:
+        raise EnvelopeError("bad_event", "event must be a JSON object")
+    ws = wire.get("ws")
+    if type(ws) is not str or not ws:
+        raise EnvelopeError("bad_event", "ws must be a non-empty string")
+    message_id = wire.get("id")
+    if type(message_id) is not str or not message_id:
+        raise EnvelopeError("bad_event", "id must be a non-empty string")
+    raw_type = wire.get("t")
+    if type(raw_type) is not str or raw_type not in _EVENT_TYPES:
+        raise EnvelopeError("bad_event", f"unknown event type {str(raw_type)[:40]!r}")
+    raw_source = wire.get("src")
+    if type(raw_source) is not str or raw_source not in _SOURCES:
+        raise EnvelopeError("bad_event", f"unknown source {str(raw_source)[:40]!r}")
+    for field in ("ts", "rx"):
+        value = wire.get(field)
+        if (type(value) is not float and type(value) is not int) or not math.isfinite(value):
+            raise EnvelopeError("bad_event", f"{field} must be a finite number")
+    for field in ("n", "u", "a", "acc"):
+        value = wire.get(field)
+        if value is not None and type(value) is not str:
+            raise EnvelopeError("bad_event", f"{field} must be a string")
+    for field in ("p", "tr"):
+        value = wire.get(field)
+        if value is not None and type(value) is not dict:
+            raise EnvelopeError("bad_event", f"{field} must be an object")
+    return wire
 
 
 def event_from_wire(wire: Any) -> Event:
     """Strictly typed inverse of :meth:`Event.to_wire` (``EnvelopeError`` on bad input)."""
-    if not isinstance(wire, dict):
-        raise EnvelopeError("bad_event", "event must be a JSON object")
-    ws = wire.get("ws")
-    message_id = wire.get("id")
-    raw_type = wire.get("t")
-    raw_source = wire.get("src")
-    type_ = _EVENT_TYPES.get(raw_type) if isinstance(raw_type, str) else None
-    source = _SOURCES.get(raw_source) if isinstance(raw_source, str) else None
-    ts = wire.get("ts")
-    rx = wire.get("rx")
-    if not isinstance(ws, str) or not ws:
-        raise EnvelopeError("bad_event", "ws must be a non-empty string")
-    if not isinstance(message_id, str) or not message_id:
-        raise EnvelopeError("bad_event", "id must be a non-empty string")
-    if type_ is None:
-        raise EnvelopeError("bad_event", f"unknown event type {wire.get('t')!r}")
-    if source is None:
-        raise EnvelopeError("bad_event", f"unknown source {wire.get('src')!r}")
-    if not _is_number(ts) or not _is_number(rx):
-        raise EnvelopeError("bad_event", "ts and rx must be finite numbers")
-    name = _optional_str(wire, "n")
-    user_id = _optional_str(wire, "u")
-    anonymous_id = _optional_str(wire, "a")
-    account_id = _optional_str(wire, "acc")
-    properties = _optional_dict(wire, "p")
-    traits = _optional_dict(wire, "tr")
+    check_wire(wire)
     return Event(
-        workspace=ws,
-        message_id=message_id,
-        type=type_,
-        timestamp=float(ts),
-        received_at=float(rx),
-        source=source,
-        name=name,
-        user_id=user_id,
-        anonymous_id=anonymous_id,
-        account_id=account_id,
-        properties=properties,
-        traits=traits,
+        workspace=wire["ws"],
+        message_id=wire["id"],
+        type=_EVENT_TYPES[wire["t"]],
+        timestamp=float(wire["ts"]),
+        received_at=float(wire["rx"]),
+        source=_SOURCES[wire["src"]],
+        name=wire.get("n"),
+        user_id=wire.get("u"),
+        anonymous_id=wire.get("a"),
+        account_id=wire.get("acc"),
+        properties=wire.get("p") or {},
+        traits=wire.get("tr") or {},
     )
 
 
@@ -171,22 +199,6 @@ def _is_number(value: Any) -> TypeGuard[int | float]:
         and not isinstance(value, bool)
         and math.isfinite(value)
     )
-
-
-def _optional_str(wire: Mapping[str, Any], field: str) -> str | None:
-    value = wire.get(field)
-    if value is None or isinstance(value, str):
-        return value
-    raise EnvelopeError("bad_event", f"{field} must be a string")
-
-
-def _optional_dict(wire: Mapping[str, Any], field: str) -> dict[str, Any]:
-    value = wire.get(field)
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        return value
-    raise EnvelopeError("bad_event", f"{field} must be an object")
 
 
 def kafka_key(workspace: str, key: str) -> bytes:
