@@ -117,6 +117,11 @@ class ScoreProcessor:
         # membership and then read, two lookups); writes go through the table so they
         # reach the changelog.
         db = tables.partition_db(self.table, partition)
+        if isinstance(message, Tick) and message.partition != partition:
+            # A tick only speaks for the partition it names; one that landed elsewhere
+            # was misrouted and must not move this partition's clock.
+            self._count_dead_letter("misrouted_tick")
+            return
         clock = self._load_clock(db, partition)
         if offset <= clock.offset:
             await self._redeliver_partition(db, partition, offset, clock, message)

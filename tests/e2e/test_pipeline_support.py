@@ -232,3 +232,44 @@ async def wait_processed(bootstrap: str, settings: Settings, timeout: float,
             if not worker.process.alive:
                 raise RuntimeError(f"worker died:\n{worker.log()[-3000:]}")
         await asyncio.sleep(0.5)
+
+
+def namespaced(settings: Settings, tag: str, tmp_path: Any) -> Settings:
+    """A copy of ``settings`` with its own topics, app id, data dir and web port."""
+    from devstack.process import free_port
+
+    port = free_port()
+    return settings.replace(
+        topic_prefix=f"{settings.topic_prefix}{tag}", app_id=f"{settings.app_id}{tag}",
+        data_dir=tmp_path / f"data-{tag}", web_port=port, public_url=f"http://127.0.0.1:{port}",
+    )
+
+
+async def prepare(bootstrap: str, settings: Settings, messages: Sequence[Message]) -> None:
+    from devstack.topics import create_topics
+
+    names = settings.topics
+    await create_topics(bootstrap, [names.by_account, names.health_changes],
+                        partitions=settings.partitions)
+    await produce_messages(bootstrap, names.by_account, messages)
+
+
+@dataclass
+class RunResult:
+    state: FinalState
+    ids: list[str]
+
+    @property
+    def id_set(self) -> set[str]:
+        return set(self.ids)
+
+
+async def uninterrupted_run(bootstrap: str, settings: Settings, messages: Sequence[Message],
+                            start_worker: Any, worker_args: Sequence[str],
+                            timeout: float = 150) -> RunResult:
+    """The reference: one worker processes the whole stream without interruption."""
+    await prepare(bootstrap, settings, messages)
+    worker = start_worker(settings, *worker_args)
+    state = await wait_processed(bootstrap, settings, timeout=timeout, alive=[worker])
+    worker.stop()
+    return RunResult(state, await change_ids(bootstrap, settings))

@@ -1,0 +1,61 @@
+"""Two workers share the partitions (with standby replicas); one is stopped mid-stream and
+the other takes its partitions over and finishes: the same state and health changes as
+one worker alone."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents.settings import Settings
+from devstack.process import free_port
+from tests.e2e.test_pipeline_support import (
+    RunResult,
+    Scenario,
+    change_ids,
+    namespaced,
+    prepare,
+    read_state,
+    uninterrupted_run,
+    wait_processed,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420)]
+
+WORKER_ARGS = ("--module", "agents.score")
+
+
+async def test_second_worker_stops_mid_stream_and_the_first_finishes(
+    settings: Settings, kafka_bootstrap: str, start_worker: Any, tmp_path: Path,
+) -> None:
+    settings = settings.replace(replay=True, standby_replicas=1)
+    messages = Scenario(accounts=24, users=3, days=30, silent_after=6).build(settings.partitions)
+    reference = await uninterrupted_run(kafka_bootstrap, namespaced(settings, "r", tmp_path),
+                                        messages, start_worker, WORKER_ARGS)
+
+    shared = namespaced(settings, "s", tmp_path)
+    port = free_port()
+    second = shared.replace(data_dir=tmp_path / "data-s2", web_port=port,
+                            public_url=f"http://127.0.0.1:{port}")
+    first_worker = start_worker(shared, *WORKER_ARGS)
+    second_worker = start_worker(second, *WORKER_ARGS)
+    await prepare(kafka_bootstrap, shared, messages)
+    # Both must have worked on the stream before one leaves.
+    while True:
+        state = await read_state(kafka_bootstrap, shared)
+        if len(state.clocks) == shared.partitions and all(
+            c.offset > 20 for c in state.clocks.values()
+        ):
+            break
+        await asyncio.sleep(0.2)
+    second_worker.stop()
+    assert "[^Worker]: Ready" in first_worker.log()
+    state = await wait_processed(kafka_bootstrap, shared, timeout=180, alive=[first_worker])
+    first_worker.stop()
+    result = RunResult(state, await change_ids(kafka_bootstrap, shared))
+
+    assert result.id_set == reference.id_set
+    assert state.comparable() == reference.state.comparable()
