@@ -118,7 +118,7 @@ class Signals:
 
     power_user_inactive_days: int = 21
     user_inactive_days: tuple[int, ...] = (10, 14)
-    user_regular_active_days: int = 3  # active days in the 30 before going quiet
+    user_regular_active_days: int = 6  # active days in the 30 before going quiet
     user_forget_days: int = 90  # user inactivity episodes end (user gone) after this
     seat_drop_pct: float = 20.0
     seat_drop_min_users: int = 3

@@ -352,7 +352,6 @@ def evaluate(
     """Assess the account at ``t`` and decide whether to emit a health change; updates
     the account's assessment memory (band, stages, signals, history, last report)."""
     today = epoch_day(t)
-    prior_score = acc.score
     f: Facts = measure(acc, today, config)
     comps = account_components(acc, f, config)
     score = sum(c.points for c in comps)
@@ -369,44 +368,44 @@ def evaluate(
     change_30d = score - h30 if h30 is not None else 0
     life = lifecycle(acc, f, config, seg, dtr)
     billing = sum(1 for s in active.values() if s.type in BILLING_SIGNALS)
-    fc = forecast(band, life, change_30d, dtr, config, seg, billing)
+    fc = forecast(band, life, change_30d, dtr, config, seg, billing, acc.forecast)
 
     rep = acc.reported
     dec = config.decisions
-    # "previous" is what the reader compares with: the score the move was measured from
-    # when the score moved, else the score just before this step.
-    prev_score: int | None = None
+    # "previous" is always what the reader was last told (the last health change), so
+    # the headline, the delta and the drivers all share one reference.
+    prev_score = rep.score if rep is not None else None
     reasons: list[str] = []
     keys: list[str] = []
     if rep is None:
-        reasons.append("band_changed")
-        keys.append(f"band:{band}")
+        # First report: at once when there is activity or something to say, else the
+        # next day (a group call usually arrives before anyone has used the product).
+        if acc.last_seen is not None or started or any(d < today for d in acc.history):
+            reasons.append("band_changed")
+            keys.append(f"band:{band}")
     else:
         if band != rep.band:
             reasons.append("band_changed")
             keys.append(f"band:{band}")
-        if t - rep.time < dec.score_move_days * DAY:
-            baseline: int | None = rep.score
-        else:
-            baseline = _history_at(acc, today - dec.score_move_days)
-        if baseline is not None and abs(score - baseline) >= dec.score_move_points:
+        # moved N+ points since the last report, or within the last 7 days when the last
+        # report is older than that
+        moved = abs(score - rep.score) >= dec.score_move_points
+        if not moved and t - rep.time >= dec.score_move_days * DAY:
+            h = _history_at(acc, today - dec.score_move_days)
+            moved = h is not None and abs(score - h) >= dec.score_move_points
+        if moved:
             reasons.append("score_moved")
             keys.append(f"score:{score}")
-            prev_score = baseline
-        elif prior_score is not None:
-            prev_score = prior_score
-        else:
-            prev_score = rep.score
         if fc != rep.forecast:
             reasons.append("forecast_changed")
             keys.append(f"forecast:{fc}")
         if life != rep.lifecycle:
             reasons.append("lifecycle_changed")
             keys.append(f"lifecycle:{life}")
-    if started:
+    if started and (rep is not None or reasons):
         reasons.append("signal_started")
         keys.extend(f"start:{s.key}" for s in started)
-    if ended:
+    if ended and rep is not None:
         reasons.append("signal_ended")
         keys.extend(f"end:{s.key}" for s in ended)
 
@@ -426,8 +425,9 @@ def evaluate(
             notes.append(explain.forecast_note(None, fc))
     reason_texts = [d.text for d in drivers]
     text = explain.paragraph(
-        prev_score, score, band, reason_texts,
+        prev_score, score, band, reason_texts if delta != 0 or rep is None else [],
         [s.text for s in _for_text(started, reason_texts)],
+        change_7d if abs(change_7d) >= dec.score_move_points else None,
         [
             t for t in (explain.signal_ended_text(s.type, s.detail)
                         for s in _for_text(ended, reason_texts))
@@ -482,9 +482,8 @@ def evaluate(
             time=t,
             day=today,
             reasons=reasons,
-            previous=None if rep is None or prev_score is None else Snapshot(
-                prev_score, rep.band, rep.forecast, rep.lifecycle
-            ),
+            previous=None if rep is None else Snapshot(rep.score, rep.band, rep.forecast,
+                                                       rep.lifecycle),
             current=Snapshot(score, band, fc, life),
             components=comp_dicts,
             delta=delta,

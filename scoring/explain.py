@@ -16,6 +16,13 @@ def _pct(now: float, before: float) -> int:
     return round(abs(now - before) / before * 100) if before else 0
 
 
+def _updown(pct: float) -> str:
+    n = round(pct)
+    if n == 0:
+        return "level"
+    return f"{'down' if n < 0 else 'up'} {abs(n)}%"
+
+
 def _days(n: int) -> str:
     return "1 day" if n == 1 else f"{n} days"
 
@@ -195,19 +202,28 @@ def component_change_text(
         return f"{act} of {n} {noun} {'is' if act == 1 else 'are'} active"
     if name == "engagement":
         t = cur.get("trend_pct")
-        base = f"weighted engagement is {cur['per_seat_week']} points per seat per week"
+        level = cur["per_seat_week"]
+        base = f"weighted engagement is {level:g} points per seat per week"
+        was = p.get("per_seat_week")
         if t is None:
-            return base
-        direction = "down" if t < 0 else "up"
-        return f"{base}, {direction} {abs(round(t))}% on the 60 days before"
+            return base + (f" (was {was:g})" if was is not None and was != level else "")
+        text = f"{base}, {_updown(t)} on the 60 days before"
+        t0 = p.get("trend_pct")
+        if t0 is not None and round(t0) != round(t):
+            text += f" (was {_updown(t0)})"
+        return text
     if name == "core_features":
         c0, c1 = cur["previous_28d"], cur["events_28d"]
         if c0 == 0 and c1 == 0:
             return "no core features were used in the last 8 weeks"
-        if c0 == 0:
-            return f"core features were used {c1} times in 28 days (none the 28 before)"
-        verb = "fell" if c1 < c0 else "rose"
-        return f"core-feature use {verb} {_pct(c1, c0)}% ({c0} → {c1} events in 28 days)"
+        ch = cur.get("change_pct")
+        if ch is None:
+            return f"core features were used {c1} times in the last 28 days"
+        text = f"core-feature use is {_updown(ch)} on the 28 days before ({c0} → {c1} events)"
+        ch0 = p.get("change_pct")
+        if ch0 is not None and round(ch0) != round(ch):
+            text += f" (was {_updown(ch0)})"
+        return text
     if name == "support":
         parts = []
         if cur.get("spike"):
@@ -275,15 +291,26 @@ def power_users_quiet(users: list[dict[str, Any]]) -> str:
 # --------------------------------------------------------------------------- paragraph
 
 
-def headline(previous: int | None, current: int, band: str) -> str:
+def _week(change_7d: int | None, delta: int) -> str:
+    if change_7d is None or change_7d == delta or change_7d == 0:
+        return ""
+    return f"; {'down' if change_7d < 0 else 'up'} {abs(change_7d)} in 7 days"
+
+
+def headline(previous: int | None, current: int, band: str,
+             change_7d: int | None = None) -> str:
     if previous is None:
         return f"Health is {current} ({BAND_NAMES[band]})"
-    if current < previous:
-        n = previous - current
-        return f"Health fell {n} point{'s' if n != 1 else ''} ({previous} → {current})"
-    if current > previous:
-        n = current - previous
-        return f"Health rose {n} point{'s' if n != 1 else ''} ({previous} → {current})"
+    delta = current - previous
+    week = _week(change_7d, delta)
+    if delta < 0:
+        n = -delta
+        return f"Health fell {n} point{'s' if n != 1 else ''} ({previous} → {current}{week})"
+    if delta > 0:
+        n = delta
+        return f"Health rose {n} point{'s' if n != 1 else ''} ({previous} → {current}{week})"
+    if week:
+        return f"Health held at {current} ({BAND_NAMES[band]}{week})"
     return f"Health held at {current} ({BAND_NAMES[band]})"
 
 
@@ -293,11 +320,12 @@ def paragraph(
     band: str,
     reasons: Sequence[str],
     started: Sequence[str],
+    change_7d: int | None,
     ended: Sequence[str],
     stage_notes: Sequence[str] = (),
 ) -> str:
     """One paragraph: headline, "because" the top reasons, then what started/ended."""
-    head = headline(previous, current, band)
+    head = headline(previous, current, band, change_7d)
     if reasons:
         lead = "mainly because" if previous is None else "because"
         text = f"{head} {lead} {_join(list(reasons))}."

@@ -92,13 +92,21 @@ def lifecycle(
 def forecast(
     band: str, life: str, change_30d: int, dtr: int | None, config: ScoringConfig, seg: str,
     risk_signals: int,
+    previous: str | None = None,
 ) -> str | None:
     """Forecast stage for accounts with a renewal date: commit when healthy and not
     falling; at risk when at risk, churned, or watch and falling inside the renewal
-    window (or with billing trouble); best case otherwise."""
+    window (or with billing trouble); best case otherwise.
+
+    "Falling" is a 30-day drop of ``stages.falling_points_30d``; once the forecast has
+    left commit the drop must shrink below half of that before it counts as recovered,
+    so a score wobbling around the threshold does not flap the forecast."""
     if dtr is None:
         return None
-    falling = change_30d <= -config.stages.falling_points_30d
+    limit = config.stages.falling_points_30d
+    if previous is not None and previous != ForecastStage.COMMIT:
+        limit = (limit + 1) // 2
+    falling = change_30d <= -limit
     in_window = dtr <= config.renewal.windows[seg]
     if life == Lifecycle.CHURNED or band == AT_RISK:
         return ForecastStage.AT_RISK

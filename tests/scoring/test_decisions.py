@@ -95,14 +95,22 @@ def test_first_assessment_emits_with_no_previous() -> None:
     assert r2.changes == []
 
 
-def test_score_moved_ten_points_within_seven_days() -> None:
+def _steady_account() -> Story:
     s = Story()
     s.group(0, name="Acme", seats=5, created_at=s.iso_day(-300))
     for d in range(0, 30):
         for u in ("ana", "ben", "cy"):
             s.track(d, u, "Workflow Completed", times=2)
+    return s
+
+
+def test_score_moved_ten_points_since_the_last_report() -> None:
+    s = _steady_account()
+    s.track(28, "ana", "Feature Gated Clicked", feature="sso")  # a report on day 28
     s.run_to(29, hour=12)
+    assert s.changes[-1].day == 20_028
     before = s.assessment.score
+    assert s.changes[-1].current.score == before
     s.track(29, None, "Payment Failed", hour=14, amount=10)  # -6 points
     s.track(29, None, "Plan Downgraded", hour=14, from_plan="Pro", to_plan="Lite")  # -4
     changes = s.run_to(29, hour=16)
@@ -110,9 +118,32 @@ def test_score_moved_ten_points_within_seven_days() -> None:
     moved = [c for c in changes if "score_moved" in c.reasons]
     assert len(moved) == 1
     assert moved[0].delta == -10
+    assert moved[0].previous is not None and moved[0].previous.score == before
     assert moved[0].explanation == (
         f"Health fell 10 points ({before} → {before - 10}) because a payment of $10 failed "
         "and the plan was downgraded from Pro to Lite."
+    )
+
+
+def test_score_moved_ten_points_within_seven_days() -> None:
+    """The last report is weeks old and the score rose 9 points since, unreported; a
+    10-point fall within the week is still news, told against the last report."""
+    s = _steady_account()
+    s.run_to(29, hour=12)
+    last = s.changes[-1]
+    assert last.day == 20_001
+    before = s.assessment.score
+    assert before - last.current.score == 9
+    s.track(29, None, "Payment Failed", hour=14, amount=10)
+    s.track(29, None, "Plan Downgraded", hour=14, from_plan="Pro", to_plan="Lite")
+    changes = s.run_to(29, hour=16)
+    moved = [c for c in changes if "score_moved" in c.reasons]
+    assert len(moved) == 1
+    assert moved[0].delta == -1
+    assert moved[0].change_7d == -10
+    assert moved[0].explanation == (
+        f"Health fell 1 point ({last.current.score} → {before - 10}; down 10 in 7 days) "
+        "because a payment of $10 failed and the plan was downgraded from Pro to Lite."
     )
 
 
@@ -147,7 +178,7 @@ def test_explanation_templates_name_people_and_numbers() -> None:
         {"inactive": [{"user_id": "d", "name": "Dana Reyes", "days": 22}], "active": 0,
          "power_users": 1}, -12,
     )
-    text = explain.paragraph(72, 57, "watch", [power, seats], [], [])
+    text = explain.paragraph(72, 57, "watch", [power, seats], [], None, [])
     assert text == (
         "Health fell 15 points (72 → 57) because Dana Reyes, a power user, has been "
         "inactive for 22 days and seat usage fell 20% (25 → 20 of 30 seats)."

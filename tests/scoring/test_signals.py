@@ -121,7 +121,7 @@ def test_seat_utilisation_drop_of_20_percent_fires() -> None:
     assert changes[-1].explanation == (
         "Health fell 3 points (66 → 63) because seat usage fell 20% (25 → 20 of 30 seats) "
         "and weighted engagement is 9.4 points per seat per week, down 19% on the 60 days "
-        "before."
+        "before (was down 16%)."
     )
 
 
