@@ -29,6 +29,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from redis.exceptions import RedisError
 
 from agents import metrics
 from agents.settings import Settings
@@ -83,7 +84,7 @@ class Notifier:
                 raise ChangeError("not a health change object with an id")
             applied = await self.readmodel.apply(change)
         except (orjson.JSONDecodeError, ChangeError) as exc:
-            await self._reject(raw, str(exc))
+            await self._reject(raw, f"invalid health change: {exc}")
             return "invalid"
         metrics.DELIVERIES.labels(destination="readmodel",
                                   outcome="sent" if applied else "skipped").inc()
@@ -98,16 +99,39 @@ class Notifier:
             self.dispatcher.submit(Job(destination, "change", change, str(change["id"])))
         return "notified" if applied else "stale"
 
+    async def process(self, raw: bytes | Mapping[str, Any], *,
+                      redis_attempts: int | None = None) -> str:
+        """``handle`` as the agent runs it: while Redis is unreachable the message is
+        retried with backoff (the stream waits, since dedup and the read model need
+        Redis; nothing is committed past it), up to ``redis_attempts`` (None: until it
+        works). Any other unexpected error dead-letters the message and the stream goes
+        on."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self.handle(raw)
+            except RedisError as exc:
+                if redis_attempts is not None and attempt >= redis_attempts:
+                    raise
+                wait = min(30.0, 0.5 * 2 ** (attempt - 1))
+                log.warning("Redis unavailable (%s); retrying change in %.1f s", exc, wait)
+                await asyncio.sleep(wait)
+            except Exception as exc:
+                log.exception("notify failed on a message")
+                await self._reject(raw, f"unexpected error: {exc!r}")
+                return "invalid"
+
     async def _reject(self, raw: bytes | Mapping[str, Any], reason: str) -> None:
         metrics.DELIVERIES.labels(destination="readmodel", outcome="dead_lettered").inc()
         if isinstance(raw, bytes | bytearray):
             payload = raw.decode("utf-8", "replace")[:10_000]
         else:
             payload = str(raw)[:10_000]
-        log.warning("invalid health change dead-lettered: %s", reason)
+        log.warning("health change dead-lettered: %s", reason)
         await self._dead_letter({
             "v": 1, "destination": "readmodel", "kind": "change", "ref": None,
-            "reason": f"invalid health change: {reason}", "attempts": 0,
+            "reason": reason, "attempts": 0,
             "failed_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "raw": payload,
         })
 
@@ -198,7 +222,7 @@ def register(app: Any, settings: Settings, *, config: NotificationConfig | None 
     @app.agent(changes, name="telltale.notify")
     async def notify(stream: Any) -> Any:
         async for raw in stream:
-            await notifier().handle(raw)
+            await notifier().process(raw)
             metrics.MESSAGES_PROCESSED.labels(agent="notify").inc()
 
     @app.timer(interval=DIGEST_CHECK_SECONDS, name="telltale.daily_digest")

@@ -88,6 +88,7 @@ class Dispatcher:
         self._queues: dict[str, asyncio.Queue[Job]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._pending_dead_letters: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[str, Job] = {}
         self._closed = False
 
     def submit(self, job: Job) -> bool:
@@ -117,13 +118,21 @@ class Dispatcher:
                 await asyncio.gather(*self._pending_dead_letters, return_exceptions=True)
 
     async def close(self, timeout: float = 5.0) -> None:
-        """Stop accepting, give queued deliveries ``timeout`` seconds, then stop."""
+        """Stop accepting, give queued deliveries ``timeout`` seconds, then stop. What is
+        still queued or being retried is dead-lettered, so a shutdown loses nothing."""
         self._closed = True
         with contextlib.suppress(TimeoutError):
             await self.drain(timeout)
         for task in self._workers.values():
             task.cancel()
         await asyncio.gather(*self._workers.values(), return_exceptions=True)
+        left = list(self._in_flight.values())
+        for queue in self._queues.values():
+            while not queue.empty():
+                left.append(queue.get_nowait())
+        for job in left:
+            await self._dead_letter(job, "not delivered before shutdown")
+        self._in_flight.clear()
 
     def _background_dead_letter(self, job: Job, reason: str) -> None:
         task = asyncio.create_task(self._dead_letter(job, reason))
@@ -142,12 +151,16 @@ class Dispatcher:
     async def _work(self, destination: str, queue: asyncio.Queue[Job]) -> None:
         while True:
             job = await queue.get()
+            self._in_flight[destination] = job
             try:
                 await self._deliver(job)
+            except asyncio.CancelledError:
+                queue.task_done()
+                raise  # shutting down: close() dead-letters the job left in flight
             except Exception:
                 log.exception("delivery worker for %s hit a bug", destination)
-            finally:
-                queue.task_done()
+            self._in_flight.pop(destination, None)
+            queue.task_done()
 
     async def _deliver(self, job: Job) -> None:
         kind = job.destination_kind

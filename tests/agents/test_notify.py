@@ -157,3 +157,27 @@ async def test_daily_digest_goes_out_once_at_the_workspace_hour(
     assert "workspace" not in body
     assert "Risky 0" in str(body["blocks"][1])  # lowest score first
     assert all(Block.parse(b) is not None for b in body["blocks"])
+
+
+async def test_unexpected_errors_dead_letter_and_redis_outages_retry(
+        harness: Harness, unique_prefix: str) -> None:
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from devstack.process import free_port
+
+    # A change whose users list is not a list breaks folding in a way no check expects.
+    odd = make_change(users="not a list of users")
+    assert await harness.notifier.process(orjson.dumps(odd)) == "invalid"
+    assert harness.dead[-1]["reason"].startswith("unexpected error")
+    settings = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0",
+                        topic_prefix=unique_prefix)
+
+    async def no_dead_letter(record: dict[str, Any]) -> None:
+        raise AssertionError(record)
+
+    offline = ReadModel.from_settings(settings)
+    notifier = Notifier(settings, harness.notifier.config, offline, no_dead_letter)
+    with pytest.raises(RedisConnectionError):
+        await notifier.process(orjson.dumps(make_change()), redis_attempts=2)
+    await notifier.close()
+    await offline.close()

@@ -126,3 +126,23 @@ async def test_a_stuck_destination_holds_up_neither_others_nor_the_caller() -> N
     await dispatcher.close()
     assert [r["ref"] for r in dead] == ["s3"]
     assert dead[0]["reason"] == "delivery queue full (2)"
+
+
+async def test_shutdown_dead_letters_what_was_not_delivered() -> None:
+    stuck = Script({}, DeliveryError("x"))
+    stuck.gate.clear()
+    dead: list[dict[str, Any]] = []
+
+    async def dead_letter(record: dict[str, Any]) -> None:
+        dead.append(record)
+
+    dispatcher = Dispatcher(stuck, dead_letter)
+    for ref in ("c1", "c2", "c3"):
+        dispatcher.submit(Job("webhook:w", "change", {}, ref))
+    await asyncio.sleep(0.01)
+    await dispatcher.close(timeout=0.1)
+    assert sorted(r["ref"] for r in dead) == ["c1", "c2", "c3"]
+    assert {r["reason"] for r in dead} == {"not delivered before shutdown"}
+    assert not dispatcher.submit(Job("webhook:w", "change", {}, "c4"))
+    await asyncio.sleep(0.01)
+    assert dead[-1]["ref"] == "c4" and dead[-1]["reason"] == "notifier is shutting down"
