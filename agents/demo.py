@@ -7,7 +7,8 @@ Steps (each its own function, so the demo grows with the product):
 2. :func:`demo_settings` - settings pointing at them, with a fresh topic prefix and data dir.
 3. :func:`start_demo_worker` - ``telltale worker`` (the pipeline, or the walking skeleton
    while no pipeline module is registered).
-4. :func:`feed` - produce sample traffic into the events topic.
+4. :func:`feed` - produce a simulated portfolio's recent history (``history.simulate``)
+   into the events topic, as a direct Segment-spec producer would.
 5. :func:`show_changes` - print health changes as they arrive, until Ctrl-C or
    ``--duration`` seconds.
 """
@@ -45,8 +46,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--duration", type=float, default=None,
                         help="stop after this many seconds (default: run until Ctrl-C)")
-    parser.add_argument("--accounts", type=int, default=5, help="sample accounts to feed")
-    parser.add_argument("--events", type=int, default=60, help="sample events to feed")
+    parser.add_argument("--accounts", type=int, default=20, help="simulated accounts to feed")
+    parser.add_argument("--days", type=int, default=30,
+                        help="days of simulated history, ending now, to feed")
+    parser.add_argument("--seed", type=int, default=7, help="random seed of the simulation")
     parser.add_argument("--web-port", type=int, default=None,
                         help="HTTP port of the worker (default: 6066 if free, else any)")
     return parser
@@ -146,23 +149,24 @@ def start_demo_worker(settings: Settings, work_dir: Path) -> WorkerProcess:
 
 
 async def feed(context: DemoContext) -> int:
-    """Sample Segment-spec track calls, attributed to accounts through context.groupId."""
-    names = ["Logged In", "Dashboard Viewed", "Report Published", "Workflow Completed"]
-    accounts = max(1, context.args.accounts)
-    now = time.time()
-    messages = []
-    for i in range(max(0, context.args.events)):
-        account = f"acct-{i % accounts + 1}"
-        messages.append((account, {
-            "type": "track",
-            "event": names[i % len(names)],
-            "userId": f"{account}-user-{i % 3 + 1}",
-            "messageId": f"demo-{uuid.uuid4()}",
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 60 + i)),
-            "context": {"groupId": account},
-        }))
+    """The last ``--days`` days of a simulated portfolio, in time order, keyed by person."""
+    from history.simulate import simulate_recent
+
+    _, events = simulate_recent(time.time(), days=context.args.days,
+                                accounts=context.args.accounts, seed=context.args.seed)
+    messages = ((event.get("userId") or event.get("anonymousId"), event) for event in events)
     return await produce(context.settings.kafka_bootstrap, context.settings.topics.events,
                          messages)
+
+
+def describe_change(change: dict[str, Any]) -> str:
+    """One line per health change; anything else (the skeleton's counts) as JSON."""
+    current = change.get("current")
+    if not isinstance(current, dict):
+        return orjson.dumps(change).decode()
+    name = change.get("account_name") or change.get("account_id")
+    return (f"{name}: {current.get('score')} {current.get('band')} "
+            f"[{', '.join(change.get('reasons') or [])}] {change.get('explanation', '')}")
 
 
 def show_changes(context: DemoContext) -> None:
@@ -173,8 +177,8 @@ def show_changes(context: DemoContext) -> None:
     def report(records: list[Record]) -> bool:
         nonlocal printed
         for record in records[printed:]:
-            body = orjson.loads(record.value) if record.value else {}
-            print(orjson.dumps(body).decode(), flush=True)
+            print(describe_change(orjson.loads(record.value) if record.value else {}),
+                  flush=True)
         printed = len(records)
         return False  # only the timeout (--duration) or Ctrl-C ends the demo
 
