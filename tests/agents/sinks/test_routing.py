@@ -129,3 +129,15 @@ hour = 25
         assert fragment in message
     with pytest.raises(NotificationConfigError, match="cannot read"):
         load(tmp_path, "not = [toml")
+
+
+def test_the_shipped_example_file_is_valid() -> None:
+    example = Path(__file__).resolve().parents[3] / "agents" / "sinks" / (
+        "notifications.example.toml")
+    config = NotificationConfig.load(example)
+    assert set(config.destinations()) == {"slack:cs-alerts", "slack:enterprise",
+                                          "webhook:data-warehouse", "hubspot", "salesforce"}
+    big = make_change(segment="enterprise", arr=120_000.0, score=55, previous_score=72)
+    assert config.route(big)["slack:enterprise"] == [
+        "Enterprise accounts go to the enterprise channel"]
+    assert "slack:cs-alerts" not in config.route(big)
