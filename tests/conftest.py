@@ -83,7 +83,7 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def unique_prefix(request: pytest.FixtureRequest) -> str:
+def unique_prefix() -> str:
     """``t<10 hex>``: valid in topic names, Faust app ids and Redis keys."""
     return f"t{uuid.uuid4().hex[:10]}"
 
