@@ -230,6 +230,7 @@ class Stages:
     mature_days: int = 90
     reactivated_days: int = 30
     falling_points_30d: int = 10  # a 30-day score drop of this much is "falling"
+    forecast_settle_days: int = 7  # a new forecast must hold this long (at risk: at once)
 
 
 @dataclass(frozen=True, slots=True)

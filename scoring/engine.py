@@ -34,7 +34,14 @@ from scoring.scores import (
     user_score,
 )
 from scoring.signals import detect, merge
-from scoring.stages import created_day, days_to_renewal, forecast, lifecycle, segment
+from scoring.stages import (
+    created_day,
+    days_to_renewal,
+    forecast,
+    lifecycle,
+    segment,
+    settle_forecast,
+)
 from state.aggregates import (
     DAY,
     AccountState,
@@ -368,7 +375,13 @@ def evaluate(
     change_30d = score - h30 if h30 is not None else 0
     life = lifecycle(acc, f, config, seg, dtr)
     billing = sum(1 for s in active.values() if s.type in BILLING_SIGNALS)
-    fc = forecast(band, life, change_30d, dtr, config, seg, billing, acc.forecast)
+    candidate = forecast(band, life, change_30d, dtr, config, seg, billing, acc.forecast)
+    fc: str | None
+    if candidate == "at_risk" and (band == "at_risk" or life == "churned"):
+        acc.forecast_pending = None
+        fc = candidate
+    else:
+        fc = settle_forecast(acc, candidate, today, config)
 
     rep = acc.reported
     dec = config.decisions

@@ -219,11 +219,12 @@ def component_change_text(
         ch = cur.get("change_pct")
         if ch is None:
             return f"core features were used {c1} times in the last 28 days"
-        text = f"core-feature use is {_updown(ch)} on the 28 days before ({c0} → {c1} events)"
         ch0 = p.get("change_pct")
-        if ch0 is not None and round(ch0) != round(ch):
-            text += f" (was {_updown(ch0)})"
-        return text
+        was = f"; was {_updown(ch0)}" if ch0 is not None and round(ch0) != round(ch) else ""
+        return (
+            f"core-feature use is {_updown(ch)} on the 28 days before "
+            f"({c0} → {c1} events{was})"
+        )
     if name == "support":
         parts = []
         if cur.get("spike"):
@@ -262,10 +263,12 @@ def component_change_text(
         n0, n1 = p.get("nps"), cur.get("nps")
         if n1 is not None and n0 != n1:
             parts.append(f"NPS is {n1:g}" + (f" (was {n0:g})" if n0 is not None else ""))
-        if cur["meetings_missed"] > p.get("meetings_missed", 0) or (
-            delta < 0 and cur["meetings_missed"]
-        ):
-            parts.append(f"{cur['meetings_missed']} meeting(s) missed in 90 days")
+        missed = cur["meetings_missed"]
+        if missed > p.get("meetings_missed", 0) or (delta < 0 and missed):
+            parts.append(
+                "a meeting was missed" if missed == 1
+                else f"{missed} meetings were missed in 90 days"
+            )
         if cur["qbrs_skipped"] > p.get("qbrs_skipped", 0) or (delta < 0 and cur["qbrs_skipped"]):
             parts.append("a QBR was skipped")
         if parts:

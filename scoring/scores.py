@@ -326,8 +326,10 @@ def account_components(
         core_value = 0.0  # used, nothing to compare with yet: neutral
     else:
         core_value = -100.0  # no core feature used at all
+    # the earlier window scaled to 28 days when only partly covered by data
+    prev_28 = round(f.core_prev_28 / cov_28 * 28.0) if 14 <= cov_28 < 28 else f.core_prev_28
     add("core_features", core_value, m["core_features"].curve(core_value), {
-        "events_28d": f.core_28, "previous_28d": f.core_prev_28,
+        "events_28d": f.core_28, "previous_28d": prev_28,
         "change_pct": None if core_change is None else round(core_change, 1),
     })
 

@@ -115,3 +115,27 @@ def forecast(
     if band == WATCH and (falling or risk_signals) and in_window:
         return ForecastStage.AT_RISK
     return ForecastStage.BEST_CASE
+
+
+def settle_forecast(account: AccountState, candidate: str | None, today: int,
+                    config: ScoringConfig) -> str | None:
+    """The forecast to show: a new stage replaces the current one only after holding for
+    ``stages.forecast_settle_days`` (a score wobbling around a threshold must not flip
+    the renewal forecast back and forth); the first forecast, a lost renewal date and a
+    move to at risk with the band at risk take effect at once."""
+    current = account.forecast
+    if candidate == current:
+        account.forecast_pending = None
+        return current
+    if current is None or candidate is None:
+        account.forecast_pending = None
+        return candidate
+    pending = account.forecast_pending
+    if pending is None or pending[0] != candidate:
+        account.forecast_pending = [candidate, today]
+        pending = account.forecast_pending
+    if today - pending[1] >= config.stages.forecast_settle_days:
+        account.forecast_pending = None
+        return candidate
+    return current
+

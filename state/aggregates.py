@@ -322,6 +322,8 @@ class AccountState:
     history: dict[int, int] = field(default_factory=dict)  # day → score
     reported: Reported | None = None
     seen: dict[int, None] = field(default_factory=dict)
+    # a forecast stage waiting to settle before it replaces ``forecast``: [stage, since day]
+    forecast_pending: list[Any] | None = None
 
     def remember(self, h: int, cap: int) -> None:
         _remember(self.seen, h, cap)
@@ -350,6 +352,7 @@ class AccountState:
             _flat(self.history),
             None if self.reported is None else self.reported.to_list(),
             list(self.seen),
+            self.forecast_pending,
         ]
 
     @classmethod
@@ -376,6 +379,7 @@ class AccountState:
             history=_unflat(v[12]),
             reported=None if v[13] is None else Reported.from_list(v[13]),
             seen=dict.fromkeys(v[14]),
+            forecast_pending=v[15] if len(v) > 15 else None,
         )
 
     def to_bytes(self) -> bytes:

@@ -107,7 +107,11 @@ def test_forecast_commit_best_case_and_at_risk() -> None:
     assert s.assessment.band == "healthy"
     assert s.assessment.forecast == "commit"
     s.track(41, None, "Payment Failed", amount=99)
-    changes = s.run_to(41, hour=12)
+    s.run_to(41, hour=12)
+    # a new forecast must hold for 7 days before it is shown
+    s.run_to(47, hour=23)
+    assert s.assessment.forecast == "commit"
+    changes = s.run_to(48, hour=1)
     assert s.assessment.forecast == "best_case"
     change = [c for c in changes if "forecast_changed" in c.reasons][-1]
     assert "Renewal forecast moved from commit to best case." in change.explanation
