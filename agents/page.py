@@ -80,10 +80,20 @@ def score_badge(doc: Mapping[str, Any]) -> str:
 
 
 def signal_chips(signals: Sequence[Mapping[str, Any]], with_text: bool = False) -> str:
+    """One chip per signal with its sentence, or per signal type with a count."""
     chips = []
+    if with_text:
+        for sig in signals:
+            chips.append(f'<span class="chip {e(sig.get("severity"))}">{e(sig.get("text"))}'
+                         f'</span>')
+        return "".join(chips)
+    counts: dict[tuple[str, str], int] = {}
     for sig in signals:
-        label = sig.get("text") if with_text else str(sig.get("type", "")).replace("_", " ")
-        chips.append(f'<span class="chip {e(sig.get("severity"))}">{e(label)}</span>')
+        kind = (str(sig.get("type", "")), str(sig.get("severity", "")))
+        counts[kind] = counts.get(kind, 0) + 1
+    for (kind, severity), n in counts.items():
+        label = kind.replace("_", " ") + (f" ×{n}" if n > 1 else "")
+        chips.append(f'<span class="chip {e(severity)}">{e(label)}</span>')
     return "".join(chips)
 
 

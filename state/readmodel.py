@@ -83,28 +83,33 @@ def arr_at_risk(doc: Mapping[str, Any]) -> float:
     return 0.0
 
 
+def _risk_types(doc: Mapping[str, Any]) -> set[str]:
+    return {str(s.get("type")) for s in doc.get("active_signals") or []
+            if s.get("severity") == "risk"}
+
+
 def needs_attention(doc: Mapping[str, Any]) -> bool:
     """Whether the account belongs on the Today list: at-risk band or forecast, a drop
-    of 10+ points in 7 days, or an active risk signal."""
+    of 10+ points in 7 days, or the watch band with a risk signal firing. A healthy,
+    steady account is left to the alerts its signals raise."""
     if doc.get("lifecycle") == "churned":
         return False
     return (
         doc.get("band") == "at_risk"
         or doc.get("forecast") == "at_risk"
         or int(doc.get("change_7d") or 0) <= ATTENTION_DROP
-        or any(s.get("severity") == "risk" for s in doc.get("active_signals") or [])
+        or (doc.get("band") == "watch" and bool(_risk_types(doc)))
     )
 
 
 def attention_priority(doc: Mapping[str, Any]) -> float:
-    """Higher is more urgent: low score, a steep drop, an at-risk forecast, risk signals,
-    and ARR as the tie-breaker."""
-    risk_signals = sum(1 for s in doc.get("active_signals") or [] if s.get("severity") == "risk")
+    """Higher is more urgent: low score, a steep drop, an at-risk forecast, the kinds of
+    risk signal firing (at most three count), and ARR as the tie-breaker."""
     return (
         (100 - int(doc.get("score") or 0))
         + 2 * max(0, -int(doc.get("change_7d") or 0))
         + (30 if doc.get("forecast") == "at_risk" else 0)
-        + 10 * risk_signals
+        + 10 * min(3, len(_risk_types(doc)))
         + min(float(doc.get("arr") or 0.0), 10_000_000.0) / 10_000_000.0
     )
 

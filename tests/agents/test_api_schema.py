@@ -23,14 +23,17 @@ from agents.api import create_api_app
 from agents.settings import Settings
 from devstack.process import free_port
 from state.readmodel import ReadModel
-from tests.fakes.portfolio import ACCOUNTS, populate
+from tests.fakes.portfolio import ACCOUNTS, populate, replayed_changes
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "schema-token"
 schema = schemathesis.openapi.from_dict(
     json.loads(resources.files("agents").joinpath("openapi.json").read_text()))
-KNOWN_ACCOUNTS = [a[0] for a in ACCOUNTS]
+# The hand-made portfolio plus what the real scoring core emits for a simulated one.
+REPLAYED = replayed_changes()
+KNOWN_ACCOUNTS = [a[0] for a in ACCOUNTS] + sorted({c["account_id"] for c in REPLAYED})
+KNOWN_USERS = ["acme-u1", *sorted({u["user_id"] for c in REPLAYED for u in c["users"]})[:20]]
 
 
 class LiveApi:
@@ -52,6 +55,8 @@ class LiveApi:
     async def _start(self) -> None:
         self.readmodel = ReadModel.from_settings(self.settings)
         await populate(self.readmodel)
+        for change in REPLAYED:
+            await self.readmodel.apply(change)
         self.runner = web.AppRunner(create_api_app(self.settings, self.readmodel))
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
@@ -100,7 +105,7 @@ def test_api_conforms_to_its_openapi_document(case: Any, live_api: LiveApi,
         params["account_id"] = KNOWN_ACCOUNTS[len(str(params["account_id"])) % len(
             KNOWN_ACCOUNTS)]
     if "user_id" in params and len(str(params["user_id"])) % 3 != 2:
-        params["user_id"] = "acme-u1"
+        params["user_id"] = KNOWN_USERS[len(str(params["user_id"])) % len(KNOWN_USERS)]
     # Send the token unless this case deliberately breaks the headers (a missing token
     # must then be refused, which the check verifies).
     header_info = case.meta.components.get(ParameterLocation.HEADER) if case.meta else None

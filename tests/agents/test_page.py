@@ -107,3 +107,20 @@ def test_component_detail_reads_as_words() -> None:
                             "per_seat_week": 2.25}) == (
         "inactive: Dana · downgrade pro → team · cancelled · per seat week 2.2")
     assert describe_detail("plain") == "plain" and describe_detail(None) == ""
+
+
+async def test_every_account_of_a_replayed_portfolio_renders(client: TestClient) -> None:
+    from tests.fakes.portfolio import replayed_changes
+
+    readmodel: ReadModel = client.readmodel  # type: ignore[attr-defined]
+    changes = replayed_changes()
+    for change in changes:
+        await readmodel.apply(change)
+    today = await client.get("/today", headers=AUTH)
+    assert today.status == 200
+    for account_id in sorted({c["account_id"] for c in changes}):
+        response = await client.get(f"/accounts/{account_id}", headers=AUTH)
+        assert response.status == 200, account_id
+        page = await response.text()
+        assert "<polyline" in page or "<circle" in page
+        assert "{'" not in page  # component details are words, not dict reprs

@@ -87,3 +87,24 @@ async def populate(readmodel: ReadModel, workspace: str = "demo") -> list[dict[s
     for change in changes:
         await readmodel.apply(change)
     return changes
+
+
+_REPLAYED: dict[tuple[str, int, int, int], list[dict[str, Any]]] = {}
+
+
+def replayed_changes(workspace: str = "demo", accounts: int = 12, days: int = 120,
+                     seed: int = 3) -> list[dict[str, Any]]:
+    """Health changes the real scoring core emits for a simulated portfolio (the same
+    ``step`` as the live workers), in time order; computed once per process."""
+    key = (workspace, accounts, days, seed)
+    if key not in _REPLAYED:
+        from history.importers import segment_events
+        from history.simulate import simulate
+        from scoring.replay import Replay
+
+        replay = Replay()
+        sim = simulate(accounts=accounts, days=days, seed=seed)
+        changes = replay.run(segment_events(sim.events(), workspace=workspace))
+        changes += replay.finish()
+        _REPLAYED[key] = [c.to_dict() for c in changes]
+    return [dict(c) for c in _REPLAYED[key]]

@@ -118,3 +118,22 @@ async def test_bad_change_is_refused_with_a_reason(rm: ReadModel) -> None:
         await rm.apply(change)
     with pytest.raises(ChangeError):
         await rm.apply(make_change(event_time="yesterday"))
+
+
+def test_who_needs_attention() -> None:
+    from state.readmodel import account_document, needs_attention
+
+    risk = [signal("user_inactive_14d", subject="u1", days=14)]
+    steady_healthy = account_document(make_change(score=85, previous_score=84, active=risk,
+                                                  forecast="commit", change_7d=1))
+    assert not needs_attention(steady_healthy)
+    falling_healthy = account_document(make_change(score=75, previous_score=88,
+                                                   change_7d=-13, forecast="commit"))
+    assert needs_attention(falling_healthy)
+    watch_with_signal = account_document(make_change(score=60, previous_score=61,
+                                                     active=risk, change_7d=-1))
+    assert needs_attention(watch_with_signal)
+    watch_quiet = account_document(make_change(score=60, previous_score=61, change_7d=-1))
+    assert not needs_attention(watch_quiet)
+    churned = account_document(make_change(score=10, previous_score=20, lifecycle="churned"))
+    assert not needs_attention(churned)
