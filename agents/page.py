@@ -89,8 +89,8 @@ def signal_chips(signals: Sequence[Mapping[str, Any]], with_text: bool = False) 
         return "".join(chips)
     counts: dict[tuple[str, str], int] = {}
     for sig in signals:
-        kind = (str(sig.get("type", "")), str(sig.get("severity", "")))
-        counts[kind] = counts.get(kind, 0) + 1
+        pair = (str(sig.get("type", "")), str(sig.get("severity", "")))
+        counts[pair] = counts.get(pair, 0) + 1
     for (kind, severity), n in counts.items():
         label = kind.replace("_", " ") + (f" ×{n}" if n > 1 else "")
         chips.append(f'<span class="chip {e(severity)}">{e(label)}</span>')
