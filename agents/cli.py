@@ -26,6 +26,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("demo", "agents.demo"),
     ("settings", "agents.cli"),
     ("simulate", "history.simulate"),
+    ("backtest", "history.backtest"),
+    ("metrics", "history.business"),
     ("rebuild-read-model", "agents.notify"),
 ]
 

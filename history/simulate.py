@@ -41,7 +41,9 @@ SEGMENTS = ("smb", "mid_market", "enterprise")
 PERSONAS = ("power", "regular", "occasional", "admin")
 
 # Probability that a user of each persona is active on a working day at full engagement.
-_ACTIVE_PROBABILITY = {"power": 0.9, "regular": 0.55, "occasional": 0.14, "admin": 0.35}
+# Occasional users are licensed but rarely there, so a month of activity does not cover
+# every seat (real seat utilisation sits well below 100%).
+_ACTIVE_PROBABILITY = {"power": 0.85, "regular": 0.4, "occasional": 0.035, "admin": 0.25}
 _WEEKEND_FACTOR = 0.12
 
 _FIRST_NAMES = (
@@ -103,6 +105,7 @@ class PlannedUser:
     role: str
     persona: str
     activity: float  # the user's own multiplier on the persona's daily probability
+    fragility: float  # drops out once the account's relative engagement falls below this
     joins_day: int  # day index of the first appearance
     leaves_day: int | None = None  # day index after which the user is gone
 
@@ -386,6 +389,8 @@ def _plan_users(
                 role="admin" if persona == "admin" else "member",
                 persona=persona,
                 activity=rng.uniform(0.6, 1.15),
+                # Power users and admins hold on longest when an account cools down.
+                fragility=rng.random() * (0.5 if persona in ("power", "admin") else 1.0),
                 joins_day=joins,
             )
         )
@@ -674,6 +679,9 @@ class _Generator:
     ) -> None:
         rng = self.rng
         level = self.engagement(acc, day)
+        # When an account cools down, people stop using the product one by one (the least
+        # committed first) rather than everybody using it a little less.
+        relative = level / acc.engagement
         gid = acc.account_id
         champion = self.champion.get(gid)
         active_users: list[PlannedUser] = []
@@ -692,6 +700,8 @@ class _Generator:
                 and user.user_id == champion
                 and day >= acc.champion_leaves
             ):
+                continue
+            if relative < user.fragility:
                 continue
             p = _ACTIVE_PROBABILITY[user.persona] * user.activity * level
             if (

@@ -1,0 +1,497 @@
+"""Backtest: replay a history through the same scoring core that runs live and check how
+well the score, taken some days before each renewal or churn, predicted what happened.
+
+The replay is :class:`scoring.replay.Replay` (event time, daily grid by default, no
+Kafka). For every account with an outcome and every horizon ``h`` (default 90, 60 and 30
+days), the account is assessed as it stood at midnight UTC ``h`` days before its outcome
+date, from the events before that moment only. Accounts whose history starts after that
+moment are left out of that horizon.
+
+Beside the score, on the same accounts at the same moments, sit two honest baselines
+computed from the same replayed events: the share of licensed seats with a product-usage
+event in the last 30 days (fewer → riskier), and logins per seat in the last 30 days.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from history.evaluation import (
+    ProfitParams,
+    capture_curve,
+    evaluate_ranking,
+    rate_by_group,
+    rate_by_quantile,
+)
+from history.importers import OutcomeRecord
+from scoring.config import ScoringConfig, load_config
+from scoring.replay import Replay
+from state.aggregates import DAY
+from streams.events import Event, EventType
+
+DEFAULT_HORIZONS = (90, 60, 30)
+BANDS = ("healthy", "watch", "at_risk")
+BASELINE_WINDOW_DAYS = 30
+LOGIN_EVENT = "Logged In"
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """One account assessed ``horizon_days`` before its outcome."""
+
+    account_id: str
+    horizon_days: int
+    at: float
+    score: int
+    band: str
+    components: dict[str, dict[str, Any]]
+    signals: list[str]
+    active_users_30d: int
+    logins_30d: int
+    seats: int
+    arr: float
+    outcome: str
+    outcome_date: str
+    segment: str | None
+
+    @property
+    def churned(self) -> bool:
+        return self.outcome == "churned"
+
+    @property
+    def active_share(self) -> float:
+        return self.active_users_30d / max(1, self.seats)
+
+    @property
+    def logins_per_seat(self) -> float:
+        return self.logins_30d / max(1, self.seats)
+
+    def fraction(self, component: str) -> float:
+        """Share (0-1) of the component's weight the account earned."""
+        c = self.components.get(component)
+        if not c or not c.get("weight"):
+            return 0.0
+        return max(0.0, min(1.0, c["points"] / c["weight"]))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "account_id": self.account_id,
+            "horizon_days": self.horizon_days,
+            "at": datetime.fromtimestamp(self.at, tz=UTC).date().isoformat(),
+            "score": self.score,
+            "band": self.band,
+            "components": self.components,
+            "signals": self.signals,
+            "active_users_30d": self.active_users_30d,
+            "logins_30d": self.logins_30d,
+            "seats": self.seats,
+            "arr": self.arr,
+            "outcome": self.outcome,
+            "outcome_date": self.outcome_date,
+            "segment": self.segment,
+        }
+
+
+class _BaselineTracker:
+    """Per account: each user's last product-usage day, logins per day, and seats —
+    everything the baselines need, from the same events the replay sees."""
+
+    def __init__(self, activity: frozenset[str]) -> None:
+        self.activity = activity
+        self.last_active: dict[str, dict[str, int]] = defaultdict(dict)
+        self.logins: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        self.seats: dict[str, int] = {}
+        self.users_seen: dict[str, set[str]] = defaultdict(set)
+
+    def add(self, e: Event) -> None:
+        account = e.account_id
+        if account is None:
+            return
+        etype = e.type
+        if etype is EventType.GROUP:
+            seats = e.traits.get("seats")
+            if isinstance(seats, int | float) and not isinstance(seats, bool) and seats > 0:
+                self.seats[account] = int(seats)
+            return
+        user = e.user_id or e.anonymous_id
+        if user is None:
+            return
+        if etype is EventType.PAGE or (etype is EventType.TRACK and e.name in self.activity):
+            day = int(e.timestamp // DAY)
+            self.last_active[account][user] = day
+            self.users_seen[account].add(user)
+            if e.name == LOGIN_EVENT:
+                self.logins[account][day] += 1
+
+    def measure(self, account: str, at: float) -> tuple[int, int, int]:
+        """(active users, logins, seats) over the 30 days before ``at``."""
+        today = int(at // DAY)
+        since = today - BASELINE_WINDOW_DAYS
+        active = sum(1 for d in self.last_active.get(account, {}).values() if since <= d < today)
+        per_day = self.logins.get(account, {})
+        logins = sum(n for d, n in per_day.items() if since <= d < today)
+        if len(per_day) > 2 * BASELINE_WINDOW_DAYS:  # keep the per-day map bounded
+            for d in [d for d in per_day if d < since]:
+                del per_day[d]
+        seats = self.seats.get(account) or max(1, len(self.users_seen.get(account, ())))
+        return active, logins, seats
+
+
+class Progress:
+    """A one-line progress bar on stderr (only redrawn a few times a second)."""
+
+    def __init__(self, stream: TextIO | None = sys.stderr, label: str = "replay") -> None:
+        self.stream = stream
+        self.label = label
+        self._last = 0.0
+        self._started = time.perf_counter()
+
+    def update(self, fraction: float, events: int, force: bool = False) -> None:
+        if self.stream is None:
+            return
+        now = time.perf_counter()
+        if not force and now - self._last < 0.25:
+            return
+        self._last = now
+        fraction = max(0.0, min(1.0, fraction))
+        filled = int(fraction * 30)
+        rate = events / max(now - self._started, 1e-9)
+        self.stream.write(
+            f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {fraction:4.0%} "
+            f"{events:,} events {rate:,.0f}/s"
+        )
+        self.stream.flush()
+
+    def done(self, events: int) -> None:
+        if self.stream is None:
+            return
+        self.update(1.0, events, force=True)
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+@dataclass(slots=True)
+class ReplayRun:
+    snapshots: list[Snapshot]
+    events: int
+    seconds: float
+    replay_seconds: float
+    first_event: float | None
+    last_event: float | None
+    changes: int
+    workspaces: list[str] = field(default_factory=list)
+
+
+def replay_snapshots(
+    events: Iterable[Event],
+    outcomes: Sequence[OutcomeRecord],
+    config: ScoringConfig,
+    horizons: Sequence[int] = DEFAULT_HORIZONS,
+    interval_days: float = 1.0,
+    progress: Progress | None = None,
+) -> ReplayRun:
+    """Replay ``events`` (in time order) and assess each outcome's account at each horizon."""
+    replay = Replay(config=config, interval=interval_days * DAY, keep_changes=False)
+    activity = frozenset(
+        name for name, rule in config.events.items() if rule.family == "adoption"
+    )
+    baseline = _BaselineTracker(activity)
+    by_account = {o.account_id: o for o in outcomes}
+    requests = sorted(
+        (o.epoch - h * DAY, h, o.account_id) for o in outcomes for h in horizons
+    )
+    times = [r[0] for r in requests]
+    span_end = times[-1] if times else None
+    next_i = 0
+    workspace: str | None = None
+    workspaces: set[str] = set()
+    snapshots: list[Snapshot] = []
+    first: float | None = None
+    last: float | None = None
+    count = 0
+    started = time.perf_counter()
+    replay_time = 0.0
+    feed = replay.feed
+    add = baseline.add
+    chunk: list[Event] = []
+
+    def take(until_index: int) -> None:
+        nonlocal next_i, replay_time
+        while next_i < until_index:
+            at, horizon, account = requests[next_i]
+            next_i += 1
+            o = by_account[account]
+            ws = workspace if workspace is not None else "default"
+            t0 = time.perf_counter()
+            replay.advance_to(at)
+            assessment = replay.assess_at(ws, account, at)
+            replay_time += time.perf_counter() - t0
+            if assessment is None:
+                continue  # no history for this account yet at that moment
+            active, logins, seats = baseline.measure(account, at)
+            snapshots.append(Snapshot(
+                account_id=account,
+                horizon_days=horizon,
+                at=at,
+                score=assessment.score,
+                band=assessment.band,
+                components={c.name: {"points": c.points, "weight": c.weight,
+                                     "value": c.value} for c in assessment.components},
+                signals=sorted({s.type for s in assessment.signals}),
+                active_users_30d=active,
+                logins_30d=logins,
+                seats=seats,
+                arr=o.arr,
+                outcome=o.outcome,
+                outcome_date=o.date.isoformat(),
+                segment=o.segment or assessment.segment,
+            ))
+
+    def flush() -> None:
+        nonlocal replay_time
+        if chunk:
+            t0 = time.perf_counter()
+            feed(chunk)
+            replay_time += time.perf_counter() - t0
+            chunk.clear()
+
+    for e in events:
+        ts = e.timestamp
+        if first is None:
+            first = ts
+            workspace = e.workspace
+        if next_i < len(times) and ts > times[next_i]:
+            flush()
+            take(bisect_left(times, ts))
+        workspaces.add(e.workspace)
+        add(e)
+        chunk.append(e)
+        count += 1
+        last = ts
+        if len(chunk) >= 2048:
+            flush()
+            if progress is not None and span_end is not None and first is not None:
+                progress.update((ts - first) / max(span_end - first, 1.0), count)
+    flush()
+    take(len(requests))
+    seconds = time.perf_counter() - started
+    if progress is not None:
+        progress.done(count)
+    return ReplayRun(
+        snapshots=snapshots, events=count, seconds=seconds, replay_seconds=replay_time,
+        first_event=first, last_event=last, changes=replay.stats.changes,
+        workspaces=sorted(workspaces),
+    )
+
+
+RiskFn = Callable[[Snapshot], float]
+
+MODELS: dict[str, RiskFn] = {
+    "score": lambda s: 100.0 - s.score,
+    "baseline_active_users": lambda s: -s.active_share,
+    "baseline_logins": lambda s: -s.logins_per_seat,
+}
+
+
+def evaluate_snapshots(
+    snapshots: Sequence[Snapshot],
+    horizons: Sequence[int],
+    params: ProfitParams,
+    models: dict[str, RiskFn] | None = None,
+) -> list[dict[str, Any]]:
+    """Per horizon: every model's figures, churn by band, quantiles, gains curves and
+    the score distribution of churners and the others."""
+    models = models or MODELS
+    out = []
+    for h in horizons:
+        rows = [s for s in snapshots if s.horizon_days == h]
+        churned = [s.churned for s in rows]
+        arr = [s.arr for s in rows]
+        entry: dict[str, Any] = {
+            "horizon_days": h,
+            "accounts": len(rows),
+            "churned": sum(churned),
+            "base_rate": sum(churned) / len(rows) if rows else 0.0,
+            "models": {},
+            "gains": {},
+            "quintiles": {},
+        }
+        if rows:
+            for name, fn in models.items():
+                risk = [fn(s) for s in rows]
+                entry["models"][name] = evaluate_ranking(risk, churned, arr, params).to_dict()
+                entry["gains"][name] = capture_curve(risk, churned, arr, points=40)
+                if name in ("score", "calibrated", "baseline_active_users"):
+                    entry["quintiles"][name] = rate_by_quantile(risk, churned, 5)
+            entry["bands"] = rate_by_group([s.band for s in rows], churned, BANDS)
+            entry["score_distribution"] = {
+                "churned": [s.score for s in rows if s.churned],
+                "retained": [s.score for s in rows if not s.churned],
+            }
+        out.append(entry)
+    return out
+
+
+def run_backtest(
+    events: Iterable[Event],
+    outcomes: Sequence[OutcomeRecord],
+    config: ScoringConfig | None = None,
+    horizons: Sequence[int] = DEFAULT_HORIZONS,
+    params: ProfitParams | None = None,
+    interval_days: float = 1.0,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Replay and evaluate; returns the JSON-ready result (see :mod:`history.report`)."""
+    config = config or load_config(None)
+    params = params or ProfitParams()
+    run = replay_snapshots(events, outcomes, config, horizons, interval_days, progress)
+    return result_dict(run, outcomes, config, horizons, params)
+
+
+def result_dict(
+    run: ReplayRun,
+    outcomes: Sequence[OutcomeRecord],
+    config: ScoringConfig,
+    horizons: Sequence[int],
+    params: ProfitParams,
+    models: dict[str, RiskFn] | None = None,
+    snapshots: Sequence[Snapshot] | None = None,
+) -> dict[str, Any]:
+    rows = list(snapshots if snapshots is not None else run.snapshots)
+    period = ""
+    if run.first_event is not None and run.last_event is not None:
+        period = (f"{datetime.fromtimestamp(run.first_event, tz=UTC).date()} to "
+                  f"{datetime.fromtimestamp(run.last_event, tz=UTC).date()}")
+    primary = 60 if 60 in horizons else (horizons[0] if horizons else None)
+    return {
+        "config_version": config.version,
+        "events": run.events,
+        "period": period,
+        "accounts_with_outcome": len({o.account_id for o in outcomes}),
+        "primary_horizon": primary,
+        "params": {
+            "intervention_cost": params.intervention_cost,
+            "save_rate": params.save_rate,
+            "margin": params.margin,
+            "target_share": params.target_share,
+            "top_k": params.top_k,
+        },
+        "replay": {
+            "events": run.events,
+            "seconds": run.seconds,
+            "replay_seconds": run.replay_seconds,
+            "events_per_second": run.events / run.seconds if run.seconds else 0.0,
+            "replay_events_per_second": (run.events / run.replay_seconds
+                                         if run.replay_seconds else 0.0),
+            "health_changes": run.changes,
+        },
+        "horizons": evaluate_snapshots(rows, horizons, params, models),
+        "snapshots": [s.to_dict() for s in rows],
+    }
+
+
+def snapshot_from_dict(d: dict[str, Any]) -> Snapshot:
+    at = datetime.fromisoformat(d["at"]).replace(tzinfo=UTC).timestamp()
+    return Snapshot(
+        account_id=d["account_id"], horizon_days=d["horizon_days"], at=at, score=d["score"],
+        band=d["band"], components=d["components"], signals=d["signals"],
+        active_users_30d=d["active_users_30d"], logins_30d=d["logins_30d"], seats=d["seats"],
+        arr=d["arr"], outcome=d["outcome"], outcome_date=d["outcome_date"],
+        segment=d.get("segment"),
+    )
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_common_arguments(parser: Any) -> None:
+    """Arguments shared by ``backtest`` and ``calibrate``."""
+    parser.add_argument("events", type=Path,
+                        help="history: Segment JSON lines (.jsonl[.gz]) or CSV (.csv[.gz])")
+    parser.add_argument("--outcomes", type=Path, required=True,
+                        help="outcomes CSV: account_id,date,outcome,arr[,new_arr]")
+    parser.add_argument("--workspace", default="default", help="workspace of the history")
+    parser.add_argument("--columns", default=None,
+                        help="CSV column mapping, e.g. user=customer,account=company,"
+                        "event=action,timestamp=ts,properties=props")
+    parser.add_argument("--horizons", default="90,60,30",
+                        help="days before the outcome to assess at, comma-separated")
+    parser.add_argument("--intervention-cost", type=float, default=500.0,
+                        help="USD per account contacted")
+    parser.add_argument("--save-rate", type=float, default=0.3,
+                        help="share of contacted would-be churners who stay")
+    parser.add_argument("--margin", type=float, default=0.8, help="gross margin on ARR")
+    parser.add_argument("--top-k", type=int, default=20, help="k for the top-k figures")
+    parser.add_argument("--interval-days", type=float, default=1.0,
+                        help="evaluation grid of the replay in days (1 = like live)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_parser(subparsers: Any) -> Any:
+    parser = subparsers.add_parser(
+        "backtest", help="replay history and measure how well the score predicted churn",
+        description="Replay a history through the scoring core and compare the score, "
+        "taken before each renewal or churn, with what happened and with a baseline.",
+    )
+    add_common_arguments(parser)
+    parser.add_argument("--config", type=Path, default=None,
+                        help="scoring config TOML (default: the shipped one)")
+    parser.add_argument("--json", type=Path, default=Path("backtest.json"),
+                        help="where to write the full result")
+    parser.add_argument("--report", type=Path, default=Path("backtest-report"),
+                        help="folder for the HTML report and its charts")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def params_from(args: Any) -> ProfitParams:
+    return ProfitParams(
+        intervention_cost=args.intervention_cost, save_rate=args.save_rate,
+        margin=args.margin, top_k=args.top_k,
+    )
+
+
+def horizons_from(text: str) -> tuple[int, ...]:
+    values = tuple(int(x) for x in text.split(",") if x.strip())
+    if not values or any(v < 0 for v in values):
+        raise ValueError("horizons: give non-negative day counts, e.g. 90,60,30")
+    return values
+
+
+def load_history(args: Any) -> tuple[Iterable[Event], list[OutcomeRecord], Any]:
+    from history.importers import ColumnMapping, ImportReport, import_events, read_outcomes
+
+    outcomes = read_outcomes(args.outcomes)
+    report = ImportReport()
+    mapping = ColumnMapping.parse(args.columns) if args.columns else None
+    events = import_events(args.events, args.workspace, mapping, report)
+    return events, outcomes, report
+
+
+def run(args: Any) -> int:
+    import orjson
+
+    from history.report import terminal_summary, write_html
+
+    config = load_config(args.config)
+    horizons = horizons_from(args.horizons)
+    events, outcomes, report = load_history(args)
+    result = run_backtest(
+        events, outcomes, config, horizons, params_from(args), args.interval_days,
+        None if args.quiet else Progress(),
+    )
+    result["import"] = report.summary()
+    args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    page = write_html(result, args.report, title="Does the health score predict churn?")
+    print(report.summary(), file=sys.stderr)
+    print(terminal_summary(result))
+    print(f"\nJSON: {args.json}\nReport: {page}")
+    return 0
