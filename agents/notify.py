@@ -237,8 +237,6 @@ def register(app: Any, settings: Settings, *, config: NotificationConfig | None 
         if "n" in holder:
             await holder.pop("n").close()
 
-    app.telltale_notifier = notifier  # the API and tests reach the live notifier here
-
 
 async def rebuild(settings: Settings, *, timeout: float = 600.0) -> int:
     """Clear the read model and fold in the health-changes topic from its first offset
