@@ -5,6 +5,9 @@ topic gives the same Redis content as the live run."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from slack_sdk.models.blocks import Block
 
 from agents.notify import rebuild
 from agents.settings import Settings
+from devstack.workers import settings_env
 from state.readmodel import ReadModel
 from tests.fakes.changes import make_change, signal
 from tests.fakes.http import Flaky, RecordingServer
@@ -102,8 +106,16 @@ max_backoff_seconds = 0.2
         acme = orjson.loads(live[f"{settings.topic_prefix}:rm:demo:acct:acme"])
         assert acme["score"] == 52 and acme["change_id"] == burst["id"]
         await readmodel.redis.set(f"{settings.topic_prefix}:rm:demo:acct:stray", b"{}")
-        applied = await rebuild(settings, timeout=60)
-        assert applied == len(changes) + 1
+        # The command as an operator runs it, configured from the environment.
+        done = await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "agents.cli", "rebuild-read-model",
+                             "--timeout", "60"],
+            env={**os.environ, **settings_env(settings)}, capture_output=True, text=True,
+            timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert f"{len(changes) + 1} changes applied" in done.stdout
+        assert await readmodel.dump() == live
+        assert await rebuild(settings, timeout=60) == len(changes) + 1
         assert await readmodel.dump() == live
     finally:
         await readmodel.clear()
