@@ -29,6 +29,7 @@ from devstack.process import (
     DevstackError,
     ManagedProcess,
     free_port,
+    pid_alive,
     port_is_free,
     run_checked,
     spawn,
@@ -331,7 +332,9 @@ def start_kafka(
     java = find_java()
     libs = ensure_kafka_jars(version)
     owns_dir = work_dir is None
-    work = Path(tempfile.mkdtemp(prefix="telltale-kafka-")) if work_dir is None else work_dir
+    if owns_dir:
+        _sweep_abandoned_dirs()
+    work = Path(tempfile.mkdtemp(prefix=_TEMP_PREFIX)) if work_dir is None else work_dir
     work.mkdir(parents=True, exist_ok=True)
     if port is not None and not port_is_free(port):
         raise DevstackError(f"cannot start Kafka: port {port} on 127.0.0.1 is already in use")
@@ -353,6 +356,21 @@ def start_kafka(
 
 class _PortTaken(DevstackError):
     pass
+
+
+_TEMP_PREFIX = "telltale-kafka-"
+
+
+def _sweep_abandoned_dirs() -> None:
+    """Remove log dirs of brokers whose process is gone (a parent killed with SIGKILL
+    takes its broker down but cannot delete the broker's temporary folder)."""
+    for pid_file in Path(tempfile.gettempdir()).glob(f"{_TEMP_PREFIX}*/kafka.pid"):
+        try:
+            pid = int(pid_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if not pid_alive(pid):
+            shutil.rmtree(pid_file.parent, ignore_errors=True)
 
 
 def _start_once(java: str, libs: Path, work: Path, broker_port: int, controller_port: int,
@@ -380,6 +398,7 @@ def _start_once(java: str, libs: Path, work: Path, broker_port: int, controller_
     log_path.write_bytes(b"")
     process = spawn("kafka", [*jvm, "kafka.Kafka", str(config)], log_path=log_path,
                     cwd=work, detached=detached)
+    (work / "kafka.pid").write_text(str(process.pid))
     bootstrap = f"127.0.0.1:{broker_port}"
     broker = KafkaBroker(bootstrap, controller_port, work, process, cluster_id, owns_dir)
     deadline = time.monotonic() + ready_timeout
