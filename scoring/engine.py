@@ -556,9 +556,8 @@ def next_due(acc: AccountState, today: int, config: ScoringConfig) -> float | No
         cands.append(born + config.stages.mature_days)
     if acc.reactivated_day is not None:
         cands.append(acc.reactivated_day + config.stages.reactivated_days)
-    if acc.history:
-        last = max(acc.history)
-        cands.extend((last + 7, last + 30))
+    if acc.forecast_pending is not None:
+        cands.append(acc.forecast_pending[1] + config.stages.forecast_settle_days)
     for rec, days in (
         (acc.downgrade, sg.downgrade_days),
         (acc.seat_reduction, sg.downgrade_days),
