@@ -19,7 +19,7 @@ that cannot be accepted (including one above 32 KB) does not fail the batch: it 
 the dead-letter topic with its reason and the rest are accepted.
 
 Deduplication: Redis ``SET key NX EX ttl`` per (workspace, message id), all of one
-request's ids in one pipelined round trip, *before* producing. Why here and not as state
+request's ids in one round trip (a small Lua script), *before* producing. Why here and not as state
 in the resolve stage: retries are a property of HTTP clients and arrive at whichever
 worker the load balancer picks, so the only place every retry meets its original is a
 store shared by all collectors; Redis expires keys by itself (``dedup_ttl_seconds``,
@@ -42,6 +42,7 @@ import base64
 import binascii
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,6 +54,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from redis import asyncio as aioredis
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from agents import metrics
@@ -92,6 +94,25 @@ class CollectorLimits:
     produce_timeout_seconds: float = 30.0
 
 
+# SET key 1 NX EX ttl for every key, in one command: a third of the cost of a pipeline of
+# SETs (fewer bytes to pack and parse), and still one round trip per request.
+_MARK_SEEN = """
+local marks = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('SET', key, '1', 'NX', 'EX', ARGV[1]) then marks[i] = 1 else marks[i] = 0 end
+end
+return marks
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class _Received:
+    at: float
+    """Epoch seconds the request was read."""
+    check_size: bool
+    """Whether messages must be measured one by one (the body is above 32 KB)."""
+
+
 @dataclass(slots=True)
 class _Outcome:
     accepted: int = 0
@@ -120,6 +141,7 @@ class Collector:
         self.topics = settings.topics
         self.producer: AIOKafkaProducer | None = None
         self.redis: aioredis.Redis | None = None
+        self._mark_seen: AsyncScript | None = None
         self._inflight_bytes = 0
         self._inflight_requests = 0
         self._faults: list[tuple[str, float]] = []
@@ -143,6 +165,7 @@ class Collector:
                 self.producer = producer
             if self.redis is None:
                 self.redis = aioredis.Redis.from_url(self.settings.redis_url)
+                self._mark_seen = self.redis.register_script(_MARK_SEEN)
 
     async def stop(self) -> None:
         producer, self.producer = self.producer, None
@@ -191,7 +214,7 @@ class Collector:
         self,
         request: web.Request,
         route: str,
-        handle: Callable[[web.Request, Any, float], Awaitable[_Outcome]],
+        handle: Callable[[web.Request, Any, _Received], Awaitable[_Outcome]],
     ) -> web.Response:
         status = 500
         admitted = False
@@ -210,7 +233,8 @@ class Collector:
                 payload = orjson.loads(body)
             except orjson.JSONDecodeError:
                 raise _Reply(400, "body is not JSON") from None
-            outcome = await handle(request, payload, time.time())
+            received = _Received(time.time(), check_size=len(body) > MAX_MESSAGE_BYTES)
+            outcome = await handle(request, payload, received)
             if fault is not None:
                 if fault[0] == "error_after_ack":
                     raise _Reply(500, "injected failure after acknowledgement")
@@ -269,7 +293,7 @@ class Collector:
     # ----------------------------------------------------------------- sources
 
     async def _segment_batch(self, request: web.Request, payload: Any,
-                             received_at: float) -> _Outcome:
+                             received: _Received) -> _Outcome:
         if not isinstance(payload, dict) or not isinstance(payload.get("batch"), list):
             raise _Reply(400, "expected a JSON object with a batch list")
         workspace = self._workspace(request, payload.get("writeKey"))
@@ -278,21 +302,21 @@ class Collector:
         messages: list[Any] = payload["batch"]
         if isinstance(shared_context, dict):
             messages = [_with_context(m, shared_context) for m in messages]
-        return await self._accept(workspace, messages, received_at, sent_at,
+        return await self._accept(workspace, messages, received, sent_at,
                                   segment_family_source)
 
     async def _segment_single(self, request: web.Request, payload: Any,
-                              received_at: float) -> _Outcome:
+                              received: _Received) -> _Outcome:
         if not isinstance(payload, dict):
             raise _Reply(400, "expected a JSON object")
         workspace = self._workspace(request, payload.get("writeKey"))
         call = request.path.rstrip("/").rsplit("/", 1)[-1]
         message = {**payload, "type": call}
-        return await self._accept(workspace, [message], received_at, None,
+        return await self._accept(workspace, [message], received, None,
                                   segment_family_source)
 
     async def _posthog(self, request: web.Request, payload: Any,
-                       received_at: float) -> _Outcome:
+                       received: _Received) -> _Outcome:
         sent_at: float | None = None
         if isinstance(payload, list):
             messages = payload
@@ -308,7 +332,7 @@ class Collector:
         else:
             raise _Reply(400, "expected a PostHog batch or event")
         workspace = self._workspace(request, api_key)
-        return await self._accept(workspace, messages, received_at, sent_at,
+        return await self._accept(workspace, messages, received, sent_at,
                                   lambda _m: Source.POSTHOG)
 
     def _workspace(self, request: web.Request, body_key: Any) -> str:
@@ -323,17 +347,23 @@ class Collector:
 
     # ----------------------------------------------------------------- accept
 
-    async def _accept(self, workspace: str, messages: list[Any], received_at: float,
+    async def _accept(self, workspace: str, messages: list[Any], received: _Received,
                       sent_at: float | None, source_of: Callable[[Any], Source]
                       ) -> _Outcome:
         outcome = _Outcome()
         events: list[Event] = []
+        # Counted per request and added once: a labelled counter costs microseconds.
+        seen: Counter[tuple[str, str]] = Counter()
+        contexts: dict[Source, NormalizeContext] = {}
+        received_at = received.at
         for message in messages:
             source = source_of(message)
-            result = normalize(message, NormalizeContext(workspace, received_at, source,
-                                                         sent_at))
-            type_label = _type_label(message)
-            metrics.EVENTS_RECEIVED.labels(source=source.value, type=type_label).inc()
+            ctx = contexts.get(source)
+            if ctx is None:
+                ctx = contexts[source] = NormalizeContext(
+                    workspace, received_at, source, sent_at, check_size=received.check_size)
+            result = normalize(message, ctx)
+            seen[(source.value, _type_label(message))] += 1
             if isinstance(result, Rejection):
                 outcome.dead_letters.append(DeadLetter(
                     result.reason, result.detail, source.value, workspace, received_at,
@@ -341,20 +371,22 @@ class Collector:
             else:
                 events.append(result)
         fresh, duplicates = await self._deduplicate(workspace, events)
-        outcome.duplicates = len(duplicates)
-        for event in duplicates:
-            metrics.EVENTS_DEDUPLICATED.labels(source=event.source.value).inc()
         try:
             await self._produce(workspace, fresh, outcome.dead_letters)
         except BaseException:
             await self._forget(workspace, fresh)
             raise
         outcome.accepted = len(fresh)
+        outcome.duplicates = len(duplicates)
         outcome.dead_lettered = len(outcome.dead_letters)
-        for event in fresh:
-            metrics.EVENTS_ACCEPTED.labels(source=event.source.value).inc()
-        for dead in outcome.dead_letters:
-            metrics.EVENTS_DEAD_LETTERED.labels(reason=dead.reason).inc()
+        for (source_label, type_label), count in seen.items():
+            metrics.EVENTS_RECEIVED.labels(source=source_label, type=type_label).inc(count)
+        for source_label, count in Counter(e.source.value for e in fresh).items():
+            metrics.EVENTS_ACCEPTED.labels(source=source_label).inc(count)
+        for source_label, count in Counter(e.source.value for e in duplicates).items():
+            metrics.EVENTS_DEDUPLICATED.labels(source=source_label).inc(count)
+        for reason, count in Counter(d.reason for d in outcome.dead_letters).items():
+            metrics.EVENTS_DEAD_LETTERED.labels(reason=reason).inc(count)
         return outcome
 
     def _dedup_key(self, workspace: str, message_id: str) -> str:
@@ -366,13 +398,11 @@ class Collector:
         if not events:
             return [], []
         await self.start()
-        assert self.redis is not None
+        assert self._mark_seen is not None
         try:
-            pipe = self.redis.pipeline(transaction=False)
-            for event in events:
-                pipe.set(self._dedup_key(workspace, event.message_id), b"1", nx=True,
-                         ex=self.settings.dedup_ttl_seconds)
-            marks = await pipe.execute()
+            marks = await self._mark_seen(
+                keys=[self._dedup_key(workspace, e.message_id) for e in events],
+                args=[self.settings.dedup_ttl_seconds])
         except (RedisError, OSError) as exc:
             log.warning("dedup store unavailable: %s", exc)
             raise _Reply(503, "deduplication store unavailable, retry later",

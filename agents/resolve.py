@@ -401,6 +401,27 @@ def dict_expiry_scan(store: dict[bytes, bytes]) -> ExpiryScan:
 # ------------------------------------------------------------------------- Faust
 
 
+class _PartitionStore:
+    """The resolve table as a :class:`Store`: reads go straight to the RocksDB of the
+    partition being processed (what the table would read, without its per-call
+    overhead); writes and deletes go through the table, so they reach its changelog."""
+
+    def __init__(self, table: Any, partition_db: Callable[[Any, int], Any]) -> None:
+        self.table = table
+        self.partition_db = partition_db
+        self.partition = 0
+
+    def get(self, key: bytes, default: None = None) -> bytes | None:
+        value = self.partition_db(self.table, self.partition).get(key)
+        return None if value is None else bytes(value)
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.table[key] = value
+
+    def __delitem__(self, key: bytes) -> None:
+        del self.table[key]
+
+
 def register(app: Any, settings: Settings) -> None:
     """Declare the resolve agent, its table and its tick timer on ``app``."""
     import faust
@@ -435,12 +456,14 @@ def register(app: Any, settings: Settings) -> None:
             yield key
             it.next()
 
-    resolver = Resolver(settings, table, scan)
+    store = _PartitionStore(table, partition_db)
+    resolver = Resolver(settings, store, scan)
 
     @app.agent(events_topic, name="resolve", concurrency=1)
     async def resolve(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
+            store.partition = message.partition
             # Faust gives the Kafka timestamp in seconds: when the producer created it.
             received_at = message.timestamp if message.timestamp else time.time()
             for output in resolver.process(message.key, message.value, message.partition,

@@ -75,13 +75,15 @@ class NormalizeContext:
 
     ``received_at``: epoch seconds the collector (or Kafka) received the message.
     ``sent_at``: the batch-level ``sentAt`` in epoch seconds when the client sent one;
-    a message-level ``sentAt`` wins over it.
+    a message-level ``sentAt`` wins over it. ``check_size``: measure each message against
+    the 32 KB limit (the collector turns it off when the whole body is smaller).
     """
 
     workspace: str
     received_at: float
     source: Source
     sent_at: float | None = None
+    check_size: bool = True
 
 
 class Invalid(Exception):

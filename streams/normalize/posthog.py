@@ -56,7 +56,7 @@ def _normalize(payload: Any, ctx: NormalizeContext) -> Event:
         raise Invalid(Reason.MISSING_TYPE, "event is required")
     if not isinstance(event, str):
         raise Invalid(Reason.MISSING_EVENT_NAME, "event must be a string")
-    if message_too_large(payload):
+    if ctx.check_size and message_too_large(payload):
         raise Invalid(Reason.MESSAGE_TOO_LARGE, "message is larger than 32 KB")
     props = payload.get("properties")
     if not isinstance(props, dict):

@@ -51,7 +51,7 @@ def _normalize(payload: Any, ctx: NormalizeContext) -> Event:
     type_ = _TYPES.get(raw_type.lower()) if isinstance(raw_type, str) else None
     if type_ is None:
         raise Invalid(Reason.UNKNOWN_TYPE, f"type {str(raw_type)[:40]!r} is not a Segment call")
-    if message_too_large(payload):
+    if ctx.check_size and message_too_large(payload):
         raise Invalid(Reason.MESSAGE_TOO_LARGE, "message is larger than 32 KB")
 
     mid = message_id(payload.get("messageId"), payload, "messageId")

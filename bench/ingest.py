@@ -1,0 +1,316 @@
+"""Ingestion throughput: the HTTP collector and the resolve agent, each printed beside the
+raw aiokafka rate measured in the same run on the same broker and the same data.
+
+    .venv/bin/python bench/ingest.py [--events 200000] [--clients 8] [--batch 100]
+                                     [--users 2000] [--users-per-batch 5]
+
+Starts its own Kafka and Redis (devstack), then:
+
+1. raw produce: aiokafka (acks=all, idempotent) writes the envelopes the collector would
+   write for the same batches;
+2. collector: ``--clients`` concurrent HTTP clients post Segment batches of ``--batch``
+   events to a ``telltale worker --module agents.collector`` (Redis dedup, acks=all);
+3. raw consume: aiokafka reads back what the collector wrote, decoding every envelope
+   into events (``decode_message``) — the least any consumer of envelopes must do; the
+   rate with only ``orjson.loads`` is printed too;
+4. resolve: a ``telltale worker --module agents.resolve`` starts on that topic; its rate is
+   events over the span between the first and the last by-account message timestamps.
+
+Figures are events per second; the CPU is shared with the clients, the broker and Redis,
+so the ratios say more than the absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import random
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from agents.settings import Settings  # noqa: E402
+from devstack.kafka import start_kafka  # noqa: E402
+from devstack.process import free_port  # noqa: E402
+from devstack.redis import start_redis  # noqa: E402
+from devstack.topics import create_topics  # noqa: E402
+from devstack.workers import start_worker  # noqa: E402
+from streams.envelope import decode_message, encode_envelope, kafka_key  # noqa: E402
+from streams.events import Event, EventType, Source  # noqa: E402
+
+WRITE_KEY = "bench-key"
+WORKSPACE = "bench"
+PASS_THROUGH_SUFFIX = ".pass-through"
+
+
+def register(app: Any, settings: Settings) -> None:
+    """A Faust agent that only forwards each events-topic message to another topic: the
+    least work any Faust stage does per message, measured beside the resolve agent."""
+    events = app.topic(settings.topics.events, key_type=bytes, value_type=bytes,
+                       key_serializer="raw", value_serializer="raw")
+    out = app.topic(settings.topics.by_account + PASS_THROUGH_SUFFIX, key_type=bytes,
+                    value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    @app.agent(events, name="bench-pass-through")
+    async def forward(stream: Any) -> None:
+        async for event in stream.events():
+            await out.send(key=event.key, value=event.value)
+
+
+def make_batches(events: int, batch: int, users: int, users_per_batch: int,
+                 seed: int = 7) -> list[list[dict[str, Any]]]:
+    """Segment batches; every user's first event is a group call so all are attributable."""
+    rng = random.Random(seed)
+    names = ["Logged In", "Dashboard Viewed", "Report Published", "Workflow Completed",
+             "Export Created", "Teammate Invited"]
+    seen: set[str] = set()
+    batches = []
+    now = time.time()
+    for _ in range(events // batch):
+        people = [f"user-{rng.randrange(users)}" for _ in range(users_per_batch)]
+        messages = []
+        for i in range(batch):
+            user = people[i % users_per_batch]
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - rng.random() * 3600))
+            base = {"messageId": uuid.uuid4().hex, "userId": user, "timestamp": stamp + "Z",
+                    "context": {"library": {"name": "analytics-python", "version": "2.4"}}}
+            if user not in seen:
+                seen.add(user)
+                messages.append({**base, "type": "group",
+                                 "groupId": f"acct-{hash(user) % (users // 10 or 1)}",
+                                 "traits": {"name": "Bench Co", "seats": 20}})
+            else:
+                messages.append({**base, "type": "track", "event": rng.choice(names),
+                                 "properties": {"feature": "x", "n": i}})
+        batches.append(messages)
+    return batches
+
+
+def collector_envelopes(batches: list[list[dict[str, Any]]]) -> list[tuple[bytes, bytes]]:
+    """What the collector writes for these batches (one envelope per user per batch)."""
+    out = []
+    now = time.time()
+    for messages in batches:
+        by_user: dict[str, list[Event]] = {}
+        for m in messages:
+            event = Event(WORKSPACE, m["messageId"], EventType(m["type"]), now, now,
+                          Source.SEGMENT, name=m.get("event"), user_id=m["userId"],
+                          account_id=m.get("groupId"), properties=m.get("properties") or {},
+                          traits=m.get("traits") or {})
+            by_user.setdefault(m["userId"], []).append(event)
+        out += [(kafka_key(WORKSPACE, user), encode_envelope(WORKSPACE, user, group))
+                for user, group in by_user.items()]
+    return out
+
+
+async def raw_produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]],
+                      events: int) -> float:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
+                                enable_idempotence=True, linger_ms=2,
+                                max_batch_size=1024 * 1024)
+    await producer.start()
+    try:
+        start = time.perf_counter()
+        futures = [await producer.send(topic, value, key=key) for key, value in messages]
+        await asyncio.gather(*futures)
+        return events / (time.perf_counter() - start)
+    finally:
+        await producer.stop()
+
+
+async def raw_consume(bootstrap: str, topic: str, decode: bool) -> tuple[float, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20,
+                                fetch_max_bytes=64 << 20)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p)
+                      for p in sorted(consumer.partitions_for_topic(topic) or
+                                      await _partitions(consumer, topic))]
+        consumer.assign(partitions)
+        await consumer.seek_to_end()
+        ends = {tp: await consumer.position(tp) for tp in partitions}
+        await consumer.seek_to_beginning()
+        total = sum(ends.values())
+        seen = events = 0
+        start = time.perf_counter()
+        while seen < total:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            for records in batches.values():
+                for record in records:
+                    seen += 1
+                    if decode:
+                        decoded = decode_message(record.value)
+                        events += len(decoded.events)  # type: ignore[union-attr]
+                    else:
+                        events += len(orjson.loads(record.value)["events"])
+        return events / (time.perf_counter() - start), events
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()  # noqa: SLF001
+    return consumer.partitions_for_topic(topic) or set()
+
+
+async def http_load(url: str, batches: list[list[dict[str, Any]]], clients: int) -> float:
+    auth = "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
+    bodies = [orjson.dumps({"batch": b, "sentAt": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                time.gmtime())})
+              for b in batches]
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    accepted = 0
+
+    async def client() -> None:
+        nonlocal accepted
+        async with aiohttp.ClientSession(headers={"Authorization": auth,
+                                                  "Content-Type": "application/json"}) as s:
+            while not queue.empty():
+                body = queue.get_nowait()
+                while True:
+                    async with s.post(url + "/v1/batch", data=body) as response:
+                        answer = await response.json(content_type=None)
+                        if response.status == 200:
+                            accepted += answer["accepted"]
+                            break
+                        if response.status != 429:
+                            raise RuntimeError(f"collector answered {response.status}")
+                        await asyncio.sleep(0.05)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    elapsed = time.perf_counter() - start
+    return accepted / elapsed
+
+
+async def resolve_rate(bootstrap: str, topic: str, events: int, timeout: float) -> float:
+    """Events/s over the span of the by-account messages' timestamps."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not consumer.partitions_for_topic(topic):
+            await _partitions(consumer, topic)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic} never appeared")
+            await asyncio.sleep(0.5)
+        consumer.assign([TopicPartition(topic, p)
+                         for p in consumer.partitions_for_topic(topic) or ()])
+        seen = 0
+        first = last = None
+        while seen < events:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"resolve produced {seen} of {events} events")
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            for records in batches.values():
+                for record in records:
+                    seen += len(orjson.loads(record.value)["events"])
+                    first = record.timestamp if first is None else min(first, record.timestamp)
+                    last = record.timestamp if last is None else max(last, record.timestamp)
+        assert first is not None and last is not None
+        return events / max((last - first) / 1000.0, 1e-3)
+    finally:
+        await consumer.stop()
+
+
+async def run(args: argparse.Namespace) -> None:
+    work = Path(tempfile.mkdtemp(prefix="telltale-bench-"))
+    print(f"starting Kafka ({args.partitions} partitions) and Redis ...", flush=True)
+    broker = start_kafka(partitions=args.partitions, ready_timeout=180)
+    redis = start_redis(install=True)
+    try:
+        batches = make_batches(args.events, args.batch, args.users, args.users_per_batch)
+        total = sum(len(b) for b in batches)
+        envelopes = collector_envelopes(batches)
+        port = free_port()
+        settings = Settings(broker=f"kafka://{broker.bootstrap}", redis_url=redis.url,
+                            topic_prefix="bench", app_id="bench-collector",
+                            partitions=args.partitions, data_dir=work / "collector",
+                            web_port=port, public_url=f"http://127.0.0.1:{port}",
+                            write_keys=f"{WRITE_KEY}={WORKSPACE}", standby_replicas=0,
+                            log_level="info")
+        topics = settings.topics
+        await create_topics(broker.bootstrap, [topics.events, topics.by_account, "bench.raw"],
+                            partitions=args.partitions)
+        await create_topics(broker.bootstrap, [topics.events_dlq])
+        print(f"{total} events in {len(batches)} batches of {args.batch}, "
+              f"{len(envelopes)} envelopes ({total / len(envelopes):.1f} events each)")
+
+        produce = await raw_produce(broker.bootstrap, "bench.raw", envelopes, total)
+
+        worker = start_worker(settings, ["--module", "agents.collector"],
+                              log_path=work / "collector.log", ready_timeout=180)
+        try:
+            collect = await http_load(worker.url, batches, args.clients)
+        finally:
+            worker.stop()
+
+        consume, consumed = await raw_consume(broker.bootstrap, topics.events, decode=True)
+        consume_loads, _ = await raw_consume(broker.bootstrap, topics.events, decode=False)
+        assert consumed == total, (consumed, total)
+
+        null_settings = settings.replace(app_id="bench-pass", data_dir=work / "pass",
+                                         web_port=free_port())
+        worker = start_worker(null_settings, ["--module", "bench.ingest"],
+                              log_path=work / "pass.log", ready_timeout=180)
+        try:
+            passing = await resolve_rate(broker.bootstrap,
+                                         topics.by_account + PASS_THROUGH_SUFFIX, total,
+                                         timeout=args.timeout)
+        finally:
+            worker.stop()
+
+        resolve_settings = settings.replace(app_id="bench-resolve", data_dir=work / "resolve",
+                                            web_port=free_port(), tick_interval=60.0)
+        worker = start_worker(resolve_settings, ["--module", "agents.resolve"],
+                              log_path=work / "resolve.log", ready_timeout=180)
+        try:
+            resolve = await resolve_rate(broker.bootstrap, topics.by_account, total,
+                                         timeout=args.timeout)
+        finally:
+            worker.stop()
+
+        print()
+        print(f"raw aiokafka produce (acks=all, idempotent) {produce:>10,.0f} events/s")
+        print(f"collector over HTTP, {args.clients} clients       {collect:>10,.0f} events/s"
+              f"   = {collect / produce:.0%} of raw produce")
+        print(f"raw aiokafka consume + envelope decode      {consume:>10,.0f} events/s"
+              f"   (orjson.loads only: {consume_loads:,.0f})")
+        print(f"Faust pass-through agent (iterate + send)   {passing:>10,.0f} events/s"
+              f"   = {passing / consume:.0%} of raw consume + decode")
+        print(f"resolve agent (Faust, RocksDB table)        {resolve:>10,.0f} events/s"
+              f"   = {resolve / consume:.0%} of raw consume + decode, "
+              f"{resolve / passing:.0%} of pass-through")
+    finally:
+        redis.stop()
+        broker.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--users", type=int, default=2_000)
+    parser.add_argument("--users-per-batch", type=int, default=5)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--timeout", type=float, default=600.0)
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""The resolve agent inside a real ``telltale worker``: direct producers, garbage, held
+events released by a later group call, and holds that expire to the dead-letter topic."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from agents.settings import Settings
+from devstack.topics import Record
+from devstack.workers import start_worker
+from streams.envelope import Envelope, decode_message, encode_envelope, kafka_key
+from streams.events import Event, EventType, Source
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
+
+
+def _events(records: list[Record]) -> list[Event]:
+    found: list[Event] = []
+    for record in records:
+        decoded = decode_message(record.value)
+        assert isinstance(decoded, Envelope)
+        assert record.key == kafka_key(decoded.workspace, decoded.key)
+        found.extend(decoded.events)
+    return found
+
+
+def _dead(records: list[Record]) -> list[dict[str, Any]]:
+    return [orjson.loads(r.value) for r in records]
+
+
+async def test_resolve_worker_end_to_end(
+    settings: Settings, tmp_path: Path, create_topics: Callable[..., Any],
+    produce: Callable[..., Any], consume_until: Callable[..., Any]
+) -> None:
+    settings = settings.replace(write_keys="wk=acme", resolve_hold_seconds=1.0,
+                                tick_interval=0.5)
+    topics = settings.topics
+    await create_topics(topics.events, topics.by_account, partitions=settings.partitions)
+    await create_topics(topics.events_dlq)
+    worker = await asyncio.to_thread(start_worker, settings, ["--module", "agents.resolve"],
+                                     log_path=tmp_path / "worker.log", ready_timeout=180)
+    try:
+        waiting = Event("acme", "w-1", EventType.TRACK, 1_700_000_000.0, 1_700_000_000.0,
+                        Source.SEGMENT, name="Report Published", user_id="u-wait")
+        await produce(topics.events, [
+            (b"whatever", b"\x00 not json"),
+            # A direct producer keying by account: rerouted to the user's partition.
+            (b"acct-direct", orjson.dumps({
+                "type": "track", "userId": "u-direct", "event": "Logged In",
+                "messageId": "d-1", "context": {"groupId": "acct-direct"}})),
+            (kafka_key("acme", "u-wait"), encode_envelope("acme", "u-wait", [waiting])),
+            (None, orjson.dumps({"type": "track", "userId": "u-lonely",
+                                 "event": "Logged In", "messageId": "l-1"})),
+        ])
+        await asyncio.sleep(0.5)
+        await produce(topics.events, [(kafka_key("acme", "u-wait"), orjson.dumps({
+            "type": "group", "userId": "u-wait", "groupId": "acct-wait",
+            "messageId": "g-1"}))])
+
+        def attributed(records: list[Record]) -> bool:
+            ids = {e.message_id for e in _events(records)}
+            return {"d-1", "w-1", "g-1"} <= ids
+
+        records = await consume_until(topics.by_account, attributed, timeout=60)
+        by_id = {e.message_id: e for e in _events(records)}
+        assert (by_id["d-1"].account_id, by_id["d-1"].source) == ("acct-direct",
+                                                                  Source.KAFKA)
+        assert by_id["w-1"].account_id == "acct-wait"
+        assert by_id["g-1"].account_id == "acct-wait"
+        assert "l-1" not in by_id
+
+        def both_dead(records: list[Record]) -> bool:
+            reasons = {d["reason"] for d in _dead(records)}
+            return {"not_json", "unattributed"} <= reasons
+
+        dead = _dead(await consume_until(topics.events_dlq, both_dead, timeout=60))
+        unattributed = [d for d in dead if d["reason"] == "unattributed"]
+        assert [d["payload"]["id"] for d in unattributed] == ["l-1"]
+        assert unattributed[0]["workspace"] == "acme"
+        not_json = next(d for d in dead if d["reason"] == "not_json")
+        assert not_json["payload_text"] == "\x00 not json"
+    finally:
+        await asyncio.to_thread(worker.stop)
