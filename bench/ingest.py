@@ -39,14 +39,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agents.settings import Settings  # noqa: E402
-from devstack.kafka import start_kafka  # noqa: E402
-from devstack.process import free_port  # noqa: E402
-from devstack.redis import start_redis  # noqa: E402
-from devstack.topics import create_topics  # noqa: E402
-from devstack.workers import start_worker  # noqa: E402
-from streams.envelope import decode_message, encode_envelope, kafka_key  # noqa: E402
-from streams.events import Event, EventType, Source  # noqa: E402
+from agents.settings import Settings
+from devstack.kafka import start_kafka
+from devstack.process import free_port
+from devstack.redis import start_redis
+from devstack.topics import create_topics
+from devstack.workers import start_worker
+from streams.envelope import decode_message, encode_envelope, kafka_key
+from streams.events import Event, EventType, Source
 
 WRITE_KEY = "bench-key"
 WORKSPACE = "bench"
@@ -160,7 +160,7 @@ async def raw_consume(bootstrap: str, topic: str, decode: bool) -> tuple[float, 
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()  # noqa: SLF001
+    await consumer._client.force_metadata_update()
     return consumer.partitions_for_topic(topic) or set()
 
 
