@@ -27,6 +27,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("settings", "agents.cli"),
     ("simulate", "history.simulate"),
     ("backtest", "history.backtest"),
+    ("calibrate", "history.calibrate"),
     ("metrics", "history.business"),
     ("rebuild-read-model", "agents.notify"),
 ]

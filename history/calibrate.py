@@ -1,0 +1,478 @@
+"""Calibration: learn the score's component weights and band thresholds from your own
+renewals and churns, and check the result out of time.
+
+The model stays the one people can read: the score is still the sum of the seven
+components, each earning a share of its weight. Calibration fits an L2-regularised
+logistic regression of churn on those shares (one row per account and horizon, from a
+backtest with the current config), on the renewals up to a split date only. A component
+whose share is lower among accounts that went on to churn earns weight in proportion to
+how strongly it separated them; a component that told churners and renewers apart no
+better than chance keeps a floor of ``MIN_WEIGHT`` points so that it still shows up in
+explanations. With few churners the fit is pulled toward the current weights
+(``prior_churners`` acts as that many churners' worth of evidence for the defaults).
+Band thresholds are then placed where the training churn rate is clearly above (at
+risk) or below (healthy) the average.
+
+The new config is replayed through the same core and compared with the current one and
+the baseline on the renewals after the split date only: the test is out of time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from history.backtest import (
+    MODELS,
+    RiskFn,
+    Snapshot,
+    replay_snapshots,
+    result_dict,
+)
+from history.evaluation import ProfitParams
+from history.importers import OutcomeRecord
+from scoring.config import Bands, ScoringConfig, dump_config
+from scoring.scores import split_points
+
+MIN_WEIGHT = 2
+DEFAULT_PRIOR_CHURNERS = 20.0
+DEFAULT_L2 = 1.0
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def _sigmoid(z: float) -> float:
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    ez = math.exp(z)
+    return ez / (1.0 + ez)
+
+
+def _solve(a: list[list[float]], b: list[float]) -> list[float]:
+    """Gaussian elimination with partial pivoting (small, well-conditioned systems)."""
+    n = len(b)
+    m = [[*row[:], b[i]] for i, row in enumerate(a)]
+    for col in range(n):
+        pivot = max(range(col, n), key=lambda r: abs(m[r][col]))
+        m[col], m[pivot] = m[pivot], m[col]
+        p = m[col][col]
+        if abs(p) < 1e-12:
+            continue
+        for r in range(n):
+            if r != col:
+                f = m[r][col] / p
+                if f:
+                    for c in range(col, n + 1):
+                        m[r][c] -= f * m[col][c]
+    return [m[i][n] / m[i][i] if abs(m[i][i]) > 1e-12 else 0.0 for i in range(n)]
+
+
+def fit_logistic(
+    rows: Sequence[Sequence[float]], labels: Sequence[bool], l2: float = DEFAULT_L2,
+    iterations: int = 50,
+) -> tuple[float, list[float]]:
+    """L2-regularised logistic regression by Newton's method (IRLS); the intercept is not
+    penalised. Returns (intercept, coefficients)."""
+    n_features = len(rows[0]) if rows else 0
+    beta = [0.0] * (n_features + 1)  # beta[0] = intercept
+    xs = [[1.0, *r] for r in rows]
+    ys = [1.0 if y else 0.0 for y in labels]
+    for _ in range(iterations):
+        grad = [0.0] * (n_features + 1)
+        hess = [[0.0] * (n_features + 1) for _ in range(n_features + 1)]
+        for x, y in zip(xs, ys, strict=True):
+            p = _sigmoid(sum(b * v for b, v in zip(beta, x, strict=True)))
+            w = max(p * (1 - p), 1e-9)
+            for i in range(n_features + 1):
+                grad[i] += (y - p) * x[i]
+                wi = w * x[i]
+                row = hess[i]
+                for j in range(i, n_features + 1):
+                    row[j] += wi * x[j]
+        for i in range(n_features + 1):
+            for j in range(i):
+                hess[i][j] = hess[j][i]
+        for i in range(1, n_features + 1):
+            grad[i] -= l2 * beta[i]
+            hess[i][i] += l2
+        step = _solve(hess, grad)
+        beta = [b + s for b, s in zip(beta, step, strict=True)]
+        if max(abs(s) for s in step) < 1e-8:
+            break
+    return beta[0], beta[1:]
+
+
+def largest_remainder(raw: Sequence[float], total: int = 100, floor: int = 0) -> list[int]:
+    """Integers >= ``floor`` summing to ``total``, proportional to ``raw``."""
+    n = len(raw)
+    spare = total - floor * n
+    s = sum(max(0.0, r) for r in raw)
+    shares = [spare / n] * n if s <= 0 else [spare * max(0.0, r) / s for r in raw]
+    return [floor + p for p in split_points(shares)]
+
+
+# --------------------------------------------------------------------------- calibration
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    config: ScoringConfig
+    split_date: date
+    train_renewals: int
+    train_churned: int
+    test_renewals: int
+    weights: dict[str, dict[str, int]]
+    coefficients: dict[str, float]
+    churn_share_means: dict[str, dict[str, float]]
+    bands_before: tuple[int, int]
+    bands_after: tuple[int, int]
+    probability: list[dict[str, float]]
+    explanation: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.config.version,
+            "split_date": self.split_date.isoformat(),
+            "train_renewals": self.train_renewals,
+            "train_churned": self.train_churned,
+            "test_renewals": self.test_renewals,
+            "weights": self.weights,
+            "coefficients": self.coefficients,
+            "component_share_means": self.churn_share_means,
+            "bands": {"before": {"watch": self.bands_before[0], "healthy": self.bands_before[1]},
+                      "after": {"watch": self.bands_after[0], "healthy": self.bands_after[1]}},
+            "churn_probability_by_score": self.probability,
+            "explanation": self.explanation,
+        }
+
+
+def split_date(outcomes: Sequence[OutcomeRecord], train_share: float = 0.6) -> date:
+    """The date at which ``train_share`` of the outcomes have happened (train: <= it)."""
+    days = sorted(o.date for o in outcomes)
+    if not days:
+        raise ValueError("calibration needs outcomes")
+    index = min(len(days) - 1, max(0, int(len(days) * train_share) - 1))
+    return days[index]
+
+
+def _is_train(s: Snapshot, split: date) -> bool:
+    return date.fromisoformat(s.outcome_date) <= split
+
+
+def _thresholds(
+    scores: Sequence[float], churned: Sequence[bool], current: Bands
+) -> tuple[int, int, str]:
+    n = len(scores)
+    base = sum(churned) / n if n else 0.0
+    if n < 20 or base <= 0:
+        return current.watch, current.healthy, "too few outcomes to move the bands"
+    pairs = sorted(zip(scores, churned, strict=True))
+    watch: int | None = None
+    for t in range(95, 4, -1):
+        below = [c for s, c in pairs if s < t]
+        if len(below) >= max(5, 0.05 * n) and sum(below) / len(below) >= 2 * base:
+            watch = t
+            break
+    healthy: int | None = None
+    if watch is not None:
+        for t in range(watch + 10, 101):
+            above = [c for s, c in pairs if s >= t]
+            if len(above) < 0.2 * n:
+                break
+            if sum(above) / len(above) <= 0.75 * base:
+                healthy = t
+                break
+    if watch is None or healthy is None:
+        return current.watch, current.healthy, (
+            "no score level separated churners clearly enough to move the bands")
+    below = [c for s, c in pairs if s < watch]
+    above = [c for s, c in pairs if s >= healthy]
+    why = (
+        f"in training, accounts scoring under {watch} churned at "
+        f"{sum(below) / len(below):.0%} ({len(below)} accounts) against {base:.0%} overall, "
+        f"and accounts at {healthy} or more at {sum(above) / len(above):.0%}"
+    )
+    return watch, healthy, why
+
+
+def calibrate(
+    snapshots: Sequence[Snapshot],
+    config: ScoringConfig,
+    split: date,
+    l2: float = DEFAULT_L2,
+    prior_churners: float = DEFAULT_PRIOR_CHURNERS,
+) -> Calibration:
+    """Fit weights and bands on the snapshots whose outcome is on or before ``split``."""
+    names = [n for n in config.metrics]
+    train = [s for s in snapshots if _is_train(s, split)]
+    test_accounts = {s.account_id for s in snapshots if not _is_train(s, split)}
+    if not train or not any(s.churned for s in train) or all(s.churned for s in train):
+        raise ValueError("calibration needs both churned and retained accounts before the "
+                         "split date")
+    xs = [[s.fraction(n) for n in names] for s in train]
+    ys = [s.churned for s in train]
+    means = [sum(col) / len(col) for col in zip(*xs, strict=True)]
+    sds = [
+        max(1e-6, math.sqrt(sum((v - m) ** 2 for v in col) / len(col)))
+        for col, m in zip(zip(*xs, strict=True), means, strict=True)
+    ]
+    standard = [[(v - m) / sd for v, m, sd in zip(r, means, sds, strict=True)] for r in xs]
+    _, coef = fit_logistic(standard, ys, l2)
+    raw_coef = [c / sd for c, sd in zip(coef, sds, strict=True)]
+    # Protective components have negative coefficients (more of it, less churn).
+    fitted = [max(0.0, -c) for c in raw_coef]
+    default_w = [config.metrics[n].weight for n in names]
+    train_churned = sum(ys)
+    alpha = train_churned / (train_churned + prior_churners) if sum(fitted) > 0 else 0.0
+    fitted_total = sum(fitted) or 1.0
+    blended = [
+        alpha * 100.0 * f / fitted_total + (1 - alpha) * d
+        for f, d in zip(fitted, default_w, strict=True)
+    ]
+    weights = largest_remainder(blended, 100, MIN_WEIGHT)
+
+    new_scores = [
+        sum(w * v for w, v in zip(weights, r, strict=True)) for r in xs
+    ]
+    watch, healthy, band_why = _thresholds(new_scores, ys, config.bands)
+    a, c = fit_logistic([[s / 100.0] for s in new_scores], ys, l2=0.01)
+    probability = [
+        {"score": float(sc), "churn_probability": _sigmoid(a + c[0] * sc / 100.0)}
+        for sc in (20, 40, 60, 70, 80, 90)
+    ]
+
+    metrics = dict(config.metrics)
+    for n, w in zip(names, weights, strict=True):
+        metrics[n] = replace(metrics[n], weight=w)
+    digest = hashlib.sha1(
+        ",".join(f"{n}={w}" for n, w in zip(names, weights, strict=True)).encode()
+        + f"|{watch}|{healthy}".encode(),
+        usedforsecurity=False,
+    ).hexdigest()[:6]
+    version = f"{config.version}+cal.{split:%Y%m%d}.{digest}"
+    new_config = replace(
+        config, version=version, metrics=metrics,
+        bands=replace(config.bands, watch=watch, healthy=healthy),
+    ).validate()
+
+    share_means = {}
+    for j, n in enumerate(names):
+        ch = [r[j] for r, y in zip(xs, ys, strict=True) if y]
+        st = [r[j] for r, y in zip(xs, ys, strict=True) if not y]
+        share_means[n] = {"churned": sum(ch) / len(ch), "retained": sum(st) / len(st)}
+    weight_table = {
+        n: {"before": d, "after": w} for n, d, w in zip(names, default_w, weights, strict=True)
+    }
+    text = _explain(
+        names, default_w, weights, share_means, len({s.account_id for s in train}),
+        train_churned, len(train), split, alpha, (config.bands.watch, config.bands.healthy),
+        (watch, healthy), band_why, probability, len(test_accounts),
+    )
+    return Calibration(
+        config=new_config,
+        split_date=split,
+        train_renewals=len({s.account_id for s in train}),
+        train_churned=len({s.account_id for s in train if s.churned}),
+        test_renewals=len(test_accounts),
+        weights=weight_table,
+        coefficients={n: round(c, 4) for n, c in zip(names, raw_coef, strict=True)},
+        churn_share_means=share_means,
+        bands_before=(config.bands.watch, config.bands.healthy),
+        bands_after=(watch, healthy),
+        probability=probability,
+        explanation=text,
+    )
+
+
+_PLAIN = {
+    "active_seats": "share of seats in use",
+    "power_users": "power users staying active",
+    "engagement": "weighted engagement and its trend",
+    "core_features": "core-feature use trend",
+    "support": "support friction",
+    "financial": "billing trouble",
+    "relationship": "NPS and meetings",
+}
+
+
+def _explain(
+    names: list[str], before: list[int], after: list[int],
+    share_means: dict[str, dict[str, float]], train_accounts: int, train_churned_rows: int,
+    train_rows: int, split: date, alpha: float, bands_before: tuple[int, int],
+    bands_after: tuple[int, int], band_why: str, probability: list[dict[str, float]],
+    test_accounts: int,
+) -> str:
+    parts = [
+        f"Learnt from {train_accounts} renewals and churns up to {split.isoformat()} "
+        f"({train_rows} assessments, {train_churned_rows} of them of accounts that churned); "
+        f"checked on the {test_accounts} that came after, which the fit never saw."
+    ]
+    if alpha <= 0:
+        parts.append("No component separated churners from renewers, so the weights stay "
+                     "as they were.")
+    else:
+        parts.append(
+            f"The fitted weights count for {alpha:.0%} and the current ones for the rest "
+            "(the fewer churners there are to learn from, the more the current weights hold)."
+        )
+    moves = sorted(
+        zip(names, before, after, strict=True), key=lambda t: -abs(t[2] - t[1])
+    )
+    for n, b, a in moves:
+        if a == b:
+            continue
+        m = share_means[n]
+        gap = m["retained"] - m["churned"]
+        if a > b:
+            why = (f"accounts that churned earned {m['churned']:.0%} of these points against "
+                   f"{m['retained']:.0%} for those that stayed")
+        elif gap <= 0.01:
+            why = ("it told churners and renewers apart no better than chance "
+                   f"({m['churned']:.0%} vs {m['retained']:.0%} of its points)")
+        else:
+            why = (f"other components already carry what it says ({m['churned']:.0%} vs "
+                   f"{m['retained']:.0%} of its points)")
+        direction = "up" if a > b else "down"
+        parts.append(f"{_PLAIN.get(n, n).capitalize()} ({n}) {direction} from {b} to {a} "
+                     f"points: {why}.")
+    if bands_after != bands_before:
+        parts.append(
+            f"Bands: at risk below {bands_after[0]} (was {bands_before[0]}), healthy from "
+            f"{bands_after[1]} (was {bands_before[1]}), because {band_why}."
+        )
+    else:
+        parts.append(f"Bands unchanged ({band_why}).")
+    probs = ", ".join(
+        f"{p['score']:.0f} → {p['churn_probability']:.0%}" for p in probability
+    )
+    parts.append(f"On this history, the calibrated score maps to a churn probability as "
+                 f"follows: {probs}.")
+    return " ".join(parts)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def compare(
+    default_snapshots: Sequence[Snapshot],
+    calibrated_snapshots: Sequence[Snapshot],
+    split: date,
+) -> tuple[list[Snapshot], dict[str, RiskFn]]:
+    """Test-set snapshots (outcome after ``split``) present in both runs, and the models
+    to rank them by: default score, calibrated score and the baselines."""
+    cal = {(s.account_id, s.horizon_days): s.score for s in calibrated_snapshots}
+    rows = [
+        s for s in default_snapshots
+        if not _is_train(s, split) and (s.account_id, s.horizon_days) in cal
+    ]
+    models: dict[str, RiskFn] = {
+        "score": MODELS["score"],
+        "calibrated": lambda s: 100.0 - cal[(s.account_id, s.horizon_days)],
+        "baseline_active_users": MODELS["baseline_active_users"],
+        "baseline_logins": MODELS["baseline_logins"],
+    }
+    return rows, models
+
+
+def run_calibration(
+    events: Sequence[Any],
+    outcomes: Sequence[OutcomeRecord],
+    config: ScoringConfig,
+    horizons: Sequence[int],
+    params: ProfitParams,
+    train_share: float = 0.6,
+    interval_days: float = 1.0,
+    progress: Any = None,
+    l2: float = DEFAULT_L2,
+    prior_churners: float = DEFAULT_PRIOR_CHURNERS,
+) -> tuple[Calibration, dict[str, Any]]:
+    """Backtest the current config, calibrate on the earlier outcomes, replay the new
+    config, and compare both (and the baseline) on the later outcomes."""
+    split = split_date(outcomes, train_share)
+    first = replay_snapshots(events, outcomes, config, horizons, interval_days, progress)
+    calibration = calibrate(first.snapshots, config, split, l2, prior_churners)
+    second = replay_snapshots(events, outcomes, calibration.config, horizons, interval_days,
+                              progress)
+    rows, models = compare(first.snapshots, second.snapshots, split)
+    test_outcomes = [o for o in outcomes if o.date > split]
+    result = result_dict(first, test_outcomes, config, horizons, params, models, rows)
+    result["calibration"] = calibration.to_dict()
+    result["calibrated_config_version"] = calibration.config.version
+    result["notes"] = [
+        f"Out-of-time test: every figure below is computed on the {len(test_outcomes)} "
+        f"renewals and churns after {split.isoformat()} only; the calibrated weights were "
+        "learnt from the ones before."
+    ]
+    # the calibrated score's own bands on the test set
+    cal_bands = {(s.account_id, s.horizon_days): s.band for s in second.snapshots}
+    for h in result["horizons"]:
+        hrows = [s for s in rows if s.horizon_days == h["horizon_days"]]
+        from history.evaluation import rate_by_group
+
+        h["bands_calibrated"] = rate_by_group(
+            [cal_bands[(s.account_id, s.horizon_days)] for s in hrows],
+            [s.churned for s in hrows], ("healthy", "watch", "at_risk"),
+        )
+    return calibration, result
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_parser(subparsers: Any) -> Any:
+    from history.backtest import add_common_arguments
+
+    parser = subparsers.add_parser(
+        "calibrate", help="learn weights and bands from your outcomes; test out of time",
+        description="Fit the score's component weights and band thresholds to the outcomes "
+        "before a split date, write the new scoring config, and compare it with the "
+        "current one on the outcomes after the split.",
+    )
+    add_common_arguments(parser)
+    parser.add_argument("--config", type=Path, default=None,
+                        help="current scoring config TOML (default: the shipped one)")
+    parser.add_argument("--train-share", type=float, default=0.6,
+                        help="share of outcomes (earliest first) to learn from")
+    parser.add_argument("--l2", type=float, default=DEFAULT_L2, help="L2 penalty")
+    parser.add_argument("--prior-churners", type=float, default=DEFAULT_PRIOR_CHURNERS,
+                        help="how many churners' worth of trust the current weights keep")
+    parser.add_argument("--out", type=Path, default=Path("scoring-calibrated.toml"),
+                        help="where to write the calibrated scoring config")
+    parser.add_argument("--json", type=Path, default=Path("calibration.json"))
+    parser.add_argument("--report", type=Path, default=Path("calibration-report"))
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: Any) -> int:
+    import orjson
+
+    from history.backtest import Progress, horizons_from, load_history, params_from
+    from history.report import terminal_summary, write_html
+    from scoring.config import load_config
+
+    config = load_config(args.config)
+    events, outcomes, report = load_history(args)
+    history = list(events)  # replayed twice
+    calibration, result = run_calibration(
+        history, outcomes, config, horizons_from(args.horizons), params_from(args),
+        args.train_share, args.interval_days, None if args.quiet else Progress(),
+        args.l2, args.prior_churners,
+    )
+    args.out.write_text(dump_config(calibration.config), encoding="utf-8")
+    args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    page = write_html(result, args.report, title="Calibrated score, tested out of time")
+    print(report.summary(), file=sys.stderr)
+    print(calibration.explanation)
+    print()
+    print(terminal_summary(result))
+    print(f"\nNew config ({calibration.config.version}): {args.out}\nJSON: {args.json}\n"
+          f"Report: {page}")
+    return 0
