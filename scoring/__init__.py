@@ -1,0 +1,12 @@
+"""How health is judged: the pure scoring core (no Kafka, Faust, Redis, network or clock).
+
+- :mod:`scoring.config` — the validated scoring configuration (``default.toml``).
+- :mod:`scoring.apply` — events into aggregates (:mod:`state.aggregates`), the hot path.
+- :mod:`scoring.scores` — metrics, account and user scores, bands with hysteresis.
+- :mod:`scoring.signals` — named conditions with episodes.
+- :mod:`scoring.stages` — lifecycle and forecast stages.
+- :mod:`scoring.explain` — every sentence Telltale writes (one place, for translation).
+- :mod:`scoring.changes` — health-change decisions and their wire record.
+- :mod:`scoring.engine` — :func:`~scoring.engine.step`, the one entry point.
+- :mod:`scoring.replay` — many accounts in event time (replays, backtests, tests).
+"""

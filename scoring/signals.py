@@ -226,9 +226,10 @@ def merge(
         text = explain.signal_text(d.type, d.detail)
         prev = by_ident.get(d.ident)
         if prev is not None:
-            prev.detail = d.detail
-            prev.text = text
-            new_active[prev.key] = prev
+            # a fresh record: changes already emitted keep the numbers they were sent with
+            new_active[prev.key] = SignalState(
+                prev.type, prev.key, prev.subject, prev.severity, prev.since, d.detail, text
+            )
             continue
         if d.sustain_only:
             continue

@@ -209,3 +209,16 @@ def test_every_change_in_a_busy_story_validates() -> None:
             d["current"]["score"]
         )
     assert any("a payment of $1,250.50 failed" in c.explanation for c in s.changes)
+
+
+def test_emitted_changes_keep_the_numbers_they_were_sent_with() -> None:
+    s = Story()
+    sent = []
+    s.replay.on_change = lambda c: sent.append(c.to_dict())
+    s.group(0, name="Acme", seats=5, created_at=s.iso_day(-300))
+    s.daily(["ana", "ben"], range(0, 40))
+    s.track(2, "ana", "Ticket Opened", ticket_id="T1")  # open 5+ days: its age grows daily
+    s.run_to(30)
+    assert [c.to_dict() for c in s.changes] == sent
+    ticket = [x for c in sent for x in c["active_signals"] if x["type"] == "ticket_open_long"]
+    assert ticket[0]["detail"]["days"] == 5
