@@ -177,7 +177,7 @@ class Resolver:
             wires = [event.to_wire() for event in self._direct(obj, received_at, out)]
         if wires:
             metrics.EVENTS_PROCESSED.labels(agent=AGENT).inc(len(wires))
-            self._route(partition, wires, out)
+            self._route(key, partition, wires, out)
 
     def _direct(self, obj: Any, received_at: float, out: list[Output]) -> list[Event]:
         """Segment-spec JSON from a direct producer: one event or ``{"batch": [...]}``."""
@@ -235,7 +235,8 @@ class Resolver:
             self._owners[key] = partition
         return partition
 
-    def _route(self, partition: int, wires: list[Wire], out: list[Output]) -> None:
+    def _route(self, key: bytes | None, partition: int, wires: list[Wire],
+               out: list[Output]) -> None:
         by_person: dict[tuple[str, str], list[Wire]] = {}
         attributed: list[Wire] = []
         for wire in wires:
@@ -251,7 +252,10 @@ class Resolver:
                 continue
             by_person.setdefault((wire["ws"], person), []).append(wire)
         for (workspace, person), group in by_person.items():
-            if self.owner_partition(workspace, person) != partition:
+            # A message under the person's own key is where every other one of theirs
+            # is (whatever the partition count), so it never bounces.
+            if key != kafka_key(workspace, person) and \
+                    self.owner_partition(workspace, person) != partition:
                 out.append(Output(self.topics.events, kafka_key(workspace, person),
                                   encode_wire_envelope(workspace, person, group)))
                 continue

@@ -222,3 +222,24 @@ def test_arbitrary_json_never_raises(value: Any, partition: int) -> None:
         assert output.topic in {"t.events", "t.events.by-account", "t.events.dlq"}
         if output.topic == "t.events.dlq":
             assert orjson.loads(output.value)["reason"] in REASONS
+
+
+def test_a_message_under_the_persons_own_key_is_never_bounced() -> None:
+    # Even if the partition count in settings disagreed with the topic's, a message keyed
+    # by its person stays where Kafka put it: no reroute loop.
+    resolver, store, _ = _resolver()
+    wrong = (resolver.owner_partition("acme", "u1") + 1) % PARTITIONS
+    out = resolver.process(kafka_key("acme", "u1"),
+                           encode_envelope("acme", "u1", [_group("g", "u1", "a")]), wrong, RX)
+    assert [o.topic for o in out] == ["t.events.by-account"]
+    assert map_key("acme", "u1") in store
+
+
+def test_one_bad_event_costs_only_itself() -> None:
+    resolver, _, _ = _resolver()
+    good = _group("g", "u1", "a").to_wire()
+    raw = orjson.dumps({"v": 1, "kind": "events", "ws": "acme", "key": "u1",
+                        "events": [good, {**good, "ts": "soon"}]})
+    out = resolver.process(kafka_key("acme", "u1"), raw, 0, RX)
+    assert [e.message_id for e in _by_account(out)["a"]] == ["g"]
+    assert [d["reason"] for d in _dead(out)] == ["bad_event"]
