@@ -32,6 +32,13 @@ person.
 Not deduplicated here: the collector drops client retries before Kafka (Redis, see
 ``agents/collector.py``); direct producers are expected to write each event once.
 
+Delivery is at-least-once, like every Faust agent without transactions: after a crash, an
+input message whose offset was not yet committed is resolved again and its envelopes are
+sent again. Each by-account envelope therefore names its ``origin`` (events-topic
+partition and offset, :attr:`streams.envelope.Envelope.origin`); one input message makes
+at most one envelope per account, so a consumer that keeps, per account and origin
+partition, the last origin offset it applied can drop such repeats exactly.
+
 The agent runs with concurrency 1 (it writes a table) and handles whole envelopes, so
 Faust's fixed per-message cost is shared by many events.
 """
@@ -130,11 +137,15 @@ class Resolver:
     # --------------------------------------------------------------------- input
 
     def process(self, key: bytes | None, value: bytes | None, partition: int,
-                received_at: float) -> list[Output]:
-        """Handle one message of the events topic; never raises."""
+                received_at: float, offset: int | None = None) -> list[Output]:
+        """Handle one message of the events topic; never raises.
+
+        ``offset`` (the message's) becomes the ``origin`` of the by-account envelopes.
+        """
         out: list[Output] = []
+        origin = (partition, offset) if offset is not None else None
         try:
-            self._process(key, value, partition, received_at, out)
+            self._process(key, value, partition, received_at, origin, out)
         except Exception as exc:  # a bug must cost one message, not the stream
             log.exception("resolve failed on a message of partition %d", partition)
             self._dead(out, DeadLetter(Reason.INTERNAL_ERROR, repr(exc)[:500], Source.KAFKA.value,
@@ -143,7 +154,8 @@ class Resolver:
         return out
 
     def _process(self, key: bytes | None, value: bytes | None, partition: int,
-                 received_at: float, out: list[Output]) -> None:
+                 received_at: float, origin: tuple[int, int] | None,
+                 out: list[Output]) -> None:
         if not value:
             self._dead(out, DeadLetter(Reason.EMPTY, "message has no value", Source.KAFKA.value,
                                        None, received_at, raw=value))
@@ -167,17 +179,17 @@ class Resolver:
                     self.expire(partition, header.now, out)
                 return
             wires = []
-            for wire in header[2]:
+            for wire in header.events:
                 try:
                     wires.append(check_wire(wire))
                 except EnvelopeError as exc:
                     self._dead(out, DeadLetter(exc.reason, exc.detail, Source.KAFKA.value,
-                                               header[0], received_at, payload=wire))
+                                               header.workspace, received_at, payload=wire))
         else:
             wires = [event.to_wire() for event in self._direct(obj, received_at, out)]
         if wires:
             metrics.EVENTS_PROCESSED.labels(agent=AGENT).inc(len(wires))
-            self._route(key, partition, wires, out)
+            self._route(key, partition, wires, origin, out)
 
     def _direct(self, obj: Any, received_at: float, out: list[Output]) -> list[Event]:
         """Segment-spec JSON from a direct producer: one event or ``{"batch": [...]}``."""
@@ -236,7 +248,7 @@ class Resolver:
         return partition
 
     def _route(self, key: bytes | None, partition: int, wires: list[Wire],
-               out: list[Output]) -> None:
+               origin: tuple[int, int] | None, out: list[Output]) -> None:
         by_person: dict[tuple[str, str], list[Wire]] = {}
         attributed: list[Wire] = []
         for wire in wires:
@@ -264,7 +276,7 @@ class Resolver:
             except IdentityKeyError as exc:
                 for wire in group:
                     self._dead(out, _dead_wire(wire, Reason.BAD_IDENTITY, str(exc)))
-        self._emit(attributed, out)
+        self._emit(attributed, origin, out)
 
     # --------------------------------------------------------------------- identity
 
@@ -357,13 +369,14 @@ class Resolver:
 
     # --------------------------------------------------------------------- output
 
-    def _emit(self, wires: list[Wire], out: list[Output]) -> None:
+    def _emit(self, wires: list[Wire], origin: tuple[int, int] | None,
+              out: list[Output]) -> None:
         by_account: dict[tuple[str, str], list[Wire]] = {}
         for wire in wires:
             by_account.setdefault((wire["ws"], wire["acc"]), []).append(wire)
         for (workspace, account), group in by_account.items():
             out.append(Output(self.topics.by_account, kafka_key(workspace, account),
-                              encode_wire_envelope(workspace, account, group)))
+                              encode_wire_envelope(workspace, account, group, origin)))
 
     def _dead(self, out: list[Output], dead: DeadLetter) -> None:
         metrics.EVENTS_DEAD_LETTERED.labels(reason=dead.reason).inc()
@@ -471,7 +484,7 @@ def register(app: Any, settings: Settings) -> None:
             # Faust gives the Kafka timestamp in seconds: when the producer created it.
             received_at = message.timestamp if message.timestamp else time.time()
             for output in resolver.process(message.key, message.value, message.partition,
-                                           received_at):
+                                           received_at, message.offset):
                 await topics[output.topic].send(key=output.key, value=output.value,
                                                 partition=output.partition)
 

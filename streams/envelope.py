@@ -4,7 +4,8 @@ Faust spends a fixed 100-200 µs per Kafka message whatever it holds, so the col
 the resolve agent never write one message per event when several events share a key. Two
 message kinds travel on the events and by-account topics::
 
-    {"v": 1, "kind": "events", "ws": workspace, "key": account_or_user, "events": [wire...]}
+    {"v": 1, "kind": "events", "ws": workspace, "key": account_or_user, "events": [wire...],
+     "src": [partition, offset]}     # src: optional, see Envelope.origin
     {"v": 1, "kind": "tick", "now": epoch_seconds, "partition": n}
 
 Events are :meth:`streams.events.Event.to_wire` dicts. Decoding validates every field's
@@ -17,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any, NamedTuple, TypeGuard
 
 import orjson
 
@@ -42,11 +43,27 @@ class EnvelopeError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """Events of one workspace that share one Kafka key (an account, a user)."""
+    """Events of one workspace that share one Kafka key (an account, a user).
+
+    ``origin``: (partition, offset) of the events-topic message the resolve agent made this
+    by-account envelope from. One input message yields at most one envelope per account,
+    so a consumer that remembers, per account and origin partition, the last origin offset
+    it applied can skip the envelopes a resolve restart sends again. ``None`` elsewhere.
+    """
 
     workspace: str
     key: str
     events: list[Event]
+    origin: tuple[int, int] | None = None
+
+
+class Header(NamedTuple):
+    """An events envelope with its events not yet checked (see :func:`decode_header`)."""
+
+    workspace: str
+    key: str
+    events: list[Any]
+    origin: tuple[int, int] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,16 +74,10 @@ class Tick:
     partition: int
 
 
-def encode_envelope(workspace: str, key: str, events: Iterable[Event]) -> bytes:
-    return orjson.dumps(
-        {
-            "v": ENVELOPE_VERSION,
-            "kind": KIND_EVENTS,
-            "ws": workspace,
-            "key": key,
-            "events": [event.to_wire() for event in events],
-        }
-    )
+def encode_envelope(workspace: str, key: str, events: Iterable[Event],
+                    origin: tuple[int, int] | None = None) -> bytes:
+    return encode_wire_envelope(workspace, key, [event.to_wire() for event in events],
+                                origin)
 
 
 def encode_tick(now: float, partition: int) -> bytes:
@@ -96,11 +107,11 @@ def envelope_from_obj(obj: Any) -> Envelope | Tick:
     header = decode_header(obj)
     if isinstance(header, Tick):
         return header
-    workspace, key, events = header
-    return Envelope(workspace, key, [event_from_wire(w) for w in events])
+    return Envelope(header.workspace, header.key, [event_from_wire(w) for w in header.events],
+                    header.origin)
 
 
-def decode_header(obj: Any) -> Tick | tuple[str, str, list[Any]]:
+def decode_header(obj: Any) -> Tick | Header:
     """Validate everything but the events: a :class:`Tick`, or (workspace, key, the
     events list *unchecked*) for stages that check events one by one (:func:`check_wire`)
     so one bad event costs only itself."""
@@ -120,7 +131,13 @@ def decode_header(obj: Any) -> Tick | tuple[str, str, list[Any]]:
             raise EnvelopeError("bad_envelope", "key must be a string")
         if not isinstance(events, list):
             raise EnvelopeError("bad_envelope", "events must be a list")
-        return workspace, key, events
+        origin = obj.get("src")
+        if origin is not None:
+            if (type(origin) is not list or len(origin) != 2
+                    or any(type(n) is not int or n < 0 for n in origin)):
+                raise EnvelopeError("bad_envelope", "src must be [partition, offset]")
+            origin = (origin[0], origin[1])
+        return Header(workspace, key, events, origin)
     if kind == KIND_TICK:
         now = obj.get("now")
         partition = obj.get("partition")
@@ -132,11 +149,15 @@ def decode_header(obj: Any) -> Tick | tuple[str, str, list[Any]]:
     raise EnvelopeError("unknown_kind", f"kind {str(kind)[:40]!r}")
 
 
-def encode_wire_envelope(workspace: str, key: str, wires: list[dict[str, Any]]) -> bytes:
+def encode_wire_envelope(workspace: str, key: str, wires: list[dict[str, Any]],
+                         origin: tuple[int, int] | None = None) -> bytes:
     """:func:`encode_envelope` for events already in wire form (checked by
     :func:`check_wire`)."""
-    return orjson.dumps({"v": ENVELOPE_VERSION, "kind": KIND_EVENTS, "ws": workspace,
-                         "key": key, "events": wires})
+    envelope: dict[str, Any] = {"v": ENVELOPE_VERSION, "kind": KIND_EVENTS, "ws": workspace,
+                                "key": key, "events": wires}
+    if origin is not None:
+        envelope["src"] = list(origin)
+    return orjson.dumps(envelope)
 
 
 def check_wire(wire: Any) -> dict[str, Any]:

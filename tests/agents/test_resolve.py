@@ -243,3 +243,14 @@ def test_one_bad_event_costs_only_itself() -> None:
     out = resolver.process(kafka_key("acme", "u1"), raw, 0, RX)
     assert [e.message_id for e in _by_account(out)["a"]] == ["g"]
     assert [d["reason"] for d in _dead(out)] == ["bad_event"]
+
+
+def test_by_account_envelopes_name_their_origin() -> None:
+    resolver, _, _ = _resolver()
+    partition = resolver.owner_partition("acme", "u1")
+    out = resolver.process(kafka_key("acme", "u1"),
+                           encode_envelope("acme", "u1", [_group("g", "u1", "a")]),
+                           partition, RX, offset=41)
+    envelope = decode_message(out[0].value)
+    assert isinstance(envelope, Envelope)
+    assert envelope.origin == (partition, 41)

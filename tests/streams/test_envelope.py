@@ -124,3 +124,24 @@ def test_arbitrary_json_decode_or_raise_envelope_error(value: object) -> None:
         assert exc.reason
     else:
         assert isinstance(result, Envelope | Tick)
+
+
+def test_origin_round_trips_and_is_optional() -> None:
+    raw = encode_envelope("acme", "acct-1", [_event(1)], origin=(3, 1234))
+    decoded = decode_message(raw)
+    assert isinstance(decoded, Envelope)
+    assert decoded.origin == (3, 1234)
+    assert orjson.loads(raw)["src"] == [3, 1234]
+    plain = decode_message(encode_envelope("acme", "acct-1", [_event(1)]))
+    assert isinstance(plain, Envelope)
+    assert plain.origin is None
+    assert "src" not in orjson.loads(encode_envelope("acme", "k", []))
+
+
+@pytest.mark.parametrize("src", [[1], [1, -2], ["1", 2], {"p": 1}, [1, 2.5]])
+def test_bad_origin_is_a_bad_envelope(src: object) -> None:
+    raw = orjson.dumps({"v": 1, "kind": "events", "ws": "a", "key": "k", "events": [],
+                        "src": src})
+    with pytest.raises(EnvelopeError) as info:
+        decode_message(raw)
+    assert info.value.reason == "bad_envelope"
