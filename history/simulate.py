@@ -658,6 +658,8 @@ class _Generator:
         weekend = current.weekday() >= 5
         out: list[tuple[float, dict[str, Any]]] = []
         for acc, user_id, event, props in self.scheduled.pop(day, []):
+            if acc.outcome == "churned" and current > acc.renewal_date:
+                continue  # the customer is gone; nothing more is recorded about it
             self._track(out, day, self._work_time(), user_id, event, props, acc.account_id)
         for acc in self.accounts:
             renewal_day = (acc.renewal_date - cfg.start).days
