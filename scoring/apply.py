@@ -125,9 +125,17 @@ def apply_events(
     cutoff = int(now // DAY) - limits.window_days - 1
     activity = rules.activity
     non_activity = v.NON_ACTIVITY
+    milestone_by_event = rules.milestone_by_event
+    milestones = account.milestones
     summaries = account.users
     acc_days = account.days
-    changed: set[str] = set()
+    acc_core = account.core_days
+    acc_seen = account.seen
+    # per batch: user id -> [state, summary or None, applied anything]; one lookup per event
+    touched: dict[str, list[Any]] = {}
+    clock = account.clock
+    first_act: float | None = None
+    last_act: float | None = None
     ordered = events if len(events) == 1 else sorted(events, key=_sort_key)
     for e in ordered:
         ts = e.timestamp
@@ -138,28 +146,33 @@ def apply_events(
         raw = e.message_id.encode()
         h = crc32(raw) | (adler32(raw) << 32)  # == state.aggregates.id_hash, inlined
         user: UserState | None = None
+        entry: list[Any] | None = None
         if uid is not None:
-            user = users.get(uid)
-            if user is None:
-                user = UserState(uid, account.account_id)
-                users[uid] = user
+            entry = touched.get(uid)
+            if entry is None:
+                found = users.get(uid)
+                if found is None:
+                    found = UserState(uid, account.account_id)
+                    users[uid] = found
+                entry = [found, summaries.get(uid), False]
+                touched[uid] = entry
+            user = entry[0]
             seen = user.seen
             if h in seen:
                 continue
+            entry[2] = True
             seen[h] = None
             if len(seen) > user_cap:
                 del seen[next(iter(seen))]
             user.events += 1
-            changed.add(uid)
         else:
-            seen = account.seen
-            if h in seen:
+            if h in acc_seen:
                 continue
-            seen[h] = None
-            if len(seen) > acc_cap:
-                del seen[next(iter(seen))]
-        if ts > account.clock:
-            account.clock = ts
+            acc_seen[h] = None
+            if len(acc_seen) > acc_cap:
+                del acc_seen[next(iter(acc_seen))]
+        if ts > clock:
+            clock = ts
         etype = e.type
         name = e.name
         weight = 0.0
@@ -181,11 +194,11 @@ def apply_events(
                 continue
             else:
                 weight = rules.unknown
-            ms = rules.milestone_by_event.get(name)
+            ms = milestone_by_event.get(name)
             if ms is not None:
                 for m in ms:
-                    if m not in account.milestones or account.milestones[m] > day:
-                        account.milestones[m] = day
+                    if m not in milestones or milestones[m] > day:
+                        milestones[m] = day
         elif etype is _PAGE or etype is _SCREEN:
             if name is not None and name in rules.pages:
                 _push(account.upgrade_days, [day, "page:" + name, uid], rules.cap)
@@ -197,25 +210,31 @@ def apply_events(
         elif etype is _IDENTIFY:
             if user is not None and e.traits:
                 _identify(account, user, e.traits)
+                if entry is not None:
+                    entry[1] = summaries.get(user.user_id)
             continue
         elif etype is _GROUP:
             if e.traits:
                 _group_traits(account, e.traits, day, rules.cap)
-            if uid is not None and uid not in summaries:
-                summaries[uid] = UserSummary(
-                    name=user.name if user is not None else None,
-                    email=user.email if user is not None else None,
-                )
+            if uid is not None and entry is not None and entry[1] is None:
+                summary = summaries.get(uid)
+                if summary is None:
+                    summary = UserSummary(
+                        name=user.name if user is not None else None,
+                        email=user.email if user is not None else None,
+                    )
+                    summaries[uid] = summary
+                entry[1] = summary
             continue
         else:
             continue
         if weight <= 0.0:
             continue
         # --- activity
-        if account.last_seen is None or ts > account.last_seen:
-            account.last_seen = ts
-        if account.first_seen is None or ts < account.first_seen:
-            account.first_seen = ts
+        if last_act is None or ts > last_act:
+            last_act = ts
+        if first_act is None or ts < first_act:
+            first_act = ts
         if advanced and (account.advanced_day is None or day > account.advanced_day):
             account.advanced_day = day
         if day <= cutoff:
@@ -225,12 +244,15 @@ def apply_events(
                 if user.last_seen is None:
                     user.last_seen = ts
             continue
-        acc_days[day] = acc_days.get(day, 0.0) + weight
-        wk = (day + 3) // 7
+        if day in acc_days:
+            acc_days[day] += weight
+        else:
+            acc_days[day] = weight
         if core:
-            account.core_days[day] = account.core_days.get(day, 0) + 1
-        if user is None:
+            acc_core[day] = acc_core.get(day, 0) + 1
+        if user is None or entry is None:
             continue
+        wk = (day + 3) // 7
         udays = user.days
         if day in udays:
             udays[day] += weight
@@ -243,15 +265,28 @@ def apply_events(
             user.first_seen = ts
         if core:
             user.core_weeks[wk] = user.core_weeks.get(wk, 0) + 1
-        s = summaries.get(uid)  # type: ignore[arg-type]
-        if s is None:
-            s = UserSummary(name=user.name, email=user.email)
-            summaries[uid] = s  # type: ignore[index]
-        s.touch(day)
-        if s.last_seen is None or ts > s.last_seen:
-            s.last_seen = ts
-        s.weeks[wk] = s.weeks.get(wk, 0.0) + weight
-    return changed
+        sm = entry[1]
+        if sm is None:
+            sm = summaries.get(user.user_id)
+            if sm is None:
+                sm = UserSummary(name=user.name, email=user.email)
+                summaries[user.user_id] = sm
+            entry[1] = sm
+        if sm.last_day != day:
+            sm.touch(day)
+        if sm.last_seen is None or ts > sm.last_seen:
+            sm.last_seen = ts
+        weeks = sm.weeks
+        if wk in weeks:
+            weeks[wk] += weight
+        else:
+            weeks[wk] = weight
+    account.clock = clock
+    if last_act is not None and (account.last_seen is None or last_act > account.last_seen):
+        account.last_seen = last_act
+    if first_act is not None and (account.first_seen is None or first_act < account.first_seen):
+        account.first_seen = first_act
+    return {uid for uid, entry in touched.items() if entry[2]}
 
 
 def _identify(account: AccountState, user: UserState, traits: dict[str, Any]) -> None:

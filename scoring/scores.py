@@ -146,13 +146,18 @@ def update_power_users(account: AccountState, today: int, config: ScoringConfig)
     forget = config.signals.user_forget_days
     ranked: list[tuple[float, str]] = []
     total = 0.0
+    start = epoch_week(today) - 13
     for uid, s in account.users.items():
         if s.last_day is None or today - s.last_day > 91:
             continue
-        p = s.points(today)
+        p = 0.0
+        for w, pts in s.weeks.items():
+            if w > start:
+                p += pts
         if p > 0:
             ranked.append((-p, uid))
             total += p
+    points = {uid: -negp for negp, uid in ranked}
     ranked.sort()
     chosen: dict[str, float] = {}
     cum = 0.0
@@ -176,7 +181,7 @@ def update_power_users(account: AccountState, today: int, config: ScoringConfig)
                 s.power = False
                 s.power_since = None
         if s.power:
-            out.append((-chosen.get(uid, s.points(today)), uid))
+            out.append((-points.get(uid, 0.0), uid))
     out.sort()
     return [uid for _, uid in out]
 
