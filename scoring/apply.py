@@ -107,6 +107,7 @@ def apply_events(
     events: Sequence[Event],
     now: float,
     config: ScoringConfig,
+    skipped: list[str] | None = None,
 ) -> set[str]:
     """Apply ``events`` (one account's, any order) to ``account`` and ``users`` in place.
 
@@ -114,7 +115,9 @@ def apply_events(
     the same state; an event whose message id was already applied is skipped. Events
     stamped after ``now`` count at ``now``; events older than the window only move
     first/last-seen. ``users`` gains new :class:`UserState` records as needed. Returns the
-    ids of users whose state changed.
+    ids of users whose state changed. A malformed event is skipped (its message id and
+    the reason are appended to ``skipped``), never raised: one bad event must not stop
+    the account's other events.
     """
     if not events:
         return set()
@@ -136,151 +139,164 @@ def apply_events(
     clock = account.clock
     first_act: float | None = None
     last_act: float | None = None
-    ordered = events if len(events) == 1 else sorted(events, key=_sort_key)
+    try:
+        ordered = sorted(events, key=_sort_key) if len(events) > 1 else list(events)
+    except TypeError:
+        ordered = []
+        for e in events:
+            if isinstance(e.timestamp, int | float) and isinstance(e.message_id, str):
+                ordered.append(e)
+            elif skipped is not None:
+                skipped.append(f"{e.message_id!r}: no usable timestamp or message id")
+        ordered.sort(key=_sort_key)
     for e in ordered:
-        ts = e.timestamp
-        if ts > now:
-            ts = now
-        day = int(ts // DAY)
-        uid = e.user_id
-        raw = e.message_id.encode()
-        h = crc32(raw) | (adler32(raw) << 32)  # == state.aggregates.id_hash, inlined
-        user: UserState | None = None
-        entry: list[Any] | None = None
-        if uid is not None:
-            entry = touched.get(uid)
-            if entry is None:
-                found = users.get(uid)
-                if found is None:
-                    found = UserState(uid, account.account_id)
-                    users[uid] = found
-                entry = [found, summaries.get(uid), False]
-                touched[uid] = entry
-            user = entry[0]
-            seen = user.seen
-            if h in seen:
+        try:
+            ts = e.timestamp
+            if ts > now:
+                ts = now
+            day = int(ts // DAY)
+            uid = e.user_id
+            raw = e.message_id.encode()
+            h = crc32(raw) | (adler32(raw) << 32)  # == state.aggregates.id_hash, inlined
+            user: UserState | None = None
+            entry: list[Any] | None = None
+            if uid is not None:
+                entry = touched.get(uid)
+                if entry is None:
+                    found = users.get(uid)
+                    if found is None:
+                        found = UserState(uid, account.account_id)
+                        users[uid] = found
+                    entry = [found, summaries.get(uid), False]
+                    touched[uid] = entry
+                user = entry[0]
+                seen = user.seen
+                if h in seen:
+                    continue
+                entry[2] = True
+                seen[h] = None
+                if len(seen) > user_cap:
+                    del seen[next(iter(seen))]
+                user.events += 1
+            else:
+                if h in acc_seen:
+                    continue
+                acc_seen[h] = None
+                if len(acc_seen) > acc_cap:
+                    del acc_seen[next(iter(acc_seen))]
+            if ts > clock:
+                clock = ts
+            etype = e.type
+            name = e.name
+            weight = 0.0
+            core = advanced = False
+            if etype is _TRACK:
+                if name is None:
+                    continue
+                rule = activity.get(name)
+                if rule is not None:
+                    weight, core, advanced = rule
+                    if name == v.FEATURE_GATED_CLICKED:
+                        feature = e.properties.get("feature")
+                        _push(account.gated, [day, feature if isinstance(feature, str) else None,
+                                              uid], rules.cap)
+                    elif name == v.UPGRADE_PAGE_VIEWED or name == v.HIGHER_TIER_ASKED:
+                        _push(account.upgrade_days, [day, name, uid], rules.cap)
+                elif name in non_activity:
+                    _apply_account_event(account, name, e.properties, day, uid, rules.cap, limits)
+                    continue
+                else:
+                    weight = rules.unknown
+                ms = milestone_by_event.get(name)
+                if ms is not None:
+                    for m in ms:
+                        if m not in milestones or milestones[m] > day:
+                            milestones[m] = day
+            elif etype is _PAGE or etype is _SCREEN:
+                if name is not None and name in rules.pages:
+                    _push(account.upgrade_days, [day, "page:" + name, uid], rules.cap)
+                rule = activity.get(name) if name is not None else None
+                if rule is not None:
+                    weight, core, advanced = rule
+                else:
+                    weight = rules.unknown
+            elif etype is _IDENTIFY:
+                if user is not None and e.traits:
+                    _identify(account, user, e.traits)
+                    if entry is not None:
+                        entry[1] = summaries.get(user.user_id)
                 continue
-            entry[2] = True
-            seen[h] = None
-            if len(seen) > user_cap:
-                del seen[next(iter(seen))]
-            user.events += 1
-        else:
-            if h in acc_seen:
-                continue
-            acc_seen[h] = None
-            if len(acc_seen) > acc_cap:
-                del acc_seen[next(iter(acc_seen))]
-        if ts > clock:
-            clock = ts
-        etype = e.type
-        name = e.name
-        weight = 0.0
-        core = advanced = False
-        if etype is _TRACK:
-            if name is None:
-                continue
-            rule = activity.get(name)
-            if rule is not None:
-                weight, core, advanced = rule
-                if name == v.FEATURE_GATED_CLICKED:
-                    feature = e.properties.get("feature")
-                    _push(account.gated, [day, feature if isinstance(feature, str) else None,
-                                          uid], rules.cap)
-                elif name == v.UPGRADE_PAGE_VIEWED or name == v.HIGHER_TIER_ASKED:
-                    _push(account.upgrade_days, [day, name, uid], rules.cap)
-            elif name in non_activity:
-                _apply_account_event(account, name, e.properties, day, uid, rules.cap, limits)
+            elif etype is _GROUP:
+                if e.traits:
+                    _group_traits(account, e.traits, day, rules.cap)
+                if uid is not None and entry is not None and entry[1] is None:
+                    summary = summaries.get(uid)
+                    if summary is None:
+                        summary = UserSummary(
+                            name=user.name if user is not None else None,
+                            email=user.email if user is not None else None,
+                        )
+                        summaries[uid] = summary
+                    entry[1] = summary
                 continue
             else:
-                weight = rules.unknown
-            ms = milestone_by_event.get(name)
-            if ms is not None:
-                for m in ms:
-                    if m not in milestones or milestones[m] > day:
-                        milestones[m] = day
-        elif etype is _PAGE or etype is _SCREEN:
-            if name is not None and name in rules.pages:
-                _push(account.upgrade_days, [day, "page:" + name, uid], rules.cap)
-            rule = activity.get(name) if name is not None else None
-            if rule is not None:
-                weight, core, advanced = rule
+                continue
+            if weight <= 0.0:
+                continue
+            # --- activity
+            if last_act is None or ts > last_act:
+                last_act = ts
+            if first_act is None or ts < first_act:
+                first_act = ts
+            if advanced and (account.advanced_day is None or day > account.advanced_day):
+                account.advanced_day = day
+            if day <= cutoff:
+                if user is not None:
+                    if user.first_seen is None or ts < user.first_seen:
+                        user.first_seen = ts
+                    if user.last_seen is None:
+                        user.last_seen = ts
+                continue
+            if day in acc_days:
+                acc_days[day] += weight
             else:
-                weight = rules.unknown
-        elif etype is _IDENTIFY:
-            if user is not None and e.traits:
-                _identify(account, user, e.traits)
-                if entry is not None:
-                    entry[1] = summaries.get(user.user_id)
-            continue
-        elif etype is _GROUP:
-            if e.traits:
-                _group_traits(account, e.traits, day, rules.cap)
-            if uid is not None and entry is not None and entry[1] is None:
-                summary = summaries.get(uid)
-                if summary is None:
-                    summary = UserSummary(
-                        name=user.name if user is not None else None,
-                        email=user.email if user is not None else None,
-                    )
-                    summaries[uid] = summary
-                entry[1] = summary
-            continue
-        else:
-            continue
-        if weight <= 0.0:
-            continue
-        # --- activity
-        if last_act is None or ts > last_act:
-            last_act = ts
-        if first_act is None or ts < first_act:
-            first_act = ts
-        if advanced and (account.advanced_day is None or day > account.advanced_day):
-            account.advanced_day = day
-        if day <= cutoff:
-            if user is not None:
-                if user.first_seen is None or ts < user.first_seen:
-                    user.first_seen = ts
-                if user.last_seen is None:
-                    user.last_seen = ts
-            continue
-        if day in acc_days:
-            acc_days[day] += weight
-        else:
-            acc_days[day] = weight
-        if core:
-            acc_core[day] = acc_core.get(day, 0) + 1
-        if user is None or entry is None:
-            continue
-        wk = (day + 3) // 7
-        udays = user.days
-        if day in udays:
-            udays[day] += weight
-        else:
-            udays[day] = weight
-            user.active_days += 1
-        if user.last_seen is None or ts > user.last_seen:
-            user.last_seen = ts
-        if user.first_seen is None or ts < user.first_seen:
-            user.first_seen = ts
-        if core:
-            user.core_weeks[wk] = user.core_weeks.get(wk, 0) + 1
-        sm = entry[1]
-        if sm is None:
-            sm = summaries.get(user.user_id)
+                acc_days[day] = weight
+            if core:
+                acc_core[day] = acc_core.get(day, 0) + 1
+            if user is None or entry is None:
+                continue
+            wk = (day + 3) // 7
+            udays = user.days
+            if day in udays:
+                udays[day] += weight
+            else:
+                udays[day] = weight
+                user.active_days += 1
+            if user.last_seen is None or ts > user.last_seen:
+                user.last_seen = ts
+            if user.first_seen is None or ts < user.first_seen:
+                user.first_seen = ts
+            if core:
+                user.core_weeks[wk] = user.core_weeks.get(wk, 0) + 1
+            sm = entry[1]
             if sm is None:
-                sm = UserSummary(name=user.name, email=user.email)
-                summaries[user.user_id] = sm
-            entry[1] = sm
-        if sm.last_day != day:
-            sm.touch(day)
-        if sm.last_seen is None or ts > sm.last_seen:
-            sm.last_seen = ts
-        weeks = sm.weeks
-        if wk in weeks:
-            weeks[wk] += weight
-        else:
-            weeks[wk] = weight
+                sm = summaries.get(user.user_id)
+                if sm is None:
+                    sm = UserSummary(name=user.name, email=user.email)
+                    summaries[user.user_id] = sm
+                entry[1] = sm
+            if sm.last_day != day:
+                sm.touch(day)
+            if sm.last_seen is None or ts > sm.last_seen:
+                sm.last_seen = ts
+            weeks = sm.weeks
+            if wk in weeks:
+                weeks[wk] += weight
+            else:
+                weeks[wk] = weight
+        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+            if skipped is not None:
+                skipped.append(f"{getattr(e, 'message_id', '?')}: {type(exc).__name__}: {exc}")
     account.clock = clock
     if last_act is not None and (account.last_seen is None or last_act > account.last_seen):
         account.last_seen = last_act

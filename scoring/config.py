@@ -433,6 +433,8 @@ def _problems(c: ScoringConfig) -> list[str]:
     for f in fields(Decisions):
         if getattr(c.decisions, f.name) <= 0:
             p.append(f"decisions.{f.name}: must be positive")
+    if c.decisions.max_users_in_change > 50:
+        p.append("decisions.max_users_in_change: at most 50 (the health-change schema limit)")
     us = c.user_score
     if us.recency_weight + us.frequency_weight + us.intensity_weight != 100:
         p.append("user_score: recency/frequency/intensity weights must sum to 100")

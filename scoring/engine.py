@@ -187,6 +187,7 @@ class StepResult:
     assessment: AccountAssessment
     changes: list[HealthChange]
     next_due: float | None  # epoch s to re-evaluate at if nothing arrives
+    skipped: list[str] = field(default_factory=list)  # malformed events: "message id: why"
 
 
 def step(
@@ -203,7 +204,8 @@ def step(
     what to emit. Pure and deterministic: never reads the wall clock."""
     acc = account if account is not None else AccountState(workspace, account_id)
     work: dict[str, UserState] = dict(users)
-    changed = apply_events(acc, work, events, now, config)
+    skipped: list[str] = []
+    changed = apply_events(acc, work, events, now, config, skipped)
     t = max(float(now), acc.clock)
     acc.clock = t
     today = epoch_day(t)
@@ -215,6 +217,7 @@ def step(
         assessment=assessment,
         changes=changes,
         next_due=next_due(acc, today, config),
+        skipped=skipped,
     )
 
 

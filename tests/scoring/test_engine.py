@@ -112,3 +112,18 @@ def test_step_returns_only_changed_users_and_an_assessment() -> None:
     assert r2.account.nps == [] and r2.account.csat == []
     assert r2.account.seats is None and r2.account.renewal_day is None
     assert r2.account.last_seen == (D0 + 1) * DAY + 10
+
+
+def test_malformed_events_are_skipped_with_a_reason_and_the_rest_applied() -> None:
+    cfg = load_config()
+    good = ev(1, 0, "Logged In")
+    bad_props = Event("ws", "bad1", EventType.TRACK, good.timestamp, good.timestamp,
+                      Source.SEGMENT, name="Feature Gated Clicked", user_id="dana",
+                      account_id="acme", properties=["not", "a", "dict"])  # type: ignore[arg-type]
+    bad_time = Event("ws", "bad2", EventType.TRACK, None, 0.0,  # type: ignore[arg-type]
+                     Source.SEGMENT, name="Logged In", user_id="sam", account_id="acme")
+    r = step(None, {}, [bad_props, good, bad_time], (D0 + 1) * DAY, cfg, "ws", "acme")
+    assert len(r.skipped) == 2
+    assert r.skipped[0].startswith("'bad2'")
+    assert r.skipped[1].startswith("bad1: AttributeError")
+    assert r.account.last_seen == good.timestamp
