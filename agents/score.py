@@ -18,8 +18,9 @@ partition. For message ``m`` at offset ``o`` of partition ``p`` the agent:
 Exactly-once effects from at-least-once delivery (see docs/guarantees.md): the account
 record stores the offset last applied and is written before the user records, carrying
 them; a redelivered offset is never applied again, its user records and health changes
-are re-written and re-sent from the record instead. Every write happens inside stream
-processing, so it lands in the table's changelog partition ``p``.
+are re-written and re-sent from the record instead. A message's writes are applied
+together (one RocksDB write batch, then the changelog records in order, to changelog
+partition ``p``: see ``state.tables.MessageWrites``), during stream processing.
 
 A leader-only timer sends a tick into every partition every ``settings.tick_interval``
 seconds (live mode only). Anyone may send a tick with an explicit ``now`` — tests and
@@ -97,7 +98,8 @@ class ScoreProcessor:
         self.settings = settings
         self.config = config
         self.table = table
-        self.changes_topic = changes_topic
+        self.changes_topic_name: str = changes_topic.get_topic_name()
+        self._writes = tables.MessageWrites()
         # Earliest due second per partition, or None when unknown: saves the range scan
         # on messages that cannot find anything due. Memory only; rebuilt after rebalance.
         self._first_due: dict[int, int | None] = {}
@@ -107,16 +109,21 @@ class ScoreProcessor:
     # ----------------------------------------------------------------- one message
 
     async def process(self, partition: int, offset: int, raw: bytes | None) -> None:
+        """Handle one by-account message; its writes land together (see MessageWrites)."""
+        # Reads go straight to this partition's RocksDB (Faust's table API would check
+        # membership and then read: two lookups); writes are collected per message.
+        db = tables.partition_db(self.table, partition)
+        self._writes = tables.MessageWrites()
+        await self._process(db, partition, offset, raw)
+        await self._writes.flush(self.table, db, partition)
+
+    async def _process(self, db: Any, partition: int, offset: int, raw: bytes | None) -> None:
         try:
             message = decode_message(raw)
         except EnvelopeError as exc:
             log.warning("score: skipping p%d@%d: %s", partition, offset, exc)
             self._count_dead_letter(exc.reason)
             return
-        # Reads go straight to this partition's RocksDB (Faust's table API would check
-        # membership and then read, two lookups); writes go through the table so they
-        # reach the changelog.
-        db = tables.partition_db(self.table, partition)
         if isinstance(message, Tick) and message.partition != partition:
             # A tick only speaks for the partition it names; one that landed elsewhere
             # was misrouted and must not move this partition's clock.
@@ -137,11 +144,11 @@ class ScoreProcessor:
         if due_touched:
             recent.append((offset, due_touched))
         new_clock = PartitionClock(now, offset, recent[-MAX_RECENT_OFFSETS:])
-        self.table[tables.clock_key(partition)] = new_clock.to_bytes()
+        self._writes.put(tables.clock_key(partition), new_clock.to_bytes())
         # Stale due entries go last: until the clock above is in the changelog, they are
         # how a redelivery finds the accounts this offset re-evaluated.
         for key in stale:
-            del self.table[key]
+            self._writes.delete(key)
         if self._metrics is not None:
             self._metrics.MESSAGES_PROCESSED.labels(agent=AGENT).inc()
             if envelope is not None:
@@ -178,8 +185,14 @@ class ScoreProcessor:
                 return [], []
         touched: list[tuple[str, str]] = []
         stale: list[bytes] = []
-        for key, due, workspace, account_id in list(tables.due_entries(db, until)):
+        entries = list(tables.due_entries(db, until))
+        # Everything at or before ``until`` is handled below; the new due entries the
+        # steps write lower this hint again through _note_due.
+        self._first_due[partition] = tables.first_due(db, after=until)
+        self._first_due_known.add(partition)
+        for key, due, workspace, account_id in entries:
             if skip == (workspace, account_id):
+                self._note_due(partition, due)  # until the envelope's step replaces it
                 continue  # the envelope of this message re-evaluates it with its events
             record = self._load_account(db, workspace, account_id)
             if record is None:
@@ -201,8 +214,6 @@ class ScoreProcessor:
                 stale.append(key)
             if outcome.changes or outcome.wrote_users:
                 touched.append((workspace, account_id))
-        self._first_due[partition] = tables.first_due(db)
-        self._first_due_known.add(partition)
         return touched, stale
 
     def _note_due(self, partition: int, due: int | None) -> None:
@@ -265,7 +276,7 @@ class ScoreProcessor:
         user_ids = sorted({e.user_id for e in events if e.user_id})
         users = {}
         for user_id in user_ids:
-            raw = db.get(tables.user_key(workspace, account_id, user_id))
+            raw = self._writes.get(db, tables.user_key(workspace, account_id, user_id))
             if raw is not None:
                 users[user_id] = UserState.from_bytes(raw)
         account = AccountState.from_bytes(record.state) if record is not None else None
@@ -303,14 +314,14 @@ class ScoreProcessor:
         # Order matters (one changelog partition keeps it): the new due entry, then the
         # account record (the commit point, carrying the users), then the users.
         if new_due is not None and new_due != old_due:
-            self.table[tables.due_key(new_due, workspace, account_id)] = b""
+            self._writes.put(tables.due_key(new_due, workspace, account_id), b"")
             self._note_due(partition, new_due)
-        self.table[tables.account_key(workspace, account_id)] = new_record.to_bytes()
+        self._writes.put(tables.account_key(workspace, account_id), new_record.to_bytes())
         for user_id, raw_user in redo:
-            self.table[tables.user_key(workspace, account_id, user_id)] = raw_user
+            self._writes.put(tables.user_key(workspace, account_id, user_id), raw_user)
         outcome.wrote_users = bool(redo)
         if delete_old_due and old_due is not None and old_due != new_due:
-            del self.table[tables.due_key(old_due, workspace, account_id)]
+            self._writes.delete(tables.due_key(old_due, workspace, account_id))
         await self._send(workspace, account_id, outcome.changes)
         if self._metrics is not None:
             for reason in outcome.reasons:
@@ -331,9 +342,9 @@ class ScoreProcessor:
         """
         if record.applied == offset:
             for user_id, raw_user in record.redo:
-                self.table[tables.user_key(workspace, account_id, user_id)] = raw_user
+                self._writes.put(tables.user_key(workspace, account_id, user_id), raw_user)
             if record.due is not None:
-                self.table[tables.due_key(record.due, workspace, account_id)] = b""
+                self._writes.put(tables.due_key(record.due, workspace, account_id), b"")
                 self._note_due(partition, record.due)
         await self._send(workspace, account_id, record.outbox_for(offset))
 
@@ -356,17 +367,16 @@ class ScoreProcessor:
 
     async def _send(self, workspace: str, account_id: str, changes: Iterable[bytes]) -> None:
         key = change_key(workspace, account_id)
+        producer = self.app.producer
         for change in changes:
-            await self.changes_topic.send(key=key, value=change)
+            await producer.send(self.changes_topic_name, key, change, None, None, None)
 
-    @staticmethod
-    def _load_account(db: Any, workspace: str, account_id: str) -> AccountRecord | None:
-        raw = db.get(tables.account_key(workspace, account_id))
+    def _load_account(self, db: Any, workspace: str, account_id: str) -> AccountRecord | None:
+        raw = self._writes.get(db, tables.account_key(workspace, account_id))
         return AccountRecord.from_bytes(raw) if raw is not None else None
 
-    @staticmethod
-    def _load_clock(db: Any, partition: int) -> PartitionClock:
-        raw = db.get(tables.clock_key(partition))
+    def _load_clock(self, db: Any, partition: int) -> PartitionClock:
+        raw = self._writes.get(db, tables.clock_key(partition))
         return PartitionClock.from_bytes(raw) if raw is not None else PartitionClock()
 
     def _committed(self, partition: int) -> int:

@@ -27,7 +27,10 @@ Values are bytes end to end (``raw`` serialisers): Faust's JSON codec never runs
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
+import os
 import shutil
 import struct
 from collections.abc import Iterator
@@ -42,6 +45,8 @@ if TYPE_CHECKING:
     from faust.types import TableT
 
     from agents.settings import Settings
+
+log = logging.getLogger(__name__)
 
 SEP = b"\x1f"
 ACCOUNT = b"a"
@@ -267,6 +272,77 @@ def partition_db(table: faust.Table, partition: int) -> Any:
     return table.data._db_for_partition(partition)  # type: ignore[attr-defined]
 
 
+class MessageWrites:
+    """The writes one by-account message makes, applied together.
+
+    Faust's ``table[key] = value`` costs a RocksDB put, a buffered changelog send and a
+    persisted-offset put per key, and its 100-record producer buffer then stalls the
+    stream: with a message writing an account, a dozen users, due entries and the clock,
+    that per-key cost dominated. So the agent collects a message's writes here and
+    :meth:`flush` applies them at once: one atomic RocksDB ``WriteBatch`` on the
+    partition's DB, then the changelog records in write order to the same changelog
+    partition (Faust's commit flushes the producer before committing source offsets, as
+    for its own writes), and the persisted offset once, when the last record is acked.
+    Reads of keys written earlier in the same message see the pending value.
+    """
+
+    def __init__(self) -> None:
+        self._order: list[tuple[bytes, bytes | None]] = []
+        self._latest: dict[bytes, bytes | None] = {}
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self._order.append((key, value))
+        self._latest[key] = value
+
+    def delete(self, key: bytes) -> None:
+        self._order.append((key, None))
+        self._latest[key] = None
+
+    def get(self, db: Any, key: bytes) -> bytes | None:
+        if key in self._latest:
+            return self._latest[key]
+        value: bytes | None = db.get(key)
+        return value
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    async def flush(self, table: Any, db: Any, partition: int) -> None:
+        if not self._order:
+            return
+        import rocksdict
+        from faust.types import TP
+
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        for key, value in self._order:
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        db.write(batch)
+        producer = table.app.producer
+        topic = table.changelog_topic.get_topic_name()
+        future: Any = None
+        for key, value in self._order:
+            future = await producer.send(topic, key, value, partition, None, None)
+        tp = TP(topic, partition)
+
+        def _persisted(done: Any) -> None:
+            if done.cancelled() or done.exception() is not None:
+                # The producer gave up after its retries. The commit that follows could
+                # still pass these source offsets, so stop hard, like a crash: the
+                # messages are redelivered and the local state is rebuilt.
+                log.critical("changelog write to %s failed: %r; stopping", tp,
+                             None if done.cancelled() else done.exception())
+                os._exit(70)
+            with contextlib.suppress(Exception):  # partition revoked, its DB closed
+                table.data.set_persisted_offset(tp, done.result().offset)
+
+        future.add_done_callback(_persisted)
+        self._order = []
+        self._latest = {}
+
+
 def due_entries(db: Any, until: int) -> Iterator[tuple[bytes, int, str, str]]:
     """Due-index entries of one partition DB with due second ≤ ``until``, oldest first:
     (key, due second, workspace, account id). A key-ordered range scan."""
@@ -283,10 +359,10 @@ def due_entries(db: Any, until: int) -> Iterator[tuple[bytes, int, str, str]]:
         it.next()
 
 
-def first_due(db: Any) -> int | None:
-    """Earliest due second in one partition DB, ``None`` when nothing is due."""
+def first_due(db: Any, after: int = -1) -> int | None:
+    """Earliest due second later than ``after`` in one partition DB (``None``: none)."""
     it = db.iter()
-    it.seek(DUE + SEP)
+    it.seek(DUE + SEP + b"%012d" % (after + 1) if after >= 0 else DUE + SEP)
     if it.valid():
         key = bytes(it.key())
         if key.startswith(DUE + SEP):

@@ -56,7 +56,7 @@ async def test_events_in_health_changes_out_with_inactivity_from_ticks_alone(
     settings = settings.replace(replay=True)
     names = settings.topics
     await create_topics(names.by_account, names.health_changes, partitions=settings.partitions)
-    scenario = Scenario(accounts=6, users=3, days=30, silent_after=5)
+    scenario = Scenario(accounts=6, users=3, days=30, silent_after=10)
     await produce_messages(kafka_bootstrap, names.by_account, scenario.build(settings.partitions))
     worker = start_worker(settings, *WORKER_ARGS)
     state = await wait_processed(kafka_bootstrap, settings, timeout=150, alive=[worker])
