@@ -174,17 +174,23 @@ def _thresholds(
     if n < 20 or base <= 0:
         return current.watch, current.healthy, "too few outcomes to move the bands"
     pairs = sorted(zip(scores, churned, strict=True))
+    # At risk: the largest group of lowest scores, at most a quarter of the accounts (a
+    # list a team can work through), whose churn rate is at least twice the average.
     watch: int | None = None
     for t in range(95, 4, -1):
         below = [c for s, c in pairs if s < t]
+        if len(below) > 0.25 * n:
+            continue
         if len(below) >= max(5, 0.05 * n) and sum(below) / len(below) >= 2 * base:
             watch = t
             break
+    # Healthy: the lowest level from which the churn rate is at most three quarters of
+    # the average, keeping at least 40% of the accounts healthy.
     healthy: int | None = None
     if watch is not None:
-        for t in range(watch + 10, 101):
+        for t in range(watch + 5, 101):
             above = [c for s, c in pairs if s >= t]
-            if len(above) < 0.2 * n:
+            if len(above) < 0.4 * n:
                 break
             if sum(above) / len(above) <= 0.75 * base:
                 healthy = t
@@ -340,7 +346,8 @@ def _explain(
             why = (f"other components already carry what it says ({m['churned']:.0%} vs "
                    f"{m['retained']:.0%} of its points)")
         direction = "up" if a > b else "down"
-        parts.append(f"{_PLAIN.get(n, n).capitalize()} ({n}) {direction} from {b} to {a} "
+        plain = _PLAIN.get(n, n)
+        parts.append(f"{plain[0].upper()}{plain[1:]} ({n}) {direction} from {b} to {a} "
                      f"points: {why}.")
     if bands_after != bands_before:
         parts.append(
