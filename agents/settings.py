@@ -145,7 +145,10 @@ class Settings:
 
 
 def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+    args = getattr(tp, "__args__", ())
+    if args:  # a union such as ``Path | None``
+        return " | ".join(_type_name(arg) for arg in args)
+    return "None" if tp is type(None) else getattr(tp, "__name__", str(tp))
 
 
 def _convert(raw: str, tp: Any) -> Any:
