@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from hashlib import blake2b
 from typing import Any
 
@@ -27,17 +28,24 @@ REASONS = (
 )
 
 
+@lru_cache(maxsize=4096)
+def _date_text(day: int) -> str:
+    return datetime.fromtimestamp(day * DAY, tz=UTC).strftime("%Y-%m-%d")
+
+
 def iso(ts: float | None) -> str | None:
     """ISO-8601 UTC with a ``Z`` suffix (seconds precision); None stays None."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    day, secs = divmod(int(ts // 1), 86400)
+    hours, rest = divmod(secs, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{_date_text(day)}T{hours:02d}:{minutes:02d}:{seconds:02d}Z"
 
 
 def iso_date(day: int | None) -> str | None:
-    if day is None:
-        return None
-    return datetime.fromtimestamp(day * DAY, tz=UTC).strftime("%Y-%m-%d")
+    """ISO date (YYYY-MM-DD) of an epoch day; None stays None."""
+    return None if day is None else _date_text(day)
 
 
 def signal_dict(s: SignalState) -> dict[str, Any]:

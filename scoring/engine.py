@@ -229,25 +229,30 @@ def _prune(
     config: ScoringConfig,
 ) -> None:
     lim = config.limits
-    cutoff = today - lim.window_days - 1  # keep the window plus today
-    if acc.days and min(acc.days) <= cutoff:
+    # Windows are summed over explicit day ranges, so days that fell out only cost
+    # space: prune when a record holds more entries than its window can (cheap check).
+    keep = lim.window_days + 1  # the window plus today
+    cutoff = today - keep
+    if len(acc.days) > keep:
         acc.days = {d: p for d, p in acc.days.items() if d > cutoff}
-    if acc.core_days and min(acc.core_days) <= cutoff:
+    if len(acc.core_days) > keep:
         acc.core_days = {d: n for d, n in acc.core_days.items() if d > cutoff}
     wk_cut = epoch_week(today) - 14
     for uid in changed:
-        users[uid].prune(today, lim.window_days)
+        user = users[uid]
+        if len(user.days) > keep or len(user.core_weeks) > 13:
+            user.prune(today, lim.window_days)
         s = acc.users.get(uid)
-        if s is not None and s.weeks and min(s.weeks) <= wk_cut:
+        if s is not None and len(s.weeks) > 14:
             s.weeks = {w: p for w, p in s.weeks.items() if w > wk_cut}
     if len(acc.users) > lim.max_users_per_account:
-        keep = sorted(
+        recent = sorted(
             acc.users.items(),
             key=lambda kv: (-(kv[1].last_day if kv[1].last_day is not None else -1), kv[0]),
         )[: lim.max_users_per_account]
-        acc.users = dict(keep)
+        acc.users = dict(recent)
     hist_cut = today - config.decisions.history_days
-    if acc.history and min(acc.history) <= hist_cut:
+    if len(acc.history) >= config.decisions.history_days:  # room for today
         acc.history = {d: s for d, s in acc.history.items() if d > hist_cut}
     acc.ticket_days = [d for d in acc.ticket_days if today - d < lim.window_days]
     acc.resolved_days = [d for d in acc.resolved_days if today - d < lim.window_days]

@@ -134,11 +134,6 @@ class Facts:
         return max(0, self.today - start_ago - lo + 1)
 
 
-def _window_sum(d: dict[int, Any], today: int, start_ago: int, end_ago: int) -> float:
-    lo, hi = today - end_ago, today - start_ago
-    return sum(v for k, v in d.items() if lo <= k <= hi)
-
-
 def update_power_users(account: AccountState, today: int, config: ScoringConfig) -> list[str]:
     """Recompute power users (sticky while they are quiet, so a champion who stops is
     still a champion); returns their ids, strongest first."""
@@ -204,7 +199,27 @@ def measure(account: AccountState, today: int, config: ScoringConfig) -> Facts:
     inactive: int | None = None
     if last_activity is not None:
         inactive = today - int(last_activity // 86400)
-    days = account.days
+    # Rates and trends use complete days (today is still filling up); one pass each.
+    p30 = p60 = p7 = pp7 = 0.0
+    for d, pts in account.days.items():
+        ago = today - d
+        if ago < 1 or ago > 90:
+            continue
+        if ago <= 30:
+            p30 += pts
+            if ago <= 7:
+                p7 += pts
+            elif ago <= 14:
+                pp7 += pts
+        else:
+            p60 += pts
+    c28 = c56 = 0
+    for d, n in account.core_days.items():
+        ago = today - d
+        if 1 <= ago <= 28:
+            c28 += n
+        elif 29 <= ago <= 56:
+            c56 += n
     aged_limit = config.signals.ticket_open_days
     aged = sorted(
         ((tid, today - d) for tid, d in account.open_tickets.items() if today - d >= aged_limit),
@@ -223,13 +238,12 @@ def measure(account: AccountState, today: int, config: ScoringConfig) -> Facts:
         users_90=users_90,
         power=power,
         inactive_days=inactive,
-        # Rates and trends use complete days (today is still filling up).
-        points_30=_window_sum(days, today, 1, 30),
-        points_prev_60=_window_sum(days, today, 31, 90),
-        points_7=_window_sum(days, today, 1, 7),
-        points_prev_7=_window_sum(days, today, 8, 14),
-        core_28=int(_window_sum(account.core_days, today, 1, 28)),
-        core_prev_28=int(_window_sum(account.core_days, today, 29, 56)),
+        points_30=p30,
+        points_prev_60=p60,
+        points_7=p7,
+        points_prev_7=pp7,
+        core_28=c28,
+        core_prev_28=c56,
         open_tickets=len(account.open_tickets),
         aged_tickets=aged,
         tickets_recent=tickets_recent,
