@@ -329,7 +329,9 @@ def paragraph(
 ) -> str:
     """One paragraph: headline, "because" the top reasons, then what started/ended."""
     head = headline(previous, current, band, change_7d)
-    if reasons:
+    if reasons and previous is None and band == "healthy":
+        text = f"{head}; room to improve: {_join(list(reasons))}."
+    elif reasons:
         lead = "mainly because" if previous is None else "because"
         text = f"{head} {lead} {_join(list(reasons))}."
     else:

@@ -357,3 +357,16 @@ def test_renewal_checkpoints_are_info_signals() -> None:
     assert [x.detail["checkpoint"] for x in s.active("renewal_checkpoint")] == [90]
     assert s.ended(changes, "renewal_checkpoint")
     all_valid(s)
+
+
+def test_higher_tier_question_and_upgrade_page_event_are_upgrade_interest() -> None:
+    s = Story()
+    _support_account(s)
+    s.track(3, "ana", "Higher Tier Asked")
+    s.track(3, "ben", "Upgrade Page Viewed")
+    s.page(3, "ben", "Upgrade")
+    changes = s.run_to(3, hour=12)
+    assert [x.text for x in s.started(changes, "upgrade_interest")] == [
+        "users looked at upgrading (3 times)"
+    ]
+    assert s.started(changes, "upgrade_interest")[0].severity == "expansion"
