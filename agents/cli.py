@@ -41,7 +41,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--check", action="store_true",
                         help="validate the current environment and show effective values")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the settings as the Markdown table in README.md")
     return parser
+
+
+def settings_markdown() -> str:
+    """The README's settings table, generated from :class:`Settings` so it cannot drift."""
+    from agents.settings import Settings
+
+    lines = ["| variable | type | default | meaning |", "|---|---|---|---|"]
+    for env, type_name, default, description in Settings.describe():
+        cells = (f"`{env}`", type_name, f"`{default}`", description)
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
         for env, _type, _default, _description in Settings.describe():
             field_name = env.removeprefix("TELLTALE_").lower()
             print(f"{env}={getattr(settings, field_name)}")
+        return 0
+    if args.markdown:
+        print(settings_markdown())
         return 0
     rows = Settings.describe()
     width = max(len(env) for env, *_ in rows)
