@@ -28,5 +28,6 @@ def test_ci_runs_the_readme_test_command() -> None:
 def test_readme_names_files_that_exist() -> None:
     for path in re.findall(r"\]\(([\w./-]+)\)", README):
         assert (ROOT / path).exists(), f"README links to missing {path}"
-    for path in re.findall(r"`((?:agents|streams|state|scoring|history|deploy|docs)/[\w./-]+)`", README):
+    named = r"`((?:agents|streams|state|scoring|history|deploy|docs)/[\w./-]+)`"
+    for path in re.findall(named, README):
         assert (ROOT / path.rstrip("/")).exists(), f"README names missing {path}"
