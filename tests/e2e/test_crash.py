@@ -16,14 +16,13 @@ from typing import Any
 import pytest
 
 from agents.settings import Settings
-from state.tables import PartitionClock
 from tests.e2e.test_pipeline_support import (
     RunResult,
     Scenario,
     change_ids,
-    last_offsets,
     namespaced,
     prepare,
+    produce_messages,
     read_state,
     uninterrupted_run,
     wait_processed,
@@ -33,6 +32,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420
 
 WORKER_ARGS = ("--module", "agents.score")
 KILLS = 5
+FEED_SECONDS = 30.0
 
 
 async def _kill(worker: Any) -> None:
@@ -50,9 +50,10 @@ async def test_kill_9_at_random_points_changes_nothing(
                                         messages, start_worker, WORKER_ARGS)
 
     crashed = namespaced(settings, "c", tmp_path)
-    await prepare(kafka_bootstrap, crashed, messages)
-    targets = await last_offsets(kafka_bootstrap, crashed.topics.by_account,
-                                 crashed.partitions)
+    await prepare(kafka_bootstrap, crashed, [])
+    # The stream arrives while the worker runs and dies, so every kill lands mid-stream.
+    feed = asyncio.create_task(produce_messages(
+        kafka_bootstrap, crashed.topics.by_account, messages, spread_seconds=FEED_SECONDS))
     rng = random.Random(20240101)
     mid_stream = 0
     worker = start_worker(crashed, *WORKER_ARGS)
@@ -60,15 +61,17 @@ async def test_kill_9_at_random_points_changes_nothing(
         await asyncio.sleep(rng.uniform(0.5, 3.0))
         await _kill(worker)
         state = await read_state(kafka_bootstrap, crashed)
-        progress = {p: state.clocks.get(p, PartitionClock()).offset for p in targets}
-        if any(progress[p] < end for p, end in targets.items()):
+        progress = {p: c.offset for p, c in sorted(state.clocks.items())}
+        if not feed.done():
             mid_stream += 1
         wipe = kill % 2 == 1  # every other restart loses its local state directory
         if wipe:
             shutil.rmtree(crashed.data_dir)
-        print(f"kill {kill + 1}: progress {progress} of {targets}, local state "
-              f"{'deleted' if wipe else 'kept'}")
+        arriving = "still arriving" if not feed.done() else "complete"
+        print(f"kill {kill + 1}: processed up to offsets {progress}, local state "
+              f"{'deleted' if wipe else 'kept'}, input {arriving}")
         worker = start_worker(crashed, *WORKER_ARGS)
+    await feed
     state = await wait_processed(kafka_bootstrap, crashed, timeout=150, alive=[worker])
     worker.stop()
     result = RunResult(state, await change_ids(kafka_bootstrap, crashed))

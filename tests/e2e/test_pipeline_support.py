@@ -107,14 +107,23 @@ class Scenario:
         return out
 
 
-async def produce_messages(bootstrap: str, topic: str, messages: Sequence[Message]) -> None:
-    """Send in order, acknowledged, each keyed message by key and each tick to its partition."""
+async def produce_messages(bootstrap: str, topic: str, messages: Sequence[Message],
+                           spread_seconds: float = 0.0) -> None:
+    """Send in order, acknowledged, each keyed message by key and each tick to its
+    partition; with ``spread_seconds``, spread evenly over about that long (so a worker
+    is busy with the stream for that long whatever its speed)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all",
                                 enable_idempotence=True)
     await producer.start()
+    chunk = 50
+    pause = spread_seconds * chunk / max(1, len(messages))
     try:
-        futures = [await producer.send(topic, m.value, key=m.key, partition=m.partition)
-                   for m in messages]
+        futures = []
+        for i, m in enumerate(messages):
+            futures.append(await producer.send(topic, m.value, key=m.key,
+                                               partition=m.partition))
+            if pause and i % chunk == chunk - 1:
+                await asyncio.sleep(pause)
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
