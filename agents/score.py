@@ -29,14 +29,12 @@ backfills use that to move event time deterministically.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import faust
 
@@ -462,49 +460,3 @@ async def send_ticks_now(topic: Any, partitions: int, now: float) -> None:
     """One tick with event time ``now`` into every partition of the by-account topic."""
     for partition in range(partitions):
         await topic.send(value=encode_tick(now, partition), partition=partition)
-
-
-# --------------------------------------------------------------------- demo output
-
-
-async def print_health_changes(
-    settings: Settings, out: IO[str] | None = None, stop: asyncio.Event | None = None,
-    from_beginning: bool = False,
-) -> None:
-    """Print one line per health change as it is emitted, until ``stop`` is set."""
-    import orjson
-    from aiokafka import AIOKafkaConsumer
-
-    out = out or sys.stdout
-    consumer = AIOKafkaConsumer(
-        settings.topics.health_changes,
-        bootstrap_servers=settings.kafka_bootstrap,
-        auto_offset_reset="earliest" if from_beginning else "latest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        while stop is None or not stop.is_set():
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for record in records:
-                    try:
-                        change = orjson.loads(record.value or b"")
-                    except orjson.JSONDecodeError:
-                        continue
-                    out.write(format_change(change) + "\n")
-            out.flush()
-    finally:
-        await consumer.stop()
-
-
-def format_change(change: Mapping[str, Any]) -> str:
-    """One line for a person: account, score and band, reasons, explanation."""
-    current = change.get("current") or {}
-    name = change.get("account_name") or change.get("account_id")
-    reasons = ", ".join(change.get("reasons") or [])
-    return (
-        f"{change.get('event_time', '')[:19]} {change.get('workspace')}/{name}: "
-        f"{current.get('score')} ({current.get('band')}) [{reasons}] "
-        f"{change.get('explanation', '')}"
-    )

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import rocksdict
 
-from agents.score import FUTURE_TOLERANCE_SECONDS, ScoreProcessor, change_key, format_change
+from agents.score import FUTURE_TOLERANCE_SECONDS, ScoreProcessor, change_key
 from agents.settings import Settings
 from state import tables
 from state.tables import AccountRecord, MessageWrites, PartitionClock
@@ -150,13 +150,3 @@ def test_live_clock_never_lags_the_wall_clock_nor_jumps_far_ahead() -> None:
 
 def test_changes_are_keyed_like_the_account_messages() -> None:
     assert change_key("acme", "acc-1") == kafka_key("acme", "acc-1")
-
-
-def test_format_change_is_one_readable_line() -> None:
-    line = format_change({
-        "event_time": "2024-01-02T00:00:00Z", "workspace": "acme", "account_id": "a1",
-        "account_name": "Acme", "reasons": ["band_changed"],
-        "current": {"score": 57, "band": "watch"}, "explanation": "Health fell 15 points.",
-    })
-    assert line == ("2024-01-02T00:00:00 acme/Acme: 57 (watch) [band_changed] "
-                    "Health fell 15 points.")
