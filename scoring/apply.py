@@ -7,6 +7,7 @@ computed here but once per batch in :mod:`scoring.assess`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -25,17 +26,25 @@ _GROUP = EventType.GROUP
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
+_MAX_NUMBER = 1e15  # beyond any seat count or amount; keeps state within 64-bit JSON
+
+
 def _num(value: Any) -> float | None:
+    """A finite number from a JSON value ("1,200" included); None for anything else."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
+        number = float(value)
+    elif isinstance(value, str):
         try:
-            return float(value.replace(",", "").strip())
+            number = float(value.replace(",", "").strip())
         except ValueError:
             return None
-    return None
+    else:
+        return None
+    if not math.isfinite(number) or abs(number) > _MAX_NUMBER:
+        return None
+    return number
 
 
 def parse_day(value: Any) -> int | None:
@@ -43,8 +52,11 @@ def parse_day(value: Any) -> int | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
+        number = _num(value)
+        if number is None:
+            return None
         # Epoch milliseconds are common in CRMs; anything past year 5000 in seconds is ms.
-        secs = value / 1000.0 if value > 1e11 else float(value)
+        secs = number / 1000.0 if number > 1e11 else number
         return int(secs // DAY)
     if isinstance(value, str):
         text = value.strip()
@@ -294,7 +306,8 @@ def apply_events(
                 weeks[wk] += weight
             else:
                 weeks[wk] = weight
-        except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+        except (TypeError, ValueError, ArithmeticError, AttributeError, KeyError,
+                IndexError) as exc:
             if skipped is not None:
                 skipped.append(f"{getattr(e, 'message_id', '?')}: {type(exc).__name__}: {exc}")
     account.clock = clock

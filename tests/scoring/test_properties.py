@@ -236,3 +236,44 @@ def test_state_stays_bounded_over_years() -> None:
     assert len(acc.history) <= CONFIG.decisions.history_days
     assert all(len(u.seen) <= CONFIG.limits.recent_ids_per_user for u in users.values())
     assert len(acc.nps) <= CONFIG.limits.recent_records
+
+
+json_value = st.recursive(
+    st.none() | st.booleans() | st.integers(-(10**12), 10**12) | st.floats(allow_nan=True)
+    | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=3),
+    max_leaves=6,
+)
+NAMES = [k[1] for k in KINDS if k[1]] + ["Upgrade", "", "x" * 50]
+PROP_KEYS = ["ticket_id", "score", "amount", "seats", "previous_seats", "feature",
+             "from_plan", "to_plan", "priority"]
+TRAIT_KEYS = ["name", "seats", "arr", "segment", "renewal_date", "created_at", "owner",
+              "email", "hubspot_company_id", "plan", "firstName"]
+
+
+@FAST
+@given(st.lists(st.tuples(
+    st.sampled_from(list(EventType)),
+    st.sampled_from(NAMES),
+    st.dictionaries(st.sampled_from(PROP_KEYS), json_value, max_size=4),
+    st.dictionaries(st.sampled_from(TRAIT_KEYS), json_value, max_size=4),
+    st.floats(-1e6, 2e6),
+), min_size=1, max_size=40))
+def test_garbage_values_never_crash_a_step(
+    raws: list[tuple[EventType, str, dict[str, Any], dict[str, Any], float]],
+) -> None:
+    events = [
+        Event("ws", f"g{i}", t, BASE + off, BASE, Source.SEGMENT, name=name or None,
+              user_id=f"u{i % 3}" if i % 4 else None, account_id="a", properties=props,
+              traits=traits)
+        for i, (t, name, props, traits, off) in enumerate(raws)
+    ]
+    r = step(None, {}, events, BASE + 3 * DAY, CONFIG, "ws", "a")
+    assert 0 <= r.assessment.score <= 100
+    for change in r.changes:
+        validate(change.to_dict())
+    AccountState.from_bytes(r.account.to_bytes())
+    r2 = step(r.account, r.users, [], BASE + 40 * DAY, CONFIG, "ws", "a")
+    for change in r2.changes:
+        validate(change.to_dict())
