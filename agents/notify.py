@@ -82,22 +82,28 @@ class Notifier:
             change = orjson.loads(raw) if isinstance(raw, bytes | bytearray | str) else dict(raw)
             if not isinstance(change, dict) or not change.get("id"):
                 raise ChangeError("not a health change object with an id")
-            applied = await self.readmodel.apply(change)
+            folded = await self.readmodel.fold(change)
         except (orjson.JSONDecodeError, ChangeError) as exc:
             await self._reject(raw, f"invalid health change: {exc}")
             return "invalid"
         metrics.DELIVERIES.labels(destination="readmodel",
-                                  outcome="sent" if applied else "skipped").inc()
+                                  outcome="sent" if folded == "applied" else "skipped").inc()
         seen = f"{self.prefix}:notify:seen:{change['id']}"
         if not await self.redis.set(seen, b"1", nx=True, ex=SEEN_TTL_SECONDS):
             return "duplicate"
         for destination in self.config.route(change):
+            if folded == "older" and not destination.startswith("webhook:"):
+                # Superseded already: alerting on it or writing it to a CRM would put
+                # stale health in front of people. Webhooks are a feed and get it all.
+                metrics.DELIVERIES.labels(destination=destination.split(":")[0],
+                                          outcome="skipped").inc()
+                continue
             if destination.startswith("slack:") and not await self.cooldown.claim(
                     change, destination):
                 metrics.DELIVERIES.labels(destination="slack", outcome="skipped").inc()
                 continue
             self.dispatcher.submit(Job(destination, "change", change, str(change["id"])))
-        return "notified" if applied else "stale"
+        return "stale" if folded == "older" else "notified"
 
     async def process(self, raw: bytes | Mapping[str, Any], *,
                       redis_attempts: int | None = None) -> str:

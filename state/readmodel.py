@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import redis.asyncio as aioredis
@@ -203,6 +203,11 @@ class ReadModel:
     async def apply(self, change: Mapping[str, Any]) -> bool:
         """Fold one health change in. Returns False when it was older than (or the same
         as) what is stored, which leaves everything untouched. Raises ChangeError."""
+        return await self.fold(change) == "applied"
+
+    async def fold(self, change: Mapping[str, Any]) -> Literal["applied", "same", "older"]:
+        """Like :meth:`apply`, saying whether the change was folded in, was the one
+        stored already, or was older than the stored one (and ignored)."""
         doc = account_document(change)
         ws, acct = doc["workspace"], doc["account_id"]
         key = self._k(ws, "acct", acct)
@@ -211,8 +216,10 @@ class ReadModel:
         t_new = _epoch(doc["updated_at"])
         if old is not None:
             t_old = _epoch(old["updated_at"])
-            if (t_new, doc["change_id"]) <= (t_old, old["change_id"]):
-                return False
+            if doc["change_id"] == old["change_id"]:
+                return "same"
+            if (t_new, doc["change_id"]) < (t_old, old["change_id"]):
+                return "older"
         pipe = self.redis.pipeline(transaction=True)
         if old is not None:
             self._unindex(pipe, old)
@@ -229,7 +236,7 @@ class ReadModel:
                      orjson.dumps(record, option=orjson.OPT_SORT_KEYS))
         pipe.sadd(f"{self.root}:workspaces", ws)
         await pipe.execute()
-        return True
+        return "applied"
 
     def _index(self, pipe: Any, doc: Mapping[str, Any]) -> None:
         ws, acct = doc["workspace"], doc["account_id"]

@@ -181,3 +181,18 @@ async def test_unexpected_errors_dead_letter_and_redis_outages_retry(
         await notifier.process(orjson.dumps(make_change()), redis_attempts=2)
     await notifier.close()
     await offline.close()
+
+
+async def test_a_superseded_change_reaches_webhooks_but_neither_slack_nor_crm(
+        harness: Harness, slack_server: RecordingServer, hook_server: RecordingServer) -> None:
+    hook_server.script = lambda r: (200, {}, b"ok")
+    t0 = 1_780_000_000.0
+    newer = make_change(score=50, previous_score=75, now=t0 + 86_400)
+    older = make_change(score=60, previous_score=75, now=t0)
+    assert await harness.notifier.handle(orjson.dumps(newer)) == "notified"
+    assert await harness.notifier.handle(orjson.dumps(older)) == "stale"
+    await harness.notifier.dispatcher.drain(10)
+    assert len(slack_server.requests) == 1
+    assert [r.json()["id"] for r in hook_server.requests] == [newer["id"], older["id"]]
+    doc = await harness.notifier.readmodel.account("demo", "acme")
+    assert doc is not None and doc["score"] == 50
