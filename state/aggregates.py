@@ -12,6 +12,9 @@ weeks (``(day + 3) // 7``).
 
 from __future__ import annotations
 
+import sys
+from array import array
+from base64 import b64decode, b64encode
 from dataclasses import dataclass, field
 from typing import Any
 from zlib import adler32, crc32
@@ -22,6 +25,7 @@ DAY = 86400.0
 MASK_DAYS = 64  # days of per-user activity bitmask kept in the account summary
 _MASK_ALL = (1 << MASK_DAYS) - 1
 STATE_VERSION = 1
+_BIG_ENDIAN = sys.byteorder == "big"
 
 
 def epoch_day(ts: float) -> int:
@@ -51,6 +55,24 @@ def _flat(d: dict[int, Any]) -> list[Any]:
 
 def _unflat(seq: list[Any]) -> dict[int, Any]:
     return {int(seq[i]): seq[i + 1] for i in range(0, len(seq), 2)}
+
+
+def _pack_ids(seen: dict[int, None]) -> str:
+    """Recent message-id hashes as base64 of little-endian uint64s (about a third of
+    the size of a JSON list of integers)."""
+    ids = array("Q", seen)
+    if _BIG_ENDIAN:
+        ids.byteswap()
+    return b64encode(ids.tobytes()).decode("ascii")
+
+
+def _unpack_ids(packed: str | list[int]) -> dict[int, None]:
+    if isinstance(packed, list):  # records written before the packed form
+        return dict.fromkeys(packed)
+    ids = array("Q", b64decode(packed))
+    if _BIG_ENDIAN:
+        ids.byteswap()
+    return dict.fromkeys(ids)
 
 
 def _remember(seen: dict[int, None], h: int, cap: int) -> None:
@@ -112,7 +134,7 @@ class UserState:
             self.events,
             _flat(self.days),
             _flat(self.core_weeks),
-            list(self.seen),
+            _pack_ids(self.seen),
         ]
 
     @classmethod
@@ -129,7 +151,7 @@ class UserState:
             events=v[9],
             days=_unflat(v[10]),
             core_weeks=_unflat(v[11]),
-            seen=dict.fromkeys(v[12]),
+            seen=_unpack_ids(v[12]),
         )
 
     def to_bytes(self) -> bytes:
@@ -351,7 +373,7 @@ class AccountState:
             [s.to_list() for s in self.signals.values()],
             _flat(self.history),
             None if self.reported is None else self.reported.to_list(),
-            list(self.seen),
+            _pack_ids(self.seen),
             self.forecast_pending,
         ]
 
@@ -378,7 +400,7 @@ class AccountState:
             signals={s.key: s for s in signals},
             history=_unflat(v[12]),
             reported=None if v[13] is None else Reported.from_list(v[13]),
-            seen=dict.fromkeys(v[14]),
+            seen=_unpack_ids(v[14]),
             forecast_pending=v[15] if len(v) > 15 else None,
         )
 

@@ -107,3 +107,15 @@ def test_day_and_week_arithmetic() -> None:
     # 1970-01-05 was a Monday: weeks change between Sunday and Monday
     assert epoch_week(3) == epoch_week(0) and epoch_week(4) == epoch_week(3) + 1
     assert id_hash("abc") == id_hash("abc") != id_hash("abd")
+
+
+def test_recent_ids_are_packed_compactly_and_old_lists_still_load() -> None:
+    u = UserState("u")
+    for i in range(256):
+        u.remember(id_hash(f"message-{i}"), 256)
+    packed = u.to_list()[12]
+    assert isinstance(packed, str) and len(packed) <= 256 * 8 * 4 // 3 + 4
+    assert UserState.from_bytes(u.to_bytes()).seen == u.seen
+    old = u.to_list()
+    old[12] = list(u.seen)
+    assert UserState.from_list(old).seen == u.seen
