@@ -364,6 +364,9 @@ def _group_traits(account: AccountState, traits: dict[str, Any], day: int, cap: 
         elif key == "renewal_date":
             d = parse_day(value)
             if d is not None:
+                if (account.cancelled_day is not None and account.renewal_day is not None
+                        and d > account.renewal_day and day > account.cancelled_day):
+                    account.cancelled_day = None  # a new term after cancelling: renewed
                 account.renewal_day = d
         elif key == "created_at":
             d = parse_day(value)
@@ -417,9 +420,7 @@ def _apply_account_event(
             account.payment_failed[1] = amount
         _push(account.payment_failed_days, day, cap)
     elif name == v.PAYMENT_SUCCEEDED:
-        account.payment_failed = None
-        if account.cancelled_day is not None and day > account.cancelled_day:
-            account.cancelled_day = None  # paid again after cancelling: re-subscribed
+        account.payment_failed = None  # (a final invoice paid after cancelling is no renewal)
     elif name == v.PLAN_DOWNGRADED:
         to_plan = props.get("to_plan")
         from_plan = props.get("from_plan")
@@ -435,6 +436,8 @@ def _apply_account_event(
         prev = _num(props.get("previous_seats"))
         if seats is not None and seats >= 0:
             _set_seats(account, int(seats), day, None if prev is None else int(prev))
+            if seats > 0 and account.cancelled_day is not None and day > account.cancelled_day:
+                account.cancelled_day = None  # seats bought again: subscribed again
     elif name == v.SUBSCRIPTION_CANCELLED:
         account.cancelled_day = day
     elif name == v.NPS_SUBMITTED:

@@ -315,23 +315,27 @@ def _drivers(
             for c in short
         ]
     prev = reported.components
+    # Moves are measured on unrounded points: a component whose numbers did not change
+    # can still gain or lose a rounded point when the others move, which explains nothing.
     moves = []
     for c in comps:
         p = prev.get(c.name)
-        d = c.points - (p["points"] if p else 0)
-        if d != 0:
-            moves.append((d, c, p))
+        before = (p.get("raw", p["points"]) if p else 0.0)
+        d_raw = c.raw - before
+        if abs(d_raw) >= 0.5:
+            moves.append((d_raw, c, p))
     if delta < 0:
         moves = sorted((m for m in moves if m[0] < 0), key=lambda m: (m[0], m[1].name))
     elif delta > 0:
         moves = sorted((m for m in moves if m[0] > 0), key=lambda m: (-m[0], m[1].name))
     else:
         moves = sorted(moves, key=lambda m: (-abs(m[0]), m[1].name))
-    return [
-        Driver(c.name, d, explain.component_change_text(c.name, p["detail"] if p else None,
-                                                        c.detail, d))
-        for d, c, p in moves[:3]
-    ]
+    out = []
+    for d_raw, c, p in moves[:3]:
+        d = int(d_raw + (0.5 if d_raw > 0 else -0.5))  # half away from zero: never 0
+        out.append(Driver(c.name, d, explain.component_change_text(
+            c.name, p["detail"] if p else None, c.detail, d)))
+    return out
 
 
 def _inactivity_rank(s: SignalState) -> int:
@@ -526,7 +530,9 @@ def evaluate(
             config_version=config.version,
         ))
         acc.reported = Reported(t, score, band, fc, life, {
-            name: {"points": c["points"], "detail": c["detail"]} for name, c in comp_dicts.items()
+            c.name: {"points": c.points, "raw": round(c.raw, 3),
+                     "detail": comp_dicts[c.name]["detail"]}
+            for c in comps
         })
     acc.score = score
     acc.band = band

@@ -128,9 +128,9 @@ def signal_ended_text(kind: str, d: dict[str, Any]) -> str:
     if kind.startswith("user_inactive_"):
         return f"{d['name']} is active again"
     if kind == "seat_utilisation_drop":
-        return f"seat usage recovered ({d['current']} of {d['seats']} seats)"
+        return f"seat usage recovered (back near {d['previous']} of {d['seats']} seats)"
     if kind == "core_feature_decline":
-        return f"core-feature use recovered ({d['current']} events in 28 days)"
+        return f"core-feature use recovered (back near {d['previous']} events in 28 days)"
     if kind == "ticket_spike":
         return "the support ticket spike is over"
     if kind == "ticket_open_long":

@@ -27,6 +27,7 @@ class Component:
     points: int
     weight: int
     detail: dict[str, Any] = field(default_factory=dict)
+    raw: float = 0.0  # unrounded points, so explanations ignore rounding noise
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -413,6 +414,6 @@ def account_components(
 
     pts = split_points(raws)
     return [
-        Component(n, val, p, m[n].weight, d)
-        for n, val, p, d in zip(names, values, pts, details, strict=True)
+        Component(n, val, p, m[n].weight, d, raw)
+        for n, val, p, d, raw in zip(names, values, pts, details, raws, strict=True)
     ]

@@ -41,6 +41,10 @@ def _user_name(account: AccountState, uid: str | None) -> str | None:
     return (s.name if s is not None and s.name else None) or uid
 
 
+def _active_by_ident(active: dict[str, SignalState]) -> dict[str, SignalState]:
+    return {sig.key.rsplit("@", 1)[0]: sig for sig in active.values()}
+
+
 def detect(
     account: AccountState, f: Facts, config: ScoringConfig, created_day: int | None,
     days_to_renewal: int | None,
@@ -49,6 +53,7 @@ def detect(
     sg = config.signals
     today = f.today
     out: list[Detected] = []
+    ongoing = _active_by_ident(account.signals)
 
     # --- people going quiet
     power = set(f.power)
@@ -78,26 +83,37 @@ def detect(
                         {"user_id": uid, "name": name, "days": quiet},
                     ))
 
-    # --- seat utilisation drop (active users, last 30 days vs the 30 before)
-    if f.active_prev_30 >= sg.seat_drop_min_users:
-        drop = (f.active_prev_30 - f.active_30) / f.active_prev_30 * 100.0
+    # --- seat utilisation drop (active users, last 30 days vs the 30 before). While an
+    # episode lasts it is measured against the level it started from, so a decline that
+    # keeps going (and drags the earlier month down with it) is not mistaken for recovery.
+    seat_ep = ongoing.get("seat_utilisation_drop")
+    seat_base = seat_ep.detail["previous"] if seat_ep is not None else f.active_prev_30
+    if seat_base >= sg.seat_drop_min_users:
+        drop = (seat_base - f.active_30) / seat_base * 100.0
         if drop >= sg.seat_drop_pct / 2:
             out.append(Detected(
                 "seat_utilisation_drop", "seat_utilisation_drop", None, RISK, today,
-                {"previous": f.active_prev_30, "current": f.active_30, "seats": f.seats,
+                {"previous": seat_base, "current": f.active_30, "seats": f.seats,
                  "drop_pct": round(drop, 1)},
-                sustain_only=drop < sg.seat_drop_pct,
+                sustain_only=seat_ep is not None or drop < sg.seat_drop_pct,
             ))
 
-    # --- core-feature decline
-    if f.core_prev_28 >= sg.core_decline_min_events and f.covered(29, 56) >= 28:
-        decline = (f.core_prev_28 - f.core_28) / f.core_prev_28 * 100.0
+    # --- core-feature decline (same episode rule)
+    core_ep = ongoing.get("core_feature_decline")
+    if core_ep is not None:
+        core_base: int | None = core_ep.detail["previous"]
+    elif f.core_prev_28 >= sg.core_decline_min_events and f.covered(29, 56) >= 28:
+        core_base = f.core_prev_28
+    else:
+        core_base = None
+    if core_base:
+        decline = (core_base - f.core_28) / core_base * 100.0
         if decline >= sg.core_decline_pct / 2:
             out.append(Detected(
                 "core_feature_decline", "core_feature_decline", None, RISK, today,
-                {"previous": f.core_prev_28, "current": f.core_28,
+                {"previous": core_base, "current": f.core_28,
                  "decline_pct": round(decline, 1)},
-                sustain_only=decline < sg.core_decline_pct,
+                sustain_only=core_ep is not None or decline < sg.core_decline_pct,
             ))
 
     # --- support
