@@ -457,14 +457,16 @@ def _envelopes(workspace: str, events: Iterable[Event]) -> list[tuple[bytes, byt
 
 
 def _basic_auth_user(header: str | None) -> str | None:
+    """The write key of a Basic ``Authorization`` header: the user name (what the Segment
+    and RudderStack SDKs send), or the password when the user name is empty."""
     if not header or header[:6].lower() != "basic ":
         return None
     try:
         decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
-    user = decoded.partition(":")[0]
-    return user or None
+    user, _, password = decoded.partition(":")
+    return user or password or None
 
 
 def _posthog_key(message: Any) -> str | None:

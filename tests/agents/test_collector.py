@@ -206,3 +206,10 @@ async def test_back_pressure_is_429_with_retry_after(settings: Settings) -> None
         assert headers["Retry-After"] == "1"
     finally:
         await runner.cleanup()
+
+
+async def test_write_key_may_be_the_basic_auth_password(served: Served) -> None:
+    header = "Basic " + base64.b64encode(f":{KEY}".encode()).decode()
+    status, _, body = await served.post("/v1/batch", {"batch": [_track(1)]}, key=None,
+                                        headers={"Authorization": header})
+    assert (status, body["accepted"]) == (200, 1)
