@@ -160,6 +160,11 @@ def signal_ended_text(kind: str, d: dict[str, Any]) -> str:
     return f"{kind.replace('_', ' ')} ended"
 
 
+def user_gone_text(d: dict[str, Any], days: int) -> str:
+    """A quiet person's episode ended because they are no longer counted."""
+    return f"{d['name']} has been away for {days}+ days and is no longer counted"
+
+
 # --------------------------------------------------------------------------- components
 
 

@@ -370,3 +370,19 @@ def test_higher_tier_question_and_upgrade_page_event_are_upgrade_interest() -> N
         "users looked at upgrading (3 times)"
     ]
     assert s.started(changes, "upgrade_interest")[0].severity == "expansion"
+
+
+def test_a_user_away_for_90_days_is_no_longer_counted_not_back() -> None:
+    s = Story()
+    _support_account(s)  # ana and ben active days 0-29
+    s.identify(0, "ana", "Ana Silva")
+    s.daily(["ben"], range(30, 130))
+    s.run_to(39, hour=0)
+    assert [x.subject for x in s.active("user_inactive_10d")] == ["ana"]
+    s.run_to(118, hour=23)
+    assert s.active("user_inactive_14d")
+    changes = s.run_to(119, hour=1)  # last seen day 29 + 90 days
+    assert s.ended(changes, "user_inactive_14d")
+    assert changes[-1].explanation.endswith(
+        "Resolved: Ana Silva has been away for 90+ days and is no longer counted."
+    )
