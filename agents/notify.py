@@ -37,6 +37,7 @@ from agents.sinks import slack, webhooks
 from agents.sinks.cooldown import Cooldown
 from agents.sinks.crm import HubSpotSync, SalesforceSync
 from agents.sinks.dispatch import Dispatcher, Job
+from agents.sinks.outbox import HEARTBEAT_EVERY_SECONDS, Outbox
 from agents.sinks.routing import NotificationConfig
 from state.readmodel import ChangeError, ReadModel
 
@@ -69,10 +70,12 @@ class Notifier:
                                           config.salesforce.session_id,
                                           config.salesforce.version, salesforce_session)
                            if config.salesforce else None)
+        self.outbox = Outbox(self.redis, self.prefix)
         self.dispatcher = Dispatcher(
             self._send, dead_letter, max_attempts=config.max_attempts,
             backoff_seconds=config.backoff_seconds,
-            max_backoff_seconds=config.max_backoff_seconds, queue_size=config.queue_size)
+            max_backoff_seconds=config.max_backoff_seconds, queue_size=config.queue_size,
+            on_done=self.outbox.done)
 
     # ------------------------------------------------------------------ one change
 
@@ -89,8 +92,9 @@ class Notifier:
         metrics.DELIVERIES.labels(destination="readmodel",
                                   outcome="sent" if folded == "applied" else "skipped").inc()
         seen = f"{self.prefix}:notify:seen:{change['id']}"
-        if not await self.redis.set(seen, b"1", nx=True, ex=SEEN_TTL_SECONDS):
+        if await self.redis.exists(seen):
             return "duplicate"
+        jobs: list[Job] = []
         for destination in self.config.route(change):
             if folded == "older" and not destination.startswith("webhook:"):
                 # Superseded already: alerting on it or writing it to a CRM would put
@@ -102,8 +106,22 @@ class Notifier:
                     change, destination):
                 metrics.DELIVERIES.labels(destination="slack", outcome="skipped").inc()
                 continue
-            self.dispatcher.submit(Job(destination, "change", change, str(change["id"])))
+            jobs.append(Job(destination, "change", change, str(change["id"])))
+        if not await self.outbox.claim(seen, SEEN_TTL_SECONDS, jobs):
+            return "duplicate"
+        for job in jobs:
+            self.dispatcher.submit(job)
         return "stale" if folded == "older" else "notified"
+
+    async def recover(self) -> int:
+        """Queue again the deliveries of notifiers that died before finishing them (see
+        ``agents/sinks/outbox.py``); also renews this notifier's heartbeat."""
+        jobs = await self.outbox.adopt_orphans()
+        for job in jobs:
+            self.dispatcher.submit(job)
+        if jobs:
+            log.info("re-queued %d deliveries left by a stopped notifier", len(jobs))
+        return len(jobs)
 
     async def process(self, raw: bytes | Mapping[str, Any], *,
                       redis_attempts: int | None = None) -> str:
@@ -184,17 +202,25 @@ class Notifier:
             if now.hour != self.config.digest_hour_for(workspace):
                 continue
             key = f"{self.prefix}:notify:digest:{workspace}:{now.date().isoformat()}"
-            if not await self.redis.set(key, b"1", nx=True, ex=2 * 86_400):
+            if await self.redis.exists(key):
                 continue
             accounts = await self.readmodel.attention(workspace, DIGEST_SIZE)
             body = slack.digest_message(workspace, accounts, self.settings.public_url)
-            body = {**body, "workspace": workspace}
-            self.dispatcher.submit(Job(f"slack:{channel}", "digest", body, key))
+            job = Job(f"slack:{channel}", "digest", {**body, "workspace": workspace}, key)
+            if not await self.outbox.claim(key, 2 * 86_400, [job]):
+                continue
+            self.dispatcher.submit(job)
             sent.append(workspace)
         return sent
 
     async def close(self) -> None:
-        await self.dispatcher.close()
+        """Give queued deliveries a few seconds; what is left stays in the outbox and is
+        handed to the other notifiers at once."""
+        await self.dispatcher.close(keep_leftovers=True)
+        try:
+            await self.outbox.release()
+        except RedisError:  # the heartbeat then simply expires
+            log.warning("could not release the delivery outbox at shutdown")
         if self._session is not None:
             await self._session.close()
 
@@ -230,6 +256,13 @@ def register(app: Any, settings: Settings, *, config: NotificationConfig | None 
         async for raw in stream:
             await notifier().process(raw)
             metrics.MESSAGES_PROCESSED.labels(agent="notify").inc()
+
+    @app.timer(interval=HEARTBEAT_EVERY_SECONDS, name="telltale.notify_outbox")
+    async def adopt_orphaned_deliveries() -> None:
+        try:
+            await notifier().recover()
+        except Exception:  # Redis hiccup: try again at the next beat
+            log.warning("checking the delivery outbox failed", exc_info=True)
 
     @app.timer(interval=DIGEST_CHECK_SECONDS, name="telltale.daily_digest")
     async def daily_digest() -> None:

@@ -36,6 +36,7 @@ class Job:
     ref: str  # change id, or digest key
     attempts: int = 0
     enqueued_at: float = field(default_factory=time.monotonic)
+    outbox_field: str | None = None  # where the durable copy sits (agents/sinks/outbox.py)
 
     @property
     def destination_kind(self) -> str:
@@ -77,9 +78,11 @@ class Dispatcher:
     def __init__(self, send: Send, dead_letter: DeadLetter, *, max_attempts: int = 8,
                  backoff_seconds: float = 1.0, max_backoff_seconds: float = 300.0,
                  queue_size: int = 10_000,
-                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+                 sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+                 on_done: Callable[[Job], Awaitable[None]] | None = None) -> None:
         self.send = send
         self.dead_letter = dead_letter
+        self.on_done = on_done
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
@@ -117,9 +120,10 @@ class Dispatcher:
             while self._pending_dead_letters:
                 await asyncio.gather(*self._pending_dead_letters, return_exceptions=True)
 
-    async def close(self, timeout: float = 5.0) -> None:
+    async def close(self, timeout: float = 5.0, *, keep_leftovers: bool = False) -> list[Job]:
         """Stop accepting, give queued deliveries ``timeout`` seconds, then stop. What is
-        still queued or being retried is dead-lettered, so a shutdown loses nothing."""
+        still queued or being retried is dead-lettered, so a shutdown loses nothing, or,
+        with ``keep_leftovers``, returned to a caller that keeps it durably elsewhere."""
         self._closed = True
         with contextlib.suppress(TimeoutError):
             await self.drain(timeout)
@@ -130,9 +134,12 @@ class Dispatcher:
         for queue in self._queues.values():
             while not queue.empty():
                 left.append(queue.get_nowait())
+        self._in_flight.clear()
+        if keep_leftovers:
+            return left
         for job in left:
             await self._dead_letter(job, "not delivered before shutdown")
-        self._in_flight.clear()
+        return []
 
     def _background_dead_letter(self, job: Job, reason: str) -> None:
         task = asyncio.create_task(self._dead_letter(job, reason))
@@ -147,6 +154,17 @@ class Dispatcher:
             await self.dead_letter(dead_letter_record(job, reason))
         except Exception:  # the DLQ itself failing must not kill the worker
             log.exception("could not write dead letter for %s to %s", job.ref, job.destination)
+            return  # keep the durable copy, if any: it is not in the DLQ
+        await self._done(job)
+
+    async def _done(self, job: Job) -> None:
+        if self.on_done is None:
+            return
+        try:
+            await self.on_done(job)
+        except Exception:
+            log.warning("could not mark %s to %s done", job.ref, job.destination,
+                        exc_info=True)
 
     async def _work(self, destination: str, queue: asyncio.Queue[Job]) -> None:
         while True:
@@ -190,4 +208,5 @@ class Dispatcher:
                 metrics.DELIVERY_LATENCY.labels(destination=kind).observe(
                     time.perf_counter() - started)
                 metrics.DELIVERIES.labels(destination=kind, outcome="sent").inc()
+                await self._done(job)
                 return
