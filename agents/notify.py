@@ -3,12 +3,16 @@
 For each change on the health-changes topic, in order:
 
 1. fold it into the Redis read model (idempotent: older or repeated changes are no-ops);
-2. claim its id with ``SET NX`` (``{prefix}:notify:seen:{id}``, kept 30 days): a change
-   that was already claimed is a redelivery and notifies nobody again;
-3. route it through the playbook rules (``agents/sinks/routing.py``), skip Slack channels
-   whose cooldown for that account and signal is running, and *submit* one delivery per
-   destination to the dispatcher's bounded queues, which send, retry and dead-letter on
-   their own (``agents/sinks/dispatch.py``). The agent never waits on a destination.
+2. skip it if its id was claimed already (``{prefix}:notify:seen:{id}``, kept 30 days):
+   it is a redelivery and notifies nobody again;
+3. route it through the playbook rules (``agents/sinks/routing.py``) and skip Slack
+   channels whose cooldown for that account and signal is running (a change already
+   superseded in the read model goes to webhooks only);
+4. in one Redis step, claim the id and keep a durable copy of each delivery in the
+   outbox (``agents/sinks/outbox.py``), then *submit* them to the dispatcher's bounded
+   per-destination queues, which send, retry with backoff and dead-letter on their own
+   (``agents/sinks/dispatch.py``). The agent never waits on a destination; deliveries
+   left by a stopped or dead worker are picked up from the outbox by another one.
 
 A message that is not a valid health change is written to the deliveries dead-letter
 topic with the reason and counted; the stream goes on. A timer sends the daily digest
