@@ -32,6 +32,7 @@ from history.backtest import (
     MODELS,
     RiskFn,
     Snapshot,
+    evaluate_snapshots,
     replay_snapshots,
     result_dict,
 )
@@ -202,7 +203,7 @@ def _thresholds(
     above = [c for s, c in pairs if s >= healthy]
     why = (
         f"in training, accounts scoring under {watch} churned at "
-        f"{sum(below) / len(below):.0%} ({len(below)} accounts) against {base:.0%} overall, "
+        f"{sum(below) / len(below):.0%} ({len(below)} assessments) against {base:.0%} overall, "
         f"and accounts at {healthy} or more at {sum(above) / len(above):.0%}"
     )
     return watch, healthy, why
@@ -410,6 +411,9 @@ def run_calibration(
     rows, models = compare(first.snapshots, second.snapshots, split)
     test_outcomes = [o for o in outcomes if o.date > split]
     result = result_dict(first, test_outcomes, config, horizons, params, models, rows)
+    # The current config and the baselines on every renewal (in and out of training):
+    # the plain backtest, for reference beside the out-of-time comparison.
+    result["all_renewals"] = evaluate_snapshots(first.snapshots, horizons, params)
     result["calibration"] = calibration.to_dict()
     result["calibrated_config_version"] = calibration.config.version
     result["notes"] = [

@@ -11,12 +11,16 @@ Mapping, and what it means for the figures:
   ``group`` call on the day of the first purchase carries ``created_at`` and one seat;
 - every purchase is a ``Transaction Completed`` track event (a core event in the
   default vocabulary) with ``amount`` and ``quantity``, at noon UTC of its day;
-- there are no renewals: the outcome of a customer is judged at ``cutoff`` (default
-  1997-12-31): churned when there is no purchase in the following ``churn_days`` (180),
+- there are no renewals: the outcome of a customer is judged at ``cutoff`` (1997-12-31
+  in the original dates): churned when there is no purchase in the following ``churn_days`` (180),
   retained otherwise. The outcome date is ``cutoff + churn_days``, so a backtest at a
   horizon of ``churn_days`` looks at each customer exactly at the cut-off, with no
   knowledge of what came after. ``arr`` is the customer's spend in the 365 days before the
   cut-off (a stand-in for what is at stake).
+
+Dates are moved forward by ``SHIFT_YEARS`` (28) years, which keeps every weekday where
+it was: Telltale refuses event times before 2000 as client clock bugs, and 1997 is
+before that. The cut-off 1997-12-31 therefore appears as 2025-12-31.
 
 Support, billing, NPS and meetings do not exist in this data, so only the usage-based
 components of the score (active seats, power users, engagement, core features) carry
@@ -39,7 +43,8 @@ import orjson
 from history.simulate import Outcome, write_outcomes
 
 CDNOW_MEMBER = "lifetimes/datasets/CDNOW_master.txt"
-DEFAULT_CUTOFF = date(1997, 12, 31)
+SHIFT_YEARS = 28  # a multiple of the 28-year calendar cycle between 1901 and 2099
+DEFAULT_CUTOFF = date(1997 + SHIFT_YEARS, 12, 31)
 DEFAULT_CHURN_DAYS = 180
 
 
@@ -57,8 +62,9 @@ def read_wheel_text(wheel: Path, member: str = CDNOW_MEMBER) -> str:
         return zf.read(member).decode("utf-8")
 
 
-def parse_purchases(text: str) -> list[Purchase]:
-    """CDNOW_master lines → purchases in file order (a header line is skipped)."""
+def parse_purchases(text: str, shift_years: int = SHIFT_YEARS) -> list[Purchase]:
+    """CDNOW_master lines → purchases in file order (a header line is skipped), dated
+    ``shift_years`` later than recorded."""
     purchases: list[Purchase] = []
     for line in text.splitlines():
         parts = line.split()
@@ -67,7 +73,7 @@ def parse_purchases(text: str) -> list[Purchase]:
         stamp = parts[1]
         purchases.append(Purchase(
             customer=parts[0],
-            day=date(int(stamp[:4]), int(stamp[4:6]), int(stamp[6:8])),
+            day=date(int(stamp[:4]) + shift_years, int(stamp[4:6]), int(stamp[6:8])),
             quantity=int(parts[2]),
             amount=float(parts[3]),
         ))
