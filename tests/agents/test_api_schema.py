@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
 import uuid
@@ -30,10 +31,16 @@ pytestmark = pytest.mark.integration
 TOKEN = "schema-token"
 schema = schemathesis.openapi.from_dict(
     json.loads(resources.files("agents").joinpath("openapi.json").read_text()))
-# The hand-made portfolio plus what the real scoring core emits for a simulated one.
-REPLAYED = replayed_changes()
-KNOWN_ACCOUNTS = [a[0] for a in ACCOUNTS] + sorted({c["account_id"] for c in REPLAYED})
-KNOWN_USERS = ["acme-u1", *sorted({u["user_id"] for c in REPLAYED for u in c["users"]})[:20]]
+
+
+@functools.cache
+def known() -> tuple[list[str], list[str]]:
+    """Account and user ids in the served read model: the hand-made portfolio plus what
+    the real scoring core emits for a simulated one."""
+    replayed = replayed_changes()
+    accounts = [a[0] for a in ACCOUNTS] + sorted({c["account_id"] for c in replayed})
+    users = ["acme-u1", *sorted({u["user_id"] for c in replayed for u in c["users"]})[:20]]
+    return accounts, users
 
 
 class LiveApi:
@@ -55,7 +62,7 @@ class LiveApi:
     async def _start(self) -> None:
         self.readmodel = ReadModel.from_settings(self.settings)
         await populate(self.readmodel)
-        for change in REPLAYED:
+        for change in replayed_changes():
             await self.readmodel.apply(change)
         self.runner = web.AppRunner(create_api_app(self.settings, self.readmodel))
         await self.runner.setup()
@@ -98,14 +105,15 @@ def test_api_conforms_to_its_openapi_document(case: Any, live_api: LiveApi,
                                               http: requests.Session) -> None:
     # Aim most cases at the token's own workspace and at accounts that exist, so that
     # success responses are checked too, not only 403 and 404.
+    known_accounts, known_users = known()
     params = case.path_parameters or {}
     if "workspace" in params and len(str(params["workspace"])) % 4 != 3:
         params["workspace"] = "demo"
     if "account_id" in params and len(str(params["account_id"])) % 3 != 2:
-        params["account_id"] = KNOWN_ACCOUNTS[len(str(params["account_id"])) % len(
-            KNOWN_ACCOUNTS)]
+        params["account_id"] = known_accounts[len(str(params["account_id"])) % len(
+            known_accounts)]
     if "user_id" in params and len(str(params["user_id"])) % 3 != 2:
-        params["user_id"] = KNOWN_USERS[len(str(params["user_id"])) % len(KNOWN_USERS)]
+        params["user_id"] = known_users[len(str(params["user_id"])) % len(known_users)]
     # Send the token unless this case deliberately breaks the headers (a missing token
     # must then be refused, which the check verifies).
     header_info = case.meta.components.get(ParameterLocation.HEADER) if case.meta else None
