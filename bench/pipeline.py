@@ -186,7 +186,9 @@ def run_phase(args: list[str]) -> dict[str, Any]:
                          cwd=ROOT, timeout=1800)
     if out.returncode != 0:
         raise RuntimeError(f"phase {args[:2]} failed:\n{out.stderr[-3000:]}")
-    lines = [line for line in out.stdout.splitlines() if line.startswith('{"events"')]
+    # Faust's console spinner may put escape codes in front of the line.
+    lines = [line[line.index('{"events"'):] for line in out.stdout.splitlines()
+             if '{"events"' in line]
     if not lines:
         raise RuntimeError(f"phase {args[:2]} printed no result:\n{out.stdout[-2000:]}")
     result: dict[str, Any] = orjson.loads(lines[-1])
@@ -406,7 +408,7 @@ async def score_latency(bootstrap: str, rate: float, partitions: int, work: Path
         while time.time() - start < seconds:
             account = f"lat-{n:07d}"
             now = time.time()
-            batch = [_event(account, f"{account}-u{i % 5}", ACTIVITY[i % len(ACTIVITY)],
+            batch = [_event(account, f"{account}-u{i % 20}", ACTIVITY[i % len(ACTIVITY)],
                             now - 1, i, now) for i in range(per_envelope)]
             sent[account] = now
             await producer.send(settings.topics.by_account,
@@ -514,12 +516,13 @@ async def main(opts: argparse.Namespace) -> None:
         print(f"  c/a = {c.rate / a.rate:.2f}   c/b = {c.rate / b.rate:.1f}x", flush=True)
 
         half = c.rate / 2
+        per_envelope = events // len(slices)  # the envelope size (c) was measured with
         latencies = await score_latency(bootstrap, half, opts.partitions, work,
-                                        opts.latency_envelope, opts.latency_seconds)
+                                        per_envelope, opts.latency_seconds)
         if latencies:
             qs = statistics.quantiles(latencies, n=100)
             print(f"latency at {half:,.0f} events/s (half of c; envelopes of "
-                  f"{opts.latency_envelope}, live mode, {len(latencies):,} changes): "
+                  f"{per_envelope}, live mode, {len(latencies):,} changes): "
                   f"p50 {qs[49] * 1000:.0f} ms, p99 {qs[98] * 1000:.0f} ms", flush=True)
 
         if opts.state_accounts:
@@ -544,12 +547,11 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bootstrap", help="host:port of a running broker (else start one)")
     parser.add_argument("--events", type=int, default=300_000)
-    parser.add_argument("--accounts", type=int, default=500)
+    parser.add_argument("--accounts", type=int, default=150)
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--days", type=int, default=10)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--naive-events", type=int, default=20_000)
-    parser.add_argument("--latency-envelope", type=int, default=20)
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--state-accounts", type=int, default=100_000)
     parser.add_argument("--state-users", type=int, default=10)
