@@ -121,7 +121,7 @@ class Signals:
     user_regular_active_days: int = 6  # active days in the 30 before going quiet
     user_forget_days: int = 90  # user inactivity episodes end (user gone) after this
     seat_drop_pct: float = 20.0
-    seat_drop_min_users: int = 3
+    seat_drop_min_users: int = 6  # below this, one absence is already 20%
     core_decline_pct: float = 30.0
     core_decline_min_events: int = 10
     ticket_spike_count: int = 3

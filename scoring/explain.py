@@ -182,7 +182,8 @@ def component_change_text(
             return f"seat usage {verb} {_pct(a1, a0)}% ({a0} → {a1} of {seats} seats)"
         if p.get("seats") is not None and p["seats"] != seats:
             return f"{a1} of {seats} seats are active (seats went from {p['seats']} to {seats})"
-        return f"{a1} of {seats} seats were active in the last 30 days"
+        were = "seat was" if seats == 1 else "seats were"
+        return f"{a1} of {seats} {were} active in the last 30 days"
     if name == "power_users":
         before = {u["user_id"] for u in p.get("inactive", [])}
         newly = [u for u in cur["inactive"] if u["user_id"] not in before]
@@ -199,10 +200,9 @@ def component_change_text(
             return power_users_quiet(cur["inactive"])
         n, act = cur["power_users"], cur["active"]
         if not n:
-            return (
-                f"{cur.get('recent', 0)} of {cur.get('users', 0)} users were active "
-                "in the last 14 days"
-            )
+            recent, users = cur.get("recent", 0), cur.get("users", 0)
+            were = "user was" if users == 1 else "users were"
+            return f"{recent} of {users} {were} active in the last 14 days"
         noun = "power user" if n == 1 else "power users"
         return f"{act} of {n} {noun} {'is' if act == 1 else 'are'} active"
     if name == "engagement":
@@ -223,7 +223,8 @@ def component_change_text(
             return "no core features were used in the last 8 weeks"
         ch = cur.get("change_pct")
         if ch is None:
-            return f"core features were used {c1} times in the last 28 days"
+            times = "once" if c1 == 1 else f"{c1} times"
+            return f"core features were used {times} in the last 28 days"
         ch0 = p.get("change_pct")
         was = f"; was {_updown(ch0)}" if ch0 is not None and round(ch0) != round(ch) else ""
         return (

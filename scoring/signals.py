@@ -196,7 +196,9 @@ def detect(
         today - account.advanced_day < ex.advanced_days
     ):
         pct = 100.0 * f.active_30 / f.seats
-        if pct >= ex.saturation_pct - 10:
+        # ends only well below the threshold: one person more or less in a small
+        # account must not start and end it every few days
+        if pct >= ex.saturation_pct - 20:
             out.append(Detected(
                 "seat_saturation", "seat_saturation", None, EXPANSION, today,
                 {"active": f.active_30, "seats": f.seats, "pct": round(pct)},
