@@ -465,8 +465,8 @@ def evaluate(
         [s.text for s in _for_text(started, reason_texts)],
         change_7d if abs(change_7d) >= dec.score_move_points else None,
         [
-            t for t in (_ended_text(acc, s, config) for s in _for_text(ended, reason_texts))
-            if t not in reason_texts
+            line for line in (_ended_text(acc, s, config) for s in _for_text(ended, reason_texts))
+            if line not in reason_texts
         ],
         notes,
     )

@@ -125,7 +125,6 @@ class Facts:
     tickets_recent: int
     low_csat: float | None
     first_day: int | None  # first day with activity data (coverage of trend windows)
-    extras: dict[str, Any] = field(default_factory=dict)
 
     def covered(self, start_ago: int, end_ago: int) -> int:
         """Days of [today - end_ago, today - start_ago] on or after the first data day."""
