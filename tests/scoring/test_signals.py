@@ -386,3 +386,29 @@ def test_a_user_away_for_90_days_is_no_longer_counted_not_back() -> None:
     assert changes[-1].explanation.endswith(
         "Resolved: Ana Silva has been away for 90+ days and is no longer counted."
     )
+
+
+def test_the_flagship_story_names_the_power_user_and_the_seats() -> None:
+    """30 seats, 25 people; Dana Reyes (the power user) stops on day 40 and five
+    colleagues stopped on day 24: on day 54 both show up in one explanation."""
+    s = Story()
+    s.group(0, name="Acme", seats=30, segment="mid_market", created_at=s.iso_day(-200),
+            renewal_date=s.iso_day(150))
+    s.identify(0, "dana", "Dana Reyes")
+    team = [f"u{i:02d}" for i in range(24)]
+    s.daily(["dana"], range(0, 41), "Report Published", times=3)
+    s.daily(team[:5], range(0, 25))
+    s.daily(team[5:], range(0, 70), "Report Published")
+    s.run_to(53, hour=23)
+    changes = s.run_to(54, hour=1)
+    assert [c.explanation for c in changes] == [
+        "Health fell 19 points (87 → 68; down 20 in 7 days) because Dana Reyes, a power "
+        "user, has been inactive for 14 days, seat usage fell 20% (25 → 20 of 30 seats) and "
+        "weighted engagement is 38.7 points per seat per week, down 11% on the 60 days "
+        "before (was down 8%)."
+    ]
+    change = changes[0]
+    assert [d.component for d in change.drivers] == ["power_users", "active_seats",
+                                                     "engagement"]
+    assert change.current.band == "healthy"  # 68 is inside the hysteresis margin
+    assert change.delta == -19 and change.change_7d == -20
