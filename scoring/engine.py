@@ -416,7 +416,8 @@ def evaluate(
     if rep is None:
         # First report: at once when there is activity or something to say, else the
         # next day (a group call usually arrives before anyone has used the product).
-        if acc.last_seen is not None or started or any(d < today for d in acc.history):
+        alarming = any(sig.severity != "info" for sig in started)
+        if acc.last_seen is not None or alarming or any(d < today for d in acc.history):
             reasons.append("band_changed")
             keys.append(f"band:{band}")
     else:
