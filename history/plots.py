@@ -8,6 +8,7 @@ and the common colour-vision deficiencies (blue / orange / grey).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from html import escape
 
@@ -15,7 +16,7 @@ WIDTH = 560
 HEIGHT = 340
 _MARGIN_LEFT = 58
 _MARGIN_RIGHT = 18
-_MARGIN_TOP = 38
+_MARGIN_TOP = 50
 _MARGIN_BOTTOM = 52
 PALETTE = ("#1f5fa8", "#e07b00", "#6b6b6b", "#2a9d5b", "#b8336a")
 _FONT = "font-family='Helvetica, Arial, sans-serif'"
@@ -70,10 +71,17 @@ def _ticks(lo: float, hi: float, n: int, fmt: str, axis: str) -> list[str]:
     return out
 
 
-def _legend(names: Sequence[str], colours: Sequence[str], dashed: Sequence[bool] = ()) -> list[str]:
+def _legend(names: Sequence[str], colours: Sequence[str], dashed: Sequence[bool] = (),
+            where: str = "top-left") -> list[str]:
+    """A legend inside the plot: ``top-left`` or ``bottom-right`` (where gains curves,
+    which run above the diagonal, leave room)."""
     out = []
-    x = _MARGIN_LEFT + 10
-    y = _MARGIN_TOP + 14
+    widest = max((len(n) for n in names), default=0) * 6.6 + 34
+    x = _MARGIN_LEFT + 10 if where == "top-left" else WIDTH - _MARGIN_RIGHT - widest - 6
+    y = (_MARGIN_TOP + 14 if where == "top-left"
+         else HEIGHT - _MARGIN_BOTTOM - 17 * len(names) + 6)
+    out.append(f"<rect x='{x - 6}' y='{y - 14}' width='{widest:.0f}' "
+               f"height='{17 * len(names) + 4}' fill='white' fill-opacity='0.85'/>")
     for i, (name, colour) in enumerate(zip(names, colours, strict=True)):
         dash = " stroke-dasharray='5,4'" if i < len(dashed) and dashed[i] else ""
         yy = y + i * 17
@@ -81,6 +89,19 @@ def _legend(names: Sequence[str], colours: Sequence[str], dashed: Sequence[bool]
                    f"stroke='{colour}' stroke-width='3'{dash}/>")
         out.append(f"<text x='{x + 28}' y='{yy}' {_FONT} font-size='12' fill='#222'>"
                    f"{escape(name)}</text>")
+    return out
+
+
+def _legend_row(names: Sequence[str], colours: Sequence[str]) -> list[str]:
+    """A one-line legend between the title and the plot."""
+    out = []
+    x = float(_MARGIN_LEFT)
+    y = _MARGIN_TOP - 8
+    for name, colour in zip(names, colours, strict=True):
+        out.append(f"<rect x='{x:.0f}' y='{y - 9}' width='12' height='10' fill='{colour}'/>")
+        out.append(f"<text x='{x + 16:.0f}' y='{y}' {_FONT} font-size='11' fill='#222'>"
+                   f"{escape(name)}</text>")
+        x += 16 + len(name) * 6.0 + 18
     return out
 
 
@@ -109,7 +130,7 @@ def gains_chart(
         colours.append(colour)
     names.append("random pick")
     colours.append("#999")
-    body += _legend(names, colours, [False] * (len(names) - 1) + [True])
+    body += _legend(names, colours, [False] * (len(names) - 1) + [True], where="bottom-right")
     return _frame(title, "share of accounts contacted (riskiest first)",
                   "share of churners caught", body)
 
@@ -130,7 +151,7 @@ def distribution_chart(
         total = len(values) or 1
         shares.append([c / total for c in counts])
     top = max((max(s) for s in shares if s), default=0.0)
-    top = max(0.05, min(1.0, (int(top * 20) + 1) / 20))
+    top = max(0.04, min(1.0, math.ceil(top * 25 + 1e-9) / 25))  # ticks on whole percents
     body = _ticks(lo, hi, 5, "{:.0f}", "x") + _ticks(0, top, 4, "{:.0%}", "y")
     names, colours = [], []
     for i, ((name, values), share) in enumerate(zip(groups, shares, strict=True)):
@@ -181,9 +202,9 @@ def rate_chart(
             h = _y(0, 0, top) - y
             body.append(f"<rect x='{x0:.1f}' y='{y:.1f}' width='{bar - 2:.1f}' "
                         f"height='{max(h, 0.5):.1f}' fill='{colour}'/>")
+            label = f"{rate:.0%}" if len(series) > 1 else f"{rate:.0%} (n={count:.0f})"
             body.append(f"<text x='{x0 + bar / 2 - 1:.1f}' y='{y - 4:.1f}' {_FONT} "
-                        f"font-size='10' text-anchor='middle' fill='#222'>{rate:.0%} "
-                        f"(n={count:.0f})</text>")
+                        f"font-size='10' text-anchor='middle' fill='#222'>{label}</text>")
     if base_rate is not None:
         y = _y(base_rate, 0, top)
         body.append(f"<line x1='{_MARGIN_LEFT}' y1='{y:.1f}' x2='{WIDTH - _MARGIN_RIGHT}' "
@@ -192,5 +213,5 @@ def rate_chart(
                     f"font-size='11' text-anchor='end' fill='#b8336a'>average churn "
                     f"{base_rate:.0%}</text>")
     if len(series) > 1:
-        body += _legend([n for n, _ in series], PALETTE[: len(series)])
+        body += _legend_row([n for n, _ in series], PALETTE[: len(series)])
     return _frame(title, x_label, "churn rate", body)
