@@ -122,8 +122,9 @@ def _model_table(h: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def _band_table(h: dict[str, Any]) -> str:
-    bands = h.get("bands") or []
+def _band_table(h: dict[str, Any], key: str = "bands",
+                title: str = "Band at the time") -> str:
+    bands = h.get(key) or []
     if not bands:
         return ""
     cells = "".join(
@@ -131,7 +132,7 @@ def _band_table(h: dict[str, Any]) -> str:
         f"<td>{b['churned']}</td><td>{_fmt(b['churn_rate'], 'pct')}</td></tr>"
         for b in bands
     )
-    return ("<table><tr><th>Band at the time</th><th>Accounts</th><th>Churned</th>"
+    return (f"<table><tr><th>{escape(title)}</th><th>Accounts</th><th>Churned</th>"
             f"<th>Churn rate</th></tr>{cells}</table>")
 
 
@@ -248,6 +249,7 @@ def write_html(result: dict[str, Any], folder: Path, title: str = "Churn backtes
         )
         parts.append(_model_table(h))
         parts.append(_band_table(h))
+        parts.append(_band_table(h, "bands_calibrated", "Calibrated band at the time"))
         parts.append("<div class='charts'>")
         for name, caption in _charts_for(h, folder):
             parts.append(f"<figure><img src='{escape(name)}' alt='{escape(caption)}'>"

@@ -133,3 +133,31 @@ def test_cli_writes_json_and_a_report_whose_charts_exist(tmp_path: Path) -> None
             root.find(".//{http://www.w3.org/2000/svg}rect") is not None
     assert "lift_60d.svg" in referenced and "bands_60d.svg" in referenced
     assert "Lift in the riskiest 10%" in html
+
+
+def test_calibrate_cli_writes_a_loadable_config_and_an_out_of_time_report(
+    tmp_path: Path,
+) -> None:
+    sim = simulate(accounts=90, days=300, seed=8)
+    events_path = tmp_path / "events.jsonl.gz"
+    outcomes_path = tmp_path / "outcomes.csv"
+    write_simulation(sim, events_path, outcomes_path)
+    config_path = tmp_path / "calibrated.toml"
+    out_json = tmp_path / "cal.json"
+    folder = tmp_path / "cal-report"
+    code = telltale(["calibrate", str(events_path), "--outcomes", str(outcomes_path),
+                     "--workspace", "demo", "--horizons", "60", "--interval-days", "30",
+                     "--out", str(config_path), "--json", str(out_json),
+                     "--report", str(folder), "--quiet"])
+    assert code == 0
+    config = load_config(config_path)
+    assert "+cal." in config.version
+    assert sum(m.weight for m in config.metrics.values()) == 100
+    result = orjson.loads(out_json.read_bytes())
+    assert result["calibrated_config_version"] == config.version
+    split = date.fromisoformat(result["calibration"]["split_date"])
+    assert all(date.fromisoformat(s["outcome_date"]) > split for s in result["snapshots"])
+    (h,) = result["horizons"]
+    assert "calibrated" in h["models"] and h["bands_calibrated"]
+    html = (folder / "index.html").read_text(encoding="utf-8")
+    assert "Calibrated band at the time" in html and "Learnt from" in html
