@@ -95,6 +95,8 @@ class SimulationConfig:
     """Share of accounts created during the history (they go through onboarding)."""
     workspace: str = "demo"
     """Workspace name written into nothing but kept for callers that convert to events."""
+    first_renewal_day: int | None = None
+    """Earliest day index of a renewal (default: a third into the history, at least 120)."""
 
 
 @dataclass(slots=True)
@@ -264,11 +266,14 @@ def simulate_recent(
     """A portfolio whose history ends at ``end`` (epoch s, e.g. now) for live demos.
 
     Returns the simulation (for outcomes and ground truth) and its events up to ``end``;
-    the history starts ``days`` days before ``end``'s day.
+    the history starts ``days`` days before ``end``'s day. Renewals fall in the half year
+    after ``end``, so renewal windows and forecasts are live, and the troubles of the
+    accounts that will churn have begun for some of them and not yet for others.
     """
     end_day = datetime.fromtimestamp(end, tz=UTC).date()
     start = end_day - timedelta(days=days)
-    sim = simulate(accounts=accounts, days=days + 1, seed=seed, start=start, churn_rate=churn_rate)
+    sim = simulate(accounts=accounts, days=days + 180, seed=seed, start=start,
+                   churn_rate=churn_rate, first_renewal_day=days + 7)
     return sim, sim.events(until=end)
 
 
@@ -280,6 +285,8 @@ def _plan_accounts(cfg: SimulationConfig, rng: random.Random) -> list[PlannedAcc
     # Renewals land inside the history but late enough that a 90-day horizon has some
     # history behind it; short histories (live demos) just spread them out.
     earliest_renewal = min(cfg.days - 1, max(cfg.days // 3, 120))
+    if cfg.first_renewal_day is not None:
+        earliest_renewal = min(cfg.days - 1, max(0, cfg.first_renewal_day))
     used_names: set[str] = set()
     for i in range(cfg.accounts):
         segment = rng.choices(SEGMENTS, weights=(0.55, 0.33, 0.12))[0]
