@@ -252,10 +252,16 @@ def measure(account: AccountState, today: int, config: ScoringConfig) -> Facts:
     )
 
 
-def pct_change(now: float, before: float) -> float | None:
+_POINTS_PRIOR = 30.0  # about one weighted point a day
+_EVENTS_PRIOR = 10.0  # core events
+
+
+def pct_change(now: float, before: float, prior: float = 0.0) -> float | None:
+    """Percent change; ``prior`` (a pseudo-count added to the base) shrinks changes of
+    small numbers towards zero, so 4 → 2 events is not read like 400 → 200."""
     if before <= 0:
         return None
-    return (now - before) / before * 100.0
+    return (now - before) / (before + prior) * 100.0
 
 
 # --------------------------------------------------------------------------- account score
@@ -320,7 +326,10 @@ def account_components(
     # Trends compare against what was measured before; a young account's earlier window
     # is only partly covered, so its rate is scaled to the covered days (none below 14).
     cov_60 = f.covered(31, 90)
-    trend = pct_change(f.points_30, f.points_prev_60 / cov_60 * 30.0) if cov_60 >= 14 else None
+    trend = (
+        pct_change(f.points_30, f.points_prev_60 / cov_60 * 30.0, _POINTS_PRIOR)
+        if cov_60 >= 14 else None
+    )
     trend_value = trend if trend is not None else 0.0
     frac = (1.0 - eng.trend_share) * eng.curve(level)
     if eng.trend_curve is not None:
@@ -337,7 +346,8 @@ def account_components(
     # 4. core-feature trend
     cov_28 = f.covered(29, 56)
     core_change = (
-        pct_change(f.core_28, f.core_prev_28 / cov_28 * 28.0) if cov_28 >= 14 else None
+        pct_change(f.core_28, f.core_prev_28 / cov_28 * 28.0, _EVENTS_PRIOR)
+        if cov_28 >= 14 else None
     )
     if core_change is not None:
         core_value = core_change
