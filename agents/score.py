@@ -98,10 +98,13 @@ class ScoreProcessor:
         self.table = table
         self.changes_topic_name: str = changes_topic.get_topic_name()
         self._writes = tables.MessageWrites()
-        # Earliest due second per partition, or None when unknown: saves the range scan
-        # on messages that cannot find anything due. Memory only; rebuilt after rebalance.
+        # Earliest due second per partition (None: nothing due): saves the range scan on
+        # messages that cannot find anything due. Memory only, and trusted only while
+        # this processor saw every message of the partition: ``_hint_offset`` is the
+        # last offset it processed there, checked against the partition clock.
         self._first_due: dict[int, int | None] = {}
         self._first_due_known: set[int] = set()
+        self._hint_offset: dict[int, int] = {}
         self._metrics: Any = _metrics()
 
     # ----------------------------------------------------------------- one message
@@ -128,6 +131,10 @@ class ScoreProcessor:
             self._count_dead_letter("misrouted_tick")
             return
         clock = self._load_clock(db, partition)
+        if self._hint_offset.get(partition) != clock.offset:
+            # Another worker (or a crash) moved this partition on: the hint is stale.
+            self._first_due_known.discard(partition)
+        self._hint_offset[partition] = offset
         if offset <= clock.offset:
             await self._redeliver_partition(db, partition, offset, clock, message)
             return
@@ -221,10 +228,6 @@ class ScoreProcessor:
         if first is None or due < first:
             self._first_due[partition] = due
 
-    def forget_partitions(self) -> None:
-        """Drop the in-memory due hints (on rebalance: partitions may have moved)."""
-        self._first_due.clear()
-        self._first_due_known.clear()
 
     # ----------------------------------------------------------------- envelopes
 
@@ -430,10 +433,6 @@ def register(app: faust.App, settings: Settings) -> None:
         if settings.replay:
             return  # replay time comes only from the events (and explicit ticks)
         await send_ticks_now(by_account, settings.partitions, time.time())
-
-    @app.on_rebalance_complete.connect
-    async def _forget(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        processor.forget_partitions()
 
     tabledir = app.conf.tabledir
 
