@@ -13,8 +13,11 @@ Starts its own Kafka and Redis (devstack), then:
 3. raw consume: aiokafka reads back what the collector wrote, decoding every envelope
    into events (``decode_message``) — the least any consumer of envelopes must do; the
    rate with only ``orjson.loads`` is printed too;
-4. resolve: a ``telltale worker --module agents.resolve`` starts on that topic; its rate is
-   events over the span between the first and the last by-account message timestamps.
+4. Faust pass-through: a worker whose only agent forwards each message unchanged (the
+   least any Faust stage does per message: Faust's own ceiling on this machine);
+5. resolve: a ``telltale worker --module agents.resolve`` starts on that topic.
+   Worker rates are events over the span between the first and the last output message
+   timestamps, so start-up time is not counted.
 
 Figures are events per second; the CPU is shared with the clients, the broker and Redis,
 so the ratios say more than the absolute numbers.
