@@ -95,19 +95,20 @@ def forecast(
     previous: str | None = None,
 ) -> str | None:
     """Forecast stage for accounts with a renewal date: commit when healthy and not
-    falling; at risk when at risk, churned, or watch and falling inside the renewal
-    window (or with billing trouble); best case otherwise.
+    falling; at risk when at risk, churned, or watch and falling (or with billing
+    trouble) inside the renewal window; best case otherwise.
 
-    "Falling" is a 30-day drop of ``stages.falling_points_30d``; once the forecast has
-    left commit the drop must shrink below half of that before it counts as recovered,
-    so a score wobbling around the threshold does not flap the forecast."""
+    "Falling" is a 30-day drop of ``stages.falling_points_30d`` and only counts inside
+    the segment's renewal window: months before renewal the band alone decides, so the
+    forecast does not follow every monthly swing. Once the forecast has left commit the
+    drop must shrink below half the threshold before it counts as recovered."""
     if dtr is None:
         return None
+    in_window = dtr <= config.renewal.windows[seg]
     limit = config.stages.falling_points_30d
     if previous is not None and previous != ForecastStage.COMMIT:
         limit = (limit + 1) // 2
-    falling = change_30d <= -limit
-    in_window = dtr <= config.renewal.windows[seg]
+    falling = in_window and change_30d <= -limit
     if life == Lifecycle.CHURNED or band == AT_RISK:
         return ForecastStage.AT_RISK
     if band == HEALTHY:

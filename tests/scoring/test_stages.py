@@ -133,8 +133,13 @@ def test_no_forecast_without_renewal_date() -> None:
 def test_forecast_rules() -> None:
     c = load_config()
     assert forecast("healthy", "mature", 0, 100, c, "smb", 0) == "commit"
-    assert forecast("healthy", "mature", -10, 100, c, "smb", 0) == "best_case"
-    assert forecast("healthy", "mature", -9, 100, c, "smb", 0) == "commit"
+    assert forecast("healthy", "mature", -10, 60, c, "smb", 0) == "best_case"
+    assert forecast("healthy", "mature", -9, 60, c, "smb", 0) == "commit"
+    # months before renewal a monthly swing does not move the forecast
+    assert forecast("healthy", "mature", -15, 100, c, "smb", 0) == "commit"
+    # having left commit, recovery needs the drop below half the threshold
+    assert forecast("healthy", "mature", -6, 60, c, "smb", 0, "best_case") == "best_case"
+    assert forecast("healthy", "mature", -4, 60, c, "smb", 0, "best_case") == "commit"
     assert forecast("watch", "mature", 0, 60, c, "smb", 0) == "best_case"
     assert forecast("watch", "renewal_window", -12, 60, c, "smb", 0) == "at_risk"
     assert forecast("watch", "mature", -12, 200, c, "smb", 0) == "best_case"
