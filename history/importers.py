@@ -263,10 +263,18 @@ def import_csv(
     path: Path, mapping: ColumnMapping, workspace: str = "default",
     report: ImportReport | None = None,
 ) -> Iterator[Event]:
-    """A CSV file with a header row → events (rows without an account: the user is the
-    account, which suits one-person customers such as consumer purchases)."""
+    """A CSV file with a header row → events in time order (rows without an account: the
+    user is the account, which suits one-person customers such as consumer purchases).
+    CSV exports are often grouped by user or account, so the rows are sorted by time
+    (stable: rows with the same time keep their file order) before replay."""
     with open_text(path) as fh:
-        yield from csv_events(csv.DictReader(fh), mapping, workspace, report, path.stem)
+        events = list(csv_events(csv.DictReader(fh), mapping, workspace, report, path.stem))
+    events.sort(key=_event_time)
+    yield from events
+
+
+def _event_time(event: Event) -> float:
+    return event.timestamp
 
 
 def import_events(

@@ -72,7 +72,7 @@ def test_csv_with_a_column_mapping(tmp_path: Path) -> None:
     path.write_text(
         "customer,company,action,when,props,plan\n"
         "c1,acme,Report Published,2025-02-01T10:00:00Z,\"{\"\"pages\"\": 3}\",pro\n"
-        "c2,,Logged In,1738404000,,\n"
+        "c2,,Logged In,1738400400,,\n"
         ",acme,Logged In,2025-02-01,,\n"
         "c3,acme,,2025-02-01,,\n"
         "c4,acme,Logged In,yesterday,,\n",
@@ -82,10 +82,11 @@ def test_csv_with_a_column_mapping(tmp_path: Path) -> None:
         "user=customer,account=company,event=action,timestamp=when,properties=props")
     report = ImportReport()
     events = list(import_csv(path, mapping, "ws", report))
-    assert [e.name for e in events] == ["Report Published", "Logged In"]
-    assert events[0].account_id == "acme" and events[0].properties == {"pages": 3}
-    assert events[1].account_id == "c2"  # no account: a one-person customer
-    assert events[1].timestamp == 1738404000.0
+    # sorted by time: the epoch row (09:00 UTC) comes before the 10:00 one
+    assert [e.name for e in events] == ["Logged In", "Report Published"]
+    assert events[1].account_id == "acme" and events[1].properties == {"pages": 3}
+    assert events[0].account_id == "c2"  # no account: a one-person customer
+    assert events[0].timestamp == 1738400400.0
     assert report.rejected == {"missing_identity": 1, "missing_event_name": 1,
                                "bad_timestamp": 1}
     with pytest.raises(ValueError, match="column mapping"):
@@ -93,7 +94,7 @@ def test_csv_with_a_column_mapping(tmp_path: Path) -> None:
     # without a properties column, unmapped columns become properties
     loose = list(import_csv(path, ColumnMapping.parse(
         "user=customer,account=company,event=action,timestamp=when"), "ws"))
-    assert loose[0].properties["plan"] == "pro"
+    assert loose[1].properties["plan"] == "pro"
 
 
 def test_outcomes_csv(tmp_path: Path) -> None:
