@@ -164,3 +164,16 @@ def test_segment_from_trait_or_arr() -> None:
     assert segment(a, c) == "smb"
     c2 = replace(c, renewal=replace(c.renewal, enterprise_arr=10_000.0, mid_market_arr=5_000.0))
     assert segment(a, c2) == "enterprise"
+
+
+def test_smb_renewal_window_opens_90_days_before() -> None:
+    s = Story()
+    s.group(0, name="Small", seats=3, arr=4_000, created_at=s.iso_day(-400),
+            renewal_date=s.iso_day(100))
+    s.daily(["ana"], range(0, 15))
+    s.run_to(9, hour=23)
+    assert s.assessment.segment == "smb"
+    assert s.assessment.days_to_renewal == 91
+    assert s.assessment.lifecycle == "mature"
+    s.run_to(10)
+    assert s.assessment.lifecycle == "renewal_window"
