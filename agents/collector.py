@@ -161,7 +161,11 @@ class Collector:
                     max_request_size=4 * 1024 * 1024,
                     compression_type=None,
                 )
-                await producer.start()
+                try:
+                    await producer.start()
+                except BaseException:
+                    await producer.stop()
+                    raise
                 self.producer = producer
             if self.redis is None:
                 self.redis = aioredis.Redis.from_url(self.settings.redis_url)
@@ -249,6 +253,12 @@ class Collector:
             status = reply.status
             return web.json_response({"success": False, "error": reply.message},
                                      status=reply.status, headers=reply.headers,
+                                     dumps=_dumps_text)
+        except (KafkaError, RedisError, OSError) as exc:  # e.g. not connected yet
+            log.warning("collector could not reach Kafka or Redis: %s", exc)
+            status = 503
+            return web.json_response({"success": False, "error": "retry later"}, status=503,
+                                     headers={"Retry-After": str(self.limits.retry_after_seconds)},
                                      dumps=_dumps_text)
         except Exception:  # never let one request take the worker down
             log.exception("collector failed on %s", route)
@@ -542,7 +552,10 @@ def register(app: Any, settings: Settings) -> None:
 
     @app.task
     async def start_collector() -> None:
-        await collector.start()
+        try:
+            await collector.start()
+        except (KafkaError, RedisError, OSError) as exc:  # the first request retries
+            log.warning("collector not started yet: %s", exc)
 
     async def stop_collector(*_args: Any, **_kwargs: Any) -> None:
         await collector.stop()

@@ -213,3 +213,24 @@ async def test_write_key_may_be_the_basic_auth_password(served: Served) -> None:
     status, _, body = await served.post("/v1/batch", {"batch": [_track(1)]}, key=None,
                                         headers={"Authorization": header})
     assert (status, body["accepted"]) == (200, 1)
+
+
+async def test_unreachable_kafka_or_redis_is_503_with_retry_after(settings: Settings) -> None:
+    dead = free_port()
+    for broken in ({"broker": f"kafka://127.0.0.1:{dead}"},
+                   {"redis_url": f"redis://127.0.0.1:{dead}/0"}):
+        config = settings.replace(write_keys=f"{KEY}=acme", **broken)
+        collector = Collector(config)
+        runner = web.AppRunner(web.Application())
+        runner.app.add_routes(collector.routes())
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            server = Served(f"http://127.0.0.1:{port}", collector, config)
+            status, headers, _ = await server.post("/v1/batch", {"batch": [_track(1)]})
+            assert status == 503, broken
+            assert headers["Retry-After"] == "1"
+        finally:
+            await runner.cleanup()
+            await collector.stop()
