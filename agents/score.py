@@ -98,6 +98,7 @@ class ScoreProcessor:
         self.table = table
         self.changes_topic_name: str = changes_topic.get_topic_name()
         self._writes = tables.MessageWrites()
+        self._outgoing: list[tuple[bytes, bytes]] = []
         # Earliest due second per partition (None: nothing due): saves the range scan on
         # messages that cannot find anything due. Memory only, and trusted only while
         # this processor saw every message of the partition: ``_hint_offset`` is the
@@ -115,8 +116,16 @@ class ScoreProcessor:
         # membership and then read: two lookups); writes are collected per message.
         db = tables.partition_db(self.table, partition)
         self._writes = tables.MessageWrites()
+        self._outgoing = []
         await self._process(db, partition, offset, raw)
+        if not self._still_assigned(partition):
+            log.info("score: p%d was revoked while processing offset %d; its new owner "
+                     "processes it again", partition, offset)
+            return
         await self._writes.flush(self.table, db, partition)
+        producer = self.app.producer
+        for key, change in self._outgoing:
+            await producer.send(self.changes_topic_name, key, change, None, None, None)
 
     async def _process(self, db: Any, partition: int, offset: int, raw: bytes | None) -> None:
         try:
@@ -323,7 +332,7 @@ class ScoreProcessor:
         outcome.wrote_users = bool(redo)
         if delete_old_due and old_due is not None and old_due != new_due:
             self._writes.delete(tables.due_key(old_due, workspace, account_id))
-        await self._send(workspace, account_id, outcome.changes)
+        self._send(workspace, account_id, outcome.changes)
         if self._metrics is not None:
             for reason in outcome.reasons:
                 self._metrics.HEALTH_CHANGES.labels(reason=reason).inc()
@@ -347,7 +356,7 @@ class ScoreProcessor:
             if record.due is not None:
                 self._writes.put(tables.due_key(record.due, workspace, account_id), b"")
                 self._note_due(partition, record.due)
-        await self._send(workspace, account_id, record.outbox_for(offset))
+        self._send(workspace, account_id, record.outbox_for(offset))
 
     async def _redeliver_partition(
         self, db: Any, partition: int, offset: int, clock: PartitionClock, message: Envelope | Tick
@@ -366,11 +375,24 @@ class ScoreProcessor:
 
     # ----------------------------------------------------------------- helpers
 
-    async def _send(self, workspace: str, account_id: str, changes: Iterable[bytes]) -> None:
+    def _send(self, workspace: str, account_id: str, changes: Iterable[bytes]) -> None:
+        """Queue health changes; they go out after the message's state is written."""
         key = change_key(workspace, account_id)
-        producer = self.app.producer
-        for change in changes:
-            await producer.send(self.changes_topic_name, key, change, None, None, None)
+        self._outgoing.extend((key, change) for change in changes)
+
+    def _still_assigned(self, partition: int) -> bool:
+        """Whether this worker still owns ``partition`` of the by-account topic.
+
+        Faust stops the flow on revocation but lets a message in flight finish; its
+        writes would then land in the changelog after those of the partition's new
+        owner and roll its records back. Checked right before the writes go out.
+        """
+        try:
+            assignment = self.app.consumer.assignment()
+        except Exception:  # consumer stopping
+            return False
+        topic = self.settings.topics.by_account
+        return any(tp.topic == topic and tp.partition == partition for tp in assignment)
 
     def _load_account(self, db: Any, workspace: str, account_id: str) -> AccountRecord | None:
         raw = self._writes.get(db, tables.account_key(workspace, account_id))
