@@ -71,7 +71,10 @@ def build_app(settings: Settings, modules: Sequence[str] | None = None) -> faust
         producer_linger=timedelta(milliseconds=5),
         # Faust waits 3 s before starting recovery by default; nothing is gained by it.
         stream_recovery_delay=timedelta(seconds=0),
-        stream_wait_empty=False,
+        # On revocation and shutdown, let the message in flight finish and be committed
+        # first: otherwise its table writes can reach the changelog after those of the
+        # partition's new owner (the score agent's exactly-once effects rely on this).
+        stream_wait_empty=True,
         web_enabled=True,
         web_bind=settings.web_host,
         web_host=settings.web_host,
