@@ -47,7 +47,8 @@ def terminal_summary(result: dict[str, Any]) -> str:
     lines = [
         f"Backtest of scoring config {result['config_version']!r}: "
         f"{result['events']:,} events, {result['accounts_with_outcome']:,} accounts with an "
-        f"outcome; replay {result['replay']['events_per_second']:,.0f} events/s",
+        f"outcome; {result['replay']['events_per_second']:,.0f} events/s read and replayed "
+        f"(scoring alone {result['replay']['replay_events_per_second']:,.0f}/s)",
     ]
     params = result["params"]
     lines.append(
