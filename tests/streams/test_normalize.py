@@ -221,3 +221,18 @@ def test_near_valid_json_is_an_event_or_a_documented_rejection(
 ) -> None:
     result = normalize(payload, NormalizeContext("acme", RX, source))
     assert isinstance(result, Event) or result.reason in REASONS
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=300), st.sampled_from(list(Source)))
+def test_any_bytes_are_an_event_or_a_documented_rejection(raw: bytes, source: Source) -> None:
+    # What a receiver hands a normaliser: the bytes' JSON value when they are JSON,
+    # otherwise their text.
+    import orjson
+
+    try:
+        payload: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        payload = raw.decode("utf-8", "replace")
+    result = normalize(payload, NormalizeContext("acme", RX, source))
+    assert isinstance(result, Event) or result.reason in REASONS
