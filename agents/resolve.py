@@ -37,7 +37,9 @@ input message whose offset was not yet committed is resolved again and its envel
 sent again. Each by-account envelope therefore names its ``origin`` (events-topic
 partition and offset, :attr:`streams.envelope.Envelope.origin`); one input message makes
 at most one envelope per account, so a consumer that keeps, per account and origin
-partition, the last origin offset it applied can drop such repeats exactly.
+partition, the last origin offset it applied can drop such repeats. (Not for events a
+direct producer put in the wrong partition: each redelivery re-sends them to their
+person's partition, where they get a new origin.)
 
 The agent runs with concurrency 1 (it writes a table) and handles whole envelopes, so
 Faust's fixed per-message cost is shared by many events.
