@@ -29,10 +29,11 @@ backfills use that to move event time deterministically.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -448,7 +449,8 @@ def register(app: faust.App, settings: Settings) -> None:
     async def score(stream: faust.StreamT[bytes]) -> None:
         async for event in stream.events():
             message = event.message
-            await processor.process(message.partition, message.offset, event.value)
+            await finish_even_if_cancelled(
+                processor.process(message.partition, message.offset, event.value))
 
     @app.timer(settings.tick_interval, on_leader=True, name="score-ticks")
     async def send_ticks() -> None:
@@ -475,6 +477,21 @@ def register(app: faust.App, settings: Settings) -> None:
     async def _mark_clean(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         await app.producer.flush()
         tables.mark_clean(tabledir)
+
+
+async def finish_even_if_cancelled(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` to the end even when the agent is cancelled meanwhile (shutdown).
+
+    Faust acks the message being processed when its agent is cancelled, and commits on
+    the way out: a message cut off halfway would be committed without all its writes.
+    So a cancellation waits for the message to finish, then goes on.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise
 
 
 async def send_ticks_now(topic: Any, partitions: int, now: float) -> None:

@@ -59,7 +59,6 @@ STATE_TABLE = "health-state"
 _MAX_DUE = 999_999_999_999
 #: RocksDB write buffers kept per partition DB (Faust's default is 3 of 64 MiB each).
 WRITE_BUFFERS_PER_DB = 2
-RECOVERY_BATCH = 10_000
 
 
 class StateKeyError(ValueError):
@@ -261,9 +260,6 @@ def define_state_table(app: faust.App, settings: Settings) -> TableT:
         value_type=bytes,
         partitions=settings.partitions,
         options=rocksdb_options(settings),
-        # Changelog records applied per RocksDB batch when rebuilding (Faust's default
-        # is 1,000): a rebuild of a large state is bounded by these batches.
-        recovery_buffer_size=RECOVERY_BATCH,
         help="Account, user, due-index and clock records of the score agent",
     )
 

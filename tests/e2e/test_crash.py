@@ -20,6 +20,7 @@ from tests.e2e.test_pipeline_support import (
     RunResult,
     Scenario,
     change_ids,
+    describe_difference,
     namespaced,
     prepare,
     produce_messages,
@@ -80,4 +81,5 @@ async def test_kill_9_at_random_points_changes_nothing(
 
     assert mid_stream >= 3, "the kills must land while the stream is being processed"
     assert result.id_set == reference.id_set
-    assert state.comparable() == reference.state.comparable()
+    assert state.comparable() == reference.state.comparable(), \
+        describe_difference(reference.state, state)

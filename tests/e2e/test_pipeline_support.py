@@ -282,3 +282,41 @@ async def uninterrupted_run(bootstrap: str, settings: Settings, messages: Sequen
     state = await wait_processed(bootstrap, settings, timeout=timeout, alive=[worker])
     worker.stop()
     return RunResult(state, await change_ids(bootstrap, settings))
+
+
+def describe_difference(expected: FinalState, actual: FinalState, limit: int = 3) -> str:
+    """Where two final states differ, field by field, for assertion messages."""
+    from state.aggregates import AccountState
+
+    lines: list[str] = []
+    want, got = expected.comparable(), actual.comparable()
+    for part in ("clocks", "due"):
+        if want[part] != got[part]:
+            lines.append(f"{part}: expected {want[part]} got {got[part]}")
+    for key in sorted(set(want["accounts"]) | set(got["accounts"])):
+        a, b = want["accounts"].get(key), got["accounts"].get(key)
+        if a == b:
+            continue
+        if a is None or b is None:
+            lines.append(f"{key!r}: only in {'actual' if a is None else 'expected'}")
+        else:
+            sa, sb = AccountState.from_bytes(a[0]), AccountState.from_bytes(b[0])
+            fields = [f for f in sa.__dataclass_fields__
+                      if getattr(sa, f) != getattr(sb, f)]
+            lines.append(f"{key!r}: due/applied {a[1:]} vs {b[1:]}; state fields {fields}: "
+                         + "; ".join(f"{f}: {_dict_diff(getattr(sa, f), getattr(sb, f))}"
+                                     for f in fields[:2]))
+        if len(lines) >= limit:
+            break
+    users = [k for k in set(want["users"]) | set(got["users"])
+             if want["users"].get(k) != got["users"].get(k)]
+    if users:
+        lines.append(f"{len(users)} user records differ, e.g. {sorted(users)[:2]}")
+    return "\n".join(lines)
+
+
+def _dict_diff(a: Any, b: Any) -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = [k for k in sorted(set(a) | set(b), key=str) if a.get(k) != b.get(k)]
+        return repr({k: (a.get(k), b.get(k)) for k in keys[:6]})[:300]
+    return f"{a!r:.150} vs {b!r:.150}"

@@ -17,6 +17,7 @@ from tests.e2e.test_pipeline_support import (
     RunResult,
     Scenario,
     change_ids,
+    describe_difference,
     namespaced,
     prepare,
     read_state,
@@ -65,4 +66,5 @@ async def test_second_worker_stops_mid_stream_and_the_first_finishes(
     result = RunResult(state, await change_ids(kafka_bootstrap, shared))
 
     assert result.id_set == reference.id_set
-    assert state.comparable() == reference.state.comparable()
+    assert state.comparable() == reference.state.comparable(), \
+        describe_difference(reference.state, state)
