@@ -338,14 +338,14 @@ def _drivers(
     return out
 
 
-def _ended_text(acc: AccountState, s: SignalState, config: ScoringConfig) -> str:
+def _ended_text(acc: AccountState, s: SignalState, config: ScoringConfig, today: int) -> str:
     """Why a signal ended; a quiet person's episode also ends when they have been away so
     long they are no longer counted, which is not a return."""
     if _inactivity_rank(s) >= 0 and s.subject is not None:
         summary = acc.users.get(s.subject)
-        anchor = s.key.rsplit("@", 1)[0].rsplit(":", 1)[-1]
-        if summary is None or str(summary.last_day) == anchor:
-            return explain.user_gone_text(s.detail, config.signals.user_forget_days)
+        forget = config.signals.user_forget_days
+        if summary is None or summary.last_day is None or today - summary.last_day >= forget:
+            return explain.user_gone_text(s.detail, forget)
     return explain.signal_ended_text(s.type, s.detail)
 
 
@@ -466,7 +466,10 @@ def evaluate(
         [s.text for s in _for_text(started, reason_texts)],
         change_7d if abs(change_7d) >= dec.score_move_points else None,
         [
-            line for line in (_ended_text(acc, s, config) for s in _for_text(ended, reason_texts))
+            line
+            for line in (
+                _ended_text(acc, s, config, today) for s in _for_text(ended, reason_texts)
+            )
             if line not in reason_texts
         ],
         notes,

@@ -3,8 +3,11 @@
 :func:`detect` lists the conditions that hold now; :func:`merge` turns them into episodes
 against the signals already active: a condition that continues keeps its key and
 ``since``; a new one starts an episode keyed ``<ident>@<onset day>``; an active signal no
-longer detected ends. Identities that carry their own anchor (a user's last active day,
-a ticket id) make a new episode after every resolution.
+longer detected ends. A person's inactivity is identified by the person alone, not by
+their last active day: an older event that arrives late moves the last active day but,
+while the person is still quiet past the threshold, the episode continues instead of
+ending and starting again in one breath. Identities that carry their own anchor (a
+ticket id) make a new episode after every resolution.
 """
 
 from __future__ import annotations
@@ -65,22 +68,24 @@ def detect(
         if quiet >= sg.user_forget_days:
             continue
         name = s.name or uid
-        if uid in power and quiet >= sg.power_user_inactive_days:
-            out.append(Detected(
-                "power_user_inactive", f"power_user_inactive:{uid}:{last}", uid, RISK,
-                last + sg.power_user_inactive_days,
-                {"user_id": uid, "name": name, "days": quiet},
-            ))
-        if quiet >= sg.user_inactive_days[0] and (
-            s.mask & ((1 << 30) - 1)
-        ).bit_count() >= sg.user_regular_active_days:
+        detail = {"user_id": uid, "name": name, "days": quiet}
+        # An open episode ends only when the person is really back (quiet for less than
+        # half the threshold); an older event delivered late must not end it and start
+        # it again a day or two later.
+        ident = f"power_user_inactive:{uid}"
+        threshold = sg.power_user_inactive_days
+        if uid in power and (quiet >= threshold or (
+                ident in ongoing and quiet * 2 >= threshold)):
+            out.append(Detected("power_user_inactive", ident, uid, RISK, last + threshold,
+                                detail, sustain_only=quiet < threshold))
+        if (s.mask & ((1 << 30) - 1)).bit_count() >= sg.user_regular_active_days:
             for n in sg.user_inactive_days:
-                if quiet >= n:
-                    kind = f"user_inactive_{n}d"
+                kind = f"user_inactive_{n}d"
+                ident = f"{kind}:{uid}"
+                if quiet >= n or (ident in ongoing and quiet * 2 >= n):
                     out.append(Detected(
-                        kind, f"{kind}:{uid}:{last}", uid,
-                        INFO if n == sg.user_inactive_days[0] else RISK, last + n,
-                        {"user_id": uid, "name": name, "days": quiet},
+                        kind, ident, uid, INFO if n == sg.user_inactive_days[0] else RISK,
+                        last + n, detail, sustain_only=quiet < n,
                     ))
 
     # --- seat utilisation drop (active users, last 30 days vs the 30 before). While an

@@ -39,7 +39,7 @@ def test_power_user_inactive_starts_on_day_21_and_ends_when_she_returns() -> Non
     assert len(started) == 1
     sig = started[0]
     assert sig.subject == "dana"
-    assert sig.key == f"power_user_inactive:dana:{20_010}@{20_031}"
+    assert sig.key == f"power_user_inactive:dana@{20_031}"
     assert sig.text == "Dana Reyes, a power user, has been inactive for 21 days"
     assert changes[-1].explanation == (
         "Health held at 71 (healthy). "
@@ -54,6 +54,23 @@ def test_power_user_inactive_starts_on_day_21_and_ends_when_she_returns() -> Non
         "Health rose 14 points (71 → 85) because Dana Reyes, a power user, is active again."
     )
     assert changes[-1].day == 20_040
+    all_valid(s)
+
+
+def test_a_late_event_from_a_quiet_power_user_continues_her_episode() -> None:
+    """An offline SDK delivers an event from day 12 on day 35: Dana's last active day moves,
+    but she has still been quiet for 23 days, so the episode neither ends nor restarts."""
+    s = Story()
+    team_account(s, 60, dana_until=10)
+    s.run_to(31)
+    (episode,) = s.active("power_user_inactive")
+    s.track(12, "dana", "Report Published")
+    changes = s.run_to(35)
+    assert s.started(changes, "power_user_inactive") == []
+    assert s.ended(changes, "power_user_inactive") == []
+    (still,) = s.active("power_user_inactive")
+    assert still.key == episode.key
+    assert still.detail["days"] == 23
     all_valid(s)
 
 
