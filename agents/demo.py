@@ -4,13 +4,16 @@ Steps (each its own function, so the demo grows with the product):
 
 1. :func:`start_services` - reuse the services of ``telltale dev up`` if they are up,
    otherwise start a private Kafka and Redis that stop with the demo.
-2. :func:`demo_settings` - settings pointing at them, with a fresh topic prefix and data dir.
-3. :func:`start_demo_worker` - ``telltale worker`` (the pipeline, or the walking skeleton
-   while no pipeline module is registered).
-4. :func:`feed` - produce a simulated portfolio's recent history (``history.simulate``)
-   into the events topic, as a direct Segment-spec producer would.
-5. :func:`show_changes` - print health changes as they arrive, until Ctrl-C or
-   ``--duration`` seconds.
+2. :func:`demo_settings` - settings pointing at them, with a fresh topic prefix and data
+   dir, in replay mode: the demo backfills a month of history in seconds, so time must
+   come from the events (a live clock would find everybody a month quiet at first).
+3. :func:`start_demo_worker` - ``telltale worker``: collector, resolve, score, notify,
+   API and page in one process.
+4. :func:`feed` - post a simulated portfolio's recent history (``history.simulate``) to
+   the worker's HTTP collector in Segment batches of 100, as an SDK would.
+5. :func:`tail_changes` - print health changes as they arrive; once the stream settles,
+   :func:`print_attention` lists the accounts needing attention, with the reason, from
+   the API, and the address of the CSM page. Runs until Ctrl-C or ``--duration``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import shutil
 import sys
 import tempfile
@@ -34,7 +38,6 @@ from agents.app import MODULES, SKELETON_MODULES
 from agents.settings import Settings
 from devstack.process import free_port
 from devstack.stack import LocalStack
-from devstack.topics import Record, consume_until, produce
 from devstack.workers import WorkerProcess, start_worker
 
 
@@ -50,6 +53,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--days", type=int, default=30,
                         help="days of simulated history, ending now, to feed")
     parser.add_argument("--seed", type=int, default=7, help="random seed of the simulation")
+    parser.add_argument("--once", action="store_true",
+                        help="stop once the feed has settled and the summary is printed")
     parser.add_argument("--web-port", type=int, default=None,
                         help="HTTP port of the worker (default: 6066 if free, else any)")
     return parser
@@ -77,14 +82,34 @@ def run_demo(args: argparse.Namespace) -> int:
             context = DemoContext(args, settings, worker, work_dir)
             say(f"worker ready: {worker.url}  (metrics: {worker.url}/metrics, "
                 f"log: {worker.log_path})")
-            sent = asyncio.run(feed(context))
-            say(f"sent {sent} sample events to {settings.topics.events}")
-            show_changes(context)
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(_run(context))
         finally:
             say("stopping the worker...")
             worker.stop()
     say("demo stopped")
     return 0
+
+
+async def _run(context: DemoContext) -> None:
+    fed = asyncio.Event()
+
+    async def feeding() -> None:
+        try:
+            sent = await feed(context)
+            say(f"posted {sent} simulated events to the collector at {context.worker.url}")
+        finally:
+            fed.set()
+
+    feeder = asyncio.create_task(feeding())
+    try:
+        await tail_changes(context, fed)
+    finally:
+        feeder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeder
+        if feeder.done() and not feeder.cancelled() and feeder.exception() is not None:
+            raise feeder.exception()  # type: ignore[misc]
 
 
 def say(message: str) -> None:
@@ -93,7 +118,13 @@ def say(message: str) -> None:
 
 @contextlib.contextmanager
 def start_services() -> Iterator[dict[str, str]]:
-    """Addresses of a running Kafka and Redis: ``telltale dev up``'s, or private ones."""
+    """Addresses of a running Kafka and Redis: the ones ``TELLTALE_BROKER`` and
+    ``TELLTALE_REDIS_URL`` name when both are set, ``telltale dev up``'s, or private ones."""
+    if {"TELLTALE_BROKER", "TELLTALE_REDIS_URL"} <= os.environ.keys():
+        say("using the Kafka and Redis of TELLTALE_BROKER and TELLTALE_REDIS_URL")
+        yield {"kafka": os.environ["TELLTALE_BROKER"].removeprefix("kafka://"),
+               "redis": os.environ["TELLTALE_REDIS_URL"]}
+        return
     shared = LocalStack()
     addresses = shared.addresses()
     if {"kafka", "redis"} <= addresses.keys():
@@ -133,6 +164,7 @@ def demo_settings(addresses: dict[str, str], work_dir: Path,
         web_port=port,
         public_url=f"http://127.0.0.1:{port}",
         standby_replicas=0,
+        replay=True,
     )
 
 
@@ -148,15 +180,68 @@ def start_demo_worker(settings: Settings, work_dir: Path) -> WorkerProcess:
                         env={"TELLTALE_SKELETON_THRESHOLD": "5"})
 
 
+#: Segment's own batch size; each request is acknowledged by Kafka before the next.
+BATCH_SIZE = 100
+#: Requests in flight at once, like a handful of SDK clients.
+CONCURRENT_POSTS = 4
+#: Seconds without a new health change after the feed that count as "settled".
+SETTLED_AFTER = 6.0
+
+
 async def feed(context: DemoContext) -> int:
-    """The last ``--days`` days of a simulated portfolio, in time order, keyed by person."""
+    """Post the last ``--days`` days of a simulated portfolio to the collector, in time
+    order, in Segment batches; returns the number of events accepted."""
+    import aiohttp
+
     from history.simulate import simulate_recent
 
     _, events = simulate_recent(time.time(), days=context.args.days,
                                 accounts=context.args.accounts, seed=context.args.seed)
-    messages = ((event.get("userId") or event.get("anonymousId"), event) for event in events)
-    return await produce(context.settings.kafka_bootstrap, context.settings.topics.events,
-                         messages)
+    write_key = next(iter(Settings.parse_pairs(context.settings.write_keys)))
+    url = f"{context.worker.url}/v1/batch"
+    auth = aiohttp.BasicAuth(write_key, "")
+    batches: asyncio.Queue[list[dict[str, Any]] | None] = asyncio.Queue(CONCURRENT_POSTS * 2)
+    accepted = 0
+
+    async def poster(session: aiohttp.ClientSession) -> None:
+        nonlocal accepted
+        while (batch := await batches.get()) is not None:
+            posted = await _post(session, url, auth, batch)  # add after the await, not across it
+            accepted += posted
+
+    async with aiohttp.ClientSession() as session:
+        posters = [asyncio.create_task(poster(session)) for _ in range(CONCURRENT_POSTS)]
+        batch: list[dict[str, Any]] = []
+        for event in events:
+            batch.append(event)
+            if len(batch) == BATCH_SIZE:
+                await batches.put(batch)
+                batch = []
+        if batch:
+            await batches.put(batch)
+        for _ in posters:
+            await batches.put(None)
+        await asyncio.gather(*posters)
+    return accepted
+
+
+async def _post(session: Any, url: str, auth: Any, batch: list[dict[str, Any]]) -> int:
+    """One Segment batch; waits and resends on 429/503 as the SDKs do."""
+    body = orjson.dumps({"batch": batch, "sentAt": _iso_now()})
+    for _attempt in range(20):
+        async with session.post(url, data=body, auth=auth,
+                                headers={"Content-Type": "application/json"}) as response:
+            if response.status == 200:
+                return len(batch)
+            if response.status in (429, 503):
+                await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+                continue
+            raise RuntimeError(f"collector answered {response.status}: {await response.text()}")
+    raise RuntimeError("collector stayed busy; giving up on the demo feed")
+
+
+def _iso_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def describe_change(change: dict[str, Any]) -> str:
@@ -169,21 +254,60 @@ def describe_change(change: dict[str, Any]) -> str:
             f"[{', '.join(change.get('reasons') or [])}] {change.get('explanation', '')}")
 
 
-def show_changes(context: DemoContext) -> None:
-    """Print each health change as it arrives, until Ctrl-C or ``--duration``."""
+async def tail_changes(context: DemoContext, fed: asyncio.Event) -> None:
+    """Print each health change as it arrives. Once the feed is done and the stream has
+    been quiet for a few seconds, print the accounts needing attention; then go on until
+    Ctrl-C or ``--duration`` seconds."""
+    from aiokafka import AIOKafkaConsumer
+
     duration = context.args.duration
-    printed = 0
+    deadline = None if duration is None else time.monotonic() + duration
+    consumer = AIOKafkaConsumer(
+        context.settings.topics.health_changes,
+        bootstrap_servers=context.settings.kafka_bootstrap,
+        auto_offset_reset="earliest", enable_auto_commit=False,
+    )
+    await consumer.start()
+    say("health changes as they happen (Ctrl-C to stop):")
+    last_change = time.monotonic()
+    summarised = False
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    last_change = time.monotonic()
+                    change = orjson.loads(record.value) if record.value else {}
+                    print(describe_change(change), flush=True)
+            settled = fed.is_set() and time.monotonic() - last_change >= SETTLED_AFTER
+            if settled and not summarised:
+                summarised = True
+                await print_attention(context)
+                if context.args.once:
+                    return
+    finally:
+        await consumer.stop()
+    if not summarised:
+        await print_attention(context)
 
-    def report(records: list[Record]) -> bool:
-        nonlocal printed
-        for record in records[printed:]:
-            print(describe_change(orjson.loads(record.value) if record.value else {}),
-                  flush=True)
-        printed = len(records)
-        return False  # only the timeout (--duration) or Ctrl-C ends the demo
 
-    say("health changes (Ctrl-C to stop):")
-    with contextlib.suppress(KeyboardInterrupt, TimeoutError):
-        asyncio.run(consume_until(context.settings.kafka_bootstrap,
-                                  context.settings.topics.health_changes, report,
-                                  timeout=duration if duration is not None else 10**9))
+async def print_attention(context: DemoContext) -> None:
+    """The accounts needing attention today, from the API, with owner and reason."""
+    import aiohttp
+
+    settings = context.settings
+    token, workspace = next(iter(Settings.parse_pairs(settings.api_tokens).items()))
+    url = f"{context.worker.url}/api/v1/workspaces/{workspace}/rankings/attention?limit=10"
+    async with aiohttp.ClientSession() as session, session.get(
+        url, headers={"Authorization": f"Bearer {token}"}
+    ) as response:
+        items = (await response.json())["items"] if response.status == 200 else []
+    print(flush=True)
+    print(f"Accounts needing attention today ({len(items)}):", flush=True)
+    for item in items:
+        owner = item.get("owner") or "no owner"
+        name = item.get("account_name") or item.get("account_id")
+        print(f"  {name}: {item.get('score')} ({item.get('band')}), owner {owner}", flush=True)
+        print(f"      {item.get('explanation')}", flush=True)
+    print(f"\nThe CSM page: {settings.public_url}/today?token={token}", flush=True)
+    print(flush=True)
