@@ -253,7 +253,7 @@ def define_state_table(app: faust.App, settings: Settings) -> TableT:
     """The health-state table, co-partitioned with the by-account topic."""
     # key_type/value_type, not only the schema: Faust picks the changelog topic's
     # serializers from them and falls back to JSON, which breaks recovery of raw keys.
-    return app.Table(
+    table = app.Table(
         STATE_TABLE,
         schema=raw_schema(),
         key_type=bytes,
@@ -262,6 +262,31 @@ def define_state_table(app: faust.App, settings: Settings) -> TableT:
         options=rocksdb_options(settings),
         help="Account, user, due-index and clock records of the score agent",
     )
+    _apply_changelog_only_where_not_writing(app, table)
+    return table
+
+
+def _apply_changelog_only_where_not_writing(app: faust.App, table: Any) -> None:
+    """Keep Faust from applying changelog records to partitions this worker writes.
+
+    When a standby partition becomes active, Faust's changelog reader can go on feeding
+    it records it had already fetched, including this worker's own fresh writes, and
+    apply them after newer ones: the record rolls back. Outside recovery, the changelog
+    of an active partition has nothing to teach its writer, so such records are dropped;
+    standby partitions and recovery are untouched.
+    """
+    apply_batch = table.apply_changelog_batch
+
+    def apply(batch: Any) -> None:
+        recovery = app.tables.recovery  # type: ignore[attr-defined]
+        if not recovery.in_recovery:
+            actives = app.assignor.assigned_actives()
+            batch = [event for event in batch if event.message.tp not in actives]
+            if not batch:
+                return
+        apply_batch(batch)
+
+    table.apply_changelog_batch = apply
 
 
 def partition_db(table: faust.Table, partition: int) -> Any:
