@@ -12,8 +12,8 @@ partition. For message ``m`` at offset ``o`` of partition ``p`` the agent:
    grows with what is due;
 3. applies an envelope: loads the account record and the touched users once, calls
    ``scoring.engine.step``, writes each touched key once;
-4. sends every decision to the health-changes topic keyed by account, and writes the
-   partition clock last.
+4. writes the partition clock last, applies the message's writes, then sends every
+   decision to the health-changes topic keyed by account.
 
 Exactly-once effects from at-least-once delivery (see docs/guarantees.md): the account
 record stores the offset last applied and is written before the user records, carrying
