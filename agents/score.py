@@ -113,6 +113,47 @@ class ScoreProcessor:
 
     async def process(self, partition: int, offset: int, raw: bytes | None) -> None:
         """Handle one by-account message; its writes land together (see MessageWrites)."""
+        db = tables.partition_db(self.table, partition)
+        last = self._load_clock(db, partition).offset
+        if last >= 0 and offset > last + 1:
+            await self._fill_gap(partition, last + 1, offset)
+        await self._process_one(partition, offset, raw)
+
+    async def _fill_gap(self, partition: int, start: int, end: int) -> None:
+        """Process offsets ``start``..``end - 1`` of ``partition``, read straight from Kafka.
+
+        The by-account topic has contiguous offsets (not compacted, no transactions),
+        but right after a rebalance Faust can skip a few buffered messages and later
+        commit past them as a "gap". The partition clock knows the last offset applied,
+        so such a hole is seen here and filled before the message that revealed it.
+        """
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        log.warning("score: p%d offsets %d-%d were not delivered; reading them directly",
+                    partition, start, end - 1)
+        tp = TopicPartition(self.settings.topics.by_account, partition)
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
+                                    group_id=None, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            consumer.seek(tp, start)
+            position = start
+            deadline = time.monotonic() + 60
+            while position < end:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"could not read p{partition} {position}-{end - 1}")
+                batches = await consumer.getmany(tp, timeout_ms=1000,
+                                                 max_records=end - position)
+                for record in batches.get(tp, []):
+                    if record.offset >= end:
+                        break
+                    await self._process_one(partition, record.offset, record.value)
+                    position = record.offset + 1
+        finally:
+            await consumer.stop()
+
+    async def _process_one(self, partition: int, offset: int, raw: bytes | None) -> None:
         # Reads go straight to this partition's RocksDB (Faust's table API would check
         # membership and then read: two lookups); writes are collected per message.
         db = tables.partition_db(self.table, partition)

@@ -267,24 +267,31 @@ def define_state_table(app: faust.App, settings: Settings) -> TableT:
 
 
 def _apply_changelog_only_where_not_writing(app: faust.App, table: Any) -> None:
-    """Keep Faust from applying changelog records to partitions this worker writes.
+    """Keep Faust from applying a changelog record to a partition DB that already has it.
 
-    When a standby partition becomes active, Faust's changelog reader can go on feeding
-    it records it had already fetched, including this worker's own fresh writes, and
-    apply them after newer ones: the record rolls back. Outside recovery, the changelog
-    of an active partition has nothing to teach its writer, so such records are dropped;
-    standby partitions and recovery are untouched.
+    At a hand-over Faust's changelog reader can deliver records that the partition DB
+    already holds (this worker's own writes, records it fetched as a standby) after
+    newer ones, which rolls those keys back. Every partition DB knows the changelog
+    offset it holds up to (Faust's persisted offset, which this table's writes also
+    advance); records at or below it are dropped, everything newer is applied as usual.
     """
     apply_batch = table.apply_changelog_batch
 
     def apply(batch: Any) -> None:
-        recovery = app.tables.recovery  # type: ignore[attr-defined]
-        if not recovery.in_recovery:
-            actives = app.assignor.assigned_actives()
-            batch = [event for event in batch if event.message.tp not in actives]
-            if not batch:
-                return
-        apply_batch(batch)
+        held: dict[Any, int] = {}
+        fresh = []
+        for event in batch:
+            tp = event.message.tp
+            if tp not in held:
+                try:
+                    persisted = table.data.persisted_offset(tp)
+                except Exception:  # partition DB not openable here: let Faust decide
+                    persisted = None
+                held[tp] = -1 if persisted is None else int(persisted)
+            if event.message.offset > held[tp]:
+                fresh.append(event)
+        if fresh:
+            apply_batch(fresh)
 
     table.apply_changelog_batch = apply
 
