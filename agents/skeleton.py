@@ -74,6 +74,10 @@ def register(app: faust.App, settings: Settings, *, threshold: int | None = None
     counts = app.Table(
         "skeleton-counts",
         schema=raw_schema(),
+        # Without key_type/value_type Faust falls back to a JSON changelog codec, and
+        # recovery then fails on the raw bytes this table stores.
+        key_type=bytes,
+        value_type=bytes,
         partitions=settings.partitions,
         options=rocksdb_options(settings),
         help="Messages seen per account (walking skeleton)",
