@@ -16,7 +16,8 @@ from state.readmodel import ReadModel
 from tests.deploy.promtool import PromtoolUnavailable, ensure_promtool, promtool
 from tests.fakes.changes import make_change, signal
 
-# The metrics contract shared by every agent: family name (as the text format announces it) → type, labels.
+# The metrics contract shared by every agent:
+# family name (as the text format announces it) → type, labels.
 CONTRACT: dict[str, tuple[str, tuple[str, ...]]] = {
     "telltale_events_received_total": ("counter", ("source", "type")),
     "telltale_events_accepted_total": ("counter", ("source",)),
