@@ -20,43 +20,34 @@ from typing import Any
 
 import orjson
 
-SEP = b"\x1f"
+from state.keys import SEP, KeyPartError, due_part, make_key
+from state.keys import part as key_part
+
 MAP = b"m"
 HELD = b"h"
 EXPIRY = b"x"
 
 MAX_ACCOUNTS = 16
 """Accounts remembered per person; the least recently linked is forgotten first."""
-_MAX_DUE = 999_999_999_999
-
-
-class IdentityKeyError(ValueError):
-    """An id that cannot be part of a key (empty, or holds the 0x1F separator)."""
-
-
-def _part(value: str) -> bytes:
-    raw = value.encode()
-    if not raw or SEP in raw:
-        raise IdentityKeyError(f"id {value!r} is empty or contains 0x1F")
-    return raw
+#: Raised for an id that cannot be part of a key (the identity map's name for it).
+IdentityKeyError = KeyPartError
 
 
 def map_key(workspace: str, person: str) -> bytes:
-    return MAP + SEP + _part(workspace) + SEP + _part(person)
+    return make_key(MAP, workspace, person)
 
 
 def held_key(workspace: str, person: str) -> bytes:
-    return HELD + SEP + _part(workspace) + SEP + _part(person)
+    return make_key(HELD, workspace, person)
 
 
 def expiry_key(due: int, workspace: str, person: str) -> bytes:
-    due = min(max(due, 0), _MAX_DUE)
-    return EXPIRY + SEP + b"%012d" % due + SEP + _part(workspace) + SEP + _part(person)
+    return SEP.join([EXPIRY, due_part(due), key_part(workspace), key_part(person)])
 
 
 def expiry_range_end(until: int) -> bytes:
     """First key after every expiry key due at or before ``until``."""
-    return EXPIRY + SEP + b"%012d" % (min(max(until, 0), _MAX_DUE) + 1)
+    return EXPIRY + SEP + due_part(max(until, 0) + 1)
 
 
 def parse_expiry_key(key: bytes) -> tuple[int, str, str]:

@@ -14,7 +14,7 @@ told apart by a one-byte key prefix:
 - ``c`` partition clock  ``c␟<partition>``               → :class:`PartitionClock` bytes
 
 (␟ is the ASCII unit separator, 0x1F, which ids never contain in practice; ids that do are
-rejected by :func:`_part`.)
+rejected by :func:`state.keys.part`.)
 
 Every key is written while the agent processes a message of the by-account topic, so Faust
 puts it in the RocksDB store and changelog partition of *that* message: a user key lives in
@@ -40,6 +40,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from state.keys import MAX_DUE, SEP, KeyPartError, due_part, make_key
+from state.keys import part as key_part
+
 if TYPE_CHECKING:
     import faust
     from faust.types import TableT
@@ -48,40 +51,30 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SEP = b"\x1f"
 ACCOUNT = b"a"
 USER = b"u"
 DUE = b"d"
 CLOCK = b"c"
 
 STATE_TABLE = "health-state"
-#: Largest due time the due index can hold (12 decimal digits of epoch seconds).
-_MAX_DUE = 999_999_999_999
 #: RocksDB write buffers kept per partition DB (Faust's default is 3 of 64 MiB each).
 WRITE_BUFFERS_PER_DB = 2
 
 
-class StateKeyError(ValueError):
-    """An id that cannot be part of a state key (empty, or holds the separator)."""
-
-
-def _part(value: str) -> bytes:
-    raw = value.encode()
-    if not raw or SEP in raw:
-        raise StateKeyError(f"id {value!r} is empty or contains 0x1F")
-    return raw
+#: Raised for an id that cannot be part of a state key (the score table's name for it).
+StateKeyError = KeyPartError
 
 
 def account_key(workspace: str, account_id: str) -> bytes:
-    return ACCOUNT + SEP + _part(workspace) + SEP + _part(account_id)
+    return make_key(ACCOUNT, workspace, account_id)
 
 
 def user_key(workspace: str, account_id: str, user_id: str) -> bytes:
-    return USER + SEP + _part(workspace) + SEP + _part(account_id) + SEP + _part(user_id)
+    return make_key(USER, workspace, account_id, user_id)
 
 
 def due_key(due: int, workspace: str, account_id: str) -> bytes:
-    return DUE + SEP + b"%012d" % due + SEP + _part(workspace) + SEP + _part(account_id)
+    return SEP.join([DUE, due_part(due), key_part(workspace), key_part(account_id)])
 
 
 def clock_key(partition: int) -> bytes:
@@ -90,7 +83,7 @@ def clock_key(partition: int) -> bytes:
 
 def due_second(due: float) -> int:
     """Due times are kept in whole seconds, rounded up (never re-evaluate early)."""
-    return min(max(0, math.ceil(due)), _MAX_DUE)
+    return min(max(0, math.ceil(due)), MAX_DUE)
 
 
 def parse_due_key(key: bytes) -> tuple[int, str, str]:
@@ -379,7 +372,7 @@ def due_entries(db: Any, until: int) -> Iterator[tuple[bytes, int, str, str]]:
     """Due-index entries of one partition DB with due second ≤ ``until``, oldest first:
     (key, due second, workspace, account id). A key-ordered range scan."""
     start = DUE + SEP
-    stop = DUE + SEP + b"%012d" % (until + 1)
+    stop = DUE + SEP + due_part(until + 1)
     it = db.iter()
     it.seek(start)
     while it.valid():
