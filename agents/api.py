@@ -253,12 +253,14 @@ async def json_errors(request: web.Request,
         return response
 
 
-def create_api_app(settings: Settings, readmodel: ReadModel | None = None) -> web.Application:
-    """A stand-alone aiohttp application serving only the API (and /openapi.json)."""
+def standalone_app(settings: Settings, readmodel: ReadModel | None,
+                   routes: Callable[[ReadModel], list[web.RouteDef]]) -> web.Application:
+    """A stand-alone aiohttp application over one read model (made from ``settings`` and
+    closed with the app when not given), serving ``routes(readmodel)``."""
     app = web.Application(middlewares=[json_errors])
     model = readmodel or ReadModel.from_settings(settings)
     app[READMODEL_KEY] = model
-    app.add_routes(Api(settings, model).routes())
+    app.add_routes(routes(model))
     if readmodel is None:
         async def close(_app: web.Application) -> None:
             await model.close()
@@ -267,9 +269,14 @@ def create_api_app(settings: Settings, readmodel: ReadModel | None = None) -> we
     return app
 
 
+def create_api_app(settings: Settings, readmodel: ReadModel | None = None) -> web.Application:
+    """A stand-alone aiohttp application serving only the API (and /openapi.json)."""
+    return standalone_app(settings, readmodel, lambda model: Api(settings, model).routes())
+
+
 def register(app: Any, settings: Settings, readmodel: ReadModel | None = None) -> Api:
     """Serve the API from the Faust worker's web server."""
-    api = Api(settings, readmodel or ReadModel.from_settings(settings))
+    api = Api(settings, readmodel or ReadModel.of_app(app, settings))
     web_app: web.Application = app.web.web_app
     web_app.router.add_routes(api.routes())
     web_app.middlewares.append(json_errors)

@@ -164,5 +164,5 @@ def register(app: faust.App, settings: Settings,
         if not sources:
             from state.readmodel import ReadModel  # Redis is only needed for this gauge
 
-            sources.append(ReadModel.from_settings(settings))
+            sources.append(ReadModel.of_app(app, settings))
         await refresh_portfolio(sources[0], configured, is_leader=app.is_leader())

@@ -251,7 +251,7 @@ def register(app: Any, settings: Settings, *, config: NotificationConfig | None 
 
     def notifier() -> Notifier:
         if "n" not in holder:
-            holder["n"] = Notifier(settings, config, ReadModel.from_settings(settings),
+            holder["n"] = Notifier(settings, config, ReadModel.of_app(app, settings),
                                    dead_letter, salesforce_session=salesforce_session)
         return holder["n"]
 

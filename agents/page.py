@@ -338,24 +338,18 @@ def _pct(component: Mapping[str, Any]) -> int:
 def create_page_app(settings: Settings, readmodel: ReadModel | None = None, *,
                     with_api: bool = True) -> web.Application:
     """A stand-alone aiohttp application serving the page (and the API by default)."""
-    from agents.api import Api, json_errors
+    from agents.api import Api, standalone_app
 
-    model = readmodel or ReadModel.from_settings(settings)
-    app = web.Application(middlewares=[json_errors])
-    app.add_routes(Page(settings, model).routes())
-    if with_api:
-        app.add_routes(Api(settings, model).routes())
-    if readmodel is None:
-        async def close(_app: web.Application) -> None:
-            await model.close()
+    def routes(model: ReadModel) -> list[web.RouteDef]:
+        page_routes = Page(settings, model).routes()
+        return page_routes + Api(settings, model).routes() if with_api else page_routes
 
-        app.on_cleanup.append(close)
-    return app
+    return standalone_app(settings, readmodel, routes)
 
 
 def register(app: Any, settings: Settings, readmodel: ReadModel | None = None) -> Page:
     """Serve the page from the Faust worker's web server."""
-    page = Page(settings, readmodel or ReadModel.from_settings(settings))
+    page = Page(settings, readmodel or ReadModel.of_app(app, settings))
     web_app: web.Application = app.web.web_app
     web_app.router.add_routes(page.routes())
     return page

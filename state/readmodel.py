@@ -173,6 +173,9 @@ class AccountPage:
     limit: int
 
 
+_APP_ATTRIBUTE = "_telltale_readmodel"
+
+
 class ReadModel:
     """Latest assessments, rankings and history in Redis (see the module docstring)."""
 
@@ -191,6 +194,16 @@ class ReadModel:
     def from_settings(cls, settings: Any) -> ReadModel:
         """Redis from ``settings.redis_url``; keys under ``settings.topic_prefix``."""
         return cls.from_url(settings.redis_url, settings.topic_prefix)
+
+    @classmethod
+    def of_app(cls, app: Any, settings: Any) -> ReadModel:
+        """The worker's one read model (one Redis pool), made on first use by whichever
+        module needs it (notify, API, page, portfolio gauges) and shared by all."""
+        model: ReadModel | None = getattr(app, _APP_ATTRIBUTE, None)
+        if model is None:
+            model = cls.from_settings(settings)
+            setattr(app, _APP_ATTRIBUTE, model)
+        return model
 
     async def close(self) -> None:
         await self.redis.aclose()
