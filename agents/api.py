@@ -15,6 +15,9 @@ Errors are JSON ``{"error": "...", "detail": "..."}``.
 - ``GET  .../users/{id}``          one user's score, band, power-user flag, last seen
 - ``GET  .../rankings/{name}``     at_risk, drops, renewals, expansion, attention
 - ``GET  .../portfolio``           counts per band / stage, ARR per band, active signals
+- ``GET  .../business-metrics``    churn rate, GRR/NRR, cohorts, NPS, engagement and CLV
+                                   of the workspace's history, as last published by
+                                   ``telltale metrics --publish`` (404 until then)
 
 ``create_api_app(settings, readmodel)`` serves it on its own; ``register(app, settings)``
 adds it to the Faust worker's web server, next to the collector, the page and /metrics.
@@ -124,6 +127,8 @@ class Api:
                     self._guard(self.get_ranking, ("forecast", "limit")), allow_head=False),
             web.get(API_PREFIX + "/portfolio", self._guard(self.get_portfolio),
                     allow_head=False),
+            web.get(API_PREFIX + "/business-metrics", self._guard(self.get_business),
+                    allow_head=False),
         ]
 
     async def openapi(self, request: web.Request) -> web.Response:
@@ -222,6 +227,14 @@ class Api:
 
     async def get_portfolio(self, request: web.Request, workspace: str) -> web.Response:
         return _json(await self.readmodel.portfolio(workspace))
+
+    async def get_business(self, request: web.Request, workspace: str) -> web.Response:
+        doc = await self.readmodel.business(workspace)
+        if doc is None:
+            raise _Problem(404, "not_found",
+                           "no business metrics published for this workspace yet; run "
+                           "telltale metrics HISTORY --outcomes OUTCOMES --publish")
+        return _json(doc)
 
 
 def _int_param(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

@@ -19,6 +19,7 @@ Definitions (the usual SaaS ones):
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -128,8 +129,10 @@ def compute(
             continue
         acc.add(event, activity)
     if acc.start is None or acc.end is None:
-        return {"months": [], "churn": [], "retention": {}, "cohorts": {}, "nps": [],
-                "engagement": [], "clv": None, "accounts": 0}
+        return {"period": None, "accounts": 0, "months": [], "churn": [],
+                "monthly_churn_rate": None, "annual_churn_rate": None, "retention": None,
+                "cohorts": {"months": [], "rows": []}, "nps": [], "engagement": [],
+                "clv": None}
     return _summarise(acc, outcomes, margin)
 
 
@@ -316,6 +319,9 @@ def add_parser(subparsers: Any) -> Any:
     parser.add_argument("--workspace", default="default", help="workspace name")
     parser.add_argument("--margin", type=float, default=0.8, help="gross margin for CLV")
     parser.add_argument("--json", type=_path, default=None, help="also write the metrics here")
+    parser.add_argument("--publish", action="store_true",
+                        help="also store them in Redis (TELLTALE_REDIS_URL) for the API's "
+                             "business-metrics route")
     parser.set_defaults(func=run)
     return parser
 
@@ -336,4 +342,22 @@ def run(args: Any) -> int:
     print(format_summary(metrics))
     if args.json is not None:
         args.json.write_bytes(orjson.dumps(metrics, option=orjson.OPT_INDENT_2))
+    if args.publish:
+        where = asyncio.run(publish(metrics, args.workspace, args.events.name))
+        print(f"published to {where}")
     return 0
+
+
+async def publish(metrics: dict[str, Any], workspace: str, source: str) -> str:
+    """Store ``metrics`` in the read model's Redis (settings from the environment), where
+    ``GET /api/v1/workspaces/{workspace}/business-metrics`` serves them. Returns the
+    Redis key written."""
+    from agents.settings import Settings
+    from state.readmodel import ReadModel
+
+    readmodel = ReadModel.from_settings(Settings.from_env())
+    try:
+        await readmodel.publish_business(workspace, metrics, source, datetime.now(tz=UTC))
+    finally:
+        await readmodel.close()
+    return readmodel.business_key(workspace)

@@ -24,6 +24,10 @@ then the workspace ``{ws}``:
                            attention (by urgency, for the "Today" page)
 
 and ``{prefix}:rm:workspaces`` lists the workspaces.
+
+Not derived, and so kept outside ``{prefix}:rm:`` where a rebuild cannot wipe it:
+``{prefix}:business:{ws}`` holds the business metrics last published for a workspace by
+``telltale metrics --publish`` (computed from a history, not from health changes).
 """
 
 from __future__ import annotations
@@ -304,6 +308,24 @@ class ReadModel:
         if batch:
             removed += await self.redis.unlink(*batch)
         return removed
+
+    async def publish_business(self, workspace: str, metrics: Mapping[str, Any],
+                               source: str, computed_at: datetime) -> dict[str, Any]:
+        """Store ``metrics`` (:func:`history.business.compute`) as the workspace's
+        business metrics, replacing what was there. Returns the stored document."""
+        doc = {"workspace": workspace, "computed_at": computed_at.isoformat(),
+               "source": source, "metrics": metrics}
+        await self.redis.set(self.business_key(workspace),
+                             orjson.dumps(doc, option=orjson.OPT_SORT_KEYS))
+        return doc
+
+    async def business(self, workspace: str) -> dict[str, Any] | None:
+        """The workspace's last published business metrics, or None."""
+        raw = await self.redis.get(self.business_key(workspace))
+        return orjson.loads(raw) if raw else None
+
+    def business_key(self, workspace: str) -> str:
+        return f"{self.prefix}:business:{workspace}"
 
     # ------------------------------------------------------------------ reading
 

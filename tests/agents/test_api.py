@@ -1,12 +1,19 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from agents import cli
 from agents.api import create_api_app, token_workspace
 from agents.settings import Settings
+from history.business import compute
+from history.importers import import_events, read_outcomes
+from history.simulate import simulate, write_simulation
 from state.readmodel import ReadModel
 from tests.fakes.portfolio import populate
 
@@ -123,3 +130,40 @@ async def test_openapi_document_is_served_without_auth(client: TestClient) -> No
     doc = await response.json()
     assert doc["openapi"].startswith("3.") and "/api/v1/workspaces/{workspace}/accounts" in (
         doc["paths"])
+
+
+async def test_business_metrics_published_by_the_cli(
+    client: TestClient, tmp_path: Path, redis_url: str, unique_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    response = await client.get(BASE + "/business-metrics", headers=AUTH)
+    assert response.status == 404 and "telltale metrics" in (await response.json())["detail"]
+
+    events, outcomes = tmp_path / "history.jsonl", tmp_path / "outcomes.csv"
+    write_simulation(simulate(accounts=6, days=120, seed=5), events, outcomes)
+    monkeypatch.setenv("TELLTALE_REDIS_URL", redis_url)
+    monkeypatch.setenv("TELLTALE_TOPIC_PREFIX", unique_prefix)
+    argv = ["metrics", str(events), "--outcomes", str(outcomes), "--workspace", "demo",
+            "--publish"]
+    assert await asyncio.to_thread(cli.main, argv) == 0
+
+    response = await client.get(BASE + "/business-metrics", headers=AUTH)
+    assert response.status == 200
+    body = await response.json()
+    expected = compute(import_events(events, "demo"), read_outcomes(outcomes))
+    assert body["metrics"] == expected and body["metrics"]["accounts"] == 6
+    assert body["source"] == "history.jsonl" and body["workspace"] == "demo"
+    published = datetime.fromisoformat(body["computed_at"])
+    assert abs((datetime.now(tz=UTC) - published).total_seconds()) < 60
+    # Another workspace's token sees nothing of it; a rebuild of the read model keeps it.
+    other = await client.get("/api/v1/workspaces/other/business-metrics",
+                             headers={"Authorization": "Bearer other-token"})
+    assert other.status == 404
+    settings = Settings(redis_url=redis_url, topic_prefix=unique_prefix)
+    readmodel = ReadModel.from_settings(settings)
+    try:
+        await readmodel.clear()
+        assert (await readmodel.business("demo")) == body
+        await readmodel.redis.delete(readmodel.business_key("demo"))
+    finally:
+        await readmodel.close()

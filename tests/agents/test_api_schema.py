@@ -9,6 +9,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -24,7 +25,7 @@ from agents.api import create_api_app
 from agents.settings import Settings
 from devstack.process import free_port
 from state.readmodel import ReadModel
-from tests.fakes.portfolio import ACCOUNTS, populate, replayed_changes
+from tests.fakes.portfolio import ACCOUNTS, business_metrics, populate, replayed_changes
 
 pytestmark = pytest.mark.integration
 
@@ -64,6 +65,8 @@ class LiveApi:
         await populate(self.readmodel)
         for change in replayed_changes():
             await self.readmodel.apply(change)
+        await self.readmodel.publish_business("demo", business_metrics(), "history.jsonl",
+                                              datetime.now(tz=UTC))
         self.runner = web.AppRunner(create_api_app(self.settings, self.readmodel))
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()

@@ -108,3 +108,16 @@ def replayed_changes(workspace: str = "demo", accounts: int = 12, days: int = 12
         changes += replay.finish()
         _REPLAYED[key] = [c.to_dict() for c in changes]
     return [dict(c) for c in _REPLAYED[key]]
+
+
+def business_metrics(workspace: str = "demo", accounts: int = 12, days: int = 120,
+                     seed: int = 3) -> dict[str, Any]:
+    """Business metrics of the same simulated portfolio, as ``telltale metrics`` makes them."""
+    from history.business import compute
+    from history.importers import OutcomeRecord, segment_events
+    from history.simulate import simulate
+
+    sim = simulate(accounts=accounts, days=days, seed=seed)
+    outcomes = [OutcomeRecord(o.account_id, o.date, o.outcome, o.arr, o.new_arr, o.segment)
+                for o in sim.outcomes]
+    return compute(segment_events(sim.events(), workspace=workspace), outcomes)
