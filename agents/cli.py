@@ -98,6 +98,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         sub = module.add_parser(subparsers)
         if sub is not None and sub.get_default("func") is None:
             sub.set_defaults(func=module.run)
+    for sub in subparsers.choices.values():
+        sub.allow_abbrev = False  # "--out" must not quietly mean "--outcomes"
     return parser
 
 
@@ -121,6 +123,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2 if isinstance(exc, SettingsError) else 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # A file that cannot be read or a config/outcomes file that does not validate is
+        # the user's to fix: say what is wrong in one message, without a traceback.
+        from history.importers import OutcomesError
+        from scoring.config import ConfigError
+
+        if not isinstance(exc, OSError | ConfigError | OutcomesError):
+            raise
+        print(f"telltale {args.command}: {exc}", file=sys.stderr)
+        return 1 if isinstance(exc, OSError) else 2
 
 
 if __name__ == "__main__":
