@@ -86,7 +86,12 @@ class UserView:
 @dataclass(slots=True)
 class AccountAssessment:
     """The account's health at ``time``: score, band, components, stages, active
-    signals, users, explanation drivers and bounded daily score history."""
+    signals, users, explanation drivers and bounded daily score history.
+
+    ``change_id`` names the health change decided at this assessment (None when there
+    was nothing worth telling). Steps run with ``emit=False`` leave ``drivers`` and
+    ``explanation`` empty: nobody is going to read them.
+    """
 
     workspace: str
     account_id: str
@@ -118,6 +123,7 @@ class AccountAssessment:
     external_ids: dict[str, str]
     history: list[tuple[int, int]]
     config_version: str
+    change_id: str | None = None
     # Users are scored on first access (most steps never need them); valid until the
     # account is stepped again.
     _users: list[UserView] | None = None
@@ -198,10 +204,15 @@ def step(
     config: ScoringConfig,
     workspace: str,
     account_id: str,
+    emit: bool = True,
 ) -> StepResult:
     """Apply one account's ``events`` (any order; ``[]`` is a clock tick), re-assess at
     ``now`` (event-time epoch seconds; never earlier than the state's clock) and decide
-    what to emit. Pure and deterministic: never reads the wall clock."""
+    what to emit. Pure and deterministic: never reads the wall clock.
+
+    ``emit=False`` (backtests, which only read scores) decides exactly as usual and
+    leaves the same state, but builds no :class:`HealthChange` and no explanation;
+    ``assessment.change_id`` still says whether a change was decided."""
     acc = account if account is not None else AccountState(workspace, account_id)
     work: dict[str, UserState] = dict(users)
     skipped: list[str] = []
@@ -210,7 +221,7 @@ def step(
     acc.clock = t
     today = epoch_day(t)
     _prune(acc, work, changed, today, config)
-    assessment, changes = evaluate(acc, t, config)
+    assessment, changes = evaluate(acc, t, config, emit)
     return StepResult(
         account=acc,
         users={uid: work[uid] for uid in sorted(changed)},
@@ -377,10 +388,12 @@ def _for_text(signals: list[SignalState], reasons: list[str]) -> list[SignalStat
 
 
 def evaluate(
-    acc: AccountState, t: float, config: ScoringConfig
+    acc: AccountState, t: float, config: ScoringConfig, emit: bool = True
 ) -> tuple[AccountAssessment, list[HealthChange]]:
     """Assess the account at ``t`` and decide whether to emit a health change; updates
-    the account's assessment memory (band, stages, signals, history, last report)."""
+    the account's assessment memory (band, stages, signals, history, last report).
+    With ``emit=False`` the decision and the memory are the same, but no change and no
+    explanation are built (see :func:`step`)."""
     today = epoch_day(t)
     f: Facts = measure(acc, today, config)
     comps = account_components(acc, f, config)
@@ -447,33 +460,36 @@ def evaluate(
         keys.extend(f"end:{s.key}" for s in ended)
 
     delta = score - prev_score if prev_score is not None else 0
-    drivers = _drivers(comps, rep, delta)
-    notes: list[str] = []
-    if rep is not None:
-        if "band_changed" in reasons:
-            notes.append(explain.band_note(rep.band, band))
-        if "forecast_changed" in reasons:
-            notes.append(explain.forecast_note(rep.forecast, fc))
-        if "lifecycle_changed" in reasons:
-            notes.append(explain.lifecycle_note(rep.lifecycle, life))
-    else:
-        notes.append(explain.lifecycle_note(None, life))
-        if fc is not None:
-            notes.append(explain.forecast_note(None, fc))
-    reason_texts = [d.text for d in drivers]
-    text = explain.paragraph(
-        prev_score, score, band, reason_texts if delta != 0 or rep is None else [],
-        [s.text for s in _for_text(started, reason_texts)],
-        change_7d if abs(change_7d) >= dec.score_move_points else None,
-        [
-            line
-            for line in (
-                _ended_text(acc, s, config, today) for s in _for_text(ended, reason_texts)
-            )
-            if line not in reason_texts
-        ],
-        notes,
-    )
+    drivers: list[Driver] = []
+    text = ""
+    if emit:
+        drivers = _drivers(comps, rep, delta)
+        notes: list[str] = []
+        if rep is not None:
+            if "band_changed" in reasons:
+                notes.append(explain.band_note(rep.band, band))
+            if "forecast_changed" in reasons:
+                notes.append(explain.forecast_note(rep.forecast, fc))
+            if "lifecycle_changed" in reasons:
+                notes.append(explain.lifecycle_note(rep.lifecycle, life))
+        else:
+            notes.append(explain.lifecycle_note(None, life))
+            if fc is not None:
+                notes.append(explain.forecast_note(None, fc))
+        reason_texts = [d.text for d in drivers]
+        text = explain.paragraph(
+            prev_score, score, band, reason_texts if delta != 0 or rep is None else [],
+            [s.text for s in _for_text(started, reason_texts)],
+            change_7d if abs(change_7d) >= dec.score_move_points else None,
+            [
+                line
+                for line in (
+                    _ended_text(acc, s, config, today) for s in _for_text(ended, reason_texts)
+                )
+                if line not in reason_texts
+            ],
+            notes,
+        )
     active_7 = sum(1 for s in acc.users.values()
                    if s.last_day is not None and today - s.last_day < 7)
     wow = comps[2].detail.get("week_over_week_pct") if len(comps) > 2 else None
@@ -508,13 +524,14 @@ def evaluate(
         external_ids=dict(acc.external_ids),
         history=sorted(acc.history.items()),
         config_version=config.version,
+        change_id=change_id(acc.workspace, acc.account_id, keys, today) if reasons else None,
         _source=(acc, today, config),
     )
     changes: list[HealthChange] = []
     comp_dicts = {c.name: c.to_dict() for c in comps}
-    if reasons:
+    if assessment.change_id is not None and emit:
         changes.append(HealthChange(
-            id=change_id(acc.workspace, acc.account_id, keys, today),
+            id=assessment.change_id,
             workspace=acc.workspace,
             account_id=acc.account_id,
             account_name=acc.name,
@@ -543,6 +560,7 @@ def evaluate(
             users=[u.to_dict() for u in assessment.users],
             config_version=config.version,
         ))
+    if reasons:
         acc.reported = Reported(t, score, band, fc, life, {
             c.name: {"points": c.points, "raw": round(c.raw, 3),
                      "detail": comp_dicts[c.name]["detail"]}

@@ -147,8 +147,15 @@ class Replay:
             acc.copy() if acc is not None else None,
             {u: s for u, s in users.items() if s is not None},
             pending, max(at, acc.clock if acc else at), self.config, workspace, account_id,
+            self.emits,
         )
         return result.assessment
+
+    @property
+    def emits(self) -> bool:
+        """Whether health changes are built: only when they are kept or handed on.
+        Otherwise steps skip the explanations (same decisions, same state)."""
+        return self.keep_changes or self.on_change is not None
 
     def account_keys(self) -> list[AccountKey]:
         return sorted(self.accounts)
@@ -188,7 +195,8 @@ class Replay:
             for uid in user_ids
             if (ws, acc_id, uid) in self.users
         }
-        result = step(self.accounts.get(key), users, events, now, self.config, ws, acc_id)
+        result = step(self.accounts.get(key), users, events, now, self.config, ws, acc_id,
+                      self.emits)
         self.stats.steps += 1
         self.accounts[key] = result.account
         for uid, state in result.users.items():
@@ -199,8 +207,9 @@ class Replay:
             heapq.heappush(self._due, (result.next_due, key))
         else:
             self._due_at.pop(key, None)
-        for change in result.changes:
+        if result.assessment.change_id is not None:
             self.stats.changes += 1
+        for change in result.changes:
             if self.keep_changes:
                 self.changes.append(change)
             if self.on_change is not None:

@@ -69,3 +69,26 @@ def test_late_event_is_evaluated_at_the_next_grid_point() -> None:
 def test_interval_must_be_positive() -> None:
     with pytest.raises(ValueError, match="interval"):
         Replay(load_config(), interval=0)
+
+
+def test_not_building_changes_decides_the_same_and_leaves_the_same_state() -> None:
+    """A backtest skips building changes and explanations; it must not skip deciding."""
+    from history.importers import segment_events
+    from history.simulate import simulate
+
+    events = list(segment_events(simulate(accounts=8, days=150, seed=11).events(),
+                                 workspace="ws"))
+    full, lean = Replay(load_config()), Replay(load_config(), keep_changes=False)
+    changes = full.run(events)
+    assert not lean.emits and lean.run(events) == [] and lean.changes == []
+    assert len(changes) == full.stats.changes == lean.stats.changes > 50
+    assert {k: a.to_list() for k, a in full.accounts.items()} == {
+        k: a.to_list() for k, a in lean.accounts.items()}
+    assert {k: u.to_list() for k, u in full.users.items()} == {
+        k: u.to_list() for k, u in lean.users.items()}
+    for key, assessment in full.assessments().items():
+        other = lean.assessment(*key)
+        assert other is not None and other.explanation == "" and other.drivers == []
+        assert (other.score, other.band, other.change_id) == (
+            assessment.score, assessment.band, assessment.change_id)
+    assert {a.change_id for a in full.assessments().values()} <= {c.id for c in changes} | {None}
