@@ -59,7 +59,7 @@ class Settings:
         500, "Most events held per user with no known account (older ones dead-lettered)")
     resolve_link_seconds: float = _setting(
         2_592_000.0, "How long an anonymous id stays linked to the user an identify or alias "
-        "call named, after that call or the id's last event")
+        "call named (renewed by the id's events)")
     metrics_interval: float = _setting(
         15.0, "Seconds between samples of consumer lag, table sizes, recovery and portfolio"
     )
