@@ -61,6 +61,7 @@ __all__ = [
     "EVENTS_ACCEPTED",
     "EVENTS_DEAD_LETTERED",
     "EVENTS_DEDUPLICATED",
+    "EVENTS_MOVED",
     "EVENTS_PROCESSED",
     "EVENTS_RECEIVED",
     "EVENT_TO_CHANGE_LATENCY",
@@ -129,6 +130,14 @@ EVENTS_DEAD_LETTERED = Counter(
     "Messages or events sent to a dead-letter topic, by reason (short machine-readable "
     "word such as invalid_json, missing_field, unknown_workspace).",
     ["reason"],
+    registry=REGISTRY,
+)
+EVENTS_MOVED = Counter(
+    "telltale_events_moved_total",
+    "Events of an anonymous (or previous) id moved to the user an identify or alias call "
+    "linked it to, by kind (held: waiting for an account when the link came; forwarded: "
+    "arriving after it).",
+    ["kind"],
     registry=REGISTRY,
 )
 HTTP_REQUESTS = Counter(

@@ -12,7 +12,8 @@ Segment-spec JSON (one event, or ``{"batch": [...]}``) from a direct producer �
 3. updates the identity map (person → accounts, most recent first) from group calls,
    ``context.groupId`` and PostHog ``$groups``, and attributes each event to an account:
    the account the event names itself when it names one, otherwise the account the
-   person was most recently linked to;
+   person was most recently linked to; events of an anonymous id that an identify or
+   alias call linked to a user move to that user first (see "Anonymous ids" below);
 4. writes one account-keyed batch envelope per account per input message.
 
 Unattributed events: events of a person with no known account are *held* (in the table,
@@ -23,6 +24,39 @@ that person, and are then released to that account. A hold lasts at most
 ``unattributed``. Expiry runs on clock ticks that this module's timer sends into each
 partition of the events topic it owns, so the expiring writes happen inside stream
 processing like every other table write.
+
+Anonymous ids: an event with only an anonymous id (a visitor before login; for PostHog,
+an anonymous ``distinct_id``) is the person of that id, and is held under it like any
+other. An identify call that carries both ids (PostHog: ``$identify`` with
+``$anon_distinct_id``), or an alias call (``previousId`` → ``userId``; PostHog
+``$create_alias``), says that the other id now stands for the user. That call is
+resolved in the user's partition, the other id's state lives in its own, so the
+resolver never reads across partitions; it sends a *link* message (``{"kind": "link",
+"from": id, "to": user, "at": event time}``, :class:`streams.envelope.Link`) to the
+events topic keyed by the other id. The partition that owns that id records the link in
+the id's identity record, *moves* what it holds to the user, and from then on moves
+every event of that id the same way: a ``moved`` message keyed by the user, its events'
+user id set to the user, resolved in the user's partition like the user's own events
+(attributed to the user's account, or held under the user until a group call). So:
+
+- the latest call wins: an id linked to a second user moves to the second user, unless
+  the second call is older (by event time) than the one that made the current link;
+- chains end at the last user: an identify naming a user that an alias call already
+  linked on is moved there, identify and all, and links the anonymous id to that last
+  user; events of an id linked before its user was linked on follow both links. An
+  event follows at most :data:`MAX_MOVES` links, so a cycle (two aliases in opposite
+  directions) cannot move it forever;
+- a link is kept for ``resolve_link_seconds`` (30 days by default) after the latest
+  call that made it, renewed by the id's events once less than half of that is left, and
+  then forgotten (through the same clock ticks as holds): an idle id loses it between
+  half and all of that period after its last event, and is anonymous again. One user per
+  id, so the links held are at most the ids identified or active in that period;
+- malformed link or moved messages go to the dead-letter topic (``bad_link``,
+  ``bad_envelope``), like any other input.
+
+Redelivery: a link is idempotent (a link seen before changes nothing and moves nothing:
+what was held moved the first time), and so is the identify or alias call that sends it.
+Moved events keep their message ids; see below for the rare repeat.
 
 People in several accounts: an event that names its account (``context.groupId``,
 ``$groups``, or a group call) counts for that account; any other event counts for the
@@ -38,8 +72,11 @@ sent again. Each by-account envelope therefore names its ``origin`` (events-topi
 partition and offset, :attr:`streams.envelope.Envelope.origin`); one input message makes
 at most one envelope per account, so a consumer that keeps, per account and origin
 partition, the last origin offset it applied can drop such repeats. (Not for events a
-direct producer put in the wrong partition: each redelivery re-sends them to their
-person's partition, where they get a new origin.)
+direct producer put in the wrong partition, nor for moved events: each redelivery
+re-sends them to their person's or user's partition, where they get a new origin. The
+score stage still applies such an event once, as it skips a message id it has already
+applied for the user (the account, for an event without one), within its window of
+recent ids.)
 
 The agent runs with concurrency 1 (it writes a table) and handles whole envelopes, so
 Faust's fixed per-message cost is shared by many events.
@@ -73,15 +110,20 @@ from state.identity import (
 from streams.dlq import DeadLetter
 from streams.envelope import (
     EnvelopeError,
+    Link,
     Tick,
     check_wire,
     decode_header,
+    decode_identity_message,
+    encode_link,
+    encode_moved,
     encode_tick,
     encode_wire_envelope,
     is_envelope_obj,
+    is_identity_obj,
     kafka_key,
 )
-from streams.events import Event, Source
+from streams.events import Event, EventType, Source
 from streams.normalize import NormalizeContext, Reason, Rejection, normalize_direct
 
 log = logging.getLogger(__name__)
@@ -93,6 +135,11 @@ Wire = dict[str, Any]
 resolver edits ``acc`` in place instead of rebuilding events."""
 STATE_TABLE = "resolve-state"
 _MAX_WORKSPACE_CHARS = 128
+MAX_MOVES = 4
+"""Links an event follows at most (anonymous id → user → the user an alias named …);
+past that it stays with the person it reached, so a cycle of links cannot move it
+forever."""
+_LINKING = (EventType.IDENTIFY.value, EventType.ALIAS.value)
 
 
 class Store(Protocol):
@@ -126,6 +173,7 @@ class Resolver:
         self.partitions = settings.partitions
         self.hold_seconds = settings.resolve_hold_seconds
         self.hold_max = max(1, settings.resolve_hold_max_events)
+        self.link_seconds = settings.resolve_link_seconds
         self.store = store
         self.expiry_scan = expiry_scan
         self.now = now
@@ -169,7 +217,20 @@ class Resolver:
                                        None, received_at, raw=value))
             return
         wires: list[Wire]
-        if is_envelope_obj(obj):
+        moves = 0
+        if is_envelope_obj(obj) and is_identity_obj(obj):
+            try:
+                control = decode_identity_message(obj)
+            except EnvelopeError as exc:
+                self._dead(out, DeadLetter(exc.reason, exc.detail, Source.KAFKA.value,
+                                           _workspace_hint(obj), received_at, payload=obj))
+                return
+            if isinstance(control, Link):
+                self._receive_link(key, partition, control, obj, received_at, out)
+                return
+            wires, moves = self._checked(control.events, control.workspace, received_at,
+                                         out), control.moves
+        elif is_envelope_obj(obj):
             try:
                 header = decode_header(obj)
             except EnvelopeError as exc:
@@ -180,18 +241,25 @@ class Resolver:
                 if header.partition == partition:
                     self.expire(partition, header.now, out)
                 return
-            wires = []
-            for wire in header.events:
-                try:
-                    wires.append(check_wire(wire))
-                except EnvelopeError as exc:
-                    self._dead(out, DeadLetter(exc.reason, exc.detail, Source.KAFKA.value,
-                                               header.workspace, received_at, payload=wire))
+            wires = self._checked(header.events, header.workspace, received_at, out)
         else:
             wires = [event.to_wire() for event in self._direct(obj, received_at, out)]
         if wires:
             metrics.EVENTS_PROCESSED.labels(agent=AGENT).inc(len(wires))
-            self._route(key, partition, wires, origin, out)
+            self._route(key, partition, wires, origin, out, moves)
+
+    def _checked(self, events: list[Any], workspace: str, received_at: float,
+                 out: list[Output]) -> list[Wire]:
+        """The events of an envelope that pass :func:`check_wire`; the others are
+        dead-lettered one by one."""
+        wires: list[Wire] = []
+        for wire in events:
+            try:
+                wires.append(check_wire(wire))
+            except EnvelopeError as exc:
+                self._dead(out, DeadLetter(exc.reason, exc.detail, Source.KAFKA.value,
+                                           workspace, received_at, payload=wire))
+        return wires
 
     def _direct(self, obj: Any, received_at: float, out: list[Output]) -> list[Event]:
         """Segment-spec JSON from a direct producer: one event or ``{"batch": [...]}``."""
@@ -250,7 +318,7 @@ class Resolver:
         return partition
 
     def _route(self, key: bytes | None, partition: int, wires: list[Wire],
-               origin: tuple[int, int] | None, out: list[Output]) -> None:
+               origin: tuple[int, int] | None, out: list[Output], moves: int = 0) -> None:
         by_person: dict[tuple[str, str], list[Wire]] = {}
         attributed: list[Wire] = []
         for wire in wires:
@@ -266,27 +334,44 @@ class Resolver:
                 continue
             by_person.setdefault((wire["ws"], person), []).append(wire)
         for (workspace, person), group in by_person.items():
-            # A message under the person's own key is where every other one of theirs
-            # is (whatever the partition count), so it never bounces.
-            if key != kafka_key(workspace, person) and \
-                    self.owner_partition(workspace, person) != partition:
-                out.append(Output(self.topics.events, kafka_key(workspace, person),
-                                  encode_wire_envelope(workspace, person, group)))
+            if not self._here(key, partition, workspace, person):
+                value = encode_moved(workspace, person, group, moves) if moves else \
+                    encode_wire_envelope(workspace, person, group)
+                out.append(Output(self.topics.events, kafka_key(workspace, person), value))
                 continue
             try:
-                attributed.extend(self._resolve(workspace, person, group, out))
+                attributed.extend(self._resolve(workspace, person, group, out, moves))
             except IdentityKeyError as exc:
                 for wire in group:
                     self._dead(out, _dead_wire(wire, Reason.BAD_IDENTITY, str(exc)))
         self._emit(attributed, origin, out)
 
+    def _here(self, key: bytes | None, partition: int, workspace: str, person: str) -> bool:
+        """True when ``person``'s state is in ``partition``. A message under the person's
+        own key is where every other one of theirs is (whatever the partition count), so
+        it never bounces."""
+        return key == kafka_key(workspace, person) or \
+            self.owner_partition(workspace, person) == partition
+
     # --------------------------------------------------------------------- identity
 
     def _resolve(self, workspace: str, person: str, wires: list[Wire],
-                 out: list[Output]) -> list[Wire]:
-        """Attribute one person's events (in place); returns those that have an account."""
+                 out: list[Output], moves: int = 0) -> list[Wire]:
+        """Attribute one person's events (in place); returns those that have an account.
+
+        Events of a person linked to a user move on to that user instead (at most
+        :data:`MAX_MOVES` times); identify and alias calls link their other id here."""
         mkey = map_key(workspace, person)
         record = IdentityRecord.from_bytes(self.store.get(mkey))
+        if record.linked_to is not None:
+            if moves < MAX_MOVES:
+                self._move(workspace, record.linked_to, wires, moves + 1, "forwarded", out)
+                if self._renew_link(workspace, person, record):
+                    self.store[mkey] = record.to_bytes()
+                return []
+            log.warning("events of %s followed %d links; a cycle of identify or alias "
+                        "calls? resolving them here", person, moves)
+        self._send_links(workspace, person, wires, out)
         changed = False
         attributed: list[Wire] = []
         waiting: list[Wire] = []
@@ -340,9 +425,9 @@ class Resolver:
         hkey = held_key(workspace, person)
         raw = self.store.get(hkey)
         _delete(self.store, hkey)
-        if record.hold_due is not None:
-            _delete(self.store, expiry_key(record.hold_due, workspace, person))
+        due = record.hold_due
         record.held, record.hold_due = 0, None
+        self._unschedule(workspace, person, record, due)
         released: list[Wire] = []
         for wire in orjson.loads(raw or b"[]"):
             try:
@@ -358,16 +443,100 @@ class Resolver:
             due, workspace, person = parse_expiry_key(xkey)
             mkey = map_key(workspace, person)
             record = IdentityRecord.from_bytes(self.store.get(mkey))
-            if record.hold_due != due:
-                continue  # released or re-held since
-            hkey = held_key(workspace, person)
-            for wire in orjson.loads(self.store.get(hkey) or b"[]"):
-                self._dead(out, _dead_wire(wire, Reason.UNATTRIBUTED,
-                                           f"no account known for {person} within "
-                                           f"{self.hold_seconds:g} s"))
-            _delete(self.store, hkey)
-            record.held, record.hold_due = 0, None
-            self.store[mkey] = record.to_bytes()
+            if not record.uses_due(due):
+                continue  # released, re-held or renewed since
+            if record.hold_due == due:
+                hkey = held_key(workspace, person)
+                for wire in orjson.loads(self.store.get(hkey) or b"[]"):
+                    self._dead(out, _dead_wire(wire, Reason.UNATTRIBUTED,
+                                               f"no account known for {person} within "
+                                               f"{self.hold_seconds:g} s"))
+                _delete(self.store, hkey)
+                record.held, record.hold_due = 0, None
+            if record.link_due == due:
+                record.unlink_user()
+            if record.empty:
+                _delete(self.store, mkey)
+            else:
+                self.store[mkey] = record.to_bytes()
+
+    # --------------------------------------------------------------------- links
+
+    def _send_links(self, workspace: str, person: str, wires: list[Wire],
+                    out: list[Output]) -> None:
+        """For identify and alias calls of ``person`` (a user), tell the partition of the
+        other id they name (the anonymous id; an alias's previous id) that it is now
+        ``person``: one link message per id and input message."""
+        latest: dict[str, float] = {}
+        for wire in wires:
+            if wire["t"] not in _LINKING or wire.get("u") != person:
+                continue
+            others = [wire.get("a")]
+            if wire["t"] == EventType.ALIAS.value:
+                others.append((wire.get("p") or {}).get("previous_id"))
+            for other in others:
+                if isinstance(other, str) and other and other != person:
+                    latest[other] = max(latest.get(other, wire["ts"]), wire["ts"])
+        for other, at in latest.items():
+            link = Link(workspace, other, person, float(at))
+            out.append(Output(self.topics.events, kafka_key(workspace, other),
+                              encode_link(link)))
+
+    def _receive_link(self, key: bytes | None, partition: int, link: Link, obj: Any,
+                      received_at: float, out: list[Output]) -> None:
+        """Record that ``link.source`` now stands for ``link.target``, and move what the
+        source holds to the target. Idempotent: a link seen before changes nothing."""
+        workspace, source = link.workspace, link.source
+        if not self._here(key, partition, workspace, source):
+            out.append(Output(self.topics.events, kafka_key(workspace, source),
+                              encode_link(link)))
+            return
+        try:
+            mkey = map_key(workspace, source)
+            map_key(workspace, link.target)  # the target must be a usable id too
+        except IdentityKeyError as exc:
+            self._dead(out, DeadLetter(Reason.BAD_LINK, str(exc), Source.KAFKA.value,
+                                       workspace, received_at, payload=obj))
+            return
+        record = IdentityRecord.from_bytes(self.store.get(mkey))
+        if not record.link_user(link.target, link.at):
+            return  # seen before, or a link made by an earlier call than the current one
+        self._renew_link(workspace, source, record)
+        if record.held:
+            self._move(workspace, link.target, self._release(workspace, source, record), 1,
+                       "held", out)
+        self.store[mkey] = record.to_bytes()
+
+    def _move(self, workspace: str, user: str, wires: list[Wire], moves: int, kind: str,
+              out: list[Output]) -> None:
+        """Send events to ``user``'s partition as theirs (``u`` set to the user)."""
+        if not wires:
+            return
+        for wire in wires:
+            wire["u"] = user
+        out.append(Output(self.topics.events, kafka_key(workspace, user),
+                          encode_moved(workspace, user, wires, moves)))
+        metrics.EVENTS_MOVED.labels(kind=kind).inc(len(wires))
+
+    def _renew_link(self, workspace: str, person: str, record: IdentityRecord) -> bool:
+        """Push the link's expiry to ``resolve_link_seconds`` from now once half of that
+        has passed (so that a busy id costs a write per half period, not per event).
+        True when the record changed."""
+        now = self.now()
+        old = record.link_due
+        if old is not None and old - now > self.link_seconds / 2:
+            return False
+        due = int(now + self.link_seconds) + 1
+        record.link_due = due
+        self._unschedule(workspace, person, record, old)
+        self.store[expiry_key(due, workspace, person)] = b""
+        return True
+
+    def _unschedule(self, workspace: str, person: str, record: IdentityRecord,
+                    due: int | None) -> None:
+        """Drop the expiry key at ``due`` unless the record still uses it."""
+        if due is not None and not record.uses_due(due):
+            _delete(self.store, expiry_key(due, workspace, person))
 
     # --------------------------------------------------------------------- output
 
@@ -461,7 +630,8 @@ def register(app: Any, settings: Settings) -> None:
     table = app.Table(STATE_TABLE, schema=raw_schema(), key_type=bytes, value_type=bytes,
                       partitions=settings.partitions,
                       options=rocksdb_options(settings),
-                      help="Identity map (person → accounts) and events held for an account")
+                      help="Identity map (person → accounts, linked user) and events held "
+                           "for an account")
 
     def scan(partition: int, until: int) -> Iterator[bytes]:
         db = partition_db(table, partition)

@@ -57,6 +57,9 @@ class Settings:
         3600.0, "How long events of a user with no known account wait for a group call")
     resolve_hold_max_events: int = _setting(
         500, "Most events held per user with no known account (older ones dead-lettered)")
+    resolve_link_seconds: float = _setting(
+        2_592_000.0, "How long an anonymous id stays linked to the user an identify or alias "
+        "call named (renewed by the id's events)")
     metrics_interval: float = _setting(
         15.0, "Seconds between samples of consumer lag, table sizes, recovery and portfolio"
     )
@@ -133,6 +136,8 @@ class Settings:
             problems.append("tick_interval must be positive")
         if self.metrics_interval <= 0:
             problems.append("metrics_interval must be positive")
+        if self.resolve_link_seconds <= 0:
+            problems.append("resolve_link_seconds must be positive")
         for name in ("write_keys", "api_tokens"):
             try:
                 self.parse_pairs(getattr(self, name))

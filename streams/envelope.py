@@ -8,6 +8,14 @@ message kinds travel on the events and by-account topics::
      "src": [partition, offset]}     # src: optional, see Envelope.origin
     {"v": 1, "kind": "tick", "now": epoch_seconds, "partition": n}
 
+Two more travel only on the events topic, between partitions of the resolve agent
+(:func:`decode_identity_message`; :func:`decode_message` refuses them as ``unknown_kind``)::
+
+    {"v": 1, "kind": "link", "ws": workspace, "from": anonymous_or_previous_id,
+     "to": user_id, "at": epoch_seconds}          # keyed by "from", see Link
+    {"v": 1, "kind": "moved", "ws": workspace, "key": user_id, "events": [wire...],
+     "moves": n}                                   # keyed by "key", see Moved
+
 Events are :meth:`streams.events.Event.to_wire` dicts. Decoding validates every field's
 type, because the events topic is open to direct producers: anything malformed raises
 :class:`EnvelopeError` with a stable ``reason`` code that ends up on the dead-letter topic.
@@ -27,7 +35,11 @@ from streams.events import Event, EventType, Source
 ENVELOPE_VERSION = 1
 KIND_EVENTS = "events"
 KIND_TICK = "tick"
+KIND_LINK = "link"
+KIND_MOVED = "moved"
+IDENTITY_KINDS = frozenset({KIND_LINK, KIND_MOVED})
 
+_MAX_LINK_ID_CHARS = 256  # the normalisers' longest id
 _EVENT_TYPES = {t.value: t for t in EventType}
 _SOURCES = {s.value: s for s in Source}
 
@@ -74,6 +86,30 @@ class Tick:
     partition: int
 
 
+@dataclass(frozen=True, slots=True)
+class Link:
+    """``source`` (an anonymous id, or the previous id of an alias call) of ``workspace``
+    now stands for the user ``target``, as an identify or alias call made at event time
+    ``at`` (epoch seconds) said. Sent keyed by ``source``, to the partition that holds the
+    source's state."""
+
+    workspace: str
+    source: str
+    target: str
+    at: float
+
+
+class Moved(NamedTuple):
+    """Events moved to the user ``key`` from an id linked to that user, their ``events``
+    not yet checked (like :class:`Header`). ``moves`` counts the links they followed, so
+    that a cycle of links cannot move them forever."""
+
+    workspace: str
+    key: str
+    events: list[Any]
+    moves: int
+
+
 def encode_envelope(workspace: str, key: str, events: Iterable[Event],
                     origin: tuple[int, int] | None = None) -> bytes:
     return encode_wire_envelope(workspace, key, [event.to_wire() for event in events],
@@ -84,6 +120,64 @@ def encode_tick(now: float, partition: int) -> bytes:
     return orjson.dumps(
         {"v": ENVELOPE_VERSION, "kind": KIND_TICK, "now": now, "partition": partition}
     )
+
+
+def encode_link(link: Link) -> bytes:
+    return orjson.dumps({"v": ENVELOPE_VERSION, "kind": KIND_LINK, "ws": link.workspace,
+                         "from": link.source, "to": link.target, "at": link.at})
+
+
+def encode_moved(workspace: str, key: str, wires: list[dict[str, Any]], moves: int) -> bytes:
+    """A :class:`Moved` message of events in wire form (checked by :func:`check_wire`)."""
+    return orjson.dumps({"v": ENVELOPE_VERSION, "kind": KIND_MOVED, "ws": workspace,
+                         "key": key, "events": wires, "moves": moves})
+
+
+def is_identity_obj(obj: Any) -> bool:
+    """True when a decoded envelope-like object (:func:`is_envelope_obj`) claims to be a
+    link or moved message."""
+    return obj.get("kind") in IDENTITY_KINDS
+
+
+def decode_identity_message(obj: Any) -> Link | Moved:
+    """Validate a link or moved message (events of a moved message *unchecked*, see
+    :func:`decode_header`). Raises :class:`EnvelopeError`: ``bad_link`` for a malformed
+    link, ``bad_envelope`` for a malformed moved message."""
+    if not isinstance(obj, dict):
+        raise EnvelopeError("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
+    version = obj.get("v")
+    if version != ENVELOPE_VERSION or isinstance(version, bool):
+        raise EnvelopeError("unsupported_version", f"envelope version {str(version)[:20]!r}")
+    kind = obj.get("kind")
+    workspace = obj.get("ws")
+    if kind == KIND_LINK:
+        link = Link(_link_id(obj, "ws"), _link_id(obj, "from"), _link_id(obj, "to"), 0.0)
+        at = obj.get("at")
+        if not _is_number(at):
+            raise EnvelopeError("bad_link", "at must be a number")
+        if link.source == link.target:
+            raise EnvelopeError("bad_link", "from and to are the same id")
+        return Link(link.workspace, link.source, link.target, float(at))
+    if kind == KIND_MOVED:
+        key, events, moves = obj.get("key"), obj.get("events"), obj.get("moves")
+        if not isinstance(workspace, str) or not workspace:
+            raise EnvelopeError("bad_envelope", "ws must be a non-empty string")
+        if not isinstance(key, str) or not key:
+            raise EnvelopeError("bad_envelope", "key must be a non-empty string")
+        if not isinstance(events, list):
+            raise EnvelopeError("bad_envelope", "events must be a list")
+        if type(moves) is not int or moves < 1:
+            raise EnvelopeError("bad_envelope", "moves must be a positive integer")
+        return Moved(workspace, key, events, moves)
+    raise EnvelopeError("unknown_kind", f"kind {str(kind)[:40]!r}")
+
+
+def _link_id(obj: dict[str, Any], field: str) -> str:
+    value = obj.get(field)
+    if not isinstance(value, str) or not value or len(value) > _MAX_LINK_ID_CHARS:
+        raise EnvelopeError("bad_link", f"{field} must be a non-empty string of at most "
+                                        f"{_MAX_LINK_ID_CHARS} characters")
+    return value
 
 
 def decode_message(raw: bytes | bytearray | memoryview | str | None) -> Envelope | Tick:

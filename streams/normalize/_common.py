@@ -51,6 +51,7 @@ class Reason:
     BAD_ENVELOPE = "bad_envelope"
     BAD_EVENT = "bad_event"
     BAD_TICK = "bad_tick"
+    BAD_LINK = "bad_link"
     UNKNOWN_WORKSPACE = "unknown_workspace"
     UNATTRIBUTED = "unattributed"
     INTERNAL_ERROR = "internal_error"

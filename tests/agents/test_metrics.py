@@ -23,6 +23,7 @@ CONTRACT: dict[str, tuple[str, tuple[str, ...]]] = {
     "telltale_events_accepted_total": ("counter", ("source",)),
     "telltale_events_deduplicated_total": ("counter", ("source",)),
     "telltale_events_dead_lettered_total": ("counter", ("reason",)),
+    "telltale_events_moved_total": ("counter", ("kind",)),
     "telltale_http_requests_total": ("counter", ("route", "status")),
     "telltale_messages_processed_total": ("counter", ("agent",)),
     "telltale_events_processed_total": ("counter", ("agent",)),
@@ -72,6 +73,7 @@ def _exercise_every_metric() -> None:
     metrics.EVENTS_ACCEPTED.labels(source="segment").inc(2)
     metrics.EVENTS_DEDUPLICATED.labels(source="segment").inc()
     metrics.EVENTS_DEAD_LETTERED.labels(reason="invalid_json").inc()
+    metrics.EVENTS_MOVED.labels(kind="held").inc()
     metrics.HTTP_REQUESTS.labels(route="/v1/batch", status="200").inc()
     metrics.MESSAGES_PROCESSED.labels(agent="score").inc()
     metrics.EVENTS_PROCESSED.labels(agent="score").inc(2)

@@ -204,7 +204,8 @@ _json = st.recursive(
     lambda children: st.lists(children, max_size=4) | st.dictionaries(
         st.sampled_from(["v", "kind", "ws", "key", "events", "type", "userId", "event",
                          "groupId", "batch", "workspace", "messageId", "t", "id", "ts",
-                         "rx", "src", "u", "acc", "now", "partition"]),
+                         "rx", "src", "u", "acc", "now", "partition", "from", "to",
+                         "at", "moves"]),
         children, max_size=8),
     max_leaves=30,
 )

@@ -34,6 +34,23 @@ def test_record_round_trip() -> None:
     assert IdentityRecord.from_bytes(None) == IdentityRecord()
 
 
+def test_link_user_follows_the_latest_call() -> None:
+    record = IdentityRecord()
+    assert record.link_user("u1", 10.0) is True
+    assert record.link_user("u1", 10.0) is False  # the same call again
+    assert record.link_user("u2", 5.0) is False  # an older call for another user
+    assert (record.linked_to, record.linked_at) == ("u1", 10.0)
+    assert record.link_user("u2", 10.0) is True  # as recent: the later arrival wins
+    assert record.link_user("u2", 20.0) is True
+    assert record.linked_at == 20.0
+    record.link_due = 99
+    assert record.uses_due(99) and not record.uses_due(98)
+    assert IdentityRecord.from_bytes(record.to_bytes()) == record
+    record.unlink_user()
+    assert record.empty
+    assert IdentityRecord.from_bytes(record.to_bytes()) == IdentityRecord()
+
+
 def test_expiry_keys_sort_by_due_time() -> None:
     keys = sorted([expiry_key(200, "w", "u2"), expiry_key(100, "w", "u1"),
                    expiry_key(1_800_000_000, "w", "u3")])

@@ -1,5 +1,6 @@
 """The resolve agent inside a real ``telltale worker``: direct producers, garbage, held
-events released by a later group call, and holds that expire to the dead-letter topic."""
+events released by a later group call, holds that expire to the dead-letter topic, and
+anonymous events that follow an identify call to the user's account."""
 
 from __future__ import annotations
 
@@ -85,5 +86,50 @@ async def test_resolve_worker_end_to_end(
         assert unattributed[0]["workspace"] == "acme"
         not_json = next(d for d in dead if d["reason"] == "not_json")
         assert not_json["payload_text"] == "\x00 not json"
+    finally:
+        await asyncio.to_thread(worker.stop)
+
+
+async def test_anonymous_events_follow_identify_to_the_account_exactly_once(
+    settings: Settings, tmp_path: Path, create_topics: Callable[..., Any],
+    produce: Callable[..., Any], consume_until: Callable[..., Any]
+) -> None:
+    settings = settings.replace(write_keys="wk=acme", tick_interval=0.5)
+    topics = settings.topics
+    await create_topics(topics.events, topics.by_account, partitions=settings.partitions)
+    await create_topics(topics.events_dlq)
+    worker = await asyncio.to_thread(start_worker, settings, ["--module", "agents.resolve"],
+                                     log_path=tmp_path / "worker.log", ready_timeout=180)
+    anon, user = "anon-7", "u-7"
+    try:
+        await produce(topics.events, [(kafka_key("acme", anon), orjson.dumps({"batch": [
+            {"type": "page", "anonymousId": anon, "name": "Pricing", "messageId": "p-1"},
+            {"type": "track", "anonymousId": anon, "event": "Trial Started",
+             "messageId": "t-1"},
+        ]}))])
+        await asyncio.sleep(0.5)
+        await produce(topics.events, [(kafka_key("acme", user), orjson.dumps({"batch": [
+            {"type": "identify", "userId": user, "anonymousId": anon, "messageId": "i-1"},
+            {"type": "group", "userId": user, "groupId": "acct-7", "messageId": "g-1"},
+        ]}))])
+
+        def attributed(records: list[Record]) -> bool:
+            return {"p-1", "t-1", "i-1", "g-1"} <= {e.message_id for e in _events(records)}
+
+        await consume_until(topics.by_account, attributed, timeout=60)
+        # Later events with only the anonymous id follow the link too.
+        await produce(topics.events, [(kafka_key("acme", anon), orjson.dumps(
+            {"type": "track", "anonymousId": anon, "event": "Report Published",
+             "messageId": "t-2"}))])
+
+        def forwarded(records: list[Record]) -> bool:
+            return "t-2" in {e.message_id for e in _events(records)}
+
+        await consume_until(topics.by_account, forwarded, timeout=60)
+        await asyncio.sleep(2.0)  # room for a repeat to show up, if there were one
+        events = _events(await consume_until(topics.by_account, forwarded, timeout=60))
+        assert sorted(e.message_id for e in events) == ["g-1", "i-1", "p-1", "t-1", "t-2"]
+        assert {(e.account_id, e.user_id) for e in events} == {("acct-7", user)}
+        assert {e.anonymous_id for e in events if e.message_id != "g-1"} == {anon}
     finally:
         await asyncio.to_thread(worker.stop)

@@ -8,9 +8,14 @@ from hypothesis import strategies as st
 from streams.envelope import (
     Envelope,
     EnvelopeError,
+    Link,
+    Moved,
     Tick,
+    decode_identity_message,
     decode_message,
     encode_envelope,
+    encode_link,
+    encode_moved,
     encode_tick,
 )
 from streams.events import Event, EventType, Source
@@ -145,3 +150,37 @@ def test_bad_origin_is_a_bad_envelope(src: object) -> None:
     with pytest.raises(EnvelopeError) as info:
         decode_message(raw)
     assert info.value.reason == "bad_envelope"
+
+
+def test_link_and_moved_round_trip_and_stay_off_decode_message() -> None:
+    link = Link("acme", "anon-1", "u1", 1_700_000_000.5)
+    raw = encode_link(link)
+    assert orjson.loads(raw) == {"v": 1, "kind": "link", "ws": "acme", "from": "anon-1",
+                                 "to": "u1", "at": 1_700_000_000.5}
+    assert decode_identity_message(orjson.loads(raw)) == link
+    wires = [_event(1).to_wire()]
+    moved = decode_identity_message(orjson.loads(encode_moved("acme", "u1", wires, 2)))
+    assert moved == Moved("acme", "u1", wires, 2)
+    for value in (raw, encode_moved("acme", "u1", wires, 1)):
+        with pytest.raises(EnvelopeError) as info:
+            decode_message(value)
+        assert info.value.reason == "unknown_kind"
+
+
+@pytest.mark.parametrize(
+    ("obj", "reason"),
+    [
+        ({"v": 1, "kind": "link", "ws": "a", "from": "x", "to": "", "at": 1}, "bad_link"),
+        ({"v": 1, "kind": "link", "ws": "a", "from": "x", "to": "y", "at": None}, "bad_link"),
+        ({"v": 1, "kind": "link", "ws": "a", "from": "x", "to": "x", "at": 1}, "bad_link"),
+        ({"v": 1, "kind": "moved", "ws": "a", "key": "k", "events": [], "moves": True},
+         "bad_envelope"),
+        ({"v": 1, "kind": "moved", "ws": "a", "key": "", "events": [], "moves": 1},
+         "bad_envelope"),
+        ({"v": "1", "kind": "link"}, "unsupported_version"),
+    ],
+)
+def test_bad_link_and_moved_messages(obj: dict[str, object], reason: str) -> None:
+    with pytest.raises(EnvelopeError) as info:
+        decode_identity_message(obj)
+    assert info.value.reason == reason
