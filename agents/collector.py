@@ -30,9 +30,18 @@ downstream ever sees it. If producing fails after the ids were marked, the marks
 removed again so the client's retry is not mistaken for a duplicate. When Redis cannot
 be reached the collector answers 503 rather than risk double counting.
 
-Keys: every accepted event is keyed by its user (or anonymous) id; a group call without
-a person (PostHog ``$groupidentify``) by its account. One request's events that share a
-key travel as one batch envelope (:mod:`streams.envelope`), never one message each.
+Keys: every accepted event belongs to its user (or anonymous) id; a group call without
+a person (PostHog ``$groupidentify``) to its account. Every event goes to the partition
+of the events topic that Kafka's default partitioner gives that key, where the resolve
+agent keeps the person's identity.
+
+Group commit: events do not travel one message each, nor one message per request. The
+events of every request accepted within ``collector_linger_ms`` of each other that go to
+the same partition (and workspace) travel as one batch envelope (:mod:`streams.envelope`),
+in the order they were accepted, up to 900 KB a message (under Kafka's default 1 MB). A
+request is answered once every message carrying its events is acknowledged. Under load
+messages grow by themselves, and the per-message cost of every stage after this one is
+shared by more events; when traffic is light a request waits at most the linger.
 """
 
 from __future__ import annotations
@@ -40,9 +49,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,7 +70,7 @@ from redis.exceptions import RedisError
 from agents import metrics
 from agents.settings import Settings
 from streams.dlq import DeadLetter
-from streams.envelope import encode_envelope, kafka_key
+from streams.envelope import KeyPartitions, encode_joined_envelope, kafka_key
 from streams.events import Event, EventType, Source
 from streams.normalize import (
     MAX_MESSAGE_BYTES,
@@ -105,6 +115,118 @@ return marks
 """
 
 
+MAX_JOINED_BYTES = 900 * 1024
+"""Largest envelope the group commit makes: under Kafka's default 1 MB message limit."""
+
+
+@dataclass(slots=True)
+class _Gathering:
+    """Events of one or more requests on their way to one partition, as one message."""
+
+    key: str
+    """The first person's id: the message's Kafka key (every person in it shares its
+    partition)."""
+    done: asyncio.Future[None]
+    encoded: list[bytes] = field(default_factory=list)
+    size: int = 0
+
+
+class GroupCommit:
+    """Joins the events of requests accepted close together into one envelope per
+    (workspace, partition) of the events topic; see the module docstring."""
+
+    def __init__(self, producer: AIOKafkaProducer, topic: str, linger_seconds: float) -> None:
+        self.producer = producer
+        self.topic = topic
+        self.linger = linger_seconds
+        self._open: dict[tuple[str, int], _Gathering] = {}
+        self._ready: deque[tuple[str, int, _Gathering]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._sender: asyncio.Task[None] | None = None
+        self._partition_of: KeyPartitions | None = None
+
+    async def add(self, workspace: str, events: Iterable[Event]) -> list[asyncio.Future[None]]:
+        """Queue ``events``; returns the futures of the messages that will carry them
+        (done when Kafka acknowledges them, or failed with the producer's error)."""
+        partition_of = await self._partitions()
+        by_key: dict[str, list[Event]] = {}
+        for event in events:
+            key = event.actor or event.account_id or event.message_id
+            by_key.setdefault(key, []).append(event)
+        waits: list[asyncio.Future[None]] = []
+        for key, group in by_key.items():
+            partition = partition_of(kafka_key(workspace, key))
+            encoded = [orjson.dumps(event.to_wire()) for event in group]
+            size = sum(map(len, encoded)) + len(encoded)
+            slot = (workspace, partition)
+            gathering = self._open.get(slot)
+            if gathering is not None and gathering.size + size > MAX_JOINED_BYTES:
+                self._ready.append((workspace, partition, self._open.pop(slot)))
+                gathering = None
+            if gathering is None:
+                gathering = _Gathering(key, asyncio.get_running_loop().create_future())
+                self._open[slot] = gathering
+            gathering.encoded += encoded
+            gathering.size += size
+            if gathering.done not in waits:
+                waits.append(gathering.done)
+        if self._ready:
+            self._flush()
+        elif self._open and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.linger, self._flush)
+        return waits
+
+    async def close(self) -> None:
+        """Send what is gathered and wait until it has been handed to the producer."""
+        self._flush()
+        if self._sender is not None:
+            await self._sender
+
+    async def _partitions(self) -> KeyPartitions:
+        if self._partition_of is None:
+            partitions = await self.producer.partitions_for(self.topic)
+            self._partition_of = KeyPartitions(len(partitions))
+        return self._partition_of
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._ready.extend((ws, partition, g) for (ws, partition), g in self._open.items())
+        self._open = {}
+        if self._ready and (self._sender is None or self._sender.done()):
+            self._sender = asyncio.ensure_future(self._send_ready())
+
+    async def _send_ready(self) -> None:
+        # One sender at a time, first gathered first sent: a partition's messages keep
+        # the order in which their requests were accepted.
+        while self._ready:
+            workspace, partition, gathering = self._ready.popleft()
+            try:
+                value = encode_joined_envelope(workspace, gathering.key, gathering.encoded)
+                sent = await self.producer.send(self.topic, value,
+                                                key=kafka_key(workspace, gathering.key),
+                                                partition=partition)
+            except Exception as exc:
+                _settle(gathering.done, exc)
+                continue
+            sent.add_done_callback(functools.partial(_settle_from, gathering.done))
+
+
+def _settle(done: asyncio.Future[None], exc: BaseException | None) -> None:
+    if done.done():
+        return
+    if exc is None:
+        done.set_result(None)
+    else:
+        done.set_exception(exc)
+        done.exception()  # retrieved: a failure nobody waits for any more is not an error
+
+
+def _settle_from(done: asyncio.Future[None], sent: asyncio.Future[Any]) -> None:
+    _settle(done, asyncio.CancelledError() if sent.cancelled() else sent.exception())
+
+
 @dataclass(frozen=True, slots=True)
 class _Received:
     at: float
@@ -140,6 +262,7 @@ class Collector:
         self.workspaces_by_key = Settings.parse_pairs(settings.write_keys)
         self.topics = settings.topics
         self.producer: AIOKafkaProducer | None = None
+        self.group_commit: GroupCommit | None = None
         self.redis: aioredis.Redis | None = None
         self._mark_seen: AsyncScript | None = None
         self._inflight_bytes = 0
@@ -167,11 +290,16 @@ class Collector:
                     await producer.stop()
                     raise
                 self.producer = producer
+                self.group_commit = GroupCommit(producer, self.topics.events,
+                                                self.settings.collector_linger_ms / 1000)
             if self.redis is None:
                 self.redis = aioredis.Redis.from_url(self.settings.redis_url)
                 self._mark_seen = self.redis.register_script(_MARK_SEEN)
 
     async def stop(self) -> None:
+        group_commit, self.group_commit = self.group_commit, None
+        if group_commit is not None:
+            await group_commit.close()
         producer, self.producer = self.producer, None
         if producer is not None:
             await producer.stop()
@@ -437,12 +565,13 @@ class Collector:
         if not events and not dead_letters:
             return
         await self.start()
-        producer = self.producer
-        assert producer is not None
+        producer, group_commit = self.producer, self.group_commit
+        assert producer is not None and group_commit is not None
         try:
-            futures = [
-                await producer.send(self.topics.events, value, key=key)
-                for key, value in _envelopes(workspace, events)
+            # Shielded: a message's future is shared with the other requests it carries,
+            # and one request giving up must not cancel it for them.
+            futures: list[asyncio.Future[Any]] = [
+                asyncio.shield(done) for done in await group_commit.add(workspace, events)
             ]
             futures += [
                 await producer.send(self.topics.events_dlq, dead.to_bytes(), key=dead.key())
@@ -454,16 +583,6 @@ class Collector:
             log.warning("events not acknowledged by Kafka: %s", exc)
             raise _Reply(503, "events not acknowledged by Kafka, retry later",
                          {"Retry-After": str(self.limits.retry_after_seconds)}) from None
-
-
-def _envelopes(workspace: str, events: Iterable[Event]) -> list[tuple[bytes, bytes]]:
-    """Group one request's events by their Kafka key: one envelope per person."""
-    by_key: dict[str, list[Event]] = {}
-    for event in events:
-        key = event.actor or event.account_id or event.message_id
-        by_key.setdefault(key, []).append(event)
-    return [(kafka_key(workspace, key), encode_envelope(workspace, key, group))
-            for key, group in by_key.items()]
 
 
 def _basic_auth_user(header: str | None) -> str | None:

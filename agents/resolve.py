@@ -92,7 +92,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
-from aiokafka.partitioner import DefaultPartitioner
 
 from agents import metrics
 from agents.settings import Settings
@@ -110,6 +109,7 @@ from state.identity import (
 from streams.dlq import DeadLetter
 from streams.envelope import (
     EnvelopeError,
+    KeyPartitions,
     Link,
     Tick,
     check_wire,
@@ -129,7 +129,6 @@ from streams.normalize import NormalizeContext, Reason, Rejection, normalize_dir
 log = logging.getLogger(__name__)
 
 AGENT = "resolve"
-_OWNER_CACHE_SIZE = 200_000
 Wire = dict[str, Any]
 """An event in wire form (:meth:`Event.to_wire`), checked by :func:`check_wire`: the
 resolver edits ``acc`` in place instead of rebuilding events."""
@@ -180,9 +179,7 @@ class Resolver:
         self.workspaces_by_key = Settings.parse_pairs(settings.write_keys)
         workspaces = set(self.workspaces_by_key.values())
         self.only_workspace = workspaces.pop() if len(workspaces) == 1 else None
-        self._partitioner = DefaultPartitioner()
-        self._all_partitions = list(range(self.partitions))
-        self._owners: dict[bytes, int] = {}
+        self._owner_of = KeyPartitions(self.partitions)
 
     # --------------------------------------------------------------------- input
 
@@ -304,18 +301,8 @@ class Resolver:
     # --------------------------------------------------------------------- routing
 
     def owner_partition(self, workspace: str, person: str) -> int:
-        """The events-topic partition of a person (Kafka's default murmur2 partitioner).
-
-        aiokafka's murmur2 is pure Python (tens of µs), so answers are remembered.
-        """
-        key = kafka_key(workspace, person)
-        partition = self._owners.get(key)
-        if partition is None:
-            if len(self._owners) >= _OWNER_CACHE_SIZE:
-                self._owners.clear()
-            partition = self._partitioner(key, self._all_partitions, self._all_partitions)
-            self._owners[key] = partition
-        return partition
+        """The events-topic partition of a person (Kafka's default partitioner)."""
+        return self._owner_of(kafka_key(workspace, person))
 
     def _route(self, key: bytes | None, partition: int, wires: list[Wire],
                origin: tuple[int, int] | None, out: list[Output], moves: int = 0) -> None:

@@ -53,6 +53,9 @@ class Settings:
     rocksdb_write_buffer_mb: int = _setting(16, "RocksDB write buffer per partition DB, MiB")
     standby_replicas: int = _setting(1, "Faust standby replicas of each table partition")
     dedup_ttl_seconds: int = _setting(172_800, "How long collector message ids are remembered")
+    collector_linger_ms: float = _setting(
+        2.0, "How long the collector gathers requests' events into one Kafka message per "
+        "partition before sending (adds at most this to a request's answer)")
     resolve_hold_seconds: float = _setting(
         3600.0, "How long events of a user with no known account wait for a group call")
     resolve_hold_max_events: int = _setting(
@@ -138,6 +141,8 @@ class Settings:
             problems.append("metrics_interval must be positive")
         if self.resolve_link_seconds <= 0:
             problems.append("resolve_link_seconds must be positive")
+        if not 0 <= self.collector_linger_ms <= 1000:
+            problems.append("collector_linger_ms must be between 0 and 1000")
         for name in ("write_keys", "api_tokens"):
             try:
                 self.parse_pairs(getattr(self, name))

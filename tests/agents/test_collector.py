@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import zlib
@@ -18,7 +19,7 @@ from agents.collector import Collector, CollectorLimits, create_collector_app
 from agents.settings import Settings
 from devstack.process import free_port
 from devstack.topics import Record
-from streams.envelope import Envelope, decode_message
+from streams.envelope import Envelope, KeyPartitions, decode_message, kafka_key
 
 pytestmark = pytest.mark.integration
 
@@ -97,12 +98,10 @@ async def test_batch_is_grouped_by_user_and_bad_messages_are_dead_lettered(
 
     topics = served.settings.topics
     records = await consume_until(topics.events, lambda rs: _event_count(rs) >= 3)
-    by_key = {r.key: decode_message(r.value) for r in records}
-    assert set(by_key) == {b"acme|u1", b"acme|u2"}
-    u1 = by_key[b"acme|u1"]
-    assert isinstance(u1, Envelope)
-    assert [e.message_id for e in u1.events] == ["m-1", "m-2"]
-    assert all(e.workspace == "acme" for e in u1.events)
+    events = [e for envelope in _envelopes(records) for e in envelope.events]
+    assert [e.message_id for e in events if e.user_id == "u1"] == ["m-1", "m-2"]
+    assert [e.message_id for e in events if e.user_id == "u2"] == ["m-3"]
+    assert all(e.workspace == "acme" for e in events)
 
     dead = await consume_until(topics.events_dlq, lambda rs: len(rs) >= 1)
     record = orjson.loads(dead[0].value)
@@ -110,6 +109,41 @@ async def test_batch_is_grouped_by_user_and_bad_messages_are_dead_lettered(
     assert record["payload"] == batch[3]
     assert record["source"] == "segment"
     assert record["workspace"] == "acme"
+
+
+async def test_concurrent_requests_share_messages_and_each_person_keeps_its_partition(
+    served: Served, consume_until: Callable[..., Any]
+) -> None:
+    """Group commit: 40 requests at once, 8 people each, make far fewer than 320
+    messages; every event arrives once, in its person's partition, in request order."""
+    people = [f"p{n}" for n in range(24)]
+
+    def batch(r: int) -> dict[str, Any]:
+        return {"batch": [_track(r * 100 + i, user=people[(r + i) % len(people)])
+                          for i in range(8)]}
+
+    replies = await asyncio.gather(*(served.post("/v1/batch", batch(r)) for r in range(40)))
+    assert all(status == 200 and body["accepted"] == 8 for status, _, body in replies)
+
+    records = await consume_until(served.settings.topics.events,
+                                  lambda rs: _event_count(rs) >= 320)
+    assert len(records) < 40 * 8 / 2
+    partition_of = KeyPartitions(served.settings.partitions)
+    arrived: dict[str, list[str]] = {}
+    for record in records:
+        envelope = decode_message(record.value)
+        assert isinstance(envelope, Envelope)
+        for event in envelope.events:
+            assert event.user_id is not None
+            assert partition_of(kafka_key("acme", event.user_id)) == record.partition
+            arrived.setdefault(event.user_id, []).append(event.message_id)
+    assert sum(map(len, arrived.values())) == 320
+    for person, ids in arrived.items():
+        assert len(set(ids)) == len(ids), person
+        # Requests were all in flight at once, so only each request's own order holds.
+        for r in range(40):
+            mine = [i for i in ids if int(i[2:]) // 100 == r]
+            assert mine == sorted(mine, key=lambda i: int(i[2:])), person
 
 
 async def test_retried_batch_is_accepted_once(served: Served) -> None:
