@@ -73,6 +73,9 @@ def build_app(settings: Settings, modules: Sequence[str] | None = None) -> faust
         consumer_max_fetch_size=8 * 1024 * 1024,
         producer_acks=-1,
         producer_linger=timedelta(milliseconds=5),
+        # Batch envelopes are kilobytes each: with Faust's 16 KiB batches a stage
+        # sends a produce request every few messages and waits on its round trip.
+        producer_max_batch_size=512 * 1024,
         # Faust waits 3 s before starting recovery by default; nothing is gained by it.
         stream_recovery_delay=timedelta(seconds=0),
         # On revocation and shutdown, let the message in flight finish and be committed
