@@ -20,7 +20,7 @@ Unattributed events: events of a person with no known account are *held* (in the
 so they survive restarts) until a group call, ``context.groupId`` or ``$groups`` links
 that person, and are then released to that account. A hold lasts at most
 ``resolve_hold_seconds`` (1 h by default) and keeps at most ``resolve_hold_max_events``
-(500) events per person; events past either bound go to the dead-letter topic with reason
+(250) events per person; events past either bound go to the dead-letter topic with reason
 ``unattributed``. Expiry runs on clock ticks that this module's timer sends into each
 partition of the events topic it owns, so the expiring writes happen inside stream
 processing like every other table write.

@@ -58,8 +58,10 @@ class Settings:
         "partition before sending (adds at most this to a request's answer)")
     resolve_hold_seconds: float = _setting(
         3600.0, "How long events of a user with no known account wait for a group call")
+    # At most the score stage's recent message ids per user (256), so that a release
+    # repeated after a crash is recognised there (docs/guarantees.md).
     resolve_hold_max_events: int = _setting(
-        500, "Most events held per user with no known account (older ones dead-lettered)")
+        250, "Most events held per user with no known account (older ones dead-lettered)")
     resolve_link_seconds: float = _setting(
         2_592_000.0, "How long an anonymous id stays linked to the user an identify or alias "
         "call named (renewed by the id's events)")
