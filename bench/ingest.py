@@ -6,13 +6,15 @@ raw aiokafka rate measured in the same run on the same broker and the same data.
 
 Starts its own Kafka and Redis (devstack), then:
 
-1. raw produce: aiokafka (acks=all, idempotent) writes the envelopes the collector would
-   write for the same batches;
+1. raw produce: aiokafka (acks=all, idempotent) writes the same batches as one envelope
+   per person and batch (what a collector without group commit would write);
 2. collector: ``--clients`` concurrent HTTP clients post Segment batches of ``--batch``
    events to a ``telltale worker --module agents.collector`` (Redis dedup, acks=all);
-3. raw consume: aiokafka reads back what the collector wrote, decoding every envelope
-   into events (``decode_message``) — the least any consumer of envelopes must do; the
-   rate with only ``orjson.loads`` is printed too;
+3. raw consume: aiokafka reads back what the collector wrote (its group commit joins the
+   events of requests accepted together into one envelope per partition; the mean
+   envelope size is printed), decoding every envelope into events (``decode_message``)
+   — the least any consumer of envelopes must do; the rate with only ``orjson.loads``
+   is printed too;
 4. Faust pass-through: a worker whose only agent forwards each message unchanged (the
    least any Faust stage does per message: Faust's own ceiling on this machine);
 5. resolve: a ``telltale worker --module agents.resolve`` starts on that topic.
@@ -131,7 +133,8 @@ async def raw_produce(bootstrap: str, topic: str, messages: list[tuple[bytes, by
         await producer.stop()
 
 
-async def raw_consume(bootstrap: str, topic: str, decode: bool) -> tuple[float, int]:
+async def raw_consume(bootstrap: str, topic: str, decode: bool) -> tuple[float, int, int]:
+    """(events/s, events, messages) reading ``topic`` from the start to its end."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20,
                                 fetch_max_bytes=64 << 20)
@@ -157,7 +160,7 @@ async def raw_consume(bootstrap: str, topic: str, decode: bool) -> tuple[float, 
                         events += len(decoded.events)  # type: ignore[union-attr]
                     else:
                         events += len(orjson.loads(record.value)["events"])
-        return events / (time.perf_counter() - start), events
+        return events / (time.perf_counter() - start), events, seen
     finally:
         await consumer.stop()
 
@@ -262,8 +265,9 @@ async def run(args: argparse.Namespace) -> None:
         finally:
             worker.stop()
 
-        consume, consumed = await raw_consume(broker.bootstrap, topics.events, decode=True)
-        consume_loads, _ = await raw_consume(broker.bootstrap, topics.events, decode=False)
+        consume, consumed, messages = await raw_consume(broker.bootstrap, topics.events,
+                                                        decode=True)
+        consume_loads, _, _ = await raw_consume(broker.bootstrap, topics.events, decode=False)
         assert consumed == total, (consumed, total)
 
         null_settings = settings.replace(app_id="bench-pass", data_dir=work / "pass",
@@ -292,7 +296,8 @@ async def run(args: argparse.Namespace) -> None:
         print(f"collector over HTTP, {args.clients} clients       {collect:>10,.0f} events/s"
               f"   = {collect / produce:.0%} of raw produce")
         print(f"raw aiokafka consume + envelope decode      {consume:>10,.0f} events/s"
-              f"   (orjson.loads only: {consume_loads:,.0f})")
+              f"   (orjson.loads only: {consume_loads:,.0f}; the collector wrote "
+              f"{messages:,} messages, {consumed / messages:.0f} events each)")
         print(f"Faust pass-through agent (iterate + send)   {passing:>10,.0f} events/s"
               f"   = {passing / consume:.0%} of raw consume + decode")
         print(f"resolve agent (Faust, RocksDB table)        {resolve:>10,.0f} events/s"
