@@ -196,12 +196,15 @@ def operations() -> dict[str, Any]:
                     "Events arriving per second, by call type.",
                     [(f"sum by (type) (rate(telltale_events_received_total{{{inst}}}[{RATE}]))",
                       "{{type}}")], unit="ops"))
-    p.append(_panel(lay, "timeseries", "Accepted and deduplicated",
-                    "Events forwarded for scoring, and duplicates dropped by message id.",
+    p.append(_panel(lay, "timeseries", "Accepted, deduplicated and moved",
+                    "Events forwarded for scoring, duplicates dropped by message id, and "
+                    "events of anonymous ids moved to the user an identify or alias named.",
                     [(f"sum by (source) (rate(telltale_events_accepted_total{{{inst}}}[{RATE}]))",
                       "accepted {{source}}"),
                      (f"sum by (source) (rate(telltale_events_deduplicated_total{{{inst}}}"
-                      f"[{RATE}]))", "duplicate {{source}}")], unit="ops"))
+                      f"[{RATE}]))", "duplicate {{source}}"),
+                     (f"sum by (kind) (rate(telltale_events_moved_total{{{inst}}}[{RATE}]))",
+                      "moved {{kind}}")], unit="ops"))
     p.append(_panel(lay, "timeseries", "Processing rate by agent",
                     "Kafka messages and the events inside them handled per second.",
                     [(f"sum by (agent) (rate(telltale_messages_processed_total{{{inst}}}"
