@@ -8,9 +8,12 @@ Prints, for a simulated portfolio (default: 1,000 accounts over 365 days):
 - import: Segment JSON lines → canonical events per second;
 - replay: events per second through :class:`scoring.replay.Replay` with the backtest's
   snapshots, for each evaluation grid asked for (1 day is what live does);
-- the whole ``telltale backtest`` command, wall clock.
+- the whole ``telltale backtest`` command, wall clock, with the accounts split over
+  each number of processes asked for (``--jobs``; each process reads the whole file and
+  replays its share of the accounts).
 
-Usage: ``python bench/replay.py [--accounts 1000] [--days 365] [--intervals 1,7,30]``
+Usage: ``python bench/replay.py [--accounts 1000] [--days 365] [--intervals 1,7,30]
+[--jobs 1,2]``
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ def main() -> int:
     parser.add_argument("--intervals", default="1,7,30",
                         help="evaluation grids to time, in days, comma-separated")
     parser.add_argument("--cli-interval", type=float, default=1.0,
-                        help="grid of the timed telltale backtest run (0 skips it)")
+                        help="grid of the timed telltale backtest runs (0 skips them)")
+    parser.add_argument("--jobs", default=f"1,{os.cpu_count() or 1}",
+                        help="process counts to time telltale backtest with, comma-separated")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average "
           f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}")
@@ -74,17 +79,20 @@ def main() -> int:
                   f"({run.events / run.seconds:,.0f} events/s); {len(run.snapshots):,} "
                   "snapshots")
 
-        if args.cli_interval > 0:
+        jobs = sorted({int(x) for x in args.jobs.split(",") if x.strip()})
+        for n in jobs if args.cli_interval > 0 else []:
             telltale = Path(sys.executable).with_name("telltale")
             command = [str(telltale), "backtest", str(events_path), "--outcomes",
                        str(outcomes_path), "--workspace", "bench", "--quiet",
-                       "--interval-days", str(args.cli_interval),
+                       "--interval-days", str(args.cli_interval), "--jobs", str(n),
                        "--json", str(folder / "bt.json"), "--report", str(folder / "report")]
             started = time.perf_counter()
-            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
             seconds = time.perf_counter() - started
-            print(f"telltale backtest (grid {args.cli_interval:g} d, import + replay + report): "
-                  f"{count:,} events in {seconds:.1f} s ({count / seconds:,.0f} events/s)")
+            print(f"telltale backtest --jobs {n} (grid {args.cli_interval:g} d, import + "
+                  f"replay + report): {count:,} events in {seconds:.1f} s "
+                  f"({count / seconds:,.0f} events/s)")
     return 0
 
 

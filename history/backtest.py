@@ -10,19 +10,28 @@ moment are left out of that horizon.
 Beside the score, on the same accounts at the same moments, sit two honest baselines
 computed from the same replayed events: the share of licensed seats with a product-usage
 event in the last 30 days (fewer → riskier), and logins per seat in the last 30 days.
+
+Accounts never affect each other, so :func:`replay_history` can split them over
+``jobs`` processes (by a hash of the account id). Each process reads the whole history
+(identity resolution needs every group call, in order) and replays only its own
+accounts; the merged result is identical to a single process's.
 """
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import sys
 import time
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
+from zlib import crc32
 
 from history.evaluation import (
     ProfitParams,
@@ -31,7 +40,13 @@ from history.evaluation import (
     rate_by_group,
     rate_by_quantile,
 )
-from history.importers import OutcomeRecord
+from history.importers import (
+    ColumnMapping,
+    ImportReport,
+    OutcomeRecord,
+    import_events,
+    read_outcomes,
+)
 from scoring.config import ScoringConfig, load_config
 from scoring.replay import Replay
 from state.aggregates import DAY
@@ -190,6 +205,17 @@ class ReplayRun:
     workspaces: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """The accounts whose id hashes (CRC-32) to ``index`` modulo ``count``."""
+
+    index: int
+    count: int
+
+    def owns(self, account_id: str) -> bool:
+        return crc32(account_id.encode()) % self.count == self.index
+
+
 def replay_snapshots(
     events: Iterable[Event],
     outcomes: Sequence[OutcomeRecord],
@@ -197,8 +223,15 @@ def replay_snapshots(
     horizons: Sequence[int] = DEFAULT_HORIZONS,
     interval_days: float = 1.0,
     progress: Progress | None = None,
+    shard: Shard | None = None,
 ) -> ReplayRun:
-    """Replay ``events`` (in time order) and assess each outcome's account at each horizon."""
+    """Replay ``events`` (in time order) and assess each outcome's account at each horizon.
+
+    With ``shard``, only that shard's accounts are replayed and assessed (every event is
+    still read and counted)."""
+    if shard is not None:
+        outcomes = [o for o in outcomes if shard.owns(o.account_id)]
+    owned: dict[str, bool] = {}
     replay = Replay(config=config, interval=interval_days * DAY, keep_changes=False)
     activity = frozenset(
         name for name, rule in config.events.items() if rule.family == "adoption"
@@ -272,10 +305,19 @@ def replay_snapshots(
             flush()
             take(bisect_left(times, ts))
         workspaces.add(e.workspace)
-        add(e)
-        chunk.append(e)
         count += 1
         last = ts
+        if shard is not None:
+            account = e.account_id
+            if account is None:
+                continue
+            mine = owned.get(account)
+            if mine is None:
+                mine = owned[account] = shard.owns(account)
+            if not mine:
+                continue
+        add(e)
+        chunk.append(e)
         if len(chunk) >= 2048:
             flush()
             if progress is not None and span_end is not None and first is not None:
@@ -290,6 +332,69 @@ def replay_snapshots(
         first_event=first, last_event=last, changes=replay.stats.changes,
         workspaces=sorted(workspaces),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class HistorySource:
+    """A history file to read, by path: what each parallel replay opens on its own."""
+
+    path: Path
+    workspace: str = "default"
+    columns: str | None = None
+
+    def open(self) -> tuple[Iterator[Event], ImportReport]:
+        """The file's events (read lazily, in file order) and the report they fill in."""
+        report = ImportReport()
+        mapping = ColumnMapping.parse(self.columns) if self.columns else None
+        return import_events(self.path, self.workspace, mapping, report), report
+
+
+def replay_history(
+    source: HistorySource,
+    outcomes: Sequence[OutcomeRecord],
+    config: ScoringConfig,
+    horizons: Sequence[int] = DEFAULT_HORIZONS,
+    interval_days: float = 1.0,
+    jobs: int = 1,
+    progress: bool = False,
+) -> tuple[ReplayRun, ImportReport]:
+    """:func:`replay_snapshots` of ``source`` over ``jobs`` processes (see the module
+    docstring); the progress bar, when asked for, is drawn by the first one."""
+    if jobs <= 1:
+        events, report = source.open()
+        run = replay_snapshots(events, outcomes, config, horizons, interval_days,
+                               Progress() if progress else None)
+        return run, report
+    started = time.perf_counter()
+    # spawn, not fork: a fresh interpreter per shard, whatever threads the caller runs
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [
+            pool.submit(_replay_shard, source, list(outcomes), config, tuple(horizons),
+                        interval_days, Shard(i, jobs), progress and i == 0)
+            for i in range(jobs)
+        ]
+        parts = [future.result() for future in futures]
+    runs = [run for run, _ in parts]
+    first = runs[0]
+    snapshots = sorted((s for run in runs for s in run.snapshots),
+                       key=lambda s: (s.at, s.horizon_days, s.account_id))
+    merged = ReplayRun(
+        snapshots=snapshots, events=first.events, seconds=time.perf_counter() - started,
+        replay_seconds=max(run.replay_seconds for run in runs),
+        first_event=first.first_event, last_event=first.last_event,
+        changes=sum(run.changes for run in runs), workspaces=first.workspaces,
+    )
+    return merged, parts[0][1]  # every shard reads the whole file: one report says it all
+
+
+def _replay_shard(source: HistorySource, outcomes: list[OutcomeRecord],
+                  config: ScoringConfig, horizons: tuple[int, ...], interval_days: float,
+                  shard: Shard, progress: bool) -> tuple[ReplayRun, ImportReport]:
+    events, report = source.open()
+    run = replay_snapshots(events, outcomes, config, horizons, interval_days,
+                           Progress(label=f"replay ({shard.count} processes)")
+                           if progress else None, shard)
+    return run, report
 
 
 RiskFn = Callable[[Snapshot], float]
@@ -433,6 +538,9 @@ def add_common_arguments(parser: Any) -> None:
     parser.add_argument("--interval-days", type=float, default=1.0,
                         help="evaluation grid of the replay in days (1 = like live)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--jobs", type=int, default=default_jobs(),
+                        help="processes to replay in, each with a share of the accounts "
+                        "(default: the number of CPUs)")
 
 
 def add_parser(subparsers: Any) -> Any:
@@ -466,13 +574,13 @@ def horizons_from(text: str) -> tuple[int, ...]:
     return values
 
 
-def load_history(args: Any) -> tuple[Iterable[Event], list[OutcomeRecord], Any]:
-    from history.importers import ColumnMapping, ImportReport, import_events, read_outcomes
+def default_jobs() -> int:
+    return max(1, min(os.cpu_count() or 1, 16))
 
+
+def load_history(args: Any) -> tuple[Iterable[Event], list[OutcomeRecord], Any]:
     outcomes = read_outcomes(args.outcomes)
-    report = ImportReport()
-    mapping = ColumnMapping.parse(args.columns) if args.columns else None
-    events = import_events(args.events, args.workspace, mapping, report)
+    events, report = HistorySource(args.events, args.workspace, args.columns).open()
     return events, outcomes, report
 
 
@@ -483,11 +591,11 @@ def run(args: Any) -> int:
 
     config = load_config(args.config)
     horizons = horizons_from(args.horizons)
-    events, outcomes, report = load_history(args)
-    result = run_backtest(
-        events, outcomes, config, horizons, params_from(args), args.interval_days,
-        None if args.quiet else Progress(),
-    )
+    outcomes = read_outcomes(args.outcomes)
+    source = HistorySource(args.events, args.workspace, args.columns)
+    replayed, report = replay_history(source, outcomes, config, horizons, args.interval_days,
+                                      args.jobs, progress=not args.quiet)
+    result = result_dict(replayed, outcomes, config, horizons, params_from(args))
     result["import"] = report.summary()
     args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     page = write_html(result, args.report, title="Does the health score predict churn?")

@@ -13,8 +13,16 @@ import orjson
 import pytest
 
 from agents.cli import main as telltale
-from history.backtest import Progress, replay_snapshots, run_backtest
-from history.importers import OutcomeRecord, segment_events
+from history.backtest import (
+    HistorySource,
+    ProfitParams,
+    Progress,
+    replay_history,
+    replay_snapshots,
+    result_dict,
+    run_backtest,
+)
+from history.importers import OutcomeRecord, read_outcomes, segment_events
 from history.simulate import simulate, write_simulation
 from scoring.config import load_config
 from streams.events import Event
@@ -45,6 +53,25 @@ def test_backtest_is_deterministic(history: tuple[list[Event], list[OutcomeRecor
     assert h60["horizon_days"] == 60 and h60["accounts"] > 20
     assert set(h60["models"]) == {"score", "baseline_active_users", "baseline_logins"}
     assert sum(b["accounts"] for b in h60["bands"]) == h60["accounts"]
+
+
+def test_accounts_split_over_processes_give_the_same_result(tmp_path: Path) -> None:
+    events, outcomes_path = tmp_path / "history.jsonl", tmp_path / "outcomes.csv"
+    write_simulation(simulate(accounts=30, days=150, seed=4), events, outcomes_path)
+    outcomes = read_outcomes(outcomes_path)
+    config = load_config(None)
+    source = HistorySource(events, "demo")
+
+    def backtest(jobs: int) -> tuple[dict[str, Any], str]:
+        run, report = replay_history(source, outcomes, config, (60, 30), jobs=jobs)
+        assert run.replay_seconds <= run.seconds
+        result = result_dict(run, outcomes, config, (60, 30), ProfitParams())
+        return _without_timing(result) | {"changes": run.changes}, report.summary()
+
+    alone, three = backtest(1), backtest(3)
+    assert orjson.dumps(alone) == orjson.dumps(three)
+    assert len(alone[0]["snapshots"]) > 30 and "events kept" in alone[1]
+    assert alone[0]["events"] == sum(1 for line in events.read_bytes().splitlines() if line)
 
 
 def test_each_assessment_only_sees_the_past(
