@@ -89,7 +89,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
@@ -129,6 +129,7 @@ from streams.normalize import NormalizeContext, Reason, Rejection, normalize_dir
 log = logging.getLogger(__name__)
 
 AGENT = "resolve"
+T = TypeVar("T")
 Wire = dict[str, Any]
 """An event in wire form (:meth:`Event.to_wire`), checked by :func:`check_wire`: the
 resolver edits ``acc`` in place instead of rebuilding events."""
@@ -216,11 +217,8 @@ class Resolver:
         wires: list[Wire]
         moves = 0
         if is_envelope_obj(obj) and is_identity_obj(obj):
-            try:
-                control = decode_identity_message(obj)
-            except EnvelopeError as exc:
-                self._dead(out, DeadLetter(exc.reason, exc.detail, Source.KAFKA.value,
-                                           _workspace_hint(obj), received_at, payload=obj))
+            control = self._decoded(decode_identity_message, obj, received_at, out)
+            if control is None:
                 return
             if isinstance(control, Link):
                 self._receive_link(key, partition, control, obj, received_at, out)
@@ -228,11 +226,8 @@ class Resolver:
             wires, moves = self._checked(control.events, control.workspace, received_at,
                                          out), control.moves
         elif is_envelope_obj(obj):
-            try:
-                header = decode_header(obj)
-            except EnvelopeError as exc:
-                self._dead(out, DeadLetter(exc.reason, exc.detail, Source.KAFKA.value,
-                                           _workspace_hint(obj), received_at, payload=obj))
+            header = self._decoded(decode_header, obj, received_at, out)
+            if header is None:
                 return
             if isinstance(header, Tick):
                 if header.partition == partition:
@@ -257,6 +252,16 @@ class Resolver:
                 self._dead(out, DeadLetter(exc.reason, exc.detail, Source.KAFKA.value,
                                            workspace, received_at, payload=wire))
         return wires
+
+    def _decoded(self, decode: Callable[[Any], T], obj: Any, received_at: float,
+                 out: list[Output]) -> T | None:
+        """``decode(obj)``, or None after dead-lettering what it found wrong."""
+        try:
+            return decode(obj)
+        except EnvelopeError as exc:
+            self._dead(out, DeadLetter(exc.reason, exc.detail, Source.KAFKA.value,
+                                       _workspace_hint(obj), received_at, payload=obj))
+            return None
 
     def _direct(self, obj: Any, received_at: float, out: list[Output]) -> list[Event]:
         """Segment-spec JSON from a direct producer: one event or ``{"batch": [...]}``."""

@@ -144,12 +144,7 @@ def decode_identity_message(obj: Any) -> Link | Moved:
     """Validate a link or moved message (events of a moved message *unchecked*, see
     :func:`decode_header`). Raises :class:`EnvelopeError`: ``bad_link`` for a malformed
     link, ``bad_envelope`` for a malformed moved message."""
-    if not isinstance(obj, dict):
-        raise EnvelopeError("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
-    version = obj.get("v")
-    if version != ENVELOPE_VERSION or isinstance(version, bool):
-        raise EnvelopeError("unsupported_version", f"envelope version {str(version)[:20]!r}")
-    kind = obj.get("kind")
+    kind = _kind_of_versioned(obj)
     workspace = obj.get("ws")
     if kind == KIND_LINK:
         link = Link(_link_id(obj, "ws"), _link_id(obj, "from"), _link_id(obj, "to"), 0.0)
@@ -171,6 +166,16 @@ def decode_identity_message(obj: Any) -> Link | Moved:
             raise EnvelopeError("bad_envelope", "moves must be a positive integer")
         return Moved(workspace, key, events, moves)
     raise EnvelopeError("unknown_kind", f"kind {str(kind)[:40]!r}")
+
+
+def _kind_of_versioned(obj: Any) -> Any:
+    """The ``kind`` of a JSON object in this module's version (``EnvelopeError`` if not)."""
+    if not isinstance(obj, dict):
+        raise EnvelopeError("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
+    version = obj.get("v")
+    if version != ENVELOPE_VERSION or isinstance(version, bool):
+        raise EnvelopeError("unsupported_version", f"envelope version {str(version)[:20]!r}")
+    return obj.get("kind")
 
 
 def _link_id(obj: dict[str, Any], field: str) -> str:
@@ -210,12 +215,7 @@ def decode_header(obj: Any) -> Tick | Header:
     """Validate everything but the events: a :class:`Tick`, or (workspace, key, the
     events list *unchecked*) for stages that check events one by one (:func:`check_wire`)
     so one bad event costs only itself."""
-    if not isinstance(obj, dict):
-        raise EnvelopeError("not_an_object", f"expected a JSON object, got {type(obj).__name__}")
-    version = obj.get("v")
-    if version != ENVELOPE_VERSION or isinstance(version, bool):
-        raise EnvelopeError("unsupported_version", f"envelope version {str(version)[:20]!r}")
-    kind = obj.get("kind")
+    kind = _kind_of_versioned(obj)
     if kind == KIND_EVENTS:
         workspace = obj.get("ws")
         key = obj.get("key")

@@ -55,7 +55,8 @@ def _send(resolver: Resolver, events: list[Event], person: str = "u1") -> list[O
                             encode_envelope("acme", person, events), partition, RX)
 
 
-def _by_account(outputs: list[Output]) -> dict[str, list[Event]]:
+def by_account(outputs: list[Output]) -> dict[str, list[Event]]:
+    """Events on the by-account topic among ``outputs``, by account (checked keys)."""
     found: dict[str, list[Event]] = {}
     for output in outputs:
         if output.topic == "t.events.by-account":
@@ -74,10 +75,10 @@ def _dead(outputs: list[Output]) -> list[dict[str, Any]]:
 def test_group_call_links_the_user_and_later_events_follow() -> None:
     resolver, store, _ = _resolver()
     out = _send(resolver, [_group("g", "u1", "acct-1"), _event("e1")])
-    assert [e.message_id for e in _by_account(out)["acct-1"]] == ["g", "e1"]
+    assert [e.message_id for e in by_account(out)["acct-1"]] == ["g", "e1"]
     out = _send(resolver, [_event("e2"), _event("e3")])
     assert len(out) == 1  # one envelope per account per input message
-    assert [e.message_id for e in _by_account(out)["acct-1"]] == ["e2", "e3"]
+    assert [e.message_id for e in by_account(out)["acct-1"]] == ["e2", "e3"]
     assert IdentityRecord.from_bytes(store[map_key("acme", "u1")]).accounts == ["acct-1"]
 
 
@@ -86,7 +87,7 @@ def test_events_wait_for_their_account_and_are_released_in_one_envelope() -> Non
     assert _send(resolver, [_event("e1")]) == []
     assert _send(resolver, [_event("e2")]) == []
     out = _send(resolver, [_group("g", "u1", "acct-7")])
-    assert sorted(e.message_id for e in _by_account(out)["acct-7"]) == ["e1", "e2", "g"]
+    assert sorted(e.message_id for e in by_account(out)["acct-7"]) == ["e1", "e2", "g"]
     # Nothing is left held, and no expiry entry remains.
     assert not [k for k in store if not k.startswith(b"m")]
 
@@ -102,7 +103,7 @@ def test_holds_expire_to_the_dead_letter_topic_as_unattributed() -> None:
     assert [d["payload"]["id"] for d in dead] == ["e1", "e2"]
     # A group call now links the user without resurrecting anything.
     out = _send(resolver, [_group("g", "u1", "acct-1")])
-    assert [e.message_id for e in _by_account(out)["acct-1"]] == ["g"]
+    assert [e.message_id for e in by_account(out)["acct-1"]] == ["g"]
     assert list(store) == [map_key("acme", "u1")]
 
 
@@ -111,19 +112,19 @@ def test_hold_is_bounded_by_count() -> None:
     out = _send(resolver, [_event(f"e{i}") for i in range(5)])
     assert [d["payload"]["id"] for d in _dead(out)] == ["e0", "e1"]
     out = _send(resolver, [_group("g", "u1", "a")])
-    assert sorted(e.message_id for e in _by_account(out)["a"]) == ["e2", "e3", "e4", "g"]
+    assert sorted(e.message_id for e in by_account(out)["a"]) == ["e2", "e3", "e4", "g"]
 
 
 def test_users_in_several_accounts() -> None:
     resolver, _, _ = _resolver()
     _send(resolver, [_group("g1", "u1", "acct-1"), _group("g2", "u1", "acct-2")])
     out = _send(resolver, [_event("e1"), _event("e2", account="acct-1")])
-    routed = _by_account(out)
+    routed = by_account(out)
     assert [e.message_id for e in routed["acct-2"]] == ["e1"]  # most recent link
     assert [e.message_id for e in routed["acct-1"]] == ["e2"]  # named by context.groupId
     # Naming an account makes it the most recent one.
     out = _send(resolver, [_event("e3")])
-    assert list(_by_account(out)) == ["acct-1"]
+    assert list(by_account(out)) == ["acct-1"]
 
 
 def test_events_in_the_wrong_partition_are_rerouted_to_their_person() -> None:
@@ -137,7 +138,7 @@ def test_events_in_the_wrong_partition_are_rerouted_to_their_person() -> None:
     assert out[0].key == kafka_key("acme", "u1")
     assert not store
     out = resolver.process(out[0].key, out[0].value, person_partition, RX)
-    (event,) = _by_account(out)["acct-3"]
+    (event,) = by_account(out)["acct-3"]
     assert (event.message_id, event.source, event.user_id) == ("d1", Source.KAFKA, "u1")
 
 
@@ -151,7 +152,7 @@ def test_direct_producer_workspace_and_batch() -> None:
         {"type": "track", "event": "Logged In", "messageId": "bad"},
     ]})
     out = resolver.process(None, batch, partition, RX)
-    routed = _by_account(out)
+    routed = by_account(out)
     assert [e.workspace for e in routed["acct-5"]] == ["other", "other"]
     assert [d["reason"] for d in _dead(out)] == ["missing_identity"]
 
@@ -162,7 +163,7 @@ def test_posthog_group_identify_without_a_person_goes_straight_to_its_account() 
     partition = resolver.owner_partition("acme", "acct-9")
     out = resolver.process(kafka_key("acme", "acct-9"),
                            encode_envelope("acme", "acct-9", [event]), partition, RX)
-    assert [e.message_id for e in _by_account(out)["acct-9"]] == ["gi"]
+    assert [e.message_id for e in by_account(out)["acct-9"]] == ["gi"]
     assert not store
 
 
@@ -242,7 +243,7 @@ def test_one_bad_event_costs_only_itself() -> None:
     raw = orjson.dumps({"v": 1, "kind": "events", "ws": "acme", "key": "u1",
                         "events": [good, {**good, "ts": "soon"}]})
     out = resolver.process(kafka_key("acme", "u1"), raw, 0, RX)
-    assert [e.message_id for e in _by_account(out)["a"]] == ["g"]
+    assert [e.message_id for e in by_account(out)["a"]] == ["g"]
     assert [d["reason"] for d in _dead(out)] == ["bad_event"]
 
 

@@ -15,7 +15,6 @@ from agents.resolve import MAX_MOVES, Output, Resolver, dict_expiry_scan
 from agents.settings import Settings
 from state.identity import IdentityRecord, map_key
 from streams.envelope import (
-    Envelope,
     Link,
     decode_message,
     encode_envelope,
@@ -25,6 +24,7 @@ from streams.envelope import (
 )
 from streams.events import Event, EventType, Source
 from streams.normalize import REASONS
+from tests.agents.test_resolve import by_account
 
 PARTITIONS = 4
 RX = 1_700_000_000.0
@@ -113,19 +113,8 @@ def _group(mid: str, user: str, account: str) -> Event:
     return _event(mid, user, type_=EventType.GROUP, account=account)
 
 
-def _by_account(outputs: list[Output]) -> dict[str, list[Event]]:
-    found: dict[str, list[Event]] = {}
-    for output in outputs:
-        if output.topic == "t.events.by-account":
-            envelope = decode_message(output.value)
-            assert isinstance(envelope, Envelope)
-            assert all(e.account_id == envelope.key for e in envelope.events)
-            found.setdefault(envelope.key, []).extend(envelope.events)
-    return found
-
-
 def _ids(outputs: list[Output], account: str) -> list[str]:
-    return sorted(e.message_id for e in _by_account(outputs).get(account, []))
+    return sorted(e.message_id for e in by_account(outputs).get(account, []))
 
 
 def _dead(outputs: list[Output]) -> list[dict[str, Any]]:
@@ -144,7 +133,7 @@ def test_anonymous_events_follow_an_identify_to_the_users_account() -> None:
                    _event("v2", anon="a1")]) == []
     held_before = _moved("held")
     out = p.send([_identify("i", "u1", "a1")])
-    events = _by_account(out)["acct-1"]
+    events = by_account(out)["acct-1"]
     assert sorted(e.message_id for e in events) == ["i", "v1", "v2"]
     assert {(e.user_id, e.anonymous_id) for e in events} == {("u1", "a1")}
     assert _moved("held") - held_before == 2
@@ -159,7 +148,7 @@ def test_identify_before_group_holds_under_the_user_until_the_group_call() -> No
     assert p.send([_identify("i", "u1", "a1")]) == []
     assert p.record("u1").held == 2  # the identify and the moved page
     out = p.send([_group("g", "u1", "acct-1")])
-    events = _by_account(out)["acct-1"]
+    events = by_account(out)["acct-1"]
     assert sorted(e.message_id for e in events) == ["g", "i", "v1"]
     assert all(e.user_id == "u1" for e in events)
 
@@ -169,7 +158,7 @@ def test_later_anonymous_events_are_forwarded_to_the_user() -> None:
     p.send([_group("g", "u1", "acct-1"), _identify("i", "u1", "a1")])
     forwarded_before = _moved("forwarded")
     out = p.send([_event("v3", anon="a1"), _event("v4", anon="a1", account="acct-2")])
-    routed = _by_account(out)
+    routed = by_account(out)
     (v3,) = routed["acct-1"]
     (v4,) = routed["acct-2"]  # an event that names its account keeps it
     assert (v3.message_id, v3.user_id, v3.anonymous_id) == ("v3", "u1", "a1")
@@ -221,9 +210,9 @@ def test_posthog_anonymous_distinct_id_and_alias_previous_id() -> None:
     out = p.send([_identify("i", "u1", "anon-ph"),
                   _event("al", "u1", type_=EventType.ALIAS, previous="a2")])
     assert _ids(out, "acct-1") == ["al", "i", "ph1", "seg1"]
-    assert {e.user_id for e in _by_account(out)["acct-1"]} == {"u1"}
+    assert {e.user_id for e in by_account(out)["acct-1"]} == {"u1"}
     out = p.send([_event("ph2", user="anon-ph")])
-    assert [(e.message_id, e.user_id) for e in _by_account(out)["acct-1"]] == [("ph2", "u1")]
+    assert [(e.message_id, e.user_id) for e in by_account(out)["acct-1"]] == [("ph2", "u1")]
 
 
 def test_the_latest_identify_wins() -> None:
@@ -248,7 +237,7 @@ def test_chains_end_at_the_last_user() -> None:
     p.send([_event("al", "u-new", type_=EventType.ALIAS, previous="u-old")])
     p.send([_event("v1", anon="a1")])
     out = p.send([_identify("i", "u-old", "a1")])
-    events = _by_account(out)["acct-1"]
+    events = by_account(out)["acct-1"]
     assert sorted(e.message_id for e in events) == ["i", "v1"]
     assert {e.user_id for e in events} == {"u-new"}
     assert p.record("a1").linked_to == "u-new"  # one hop for later events
@@ -258,7 +247,7 @@ def test_chains_end_at_the_last_user() -> None:
     out = p.send([_event("al2", "u3", type_=EventType.ALIAS, previous="u2")])
     assert _ids(out, "acct-3") == ["al2", "i2"]
     out = p.send([_event("v2", anon="a2")])
-    assert [(e.message_id, e.user_id) for e in _by_account(out)["acct-3"]] == [("v2", "u3")]
+    assert [(e.message_id, e.user_id) for e in by_account(out)["acct-3"]] == [("v2", "u3")]
 
 
 def test_a_cycle_of_links_moves_events_a_bounded_number_of_times() -> None:
