@@ -51,6 +51,10 @@ user id set to the user, resolved in the user's partition like the user's own ev
   then forgotten (through the same clock ticks as holds): an idle id loses it between
   half and all of that period after its last event, and is anonymous again. One user per
   id, so the links held are at most the ids identified or active in that period;
+- a user with no account of their own takes the accounts of the id linked to them (an
+  alias of a user who was in one): the first moved message hands them on
+  (``"accs"``), and what the user had on hold is released to them. A user who has
+  accounts keeps them;
 - malformed link or moved messages go to the dead-letter topic (``bad_link``,
   ``bad_envelope``), like any other input.
 
@@ -87,7 +91,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -108,9 +112,11 @@ from state.identity import (
 )
 from streams.dlq import DeadLetter
 from streams.envelope import (
+    MAX_MOVED_ACCOUNTS,
     EnvelopeError,
     KeyPartitions,
     Link,
+    Moved,
     Tick,
     check_wire,
     decode_header,
@@ -215,6 +221,7 @@ class Resolver:
                                        None, received_at, raw=value))
             return
         wires: list[Wire]
+        released: list[Wire] = []  # held here until this message named an account
         moves = 0
         if is_envelope_obj(obj) and is_identity_obj(obj):
             control = self._decoded(decode_identity_message, obj, received_at, out)
@@ -225,6 +232,8 @@ class Resolver:
                 return
             wires, moves = self._checked(control.events, control.workspace, received_at,
                                          out), control.moves
+            if control.accounts:
+                released = self._inherit(key, partition, control, out)
         elif is_envelope_obj(obj):
             header = self._decoded(decode_header, obj, received_at, out)
             if header is None:
@@ -238,7 +247,8 @@ class Resolver:
             wires = [event.to_wire() for event in self._direct(obj, received_at, out)]
         if wires:
             metrics.EVENTS_PROCESSED.labels(agent=AGENT).inc(len(wires))
-            self._route(key, partition, wires, origin, out, moves)
+        if released or wires:
+            self._route(key, partition, released + wires, origin, out, moves)
 
     def _checked(self, events: list[Any], workspace: str, received_at: float,
                  out: list[Output]) -> list[Wire]:
@@ -494,20 +504,47 @@ class Resolver:
         if not record.link_user(link.target, link.at):
             return  # seen before, or a link made by an earlier call than the current one
         self._renew_link(workspace, source, record)
-        if record.held:
-            self._move(workspace, link.target, self._release(workspace, source, record), 1,
-                       "held", out)
+        released = self._release(workspace, source, record) if record.held else []
+        # The user also learns the id's accounts (an alias of a user who was in one), in
+        # case they have none of their own yet.
+        self._move(workspace, link.target, released, 1, "held", out,
+                   record.accounts[:MAX_MOVED_ACCOUNTS])
         self.store[mkey] = record.to_bytes()
 
+    def _inherit(self, key: bytes | None, partition: int, moved: Moved,
+                 out: list[Output]) -> list[Wire]:
+        """Give ``moved.key`` the accounts a moved message hands on, unless that user
+        has accounts already (their own calls say more about them). Returns what the
+        user had on hold, now attributable, to be resolved with the message."""
+        workspace, user = moved.workspace, moved.key
+        if not self._here(key, partition, workspace, user):
+            out.append(Output(self.topics.events, kafka_key(workspace, user),
+                              encode_moved(workspace, user, [], moved.moves, moved.accounts)))
+            return []
+        mkey = map_key(workspace, user)
+        record = IdentityRecord.from_bytes(self.store.get(mkey))
+        if record.linked_to is not None and moved.moves < MAX_MOVES:
+            self._move(workspace, record.linked_to, [], moved.moves + 1, "forwarded", out,
+                       moved.accounts)
+            return []
+        if record.accounts:
+            return []
+        for account in reversed(moved.accounts):
+            record.link(account)
+        released = self._release(workspace, user, record) if record.held else []
+        self.store[mkey] = record.to_bytes()
+        return released
+
     def _move(self, workspace: str, user: str, wires: list[Wire], moves: int, kind: str,
-              out: list[Output]) -> None:
-        """Send events to ``user``'s partition as theirs (``u`` set to the user)."""
-        if not wires:
+              out: list[Output], accounts: Sequence[str] = ()) -> None:
+        """Send events to ``user``'s partition as theirs (``u`` set to the user), with
+        the accounts of the id they come from when given."""
+        if not wires and not accounts:
             return
         for wire in wires:
             wire["u"] = user
         out.append(Output(self.topics.events, kafka_key(workspace, user),
-                          encode_moved(workspace, user, wires, moves)))
+                          encode_moved(workspace, user, wires, moves, accounts)))
         metrics.EVENTS_MOVED.labels(kind=kind).inc(len(wires))
 
     def _renew_link(self, workspace: str, person: str, record: IdentityRecord) -> bool:

@@ -24,7 +24,7 @@ type, because the events topic is open to direct producers: anything malformed r
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeGuard
 
@@ -103,12 +103,14 @@ class Link:
 class Moved(NamedTuple):
     """Events moved to the user ``key`` from an id linked to that user, their ``events``
     not yet checked (like :class:`Header`). ``moves`` counts the links they followed, so
-    that a cycle of links cannot move them forever."""
+    that a cycle of links cannot move them forever. ``accounts``: those the linked id
+    belonged to (most recent first), for a user who has none of their own yet."""
 
     workspace: str
     key: str
     events: list[Any]
     moves: int
+    accounts: tuple[str, ...] = ()
 
 
 def encode_envelope(workspace: str, key: str, events: Iterable[Event],
@@ -128,10 +130,14 @@ def encode_link(link: Link) -> bytes:
                          "from": link.source, "to": link.target, "at": link.at})
 
 
-def encode_moved(workspace: str, key: str, wires: list[dict[str, Any]], moves: int) -> bytes:
+def encode_moved(workspace: str, key: str, wires: list[dict[str, Any]], moves: int,
+                 accounts: Sequence[str] = ()) -> bytes:
     """A :class:`Moved` message of events in wire form (checked by :func:`check_wire`)."""
-    return orjson.dumps({"v": ENVELOPE_VERSION, "kind": KIND_MOVED, "ws": workspace,
-                         "key": key, "events": wires, "moves": moves})
+    message: dict[str, Any] = {"v": ENVELOPE_VERSION, "kind": KIND_MOVED, "ws": workspace,
+                               "key": key, "events": wires, "moves": moves}
+    if accounts:
+        message["accs"] = list(accounts)
+    return orjson.dumps(message)
 
 
 def is_identity_obj(obj: Any) -> bool:
@@ -164,7 +170,13 @@ def decode_identity_message(obj: Any) -> Link | Moved:
             raise EnvelopeError("bad_envelope", "events must be a list")
         if type(moves) is not int or moves < 1:
             raise EnvelopeError("bad_envelope", "moves must be a positive integer")
-        return Moved(workspace, key, events, moves)
+        accounts = obj.get("accs", [])
+        if (type(accounts) is not list or len(accounts) > MAX_MOVED_ACCOUNTS
+                or not all(type(a) is str and 0 < len(a) <= _MAX_LINK_ID_CHARS
+                           for a in accounts)):
+            raise EnvelopeError("bad_envelope", f"accs must be a list of at most "
+                                f"{MAX_MOVED_ACCOUNTS} account ids")
+        return Moved(workspace, key, events, moves, tuple(accounts))
     raise EnvelopeError("unknown_kind", f"kind {str(kind)[:40]!r}")
 
 
@@ -324,6 +336,10 @@ def _is_number(value: Any) -> TypeGuard[int | float]:
         and not isinstance(value, bool)
         and math.isfinite(value)
     )
+
+
+MAX_MOVED_ACCOUNTS = 16
+"""Most accounts a moved message hands on (what an identity record remembers)."""
 
 
 class KeyPartitions:

@@ -250,6 +250,33 @@ def test_chains_end_at_the_last_user() -> None:
     assert [(e.message_id, e.user_id) for e in by_account(out)["acct-3"]] == [("v2", "u3")]
 
 
+def test_an_aliased_user_keeps_the_account_of_the_id_they_were() -> None:
+    """u-old was in acct-1; after an alias u-old → u-new, u-new (in no account of their
+    own) counts for acct-1: what waited under u-new, what comes later from either id."""
+    p = Pipeline()
+    p.send([_group("g", "u-old", "acct-1")])
+    p.send([_event("n1", "u-new")])  # waits: u-new has no account yet
+    out = p.send([_event("al", "u-new", type_=EventType.ALIAS, previous="u-old")])
+    assert _ids(out, "acct-1") == ["al", "n1"]
+    assert p.record("u-new").accounts == ["acct-1"] and p.record("u-new").held == 0
+    out = p.send([_event("o2", "u-old")]) + p.send([_event("n2", "u-new")])
+    assert [(e.message_id, e.user_id) for e in by_account(out)["acct-1"]] == [
+        ("o2", "u-new"), ("n2", "u-new")]
+    # The alias redelivered hands on nothing new and moves nothing.
+    before = len(p.internal)
+    out = p.send([_event("al", "u-new", type_=EventType.ALIAS, previous="u-old")])
+    assert _ids(out, "acct-1") == ["al"] and len(p.internal) - before == 1  # the link
+
+
+def test_a_user_with_an_account_of_their_own_keeps_it_after_an_alias() -> None:
+    p = Pipeline()
+    p.send([_group("g1", "u-old", "acct-1")])
+    p.send([_group("g2", "u-new", "acct-2")])
+    p.send([_event("al", "u-new", type_=EventType.ALIAS, previous="u-old")])
+    assert p.record("u-new").accounts == ["acct-2"]
+    assert _ids(p.send([_event("o2", "u-old")]), "acct-2") == ["o2"]
+
+
 def test_a_cycle_of_links_moves_events_a_bounded_number_of_times() -> None:
     p = Pipeline()
     for source, target in (("x", "y"), ("y", "x")):
@@ -306,6 +333,10 @@ def test_a_hold_and_a_link_due_the_same_second_share_one_expiry_key() -> None:
       "bad_envelope"),
      ({"kind": "moved", "ws": "acme", "key": "u1", "events": [{"id": 1}], "moves": 1},
       "bad_event"),
+     ({"kind": "moved", "ws": "acme", "key": "u1", "events": [], "moves": 1,
+       "accs": "acct-1"}, "bad_envelope"),
+     ({"kind": "moved", "ws": "acme", "key": "u1", "events": [], "moves": 1,
+       "accs": ["acct-1", ""]}, "bad_envelope"),
      ({"v": 2, "kind": "link"}, "unsupported_version")],
 )
 def test_malformed_link_and_moved_messages_are_dead_lettered(
