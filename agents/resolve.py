@@ -254,6 +254,10 @@ class Resolver:
                  out: list[Output]) -> list[Wire]:
         """The events of an envelope that pass :func:`check_wire`; the others are
         dead-lettered one by one."""
+        try:
+            return [check_wire(wire) for wire in events]
+        except EnvelopeError:
+            pass  # some are bad: sort them out one by one
         wires: list[Wire] = []
         for wire in events:
             try:
@@ -575,8 +579,12 @@ class Resolver:
         for wire in wires:
             by_account.setdefault((wire["ws"], wire["acc"]), []).append(wire)
         for (workspace, account), group in by_account.items():
-            out.append(Output(self.topics.by_account, kafka_key(workspace, account),
-                              encode_wire_envelope(workspace, account, group, origin)))
+            # The partition is the one the key gives (the topic has ``partitions``, like
+            # the events topic); naming it spares the producer its pure-Python murmur2.
+            key = kafka_key(workspace, account)
+            out.append(Output(self.topics.by_account, key,
+                              encode_wire_envelope(workspace, account, group, origin),
+                              self._owner_of(key)))
 
     def _dead(self, out: list[Output], dead: DeadLetter) -> None:
         metrics.EVENTS_DEAD_LETTERED.labels(reason=dead.reason).inc()
