@@ -54,7 +54,7 @@ class Settings:
     standby_replicas: int = _setting(1, "Faust standby replicas of each table partition")
     dedup_ttl_seconds: int = _setting(172_800, "How long collector message ids are remembered")
     collector_linger_ms: float = _setting(
-        2.0, "How long the collector gathers requests' events into one Kafka message per "
+        10.0, "How long the collector gathers requests' events into one Kafka message per "
         "partition before sending (adds at most this to a request's answer)")
     resolve_hold_seconds: float = _setting(
         3600.0, "How long events of a user with no known account wait for a group call")
