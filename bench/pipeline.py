@@ -10,10 +10,10 @@ On the same generated events, each consumer in its own process:
       batch envelopes of the same events, through the real scoring core.
 
 For each: events/s and peak RSS ((c) over the span from its first to its last account
-record write, read from the changelog's timestamps); then c/a and c/b; then the latency from producing an
-envelope to its health change at half of (c)'s rate (live mode); then state size and RSS
-for many accounts/users, and the time to rebuild that state from the changelog after the
-local RocksDB directory is deleted.
+record write, from the changelog's timestamps); then c/a and c/b; then the latency from
+producing an envelope to its health change at half of (c)'s rate (live mode); then state
+size and RSS for many accounts/users, and the time to rebuild that state from the
+changelog after the local RocksDB directory is deleted.
 
     .venv/bin/python bench/pipeline.py                      # starts its own Kafka
     .venv/bin/python bench/pipeline.py --bootstrap 127.0.0.1:9092 --state-accounts 20000

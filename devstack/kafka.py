@@ -169,8 +169,13 @@ def ensure_kafka_jars(version: str = KAFKA_VERSION, *, timeout: float = 900.0) -
 
 
 def new_cluster_id() -> str:
-    """16 random bytes, url-safe base64 without padding, as KRaft wants it."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """16 random bytes, url-safe base64 without padding, as KRaft wants it; never one
+    starting with "-", which the storage tool would read as an option (Kafka's own ids
+    avoid it the same way)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 _LOG4J = """\

@@ -16,7 +16,13 @@ from pathlib import Path
 import pytest
 
 from agents.settings import Settings
-from devstack.kafka import ensure_kafka_jars, find_java, server_properties, start_kafka
+from devstack.kafka import (
+    ensure_kafka_jars,
+    find_java,
+    new_cluster_id,
+    server_properties,
+    start_kafka,
+)
 from devstack.process import DevstackError, pid_alive, wait_until
 from devstack.redis import find_redis_server, ping, start_redis
 from devstack.workers import settings_env
@@ -40,6 +46,13 @@ def taken_port() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         yield sock.getsockname()[1]
+
+
+def test_cluster_ids_never_look_like_an_option() -> None:
+    """One base64 id in 64 starts with "-", which the storage tool takes for an option."""
+    ids = [new_cluster_id() for _ in range(5_000)]
+    assert not any(i.startswith("-") for i in ids)
+    assert all(len(i) == 22 for i in ids) and len(set(ids)) == len(ids)
 
 
 def test_missing_java_is_named_with_the_fix(bare_path: Path) -> None:
