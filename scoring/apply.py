@@ -186,12 +186,16 @@ def apply_events(
                 if h in seen:
                     continue
                 entry[2] = True
-                seen.add(h, user_cap)
+                seen[h] = None
+                if len(seen) > user_cap:
+                    del seen[next(iter(seen))]
                 user.events += 1
             else:
                 if h in acc_seen:
                     continue
-                acc_seen.add(h, acc_cap)
+                acc_seen[h] = None
+                if len(acc_seen) > acc_cap:
+                    del acc_seen[next(iter(acc_seen))]
             if ts > clock:
                 clock = ts
             etype = e.type

@@ -15,7 +15,6 @@ from __future__ import annotations
 import sys
 from array import array
 from base64 import b64decode, b64encode
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from zlib import adler32, crc32
@@ -58,89 +57,29 @@ def _unflat(seq: list[Any]) -> dict[int, Any]:
     return {int(seq[i]): seq[i + 1] for i in range(0, len(seq), 2)}
 
 
-class RecentIds:
-    """The hashes of the last message ids applied (at most ``cap``), oldest first, as
-    packed little-endian uint64s: loading and saving a record copies bytes instead of
-    converting hundreds of integers. The first few lookups search the bytes; a record
-    asked more often builds a set once (a message usually brings a person's events in
-    tens)."""
+def _pack_ids(seen: dict[int, None]) -> str:
+    """Recent message-id hashes as base64 of little-endian uint64s (about a third of
+    the size of a JSON list of integers)."""
+    ids = array("Q", seen)
+    if _BIG_ENDIAN:
+        ids.byteswap()
+    return b64encode(ids.tobytes()).decode("ascii")
 
-    __slots__ = ("_buf", "_lookups", "_set")
 
-    _SEARCHES = 4
-    """Lookups answered by searching the bytes before a set is built."""
+def _unpack_ids(packed: str | list[int]) -> dict[int, None]:
+    if isinstance(packed, list):  # records written before the packed form
+        return dict.fromkeys(packed)
+    ids = array("Q", b64decode(packed))
+    if _BIG_ENDIAN:
+        ids.byteswap()
+    return dict.fromkeys(ids)
 
-    def __init__(self, packed: bytes | bytearray = b"") -> None:
-        self._buf = bytearray(packed)
-        self._set: set[int] | None = None
-        self._lookups = 0
 
-    @classmethod
-    def of(cls, hashes: Iterable[int], cap: int | None = None) -> RecentIds:
-        ids = cls()
-        for h in hashes:
-            if h not in ids:
-                ids.add(h, cap)
-        return ids
-
-    def __contains__(self, h: int) -> bool:
-        found = self._set
-        if found is not None:
-            return h in found
-        self._lookups += 1
-        if self._lookups > self._SEARCHES:
-            ids = array("Q", self._buf)
-            if _BIG_ENDIAN:
-                ids.byteswap()
-            found = self._set = set(ids)
-            return h in found
-        needle = h.to_bytes(8, "little")
-        buf = self._buf
-        at = buf.find(needle)
-        while at != -1:
-            if at % 8 == 0:
-                return True
-            at = buf.find(needle, at + 1)  # a match straddling two ids is no match
-        return False
-
-    def add(self, h: int, cap: int | None = None) -> None:
-        """Remember ``h`` (not yet present) as the newest; forget the oldest past ``cap``."""
-        buf = self._buf
-        buf += h.to_bytes(8, "little")
-        found = self._set
-        if found is not None:
-            found.add(h)
-        if cap is not None and len(buf) > cap * 8:
-            cut = len(buf) - cap * 8
-            if found is not None:
-                for at in range(0, cut, 8):
-                    found.discard(int.from_bytes(buf[at:at + 8], "little"))
-            del buf[:cut]
-
-    def __len__(self) -> int:
-        return len(self._buf) // 8
-
-    def __iter__(self) -> Iterator[int]:
-        buf = bytes(self._buf)
-        return (int.from_bytes(buf[i:i + 8], "little") for i in range(0, len(buf), 8))
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, RecentIds) and self._buf == other._buf
-
-    def __repr__(self) -> str:
-        return f"RecentIds({len(self)} ids)"
-
-    def packed(self) -> str:
-        return b64encode(self._buf).decode("ascii")
-
-    @classmethod
-    def unpacked(cls, packed: str | list[int]) -> RecentIds:
-        if isinstance(packed, list):  # records written before the packed form
-            return cls.of(packed)
-        return cls(b64decode(packed))
-
-    def copy(self) -> RecentIds:
-        return RecentIds(self._buf)
+def _remember(seen: dict[int, None], h: int, cap: int) -> None:
+    """Add ``h`` to an insertion-ordered bounded set, evicting the oldest."""
+    seen[h] = None
+    if len(seen) > cap:
+        del seen[next(iter(seen))]
 
 
 @dataclass(slots=True)
@@ -163,7 +102,7 @@ class UserState:
     events: int = 0
     days: dict[int, float] = field(default_factory=dict)
     core_weeks: dict[int, int] = field(default_factory=dict)
-    seen: RecentIds = field(default_factory=RecentIds)
+    seen: dict[int, None] = field(default_factory=dict)
 
     def points(self, today: int, window: int) -> float:
         """Weighted points of the ``window`` days ending with ``today``."""
@@ -179,8 +118,7 @@ class UserState:
             self.core_weeks = {w: n for w, n in self.core_weeks.items() if w > wk}
 
     def remember(self, h: int, cap: int) -> None:
-        if h not in self.seen:
-            self.seen.add(h, cap)
+        _remember(self.seen, h, cap)
 
     def to_list(self) -> list[Any]:
         return [
@@ -196,7 +134,7 @@ class UserState:
             self.events,
             _flat(self.days),
             _flat(self.core_weeks),
-            self.seen.packed(),
+            _pack_ids(self.seen),
         ]
 
     @classmethod
@@ -213,7 +151,7 @@ class UserState:
             events=v[9],
             days=_unflat(v[10]),
             core_weeks=_unflat(v[11]),
-            seen=RecentIds.unpacked(v[12]),
+            seen=_unpack_ids(v[12]),
         )
 
     def to_bytes(self) -> bytes:
@@ -405,13 +343,12 @@ class AccountState:
     signals: dict[str, SignalState] = field(default_factory=dict)
     history: dict[int, int] = field(default_factory=dict)  # day → score
     reported: Reported | None = None
-    seen: RecentIds = field(default_factory=RecentIds)
+    seen: dict[int, None] = field(default_factory=dict)
     # a forecast stage waiting to settle before it replaces ``forecast``: [stage, since day]
     forecast_pending: list[Any] | None = None
 
     def remember(self, h: int, cap: int) -> None:
-        if h not in self.seen:
-            self.seen.add(h, cap)
+        _remember(self.seen, h, cap)
 
     def to_list(self) -> list[Any]:
         return [
@@ -436,7 +373,7 @@ class AccountState:
             [s.to_list() for s in self.signals.values()],
             _flat(self.history),
             None if self.reported is None else self.reported.to_list(),
-            self.seen.packed(),
+            _pack_ids(self.seen),
             self.forecast_pending,
         ]
 
@@ -463,7 +400,7 @@ class AccountState:
             signals={s.key: s for s in signals},
             history=_unflat(v[12]),
             reported=None if v[13] is None else Reported.from_list(v[13]),
-            seen=RecentIds.unpacked(v[14]),
+            seen=_unpack_ids(v[14]),
             forecast_pending=v[15] if len(v) > 15 else None,
         )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from state.aggregates import (
     MASK_DAYS,
     AccountState,
-    RecentIds,
     Reported,
     SignalState,
     UserState,
@@ -48,7 +47,7 @@ def full_account() -> AccountState:
     a.history = {20_000: 55, 19_999: 60}
     a.reported = Reported(1.72e9, 60, "watch", "best_case", "mature",
                           {"support": {"points": 3, "detail": {"open": 1}}})
-    a.seen = RecentIds.of([id_hash("m1"), id_hash("m2")])
+    a.seen = dict.fromkeys([id_hash("m1"), id_hash("m2")])
     return a
 
 
@@ -62,7 +61,7 @@ def test_account_round_trip_is_exact() -> None:
 
 def test_user_round_trip_is_exact() -> None:
     u = UserState("u1", "acme", "Dana", "d@x.test", "admin", 1.7e9, 1.72e9, 12, 340,
-                  {20_000: 4.0, 20_001: 9.0}, {2857: 3}, RecentIds.of([1, 2**64 - 1]))
+                  {20_000: 4.0, 20_001: 9.0}, {2857: 3}, dict.fromkeys([1, 2**64 - 1]))
     assert UserState.from_bytes(u.to_bytes()) == u
     assert UserState.from_bytes(UserState("x").to_bytes()) == UserState("x")
 
@@ -101,29 +100,6 @@ def test_recent_ids_are_bounded_and_forget_the_oldest() -> None:
         u.remember(id_hash(f"m{i}"), 256)
     assert len(u.seen) == 256
     assert id_hash("m0") not in u.seen and id_hash("m299") in u.seen
-    assert list(u.seen) == [id_hash(f"m{i}") for i in range(44, 300)]
-
-
-def test_recent_ids_only_match_whole_ids() -> None:
-    """A lookup searches packed bytes: a match straddling two ids must not count."""
-    low, high = 0x1122334455667788, 0x99AABBCCDDEEFF00
-    ids = RecentIds.of([low, high])
-    straddling = int.from_bytes(
-        (low.to_bytes(8, "little") + high.to_bytes(8, "little"))[4:12], "little")
-    assert low in ids and high in ids and straddling not in ids
-    ids.add(straddling)
-    assert straddling in ids and len(ids) == 3
-    assert RecentIds.unpacked(ids.packed()) == ids and ids.copy() == ids
-
-
-def test_recent_ids_answer_the_same_once_a_set_is_built() -> None:
-    ids = RecentIds.of(range(1, 11), cap=8)
-    answers = [[n in ids for n in range(12)] for _ in range(3)]  # the set comes in here
-    assert answers[0] == answers[1] == answers[2] == [False, False, False] + [True] * 8 + [
-        False]
-    ids.add(11, cap=8)
-    assert 3 not in ids and 4 in ids and 11 in ids and len(ids) == 8
-    assert list(ids) == list(range(4, 12))
 
 
 def test_day_and_week_arithmetic() -> None:
