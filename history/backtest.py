@@ -578,12 +578,6 @@ def default_jobs() -> int:
     return max(1, min(os.cpu_count() or 1, 16))
 
 
-def load_history(args: Any) -> tuple[Iterable[Event], list[OutcomeRecord], Any]:
-    outcomes = read_outcomes(args.outcomes)
-    events, report = HistorySource(args.events, args.workspace, args.columns).open()
-    return events, outcomes, report
-
-
 def run(args: Any) -> int:
     import orjson
 

@@ -30,9 +30,13 @@ from typing import Any
 
 from history.backtest import (
     MODELS,
+    HistorySource,
+    Progress,
+    ReplayRun,
     RiskFn,
     Snapshot,
     evaluate_snapshots,
+    replay_history,
     replay_snapshots,
     result_dict,
 )
@@ -390,24 +394,39 @@ def compare(
 
 
 def run_calibration(
-    events: Sequence[Any],
+    history: Sequence[Any] | HistorySource,
     outcomes: Sequence[OutcomeRecord],
     config: ScoringConfig,
     horizons: Sequence[int],
     params: ProfitParams,
     train_share: float = 0.6,
     interval_days: float = 1.0,
-    progress: Any = None,
+    progress: bool = False,
     l2: float = DEFAULT_L2,
     prior_churners: float = DEFAULT_PRIOR_CHURNERS,
+    jobs: int = 1,
 ) -> tuple[Calibration, dict[str, Any]]:
     """Backtest the current config, calibrate on the earlier outcomes, replay the new
-    config, and compare both (and the baseline) on the later outcomes."""
+    config, and compare both (and the baseline) on the later outcomes.
+
+    ``history``: events in time order, or a file, which each of the two replays reads
+    again over ``jobs`` processes (so the history is never held in memory)."""
+
+    imported: list[str] = []
+
+    def replay(cfg: ScoringConfig) -> ReplayRun:
+        if isinstance(history, HistorySource):
+            run, report = replay_history(history, outcomes, cfg, horizons, interval_days,
+                                         jobs, progress)
+            imported[:] = [report.summary()]
+            return run
+        return replay_snapshots(history, outcomes, cfg, horizons, interval_days,
+                                Progress() if progress else None)
+
     split = split_date(outcomes, train_share)
-    first = replay_snapshots(events, outcomes, config, horizons, interval_days, progress)
+    first = replay(config)
     calibration = calibrate(first.snapshots, config, split, l2, prior_churners)
-    second = replay_snapshots(events, outcomes, calibration.config, horizons, interval_days,
-                              progress)
+    second = replay(calibration.config)
     rows, models = compare(first.snapshots, second.snapshots, split)
     test_outcomes = [o for o in outcomes if o.date > split]
     result = result_dict(first, test_outcomes, config, horizons, params, models, rows)
@@ -415,6 +434,8 @@ def run_calibration(
     # the plain backtest, for reference beside the out-of-time comparison.
     result["all_renewals"] = evaluate_snapshots(first.snapshots, horizons, params)
     result["calibration"] = calibration.to_dict()
+    if imported:
+        result["import"] = imported[0]
     result["calibrated_config_version"] = calibration.config.version
     result["notes"] = [
         f"Out-of-time test: every figure below is computed on the {len(test_outcomes)} "
@@ -465,22 +486,24 @@ def add_parser(subparsers: Any) -> Any:
 def run(args: Any) -> int:
     import orjson
 
-    from history.backtest import Progress, horizons_from, load_history, params_from
+    from history.backtest import horizons_from, params_from
+    from history.importers import read_outcomes
     from history.report import terminal_summary, write_html
     from scoring.config import load_config
 
     config = load_config(args.config)
-    events, outcomes, report = load_history(args)
-    history = list(events)  # replayed twice
+    outcomes = read_outcomes(args.outcomes)
+    source = HistorySource(args.events, args.workspace, args.columns)
     calibration, result = run_calibration(
-        history, outcomes, config, horizons_from(args.horizons), params_from(args),
-        args.train_share, args.interval_days, None if args.quiet else Progress(),
-        args.l2, args.prior_churners,
+        source, outcomes, config, horizons_from(args.horizons), params_from(args),
+        args.train_share, args.interval_days, not args.quiet, args.l2,
+        args.prior_churners, args.jobs,
     )
     args.out.write_text(dump_config(calibration.config), encoding="utf-8")
     args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     page = write_html(result, args.report, title="Calibrated score, tested out of time")
-    print(report.summary(), file=sys.stderr)
+    if "import" in result:
+        print(result["import"], file=sys.stderr)
     print(calibration.explanation)
     print()
     print(terminal_summary(result))

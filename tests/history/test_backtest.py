@@ -22,7 +22,7 @@ from history.backtest import (
     result_dict,
     run_backtest,
 )
-from history.importers import OutcomeRecord, read_outcomes, segment_events
+from history.importers import OutcomeRecord, read_jsonl, read_outcomes, segment_events
 from history.simulate import simulate, write_simulation
 from scoring.config import load_config
 from streams.events import Event
@@ -182,6 +182,7 @@ def test_calibrate_cli_writes_a_loadable_config_and_an_out_of_time_report(
     assert sum(m.weight for m in config.metrics.values()) == 100
     result = orjson.loads(out_json.read_bytes())
     assert result["calibrated_config_version"] == config.version
+    assert result["import"].startswith(f"{sum(1 for _ in read_jsonl(events_path)):,} events kept")
     split = date.fromisoformat(result["calibration"]["split_date"])
     assert all(date.fromisoformat(s["outcome_date"]) > split for s in result["snapshots"])
     (h,) = result["horizons"]
