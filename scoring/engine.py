@@ -493,6 +493,7 @@ def evaluate(
     active_7 = sum(1 for s in acc.users.values()
                    if s.last_day is not None and today - s.last_day < 7)
     wow = comps[2].detail.get("week_over_week_pct") if len(comps) > 2 else None
+    decided = change_id(acc.workspace, acc.account_id, keys, today) if reasons else None
     assessment = AccountAssessment(
         workspace=acc.workspace,
         account_id=acc.account_id,
@@ -524,43 +525,43 @@ def evaluate(
         external_ids=dict(acc.external_ids),
         history=sorted(acc.history.items()),
         config_version=config.version,
-        change_id=change_id(acc.workspace, acc.account_id, keys, today) if reasons else None,
+        change_id=decided,
         _source=(acc, today, config),
     )
     changes: list[HealthChange] = []
-    comp_dicts = {c.name: c.to_dict() for c in comps}
-    if assessment.change_id is not None and emit:
-        changes.append(HealthChange(
-            id=assessment.change_id,
-            workspace=acc.workspace,
-            account_id=acc.account_id,
-            account_name=acc.name,
-            time=t,
-            day=today,
-            reasons=reasons,
-            previous=None if rep is None else Snapshot(rep.score, rep.band, rep.forecast,
-                                                       rep.lifecycle),
-            current=Snapshot(score, band, fc, life),
-            components=comp_dicts,
-            delta=delta,
-            change_7d=change_7d,
-            signals_started=started,
-            signals_ended=ended,
-            active_signals=list(active.values()),
-            explanation=text,
-            drivers=drivers,
-            owner=acc.owner,
-            owner_email=acc.owner_email,
-            owner_slack_id=acc.owner_slack_id,
-            segment=seg,
-            arr=acc.arr,
-            renewal_date=iso_date(acc.renewal_day),
-            days_to_renewal=dtr,
-            external_ids=dict(acc.external_ids),
-            users=[u.to_dict() for u in assessment.users],
-            config_version=config.version,
-        ))
-    if reasons:
+    if decided is not None:
+        comp_dicts = {c.name: c.to_dict() for c in comps}
+        if emit:
+            changes.append(HealthChange(
+                id=decided,
+                workspace=acc.workspace,
+                account_id=acc.account_id,
+                account_name=acc.name,
+                time=t,
+                day=today,
+                reasons=reasons,
+                previous=None if rep is None else Snapshot(rep.score, rep.band, rep.forecast,
+                                                           rep.lifecycle),
+                current=Snapshot(score, band, fc, life),
+                components=comp_dicts,
+                delta=delta,
+                change_7d=change_7d,
+                signals_started=started,
+                signals_ended=ended,
+                active_signals=list(active.values()),
+                explanation=text,
+                drivers=drivers,
+                owner=acc.owner,
+                owner_email=acc.owner_email,
+                owner_slack_id=acc.owner_slack_id,
+                segment=seg,
+                arr=acc.arr,
+                renewal_date=iso_date(acc.renewal_day),
+                days_to_renewal=dtr,
+                external_ids=dict(acc.external_ids),
+                users=[u.to_dict() for u in assessment.users],
+                config_version=config.version,
+            ))
         acc.reported = Reported(t, score, band, fc, life, {
             c.name: {"points": c.points, "raw": round(c.raw, 3),
                      "detail": comp_dicts[c.name]["detail"]}
