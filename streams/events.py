@@ -34,9 +34,10 @@ class Source(StrEnum):
 class Event:
     """One event in Telltale's own terms.
 
-    Treated as immutable: stages make a new event rather than change one (see
-    :meth:`with_account`). It is not a frozen dataclass only because building one takes
-    2.5 times as long, and every stage builds one per event it reads.
+    Treated as immutable once handed on: a stage that needs a different event builds a
+    new one; only the stage that builds an event completes it (the importer attaches
+    the account). It is not a frozen dataclass only because building one takes 2.5
+    times as long, and every stage builds one per event it reads.
 
     ``name`` is the track event name, or the page/screen name; ``None`` for identify,
     group and alias. ``account_id`` is ``None`` until identity resolution attaches it.
@@ -61,22 +62,6 @@ class Event:
     def actor(self) -> str | None:
         """The id that stands for the person: user id when known, else anonymous id."""
         return self.user_id or self.anonymous_id
-
-    def with_account(self, account_id: str | None) -> Event:
-        return Event(
-            workspace=self.workspace,
-            message_id=self.message_id,
-            type=self.type,
-            timestamp=self.timestamp,
-            received_at=self.received_at,
-            source=self.source,
-            name=self.name,
-            user_id=self.user_id,
-            anonymous_id=self.anonymous_id,
-            account_id=account_id,
-            properties=self.properties,
-            traits=self.traits,
-        )
 
     def to_wire(self) -> dict[str, Any]:
         """Compact dict for the batch envelope; empty optional fields are left out."""
