@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -19,9 +20,22 @@ from devstack.workers import READY_MARKER
 class _Worker(faust.Worker):
     async def on_startup_finished(self) -> None:
         await super().on_startup_finished()
+        _settle_garbage_collector()
         if not self._shutdown_immediately:
             # One line that tools (the demo, the tests) wait for, at any log level.
             print(f"{READY_MARKER} {self.app.conf.id} {self.app.conf.web_port}", flush=True)
+
+
+def _settle_garbage_collector() -> None:
+    """Keep the cyclic garbage collector off what start-up built, and let it wait for
+    20,000 new objects instead of 700.
+
+    Every message makes thousands of short-lived objects (events, records, changes),
+    freed by reference counting; at the default threshold the collector ran every few
+    events and re-examined the app, the tables' caches and everything else alive. This
+    gives the score agent about 5% more events per second (bench/pipeline.py)."""
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
 
 
 def shared_topics(settings: Settings) -> list[str]:
