@@ -118,9 +118,6 @@ class ManagedProcess:
     def returncode(self) -> int | None:
         return None if self._popen is None else self._popen.poll()
 
-    def log_tail(self, lines: int = 40) -> str:
-        return tail(self.log_path, lines)
-
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM the process group, wait up to ``timeout`` seconds, then SIGKILL it."""
         _forget(self)

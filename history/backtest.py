@@ -522,17 +522,6 @@ def result_dict(
     }
 
 
-def snapshot_from_dict(d: dict[str, Any]) -> Snapshot:
-    at = datetime.fromisoformat(d["at"]).replace(tzinfo=UTC).timestamp()
-    return Snapshot(
-        account_id=d["account_id"], horizon_days=d["horizon_days"], at=at, score=d["score"],
-        band=d["band"], components=d["components"], signals=d["signals"],
-        active_users_30d=d["active_users_30d"], logins_30d=d["logins_30d"], seats=d["seats"],
-        arr=d["arr"], outcome=d["outcome"], outcome_date=d["outcome_date"],
-        segment=d.get("segment"),
-    )
-
-
 # --------------------------------------------------------------------------- CLI
 
 

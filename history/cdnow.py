@@ -34,7 +34,7 @@ import sys
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -141,10 +141,6 @@ def outcomes(
         )
         for c in sorted(first)
     ]
-
-
-def cutoff_epoch(cutoff: date) -> float:
-    return datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=UTC).timestamp()
 
 
 def write_history(

@@ -146,9 +146,6 @@ class AccountAssessment:
                 return c
         raise KeyError(name)
 
-    def signal_types(self) -> list[str]:
-        return sorted({s.type for s in self.signals})
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for the read model, API and page."""
         return {

@@ -86,21 +86,3 @@ class Event:
         if self.traits:
             wire["tr"] = self.traits
         return wire
-
-    @classmethod
-    def from_wire(cls, wire: dict[str, Any]) -> Event:
-        """Inverse of :meth:`to_wire`. Raises KeyError/ValueError on a malformed record."""
-        return cls(
-            workspace=wire["ws"],
-            message_id=wire["id"],
-            type=EventType(wire["t"]),
-            timestamp=float(wire["ts"]),
-            received_at=float(wire["rx"]),
-            source=Source(wire["src"]),
-            name=wire.get("n"),
-            user_id=wire.get("u"),
-            anonymous_id=wire.get("a"),
-            account_id=wire.get("acc"),
-            properties=wire.get("p") or {},
-            traits=wire.get("tr") or {},
-        )
