@@ -13,7 +13,8 @@ event in the last 30 days (fewer → riskier), and logins per seat in the last 3
 
 Accounts never affect each other, so :func:`replay_history` can split them over
 ``jobs`` processes (by a hash of the account id). Each process reads the whole history
-(identity resolution needs every group call, in order) and replays only its own
+(identity resolution needs every group call, in order), but only decodes a JSON line
+in full when its account is its own or not known yet, and replays only its own
 accounts; the merged result is identical to a single process's.
 """
 
@@ -361,11 +362,14 @@ class HistorySource:
     workspace: str = "default"
     columns: str | None = None
 
-    def open(self) -> tuple[Iterator[Event], ImportReport]:
-        """The file's events (read lazily, in file order) and the report they fill in."""
+    def open(self, shard: Shard | None = None) -> tuple[Iterator[Event], ImportReport]:
+        """The file's events (read lazily, in file order) and the report they fill in;
+        with ``shard``, other shards' events may be left out (see
+        :func:`history.importers.segment_events`)."""
         report = ImportReport()
         mapping = ColumnMapping.parse(self.columns) if self.columns else None
-        return import_events(self.path, self.workspace, mapping, report), report
+        keep = shard.owns if shard is not None else None
+        return import_events(self.path, self.workspace, mapping, report, keep), report
 
 
 def replay_history(
@@ -394,24 +398,27 @@ def replay_history(
         ]
         parts = [future.result() for future in futures]
     runs = [run for run, _ in parts]
-    first = runs[0]
+    report = ImportReport.combined([report for _, report in parts])
     snapshots = sorted((s for run in runs for s in run.snapshots),
                        key=lambda s: (s.at, s.horizon_days, s.account_id))
+    firsts = [run.first_event for run in runs if run.first_event is not None]
+    lasts = [run.last_event for run in runs if run.last_event is not None]
     merged = ReplayRun(
-        snapshots=snapshots, events=first.events, seconds=time.perf_counter() - started,
+        snapshots=snapshots, events=report.kept, seconds=time.perf_counter() - started,
         replay_seconds=max(run.replay_seconds for run in runs),
-        first_event=first.first_event, last_event=first.last_event,
-        changes=sum(run.changes for run in runs), workspaces=first.workspaces,
+        first_event=min(firsts, default=None), last_event=max(lasts, default=None),
+        changes=sum(run.changes for run in runs),
+        workspaces=sorted({ws for run in runs for ws in run.workspaces}),
     )
-    return merged, parts[0][1]  # every shard reads the whole file: one report says it all
+    return merged, report
 
 
 def _replay_shard(source: HistorySource, outcomes: list[OutcomeRecord],
                   config: ScoringConfig, horizons: tuple[int, ...], interval_days: float,
                   shard: Shard, progress: bool) -> tuple[ReplayRun, ImportReport]:
-    events, report = source.open()
+    events, report = source.open(shard)
     run = replay_snapshots(events, outcomes, config, horizons, interval_days,
-                           Progress(label=f"replay ({shard.count} processes)")
+                           Progress(label=f"replay, process 1 of {shard.count}")
                            if progress else None, shard)
     return run, report
 

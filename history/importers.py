@@ -15,7 +15,7 @@ import csv
 import gzip
 import io
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -24,26 +24,55 @@ from typing import IO, Any, cast
 import orjson
 
 from streams.events import Event, EventType, Source
-from streams.normalize import NormalizeContext, Rejection, normalize_segment, parse_time_lenient
+from streams.normalize import (
+    NormalizeContext,
+    Rejection,
+    identity_lenient,
+    normalize_segment,
+    parse_time_lenient,
+)
 
 OUTCOMES = ("renewed", "churned", "contracted")
 
 
 @dataclass(slots=True)
 class ImportReport:
-    """What an import read: events kept, and rejected messages by reason."""
+    """What an import read: events kept, and rejected messages by reason.
+
+    ``shared``: when processes read one file side by side, each keeping the messages of
+    its own accounts (``keep`` in :func:`segment_events`), what every one of them reads
+    in full (group calls, messages of people with no account yet, unreadable lines) is
+    counted there, so that :meth:`combined` counts it once. ``read`` counts every line.
+    """
 
     read: int = 0
     kept: int = 0
     unattributed: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    shared: ImportReport | None = None
+
+    @classmethod
+    def combined(cls, parts: Sequence[ImportReport]) -> ImportReport:
+        """One report for a file that ``parts`` read side by side."""
+        first = parts[0]
+        if first.shared is None:
+            return first  # each part read and counted everything
+        out = cls(read=first.read, kept=first.shared.kept,
+                  unattributed=first.shared.unattributed,
+                  rejected=Counter(first.shared.rejected))
+        for part in parts:
+            out.kept += part.kept
+            out.unattributed += part.unattributed
+            out.rejected.update(part.rejected)
+        return out
 
     def summary(self) -> str:
         parts = [f"{self.kept:,} events kept of {self.read:,} read"]
         if self.unattributed:
             parts.append(f"{self.unattributed:,} without an account")
         if self.rejected:
-            reasons = ", ".join(f"{r} {n:,}" for r, n in self.rejected.most_common())
+            reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(
+                self.rejected.items(), key=lambda item: (-item[1], item[0])))
             parts.append(f"rejected: {reasons}")
         return "; ".join(parts)
 
@@ -68,6 +97,25 @@ class IdentityMap:
     def account_of(self, user_id: str) -> str | None:
         return self._accounts.get(user_id)
 
+    def account_before(self, payload: Any) -> str | None:
+        """The account a Segment message will count for, read from its raw fields before
+        it is normalised: ``None`` when that is not known yet (a group call, a person
+        with no account, an unusable message). When it names an account, the message
+        is either rejected or attributed to that account."""
+        if type(payload) is not dict:
+            return None
+        kind = payload.get("type")
+        if not isinstance(kind, str) or kind.lower() == EventType.GROUP.value:
+            return None
+        context = payload.get("context")
+        if type(context) is dict and context.get("groupId") is not None:
+            # None for an unusable id too: then every process reads it (and rejects it)
+            return identity_lenient(context["groupId"])
+        actor = identity_lenient(payload.get("userId"))
+        if actor is None:
+            actor = identity_lenient(payload.get("anonymousId"))
+        return None if actor is None else self._accounts.get(actor)
+
 
 def open_text(path: Path) -> IO[str]:
     """Open a text file, transparently gunzipping ``*.gz``."""
@@ -87,12 +135,28 @@ def segment_events(
     workspace: str = "default",
     report: ImportReport | None = None,
     identities: IdentityMap | None = None,
+    keep: Callable[[str], bool] | None = None,
 ) -> Iterator[Event]:
-    """Segment-spec message dicts → resolved canonical events (bad ones are counted)."""
+    """Segment-spec message dicts → resolved canonical events (bad ones are counted).
+
+    ``keep``: only the messages of the accounts it accepts are wanted (one of several
+    processes sharing the file). A message whose account is known from its raw fields
+    and not kept is skipped without being normalised; the rest are read in full, and
+    what is read in full whatever ``keep`` says is counted in ``report.shared``."""
     report = report if report is not None else ImportReport()
     identities = identities if identities is not None else IdentityMap()
+    shared = report
+    if keep is not None:
+        shared = report.shared = report.shared or ImportReport()
     for payload in messages:
         report.read += 1
+        tally = report
+        if keep is not None:
+            account = identities.account_before(payload)
+            if account is None:
+                tally = shared
+            elif not keep(account):
+                continue
         received = None
         if isinstance(payload, dict):
             received = parse_time_lenient(payload.get("receivedAt"))
@@ -101,15 +165,15 @@ def segment_events(
         ctx = NormalizeContext(workspace, received or 0.0, Source.IMPORT)
         result = normalize_segment(payload, ctx)
         if isinstance(result, Rejection):
-            report.rejected[result.reason] += 1
+            tally.rejected[result.reason] += 1
             continue
         if received is None and result.timestamp == 0.0:
-            report.rejected["bad_timestamp"] += 1
+            tally.rejected["bad_timestamp"] += 1
             continue
         identities.attribute(result)
         if result.account_id is None:
-            report.unattributed += 1
-        report.kept += 1
+            tally.unattributed += 1
+        tally.kept += 1
         yield result
 
 
@@ -125,15 +189,19 @@ def read_jsonl(path: Path, report: ImportReport | None = None) -> Iterator[Any]:
             except orjson.JSONDecodeError:
                 if report is not None:
                     report.read += 1
-                    report.rejected["not_json"] += 1
+                    (report.shared or report).rejected["not_json"] += 1
 
 
 def import_segment_jsonl(
-    path: Path, workspace: str = "default", report: ImportReport | None = None
+    path: Path, workspace: str = "default", report: ImportReport | None = None,
+    keep: Callable[[str], bool] | None = None,
 ) -> Iterator[Event]:
-    """A Segment-spec JSON-lines export → resolved canonical events, in file order."""
+    """A Segment-spec JSON-lines export → resolved canonical events, in file order
+    (``keep``: see :func:`segment_events`)."""
     report = report if report is not None else ImportReport()
-    return segment_events(read_jsonl(path, report), workspace, report)
+    if keep is not None:
+        report.shared = report.shared or ImportReport()
+    return segment_events(read_jsonl(path, report), workspace, report, keep=keep)
 
 
 # --------------------------------------------------------------------------- CSV events
@@ -276,13 +344,15 @@ def _event_time(event: Event) -> float:
 
 def import_events(
     path: Path, workspace: str = "default", mapping: ColumnMapping | None = None,
-    report: ImportReport | None = None,
+    report: ImportReport | None = None, keep: Callable[[str], bool] | None = None,
 ) -> Iterator[Event]:
-    """By file name: ``*.csv[.gz]`` with ``mapping``, anything else as JSON lines."""
+    """By file name: ``*.csv[.gz]`` with ``mapping``, anything else as JSON lines.
+    ``keep`` lets JSON lines skip other accounts' messages early (see
+    :func:`segment_events`); a CSV file is read whole (its rows are sorted first)."""
     name = path.name[:-3] if path.name.endswith(".gz") else path.name
     if name.endswith(".csv"):
         return import_csv(path, mapping or ColumnMapping(), workspace, report)
-    return import_segment_jsonl(path, workspace, report)
+    return import_segment_jsonl(path, workspace, report, keep)
 
 
 # --------------------------------------------------------------------------- outcomes

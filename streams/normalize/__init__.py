@@ -18,6 +18,7 @@ from streams.normalize._common import (
     NormalizeContext,
     Reason,
     Rejection,
+    identity_lenient,
     parse_time_lenient,
 )
 from streams.normalize.kafka import normalize_direct
@@ -64,6 +65,7 @@ __all__ = [
     "NormalizeContext",
     "Reason",
     "Rejection",
+    "identity_lenient",
     "normalize",
     "normalize_direct",
     "normalize_posthog",

@@ -166,6 +166,14 @@ def identity(value: Any, field: str) -> str | None:
     return text or None
 
 
+def identity_lenient(value: Any) -> str | None:
+    """Like :func:`identity` but ``None`` instead of an error."""
+    try:
+        return identity(value, "")
+    except Invalid:
+        return None
+
+
 def message_id(value: Any, payload: dict[str, Any], field: str) -> str:
     """The client's message id (any string up to 100 characters).
 

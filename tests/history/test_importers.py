@@ -67,6 +67,65 @@ def test_segment_lines_resolve_accounts_like_the_identity_map(tmp_path: Path) ->
     assert "6 events kept of 8 read" in report.summary()
 
 
+def test_processes_sharing_a_file_count_and_keep_what_one_process_does(
+    tmp_path: Path,
+) -> None:
+    day = "2025-01-01"
+    lines: list[object] = [
+        {"type": "group", "messageId": "g1", "userId": "u1", "groupId": "acme",
+         "timestamp": _ts(day, 1)},
+        {"type": "Group", "messageId": "g2", "userId": "u2", "groupId": "globex",
+         "timestamp": _ts(day, 1)},
+        {"type": "group", "messageId": "g3", "userId": "u3", "groupId": "initech",
+         "timestamp": "yesterday"},  # rejected: u3 stays without an account
+    ]
+    for n in range(40):
+        user = ("u1", "u2", "u3", "u4")[n % 4]
+        lines.append({"type": "track", "messageId": f"t{n}", "userId": user,
+                      "event": "Logged In", "timestamp": _ts(day, 2 + n % 20)})
+    lines += [
+        # rejected messages of known accounts, of unknown people, and unreadable ids
+        {"type": "track", "messageId": "late", "userId": "u1", "event": "Logged In",
+         "timestamp": "1999-01-01T00:00:00Z"},
+        {"type": "track", "messageId": "noname", "userId": "u2", "timestamp": _ts(day)},
+        {"type": "track", "messageId": "anon", "anonymousId": "a9", "event": "Logged In",
+         "timestamp": _ts(day)},
+        {"type": "track", "messageId": "named", "userId": "u4", "event": "Logged In",
+         "context": {"groupId": "globex"}, "timestamp": _ts(day, 23)},
+        {"type": "track", "messageId": "elsewhere", "userId": "u1", "event": "Logged In",
+         "context": {"groupId": "globex"}, "timestamp": _ts(day, 23)},
+        {"type": "track", "messageId": "badgroup", "userId": "u1", "event": "Logged In",
+         "context": {"groupId": {"id": 1}}, "timestamp": _ts(day)},
+        {"type": "track", "messageId": "badid", "userId": ["u1"], "event": "Logged In",
+         "timestamp": _ts(day)},
+        {"type": "screech", "messageId": "x", "userId": "u1"},
+        [1, 2],
+    ]
+    path = tmp_path / "export.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(x) for x in lines) + b"\n{not json\n")
+
+    alone = ImportReport()
+    everything = list(import_events(path, "ws", report=alone))
+    parts: list[ImportReport] = []
+    kept: list[str] = []
+    for index in range(3):
+        def mine(account: str, index: int = index) -> bool:
+            return sum(map(ord, account)) % 3 == index
+
+        report = ImportReport()
+        kept += [e.message_id for e in import_events(path, "ws", report=report, keep=mine)
+                 if e.account_id is not None and mine(e.account_id)]
+        parts.append(report)
+
+    assert sorted(kept) == sorted(e.message_id for e in everything if e.account_id)
+    combined = ImportReport.combined(parts)
+    assert combined.summary() == alone.summary()
+    assert (combined.read, combined.kept, combined.unattributed, combined.rejected) == (
+        alone.read, alone.kept, alone.unattributed, alone.rejected)
+    assert alone.rejected["bad_timestamp"] == 2 and alone.rejected["not_json"] == 1
+    assert sum(p.kept for p in parts) < alone.kept * 3  # others' messages were skipped
+
+
 def test_csv_with_a_column_mapping(tmp_path: Path) -> None:
     path = tmp_path / "usage.csv"
     path.write_text(
