@@ -9,8 +9,8 @@ Prints, for a simulated portfolio (default: 1,000 accounts over 365 days):
 - replay: events per second through :class:`scoring.replay.Replay` with the backtest's
   snapshots, for each evaluation grid asked for (1 day is what live does);
 - the whole ``telltale backtest`` command, wall clock, with the accounts split over
-  each number of processes asked for (``--jobs``; each process reads the whole file and
-  replays its share of the accounts).
+  each number of processes asked for (``--jobs``; each process reads the whole file,
+  decodes its own accounts' lines, and replays its share of the accounts).
 
 Usage: ``python bench/replay.py [--accounts 1000] [--days 365] [--intervals 1,7,30]
 [--jobs 1,2]``
