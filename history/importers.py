@@ -199,8 +199,7 @@ def import_segment_jsonl(
     """A Segment-spec JSON-lines export → resolved canonical events, in file order
     (``keep``: see :func:`segment_events`)."""
     report = report if report is not None else ImportReport()
-    if keep is not None:
-        report.shared = report.shared or ImportReport()
+    # segment_events sets up report.shared before it reads the first line
     return segment_events(read_jsonl(path, report), workspace, report, keep=keep)
 
 
