@@ -114,8 +114,8 @@ class AttentionReason:
         if not isinstance(key, str) or not (subject is None or isinstance(subject, str)):
             raise ValueError("attention reason key and subject must be strings")
         return cls(
-            type=ReasonType(raw.get("type")),
-            severity=Severity(raw.get("severity")),
+            type=ReasonType(str(raw.get("type"))),
+            severity=Severity(str(raw.get("severity"))),
             key=key,
             since_day=since,
             subject=subject,
