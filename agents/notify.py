@@ -107,7 +107,8 @@ def parse_change(raw: bytes | Mapping[str, Any],
         raise InvalidChange("too_deep", str(exc)[:200]) from exc
     error = best_match(validator.iter_errors(change))
     if error is not None:
-        path = "".join(f"/{part}" for part in error.absolute_path)
+        # Object keys in the path are event data too (component names): bounded as well.
+        path = "".join(f"/{part}" for part in error.absolute_path)[:200]
         raise InvalidChange("bad_health_change", error.message[:200], path)
     return change
 

@@ -104,6 +104,9 @@ FORGERIES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("signal without text", lambda c: c["signals_started"][0].pop("text"),
      "/signals_started/0"),
     ("reasons empty", _set("/reasons", []), "/reasons"),
+    # Keys are event data too: the path that names one is bounded like the message.
+    ("component with a long name", _set("/current/components/" + "<!channel>" * 50, {}),
+     ("/current/components/" + "<!channel>" * 50)[:200]),
 ]
 
 
