@@ -14,8 +14,14 @@ For each change on the health-changes topic, in order:
    (``agents/sinks/dispatch.py``). The agent never waits on a destination; deliveries
    left by a stopped or dead worker are picked up from the outbox by another one.
 
-A message that is not a valid health change is written to the deliveries dead-letter
-topic with the reason and counted; the stream goes on. A timer sends the daily digest
+Before any of that, every message is checked as if anyone could have written it: at most
+:data:`MAX_CHANGE_BYTES`, JSON, encodable again (orjson's nesting limit) and valid against
+the health-change JSON Schema (``streams/schemas/health-change.v1.json``, compiled once).
+A message that fails is written to the deliveries dead-letter topic with a stable code
+(``too_large``, ``not_json``, ``too_deep``, ``bad_health_change``), the schema path of the
+problem and a bounded prefix of the payload, and counted in
+``telltale_events_dead_lettered_total{reason}``; nothing of it is stored or forwarded, and
+the stream goes on. A timer sends the daily digest
 at the configured hour of each workspace, once per day across all workers.
 
 ``rebuild(settings)`` (``telltale rebuild-read-model``) clears the read model and folds
@@ -32,7 +38,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import jsonschema
 import orjson
+from jsonschema.exceptions import best_match
 from redis.exceptions import RedisError
 
 from agents import metrics
@@ -44,6 +52,7 @@ from agents.sinks.dispatch import Dispatcher, Job
 from agents.sinks.outbox import HEARTBEAT_EVERY_SECONDS, Outbox
 from agents.sinks.routing import NotificationConfig
 from state.readmodel import ChangeError, ReadModel
+from streams import health_change
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +62,66 @@ SEEN_TTL_SECONDS = 30 * 86_400
 DIGEST_CHECK_SECONDS = 60.0
 DIGEST_SIZE = 50
 
+MAX_CHANGE_BYTES = 256 * 1024
+"""Largest health-change message accepted (bytes); real ones are a few kilobytes."""
+
+DEAD_LETTER_PAYLOAD_BYTES = 4096
+"""Bytes of a rejected message kept in its dead letter."""
+
+
+class InvalidChange(ValueError):
+    """A message that is not a health change: ``code`` is a stable word, ``path`` the JSON
+    pointer of the problem (empty for the whole message)."""
+
+    def __init__(self, code: str, detail: str, path: str = "") -> None:
+        super().__init__(f"{code} at {path or '/'}: {detail}")
+        self.code = code
+        self.path = path
+
+
+def change_validator(schema: Mapping[str, Any] | None = None) -> jsonschema.Draft202012Validator:
+    """A compiled validator for ``schema`` (default: the shipped health-change schema)."""
+    document = health_change.schema() if schema is None else schema
+    return jsonschema.Draft202012Validator(document)
+
+
+def parse_change(raw: bytes | Mapping[str, Any],
+                 validator: jsonschema.Draft202012Validator) -> dict[str, Any]:
+    """The health change in ``raw``, checked against the schema; raises InvalidChange."""
+    if isinstance(raw, bytes | bytearray):
+        if len(raw) > MAX_CHANGE_BYTES:
+            raise InvalidChange("too_large", f"{len(raw)} bytes, more than {MAX_CHANGE_BYTES}")
+        try:
+            change = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidChange("not_json", str(exc)[:200]) from exc
+    else:
+        change = dict(raw)
+    if not isinstance(change, dict):
+        raise InvalidChange("bad_health_change", f"a JSON {type(change).__name__}, not an object")
+    try:
+        # orjson reads 1,024 levels but writes only 255, and the read model and webhooks
+        # write the change again: refuse here what could not be passed on.
+        orjson.dumps(change)
+    except (TypeError, orjson.JSONEncodeError) as exc:
+        raise InvalidChange("too_deep", str(exc)[:200]) from exc
+    error = best_match(validator.iter_errors(change))
+    if error is not None:
+        # Object keys in the path are event data too (component names): bounded as well.
+        path = "".join(f"/{part}" for part in error.absolute_path)[:200]
+        raise InvalidChange("bad_health_change", error.message[:200], path)
+    return change
+
 
 class Notifier:
     """Everything the agent does for one message, usable without Faust (tests, tools)."""
 
     def __init__(self, settings: Settings, config: NotificationConfig, readmodel: ReadModel,
                  dead_letter: Callable[[dict[str, Any]], Awaitable[None]],
-                 *, salesforce_session: Any = None) -> None:
+                 *, salesforce_session: Any = None,
+                 schema: Mapping[str, Any] | None = None) -> None:
         self.settings = settings
+        self.validator = change_validator(schema)
         self.config = config
         self.readmodel = readmodel
         self.redis = readmodel.redis
@@ -86,12 +147,14 @@ class Notifier:
     async def handle(self, raw: bytes | Mapping[str, Any]) -> str:
         """Process one message; returns "notified", "duplicate", "stale" or "invalid"."""
         try:
-            change = orjson.loads(raw) if isinstance(raw, bytes | bytearray | str) else dict(raw)
-            if not isinstance(change, dict) or not change.get("id"):
-                raise ChangeError("not a health change object with an id")
+            change = parse_change(raw, self.validator)
+        except InvalidChange as exc:
+            await self._reject(raw, f"invalid health change: {exc}", exc.code, exc.path)
+            return "invalid"
+        try:
             folded = await self.readmodel.fold(change)
-        except (orjson.JSONDecodeError, ChangeError) as exc:
-            await self._reject(raw, f"invalid health change: {exc}")
+        except ChangeError as exc:
+            await self._reject(raw, f"invalid health change: {exc}", "bad_health_change")
             return "invalid"
         metrics.DELIVERIES.labels(destination="readmodel",
                                   outcome="sent" if folded == "applied" else "skipped").inc()
@@ -147,20 +210,20 @@ class Notifier:
                 await asyncio.sleep(wait)
             except Exception as exc:
                 log.exception("notify failed on a message")
-                await self._reject(raw, f"unexpected error: {exc!r}")
+                await self._reject(raw, f"unexpected error: {type(exc).__name__}: "
+                                        f"{str(exc)[:300]}", "internal_error")
                 return "invalid"
 
-    async def _reject(self, raw: bytes | Mapping[str, Any], reason: str) -> None:
+    async def _reject(self, raw: bytes | Mapping[str, Any], reason: str, code: str,
+                      path: str = "") -> None:
         metrics.DELIVERIES.labels(destination="readmodel", outcome="dead_lettered").inc()
-        if isinstance(raw, bytes | bytearray):
-            payload = raw.decode("utf-8", "replace")[:10_000]
-        else:
-            payload = str(raw)[:10_000]
+        metrics.EVENTS_DEAD_LETTERED.labels(reason=code).inc()
         log.warning("health change dead-lettered: %s", reason)
         await self._dead_letter({
             "v": 1, "destination": "readmodel", "kind": "change", "ref": None,
-            "reason": reason, "attempts": 0,
-            "failed_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "raw": payload,
+            "reason": reason, "code": code, "path": path, "attempts": 0,
+            "failed_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "raw": _payload_prefix(raw),
         })
 
     # ------------------------------------------------------------------ sending
@@ -229,6 +292,16 @@ class Notifier:
             await self._session.close()
 
 
+def _payload_prefix(raw: bytes | Mapping[str, Any]) -> str:
+    """The first :data:`DEAD_LETTER_PAYLOAD_BYTES` of a rejected message, as text."""
+    if not isinstance(raw, bytes | bytearray):
+        try:
+            raw = orjson.dumps(raw, default=str)
+        except (TypeError, orjson.JSONEncodeError):  # too deep for orjson: say what it was
+            raw = f"<unencodable {type(raw).__name__}>".encode()
+    return bytes(raw[:DEAD_LETTER_PAYLOAD_BYTES]).decode("utf-8", "ignore")
+
+
 def _slack_body(job_body: Mapping[str, Any]) -> dict[str, Any]:
     """A queued digest carries its workspace for dead letters; Slack gets the rest."""
     return {k: v for k, v in job_body.items() if k != "workspace"}
@@ -289,6 +362,7 @@ async def rebuild(settings: Settings, *, timeout: float = 600.0) -> int:
     from devstack.topics import topic_partitions
 
     readmodel = ReadModel.from_settings(settings)
+    validator = change_validator()
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     applied = 0
@@ -310,12 +384,12 @@ async def rebuild(settings: Settings, *, timeout: float = 600.0) -> int:
                         if record.offset >= ends[tp]:
                             break
                         try:
-                            change = orjson.loads(record.value or b"null")
-                            if isinstance(change, dict) and await readmodel.apply(change):
+                            change = parse_change(record.value or b"null", validator)
+                            if await readmodel.apply(change):
                                 applied += 1
-                        except (orjson.JSONDecodeError, ChangeError):
-                            log.warning("rebuild skipped an invalid record at %s:%d",
-                                        tp, record.offset)
+                        except (InvalidChange, ChangeError) as exc:
+                            log.warning("rebuild skipped an invalid record at %s:%d: %s",
+                                        tp, record.offset, exc)
                 for tp in list(remaining):
                     if await consumer.position(tp) >= ends[tp]:
                         remaining.discard(tp)

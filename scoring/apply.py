@@ -17,6 +17,7 @@ from scoring import vocabulary as v
 from scoring.config import ScoringConfig
 from state.aggregates import DAY, AccountState, UserState, UserSummary
 from streams.events import Event, EventType
+from streams.identifiers import EXTERNAL_IDS, external_id, is_email, is_slack_user_id
 
 _TRACK = EventType.TRACK
 _PAGE = EventType.PAGE
@@ -240,7 +241,9 @@ def apply_events(
                 continue
             elif etype is _GROUP:
                 if e.traits:
-                    _group_traits(account, e.traits, day, rules.cap)
+                    dropped = _group_traits(account, e.traits, day, rules.cap)
+                    if dropped and skipped is not None:
+                        skipped.extend(f"{e.message_id}: {why}" for why in dropped)
                 if uid is not None and entry is not None and entry[1] is None:
                     summary = summaries.get(uid)
                     if summary is None:
@@ -342,7 +345,10 @@ def _identify(account: AccountState, user: UserState, traits: dict[str, Any]) ->
     s.email = user.email
 
 
-def _group_traits(account: AccountState, traits: dict[str, Any], day: int, cap: int) -> None:
+def _group_traits(account: AccountState, traits: dict[str, Any], day: int,
+                  cap: int) -> list[str]:
+    """Apply group traits; returns why each trait that was dropped was dropped."""
+    dropped: list[str] = []
     for key, value in traits.items():
         if value is None:
             continue
@@ -374,12 +380,36 @@ def _group_traits(account: AccountState, traits: dict[str, Any], day: int, cap: 
                 account.created_day = d
         elif key == "owner" and isinstance(value, str):
             account.owner = value
-        elif key == "owner_email" and isinstance(value, str):
-            account.owner_email = value
-        elif key == "owner_slack_id" and isinstance(value, str):
-            account.owner_slack_id = value
-        elif key in ("hubspot_company_id", "salesforce_account_id"):
-            account.external_ids[key] = str(value)
+        elif key == "owner_email":
+            # Ids and addresses end up in CRM URLs and Slack mentions: a value that is not
+            # strictly one is dropped here (the one already known stays), never stored.
+            if is_email(value):
+                account.owner_email = value
+            else:
+                dropped.append(f"group trait owner_email dropped: {_shown(value)} is not an "
+                               "email address")
+        elif key == "owner_slack_id":
+            if is_slack_user_id(value):
+                account.owner_slack_id = value
+            else:
+                dropped.append(f"group trait owner_slack_id dropped: {_shown(value)} is not a "
+                               "Slack user id")
+        elif key in EXTERNAL_IDS:
+            record_id = external_id(key, value)
+            if record_id is not None:
+                account.external_ids[key] = record_id
+            else:
+                dropped.append(f"group trait {key} dropped: {_shown(value)} is "
+                               f"{EXTERNAL_IDS[key][1]}")
+    return dropped
+
+
+def _shown(value: Any) -> str:
+    """A dropped value as a reason shows it: a string quoted and cut to 40 characters, any
+    other value by its type only (the repr of deep nesting can itself fail)."""
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:39] + "…")
+    return f"a {type(value).__name__}"
 
 
 def _set_seats(account: AccountState, seats: int, day: int, previous: int | None = None) -> None:

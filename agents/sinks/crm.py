@@ -16,6 +16,12 @@ Telltale_Health_Reason__c (Long Text), Telltale_Health_Change_7d__c (Number),
 Telltale_Health_Updated__c (Date/Time).
 
 Both clients are synchronous, so calls run in a worker thread and never hold the loop.
+
+The record id is event data: it is checked again here (``streams/identifiers.py``, the
+same check the scoring core applies to the trait) and a change carrying a malformed one
+is refused, not sent. Both clients build the request URL from it, so each also sends
+through a transport pinned to the configured host that does not follow redirects: even an
+id that slipped past the check cannot point the bearer token at another host.
 """
 
 from __future__ import annotations
@@ -27,7 +33,10 @@ from typing import Any
 
 import requests
 
-from agents.sinks import RETRYABLE_STATUSES, DeliveryError
+from agents.sinks import RETRYABLE_STATUSES, DeliveryError, refuse_foreign_host, status_error
+from streams.identifiers import EXTERNAL_IDS, external_id
+
+HUBSPOT_API = "https://api.hubapi.com"
 
 REASON_LIMIT = 1000
 """Characters of the explanation written to the CRM reason field."""
@@ -59,6 +68,62 @@ def salesforce_fields(change: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _record_id(change: Mapping[str, Any], key: str, destination: str) -> str | None:
+    """The change's CRM record id for ``key``; None when it has none. A malformed one is
+    a permanent DeliveryError: retrying a forged or corrupted change cannot help."""
+    value = (change.get("external_ids") or {}).get(key)
+    if value is None or value == "":
+        return None
+    record_id = external_id(key, value)
+    if record_id is None:
+        raise DeliveryError(f"{destination} update refused: {key} is {EXTERNAL_IDS[key][1]}",
+                            retryable=False)
+    return record_id
+
+
+def _answer_error(destination: str, status: int, record: str,
+                  retry_after: float | None = None) -> DeliveryError:
+    if 300 <= status < 400:
+        return status_error(destination, status, "", None)
+    return DeliveryError(f"{destination} answered HTTP {status} for {record}",
+                         retryable=status in RETRYABLE_STATUSES or status >= 500 or status == 0,
+                         retry_after=retry_after)
+
+
+class _PinnedPoolManager:
+    """Stands in for the HubSpot client's urllib3 pool manager: sends only to the
+    configured host and hands back a 30x instead of following it."""
+
+    def __init__(self, inner: Any, base_url: str) -> None:
+        self.inner = inner
+        self.base_url = base_url
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        refuse_foreign_host("hubspot", url, self.base_url)
+        return self.inner.request(method, url, redirect=False, **kwargs)
+
+    def clear(self) -> None:
+        self.inner.clear()
+
+
+class _PinnedSession(requests.Session):
+    """A requests session that sends only to the host of ``base_url`` and never follows a
+    redirect. TLS and proxy settings (verify, cert, proxies, trust_env) come from
+    ``like`` when given."""
+
+    def __init__(self, base_url: str, like: requests.Session | None = None) -> None:
+        super().__init__()
+        self.base_url = base_url
+        if like is not None:
+            self.verify, self.cert = like.verify, like.cert
+            self.proxies, self.trust_env = dict(like.proxies), like.trust_env
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        refuse_foreign_host("salesforce", str(request.url), self.base_url)
+        kwargs["allow_redirects"] = False
+        return super().send(request, **kwargs)
+
+
 def _retry_after(headers: Any) -> float | None:
     try:
         value = headers.get("Retry-After") if headers is not None else None
@@ -78,20 +143,18 @@ class HubSpotSync:
         from hubspot import HubSpot
         from hubspot.crm.companies import ApiException, SimplePublicObjectInput
 
-        options: dict[str, Any] = {"access_token": self.access_token}
-        if self.host:
-            options["host"] = self.host.rstrip("/")
-        companies = HubSpot(**options).crm.companies.basic_api
+        host = (self.host or HUBSPOT_API).rstrip("/")
+        companies = HubSpot(access_token=self.access_token, host=host).crm.companies.basic_api
+        rest = companies.api_client.rest_client
+        rest.pool_manager = _PinnedPoolManager(rest.pool_manager, host)
         try:
             body = SimplePublicObjectInput(properties=properties)
             companies.update(company_id, simple_public_object_input=body)
         except ApiException as exc:
-            status = int(exc.status or 0)
-            raise DeliveryError(
-                f"hubspot answered HTTP {status} for company {company_id}",
-                retryable=status in RETRYABLE_STATUSES or status >= 500 or status == 0,
-                retry_after=_retry_after(exc.headers),
-            ) from exc
+            raise _answer_error("hubspot", int(exc.status or 0), f"company {company_id}",
+                                _retry_after(exc.headers)) from exc
+        except DeliveryError:
+            raise
         except Exception as exc:  # urllib3 connection errors and the like
             raise DeliveryError(f"hubspot unreachable: {exc!r}") from exc
         finally:
@@ -100,17 +163,17 @@ class HubSpotSync:
 
     async def send(self, change: Mapping[str, Any]) -> bool:
         """Update the company; False when the account has no HubSpot id."""
-        company_id = (change.get("external_ids") or {}).get("hubspot_company_id")
-        if not company_id:
+        company_id = _record_id(change, "hubspot_company_id", "hubspot")
+        if company_id is None:
             return False
-        await asyncio.to_thread(self._update, str(company_id), hubspot_properties(change))
+        await asyncio.to_thread(self._update, company_id, hubspot_properties(change))
         return True
 
 
 @dataclass(frozen=True, slots=True)
 class SalesforceSync:
     """Writes health onto Salesforce Accounts with an existing session (OAuth access
-    token) for ``instance_url``. ``session`` lets callers supply TLS settings."""
+    token) for ``instance_url``. ``session`` lends its TLS and proxy settings."""
 
     instance_url: str
     session_id: str
@@ -121,27 +184,24 @@ class SalesforceSync:
         from simple_salesforce import Salesforce
         from simple_salesforce.exceptions import SalesforceError
 
+        session = _PinnedSession(self.instance_url, self.session)
         client = Salesforce(instance_url=self.instance_url, session_id=self.session_id,
-                            version=self.version, session=self.session)
+                            version=self.version, session=session)
         try:
             account: Any = client.Account  # simple-salesforce resolves sobjects dynamically
             account.update(account_id, fields)
         except SalesforceError as exc:
-            status = int(exc.status)
-            raise DeliveryError(
-                f"salesforce answered HTTP {status} for account {account_id}",
-                retryable=status in RETRYABLE_STATUSES or status >= 500,
-            ) from exc
+            raise _answer_error("salesforce", int(exc.status),
+                                f"account {account_id}") from exc
         except requests.RequestException as exc:
             raise DeliveryError(f"salesforce unreachable: {exc!r}") from exc
         finally:
-            if self.session is None:  # the client made its own session: close it
-                client.session.close()
+            session.close()
 
     async def send(self, change: Mapping[str, Any]) -> bool:
         """Update the Account; False when the account has no Salesforce id."""
-        account_id = (change.get("external_ids") or {}).get("salesforce_account_id")
-        if not account_id:
+        account_id = _record_id(change, "salesforce_account_id", "salesforce")
+        if account_id is None:
             return False
-        await asyncio.to_thread(self._update, str(account_id), salesforce_fields(change))
+        await asyncio.to_thread(self._update, account_id, salesforce_fields(change))
         return True

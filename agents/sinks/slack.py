@@ -3,6 +3,12 @@
 A message carries the account, score and delta, band, the plain-language reason, the top
 signals, the owner mention and a button to the account page. Limits follow Block Kit
 (header text 150 characters, section text 3,000, button text 75, URL 3,000).
+
+Everything taken from a change is event data, so none of it may become Slack markup: every
+such text, in blocks and in the fallback ``text`` alike, goes through :func:`escape_mrkdwn`
+(a name ``<!channel>`` arrives as the literal text), and a mention is made only of a value
+that is strictly a Slack user id (``streams/identifiers.py``); anything else is shown as
+the owner's escaped name.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from urllib.parse import quote
 import aiohttp
 
 from agents.sinks import DeliveryError, status_error
+from streams.identifiers import is_slack_user_id
 
 BAND_LABELS = {"healthy": "Healthy", "watch": "Watch", "at_risk": "At risk"}
 BAND_ICONS = {"healthy": ":large_green_circle:", "watch": ":large_yellow_circle:",
@@ -25,12 +32,21 @@ STAGE_LABELS = {"commit": "Commit", "best_case": "Best case", "at_risk": "At ris
 
 
 def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """At most ``limit`` characters, ending in "…" when cut; never cuts an entity such as
+    ``&amp;`` in half (a lone ``&`` would be markup of its own)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    amp = cut.rfind("&", max(0, len(cut) - 5))
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
 
 
-def _escape(text: str) -> str:
-    """Slack mrkdwn control characters (&, <, >) escaped as Slack documents."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def escape_mrkdwn(value: object) -> str:
+    """``value`` as text with Slack's control characters (&, <, >) escaped, as Slack
+    documents, so that it can never form a mention, a link or a command."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def account_url(public_url: str, account_id: str) -> str:
@@ -51,11 +67,18 @@ def _money(amount: float | None) -> str:
     return f"${amount:.0f}"
 
 
-def owner_mention(change: Mapping[str, Any]) -> str:
-    slack_id = change.get("owner_slack_id")
-    if slack_id:
+def owner_mention(record: Mapping[str, Any]) -> str:
+    """``<@U…>`` for a change or read-model document whose ``owner_slack_id`` is a Slack
+    user id, else the owner's name, escaped."""
+    slack_id = record.get("owner_slack_id")
+    if is_slack_user_id(slack_id):
         return f"<@{slack_id}>"
-    return _escape(str(change.get("owner") or "no owner"))
+    return escape_mrkdwn(record.get("owner") or "no owner")
+
+
+def _label(labels: Mapping[str, str], value: object) -> str:
+    """The display label of a known band or stage; an unknown value, escaped."""
+    return labels.get(str(value)) or escape_mrkdwn(value)
 
 
 def top_signals(change: Mapping[str, Any], limit: int = 3) -> list[Mapping[str, Any]]:
@@ -75,43 +98,43 @@ def change_message(change: Mapping[str, Any], public_url: str) -> dict[str, Any]
     """The incoming-webhook payload (``text`` fallback plus ``blocks``) for one change."""
     current = change["current"]
     previous = change.get("previous") or {}
-    name = str(change.get("account_name") or change["account_id"])
+    name = escape_mrkdwn(change.get("account_name") or change["account_id"])
     score, band = int(current["score"]), str(current["band"])
     delta = int(change.get("delta") or 0)
-    band_text = BAND_LABELS.get(band, band)
+    band_text = _label(BAND_LABELS, band)
     if previous and previous.get("band") and previous.get("band") != band:
-        band_text += f" (was {BAND_LABELS.get(previous['band'], previous['band'])})"
+        band_text += f" (was {_label(BAND_LABELS, previous['band'])})"
     url = account_url(public_url, str(change["account_id"]))
     header = (f"{name}: health {score} ({_signed(delta)})" if previous
               else f"{name}: health {score} (first assessment)")
+    explanation = escape_mrkdwn(change.get("explanation") or "")
     fields = [
         f"*Band*\n{BAND_ICONS.get(band, '')} {band_text}".replace("\n ", "\n"),
         f"*Owner*\n{owner_mention(change)}",
     ]
     if current.get("forecast"):
         renewal = change.get("days_to_renewal")
-        when = f", renews in {renewal} days" if renewal is not None else ""
-        fields.append(f"*Forecast*\n{STAGE_LABELS.get(current['forecast'], current['forecast'])}"
-                      f"{when}")
+        when = (f", renews in {escape_mrkdwn(renewal)} days" if renewal is not None else "")
+        fields.append(f"*Forecast*\n{_label(STAGE_LABELS, current['forecast'])}{when}")
     if current.get("lifecycle"):
-        fields.append(f"*Stage*\n{STAGE_LABELS.get(current['lifecycle'], current['lifecycle'])}")
+        fields.append(f"*Stage*\n{_label(STAGE_LABELS, current['lifecycle'])}")
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _clip(header, 150),
                                     "emoji": True}},
         {"type": "section",
-         "text": {"type": "mrkdwn", "text": _clip(_escape(str(change.get("explanation") or "")),
-                                                  3000) or "Health changed."}},
+         "text": {"type": "mrkdwn", "text": _clip(explanation, 3000) or "Health changed."}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": _clip(f, 2000)}
                                        for f in fields]},
     ]
     signals = top_signals(change)
     if signals:
-        lines = "\n".join(f"• {_escape(str(s.get('text') or s.get('type')))}" for s in signals)
+        lines = "\n".join(f"• {escape_mrkdwn(s.get('text') or s.get('type'))}"
+                          for s in signals)
         blocks.append({"type": "section",
                        "text": {"type": "mrkdwn", "text": _clip(f"*Top signals*\n{lines}", 3000)}})
     context = [f"ARR {_money(change.get('arr'))}"]
     if change.get("segment"):
-        context.append(str(change["segment"]).replace("_", "-"))
+        context.append(escape_mrkdwn(change["segment"]).replace("_", "-"))
     context.append(f"7-day change {_signed(int(change.get('change_7d') or 0))}")
     blocks.append({"type": "context",
                    "elements": [{"type": "mrkdwn", "text": _clip(" · ".join(context), 3000)}]})
@@ -119,7 +142,8 @@ def change_message(change: Mapping[str, Any], public_url: str) -> dict[str, Any]
         "type": "button", "text": {"type": "plain_text", "text": "Open account"},
         "url": url, "action_id": "open_account",
     }]})
-    explanation = change.get("explanation") or ""
+    # The fallback is what notifications and old clients show, and Slack parses it as
+    # mrkdwn too: it is built from the same escaped parts as the blocks.
     text = f"{header}, {band_text}. {explanation}"
     return {"text": _clip(text.strip(), 3000), "blocks": blocks}
 
@@ -134,28 +158,27 @@ def digest_message(workspace: str, accounts: Sequence[Mapping[str, Any]],
         {"type": "header", "text": {"type": "plain_text", "text": _clip(title, 150)}},
     ]
     for doc in accounts[:limit]:
-        name = _escape(str(doc.get("account_name") or doc["account_id"]))
+        name = escape_mrkdwn(doc.get("account_name") or doc["account_id"])
         url = account_url(public_url, str(doc["account_id"]))
-        owner = (f"<@{doc['owner_slack_id']}>" if doc.get("owner_slack_id")
-                 else _escape(str(doc.get("owner") or "no owner")))
-        line = (f"*<{url}|{name}>* · {doc.get('score')} "
-                f"({BAND_LABELS.get(str(doc.get('band')), doc.get('band'))}) · {owner}\n"
-                f"{_escape(str(doc.get('explanation') or ''))}")
+        line = (f"*<{url}|{name}>* · {escape_mrkdwn(doc.get('score'))} "
+                f"({_label(BAND_LABELS, doc.get('band'))}) · {owner_mention(doc)}\n"
+                f"{escape_mrkdwn(doc.get('explanation') or '')}")
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _clip(line, 3000)}})
     if n > limit:
         blocks.append({"type": "context", "elements": [
             {"type": "mrkdwn", "text": f"…and {n - limit} more on the <{public_url.rstrip('/')}"
                                        f"/today|Today page>"}]})
     blocks.append({"type": "context", "elements": [
-        {"type": "mrkdwn", "text": f"Workspace {_escape(workspace)}"}]})
+        {"type": "mrkdwn", "text": f"Workspace {escape_mrkdwn(workspace)}"}]})
     return {"text": title, "blocks": blocks}
 
 
 async def post(session: aiohttp.ClientSession, webhook_url: str, payload: Mapping[str, Any],
                timeout: float = 10.0) -> None:
-    """POST a message to an incoming webhook; raises DeliveryError unless Slack says 200."""
+    """POST a message to an incoming webhook; raises DeliveryError unless Slack says 200
+    (a redirect is not followed: permanent failure)."""
     try:
-        async with session.post(webhook_url, json=payload,
+        async with session.post(webhook_url, json=payload, allow_redirects=False,
                                 timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
             body = await resp.text()
             if resp.status != 200:

@@ -8,6 +8,10 @@ Every request carries
 
 Receivers should recompute the signature, compare in constant time, and refuse a
 timestamp older than a few minutes (:func:`verify` does all three).
+
+The change id is the only event-derived value in a header: one that is not a plain token
+(``streams/identifiers.py``) is refused before anything is sent. Redirects are not
+followed (the signature is for the configured receiver): a 30x is a permanent failure.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import Mapping
 import aiohttp
 
 from agents.sinks import DeliveryError, status_error
+from streams.identifiers import is_change_id
 
 SIGNATURE_VERSION = "v1"
 DEFAULT_TOLERANCE_SECONDS = 300
@@ -44,6 +49,10 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float,
 
 
 def signed_headers(secret: str, timestamp: int, body: bytes, change_id: str) -> dict[str, str]:
+    """The request headers; a permanent DeliveryError when ``change_id`` is not a token."""
+    if not is_change_id(change_id):
+        raise DeliveryError("webhook refused: the change id is not a plain token",
+                            retryable=False)
     return {
         "Content-Type": "application/json",
         "User-Agent": "Telltale-Webhooks/1",
@@ -56,10 +65,11 @@ def signed_headers(secret: str, timestamp: int, body: bytes, change_id: str) -> 
 async def post(session: aiohttp.ClientSession, url: str, secret: str, body: bytes,
                change_id: str, now: float, timeout: float = 10.0) -> None:
     """POST one signed change; any 2xx is success, else DeliveryError (408/429/5xx and
-    network errors retryable). ``now`` is the signing time in Unix seconds."""
+    network errors retryable; a redirect is not followed and is permanent). ``now`` is the
+    signing time in Unix seconds."""
     headers = signed_headers(secret, int(now), body, change_id)
     try:
-        async with session.post(url, data=body, headers=headers,
+        async with session.post(url, data=body, headers=headers, allow_redirects=False,
                                 timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
             text = await resp.text()
             if not 200 <= resp.status < 300:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from slack_sdk.models.blocks import Block
 from agents.notify import Notifier
 from agents.settings import Settings
 from agents.sinks import webhooks
-from agents.sinks.routing import NotificationConfig
+from agents.sinks.routing import NotificationConfig, Rule
 from state.readmodel import ReadModel
 from tests.fakes.changes import DAY, make_change, signal
 from tests.fakes.http import Flaky, RecordingServer
@@ -165,9 +166,15 @@ async def test_unexpected_errors_dead_letter_and_redis_outages_retry(
 
     from devstack.process import free_port
 
-    # A change whose users list is not a list breaks folding in a way no check expects.
+    # A change whose users list is not a list is refused by the schema, before folding.
     odd = make_change(users="not a list of users")
     assert await harness.notifier.process(orjson.dumps(odd)) == "invalid"
+    assert harness.dead[-1]["reason"].startswith("invalid health change")
+    # So an unexpected error can only be a bug: a playbook rule that breaks on a valid
+    # change stands in for one.
+    broken = Rule(name="broken", to=("slack:cs",), min_arr="fifty")  # type: ignore[arg-type]
+    harness.notifier.config = replace(harness.notifier.config, rules=(broken,))
+    assert await harness.notifier.process(orjson.dumps(make_change())) == "invalid"
     assert harness.dead[-1]["reason"].startswith("unexpected error")
     settings = Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0",
                         topic_prefix=unique_prefix)

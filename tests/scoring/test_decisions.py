@@ -190,7 +190,7 @@ def test_every_change_in_a_busy_story_validates() -> None:
     s = Story(config=cfg)
     s.group(0, name="Acme", seats=8, arr=60_000, created_at=s.iso_day(-10),
             renewal_date=s.iso_day(150), owner="Kim Lee", owner_email="kim@x.test",
-            hubspot_company_id=123, salesforce_account_id="001A")
+            hubspot_company_id=123, salesforce_account_id="001Aa00000Xyz12AAA")
     s.identify(0, "ana", "Ana Silva", "ana@acme.test")
     s.daily(["ana", "ben", "cy"], range(0, 40), "Report Published", times=2)
     s.track(3, "ana", "Ticket Opened", ticket_id="T1")
@@ -204,7 +204,8 @@ def test_every_change_in_a_busy_story_validates() -> None:
         d = c.to_dict()
         validate(d)
         assert d["config_version"] == "test-7"
-        assert d["external_ids"] == {"hubspot_company_id": "123", "salesforce_account_id": "001A"}
+        assert d["external_ids"] == {"hubspot_company_id": "123",
+                                     "salesforce_account_id": "001Aa00000Xyz12AAA"}
         assert sum(x["points"] for x in d["current"]["components"].values()) == (
             d["current"]["score"]
         )
