@@ -15,6 +15,7 @@ from streams.events import Event, Source
 from streams.normalize._common import (
     MAX_DEPTH,
     MAX_MESSAGE_BYTES,
+    MAX_MESSAGE_ID_CHARS,
     REASONS,
     NormalizeContext,
     Reason,
@@ -63,6 +64,7 @@ def segment_family_source(message: Any) -> Source:
 __all__ = [
     "MAX_DEPTH",
     "MAX_MESSAGE_BYTES",
+    "MAX_MESSAGE_ID_CHARS",
     "NORMALIZERS",
     "REASONS",
     "NormalizeContext",
