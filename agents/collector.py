@@ -324,6 +324,10 @@ class Collector:
         # Pending marks name their request: this process, then a request counter.
         self._token_prefix = "p:" + secrets.token_hex(8) + ":"
         self._tokens = itertools.count()
+        # Pending marks that may have been set without an answer (Redis timed out) or
+        # could not be released: released before the next marking, so that a client's
+        # retry here is not held off until they expire.
+        self._orphans: deque[tuple[list[str], str]] = deque(maxlen=1024)
         self._inflight_bytes = 0
         self._inflight_requests = 0
         self._faults: list[tuple[str, float]] = []
@@ -662,11 +666,14 @@ class Collector:
             return [], []
         await self.start()
         assert self._mark_pending is not None
+        keys = [self._dedup_key(workspace, e.message_id) for e in events]
         try:
+            await self._release_orphans()
             marks = await self._mark_pending(
-                keys=[self._dedup_key(workspace, e.message_id) for e in events],
-                args=[token, self.settings.dedup_pending_seconds])
+                keys=keys, args=[token, self.settings.dedup_pending_seconds])
         except (RedisError, OSError) as exc:
+            # A timed-out script may still run once Redis answers again.
+            self._orphans.append((keys, token))
             log.warning("dedup store unavailable: %s", exc)
             raise self._unavailable("deduplication store unavailable") from None
         fresh: list[Event] = []
@@ -702,12 +709,19 @@ class Collector:
         """Drop this request's pending marks so that the client's retry is accepted."""
         if not events or self._release_pending is None:
             return
+        keys = [self._dedup_key(workspace, e.message_id) for e in events]
         try:
-            await self._release_pending(
-                keys=[self._dedup_key(workspace, e.message_id) for e in events],
-                args=[token])
-        except (RedisError, OSError) as exc:  # the marks expire after dedup_pending_seconds
+            await self._release_pending(keys=keys, args=[token])
+        except (RedisError, OSError) as exc:
+            self._orphans.append((keys, token))
             log.error("could not release dedup marks after a failed produce: %s", exc)
+
+    async def _release_orphans(self) -> None:
+        assert self._release_pending is not None
+        while self._orphans:
+            keys, token = self._orphans[0]
+            await self._release_pending(keys=keys, args=[token])
+            self._orphans.popleft()
 
     def _unavailable(self, why: str) -> _Reply:
         return _Reply(503, f"{why}, retry later",
