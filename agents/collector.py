@@ -790,7 +790,8 @@ def _message_id_of(message: Any) -> str | None:
     if not isinstance(message, dict):
         return None
     value = message.get("messageId", message.get("uuid"))
-    return value if isinstance(value, str) and len(value) <= MAX_MESSAGE_ID_CHARS else None
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_MESSAGE_ID_CHARS \
+        else None
 
 
 def _basic_auth_user(header: str | None) -> str | None:
