@@ -4,6 +4,7 @@ while reading it (413), whatever its framing or compression."""
 from __future__ import annotations
 
 import gzip
+import zlib
 from typing import Any
 
 import orjson
@@ -74,3 +75,29 @@ async def test_a_chunked_gzip_body_inflating_over_the_limit_is_413(live: Live) -
                                 chunked=True, headers={"Content-Encoding": "gzip"})
     assert answer.status == 413, answer
     assert await live.events() == []
+
+
+async def test_a_gzip_body_larger_than_the_limit_as_sent_is_413(live: Live) -> None:
+    """Bytes that inflate to almost nothing (one space per flushed block, 7 bytes each)
+    still count: the limit holds for the body as sent, not only once inflated."""
+    deflate = zlib.compressobj(wbits=31)  # gzip framing
+    parts = [deflate.compress(b'{"batch": [')]
+    parts += [deflate.compress(b" ") + deflate.flush(zlib.Z_SYNC_FLUSH) for _ in range(80_000)]
+    parts.append(deflate.compress(orjson.dumps(track(1))[1:-1].join([b"{", b"}]}"]))
+                 + deflate.flush())
+    body = b"".join(parts)
+    assert len(body) > 500 * 1024 > 80_000 + 200
+    answer = await http_request(live.port, "/v1/batch", _pieces(body, 64 * 1024),
+                                chunked=True, headers={"Content-Encoding": "gzip"})
+    assert answer.status == 413, answer
+    assert await live.events() == []
+
+
+async def test_a_body_that_trickles_in_for_too_long_is_408(
+    serve_collector: ServeCollector
+) -> None:
+    live: Live = await serve_collector(CollectorLimits(read_timeout_seconds=1.0))
+    raw = orjson.dumps(_batch(3))
+    answer = await http_request(live.port, "/v1/batch", _pieces(raw, len(raw) // 3 + 1),
+                                pause=0.8)
+    assert answer.status == 408, answer

@@ -44,6 +44,7 @@ async def test_a_hung_redis_is_503_within_the_timeout_and_recovers_by_itself(
         hung = await live.send("/v1/batch", {"batch": [track(2)]})
         assert hung.status == 503, hung
         assert hung.headers["Retry-After"] == "1"
+        print(f"\nhung Redis: 503 after {hung.seconds:.2f} s (timeout {timeout} s)")
         assert hung.seconds < timeout + 3, f"answered after {hung.seconds:.1f} s"
         started = time.monotonic()
         with pytest.raises(RedisTimeoutError):
