@@ -81,7 +81,9 @@ async def test_a_worker_killed_between_mark_and_produce_loses_nothing(
     settings: Settings, start_worker: Callable[..., WorkerProcess], redis_url: str,
     kafka_bootstrap: str,
 ) -> None:
-    config = settings.replace(write_keys=f"{KEY}=acme", dedup_pending_seconds=3)
+    # Pending marks outlive the restart, so the retry first meets the dead attempt's
+    # marks (503) and is accepted once they expire.
+    config = settings.replace(write_keys=f"{KEY}=acme", dedup_pending_seconds=30)
     doomed = start_worker(config, env={FAULT_ENV: "delay_after_mark:600"})
     batch = orjson.dumps({"batch": [track(i, user=f"u{i}") for i in range(5)]})
     url = doomed.url
