@@ -116,6 +116,7 @@ tests that drive a worker in another process."""
 FAULT_KINDS = frozenset({"error_before", "error_after_ack", "delay_after_ack",
                          "delay_after_mark"})
 
+
 @dataclass(frozen=True, slots=True)
 class CollectorLimits:
     """Bounds of one collector process (bytes are after decompression)."""
@@ -287,6 +288,7 @@ class _Received:
     check_each: bool
     """Whether messages must be measured one by one (see :func:`_may_hold_unfit`)."""
     fault: tuple[str, float] | None = None
+    """The injected fault this request plays, if any (tests only)."""
 
 
 @dataclass(slots=True)
@@ -431,8 +433,8 @@ class Collector:
             declared = request.content_length
             if declared is not None and declared > limit:
                 # Before back-pressure: a body that can never fit is 413, never a 429
-                # that SDKs would retry for ever. Compressed JSON is never larger than
-                # the JSON itself.
+                # that SDKs would retry for ever. JSON compresses, so a compressed body
+                # over the limit inflates over it too.
                 raise _Reply(413, f"body is larger than {limit} bytes")
             reserved = limit if declared is None else declared
             self._admit(reserved)
@@ -590,8 +592,7 @@ class Collector:
         if not received.check_each or not isinstance(payload, dict):
             return
         own = {key: value for key, value in payload.items() if key != "batch"}
-        size = _written_size(own)
-        if size is None:
+        if _written_size(own) is None:
             raise _Reply(400, f"batch fields are nested deeper than {MAX_DEPTH} levels")
         context = payload.get("context")
         if isinstance(context, dict):
@@ -684,7 +685,7 @@ class Collector:
                 fresh.append(event)
             elif mark == _SEEN:
                 seen.append(event)
-            else:
+            else:  # _IN_FLIGHT
                 in_flight += 1
         if in_flight:
             await self._release(workspace, fresh, token)
