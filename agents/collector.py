@@ -718,6 +718,8 @@ class Collector:
             log.error("could not release dedup marks after a failed produce: %s", exc)
 
     async def _release_orphans(self) -> None:
+        """Release the pending marks of earlier requests that Redis did not answer (see
+        ``_orphans``); raises, leaving them queued, while Redis still does not answer."""
         assert self._release_pending is not None
         while self._orphans:
             keys, token = self._orphans[0]
