@@ -9,26 +9,44 @@ own by :func:`create_collector_app`):
 - ``POST /batch/``, ``/capture/``, ``/e/``: PostHog batches or single captures.
 
 Answers, exactly: **200** only once Kafka acknowledged every accepted event (acks=all,
-idempotent producer); **400** when the body is not JSON, not a batch, or its compression
-is broken; **401** for a missing or unknown write key (Basic auth user, ``writeKey`` in
-the body, or PostHog's ``api_key``); **413** when the body (after decompression) exceeds
-500 KB for a batch or 32 KB for a single call; **429** with ``Retry-After`` when too many
-bytes or requests are in flight; **503** with ``Retry-After`` when Kafka or Redis is
-unavailable (every SDK retries it, with the same message ids). Inside a batch a message
-that cannot be accepted (including one above 32 KB) does not fail the batch: it goes to
-the dead-letter topic with its reason and the rest are accepted.
+idempotent producer); **400** when the body is not JSON, not a batch, nested deeper than
+orjson writes (255 levels) outside a batch's messages, or its compression is broken;
+**401** for a missing or unknown write key (Basic auth user, ``writeKey`` in the body, or
+PostHog's ``api_key``); **408** when the body takes longer than a minute to arrive;
+**413** when the body, as sent or after decompression, exceeds 500 KB for a batch or
+32 KB for a single call (at once when its ``Content-Length`` says so, before any
+back-pressure), when a batch holds more than ``collector_max_messages`` messages, or
+when its shared ``context`` alone is above 32 KB; **429** with ``Retry-After`` when too
+many bytes or requests are in flight; **503** with ``Retry-After`` when Kafka or Redis is
+unavailable or slower than ``redis_timeout_seconds``, and when a message id is still
+being accepted by an earlier attempt (every SDK retries it, with the same message ids).
+Inside a batch a message that cannot be accepted does not fail the batch: it goes to the
+dead-letter topic with its reason and the rest are accepted. Each message, merged with
+the batch's context, is measured first (above 32 KB: ``message_too_large``; too deep to
+write back: ``too_deep``); ids with control characters are ``bad_identity``. A dead
+letter keeps at most ``dlq_payload_max_bytes`` of its message, and one request's dead
+letters at most ``dlq_request_max_bytes`` in all (then reason, sizes and id only).
 
-Deduplication: Redis ``SET key NX EX ttl`` per (workspace, message id), all of one
-request's ids in one round trip (a small Lua script), *before* producing. Why here and not as state
+The body is read to its end however many network reads it takes, with the limit
+enforced while reading, so a batch split over TCP segments is read whole and an
+oversize one is refused without being held in memory.
+
+Deduplication: per (workspace, message id) in Redis, all of one request's ids in one
+round trip (small Lua scripts). Before producing, an id is marked *pending* under the
+request's own token for ``dedup_pending_seconds``; once Kafka acknowledged its events it
+becomes *seen* for ``dedup_ttl_seconds``; if producing fails the request's pending marks
+are released, so the client's retry is accepted. A retry that finds its id pending (the
+original still in flight, or its worker died between marking and producing) gets 503
+until the original settles or the mark expires: never a 200 "duplicate" for events that
+may never reach Kafka. Why here and not as state
 in the resolve stage: retries are a property of HTTP clients and arrive at whichever
 worker the load balancer picks, so the only place every retry meets its original is a
 store shared by all collectors; Redis expires keys by itself (``dedup_ttl_seconds``,
 48 h by default, over Segment's 24 h); memory is bounded by traffic, not by how
 active a user is (a per-user id list in RocksDB would grow with every event and be
 re-serialised on each one); and dropping a duplicate before Kafka means nothing
-downstream ever sees it. If producing fails after the ids were marked, the marks are
-removed again so the client's retry is not mistaken for a duplicate. When Redis cannot
-be reached the collector answers 503 rather than risk double counting.
+downstream ever sees it. When Redis cannot be reached the collector answers 503 rather
+than risk double counting.
 
 Keys: every accepted event belongs to its user (or anonymous) id; a group call without
 a person (PostHog ``$groupidentify``) to its account. Every event goes to the partition
@@ -50,7 +68,10 @@ import asyncio
 import base64
 import binascii
 import functools
+import itertools
 import logging
+import os
+import secrets
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -69,11 +90,14 @@ from redis.exceptions import RedisError
 
 from agents import metrics
 from agents.settings import Settings
+from state.readmodel import redis_client
 from streams.dlq import DeadLetter
 from streams.envelope import KeyPartitions, encode_joined_envelope, kafka_key
 from streams.events import Event, EventType, Source
 from streams.normalize import (
+    MAX_DEPTH,
     MAX_MESSAGE_BYTES,
+    MAX_MESSAGE_ID_CHARS,
     NormalizeContext,
     Rejection,
     normalize,
@@ -86,7 +110,11 @@ log = logging.getLogger(__name__)
 SEGMENT_CALLS = ("track", "identify", "group", "page", "screen", "alias")
 _CONTENT_ENCODINGS = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})
 POSTHOG_ROUTES = ("/batch/", "/batch", "/capture/", "/capture", "/e/", "/e")
-
+FAULT_ENV = "TELLTALE_COLLECTOR_TEST_FAULT"
+"""Test-only: ``kind:delay`` makes the first request misbehave (see ``inject_fault``), for
+tests that drive a worker in another process."""
+FAULT_KINDS = frozenset({"error_before", "error_after_ack", "delay_after_ack",
+                         "delay_after_mark"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,17 +130,43 @@ class CollectorLimits:
     max_inflight_requests: int = 512
     retry_after_seconds: int = 1
     produce_timeout_seconds: float = 30.0
+    read_timeout_seconds: float = 60.0
+    """Longest a body may take to arrive (a slow sender holds a connection, not more)."""
 
 
-# SET key 1 NX EX ttl for every key, in one command: a third of the cost of a pipeline of
-# SETs (fewer bytes to pack and parse), and still one round trip per request.
-_MARK_SEEN = """
+# A message id is "1" once its events are acknowledged (seen) or the request's own token
+# while they are being produced (pending, short expiry). One script per step, each one
+# round trip for all of a request's ids: a third of the cost of a pipeline of SETs.
+# Mark: 1 = pending for this request now, 0 = seen (or twice in this request), 2 = pending
+# for another request still in flight.
+_MARK_PENDING = """
 local marks = {}
 for i, key in ipairs(KEYS) do
-  if redis.call('SET', key, '1', 'NX', 'EX', ARGV[1]) then marks[i] = 1 else marks[i] = 0 end
+  if redis.call('SET', key, ARGV[1], 'NX', 'EX', ARGV[2]) then
+    marks[i] = 1
+  else
+    local held = redis.call('GET', key)
+    if held == '1' or held == ARGV[1] then marks[i] = 0 else marks[i] = 2 end
+  end
 end
 return marks
 """
+_CONFIRM_SEEN = """
+for i, key in ipairs(KEYS) do redis.call('SET', key, '1', 'EX', ARGV[1]) end
+return #KEYS
+"""
+# Only this request's own pending marks: another request may hold the id by now.
+_RELEASE_PENDING = """
+local released = 0
+for i, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then
+    redis.call('DEL', key)
+    released = released + 1
+  end
+end
+return released
+"""
+_SEEN, _MARKED, _IN_FLIGHT = 0, 1, 2
 
 
 MAX_JOINED_BYTES = 900 * 1024
@@ -231,8 +285,10 @@ def _settle_from(done: asyncio.Future[None], sent: asyncio.Future[Any]) -> None:
 class _Received:
     at: float
     """Epoch seconds the request was read."""
-    check_size: bool
-    """Whether messages must be measured one by one (the body is above 32 KB)."""
+    check_each: bool
+    """Whether messages must be measured one by one (see :func:`_may_hold_unfit`)."""
+    fault: tuple[str, float] | None = None
+    """The injected fault this request plays, if any (tests only)."""
 
 
 @dataclass(slots=True)
@@ -264,11 +320,24 @@ class Collector:
         self.producer: AIOKafkaProducer | None = None
         self.group_commit: GroupCommit | None = None
         self.redis: aioredis.Redis | None = None
-        self._mark_seen: AsyncScript | None = None
+        self._mark_pending: AsyncScript | None = None
+        self._confirm_seen: AsyncScript | None = None
+        self._release_pending: AsyncScript | None = None
+        # Pending marks name their request: this process, then a request counter.
+        self._token_prefix = "p:" + secrets.token_hex(8) + ":"
+        self._tokens = itertools.count()
+        # Pending marks that may have been set without an answer (Redis timed out) or
+        # could not be released: released before the next marking, so that a client's
+        # retry here is not held off until they expire.
+        self._orphans: deque[tuple[list[str], str]] = deque(maxlen=1024)
         self._inflight_bytes = 0
         self._inflight_requests = 0
         self._faults: list[tuple[str, float]] = []
         self._start_lock = asyncio.Lock()
+        configured = os.environ.get(FAULT_ENV)
+        if configured:
+            kind, _, delay = configured.partition(":")
+            self.inject_fault(kind, delay=float(delay or 0))
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -293,8 +362,11 @@ class Collector:
                 self.group_commit = GroupCommit(producer, self.topics.events,
                                                 self.settings.collector_linger_ms / 1000)
             if self.redis is None:
-                self.redis = aioredis.Redis.from_url(self.settings.redis_url)
-                self._mark_seen = self.redis.register_script(_MARK_SEEN)
+                self.redis = redis_client(self.settings.redis_url,
+                                          self.settings.redis_timeout_seconds)
+                self._mark_pending = self.redis.register_script(_MARK_PENDING)
+                self._confirm_seen = self.redis.register_script(_CONFIRM_SEEN)
+                self._release_pending = self.redis.register_script(_RELEASE_PENDING)
 
     async def stop(self) -> None:
         group_commit, self.group_commit = self.group_commit, None
@@ -315,9 +387,10 @@ class Collector:
         ``error_before``: answer 500 before doing anything. ``error_after_ack``: accept
         and produce everything, then answer 500 as if the reply was lost.
         ``delay_after_ack``: produce, then stall ``delay`` seconds before answering (a
-        client timeout).
+        client timeout). ``delay_after_mark``: stall ``delay`` seconds between marking
+        the ids pending and producing (a slow produce, or a crash in between).
         """
-        if kind not in {"error_before", "error_after_ack", "delay_after_ack"}:
+        if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}")
         self._faults.extend([(kind, delay)] * times)
 
@@ -355,19 +428,27 @@ class Collector:
             fault = self._take_fault()
             if fault is not None and fault[0] == "error_before":
                 raise _Reply(500, "injected failure")
-            reserved = request.content_length or 0
+            limit = self.limits.max_message_bytes if route == "/v1/{call}" else \
+                self.limits.max_batch_bytes
+            declared = request.content_length
+            if declared is not None and declared > limit:
+                # Before back-pressure: a body that can never fit is 413, never a 429
+                # that SDKs would retry for ever. JSON compresses, so a compressed body
+                # over the limit inflates over it too.
+                raise _Reply(413, f"body is larger than {limit} bytes")
+            reserved = limit if declared is None else declared
             self._admit(reserved)
             admitted = True
-            body = await self._read_body(request, route)
+            body = await self._read_body(request, limit)
             self._inflight_bytes += len(body) - reserved
             reserved = len(body)
             try:
                 payload = orjson.loads(body)
             except orjson.JSONDecodeError:
                 raise _Reply(400, "body is not JSON") from None
-            received = _Received(time.time(), check_size=len(body) > MAX_MESSAGE_BYTES)
+            received = _Received(time.time(), _may_hold_unfit(body), fault)
             outcome = await handle(request, payload, received)
-            if fault is not None:
+            if fault is not None and fault[0] in ("error_after_ack", "delay_after_ack"):
                 if fault[0] == "error_after_ack":
                     raise _Reply(500, "injected failure after acknowledgement")
                 await asyncio.sleep(fault[1])
@@ -409,24 +490,32 @@ class Collector:
         self._inflight_requests += 1
         self._inflight_bytes += declared
 
-    async def _read_body(self, request: web.Request, route: str) -> bytes:
-        limit = self.limits.max_message_bytes if route == "/v1/{call}" else \
-            self.limits.max_batch_bytes
-        if request.content_length is not None and request.content_length > limit:
-            # Compressed JSON is never larger than the JSON itself.
-            raise _Reply(413, f"body is larger than {limit} bytes")
+    async def _read_body(self, request: web.Request, limit: int) -> bytes:
+        """The whole body, however many network reads it takes, refused (413) as soon as
+        more than ``limit`` bytes arrived either as sent or after decompression."""
         encoding = request.headers.get("Content-Encoding", "").strip().lower()
         if encoding not in _CONTENT_ENCODINGS:
             raise _Reply(400, f"unsupported Content-Encoding {encoding!r}")
         # aiohttp inflates gzip/deflate bodies itself, in bounded steps and only as fast
-        # as they are read, so reading at most limit + 1 bytes bounds a compression bomb.
+        # as they are read, so stopping at the limit bounds a compression bomb; counting
+        # what arrived compressed too bounds a stream that inflates to little, and the
+        # read timeout one that inflates to nothing at all.
+        content = request.content
+        chunks: list[bytes] = []
+        size = 0
         try:
-            body = await request.content.read(limit + 1)
+            async with asyncio.timeout(self.limits.read_timeout_seconds):
+                async for chunk in content.iter_any():
+                    size += len(chunk)
+                    if size > limit or (content.total_compressed_bytes or 0) > limit:
+                        raise _Reply(413, f"body is larger than {limit} bytes")
+                    chunks.append(chunk)
         except (HttpProcessingError, RequestPayloadError):
-            raise _Reply(400, f"body is not valid {encoding}") from None
-        if len(body) > limit:
-            raise _Reply(413, f"body is larger than {limit} bytes")
-        return body
+            raise _Reply(400, f"body is not valid {encoding or 'HTTP'}") from None
+        except TimeoutError:
+            raise _Reply(408, f"body did not arrive within "
+                              f"{self.limits.read_timeout_seconds:g} s") from None
+        return b"".join(chunks)
 
     # ----------------------------------------------------------------- sources
 
@@ -435,9 +524,10 @@ class Collector:
         if not isinstance(payload, dict) or not isinstance(payload.get("batch"), list):
             raise _Reply(400, "expected a JSON object with a batch list")
         workspace = self._workspace(request, payload.get("writeKey"))
+        messages: list[Any] = payload["batch"]
+        self._check_batch(payload, messages, received)
         sent_at = parse_time_lenient(payload.get("sentAt"))
         shared_context = payload.get("context")
-        messages: list[Any] = payload["batch"]
         if isinstance(shared_context, dict):
             messages = [_with_context(m, shared_context) for m in messages]
         return await self._accept(workspace, messages, received, sent_at,
@@ -448,6 +538,7 @@ class Collector:
         if not isinstance(payload, dict):
             raise _Reply(400, "expected a JSON object")
         workspace = self._workspace(request, payload.get("writeKey"))
+        self._check_single(payload, received)
         call = request.path.rstrip("/").rsplit("/", 1)[-1]
         message = {**payload, "type": call}
         return await self._accept(workspace, [message], received, None,
@@ -470,6 +561,10 @@ class Collector:
         else:
             raise _Reply(400, "expected a PostHog batch or event")
         workspace = self._workspace(request, api_key)
+        if messages and messages[0] is payload:
+            self._check_single(payload, received)
+        else:
+            self._check_batch(payload, messages, received)
         return await self._accept(workspace, messages, received, sent_at,
                                   lambda _m: Source.POSTHOG)
 
@@ -482,6 +577,34 @@ class Collector:
             raise _Reply(401, "unknown or missing write key",
                          {"WWW-Authenticate": 'Basic realm="telltale"'})
         return workspace
+
+    # ----------------------------------------------------------------- bounds
+
+    def _check_batch(self, payload: dict[str, Any] | list[Any], messages: list[Any],
+                     received: _Received) -> None:
+        """Refuse a batch whose cost does not depend on its messages' content: too many
+        messages (413), fields of its own too deep to write back (400), a shared context
+        above the message limit (413: merged into every message, it would make each one
+        too large). Messages themselves are measured one by one, and dead-lettered."""
+        cap = self.settings.collector_max_messages
+        if len(messages) > cap:
+            raise _Reply(413, f"batch has {len(messages)} messages, more than {cap}")
+        if not received.check_each or not isinstance(payload, dict):
+            return
+        own = {key: value for key, value in payload.items() if key != "batch"}
+        if _written_size(own) is None:
+            raise _Reply(400, f"batch fields are nested deeper than {MAX_DEPTH} levels")
+        context = payload.get("context")
+        if isinstance(context, dict):
+            context_size = _written_size(context)
+            if context_size is not None and context_size > self.limits.max_message_bytes:
+                raise _Reply(413, f"batch context is {context_size} bytes, larger than "
+                                  f"{self.limits.max_message_bytes}")
+
+    def _check_single(self, payload: Any, received: _Received) -> None:
+        """A single call's body is its message: too deep to write back is 400."""
+        if received.check_each and _written_size(payload) is None:
+            raise _Reply(400, f"body is nested deeper than {MAX_DEPTH} levels")
 
     # ----------------------------------------------------------------- accept
 
@@ -499,21 +622,25 @@ class Collector:
             ctx = contexts.get(source)
             if ctx is None:
                 ctx = contexts[source] = NormalizeContext(
-                    workspace, received_at, source, sent_at, check_size=received.check_size)
+                    workspace, received_at, source, sent_at, check_size=received.check_each)
             result = normalize(message, ctx)
             seen[(source.value, _type_label(message))] += 1
             if isinstance(result, Rejection):
                 outcome.dead_letters.append(DeadLetter(
                     result.reason, result.detail, source.value, workspace, received_at,
-                    payload=message))
+                    payload=message, message_id=_message_id_of(message)))
             else:
                 events.append(result)
-        fresh, duplicates = await self._deduplicate(workspace, events)
+        token = self._token_prefix + str(next(self._tokens))
+        fresh, duplicates = await self._deduplicate(workspace, events, token)
         try:
+            if received.fault is not None and received.fault[0] == "delay_after_mark":
+                await asyncio.sleep(received.fault[1])
             await self._produce(workspace, fresh, outcome.dead_letters)
         except BaseException:
-            await self._forget(workspace, fresh)
+            await self._release(workspace, fresh, token)
             raise
+        await self._confirm(workspace, fresh)
         outcome.accepted = len(fresh)
         outcome.duplicates = len(duplicates)
         outcome.dead_lettered = len(outcome.dead_letters)
@@ -530,35 +657,78 @@ class Collector:
     def _dedup_key(self, workspace: str, message_id: str) -> str:
         return f"{self.settings.topic_prefix}:dedup:{workspace}:{message_id}"
 
-    async def _deduplicate(self, workspace: str, events: list[Event]
+    async def _deduplicate(self, workspace: str, events: list[Event], token: str
                            ) -> tuple[list[Event], list[Event]]:
-        """Split ``events`` into (first seen, already seen) in one Redis round trip."""
+        """Split ``events`` into (first seen, already seen) in one Redis round trip,
+        marking the first seen pending under ``token``. An id pending for a request
+        still in flight (a retry racing its original, or one whose worker died before
+        producing) is 503: only the original's outcome says whether it is a duplicate."""
         if not events:
             return [], []
         await self.start()
-        assert self._mark_seen is not None
+        assert self._mark_pending is not None
+        keys = [self._dedup_key(workspace, e.message_id) for e in events]
         try:
-            marks = await self._mark_seen(
+            await self._release_orphans()
+            marks = await self._mark_pending(
+                keys=keys, args=[token, self.settings.dedup_pending_seconds])
+        except (RedisError, OSError) as exc:
+            # A timed-out script may still run once Redis answers again.
+            self._orphans.append((keys, token))
+            log.warning("dedup store unavailable: %s", exc)
+            raise self._unavailable("deduplication store unavailable") from None
+        fresh: list[Event] = []
+        seen: list[Event] = []
+        in_flight = 0
+        for event, mark in zip(events, marks, strict=True):
+            if mark == _MARKED:
+                fresh.append(event)
+            elif mark == _SEEN:
+                seen.append(event)
+            else:  # _IN_FLIGHT
+                in_flight += 1
+        if in_flight:
+            await self._release(workspace, fresh, token)
+            raise self._unavailable(f"{in_flight} messages are still being accepted by an "
+                                    "earlier attempt")
+        return fresh, seen
+
+    async def _confirm(self, workspace: str, events: list[Event]) -> None:
+        """Pending → seen, for ``dedup_ttl_seconds``, once Kafka acknowledged ``events``."""
+        if not events or self._confirm_seen is None:
+            return
+        try:
+            await self._confirm_seen(
                 keys=[self._dedup_key(workspace, e.message_id) for e in events],
                 args=[self.settings.dedup_ttl_seconds])
         except (RedisError, OSError) as exc:
-            log.warning("dedup store unavailable: %s", exc)
-            raise _Reply(503, "deduplication store unavailable, retry later",
-                         {"Retry-After": str(self.limits.retry_after_seconds)}) from None
-        fresh: list[Event] = []
-        seen: list[Event] = []
-        for event, marked in zip(events, marks, strict=True):
-            (fresh if marked else seen).append(event)
-        return fresh, seen
+            # The events are in Kafka: answer 200. The pending marks expire, and a late
+            # retry is then caught by the score stage's recent message ids per user.
+            log.error("could not confirm dedup marks after an acknowledged produce: %s", exc)
 
-    async def _forget(self, workspace: str, events: list[Event]) -> None:
-        if not events or self.redis is None:
+    async def _release(self, workspace: str, events: list[Event], token: str) -> None:
+        """Drop this request's pending marks so that the client's retry is accepted."""
+        if not events or self._release_pending is None:
             return
+        keys = [self._dedup_key(workspace, e.message_id) for e in events]
         try:
-            await self.redis.delete(*(self._dedup_key(workspace, e.message_id)
-                                      for e in events))
-        except (RedisError, OSError) as exc:  # the retry will be taken for a duplicate
+            await self._release_pending(keys=keys, args=[token])
+        except (RedisError, OSError) as exc:
+            self._orphans.append((keys, token))
             log.error("could not release dedup marks after a failed produce: %s", exc)
+
+    async def _release_orphans(self) -> None:
+        """Release the pending marks of earlier requests that Redis did not answer (see
+        ``_orphans``); raises, leaving them queued, while Redis still does not answer."""
+        assert self._release_pending is not None
+        while self._orphans:
+            keys, token = self._orphans[0]
+            await self._release_pending(keys=keys, args=[token])
+            self._orphans.popleft()
+
+    def _unavailable(self, why: str) -> _Reply:
+        return _Reply(503, f"{why}, retry later",
+                      {"Retry-After": str(self.limits.retry_after_seconds)})
 
     async def _produce(self, workspace: str, events: list[Event],
                        dead_letters: list[DeadLetter]) -> None:
@@ -574,15 +744,57 @@ class Collector:
                 asyncio.shield(done) for done in await group_commit.add(workspace, events)
             ]
             futures += [
-                await producer.send(self.topics.events_dlq, dead.to_bytes(), key=dead.key())
-                for dead in dead_letters
+                await producer.send(self.topics.events_dlq, value, key=dead.key())
+                for dead, value in zip(dead_letters, self._dead_letter_values(dead_letters),
+                                       strict=True)
             ]
             await asyncio.wait_for(asyncio.gather(*futures),
                                    timeout=self.limits.produce_timeout_seconds)
         except (KafkaError, TimeoutError) as exc:
             log.warning("events not acknowledged by Kafka: %s", exc)
-            raise _Reply(503, "events not acknowledged by Kafka, retry later",
-                         {"Retry-After": str(self.limits.retry_after_seconds)}) from None
+            raise self._unavailable("events not acknowledged by Kafka") from None
+
+
+    def _dead_letter_values(self, dead_letters: list[DeadLetter]) -> list[bytes]:
+        """Records of one request's dead letters: each keeps a prefix of its message of at
+        most ``dlq_payload_max_bytes``, until the request's ``dlq_request_max_bytes`` are
+        spent; later ones keep reason, sizes and message id only. A small request (a
+        gzip bomb of tiny messages under a shared context) cannot become megabytes of
+        dead letters."""
+        allowance = self.settings.dlq_request_max_bytes
+        values: list[bytes] = []
+        for dead in dead_letters:
+            value = dead.to_bytes(min(self.settings.dlq_payload_max_bytes, allowance))
+            allowance = max(allowance - len(value), 0)
+            values.append(value)
+        return values
+
+
+def _may_hold_unfit(body: bytes) -> bool:
+    """Whether a message in ``body`` could be above 32 KB or deeper than orjson writes.
+
+    A message (even merged with a batch's context) is no larger than the body, and no
+    deeper than the body has brackets: below both, messages need not be measured.
+    """
+    return len(body) > MAX_MESSAGE_BYTES or body.count(b"{") + body.count(b"[") > MAX_DEPTH
+
+
+def _written_size(value: Any) -> int | None:
+    """Bytes of ``value`` as JSON, or ``None`` when it is too deep to write."""
+    try:
+        return len(orjson.dumps(value))
+    except TypeError:  # orjson.JSONEncodeError: the recursion limit, for parsed JSON
+        return None
+
+
+def _message_id_of(message: Any) -> str | None:
+    """The id a client gave a message (Segment ``messageId``, PostHog ``uuid``), for its
+    dead letter; only a plausible one (a string of at most 100 characters)."""
+    if not isinstance(message, dict):
+        return None
+    value = message.get("messageId", message.get("uuid"))
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_MESSAGE_ID_CHARS \
+        else None
 
 
 def _basic_auth_user(header: str | None) -> str | None:

@@ -72,6 +72,18 @@ class Settings:
     notifications_config: Path | None = _setting(
         None, "Notifications TOML (Slack channels, webhooks, CRM, routing rules, digest)"
     )
+    collector_max_messages: int = _setting(
+        2500, "Most messages in one collector batch; a larger batch is refused with 413")
+    dlq_payload_max_bytes: int = _setting(
+        4096, "Bytes of a rejected message kept in its dead-letter record (a prefix)")
+    dlq_request_max_bytes: int = _setting(
+        262_144, "Bytes of rejected messages kept in the dead letters of one collector "
+        "request (later ones keep only reason, sizes and message id)")
+    dedup_pending_seconds: int = _setting(
+        60, "How long a message id stays pending while its request is produced; a retry "
+        "meanwhile gets 503 (longer than Kafka's 30 s acknowledgement wait)")
+    redis_timeout_seconds: float = _setting(
+        2.0, "Connect and reply timeout of Telltale's Redis clients, seconds")
 
     @property
     def topics(self) -> TopicNames:
@@ -145,6 +157,16 @@ class Settings:
             problems.append("resolve_link_seconds must be positive")
         if not 0 <= self.collector_linger_ms <= 1000:
             problems.append("collector_linger_ms must be between 0 and 1000")
+        if self.collector_max_messages < 1:
+            problems.append("collector_max_messages must be at least 1")
+        if self.dlq_payload_max_bytes < 0 or self.dlq_request_max_bytes < 0:
+            problems.append("dlq_payload_max_bytes and dlq_request_max_bytes must not be "
+                            "negative")
+        if not 0 < self.dedup_pending_seconds < self.dedup_ttl_seconds:
+            problems.append("dedup_pending_seconds must be positive and below "
+                            "dedup_ttl_seconds")
+        if not 0 < self.redis_timeout_seconds <= 60:
+            problems.append("redis_timeout_seconds must be between 0 and 60")
         for name in ("write_keys", "api_tokens"):
             try:
                 self.parse_pairs(getattr(self, name))

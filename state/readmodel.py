@@ -179,6 +179,18 @@ class AccountPage:
 
 _APP_ATTRIBUTE = "_telltale_readmodel"
 
+REDIS_TIMEOUT_SECONDS = 2.0
+"""Default of :func:`redis_client` (and of the ``redis_timeout_seconds`` setting)."""
+
+
+def redis_client(url: str, timeout_seconds: float = REDIS_TIMEOUT_SECONDS) -> aioredis.Redis:
+    """A Redis client that gives up on connecting, and on each reply, after
+    ``timeout_seconds``: without them a stopped Redis (whose kernel still accepts
+    connections) holds every caller for ever. A timed-out connection is dropped, so the
+    client recovers by itself once Redis answers again."""
+    return aioredis.from_url(url, socket_timeout=timeout_seconds,
+                             socket_connect_timeout=timeout_seconds)
+
 
 class ReadModel:
     """Latest assessments, rankings and history in Redis (see the module docstring)."""
@@ -191,13 +203,15 @@ class ReadModel:
         self.root = f"{prefix}:rm"
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "telltale") -> ReadModel:
-        return cls(aioredis.from_url(url), prefix)
+    def from_url(cls, url: str, prefix: str = "telltale",
+                 timeout_seconds: float = REDIS_TIMEOUT_SECONDS) -> ReadModel:
+        return cls(redis_client(url, timeout_seconds), prefix)
 
     @classmethod
     def from_settings(cls, settings: Any) -> ReadModel:
         """Redis from ``settings.redis_url``; keys under ``settings.topic_prefix``."""
-        return cls.from_url(settings.redis_url, settings.topic_prefix)
+        return cls.from_url(settings.redis_url, settings.topic_prefix,
+                            settings.redis_timeout_seconds)
 
     @classmethod
     def of_app(cls, app: Any, settings: Any) -> ReadModel:

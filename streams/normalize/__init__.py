@@ -13,11 +13,14 @@ from typing import Any
 
 from streams.events import Event, Source
 from streams.normalize._common import (
+    MAX_DEPTH,
     MAX_MESSAGE_BYTES,
+    MAX_MESSAGE_ID_CHARS,
     REASONS,
     NormalizeContext,
     Reason,
     Rejection,
+    id_problem,
     identity_lenient,
     parse_time_lenient,
 )
@@ -59,12 +62,15 @@ def segment_family_source(message: Any) -> Source:
 
 
 __all__ = [
+    "MAX_DEPTH",
     "MAX_MESSAGE_BYTES",
+    "MAX_MESSAGE_ID_CHARS",
     "NORMALIZERS",
     "REASONS",
     "NormalizeContext",
     "Reason",
     "Rejection",
+    "id_problem",
     "identity_lenient",
     "normalize",
     "normalize_direct",

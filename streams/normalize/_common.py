@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,17 @@ MAX_FIELDS = 64
 """Most properties (or traits) kept per event; the rest are dropped."""
 MAX_KEY_CHARS = 128
 MAX_STRING_VALUE_CHARS = 1024
+MAX_DEPTH = 255
+"""Deepest nesting of a message that is accepted: what orjson can write back (its parser
+reads up to 1,024 levels, its serialiser only 255)."""
+
+# C0 and C1 controls (category Cc, which holds the 0x1F key separator, NUL and line
+# breaks), the line and paragraph separators, bidirectional overrides and marks (Cf
+# characters that make an id display as another one) and lone surrogates (which cannot
+# be encoded). An id with any of them is an attack or a bug, never a name.
+_FORBIDDEN_IN_ID = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069"
+    "\ud800-\udfff]")
 
 # Event times outside these bounds are client bugs (epoch 0, year 3000), not history.
 EARLIEST_EVENT_TIME = 946_684_800.0  # 2000-01-01
@@ -34,6 +46,7 @@ class Reason:
     """Stable reason codes carried by rejections and dead-letter records."""
 
     NOT_AN_OBJECT = "not_an_object"
+    TOO_DEEP = "too_deep"
     MISSING_TYPE = "missing_type"
     UNKNOWN_TYPE = "unknown_type"
     MISSING_IDENTITY = "missing_identity"
@@ -77,8 +90,9 @@ class NormalizeContext:
 
     ``received_at``: epoch seconds the collector (or Kafka) received the message.
     ``sent_at``: the batch-level ``sentAt`` in epoch seconds when the client sent one;
-    a message-level ``sentAt`` wins over it. ``check_size``: measure each message against
-    the 32 KB limit (the collector turns it off when the whole body is smaller).
+    a message-level ``sentAt`` wins over it. ``check_size``: measure each message's depth
+    and size first (:func:`check_measure`); the collector turns it off when the whole
+    body is too small and too shallow for any message in it to fail.
     """
 
     workspace: str
@@ -123,6 +137,11 @@ def parse_time(value: Any, field: str) -> float | None:
             seconds /= 1000.0
     else:
         raise Invalid(Reason.BAD_TIMESTAMP, f"{field} must be a string or a number")
+    return in_event_range(seconds, field)
+
+
+def in_event_range(seconds: float, field: str) -> float:
+    """``seconds`` (epoch) when it lies in 2000-2100; raises ``bad_timestamp`` otherwise."""
     if not math.isfinite(seconds) or not EARLIEST_EVENT_TIME <= seconds <= LATEST_EVENT_TIME:
         raise Invalid(Reason.BAD_TIMESTAMP, f"{field} is outside 2000-2100")
     return seconds
@@ -140,20 +159,45 @@ def skew_corrected(original: float | None, sent_at: float | None, received_at: f
     """``receivedAt - (sentAt - originalTimestamp)``, as the Segment spec corrects clocks.
 
     Without ``sentAt`` the client's own time is trusted; without any time, receipt time.
+    The corrected time is held to the same 2000-2100 bounds as the raw ones (raises
+    ``bad_timestamp``): a ``sentAt`` decades away from ``originalTimestamp`` would
+    otherwise move a partition's event-time clock by decades.
     """
     if original is None:
         return received_at
     if sent_at is None:
         return original
-    return received_at - (sent_at - original)
+    return in_event_range(received_at - (sent_at - original), "timestamp after clock-skew "
+                          "correction")
+
+
+def id_problem(text: str) -> str | None:
+    """Why ``text`` cannot be an id (user, anonymous, account or workspace), or ``None``.
+
+    The one definition shared by the normalisers and the state keys (:mod:`state.keys`),
+    so that whatever the collector accepts every later stage can store, and an id that
+    reaches a later stage some other way is refused there for the same reasons.
+    """
+    if not text:
+        return "is empty"
+    if len(text) > MAX_ID_CHARS:
+        return f"is longer than {MAX_ID_CHARS} characters"
+    if _FORBIDDEN_IN_ID.search(text) is not None:
+        return "contains a control, separator or bidirectional character"
+    return None
 
 
 def identity(value: Any, field: str) -> str | None:
     """A user/anonymous/group id: strings and numbers (as text) are ids; null and ''
-    mean absent."""
+    mean absent; surrounding spaces are trimmed. Raises ``bad_identity`` for anything
+    :func:`id_problem` refuses."""
     if value is None:
         return None
     if isinstance(value, str):
+        # Checked before trimming: str.strip() also removes 0x1C-0x1F and line breaks.
+        if _FORBIDDEN_IN_ID.search(value) is not None:
+            raise Invalid(Reason.BAD_IDENTITY,
+                          f"{field} contains a control, separator or bidirectional character")
         text = value.strip()
     elif isinstance(value, int) and not isinstance(value, bool):
         text = str(value)
@@ -161,9 +205,12 @@ def identity(value: Any, field: str) -> str | None:
         text = str(int(value)) if value.is_integer() else repr(value)
     else:
         raise Invalid(Reason.BAD_IDENTITY, f"{field} must be a string or a number")
-    if len(text) > MAX_ID_CHARS:
-        raise Invalid(Reason.BAD_IDENTITY, f"{field} is longer than {MAX_ID_CHARS} characters")
-    return text or None
+    if not text:
+        return None
+    problem = id_problem(text)
+    if problem is not None:
+        raise Invalid(Reason.BAD_IDENTITY, f"{field} {problem}")
+    return text
 
 
 def identity_lenient(value: Any) -> str | None:
@@ -193,8 +240,9 @@ def message_id(value: Any, payload: dict[str, Any], field: str) -> str:
 def content_id(payload: Any) -> str:
     try:
         blob = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
-    except (TypeError, orjson.JSONEncodeError):
-        blob = repr(payload).encode("utf-8", "replace")
+    except TypeError:  # too deep: repr() of it could raise RecursionError, so no fallback
+        raise Invalid(Reason.TOO_DEEP,
+                      f"message is nested deeper than {MAX_DEPTH} levels") from None
     return "sha1:" + hashlib.sha1(blob, usedforsecurity=False).hexdigest()
 
 
@@ -238,8 +286,18 @@ def scalars(value: Any, skip_dollar: bool = False) -> dict[str, Any]:
     return kept
 
 
-def message_too_large(payload: Any) -> bool:
+def check_measure(payload: Any) -> None:
+    """Refuse a message orjson cannot write (``too_deep``: nested deeper than
+    :data:`MAX_DEPTH`) or one above :data:`MAX_MESSAGE_BYTES` (``message_too_large``).
+
+    The first check on any message, before its fields are read: everything after it
+    (dead letters, content ids) may serialise the message again.
+    """
     try:
-        return len(orjson.dumps(payload)) > MAX_MESSAGE_BYTES
-    except (TypeError, orjson.JSONEncodeError):
-        return False
+        size = len(orjson.dumps(payload))
+    except TypeError:  # orjson.JSONEncodeError: recursion limit (parsed JSON has no other)
+        raise Invalid(Reason.TOO_DEEP,
+                      f"message is nested deeper than {MAX_DEPTH} levels") from None
+    if size > MAX_MESSAGE_BYTES:
+        raise Invalid(Reason.MESSAGE_TOO_LARGE,
+                      f"message is {size} bytes, larger than {MAX_MESSAGE_BYTES}")

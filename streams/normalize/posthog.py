@@ -28,9 +28,9 @@ from streams.normalize._common import (
     NormalizeContext,
     Reason,
     Rejection,
+    check_measure,
     identity,
     message_id,
-    message_too_large,
     name,
     parse_time,
     parse_time_lenient,
@@ -51,13 +51,13 @@ def normalize_posthog(payload: Any, ctx: NormalizeContext) -> Event | Rejection:
 def _normalize(payload: Any, ctx: NormalizeContext) -> Event:
     if not isinstance(payload, dict):
         raise Invalid(Reason.NOT_AN_OBJECT, "expected a JSON object")
+    if ctx.check_size:
+        check_measure(payload)
     event = payload.get("event")
     if event is None or event == "":
         raise Invalid(Reason.MISSING_TYPE, "event is required")
     if not isinstance(event, str):
         raise Invalid(Reason.MISSING_EVENT_NAME, "event must be a string")
-    if ctx.check_size and message_too_large(payload):
-        raise Invalid(Reason.MESSAGE_TOO_LARGE, "message is larger than 32 KB")
     props = payload.get("properties")
     if not isinstance(props, dict):
         props = {}

@@ -19,9 +19,9 @@ from streams.normalize._common import (
     NormalizeContext,
     Reason,
     Rejection,
+    check_measure,
     identity,
     message_id,
-    message_too_large,
     name,
     parse_time,
     parse_time_lenient,
@@ -45,14 +45,14 @@ def normalize_segment(payload: Any, ctx: NormalizeContext) -> Event | Rejection:
 def _normalize(payload: Any, ctx: NormalizeContext) -> Event:
     if not isinstance(payload, dict):
         raise Invalid(Reason.NOT_AN_OBJECT, f"expected a JSON object, got {_kind(payload)}")
+    if ctx.check_size:
+        check_measure(payload)
     raw_type = payload.get("type")
     if raw_type is None or raw_type == "":
         raise Invalid(Reason.MISSING_TYPE, "type is required")
     type_ = _TYPES.get(raw_type.lower()) if isinstance(raw_type, str) else None
     if type_ is None:
         raise Invalid(Reason.UNKNOWN_TYPE, f"type {str(raw_type)[:40]!r} is not a Segment call")
-    if ctx.check_size and message_too_large(payload):
-        raise Invalid(Reason.MESSAGE_TOO_LARGE, "message is larger than 32 KB")
 
     mid = message_id(payload.get("messageId"), payload, "messageId")
     user_id = identity(payload.get("userId"), "userId")

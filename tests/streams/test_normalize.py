@@ -236,3 +236,63 @@ def test_any_bytes_are_an_event_or_a_documented_rejection(raw: bytes, source: So
         payload = raw.decode("utf-8", "replace")
     result = normalize(payload, NormalizeContext("acme", RX, source))
     assert isinstance(result, Event) or result.reason in REASONS
+
+
+HOSTILE_IDS = ["u\x00", "u\x1f1", "a\nb", "\x1fu", "u\r", "u\x7f", "u\x85", "u\u202e1",
+               "u\u2066", "u\u2028", "x" * 257]
+
+
+@pytest.mark.parametrize("bad", HOSTILE_IDS)
+@pytest.mark.parametrize("field", ["userId", "anonymousId", "groupId", "context.groupId"])
+def test_segment_ids_with_control_characters_are_bad_identity(field: str, bad: str) -> None:
+    message: dict[str, Any] = {"type": "group" if field == "groupId" else "track",
+                               "event": "x", "userId": "u", "groupId": "g"}
+    if field == "context.groupId":
+        message["context"] = {"groupId": bad}
+    else:
+        message[field] = bad
+    assert _rejected(normalize_segment(message, SEG)) == "bad_identity"
+
+
+@pytest.mark.parametrize("bad", HOSTILE_IDS)
+def test_posthog_ids_with_control_characters_are_bad_identity(bad: str) -> None:
+    assert _rejected(normalize_posthog({"event": "x", "distinct_id": bad}, PH)) \
+        == "bad_identity"
+    assert _rejected(normalize_posthog({"event": "$groupidentify", "distinct_id": "u",
+                                        "properties": {"$group_key": bad}}, PH)) \
+        == "bad_identity"
+
+
+def test_ids_the_collector_accepts_are_ids_the_state_keys_accept() -> None:
+    from state.keys import KeyPartError, part
+
+    for good in ["u-1", "dana@acme.io", "Zoë 😀", "x" * 256, "a\u200db"]:
+        event = _ok(normalize_segment({"type": "track", "event": "x", "userId": good}, SEG))
+        assert event.user_id is not None
+        assert part(event.user_id) == good.encode()
+    for bad in [*HOSTILE_IDS, ""]:
+        with pytest.raises(KeyPartError):
+            part(bad)
+
+
+def test_a_corrected_time_outside_the_valid_range_is_bad_timestamp() -> None:
+    # Both times are valid, but 60 years apart: the corrected time would be 2083 - 60y.
+    message = {"type": "track", "event": "x", "userId": "u",
+               "originalTimestamp": "2001-01-01T00:00:00Z", "sentAt": "2090-01-01T00:00:00Z"}
+    rejection = normalize_segment(message, SEG)
+    assert _rejected(rejection) == "bad_timestamp"
+    assert isinstance(rejection, Rejection) and "skew" in rejection.detail
+    posthog = {"event": "x", "distinct_id": "u", "timestamp": "2001-01-01T00:00:00Z",
+               "sent_at": "2090-01-01T00:00:00Z"}
+    assert _rejected(normalize_posthog(posthog, PH)) == "bad_timestamp"
+
+
+def test_a_message_too_deep_to_write_back_is_too_deep_whatever_its_type() -> None:
+    deep: Any = "leaf"
+    for _ in range(300):
+        deep = {"k": deep}
+    for message in ({"type": "track", "userId": "u", "event": "x", "properties": deep},
+                    {"type": "nope", "properties": deep},
+                    {"messageId": None, "properties": deep}):
+        assert _rejected(normalize_segment(message, SEG)) == "too_deep"
+    assert _rejected(normalize_posthog({"event": "x", "properties": deep}, PH)) == "too_deep"
