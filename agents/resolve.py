@@ -113,6 +113,7 @@ from state.identity import (
 from streams.dlq import DeadLetter
 from streams.envelope import (
     MAX_MOVED_ACCOUNTS,
+    TICK_SKEW_SECONDS,
     EnvelopeError,
     KeyPartitions,
     Link,
@@ -240,7 +241,8 @@ class Resolver:
                 return
             if isinstance(header, Tick):
                 if header.partition == partition:
-                    self.expire(partition, header.now, out)
+                    self.expire(partition, self._bounded_tick(header, value, received_at, out),
+                                out)
                 return
             wires = self._checked(header.events, header.workspace, received_at, out)
         else:
@@ -249,6 +251,20 @@ class Resolver:
             metrics.EVENTS_PROCESSED.labels(agent=AGENT).inc(len(wires))
         if released or wires:
             self._route(key, partition, released + wires, origin, out, moves)
+
+    def _bounded_tick(self, tick: Tick, value: bytes, received_at: float,
+                      out: list[Output]) -> float:
+        """The tick's time, at most :data:`TICK_SKEW_SECONDS` past the wall clock
+        (holds and links are due in wall-clock time here): a forged tick far ahead would
+        dead-letter every held event and forget every link. One past it is dead-lettered
+        and its time clamped."""
+        limit = self.now() + TICK_SKEW_SECONDS
+        if tick.now <= limit:
+            return tick.now
+        self._dead(out, DeadLetter("tick_out_of_bounds",
+                                   f"tick at {tick.now:.3f} is past {limit:.3f}",
+                                   Source.KAFKA.value, None, received_at, raw=value))
+        return limit
 
     def _checked(self, events: list[Any], workspace: str, received_at: float,
                  out: list[Output]) -> list[Wire]:

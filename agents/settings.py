@@ -95,9 +95,6 @@ class Settings:
     metrics_host: str = _setting(
         "127.0.0.1", "Address the /metrics server binds to (keep it off public networks)")
     metrics_port: int = _setting(9466, "Port of the /metrics server for Prometheus")
-    tick_tolerance_seconds: float = _setting(
-        300.0, "Live mode: how far past the wall clock a tick may move a partition's clock "
-        "(later ones are clamped and dead-lettered)")
     replay_tick_max_ahead_seconds: float = _setting(
         604_800.0, "Replay mode: how far past the newest event time a tick may move a "
         "partition's clock (later ones are clamped and dead-lettered)")
@@ -190,8 +187,6 @@ class Settings:
             problems.append("metrics_port must be between 1 and 65535")
         if self.metrics_port == self.web_port:
             problems.append("metrics_port must differ from web_port")
-        if self.tick_tolerance_seconds < 0:
-            problems.append("tick_tolerance_seconds must not be negative")
         if self.replay_tick_max_ahead_seconds <= 0:
             problems.append("replay_tick_max_ahead_seconds must be positive")
         if not 16 * 1024 <= self.state_record_max_bytes <= 900 * 1024:
