@@ -376,6 +376,7 @@ class ScoreProcessor:
             self._count_dead_letter("score_failed")
             return _Outcome()
 
+        from state.aggregates import shed_users
         from streams.health_change import encode_change
 
         outcome = _Outcome()
@@ -389,6 +390,12 @@ class ScoreProcessor:
         outbox = [(o, cs) for o, cs in (record.outbox if record else []) if o >= committed]
         if outcome.changes:
             outbox.append((offset, outcome.changes))
+        # The account state gets half of the record's byte budget, the users and changes
+        # it carries the rest. Shedding depends on the state alone, so replay and live
+        # agree; the outbox (which depends on commits) is only ever trimmed below.
+        shed = shed_users(result.account, self.settings.state_record_max_bytes // 2)
+        if shed and self._metrics is not None:
+            self._metrics.STATE_USERS_SHED.inc(len(shed))
         new_record = AccountRecord(
             state=result.account.to_bytes(),
             applied=offset,
@@ -396,13 +403,24 @@ class ScoreProcessor:
             redo=redo,
             outbox=outbox[-MAX_RECENT_OFFSETS:],
         )
+        raw_record = self._bounded_record(new_record, offset)
+        if raw_record is None:
+            self._dead_letter(
+                "state_record_too_large",
+                f"account {account_id} would need a state record over "
+                f"{self.settings.state_record_max_bytes} bytes even without its users' "
+                f"summaries; the message's {len(events)} events were not applied",
+                workspace=workspace,
+                payload={"account_id": account_id, "offset": offset,
+                         "events": [e.message_id for e in events[:100]]})
+            return _Outcome()
         old_due = record.due if record is not None else None
         # Order matters (one changelog partition keeps it): the new due entry, then the
         # account record (the commit point, carrying the users), then the users.
         if new_due is not None and new_due != old_due:
             self._writes.put(tables.due_key(new_due, workspace, account_id), b"")
             self._note_due(partition, new_due)
-        self._writes.put(tables.account_key(workspace, account_id), new_record.to_bytes())
+        self._writes.put(tables.account_key(workspace, account_id), raw_record)
         for user_id, raw_user in redo:
             self._writes.put(tables.user_key(workspace, account_id, user_id), raw_user)
         outcome.wrote_users = bool(redo)
@@ -413,6 +431,21 @@ class ScoreProcessor:
             for reason in outcome.reasons:
                 self._metrics.HEALTH_CHANGES.labels(reason=reason).inc()
         return outcome
+
+    def _bounded_record(self, record: AccountRecord, offset: int) -> bytes | None:
+        """``record`` serialised within ``state_record_max_bytes``, or None.
+
+        Over the limit, the outbox loses its oldest entries first (they only serve a
+        redelivery of older offsets, which the committed offset makes unlikely), never
+        this offset's changes. Kafka would refuse a larger changelog record, and the
+        failed write would stop the partition for every workspace in it.
+        """
+        limit = self.settings.state_record_max_bytes
+        raw = record.to_bytes()
+        while len(raw) > limit and record.outbox and record.outbox[0][0] != offset:
+            del record.outbox[0]
+            raw = record.to_bytes()
+        return raw if len(raw) <= limit else None
 
     # ----------------------------------------------------------------- redelivery
 
