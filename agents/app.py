@@ -87,9 +87,13 @@ def build_app(settings: Settings, modules: Sequence[str] | None = None) -> faust
         web_host=settings.web_host,
         web_port=settings.web_port,
         canonical_url=settings.public_url,
-        web_stats_enabled=False,
-        web_graph_enabled=False,
+        # Faust's own views (/router/, /table/, /graph/, /stats/, /performance/) show
+        # the topology, table keys and values to anyone who reaches the public port.
+        web_router_enabled=False,
         web_tables_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
     )
     for name in MODULES if modules is None else modules:
         load_register(name)(app, settings)

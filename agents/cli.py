@@ -61,14 +61,14 @@ def run(args: argparse.Namespace) -> int:
     from agents.settings import Settings, SettingsError
 
     if args.check:
+        # Effective values can be real credentials: secrets print masked (Settings.shown).
         try:
             settings = Settings.from_env()
         except SettingsError as exc:
             print(exc, file=sys.stderr)
             return 2
         for env, _type, _default, _description in Settings.describe():
-            field_name = env.removeprefix("TELLTALE_").lower()
-            print(f"{env}={getattr(settings, field_name)}")
+            print(f"{env}={settings.shown(env.removeprefix('TELLTALE_').lower())}")
         return 0
     if args.markdown:
         print(settings_markdown())

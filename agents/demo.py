@@ -80,7 +80,7 @@ def run_demo(args: argparse.Namespace) -> int:
         worker = start_demo_worker(settings, work_dir)
         try:
             context = DemoContext(args, settings, worker, work_dir)
-            say(f"worker ready: {worker.url}  (metrics: {worker.url}/metrics, "
+            say(f"worker ready: {worker.url}  (metrics: {worker.metrics_url}/metrics, "
                 f"log: {worker.log_path})")
             with contextlib.suppress(KeyboardInterrupt):
                 asyncio.run(_run(context))
@@ -154,6 +154,8 @@ def demo_settings(addresses: dict[str, str], work_dir: Path,
                   web_port: int | None = None) -> Settings:
     """Settings from the environment, pointed at the demo's services and folders."""
     port = web_port or (6066 if _port_free(6066) else free_port())
+    metrics_port = Settings().metrics_port
+    metrics_port = metrics_port if _port_free(metrics_port) else free_port()
     prefix = f"demo-{uuid.uuid4().hex[:6]}"
     return Settings.from_env(
         broker=f"kafka://{addresses['kafka']}",
@@ -162,6 +164,7 @@ def demo_settings(addresses: dict[str, str], work_dir: Path,
         app_id=prefix,
         data_dir=work_dir / "data",
         web_port=port,
+        metrics_port=metrics_port,
         public_url=f"http://127.0.0.1:{port}",
         standby_replicas=0,
         replay=True,

@@ -1,7 +1,8 @@
 """Every Prometheus metric Telltale exports, in one place.
 
 Agents, web views and sinks import the metric objects from here and only ever call
-``.labels(...).inc()`` / ``.observe()`` on them; ``/metrics`` serves :func:`exposition`.
+``.labels(...).inc()`` / ``.observe()`` on them; ``/metrics`` serves :func:`exposition`
+on its own address (:class:`MetricsServer`), never on the public port.
 
 Conventions (Prometheus naming): counters end in ``_total``, durations are in seconds,
 money in US dollars, every metric has HELP text, and no label ever carries an account
@@ -25,12 +26,15 @@ so a brief overlap during a leader change cannot double count either.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from aiohttp import web
+from mode import Service
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -48,9 +52,10 @@ from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     import faust
-    import faust.web
 
     from agents.settings import Settings
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ACTIVE_SIGNALS_NAME",
@@ -74,7 +79,9 @@ __all__ = [
     "RECOVERY_REMAINING",
     "REGISTRY",
     "SNAPSHOT",
+    "STATE_USERS_SHED",
     "TABLE_KEYS",
+    "MetricsServer",
     "PortfolioCollector",
     "PortfolioSnapshot",
     "exposition",
@@ -179,6 +186,12 @@ TABLE_KEYS = Gauge(
     "telltale_table_keys",
     "Keys held in each state table's partitions assigned to this worker (RocksDB estimate).",
     ["table"],
+    registry=REGISTRY,
+)
+STATE_USERS_SHED = Counter(
+    "telltale_state_users_shed_total",
+    "User summaries dropped from account records that would have outgrown "
+    "state_record_max_bytes (least recently active first).",
     registry=REGISTRY,
 )
 RECOVERY_REMAINING = Gauge(
@@ -345,16 +358,45 @@ def metric_names(registry: CollectorRegistry = REGISTRY) -> set[str]:
     return names
 
 
-def register(app: faust.App, settings: Settings) -> None:
-    """Serve ``/metrics`` on the worker's web server and start the samplers of
-    ``agents/lag.py`` (consumer lag, table keys, recovery, portfolio snapshot)."""
-    from agents import lag
+class MetricsServer(Service):
+    """``GET /metrics`` on its own address (``settings.metrics_host:metrics_port``).
 
-    @app.page("/metrics")
-    async def serve_metrics(view: faust.web.View,
-                            request: faust.web.Request) -> faust.web.Response:
-        body, content_type = exposition()
+    Not on the worker's public port: the exposition names every workspace with its ARR
+    and account counts, so it is served where only Prometheus reaches it (loopback by
+    default; a private network in docker compose). The worker starts it before the app,
+    so recovery progress can be scraped while tables are restored.
+    """
+
+    def __init__(self, settings: Settings, registry: CollectorRegistry = REGISTRY,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.host = settings.metrics_host
+        self.port = settings.metrics_port
+        self.registry = registry
+        self._runner: web.AppRunner | None = None
+
+    async def _serve(self, request: web.Request) -> web.Response:
+        body, content_type = exposition(self.registry)
         # aiohttp refuses a charset inside content_type=, so the header is set whole.
-        return view.bytes(body, headers={"Content-Type": content_type})
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    async def on_start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", self._serve)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        log.info("metrics: serving /metrics on %s:%d", self.host, self.port)
+
+    async def on_stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+def register(app: faust.App, settings: Settings) -> None:
+    """Start the samplers of ``agents/lag.py`` (consumer lag, table keys, recovery,
+    portfolio snapshot). ``/metrics`` itself is the worker's :class:`MetricsServer`."""
+    from agents import lag
 
     lag.register(app, settings)

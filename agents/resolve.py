@@ -113,6 +113,7 @@ from state.identity import (
 from streams.dlq import DeadLetter
 from streams.envelope import (
     MAX_MOVED_ACCOUNTS,
+    TICK_SKEW_SECONDS,
     EnvelopeError,
     KeyPartitions,
     Link,
@@ -179,6 +180,7 @@ class Resolver:
         self.partitions = settings.partitions
         self.hold_seconds = settings.resolve_hold_seconds
         self.hold_max = max(1, settings.resolve_hold_max_events)
+        self.record_max_bytes = settings.state_record_max_bytes
         self.link_seconds = settings.resolve_link_seconds
         self.store = store
         self.expiry_scan = expiry_scan
@@ -240,7 +242,8 @@ class Resolver:
                 return
             if isinstance(header, Tick):
                 if header.partition == partition:
-                    self.expire(partition, header.now, out)
+                    self.expire(partition, self._bounded_tick(header, value, received_at, out),
+                                out)
                 return
             wires = self._checked(header.events, header.workspace, received_at, out)
         else:
@@ -249,6 +252,20 @@ class Resolver:
             metrics.EVENTS_PROCESSED.labels(agent=AGENT).inc(len(wires))
         if released or wires:
             self._route(key, partition, released + wires, origin, out, moves)
+
+    def _bounded_tick(self, tick: Tick, value: bytes, received_at: float,
+                      out: list[Output]) -> float:
+        """The tick's time, at most :data:`TICK_SKEW_SECONDS` past the wall clock
+        (holds and links are due in wall-clock time here): a forged tick far ahead would
+        dead-letter every held event and forget every link. One past it is dead-lettered
+        and its time clamped."""
+        limit = self.now() + TICK_SKEW_SECONDS
+        if tick.now <= limit:
+            return tick.now
+        self._dead(out, DeadLetter("tick_out_of_bounds",
+                                   f"tick at {tick.now:.3f} is past {limit:.3f}",
+                                   Source.KAFKA.value, None, received_at, raw=value))
+        return limit
 
     def _checked(self, events: list[Any], workspace: str, received_at: float,
                  out: list[Output]) -> list[Wire]:
@@ -420,12 +437,33 @@ class Resolver:
                                            f"more than {self.hold_max} events waited for an "
                                            f"account of {person}"))
             del held[:overflow]
-        self.store[hkey] = orjson.dumps(held)
+        raw = orjson.dumps(held)
+        if len(raw) > self.record_max_bytes:
+            raw = self._shed_held(held, len(raw), person, out)
+        self.store[hkey] = raw
         if record.hold_due is None:
             due = int(self.now() + self.hold_seconds) + 1
             self.store[expiry_key(due, workspace, person)] = b""
             record.hold_due = due
         record.held = len(held)
+
+    def _shed_held(self, held: list[Wire], size: int, person: str,
+                   out: list[Output]) -> bytes:
+        """Dead-letter the oldest of ``held`` (``size`` bytes serialised) until the rest
+        fits in ``state_record_max_bytes``; returns the rest, serialised.
+
+        Kafka refuses a changelog record over its message limit, and the failed write
+        would stop the partition for every workspace in it."""
+        while held and size > self.record_max_bytes:
+            wire = held.pop(0)
+            size -= len(orjson.dumps(wire)) + 1  # the event and its comma
+            self._dead(out, _dead_wire(wire, "state_record_too_large",
+                                       f"the events held for an account of {person} "
+                                       f"passed {self.record_max_bytes} bytes",
+                                       self.record_max_bytes))
+        raw = orjson.dumps(held)
+        return raw if len(raw) <= self.record_max_bytes else self._shed_held(
+            held, len(raw), person, out)
 
     def _release(self, workspace: str, person: str, record: IdentityRecord) -> list[Wire]:
         hkey = held_key(workspace, person)
@@ -596,11 +634,16 @@ def _delete(store: Store, key: bytes) -> None:
         del store[key]
 
 
-def _dead_wire(wire: Wire, reason: str, detail: str) -> DeadLetter:
+def _dead_wire(wire: Wire, reason: str, detail: str,
+               max_bytes: int | None = None) -> DeadLetter:
     """A dead letter for a checked wire event (the canonical form is all that is left of
-    it by now; its original payload was accepted upstream)."""
+    it by now; its original payload was accepted upstream). An event larger than
+    ``max_bytes`` keeps only its id, so the dead letter itself fits in a Kafka message."""
+    payload: Any = wire
+    if max_bytes is not None and len(orjson.dumps(wire)) > max_bytes // 2:
+        payload = {"id": wire.get("id"), "truncated": True}
     return DeadLetter(reason, detail, wire["src"], wire["ws"], float(wire["rx"]),
-                      payload=wire)
+                      payload=payload)
 
 
 def _workspace_hint(obj: Any) -> str | None:

@@ -23,8 +23,13 @@ together (one RocksDB write batch, then the changelog records in order, to chang
 partition ``p``: see ``state.tables.MessageWrites``), during stream processing.
 
 A leader-only timer sends a tick into every partition every ``settings.tick_interval``
-seconds (live mode only). Anyone may send a tick with an explicit ``now`` — tests and
-backfills use that to move event time deterministically.
+seconds (live mode only). Tests and backfills send ticks with an explicit ``now`` to move
+event time deterministically. The topic is internal but validated as if anyone could write
+to it: one forged tick far in the future would make every account of its partition look
+inactive. So a tick moves the clock at most to :meth:`ScoreProcessor.tick_limit` (live: the
+wall clock plus :data:`TICK_SKEW_SECONDS`; replay: the partition's newest event
+time plus ``settings.replay_tick_max_ahead_seconds``); one past it is clamped there,
+counted and dead-lettered with reason ``tick_out_of_bounds``.
 """
 
 from __future__ import annotations
@@ -42,7 +47,10 @@ import faust
 from agents.settings import Settings
 from state import tables
 from state.tables import AccountRecord, PartitionClock
+from streams.dlq import DeadLetter
 from streams.envelope import (
+    FUTURE_TOLERANCE_SECONDS,
+    TICK_SKEW_SECONDS,
     Envelope,
     EnvelopeError,
     Tick,
@@ -57,8 +65,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 AGENT = "score"
-#: Event times further than this ahead of the wall clock do not move a live clock.
-FUTURE_TOLERANCE_SECONDS = 3600.0
 #: Outbox and clock entries kept at most, whatever the committed offset says.
 MAX_RECENT_OFFSETS = 32
 
@@ -100,6 +106,7 @@ class ScoreProcessor:
         self.changes_topic_name: str = changes_topic.get_topic_name()
         self._writes = tables.MessageWrites()
         self._outgoing: list[tuple[bytes, bytes]] = []
+        self._dead_letters: list[DeadLetter] = []
         # Earliest due second per partition (None: nothing due): saves the range scan on
         # messages that cannot find anything due. Memory only, and trusted only while
         # this processor saw every message of the partition: ``_hint_offset`` is the
@@ -159,6 +166,7 @@ class ScoreProcessor:
         db = tables.partition_db(self.table, partition)
         self._writes = tables.MessageWrites()
         self._outgoing = []
+        self._dead_letters = []
         await self._process(db, partition, offset, raw)
         if not self._still_assigned(partition):
             log.info("score: p%d was revoked while processing offset %d; its new owner "
@@ -168,6 +176,9 @@ class ScoreProcessor:
         producer = self.app.producer
         for key, change in self._outgoing:
             await producer.send(self.changes_topic_name, key, change, None, None, None)
+        for dead in self._dead_letters:
+            await producer.send(self.settings.topics.events_dlq, dead.key(), dead.to_bytes(),
+                                None, None, None)
 
     async def _process(self, db: Any, partition: int, offset: int, raw: bytes | None) -> None:
         try:
@@ -189,8 +200,20 @@ class ScoreProcessor:
         if offset <= clock.offset:
             await self._redeliver_partition(db, partition, offset, clock, message)
             return
+        if isinstance(message, Tick):
+            limit = self.tick_limit(clock.newest_event)
+            if message.now > limit:
+                self._dead_letter("tick_out_of_bounds",
+                                  f"tick at {message.now:.3f} is past {limit:.3f}, the latest "
+                                  f"time a tick may move partition {partition}'s clock to",
+                                  raw=raw)
+                message = Tick(limit, message.partition)
         now = self._advance(clock.now, message)
+        newest_event = clock.newest_event
         envelope = message if isinstance(message, Envelope) else None
+        if envelope is not None:
+            newest_event = max(newest_event,
+                               max((e.timestamp for e in envelope.events), default=0.0))
         skip = (envelope.workspace, envelope.key) if envelope is not None else None
         due_touched, stale = await self._run_due(db, partition, offset, now, skip)
         if envelope is not None:
@@ -199,7 +222,7 @@ class ScoreProcessor:
         recent = [(o, accs) for o, accs in clock.recent if o >= committed]
         if due_touched:
             recent.append((offset, due_touched))
-        new_clock = PartitionClock(now, offset, recent[-MAX_RECENT_OFFSETS:])
+        new_clock = PartitionClock(now, offset, recent[-MAX_RECENT_OFFSETS:], newest_event)
         self._writes.put(tables.clock_key(partition), new_clock.to_bytes())
         # Stale due entries go last: until the clock above is in the changelog, they are
         # how a redelivery finds the accounts this offset re-evaluated.
@@ -209,6 +232,17 @@ class ScoreProcessor:
             self._metrics.MESSAGES_PROCESSED.labels(agent=AGENT).inc()
             if envelope is not None:
                 self._metrics.EVENTS_PROCESSED.labels(agent=AGENT).inc(len(envelope.events))
+
+    def tick_limit(self, newest_event: float) -> float:
+        """The latest time a tick may move a partition's clock to, in epoch seconds.
+
+        Live: the wall clock plus :data:`TICK_SKEW_SECONDS` (the leader sends ticks at its
+        own wall-clock time). Replay, where time comes only from the data: the partition's
+        newest event time (``newest_event``) plus ``replay_tick_max_ahead_seconds``.
+        """
+        if self.settings.replay:
+            return newest_event + self.settings.replay_tick_max_ahead_seconds
+        return time.time() + TICK_SKEW_SECONDS
 
     def _advance(self, clock_now: float, message: Envelope | Tick) -> float:
         """The partition clock after ``message`` (monotone)."""
@@ -342,6 +376,7 @@ class ScoreProcessor:
             self._count_dead_letter("score_failed")
             return _Outcome()
 
+        from state.aggregates import shed_users
         from streams.health_change import encode_change
 
         outcome = _Outcome()
@@ -355,6 +390,12 @@ class ScoreProcessor:
         outbox = [(o, cs) for o, cs in (record.outbox if record else []) if o >= committed]
         if outcome.changes:
             outbox.append((offset, outcome.changes))
+        # The account state gets half of the record's byte budget, the users and changes
+        # it carries the rest. Shedding depends on the state alone, so replay and live
+        # agree; the outbox (which depends on commits) is only ever trimmed below.
+        shed = shed_users(result.account, self.settings.state_record_max_bytes // 2)
+        if shed and self._metrics is not None:
+            self._metrics.STATE_USERS_SHED.inc(len(shed))
         new_record = AccountRecord(
             state=result.account.to_bytes(),
             applied=offset,
@@ -362,13 +403,24 @@ class ScoreProcessor:
             redo=redo,
             outbox=outbox[-MAX_RECENT_OFFSETS:],
         )
+        raw_record = self._bounded_record(new_record, offset)
+        if raw_record is None:
+            self._dead_letter(
+                "state_record_too_large",
+                f"account {account_id} would need a state record over "
+                f"{self.settings.state_record_max_bytes} bytes even without its users' "
+                f"summaries; the message's {len(events)} events were not applied",
+                workspace=workspace,
+                payload={"account_id": account_id, "offset": offset,
+                         "events": [e.message_id for e in events[:100]]})
+            return _Outcome()
         old_due = record.due if record is not None else None
         # Order matters (one changelog partition keeps it): the new due entry, then the
         # account record (the commit point, carrying the users), then the users.
         if new_due is not None and new_due != old_due:
             self._writes.put(tables.due_key(new_due, workspace, account_id), b"")
             self._note_due(partition, new_due)
-        self._writes.put(tables.account_key(workspace, account_id), new_record.to_bytes())
+        self._writes.put(tables.account_key(workspace, account_id), raw_record)
         for user_id, raw_user in redo:
             self._writes.put(tables.user_key(workspace, account_id, user_id), raw_user)
         outcome.wrote_users = bool(redo)
@@ -379,6 +431,21 @@ class ScoreProcessor:
             for reason in outcome.reasons:
                 self._metrics.HEALTH_CHANGES.labels(reason=reason).inc()
         return outcome
+
+    def _bounded_record(self, record: AccountRecord, offset: int) -> bytes | None:
+        """``record`` serialised within ``state_record_max_bytes``, or None.
+
+        Over the limit, the outbox loses its oldest entries first (they only serve a
+        redelivery of older offsets, which the committed offset makes unlikely), never
+        this offset's changes. Kafka would refuse a larger changelog record, and the
+        failed write would stop the partition for every workspace in it.
+        """
+        limit = self.settings.state_record_max_bytes
+        raw = record.to_bytes()
+        while len(raw) > limit and record.outbox and record.outbox[0][0] != offset:
+            del record.outbox[0]
+            raw = record.to_bytes()
+        return raw if len(raw) <= limit else None
 
     # ----------------------------------------------------------------- redelivery
 
@@ -458,6 +525,14 @@ class ScoreProcessor:
     def _count_dead_letter(self, reason: str) -> None:
         if self._metrics is not None:
             self._metrics.EVENTS_DEAD_LETTERED.labels(reason=reason).inc()
+
+    def _dead_letter(self, reason: str, detail: str, *, raw: bytes | None = None,
+                     workspace: str | None = None, payload: Any = None) -> None:
+        """Count ``reason`` and queue a dead letter; it is sent after the message's writes."""
+        self._count_dead_letter(reason)
+        extra = {"payload": payload} if payload is not None else {"raw": raw}
+        self._dead_letters.append(DeadLetter(reason, detail, "kafka", workspace, time.time(),
+                                             **extra))
 
 
 def _metrics() -> Any:

@@ -8,11 +8,13 @@ reads and validates them at start-up and fails with every problem listed at once
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
+from urllib.parse import urlsplit, urlunsplit
 
 from streams.topics import TopicNames
 
@@ -22,31 +24,46 @@ ENV_PREFIX = "TELLTALE_"
 class SettingsError(ValueError):
     """Raised when configuration is invalid; the message lists every problem."""
 
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems: list[str] = problems if problems is not None else [message]
 
-def _setting(default: Any, description: str) -> Any:
-    return field(default=default, metadata={"description": description})
+
+def _setting(default: Any, description: str, *, secret: bool = False) -> Any:
+    """A field with its one-line ``description``; ``secret`` marks a value that every
+    printer masks (see :func:`Settings.shown`)."""
+    return field(default=default, metadata={"description": description, "secret": secret})
+
+
+#: The demo's credentials: they work only on a worker that listens on loopback.
+DEMO_WRITE_KEY = "demo-write-key"
+DEMO_API_TOKEN = "demo-api-token"
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+_MASK = "****"
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     broker: str = _setting("kafka://127.0.0.1:9092", "Kafka bootstrap servers, kafka://host:port[,...]")
-    redis_url: str = _setting("redis://127.0.0.1:6379/0", "Redis URL of the read model")
+    # Secret only in its password part: the rest of the URL is worth seeing when it is wrong.
+    redis_url: str = _setting("redis://127.0.0.1:6379/0", "Redis URL of the read model",
+                              secret=True)
     topic_prefix: str = _setting("telltale", "Prefix shared by every Kafka topic name")
     partitions: int = _setting(8, "Partitions of the events, by-account and health-change topics")
     replication_factor: int = _setting(1, "Replication factor of topics Telltale creates")
     app_id: str = _setting("telltale", "Faust application id (consumer group and changelog prefix)")
     data_dir: Path = _setting(Path("var/data"), "Local directory for RocksDB state")
     web_host: str = _setting("127.0.0.1", "Address the HTTP server binds to")
-    web_port: int = _setting(6066, "Port of the HTTP server (collector, API, page, /metrics)")
+    web_port: int = _setting(6066, "Port of the HTTP server (collector, API, page)")
     public_url: str = _setting("http://127.0.0.1:6066", "Base URL people use to reach the page")
     log_level: str = _setting("info", "Log level: debug, info, warning, error")
     scoring_config: Path | None = _setting(None, "Scoring config file; None uses the default")
     write_keys: str = _setting(
-        "demo-write-key=demo", "Collector write keys: key=workspace pairs, comma-separated"
-    )
+        f"{DEMO_WRITE_KEY}=demo", "Collector write keys: key=workspace pairs, comma-separated",
+        secret=True)
     api_tokens: str = _setting(
-        "demo-api-token=demo", "API bearer tokens: token=workspace pairs, comma-separated"
-    )
+        f"{DEMO_API_TOKEN}=demo", "API bearer tokens: token=workspace pairs, comma-separated",
+        secret=True)
     replay: bool = _setting(False, "Take time only from events (deterministic backfill)")
     tick_interval: float = _setting(60.0, "Seconds between clock ticks sent to each partition")
     rocksdb_block_cache_mb: int = _setting(64, "RocksDB block cache per partition DB, MiB")
@@ -68,7 +85,8 @@ class Settings:
     metrics_interval: float = _setting(
         15.0, "Seconds between samples of consumer lag, table sizes, recovery and portfolio"
     )
-    slack_webhook_url: str | None = _setting(None, "Default Slack incoming-webhook URL")
+    slack_webhook_url: str | None = _setting(None, "Default Slack incoming-webhook URL",
+                                             secret=True)
     notifications_config: Path | None = _setting(
         None, "Notifications TOML (Slack channels, webhooks, CRM, routing rules, digest)"
     )
@@ -84,6 +102,18 @@ class Settings:
         "meanwhile gets 503 (longer than Kafka's 30 s acknowledgement wait)")
     redis_timeout_seconds: float = _setting(
         2.0, "Connect and reply timeout of Telltale's Redis clients, seconds")
+    # Safe by default: only Prometheus (on this host, or on a private network) reads the
+    # portfolio figures; the public port serves no /metrics at all.
+    metrics_host: str = _setting(
+        "127.0.0.1", "Address the /metrics server binds to (keep it off public networks)")
+    metrics_port: int = _setting(9466, "Port of the /metrics server for Prometheus")
+    replay_tick_max_ahead_seconds: float = _setting(
+        604_800.0, "Replay mode: how far past the newest event time a tick may move a "
+        "partition's clock (later ones are clamped and dead-lettered)")
+    # Kafka refuses messages over 1 MiB by default: a changelog record past that fails
+    # inside the agent and stalls a partition every workspace shares.
+    state_record_max_bytes: int = _setting(
+        512 * 1024, "Largest state record written (account record, held events), bytes")
 
     @property
     def topics(self) -> TopicNames:
@@ -136,7 +166,7 @@ class Settings:
                     problems.append(f"{name}: {exc}")
         values.update(overrides)
         if problems:
-            raise SettingsError("invalid settings:\n  " + "\n  ".join(problems))
+            raise SettingsError("invalid settings:\n  " + "\n  ".join(problems), problems)
         settings = cls(**values)
         settings.validate()
         return settings
@@ -174,8 +204,87 @@ class Settings:
                 problems.append(f"{name}: {exc}")
         if self.scoring_config is not None and not Path(self.scoring_config).is_file():
             problems.append(f"scoring_config {self.scoring_config} does not exist")
+        problems.extend(self._credential_problems())
+        if not 0 < self.metrics_port < 65536:
+            problems.append("metrics_port must be between 1 and 65535")
+        if self.metrics_port == self.web_port:
+            problems.append("metrics_port must differ from web_port")
+        if self.replay_tick_max_ahead_seconds <= 0:
+            problems.append("replay_tick_max_ahead_seconds must be positive")
+        if not 16 * 1024 <= self.state_record_max_bytes <= 900 * 1024:
+            problems.append("state_record_max_bytes must be between 16384 and 921600 "
+                            "(Kafka's default message limit is 1 MiB)")
         if problems:
-            raise SettingsError("invalid settings:\n  " + "\n  ".join(problems))
+            raise SettingsError("invalid settings:\n  " + "\n  ".join(problems), problems)
+
+    def _credential_problems(self) -> list[str]:
+        """Write keys and API tokens that would let anyone in: the demo's, or none.
+
+        Allowed on a loopback ``web_host`` (the demo, the tests, a developer's machine),
+        where only this host can reach the worker; refused on any other address."""
+        if is_loopback(self.web_host):
+            return []
+        problems: list[str] = []
+        for name, demo in (("write_keys", DEMO_WRITE_KEY), ("api_tokens", DEMO_API_TOKEN)):
+            try:
+                pairs = self.parse_pairs(getattr(self, name))
+            except SettingsError:
+                continue  # reported above
+            if not pairs:
+                problems.append(f"{name} is empty: set {ENV_PREFIX}{name.upper()} before "
+                                f"listening on {self.web_host}")
+            elif demo in pairs:
+                problems.append(f"{name} holds the demo credential {demo!r}, which works "
+                                f"only on a loopback web_host (not {self.web_host})")
+        return problems
+
+    @classmethod
+    def secret_fields(cls) -> frozenset[str]:
+        """Names of the fields marked secret: what every printer masks."""
+        return frozenset(f.name for f in fields(cls) if f.metadata.get("secret"))
+
+    def shown(self, name: str) -> str:
+        """The value of field ``name`` as it may be printed: secrets masked."""
+        value = getattr(self, name)
+        if value is None or name not in self.secret_fields():
+            return str(value)
+        return mask_secret(name, str(value))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a bind address) is reachable only from this machine."""
+    if host.strip().lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def mask_secret(name: str, value: str) -> str:
+    """``value`` with what is secret in it replaced: the keys of ``key=workspace`` pairs
+    (the workspaces stay readable), a URL's password, or the whole value."""
+    if not value:
+        return value
+    if "://" in value:
+        parts = urlsplit(value)
+        if parts.password is not None:
+            host = parts.hostname or ""
+            netloc = f"{parts.username or ''}:{_MASK}@{host}"
+            if parts.port is not None:
+                netloc += f":{parts.port}"
+            return urlunsplit(parts._replace(netloc=netloc))
+        if name.endswith("_url") and parts.scheme in {"http", "https"}:
+            # A webhook URL is a credential in its path: keep only where it points.
+            return f"{parts.scheme}://{parts.hostname or ''}/{_MASK}"
+        return value
+    if "=" in value:
+        masked = []
+        for item in value.split(","):
+            _key, sep, workspace = item.strip().partition("=")
+            masked.append(f"{_MASK}={workspace.strip()}" if sep else _MASK)
+        return ",".join(masked)
+    return _MASK
 
 
 def _type_name(tp: Any) -> str:

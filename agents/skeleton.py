@@ -2,7 +2,8 @@
 
 An agent reads the events topic, counts messages per account in a RocksDB-backed table,
 and each time an account's count reaches a multiple of the threshold it sends a JSON
-message to the health-changes topic. ``/metrics`` serves the Prometheus exposition.
+message to the health-changes topic. The worker's metrics server (``metrics_port``)
+serves its counters.
 It proves the harness (Kafka, RocksDB, changelog, web server) end to end; the scoring
 pipeline replaces it.
 
@@ -20,7 +21,7 @@ from typing import Any
 import faust
 import orjson
 
-from agents.metrics import EVENTS_DEAD_LETTERED, MESSAGES_PROCESSED, exposition
+from agents.metrics import EVENTS_DEAD_LETTERED, MESSAGES_PROCESSED
 from agents.settings import Settings
 from state.tables import raw_schema, rocksdb_options
 
@@ -104,8 +105,3 @@ def register(app: faust.App, settings: Settings, *, threshold: int | None = None
                     "threshold": reached,
                     "event_time": time.time(),
                 }))
-
-    @app.page("/metrics")
-    async def metrics(view: faust.web.View, request: faust.web.Request) -> faust.web.Response:
-        body, content_type = exposition()
-        return view.bytes(body, headers={"Content-Type": content_type})

@@ -12,7 +12,8 @@ from typing import Any, NoReturn
 import faust
 
 from agents.app import MODULES, SKELETON_MODULES, build_app
-from agents.settings import Settings
+from agents.metrics import MetricsServer
+from agents.settings import Settings, SettingsError
 from devstack.topics import create_topics
 from devstack.workers import READY_MARKER
 
@@ -66,6 +67,8 @@ def run_worker(settings: Settings, modules: Sequence[str] | None = None) -> NoRe
     app = build_app(settings, modules)
     worker = _Worker(
         app,
+        # Started before the app, so that recovery progress can be scraped.
+        MetricsServer(settings, loop=loop),
         loop=loop,
         loglevel=settings.log_level.lower(),
         redirect_stdouts=False,
@@ -101,4 +104,11 @@ def run(args: argparse.Namespace) -> int:
         print("telltale worker: no modules registered (agents.app.MODULES is empty); "
               "run with --skeleton or --module NAME", file=sys.stderr)
         return 2
-    run_worker(Settings.from_env(), modules)
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        # One line, so that a container's status or a supervisor's log shows why.
+        print(f"telltale worker: refusing to start: {'; '.join(exc.problems)}",
+              file=sys.stderr)
+        return 2
+    run_worker(settings, modules)

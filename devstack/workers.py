@@ -48,6 +48,11 @@ class WorkerProcess:
     def url(self) -> str:
         return f"http://{self.settings.web_host}:{self.settings.web_port}"
 
+    @property
+    def metrics_url(self) -> str:
+        """Where the worker serves ``/metrics`` (its own port, not the public one)."""
+        return f"http://{self.settings.metrics_host}:{self.settings.metrics_port}"
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 

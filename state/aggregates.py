@@ -414,3 +414,33 @@ class AccountState:
     def copy(self) -> AccountState:
         """An independent deep copy (via the serialised form)."""
         return AccountState.from_list(orjson.loads(orjson.dumps(self.to_list())))
+
+
+def shed_users(account: AccountState, max_bytes: int) -> list[str]:
+    """Drop user summaries from ``account`` until its serialised form fits in
+    ``max_bytes`` (bytes), least recently active first; returns the ids dropped, in order.
+
+    Deterministic (last activity, then user id), so that replay and live shed the same
+    users. The users' own records are kept: only the account's view of them goes, and a
+    user who is active again comes back into it. Stops when no user is left, even if
+    the rest (traits, history) is still larger than ``max_bytes``.
+    """
+    size = len(account.to_bytes())
+    if size <= max_bytes:
+        return []
+    oldest_first = sorted(
+        account.users.items(),
+        key=lambda item: (item[1].last_seen if item[1].last_seen is not None else -1.0,
+                          item[0]),
+    )
+    shed: list[str] = []
+    for user_id, summary in oldest_first:
+        if size <= max_bytes:
+            # The sizes below are each user's share of the array; the final size is exact.
+            size = len(account.to_bytes())
+            if size <= max_bytes:
+                break
+        size -= len(orjson.dumps([user_id, summary.to_list()])) + 1  # and its comma
+        del account.users[user_id]
+        shed.append(user_id)
+    return shed

@@ -192,23 +192,27 @@ class PartitionClock:
     source offset processed in the partition. ``recent`` lists, for recent offsets, the
     accounts that the due index re-evaluated with effects (health changes or user writes),
     so a redelivery of such an offset can re-send and re-write them; entries below the
-    committed offset are pruned.
+    committed offset are pruned. ``newest_event`` is the newest event time applied
+    (epoch seconds, 0 before any): in replay mode a tick may not move ``now`` far past it.
     """
 
     now: float = 0.0
     offset: int = -1
     recent: list[tuple[int, list[tuple[str, str]]]] = field(default_factory=list)
+    newest_event: float = 0.0
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps([self.now, self.offset, self.recent])
+        return orjson.dumps([self.now, self.offset, self.recent, self.newest_event])
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> PartitionClock:
-        now, offset, recent = orjson.loads(raw)
+        now, offset, recent, *rest = orjson.loads(raw)
         return cls(
             float(now),
             int(offset),
             [(int(o), [(ws, acc) for ws, acc in accounts]) for o, accounts in recent],
+            # Clocks written before newest_event existed: their own time is the best bound.
+            float(rest[0]) if rest else float(now),
         )
 
     def recent_for(self, offset: int) -> list[tuple[str, str]]:

@@ -36,6 +36,13 @@ from streams.events import Event, EventType, Source
 ENVELOPE_VERSION = 1
 KIND_EVENTS = "events"
 KIND_TICK = "tick"
+#: The last second of 9999: later tick times are not times but forgeries or bugs.
+MAX_TICK_SECONDS = 253_402_300_799
+#: Event times further than this ahead of the wall clock do not move a live clock.
+FUTURE_TOLERANCE_SECONDS = 3600.0
+#: How far a tick may lead the wall clock of the worker that reads it: workers send ticks
+#: at their own wall-clock time, so only clock skew between hosts separates the two.
+TICK_SKEW_SECONDS = 120.0
 KIND_LINK = "link"
 KIND_MOVED = "moved"
 IDENTITY_KINDS = frozenset({KIND_LINK, KIND_MOVED})
@@ -250,6 +257,8 @@ def decode_header(obj: Any) -> Tick | Header:
         partition = obj.get("partition")
         if not _is_number(now):
             raise EnvelopeError("bad_tick", "now must be a number")
+        if not 0 <= now <= MAX_TICK_SECONDS:
+            raise EnvelopeError("bad_tick", "now must be epoch seconds between 1970 and 9999")
         if not isinstance(partition, int) or isinstance(partition, bool) or partition < 0:
             raise EnvelopeError("bad_tick", "partition must be a non-negative integer")
         return Tick(float(now), partition)

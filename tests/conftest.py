@@ -10,7 +10,7 @@ Fixtures:
     redis_url         session  "redis://127.0.0.1:PORT/0" of a live redis-server
     unique_prefix     function short unique string (topic prefix, app id, Redis keys)
     settings          function Settings wired to both, unique prefix/app id, tmp data dir,
-                               free web port, TEST_PARTITIONS partitions, 0.5 s ticks
+                               free web and metrics ports, TEST_PARTITIONS partitions, 0.5 s ticks
     create_topics     function await create_topics(*names, partitions=1, config=None)
     produce           function await produce(topic, [(key, value), ...]) -> count
     consume_until     function await consume_until(topic, predicate, timeout=30.0)
@@ -100,6 +100,7 @@ def settings(kafka_bootstrap: str, redis_url: str, unique_prefix: str,
         partitions=TEST_PARTITIONS,
         data_dir=tmp_path / "data",
         web_port=port,
+        metrics_port=free_port(),
         public_url=f"http://127.0.0.1:{port}",
         tick_interval=0.5,
         standby_replicas=0,

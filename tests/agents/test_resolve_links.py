@@ -86,6 +86,9 @@ class Pipeline:
                             follow=follow)
 
     def tick(self, now: float) -> list[Output]:
+        # Workers send ticks at their own wall-clock time, and the resolver refuses ticks
+        # far ahead of its own: time moves for both.
+        self.clock.now = max(self.clock.now, now)
         out: list[Output] = []
         for partition in range(PARTITIONS):
             out += self.deliver(None, encode_tick(now, partition), partition)

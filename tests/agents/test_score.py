@@ -15,7 +15,7 @@ from agents.score import FUTURE_TOLERANCE_SECONDS, ScoreProcessor, change_key
 from agents.settings import Settings
 from state import tables
 from state.tables import AccountRecord, MessageWrites, PartitionClock
-from streams.envelope import Envelope, Tick, kafka_key
+from streams.envelope import TICK_SKEW_SECONDS, Envelope, Tick, kafka_key
 from streams.events import Event, EventType, Source
 
 
@@ -135,6 +135,9 @@ def test_replay_clock_moves_only_with_events_and_ticks() -> None:
     assert processor._advance(200.0, _envelope(150.0)) == 200.0, "never backwards"
     assert processor._advance(200.0, Tick(5_000.0, 0)) == 5_000.0
     assert processor._advance(200.0, _envelope()) == 200.0
+    # A tick may lead the newest event by replay_tick_max_ahead_seconds, no more.
+    ahead = Settings().replay_tick_max_ahead_seconds
+    assert processor.tick_limit(5_000.0) == 5_000.0 + ahead
 
 
 def test_live_clock_never_lags_the_wall_clock_nor_jumps_far_ahead() -> None:
@@ -144,8 +147,10 @@ def test_live_clock_never_lags_the_wall_clock_nor_jumps_far_ahead() -> None:
     far = before + 10 * FUTURE_TOLERANCE_SECONDS
     moved = processor._advance(0.0, _envelope(far))
     assert moved <= time.time() + FUTURE_TOLERANCE_SECONDS
-    # A tick is trusted as sent: tests and backfills move time with it.
-    assert processor._advance(0.0, Tick(far, 0)) == far
+    # A tick is bounded like an event before it moves the clock (tick_limit).
+    limit = processor.tick_limit(0.0)
+    assert time.time() < limit <= time.time() + TICK_SKEW_SECONDS
+    assert processor._advance(0.0, Tick(limit, 0)) == limit
 
 
 def test_changes_are_keyed_like_the_account_messages() -> None:

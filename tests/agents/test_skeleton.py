@@ -53,7 +53,7 @@ async def test_counts_per_account_and_emits_at_each_threshold(
     # The garbage message may sit on another partition and land after the last change.
     processed = 'telltale_messages_processed_total{agent="skeleton"} 13.0'
     deadline = time.monotonic() + 20
-    while processed not in (exposition := _metrics(worker.url)):
+    while processed not in (exposition := _metrics(worker.metrics_url)):
         assert time.monotonic() < deadline, exposition
         await asyncio.sleep(0.2)
     assert 'telltale_events_dead_lettered_total{reason="no_account"} 1.0' in exposition

@@ -15,11 +15,16 @@ import jsonschema
 import pytest
 import yaml
 
-from agents.settings import ENV_PREFIX, Settings
+from agents.settings import DEMO_API_TOKEN, DEMO_WRITE_KEY, ENV_PREFIX, Settings, SettingsError
 from tests.deploy.conftest import REPO, load_schema
 
 COMPOSE = REPO / "docker-compose.yml"
-_INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Z0-9_]+)(?::?-(?P<default>[^}]*))?\}")
+ENV_EXAMPLE = REPO / "deploy" / "telltale.env.example"
+_INTERPOLATION = re.compile(
+    r"\$\{(?P<name>[A-Z0-9_]+)(?:(?P<op>:?[-?])(?P<default>[^}]*))?\}")
+#: Variables that hold credentials; none may have a default anywhere in compose.
+SECRETS = {"TELLTALE_WRITE_KEYS", "TELLTALE_API_TOKENS", "TELLTALE_SLACK_WEBHOOK_URL",
+           "GRAFANA_ADMIN_PASSWORD"}
 
 
 def _compose() -> dict[str, Any]:
@@ -29,7 +34,27 @@ def _compose() -> dict[str, Any]:
 
 def _interpolate(value: str) -> str:
     """Compose's ``${VAR:-default}`` with nothing set in the environment."""
-    return _INTERPOLATION.sub(lambda m: m["default"] or "", value)
+    return _INTERPOLATION.sub(
+        lambda m: m["default"] or "" if (m["op"] or "").endswith("-") else "", value)
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    """``NAME=value`` lines of an env file, as compose reads them (comments skipped)."""
+    pairs: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            pairs[name.strip()] = value.strip()
+    return pairs
+
+
+def _worker_environment(service: dict[str, Any], env_file: dict[str, str]
+                        ) -> dict[str, str]:
+    """What a worker container sees: its env file, overridden by ``environment``."""
+    environment = {key: _interpolate(str(value))
+                   for key, value in service["environment"].items()}
+    return {**env_file, **environment}
 
 
 def _services() -> dict[str, dict[str, Any]]:
@@ -133,15 +158,77 @@ def test_bind_mounts_exist_and_named_volumes_are_declared() -> None:
 
 def test_environment_names_real_settings_and_validates() -> None:
     fields = {env for env, _type, _default, _desc in Settings.describe()}
+    filled = {name: f"{name.lower()}-0123456789abcdef=acme" if name.endswith(("KEYS", "TOKENS"))
+              else value for name, value in _env_file(ENV_EXAMPLE).items()}
     for name, service in _telltale_services().items():
-        environment = {key: _interpolate(str(value))
-                       for key, value in service["environment"].items()}
+        environment = _worker_environment(service, filled)
         unknown = {key for key in environment if key.startswith(ENV_PREFIX)} - fields
         assert unknown == set(), f"{name}: not settings: {unknown}"
         settings = Settings.from_env(environment)
         assert settings.kafka_bootstrap == "kafka:9092"
         assert settings.redis_url.startswith("redis://redis:")
         assert settings.web_host == "0.0.0.0"
+
+
+def test_every_published_port_is_bound_to_loopback() -> None:
+    for name, service in _services().items():
+        for port in service.get("ports", []):
+            if isinstance(port, dict):
+                assert port.get("host_ip") == "127.0.0.1", (name, port)
+            else:
+                assert str(port).startswith("127.0.0.1:"), (name, port)
+
+
+def test_no_default_credential_anywhere_in_compose() -> None:
+    text = COMPOSE.read_text(encoding="utf-8")
+    assert DEMO_WRITE_KEY not in text and DEMO_API_TOKEN not in text
+    for match in _INTERPOLATION.finditer(text):
+        if match["name"] in SECRETS:
+            assert (match["op"] or "").endswith("?"), f"{match[0]}: a secret needs no default"
+    grafana = _services()["grafana"]["environment"]
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
+    for name, service in _telltale_services().items():
+        assert not SECRETS & set(service["environment"]), f"{name}: secrets come from .env"
+
+
+def test_secrets_come_from_a_git_ignored_env_file_with_a_committed_example() -> None:
+    for name, service in _telltale_services().items():
+        paths = [entry["path"] if isinstance(entry, dict) else entry
+                 for entry in service["env_file"]]
+        assert paths == [".env"], name
+    ignored = (REPO / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert ".env" in ignored
+    example = _env_file(ENV_EXAMPLE)
+    assert set(example) >= SECRETS
+    assert all(example[name] == "" for name in SECRETS), "the example holds no credential"
+
+
+def test_the_example_env_file_as_committed_does_not_start_a_worker() -> None:
+    for service in _telltale_services().values():
+        with pytest.raises(SettingsError) as refused:
+            Settings.from_env(_worker_environment(service, _env_file(ENV_EXAMPLE)))
+        assert any("write_keys is empty" in p for p in refused.value.problems)
+        assert any("api_tokens is empty" in p for p in refused.value.problems)
+
+
+def test_metrics_port_is_not_published() -> None:
+    for name, service in _telltale_services().items():
+        metrics_port = service["environment"]["TELLTALE_METRICS_PORT"]
+        assert metrics_port not in _host_ports(service), name
+        assert metrics_port in " ".join(service["healthcheck"]["test"]), name
+
+
+def test_image_installs_with_the_test_pins() -> None:
+    dockerfile = (REPO / "deploy" / "Dockerfile").read_text(encoding="utf-8")
+    # One logical line per RUN: continuation lines joined, as the shell reads them.
+    logical = dockerfile.replace("\\\n", " ")
+    installs = re.findall(r"pip (?:wheel|install)[^\n]*", logical)
+    assert len(installs) == 2, installs
+    for command in installs:
+        assert re.search(r"-c \S*constraints\.txt", command), command
+    ignored = (REPO / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    assert "constraints.txt" not in ignored
 
 
 def test_prometheus_mounts_config_and_rules_where_the_config_expects_them() -> None:

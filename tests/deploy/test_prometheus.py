@@ -67,8 +67,10 @@ def test_scrape_config_discovers_the_compose_workers() -> None:
                        if "telltale" in " ".join(service.get("command", []))}
     assert set(dns["names"]) == worker_services
     for name in worker_services:
-        port = compose["services"][name]["environment"]["TELLTALE_WEB_PORT"]
-        assert int(port) == dns["port"]
+        environment = compose["services"][name]["environment"]
+        # /metrics is served on the metrics port only, never on the public one.
+        assert int(environment["TELLTALE_METRICS_PORT"]) == dns["port"]
+        assert int(environment["TELLTALE_WEB_PORT"]) != dns["port"]
     assert job["metrics_path"] == "/metrics"
 
 

@@ -61,7 +61,7 @@ def _post(url: str, body: bytes, write_key: str) -> int:
 
 
 def _scrape(worker: WorkerProcess) -> tuple[bytes, Samples]:
-    status, body, content_type = _get(worker.url + "/metrics")
+    status, body, content_type = _get(worker.metrics_url + "/metrics")
     assert status == 200, body[:500]
     assert content_type.startswith("text/plain")
     samples: Samples = {}
@@ -181,7 +181,8 @@ def test_two_workers_split_partitions_and_only_the_leader_reports_the_portfolio(
         tmp_path: Path) -> None:
     base = settings.replace(write_keys=f"{WRITE_KEY}=demo", metrics_interval=0.5)
     first = start_worker(base, *_worker_args(), ready_timeout=150)
-    second = start_worker(base.replace(web_port=free_port(), data_dir=tmp_path / "data-2",
+    second = start_worker(base.replace(web_port=free_port(), metrics_port=free_port(),
+                                       data_dir=tmp_path / "data-2",
                                        public_url="http://127.0.0.1"),
                           *_worker_args(), ready_timeout=150)
     events_topic = base.topics.events

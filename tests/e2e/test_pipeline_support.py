@@ -244,13 +244,14 @@ async def wait_processed(bootstrap: str, settings: Settings, timeout: float,
 
 
 def namespaced(settings: Settings, tag: str, tmp_path: Any) -> Settings:
-    """A copy of ``settings`` with its own topics, app id, data dir and web port."""
+    """A copy of ``settings`` with its own topics, app id, data dir, web and metrics ports."""
     from devstack.process import free_port
 
     port = free_port()
     return settings.replace(
         topic_prefix=f"{settings.topic_prefix}{tag}", app_id=f"{settings.app_id}{tag}",
-        data_dir=tmp_path / f"data-{tag}", web_port=port, public_url=f"http://127.0.0.1:{port}",
+        data_dir=tmp_path / f"data-{tag}", web_port=port, metrics_port=free_port(),
+        public_url=f"http://127.0.0.1:{port}",
     )
 
 

@@ -46,6 +46,7 @@ async def test_second_worker_stops_mid_stream_and_the_first_finishes(
     shared = namespaced(settings, "s", tmp_path)
     port = free_port()
     second = shared.replace(data_dir=tmp_path / "data-s2", web_port=port,
+                            metrics_port=free_port(),
                             public_url=f"http://127.0.0.1:{port}")
     first_worker = start_worker(shared, *WORKER_ARGS)
     second_worker = start_worker(second, *WORKER_ARGS)
