@@ -39,7 +39,7 @@ async def test_bad_ids_are_refused_at_the_collector_and_again_by_resolve(
                                     track(4)]})) as reply:
             answer = orjson.loads(await reply.read())
         assert (reply.status, answer["accepted"], answer["rejected"]) == (200, 1, 3)
-        async with session.get(worker.url + "/metrics") as reply:
+        async with session.get(worker.metrics_url + "/metrics") as reply:
             exposition = await reply.text()
     counted = _BAD_IDENTITY.search(exposition)
     assert counted is not None and float(counted.group(1)) == 3, exposition[-2000:]
