@@ -66,9 +66,8 @@ def run(args: argparse.Namespace) -> int:
         except SettingsError as exc:
             print(exc, file=sys.stderr)
             return 2
-        for env, _type, _default, _description in Settings.describe():
-            field_name = env.removeprefix("TELLTALE_").lower()
-            print(f"{env}={getattr(settings, field_name)}")
+        for env, value in settings.effective_values():
+            print(f"{env}={value}")
         return 0
     if args.markdown:
         print(settings_markdown())

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from streams.kafka_security import KafkaSecurity
 from streams.topics import TopicNames
 
 ENV_PREFIX = "TELLTALE_"
@@ -23,8 +24,10 @@ class SettingsError(ValueError):
     """Raised when configuration is invalid; the message lists every problem."""
 
 
-def _setting(default: Any, description: str) -> Any:
-    return field(default=default, metadata={"description": description})
+def _setting(default: Any, description: str, *, secret: bool = False) -> Any:
+    """A settings field; a ``secret`` one is left out of ``repr`` and shown as ``***``."""
+    return field(default=default, repr=not secret,
+                 metadata={"description": description, "secret": secret})
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,10 +75,41 @@ class Settings:
     notifications_config: Path | None = _setting(
         None, "Notifications TOML (Slack channels, webhooks, CRM, routing rules, digest)"
     )
+    # Kafka TLS and SASL, for every client Telltale creates (streams/kafka_security.py).
+    kafka_security_protocol: str = _setting(
+        "PLAINTEXT", "How Kafka clients connect: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+    kafka_sasl_mechanism: str = _setting(
+        "PLAIN", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+    kafka_sasl_username: str | None = _setting(None, "SASL user name (or API key)")
+    kafka_sasl_password: str | None = _setting(
+        None, "SASL password (or API secret); never printed", secret=True)
+    kafka_ssl_cafile: Path | None = _setting(
+        None, "PEM file of the CAs that sign the brokers' certificates; None trusts the "
+        "system's CAs")
+    kafka_ssl_certfile: Path | None = _setting(
+        None, "PEM client certificate, for brokers that authenticate clients by TLS")
+    kafka_ssl_keyfile: Path | None = _setting(
+        None, "PEM private key of kafka_ssl_certfile (when not inside that file)")
+    kafka_ssl_check_hostname: bool = _setting(
+        True, "Check that the broker's certificate names the host connected to")
 
     @property
     def topics(self) -> TopicNames:
         return TopicNames(self.topic_prefix)
+
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        """TLS and SASL options of every Kafka client, from the ``kafka_*`` settings."""
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password,
+            ssl_cafile=self.kafka_ssl_cafile,
+            ssl_certfile=self.kafka_ssl_certfile,
+            ssl_keyfile=self.kafka_ssl_keyfile,
+            ssl_check_hostname=self.kafka_ssl_check_hostname,
+        )
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -107,6 +141,15 @@ class Settings:
             (ENV_PREFIX + f.name.upper(), _type_name(hints[f.name]), f.default,
              f.metadata["description"])
             for f in fields(cls)
+        ]
+
+    def effective_values(self) -> list[tuple[str, str]]:
+        """(env var, value) for every field, secrets that are set shown as ``***``."""
+        return [
+            (ENV_PREFIX + f.name.upper(),
+             "***" if f.metadata["secret"] and getattr(self, f.name) else
+             str(getattr(self, f.name)))
+            for f in fields(self)
         ]
 
     @classmethod
@@ -152,6 +195,7 @@ class Settings:
                 problems.append(f"{name}: {exc}")
         if self.scoring_config is not None and not Path(self.scoring_config).is_file():
             problems.append(f"scoring_config {self.scoring_config} does not exist")
+        problems.extend(self.kafka_security.problems())
         if problems:
             raise SettingsError("invalid settings:\n  " + "\n  ".join(problems))
 
