@@ -111,6 +111,21 @@ class Settings:
             ssl_check_hostname=self.kafka_ssl_check_hostname,
         )
 
+    def with_kafka(self, bootstrap: str, security: KafkaSecurity) -> Settings:
+        """These settings pointed at ``bootstrap`` (``host:port,...``), connecting with
+        ``security``."""
+        return self.replace(
+            broker=",".join(f"kafka://{server}" for server in bootstrap.split(",")),
+            kafka_security_protocol=security.protocol,
+            kafka_sasl_mechanism=security.sasl_mechanism,
+            kafka_sasl_username=security.sasl_username,
+            kafka_sasl_password=security.sasl_password,
+            kafka_ssl_cafile=security.ssl_cafile,
+            kafka_ssl_certfile=security.ssl_certfile,
+            kafka_ssl_keyfile=security.ssl_keyfile,
+            kafka_ssl_check_hostname=security.ssl_check_hostname,
+        )
+
     @property
     def kafka_bootstrap(self) -> str:
         """The broker list without the ``kafka://`` scheme, as aiokafka wants it."""

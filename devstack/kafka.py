@@ -42,6 +42,7 @@ from devstack.process import (
     spawn,
     tail,
 )
+from streams.kafka_security import KafkaSecurity
 
 KAFKA_VERSION = "3.9.1"
 SCALA_VERSION = "2.13"
@@ -396,6 +397,16 @@ class KafkaBroker:
     def log_path(self) -> Path:
         return self.process.log_path
 
+    def login(self, user: str, password: str, *, protocol: str = "SASL_PLAINTEXT",
+              mechanism: str = "SCRAM-SHA-512",
+              cafile: Path | None = None) -> tuple[str, KafkaSecurity]:
+        """(bootstrap, security) of a client logging in to the ``protocol`` listener;
+        ``cafile`` is the certificate the SASL_SSL listener was started with."""
+        security = KafkaSecurity(protocol=protocol, sasl_mechanism=mechanism,
+                                 sasl_username=user, sasl_password=password,
+                                 ssl_cafile=cafile)
+        return self.sasl_bootstraps[protocol], security
+
     def stop(self, timeout: float = 30.0) -> None:
         self.process.stop(timeout=timeout)
         if self.owns_work_dir:
@@ -450,6 +461,16 @@ def start_kafka(
             last_error = DevstackError(str(exc))
     assert last_error is not None
     raise last_error
+
+
+def start_kafka_with_login(*, mechanism: str = "SCRAM-SHA-512",
+                           **options: Any) -> tuple[KafkaBroker, str, KafkaSecurity]:
+    """A broker (``start_kafka(**options)``) with a SASL_PLAINTEXT listener, and the
+    bootstrap and security of a client logging in to it with ``mechanism``: for measuring
+    what the login and SASL framing cost."""
+    user, password = "telltale", uuid.uuid4().hex
+    broker = start_kafka(sasl=SaslListeners({user: password}), **options)
+    return broker, *broker.login(user, password, mechanism=mechanism)
 
 
 class _PortTaken(DevstackError):

@@ -38,7 +38,8 @@ def test_sasl_plaintext_listener_with_every_mechanism(tmp_path: Path) -> None:
     assert props["sasl.enabled.mechanisms"] == "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
     plain = props["listener.name.sasl_plaintext.plain.sasl.jaas.config"]
     assert 'user_alice="alice-pw"' in plain and 'user_bob="bob-pw"' in plain
-    assert "ScramLoginModule" in props["listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config"]
+    scram = props["listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config"]
+    assert "ScramLoginModule" in scram
     assert not any(key.startswith("listener.name.sasl_ssl") for key in props)
 
 

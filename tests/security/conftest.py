@@ -49,9 +49,6 @@ def kafka_bootstrap(secured_kafka: SecuredKafka) -> str:
 def secured_settings(settings: Settings, kafka: SecuredKafka, protocol: str, mechanism: str,
                      password: str = PASSWORD) -> Settings:
     """``settings`` pointed at the ``protocol`` listener, logging in with ``mechanism``."""
-    tls = protocol == "SASL_SSL"
-    return settings.replace(
-        broker=f"kafka://{kafka.broker.sasl_bootstraps[protocol]}",
-        kafka_security_protocol=protocol, kafka_sasl_mechanism=mechanism,
-        kafka_sasl_username=USER, kafka_sasl_password=password,
-        kafka_ssl_cafile=kafka.cafile if tls else None)
+    cafile = kafka.cafile if protocol == "SASL_SSL" else None
+    return settings.with_kafka(*kafka.broker.login(USER, password, protocol=protocol,
+                                                   mechanism=mechanism, cafile=cafile))

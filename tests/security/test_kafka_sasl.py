@@ -58,7 +58,7 @@ async def test_a_client_without_a_login_or_without_the_ca_is_told_why(
     no_ca = KafkaSecurity(protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
                           sasl_username=USER, sasl_password=PASSWORD)
     with pytest.raises(KafkaAccessError,
-                       match="certificate is not trusted .*TELLTALE_KAFKA_SSL_CAFILE"):
+                       match=r"certificate is not trusted .*TELLTALE_KAFKA_SSL_CAFILE"):
         await check_access(listeners["SASL_SSL"], no_ca, timeout=20)
 
 
