@@ -212,11 +212,15 @@ class SaslListeners:
 
     ``users`` maps each user name to its password, for every mechanism. ``tls`` is a PEM
     certificate (chain) and its unencrypted PKCS#8 key: with it the broker also listens
-    for SASL_SSL (a throwaway CA made by a test is enough).
+    for SASL_SSL (a throwaway CA made by a test is enough). Users named in ``restricted``
+    may do only what ACLs allow them (:meth:`KafkaBroker.run_tool` with
+    ``kafka.admin.AclCommand`` grants them); everyone else, the broker itself and
+    PLAINTEXT clients included, is a super user.
     """
 
     users: Mapping[str, str]
     tls: tuple[Path, Path] | None = None
+    restricted: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         # Names and passwords end up inside JAAS strings and storage-tool arguments.
@@ -249,6 +253,12 @@ class SaslListeners:
             "scram-sha-512": scram,
         }
         found = {"sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS)}
+        if self.restricted:
+            found["authorizer.class.name"] = \
+                "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+            found["super.users"] = ";".join(
+                ["User:ANONYMOUS", *(f"User:{name}" for name in self.users
+                                     if name not in self.restricted)])
         for protocol in self.protocols:
             prefix = f"listener.name.{protocol.lower()}"
             found.update({f"{prefix}.{mechanism}.sasl.jaas.config": config
@@ -407,6 +417,14 @@ class KafkaBroker:
                                  ssl_cafile=cafile)
         return self.sasl_bootstraps[protocol], security
 
+    def run_tool(self, main_class: str, *arguments: str, timeout: float = 120.0) -> None:
+        """Run one of Kafka's command-line tools (``kafka.admin.AclCommand``...) against
+        this broker's PLAINTEXT listener, whose clients are super users."""
+        jvm = _jvm(find_java(), ensure_kafka_jars(), self.work_dir)
+        run_checked(main_class, [*jvm, main_class, "--bootstrap-server", self.bootstrap,
+                                 *arguments],
+                    log_path=self.work_dir / "tools.log", timeout=timeout)
+
     def stop(self, timeout: float = 30.0) -> None:
         self.process.stop(timeout=timeout)
         if self.owns_work_dir:
@@ -492,6 +510,12 @@ def _sweep_abandoned_dirs() -> None:
             shutil.rmtree(pid_file.parent, ignore_errors=True)
 
 
+def _jvm(java: str, libs: Path, work: Path) -> list[str]:
+    """The ``java`` command line, up to the main class, of a broker or tool in ``work``."""
+    return [java, *JVM_OPTIONS, f"-Dlog4j.configuration=file:{work / 'log4j.properties'}",
+            f"-Dkafka.logs.dir={work}", "-cp", f"{libs}/*"]
+
+
 def _start_once(java: str, libs: Path, work: Path, ports: Mapping[str, int],
                 partitions: int, ready_timeout: float, detached: bool,
                 owns_dir: bool, sasl: SaslListeners | None) -> KafkaBroker:
@@ -505,11 +529,8 @@ def _start_once(java: str, libs: Path, work: Path, ports: Mapping[str, int],
     config.write_text(server_properties(broker_port=broker_port, controller_port=controller_port,
                                         log_dir=log_dir, partitions=partitions, sasl=sasl,
                                         sasl_ports=sasl_ports, keystore=keystore))
-    log4j = work / "log4j.properties"
-    log4j.write_text(_LOG4J)
-    classpath = f"{libs}/*"
-    jvm = [java, *JVM_OPTIONS, f"-Dlog4j.configuration=file:{log4j}",
-           f"-Dkafka.logs.dir={work}", "-cp", classpath]
+    (work / "log4j.properties").write_text(_LOG4J)
+    jvm = _jvm(java, libs, work)
     cluster_id = new_cluster_id()
     run_checked(
         "Kafka storage format",

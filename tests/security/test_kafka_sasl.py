@@ -5,25 +5,27 @@ wrong password, which must end a command in one line rather than a hang."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import subprocess
 import sys
-import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import orjson
 import pytest
 
 from agents.notify import rebuild
 from agents.settings import Settings
 from devstack.process import wait_until
-from devstack.topics import Record, consume_until, create_topics, produce
-from devstack.workers import WorkerProcess, settings_env
+from devstack.topics import consume_until, create_topics, produce
+from devstack.workers import settings_env
 from streams.kafka_security import KafkaAccessError, KafkaSecurity, check_access
-from tests.security.conftest import PASSWORD, USER, SecuredKafka, secured_settings
+from tests.security.conftest import (
+    PASSWORD,
+    USER,
+    SecuredKafka,
+    health_change_through_the_pipeline,
+    secured_settings,
+)
 
 pytestmark = [pytest.mark.integration]
 
@@ -75,51 +77,13 @@ async def test_topic_helpers_work_over_sasl_ssl(settings: Settings,
     assert sorted(orjson.loads(r.value)["n"] for r in records if r.value) == [1, 2]
 
 
-def _sdk_batch(account: str) -> dict[str, Any]:
-    """What a Segment SDK posts for one user joining ``account`` and using the product."""
-    when = (datetime.now(UTC) - timedelta(minutes=5)).isoformat()
-    traits = {"name": f"{account.title()} Corp", "seats": 20, "arr": 30_000,
-              "owner": "Riley Chen"}
-    calls: list[dict[str, Any]] = [
-        {"type": "identify", "userId": "dana", "traits": {"email": "dana@example.com"}},
-        {"type": "group", "userId": "dana", "groupId": account, "traits": traits},
-        {"type": "track", "userId": "dana", "event": "Logged In"},
-        {"type": "track", "userId": "dana", "event": "Report Published"},
-    ]
-    for call in calls:
-        call.update(messageId=str(uuid.uuid4()), timestamp=when)
-    return {"batch": calls, "sentAt": when}
-
-
-async def _health_change_through_the_pipeline(worker: WorkerProcess,
-                                              settings: Settings) -> dict[str, Any]:
-    """POST an SDK batch to the worker's collector; the health change it leads to."""
-    account = f"acc-{uuid.uuid4().hex[:6]}"
-    write_key = next(iter(Settings.parse_pairs(settings.write_keys)))
-    basic = base64.b64encode(f"{write_key}:".encode()).decode()  # as SDKs send the key
-    async with aiohttp.ClientSession() as session, session.post(
-            f"{worker.url}/v1/batch", json=_sdk_batch(account),
-            headers={"Authorization": f"Basic {basic}"}) as response:
-        assert response.status == 200, await response.text()
-
-    def about_account(records: list[Record]) -> bool:
-        return any(r.value and orjson.loads(r.value).get("account_id") == account
-                   for r in records)
-
-    records = await consume_until(settings.kafka_bootstrap, settings.topics.health_changes,
-                                  about_account, timeout=150,
-                                  security=settings.kafka_security)
-    return next(change for change in (orjson.loads(r.value) for r in records if r.value)
-                if change.get("account_id") == account)
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 async def test_worker_logging_in_with_scram_sha_512_turns_a_post_into_a_health_change(
         settings: Settings, secured_kafka: SecuredKafka, start_worker: Any) -> None:
     secured = secured_settings(settings, secured_kafka, "SASL_PLAINTEXT", "SCRAM-SHA-512")
     worker = await asyncio.to_thread(start_worker, secured, ready_timeout=180)
-    change = await _health_change_through_the_pipeline(worker, secured)
+    change = await health_change_through_the_pipeline(worker, secured)
     assert change["current"]["score"] is not None
 
     # `telltale rebuild-read-model` reads the same topic with the same login (once the
@@ -134,7 +98,7 @@ async def test_worker_logging_in_with_plain_over_tls_turns_a_post_into_a_health_
         settings: Settings, secured_kafka: SecuredKafka, start_worker: Any) -> None:
     secured = secured_settings(settings, secured_kafka, "SASL_SSL", "PLAIN")
     worker = await asyncio.to_thread(start_worker, secured, ready_timeout=180)
-    change = await _health_change_through_the_pipeline(worker, secured)
+    change = await health_change_through_the_pipeline(worker, secured)
     assert change["current"]["score"] is not None
 
 

@@ -1,0 +1,77 @@
+"""The worker ACLs of docs/security-kafka.md are enough: a user the broker holds to its
+ACLs, granted exactly the commands of that page, runs a whole worker from an SDK post to
+a health change."""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agents.settings import Settings
+from devstack.topics import create_topics
+from tests.security.conftest import (
+    ACL_PASSWORD,
+    ACL_USER,
+    SecuredKafka,
+    health_change_through_the_pipeline,
+    secured_settings,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "security-kafka.md"
+#: Options of the documented commands that say how to reach a broker, not what to grant.
+_CONNECTION_OPTIONS = ("--bootstrap-server", "--command-config")
+
+
+def documented_worker_acls(variables: dict[str, str]) -> list[list[str]]:
+    """The ``kafka-acls.sh`` commands of the page's worker block, as AclCommand
+    arguments, with ``$NAME`` replaced from ``variables``."""
+    block = DOC.read_text().split("<!-- acls:worker -->", 1)[1]
+    script = block.split("```sh", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    commands = []
+    for line in script.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        words = shlex.split(line)
+        assert words[0] == "kafka-acls.sh", line
+        arguments: list[str] = []
+        skip = False
+        for word in words[1:]:
+            if skip:
+                skip = False
+            elif word in _CONNECTION_OPTIONS:
+                skip = True
+            else:
+                for name, value in variables.items():
+                    word = word.replace(f"${name}", value)
+                assert "$" not in word, f"unknown variable in {line!r}"
+                arguments.append(word)
+        commands.append(arguments)
+    return commands
+
+
+@pytest.mark.timeout(420)
+async def test_a_worker_granted_the_documented_acls_runs_the_pipeline(
+        settings: Settings, secured_kafka: SecuredKafka, start_worker: Any) -> None:
+    restricted = secured_settings(settings, secured_kafka, "SASL_PLAINTEXT", "SCRAM-SHA-512",
+                                  password=ACL_PASSWORD, user=ACL_USER)
+    with pytest.raises(RuntimeError, match="error 29"):  # TOPIC_AUTHORIZATION_FAILED
+        await create_topics(restricted.kafka_bootstrap, [restricted.topics.events],
+                            security=restricted.kafka_security)
+
+    grants = documented_worker_acls({"PRINCIPAL": f"User:{ACL_USER}",
+                                     "TOPIC_PREFIX": settings.topic_prefix,
+                                     "APP_ID": settings.app_id})
+    assert len(grants) == 3
+    for arguments in grants:
+        await asyncio.to_thread(secured_kafka.broker.run_tool, "kafka.admin.AclCommand",
+                                *arguments)
+
+    worker = await asyncio.to_thread(start_worker, restricted, ready_timeout=180)
+    change = await health_change_through_the_pipeline(worker, restricted)
+    assert change["current"]["score"] is not None
