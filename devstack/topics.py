@@ -14,9 +14,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import ConsumerRecord
 
-from streams.kafka_security import PLAINTEXT, KafkaSecurity
+from streams.kafka_security import PLAINTEXT, KafkaAccessError, KafkaSecurity
 
 _TOPIC_ALREADY_EXISTS = 36
+_TOPIC_AUTHORIZATION_FAILED = 29
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
@@ -44,8 +45,15 @@ async def create_topics(bootstrap: str, names: Iterable[str], *, partitions: int
             [NewTopic(name, partitions, replication_factor, topic_configs=dict(config or {}))
              for name in missing]
         ) if missing else None
+        errors = _topic_errors(response)
+        refused = [name for name, code, *_ in errors if code == _TOPIC_AUTHORIZATION_FAILED]
+        if refused:
+            raise KafkaAccessError(
+                f"not allowed to create the topics {', '.join(refused)} "
+                f"({security.describe()}): grant Create on them (docs/security-kafka.md) "
+                "or create them beforehand")
         problems = [f"{name}: error {code} {message or ''}".strip()
-                    for name, code, message, *_ in _topic_errors(response)
+                    for name, code, message, *_ in errors
                     if code not in (0, _TOPIC_ALREADY_EXISTS)]
         if problems:
             raise RuntimeError("could not create topics: " + "; ".join(problems))

@@ -102,3 +102,11 @@ async def health_change_through_the_pipeline(worker: WorkerProcess,
                                   security=settings.kafka_security)
     return next(change for change in (orjson.loads(r.value) for r in records if r.value)
                 if change.get("account_id") == account)
+
+
+def only_line(output: str) -> str:
+    """The one line ``output`` holds (the test fails when it holds more, or a traceback)."""
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert "Traceback" not in output
+    assert len(lines) == 1, output[-3000:]
+    return lines[0]

@@ -1,6 +1,7 @@
-"""The worker ACLs of docs/security-kafka.md are enough: a user the broker holds to its
-ACLs, granted exactly the commands of that page, runs a whole worker from an SDK post to
-a health change."""
+"""The ACLs of docs/security-kafka.md, against a broker whose authorizer holds one user to
+them: granted exactly the commands of that page, the user runs a whole worker from an SDK
+post to a health change; topics created beforehand need no Create; and a worker that may
+not create its topics stops with one line."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from typing import Any
 import pytest
 
 from agents.settings import Settings
-from devstack.topics import create_topics
+from devstack import topics as kafka_topics
+from devstack.process import wait_until
+from streams.kafka_security import KafkaAccessError
 from tests.security.conftest import (
     ACL_PASSWORD,
     ACL_USER,
     SecuredKafka,
     health_change_through_the_pipeline,
+    only_line,
     secured_settings,
 )
 
@@ -55,14 +59,18 @@ def documented_worker_acls(variables: dict[str, str]) -> list[list[str]]:
     return commands
 
 
+def _restricted(settings: Settings, secured_kafka: SecuredKafka) -> Settings:
+    return secured_settings(settings, secured_kafka, "SASL_PLAINTEXT", "SCRAM-SHA-512",
+                            password=ACL_PASSWORD, user=ACL_USER)
+
+
 @pytest.mark.timeout(420)
 async def test_a_worker_granted_the_documented_acls_runs_the_pipeline(
         settings: Settings, secured_kafka: SecuredKafka, start_worker: Any) -> None:
-    restricted = secured_settings(settings, secured_kafka, "SASL_PLAINTEXT", "SCRAM-SHA-512",
-                                  password=ACL_PASSWORD, user=ACL_USER)
-    with pytest.raises(RuntimeError, match="error 29"):  # TOPIC_AUTHORIZATION_FAILED
-        await create_topics(restricted.kafka_bootstrap, [restricted.topics.events],
-                            security=restricted.kafka_security)
+    restricted = _restricted(settings, secured_kafka)
+    with pytest.raises(KafkaAccessError, match="not allowed to create the topics"):
+        await kafka_topics.create_topics(restricted.kafka_bootstrap, [restricted.topics.events],
+                                         security=restricted.kafka_security)
 
     grants = documented_worker_acls({"PRINCIPAL": f"User:{ACL_USER}",
                                      "TOPIC_PREFIX": settings.topic_prefix,
@@ -75,3 +83,26 @@ async def test_a_worker_granted_the_documented_acls_runs_the_pipeline(
     worker = await asyncio.to_thread(start_worker, restricted, ready_timeout=180)
     change = await health_change_through_the_pipeline(worker, restricted)
     assert change["current"]["score"] is not None
+
+
+async def test_topics_created_beforehand_need_no_create_acl(
+        settings: Settings, secured_kafka: SecuredKafka, create_topics: Any) -> None:
+    restricted = _restricted(settings, secured_kafka)
+    topic = restricted.topics.events
+    await create_topics(topic)  # as an administrator would
+    await asyncio.to_thread(secured_kafka.broker.run_tool, "kafka.admin.AclCommand", "--add",
+                            "--allow-principal", f"User:{ACL_USER}", "--topic", topic,
+                            "--operation", "Read")
+    await kafka_topics.create_topics(restricted.kafka_bootstrap, [topic],
+                                     security=restricted.kafka_security)
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_that_may_not_create_its_topics_stops_with_one_line(
+        settings: Settings, secured_kafka: SecuredKafka, start_worker: Any) -> None:
+    worker = start_worker(_restricted(settings, secured_kafka), wait=False)
+    assert wait_until(lambda: not worker.process.alive, timeout=60), "the worker hangs"
+    assert worker.process.returncode not in (0, None)
+    line = only_line(worker.log())
+    assert line.startswith("telltale worker: not allowed to create the topics ")
+    assert f"{settings.topics.events}," in line and "grant Create on them" in line

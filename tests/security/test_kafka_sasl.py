@@ -24,6 +24,7 @@ from tests.security.conftest import (
     USER,
     SecuredKafka,
     health_change_through_the_pipeline,
+    only_line,
     secured_settings,
 )
 
@@ -102,13 +103,6 @@ async def test_worker_logging_in_with_plain_over_tls_turns_a_post_into_a_health_
     assert change["current"]["score"] is not None
 
 
-def _only_line(output: str) -> str:
-    lines = [line for line in output.splitlines() if line.strip()]
-    assert "Traceback" not in output
-    assert len(lines) == 1, output[-3000:]
-    return lines[0]
-
-
 @pytest.mark.timeout(120)
 def test_worker_with_a_wrong_password_exits_at_start_up_with_one_line(
         settings: Settings, secured_kafka: SecuredKafka, start_worker: Any) -> None:
@@ -117,7 +111,7 @@ def test_worker_with_a_wrong_password_exits_at_start_up_with_one_line(
     worker = start_worker(secured, wait=False)
     assert wait_until(lambda: not worker.process.alive, timeout=60), "the worker hangs"
     assert worker.process.returncode not in (0, None)
-    line = _only_line(worker.log())
+    line = only_line(worker.log())
     assert line.startswith("telltale worker: cannot use Kafka (SASL_PLAINTEXT SCRAM-SHA-512 "
                            f"as user '{USER}'): ")
     assert "authentication failed" in line and "not-the-password" not in line
@@ -133,6 +127,6 @@ def test_rebuild_with_a_wrong_password_exits_with_one_line(
         cwd=REPO, capture_output=True, text=True, timeout=90, check=False,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), **settings_env(secured)})
     assert result.returncode != 0
-    line = _only_line(result.stdout + result.stderr)
+    line = only_line(result.stdout + result.stderr)
     assert line.startswith("telltale rebuild-read-model: cannot use Kafka (SASL_SSL ")
     assert "authentication failed" in line
