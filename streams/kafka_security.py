@@ -174,8 +174,13 @@ async def check_access(bootstrap: str, security: KafkaSecurity, *,
         except TimeoutError:
             reasons.append(f"{server}: no answer within {timeout:.0f} s")
         except ssl.SSLCertVerificationError as exc:
-            reasons.append(f"{server}: the broker's certificate is not trusted "
-                           f"({exc.verify_message}); set TELLTALE_KAFKA_SSL_CAFILE")
+            if "mismatch" in str(exc.verify_message):
+                reasons.append(f"{server}: the broker's certificate is for another name "
+                               f"({exc.verify_message}); connect by a name it holds, or set "
+                               "TELLTALE_KAFKA_SSL_CHECK_HOSTNAME=false")
+            else:
+                reasons.append(f"{server}: the broker's certificate is not trusted "
+                               f"({exc.verify_message}); set TELLTALE_KAFKA_SSL_CAFILE")
         except Exception as exc:  # aiokafka's own errors and socket errors alike
             reasons.append(f"{server}: {_reason(exc)}")
     raise KafkaAccessError(f"cannot use Kafka ({security.describe()}): " + "; ".join(reasons))

@@ -1,8 +1,10 @@
 """Kafka TLS and SASL settings: validation that lists every problem, the client options
-built from them, and a password that is never printed."""
+built from them, a password that is never printed, and the start-up check's words for a
+certificate of another name."""
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import subprocess
 import sys
@@ -12,8 +14,8 @@ import faust
 import pytest
 
 from agents.settings import Settings, SettingsError
-from streams.kafka_security import KafkaSecurity
-from tests.fakes.tls import self_signed
+from streams.kafka_security import KafkaAccessError, KafkaSecurity, check_access
+from tests.fakes.tls import self_signed, server_context
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -162,3 +164,22 @@ def test_the_password_never_shows_in_repr_or_settings_check() -> None:
 
 def test_an_unset_password_is_shown_as_unset() -> None:
     assert dict(Settings().effective_values())["TELLTALE_KAFKA_SASL_PASSWORD"] == "None"
+
+
+async def test_a_certificate_for_another_name_is_told_apart_from_an_untrusted_one(
+        pem: tuple[Path, Path]) -> None:
+    """The test certificate names 127.0.0.1 only; reached as localhost it is trusted (the
+    CA file holds it) but names another host."""
+    cert, key = pem
+    server = await asyncio.start_server(lambda reader, writer: None, "127.0.0.1", 0,
+                                        ssl=server_context(cert, key))
+    port = server.sockets[0].getsockname()[1]
+    try:
+        checked = KafkaSecurity(protocol="SSL", ssl_cafile=cert)
+        with pytest.raises(KafkaAccessError, match=r"for another name .*CHECK_HOSTNAME=false"):
+            await check_access(f"localhost:{port}", checked, timeout=5)
+        with pytest.raises(KafkaAccessError, match=r"not trusted .*TELLTALE_KAFKA_SSL_CAFILE"):
+            await check_access(f"127.0.0.1:{port}", KafkaSecurity(protocol="SSL"), timeout=5)
+    finally:
+        server.close()
+        await server.wait_closed()
