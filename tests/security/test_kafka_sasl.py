@@ -86,6 +86,7 @@ async def test_worker_logging_in_with_scram_sha_512_turns_a_post_into_a_health_c
     worker = await asyncio.to_thread(start_worker, secured, ready_timeout=180)
     change = await health_change_through_the_pipeline(worker, secured)
     assert change["current"]["score"] is not None
+    assert PASSWORD not in worker.log()
 
     # `telltale rebuild-read-model` reads the same topic with the same login (once the
     # worker is gone, so that its notify agent cannot fold the change in first).
@@ -101,6 +102,8 @@ async def test_worker_logging_in_with_plain_over_tls_turns_a_post_into_a_health_
     worker = await asyncio.to_thread(start_worker, secured, ready_timeout=180)
     change = await health_change_through_the_pipeline(worker, secured)
     assert change["current"]["score"] is not None
+    assert f"Authenticated as {USER} via PLAIN" in worker.log(), "aiokafka saw the login"
+    assert PASSWORD not in worker.log()
 
 
 @pytest.mark.timeout(120)
