@@ -49,6 +49,8 @@ def build_app(settings: Settings, modules: Sequence[str] | None = None) -> faust
     app = faust.App(
         settings.app_id,
         broker=settings.broker,
+        # Faust hands these to every client it makes: consumers, producers, topic admin.
+        broker_credentials=settings.kafka_security.faust_credentials(),
         store="rocksdb://",
         datadir=str(settings.data_dir),
         autodiscover=False,

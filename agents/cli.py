@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
         except SettingsError as exc:
             print(exc, file=sys.stderr)
             return 2
-        for env, _type, _default, _description in Settings.describe():
-            print(f"{env}={settings.shown(env.removeprefix('TELLTALE_').lower())}")
+        for env, value in settings.effective_values():
+            print(f"{env}={value}")
         return 0
     if args.markdown:
         print(settings_markdown())

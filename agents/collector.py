@@ -346,6 +346,7 @@ class Collector:
             if self.producer is None:
                 producer = AIOKafkaProducer(
                     bootstrap_servers=self.settings.kafka_bootstrap,
+                    **self.settings.kafka_security.aiokafka_options(),
                     acks="all",
                     enable_idempotence=True,
                     linger_ms=2,

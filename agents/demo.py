@@ -269,6 +269,7 @@ async def tail_changes(context: DemoContext, fed: asyncio.Event) -> None:
         context.settings.topics.health_changes,
         bootstrap_servers=context.settings.kafka_bootstrap,
         auto_offset_reset="earliest", enable_auto_commit=False,
+        **context.settings.kafka_security.aiokafka_options(),
     )
     await consumer.start()
     say("health changes as they happen (Ctrl-C to stop):")

@@ -366,16 +366,20 @@ async def rebuild(settings: Settings, *, timeout: float = 600.0) -> int:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     from devstack.topics import topic_partitions
+    from streams.kafka_security import check_access
 
+    await check_access(settings.kafka_bootstrap, settings.kafka_security)
     readmodel = ReadModel.from_settings(settings)
     validator = change_validator()
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                **settings.kafka_security.aiokafka_options())
     applied = 0
     await consumer.start()
     try:
         topic = settings.topics.health_changes
-        count = await topic_partitions(settings.kafka_bootstrap, topic, timeout=30.0)
+        count = await topic_partitions(settings.kafka_bootstrap, topic, timeout=30.0,
+                                       security=settings.kafka_security)
         tps = [TopicPartition(topic, p) for p in range(count)]
         await readmodel.clear()
         consumer.assign(tps)

@@ -140,7 +140,8 @@ class ScoreProcessor:
                     partition, start, end - 1)
         tp = TopicPartition(self.settings.topics.by_account, partition)
         consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
-                                    group_id=None, enable_auto_commit=False)
+                                    group_id=None, enable_auto_commit=False,
+                                    **self.settings.kafka_security.aiokafka_options())
         await consumer.start()
         try:
             consumer.assign([tp])

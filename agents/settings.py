@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 from urllib.parse import urlsplit, urlunsplit
 
+from streams.kafka_security import KafkaSecurity
 from streams.topics import TopicNames
 
 ENV_PREFIX = "TELLTALE_"
@@ -32,14 +33,15 @@ class SettingsError(ValueError):
 def _setting(default: Any, description: str, *, secret: bool = False) -> Any:
     """A field with its one-line ``description``; ``secret`` marks a value that every
     printer masks (see :func:`Settings.shown`)."""
-    return field(default=default, metadata={"description": description, "secret": secret})
+    return field(default=default, repr=not secret,
+                 metadata={"description": description, "secret": secret})
 
 
 #: The demo's credentials: they work only on a worker that listens on loopback.
 DEMO_WRITE_KEY = "demo-write-key"
 DEMO_API_TOKEN = "demo-api-token"
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
-_MASK = "****"
+_MASK = "***"
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +116,56 @@ class Settings:
     # inside the agent and stalls a partition every workspace shares.
     state_record_max_bytes: int = _setting(
         512 * 1024, "Largest state record written (account record, held events), bytes")
+    # Kafka TLS and SASL, for every client Telltale creates (streams/kafka_security.py).
+    kafka_security_protocol: str = _setting(
+        "PLAINTEXT", "How Kafka clients connect: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+    kafka_sasl_mechanism: str = _setting(
+        "PLAIN", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+    kafka_sasl_username: str | None = _setting(None, "SASL user name (or API key)")
+    kafka_sasl_password: str | None = _setting(
+        None, "SASL password (or API secret); never printed", secret=True)
+    kafka_ssl_cafile: Path | None = _setting(
+        None, "PEM file of the CAs that sign the brokers' certificates; None trusts the "
+        "system's CAs")
+    kafka_ssl_certfile: Path | None = _setting(
+        None, "PEM client certificate, for brokers that authenticate clients by TLS")
+    kafka_ssl_keyfile: Path | None = _setting(
+        None, "PEM private key of kafka_ssl_certfile (when not inside that file)")
+    kafka_ssl_check_hostname: bool = _setting(
+        True, "Check that the broker's certificate names the host connected to")
 
     @property
     def topics(self) -> TopicNames:
         return TopicNames(self.topic_prefix)
+
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        """TLS and SASL options of every Kafka client, from the ``kafka_*`` settings."""
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password,
+            ssl_cafile=self.kafka_ssl_cafile,
+            ssl_certfile=self.kafka_ssl_certfile,
+            ssl_keyfile=self.kafka_ssl_keyfile,
+            ssl_check_hostname=self.kafka_ssl_check_hostname,
+        )
+
+    def with_kafka(self, bootstrap: str, security: KafkaSecurity) -> Settings:
+        """These settings pointed at ``bootstrap`` (``host:port,...``), connecting with
+        ``security``."""
+        return self.replace(
+            broker=",".join(f"kafka://{server}" for server in bootstrap.split(",")),
+            kafka_security_protocol=security.protocol,
+            kafka_sasl_mechanism=security.sasl_mechanism,
+            kafka_sasl_username=security.sasl_username,
+            kafka_sasl_password=security.sasl_password,
+            kafka_ssl_cafile=security.ssl_cafile,
+            kafka_ssl_certfile=security.ssl_certfile,
+            kafka_ssl_keyfile=security.ssl_keyfile,
+            kafka_ssl_check_hostname=security.ssl_check_hostname,
+        )
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -150,6 +198,10 @@ class Settings:
              f.metadata["description"])
             for f in fields(cls)
         ]
+
+    def effective_values(self) -> list[tuple[str, str]]:
+        """(env var, value) for every field, as it may be printed (secrets masked)."""
+        return [(ENV_PREFIX + f.name.upper(), self.shown(f.name)) for f in fields(self)]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -214,6 +266,7 @@ class Settings:
         if not 16 * 1024 <= self.state_record_max_bytes <= 900 * 1024:
             problems.append("state_record_max_bytes must be between 16384 and 921600 "
                             "(Kafka's default message limit is 1 MiB)")
+        problems.extend(self.kafka_security.problems())
         if problems:
             raise SettingsError("invalid settings:\n  " + "\n  ".join(problems), problems)
 

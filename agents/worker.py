@@ -16,6 +16,7 @@ from agents.metrics import MetricsServer
 from agents.settings import Settings, SettingsError
 from devstack.topics import create_topics
 from devstack.workers import READY_MARKER
+from streams.kafka_security import check_access
 
 
 class _Worker(faust.Worker):
@@ -46,10 +47,13 @@ def shared_topics(settings: Settings) -> list[str]:
 
 
 async def ensure_topics(settings: Settings, timeout: float = 60.0) -> None:
-    """Create the shared topics with ``settings.partitions`` partitions if missing."""
+    """Create the shared topics with ``settings.partitions`` partitions if missing, once
+    the broker has accepted this worker's credentials (else ``KafkaAccessError``)."""
+    await check_access(settings.kafka_bootstrap, settings.kafka_security)
     await create_topics(settings.kafka_bootstrap, shared_topics(settings),
                         partitions=settings.partitions,
-                        replication_factor=settings.replication_factor, timeout=timeout)
+                        replication_factor=settings.replication_factor, timeout=timeout,
+                        security=settings.kafka_security)
 
 
 def run_worker(settings: Settings, modules: Sequence[str] | None = None) -> NoReturn:

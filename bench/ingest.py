@@ -2,9 +2,11 @@
 raw aiokafka rate measured in the same run on the same broker and the same data.
 
     .venv/bin/python bench/ingest.py [--events 200000] [--clients 8] [--batch 100]
-                                     [--users 2000] [--users-per-batch 5]
+                                     [--users 2000] [--users-per-batch 5] [--sasl]
 
-Starts its own Kafka and Redis (devstack), then:
+Starts its own Kafka and Redis (devstack); with ``--sasl`` every client, the workers'
+included, connects through a SASL_PLAINTEXT listener and logs in with SCRAM-SHA-512.
+Then:
 
 1. raw produce: aiokafka (acks=all, idempotent) writes the same batches as one envelope
    per person and batch (what a collector without group commit would write);
@@ -48,13 +50,14 @@ from aiokafka.admin import AIOKafkaAdminClient
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agents.settings import Settings
-from devstack.kafka import start_kafka
+from devstack.kafka import start_kafka, start_kafka_with_login
 from devstack.process import free_port
 from devstack.redis import start_redis
 from devstack.topics import create_topics
 from devstack.workers import start_worker
 from streams.envelope import decode_message, encode_envelope, kafka_key
 from streams.events import Event, EventType, Source
+from streams.kafka_security import PLAINTEXT, KafkaSecurity
 
 WRITE_KEY = "bench-key"
 WORKSPACE = "bench"
@@ -122,10 +125,10 @@ def collector_envelopes(batches: list[list[dict[str, Any]]]) -> list[tuple[bytes
 
 
 async def raw_produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]],
-                      events: int) -> float:
+                      events: int, security: KafkaSecurity) -> float:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
                                 enable_idempotence=True, linger_ms=2,
-                                max_batch_size=1024 * 1024)
+                                max_batch_size=1024 * 1024, **security.aiokafka_options())
     await producer.start()
     try:
         start = time.perf_counter()
@@ -136,11 +139,12 @@ async def raw_produce(bootstrap: str, topic: str, messages: list[tuple[bytes, by
         await producer.stop()
 
 
-async def raw_consume(bootstrap: str, topic: str, decode: bool) -> tuple[float, int, int]:
+async def raw_consume(bootstrap: str, topic: str, decode: bool,
+                      security: KafkaSecurity) -> tuple[float, int, int]:
     """(events/s, events, messages) reading ``topic`` from the start to its end."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 auto_offset_reset="earliest", max_partition_fetch_bytes=8 << 20,
-                                fetch_max_bytes=64 << 20)
+                                fetch_max_bytes=64 << 20, **security.aiokafka_options())
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p)
@@ -206,17 +210,18 @@ async def http_load(url: str, batches: list[list[dict[str, Any]]], clients: int)
 
 
 async def resolve_rate(bootstrap: str, group: str, source: str, topic: str, events: int,
-                       timeout: float) -> float:
+                       timeout: float, security: KafkaSecurity) -> float:
     """Events/s of a worker (consumer group ``group``) reading ``source`` and writing
     ``topic``: ``events`` over the span of the output messages' timestamps.
 
     While the worker runs, this only polls the group's committed offsets (cheap), so that
     it does not take CPU from the worker it measures; the outputs are read and their
     events counted once the group has committed the whole input."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **security.aiokafka_options())
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 auto_offset_reset="earliest",
-                                max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20)
+                                max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20,
+                                **security.aiokafka_options())
     await admin.start()
     await consumer.start()
     try:
@@ -261,27 +266,34 @@ async def resolve_rate(bootstrap: str, group: str, source: str, topic: str, even
 async def run(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="telltale-bench-"))
     print(f"starting Kafka ({args.partitions} partitions) and Redis ...", flush=True)
-    broker = start_kafka(partitions=args.partitions, ready_timeout=180)
+    security: KafkaSecurity = PLAINTEXT
+    if args.sasl:
+        broker, bootstrap, security = start_kafka_with_login(partitions=args.partitions,
+                                                             ready_timeout=180)
+    else:
+        broker = start_kafka(partitions=args.partitions, ready_timeout=180)
+        bootstrap = broker.bootstrap
     redis = start_redis(install=True)
     try:
         batches = make_batches(args.events, args.batch, args.users, args.users_per_batch)
         total = sum(len(b) for b in batches)
         envelopes = collector_envelopes(batches)
         port = free_port()
-        settings = Settings(broker=f"kafka://{broker.bootstrap}", redis_url=redis.url,
+        settings = Settings(redis_url=redis.url,
                             topic_prefix="bench", app_id="bench-collector",
                             partitions=args.partitions, data_dir=work / "collector",
                             web_port=port, public_url=f"http://127.0.0.1:{port}",
                             write_keys=f"{WRITE_KEY}={WORKSPACE}", standby_replicas=0,
-                            log_level="info", collector_linger_ms=args.linger_ms)
+                            log_level="info", collector_linger_ms=args.linger_ms,
+                            ).with_kafka(bootstrap, security)
         topics = settings.topics
-        await create_topics(broker.bootstrap, [topics.events, topics.by_account, "bench.raw"],
-                            partitions=args.partitions)
-        await create_topics(broker.bootstrap, [topics.events_dlq])
+        await create_topics(bootstrap, [topics.events, topics.by_account, "bench.raw"],
+                            partitions=args.partitions, security=security)
+        await create_topics(bootstrap, [topics.events_dlq], security=security)
         print(f"{total} events in {len(batches)} batches of {args.batch}, "
               f"{len(envelopes)} envelopes ({total / len(envelopes):.1f} events each)")
 
-        produce = await raw_produce(broker.bootstrap, "bench.raw", envelopes, total)
+        produce = await raw_produce(bootstrap, "bench.raw", envelopes, total, security)
 
         worker = start_worker(settings, ["--module", "agents.collector"],
                               log_path=work / "collector.log", ready_timeout=180)
@@ -290,9 +302,10 @@ async def run(args: argparse.Namespace) -> None:
         finally:
             worker.stop()
 
-        consume, consumed, messages = await raw_consume(broker.bootstrap, topics.events,
-                                                        decode=True)
-        consume_loads, _, _ = await raw_consume(broker.bootstrap, topics.events, decode=False)
+        consume, consumed, messages = await raw_consume(bootstrap, topics.events,
+                                                        decode=True, security=security)
+        consume_loads, _, _ = await raw_consume(bootstrap, topics.events, decode=False,
+                                                security=security)
         assert consumed == total, (consumed, total)
 
         null_settings = settings.replace(app_id="bench-pass", data_dir=work / "pass",
@@ -300,9 +313,9 @@ async def run(args: argparse.Namespace) -> None:
         worker = start_worker(null_settings, ["--module", "bench.ingest"],
                               log_path=work / "pass.log", ready_timeout=180)
         try:
-            passing = await resolve_rate(broker.bootstrap, "bench-pass", topics.events,
+            passing = await resolve_rate(bootstrap, "bench-pass", topics.events,
                                          topics.by_account + PASS_THROUGH_SUFFIX, total,
-                                         timeout=args.timeout)
+                                         timeout=args.timeout, security=security)
         finally:
             worker.stop()
 
@@ -311,8 +324,9 @@ async def run(args: argparse.Namespace) -> None:
         worker = start_worker(resolve_settings, ["--module", "agents.resolve"],
                               log_path=work / "resolve.log", ready_timeout=180)
         try:
-            resolve = await resolve_rate(broker.bootstrap, "bench-resolve", topics.events,
-                                         topics.by_account, total, timeout=args.timeout)
+            resolve = await resolve_rate(bootstrap, "bench-resolve", topics.events,
+                                         topics.by_account, total, timeout=args.timeout,
+                                         security=security)
         finally:
             worker.stop()
 
@@ -344,6 +358,8 @@ def main() -> None:
     parser.add_argument("--users-per-batch", type=int, default=5)
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--sasl", action="store_true",
+                        help="connect every client through SASL_PLAINTEXT with SCRAM-SHA-512")
     asyncio.run(run(parser.parse_args()))
 
 

@@ -17,6 +17,11 @@ changelog after the local RocksDB directory is deleted.
 
     .venv/bin/python bench/pipeline.py                      # starts its own Kafka
     .venv/bin/python bench/pipeline.py --bootstrap 127.0.0.1:9092 --state-accounts 20000
+    .venv/bin/python bench/pipeline.py --sasl    # every client logs in with SCRAM-SHA-512
+
+Every client connects with the TLS and SASL of the ``TELLTALE_KAFKA_*`` variables (for a
+``--bootstrap`` broker that wants them); ``--sasl`` starts a broker with a SASL_PLAINTEXT
+listener and sets those variables for this process and its children.
 
 The machine is shared: compare the ratios more than the absolute numbers.
 """
@@ -47,6 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agents.settings import Settings  # noqa: E402
+from devstack.workers import settings_env  # noqa: E402
 from state import tables  # noqa: E402
 from streams.envelope import encode_envelope, kafka_key  # noqa: E402
 from streams.events import Event, EventType, Source  # noqa: E402
@@ -90,19 +96,25 @@ def generate(events: int, accounts: int, users: int, days: int,
     return slices
 
 
+def client_options() -> dict[str, Any]:
+    """aiokafka options of every client here, from the ``TELLTALE_KAFKA_*`` variables."""
+    return Settings.from_env().kafka_security.aiokafka_options()
+
+
 async def produce(bootstrap: str, topic: str, messages: Iterator[tuple[bytes, bytes]],
                   partitions: int) -> int:
     from aiokafka import AIOKafkaProducer
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options())
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, partitions, 1)])
     finally:
         await admin.close()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20,
-                                max_batch_size=512 * 1024, compression_type=None)
+                                max_batch_size=512 * 1024, compression_type=None,
+                                **client_options())
     await producer.start()
     count = 0
     try:
@@ -205,7 +217,8 @@ async def phase_raw(bootstrap: str, topic: str, expected: int) -> dict[str, Any]
 
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
                                 auto_offset_reset="earliest", enable_auto_commit=False,
-                                max_partition_fetch_bytes=8 * 2**20, fetch_max_bytes=64 * 2**20)
+                                max_partition_fetch_bytes=8 * 2**20, fetch_max_bytes=64 * 2**20,
+                                **client_options())
     await consumer.start()
     count = 0
     started: float | None = None
@@ -232,6 +245,7 @@ def phase_naive(bootstrap: str, topic: str, expected: int, data_dir: str) -> Non
     import faust
 
     app = faust.App(f"naive-{uuid.uuid4().hex[:8]}", broker=f"kafka://{bootstrap}",
+                    broker_credentials=Settings.from_env().kafka_security.faust_credentials(),
                     store="rocksdb://", datadir=data_dir, autodiscover=False,
                     web_enabled=False, consumer_auto_offset_reset="earliest",
                     topic_partitions=4)
@@ -274,10 +288,11 @@ def worker_settings(bootstrap: str, prefix: str, partitions: int, data_dir: Path
     from devstack.process import free_port
 
     port = free_port()
-    return Settings(broker=f"kafka://{bootstrap}", topic_prefix=prefix, app_id=prefix,
+    return Settings(topic_prefix=prefix, app_id=prefix,
                     partitions=partitions, data_dir=data_dir, web_port=port,
                     public_url=f"http://127.0.0.1:{port}", replay=replay,
-                    standby_replicas=0, tick_interval=1.0)
+                    standby_replicas=0, tick_interval=1.0,
+                    ).with_kafka(bootstrap, Settings.from_env().kafka_security)
 
 
 class ScoreWorker:
@@ -321,7 +336,7 @@ async def committed_total(bootstrap: str, group: str, topic: str, partitions: in
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
-                                enable_auto_commit=False)
+                                enable_auto_commit=False, **client_options())
     await consumer.start()
     try:
         total = 0
@@ -341,7 +356,8 @@ async def account_write_span(bootstrap: str, changelog: str) -> float:
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 auto_offset_reset="earliest",
-                                max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20)
+                                max_partition_fetch_bytes=8 << 20, fetch_max_bytes=64 << 20,
+                                **client_options())
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()
@@ -406,7 +422,7 @@ async def score_latency(bootstrap: str, rate: float, partitions: int, work: Path
 
     prefix = f"bl{uuid.uuid4().hex[:8]}"
     settings = worker_settings(bootstrap, prefix, partitions, work / prefix, replay=False)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options())
     await admin.start()
     await admin.create_topics([NewTopic(settings.topics.by_account, partitions, 1),
                                NewTopic(settings.topics.health_changes, partitions, 1)])
@@ -417,9 +433,11 @@ async def score_latency(bootstrap: str, rate: float, partitions: int, work: Path
     try:
         worker.wait_ready()
         consumer = AIOKafkaConsumer(settings.topics.health_changes, bootstrap_servers=bootstrap,
-                                    auto_offset_reset="earliest", enable_auto_commit=False)
+                                    auto_offset_reset="earliest", enable_auto_commit=False,
+                                    **client_options())
         await consumer.start()
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1,
+                                    **client_options())
         await producer.start()
 
         async def collect() -> None:
@@ -515,7 +533,15 @@ async def state_size(bootstrap: str, accounts: int, users: int, partitions: int,
 async def main(opts: argparse.Namespace) -> None:
     broker = None
     bootstrap = opts.bootstrap
-    if not bootstrap:
+    if opts.sasl:
+        from devstack.kafka import start_kafka_with_login
+
+        broker, bootstrap, security = start_kafka_with_login(partitions=opts.partitions)
+        # The phases and workers run in child processes: they inherit the login this way.
+        os.environ.update({name: value for name, value in
+                           settings_env(Settings().with_kafka(bootstrap, security)).items()
+                           if name.startswith("TELLTALE_KAFKA_")})
+    elif not bootstrap:
         from devstack.kafka import start_kafka
 
         broker = start_kafka(partitions=opts.partitions)
@@ -579,6 +605,8 @@ async def main(opts: argparse.Namespace) -> None:
 def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bootstrap", help="host:port of a running broker (else start one)")
+    parser.add_argument("--sasl", action="store_true",
+                        help="start a broker whose clients all log in with SCRAM-SHA-512")
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--accounts", type=int, default=150)
     parser.add_argument("--users", type=int, default=20)

@@ -5,6 +5,12 @@ kafka-<version>/libs`` (outside the repository; about 60 MB), under a file lock 
 processes starting at once download them only once. Each broker gets fresh ports on
 127.0.0.1 and a freshly formatted log directory; it counts as ready only once an admin
 call succeeds, and it is stopped with SIGTERM.
+
+A broker can also listen for clients that log in (:class:`SaslListeners`, opt-in so the
+default start stays as quick as it is): SASL_PLAINTEXT, and SASL_SSL when given a
+certificate, with PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512, the SCRAM users written into the
+metadata log when the storage is formatted. The PLAINTEXT listener stays, for the
+broker's own traffic and the readiness probe.
 """
 
 from __future__ import annotations
@@ -14,13 +20,14 @@ import base64
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import socket
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,6 +42,7 @@ from devstack.process import (
     spawn,
     tail,
 )
+from streams.kafka_security import KafkaSecurity
 
 KAFKA_VERSION = "3.9.1"
 SCALA_VERSION = "2.13"
@@ -193,15 +201,101 @@ log4j.logger.kafka.log=WARN
 """
 
 
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_SCRAM_ITERATIONS = 4096  # Kafka's minimum; a test broker needs no more
+_SAFE_CREDENTIAL = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+@dataclass(frozen=True)
+class SaslListeners:
+    """Listeners that take only clients that log in, with any of :data:`SASL_MECHANISMS`.
+
+    ``users`` maps each user name to its password, for every mechanism. ``tls`` is a PEM
+    certificate (chain) and its unencrypted PKCS#8 key: with it the broker also listens
+    for SASL_SSL (a throwaway CA made by a test is enough). Users named in ``restricted``
+    may do only what ACLs allow them (:meth:`KafkaBroker.run_tool` with
+    ``kafka.admin.AclCommand`` grants them); everyone else, the broker itself and
+    PLAINTEXT clients included, is a super user.
+    """
+
+    users: Mapping[str, str]
+    tls: tuple[Path, Path] | None = None
+    restricted: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        # Names and passwords end up inside JAAS strings and storage-tool arguments.
+        unsafe = [text for pair in self.users.items() for text in pair
+                  if not _SAFE_CREDENTIAL.fullmatch(text)]
+        if not self.users or unsafe:
+            raise DevstackError("SASL users need names and passwords of 1-64 letters, "
+                                "digits, '.', '_' or '-'")
+
+    @property
+    def protocols(self) -> tuple[str, ...]:
+        return ("SASL_PLAINTEXT", "SASL_SSL") if self.tls else ("SASL_PLAINTEXT",)
+
+    def format_arguments(self) -> list[str]:
+        """``kafka-storage format`` options that create every SCRAM credential."""
+        return [argument for name, password in self.users.items()
+                for mechanism in SASL_MECHANISMS if mechanism.startswith("SCRAM-")
+                for argument in ("--add-scram", f"{mechanism}=[name={name},password="
+                                 f"{password},iterations={_SCRAM_ITERATIONS}]")]
+
+    def properties(self, keystore: Path | None) -> dict[str, str]:
+        """Broker settings of these listeners; ``keystore`` from :meth:`write_keystore`."""
+        plain_users = " ".join(f'user_{name}="{password}"'
+                               for name, password in self.users.items())
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        jaas = {
+            "plain": "org.apache.kafka.common.security.plain.PlainLoginModule required "
+                     f"{plain_users};",
+            "scram-sha-256": scram,
+            "scram-sha-512": scram,
+        }
+        found = {"sasl.enabled.mechanisms": ",".join(SASL_MECHANISMS)}
+        if self.restricted:
+            found["authorizer.class.name"] = \
+                "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+            found["super.users"] = ";".join(
+                ["User:ANONYMOUS", *(f"User:{name}" for name in self.users
+                                     if name not in self.restricted)])
+        for protocol in self.protocols:
+            prefix = f"listener.name.{protocol.lower()}"
+            found.update({f"{prefix}.{mechanism}.sasl.jaas.config": config
+                          for mechanism, config in jaas.items()})
+            if protocol == "SASL_SSL":
+                if keystore is None:
+                    raise DevstackError("a SASL_SSL listener needs its PEM keystore")
+                found[f"{prefix}.ssl.keystore.type"] = "PEM"
+                found[f"{prefix}.ssl.keystore.location"] = str(keystore)
+        return found
+
+    def write_keystore(self, path: Path) -> Path | None:
+        """The PEM keystore Kafka reads (the key, then the certificates); None without TLS."""
+        if self.tls is None:
+            return None
+        cert, key = self.tls
+        path.write_text(key.read_text().strip() + "\n" + cert.read_text())
+        return path
+
+
 def server_properties(*, broker_port: int, controller_port: int, log_dir: Path,
-                      partitions: int) -> str:
+                      partitions: int, sasl: SaslListeners | None = None,
+                      sasl_ports: Mapping[str, int] | None = None,
+                      keystore: Path | None = None) -> str:
+    """``server.properties`` of a single-node broker; ``sasl_ports`` maps each of
+    ``sasl.protocols`` to its port."""
+    listeners = {"PLAINTEXT": broker_port, **(sasl_ports or {})}
+    advertised = ",".join(f"{name}://127.0.0.1:{port}" for name, port in listeners.items())
+    protocol_map = ",".join(f"{name}:{name}" for name in listeners)
     settings = {
+
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{broker_port},CONTROLLER://127.0.0.1:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{broker_port}",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listeners": f"{advertised},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": advertised,
+        "listener.security.protocol.map": f"{protocol_map},CONTROLLER:PLAINTEXT",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "log.dirs": str(log_dir),
@@ -228,6 +322,8 @@ def server_properties(*, broker_port: int, controller_port: int, log_dir: Path,
         "message.max.bytes": str(8 * 1024 * 1024),
         "replica.fetch.max.bytes": str(8 * 1024 * 1024),
     }
+    if sasl is not None:
+        settings.update(sasl.properties(keystore))
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
@@ -291,7 +387,9 @@ def _port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 @dataclass
 class KafkaBroker:
-    """A running broker. ``bootstrap`` is ``127.0.0.1:PORT``."""
+    """A running broker. ``bootstrap`` is ``127.0.0.1:PORT`` (PLAINTEXT);
+    ``sasl_bootstraps`` maps SASL_PLAINTEXT and SASL_SSL to theirs, when started with
+    :class:`SaslListeners`."""
 
     bootstrap: str
     controller_port: int
@@ -299,6 +397,7 @@ class KafkaBroker:
     process: ManagedProcess
     cluster_id: str
     owns_work_dir: bool = field(default=True)
+    sasl_bootstraps: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -307,6 +406,24 @@ class KafkaBroker:
     @property
     def log_path(self) -> Path:
         return self.process.log_path
+
+    def login(self, user: str, password: str, *, protocol: str = "SASL_PLAINTEXT",
+              mechanism: str = "SCRAM-SHA-512",
+              cafile: Path | None = None) -> tuple[str, KafkaSecurity]:
+        """(bootstrap, security) of a client logging in to the ``protocol`` listener;
+        ``cafile`` is the certificate the SASL_SSL listener was started with."""
+        security = KafkaSecurity(protocol=protocol, sasl_mechanism=mechanism,
+                                 sasl_username=user, sasl_password=password,
+                                 ssl_cafile=cafile)
+        return self.sasl_bootstraps[protocol], security
+
+    def run_tool(self, main_class: str, *arguments: str, timeout: float = 120.0) -> None:
+        """Run one of Kafka's command-line tools (``kafka.admin.AclCommand``...) against
+        this broker's PLAINTEXT listener, whose clients are super users."""
+        jvm = _jvm(find_java(), ensure_kafka_jars(), self.work_dir)
+        run_checked(main_class, [*jvm, main_class, "--bootstrap-server", self.bootstrap,
+                                 *arguments],
+                    log_path=self.work_dir / "tools.log", timeout=timeout)
 
     def stop(self, timeout: float = 30.0) -> None:
         self.process.stop(timeout=timeout)
@@ -328,11 +445,13 @@ def start_kafka(
     ready_timeout: float = 120.0,
     detached: bool = False,
     version: str = KAFKA_VERSION,
+    sasl: SaslListeners | None = None,
 ) -> KafkaBroker:
     """Format a fresh log dir and start a broker on free (or the given) 127.0.0.1 ports.
 
     Returns once an admin call succeeds. ``ready_timeout`` is in seconds; on failure the
-    error carries the last 40 lines of the broker's log.
+    error carries the last 40 lines of the broker's log. ``sasl`` adds listeners that
+    need a login, each on a free port of its own.
     """
     java = find_java()
     libs = ensure_kafka_jars(version)
@@ -345,18 +464,31 @@ def start_kafka(
         raise DevstackError(f"cannot start Kafka: port {port} on 127.0.0.1 is already in use")
     attempts = 1 if port is not None else 3
     last_error: DevstackError | None = None
+    listeners = ("CONTROLLER", *(sasl.protocols if sasl else ()))
     for _ in range(attempts):
         broker_port = port if port is not None else free_port()
-        controller_port = free_port()
-        while controller_port == broker_port:
-            controller_port = free_port()
+        ports = {"PLAINTEXT": broker_port}
+        for name in listeners:
+            ports[name] = free_port()
+            while ports[name] in list(ports.values())[:-1]:
+                ports[name] = free_port()
         try:
-            return _start_once(java, libs, work, broker_port, controller_port, partitions,
-                               ready_timeout, detached, owns_dir)
+            return _start_once(java, libs, work, ports, partitions, ready_timeout,
+                               detached, owns_dir, sasl)
         except _PortTaken as exc:  # someone grabbed the port between pick and bind
             last_error = DevstackError(str(exc))
     assert last_error is not None
     raise last_error
+
+
+def start_kafka_with_login(*, mechanism: str = "SCRAM-SHA-512",
+                           **options: Any) -> tuple[KafkaBroker, str, KafkaSecurity]:
+    """A broker (``start_kafka(**options)``) with a SASL_PLAINTEXT listener, and the
+    bootstrap and security of a client logging in to it with ``mechanism``: for measuring
+    what the login and SASL framing cost."""
+    user, password = "telltale", uuid.uuid4().hex
+    broker = start_kafka(sasl=SaslListeners({user: password}), **options)
+    return broker, *broker.login(user, password, mechanism=mechanism)
 
 
 class _PortTaken(DevstackError):
@@ -378,24 +510,32 @@ def _sweep_abandoned_dirs() -> None:
             shutil.rmtree(pid_file.parent, ignore_errors=True)
 
 
-def _start_once(java: str, libs: Path, work: Path, broker_port: int, controller_port: int,
+def _jvm(java: str, libs: Path, work: Path) -> list[str]:
+    """The ``java`` command line, up to the main class, of a broker or tool in ``work``."""
+    return [java, *JVM_OPTIONS, f"-Dlog4j.configuration=file:{work / 'log4j.properties'}",
+            f"-Dkafka.logs.dir={work}", "-cp", f"{libs}/*"]
+
+
+def _start_once(java: str, libs: Path, work: Path, ports: Mapping[str, int],
                 partitions: int, ready_timeout: float, detached: bool,
-                owns_dir: bool) -> KafkaBroker:
+                owns_dir: bool, sasl: SaslListeners | None) -> KafkaBroker:
+    broker_port, controller_port = ports["PLAINTEXT"], ports["CONTROLLER"]
+    sasl_ports = {name: ports[name] for name in (sasl.protocols if sasl else ())}
     log_dir = work / "data"
     shutil.rmtree(log_dir, ignore_errors=True)  # the formatter refuses a formatted dir
     log_dir.mkdir(parents=True)
     config = work / "server.properties"
+    keystore = sasl.write_keystore(work / "keystore.pem") if sasl else None
     config.write_text(server_properties(broker_port=broker_port, controller_port=controller_port,
-                                        log_dir=log_dir, partitions=partitions))
-    log4j = work / "log4j.properties"
-    log4j.write_text(_LOG4J)
-    classpath = f"{libs}/*"
-    jvm = [java, *JVM_OPTIONS, f"-Dlog4j.configuration=file:{log4j}",
-           f"-Dkafka.logs.dir={work}", "-cp", classpath]
+                                        log_dir=log_dir, partitions=partitions, sasl=sasl,
+                                        sasl_ports=sasl_ports, keystore=keystore))
+    (work / "log4j.properties").write_text(_LOG4J)
+    jvm = _jvm(java, libs, work)
     cluster_id = new_cluster_id()
     run_checked(
         "Kafka storage format",
-        [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)],
+        [*jvm, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config),
+         *(sasl.format_arguments() if sasl else ())],
         log_path=work / "format.log",
         timeout=120,
     )
@@ -405,15 +545,16 @@ def _start_once(java: str, libs: Path, work: Path, broker_port: int, controller_
                     cwd=work, detached=detached)
     (work / "kafka.pid").write_text(str(process.pid))
     bootstrap = f"127.0.0.1:{broker_port}"
-    broker = KafkaBroker(bootstrap, controller_port, work, process, cluster_id, owns_dir)
+    broker = KafkaBroker(bootstrap, controller_port, work, process, cluster_id, owns_dir,
+                         {name: f"127.0.0.1:{port}" for name, port in sasl_ports.items()})
     deadline = time.monotonic() + ready_timeout
     while True:
         if not process.alive:
             log = tail(log_path)
             process.stop(timeout=1)
             if "Address already in use" in log or "BindException" in log:
-                raise _PortTaken(f"Kafka could not bind its ports {broker_port}/"
-                                 f"{controller_port}:\n{log}")
+                taken = "/".join(str(port) for port in ports.values())
+                raise _PortTaken(f"Kafka could not bind its ports {taken}:\n{log}")
             raise DevstackError(
                 f"Kafka exited with code {process.returncode} during start-up; last lines "
                 f"of {log_path}:\n{log}"

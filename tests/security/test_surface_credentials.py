@@ -71,10 +71,10 @@ def test_settings_check_masks_every_secret() -> None:
     for needle in ("secret_1", "secret_2", "secret_3", "sl_secret_4", "rd_secret_5"):
         assert needle not in result.stdout
     shown = dict(line.split("=", 1) for line in result.stdout.splitlines())
-    assert shown["TELLTALE_WRITE_KEYS"] == "****=acme,****=globex"
-    assert shown["TELLTALE_API_TOKENS"] == "****=acme"
-    assert shown["TELLTALE_SLACK_WEBHOOK_URL"] == "https://hooks.slack.com/****"
-    assert shown["TELLTALE_REDIS_URL"] == "redis://telltale:****@redis.internal:6380/2"
+    assert shown["TELLTALE_WRITE_KEYS"] == "***=acme,***=globex"
+    assert shown["TELLTALE_API_TOKENS"] == "***=acme"
+    assert shown["TELLTALE_SLACK_WEBHOOK_URL"] == "https://hooks.slack.com/***"
+    assert shown["TELLTALE_REDIS_URL"] == "redis://telltale:***@redis.internal:6380/2"
     assert shown["TELLTALE_PARTITIONS"] == "8", "what is not secret prints as it is"
 
 
