@@ -403,7 +403,8 @@ def decide(
                 since, None, {
                     "renewal_date": iso_date(facts.renewal_day),
                     "renewal_day": facts.renewal_day,
-                    "score": facts.score, "band": facts.band, "forecast": facts.forecast,
+                    "score": facts.score, "band": str(facts.band),
+                    "forecast": None if facts.forecast is None else str(facts.forecast),
                     "fell_points": fell if falling else None,
                     "fell_days": rules.health_fell_days if falling else None,
                     "fell_30d": -facts.change_30d if slid else None,

@@ -308,7 +308,7 @@ class AttentionRules:
     health_fell_days: int = 7
     health_fell_severe_points: int = 20
     champion_severe_days: int = 42
-    renewal_weak_bands: tuple[str, ...] = ("watch", "at_risk")
+    renewal_weak_bands: tuple[str, ...] = ("at_risk",)
     renewal_falling_points: int = 10
     renewal_forecasts: tuple[str, ...] = ("at_risk",)
     severity_points: Mapping[str, float] = field(default_factory=_default_severity_points)

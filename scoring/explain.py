@@ -214,6 +214,8 @@ def attention_text(kind: str, p: Mapping[str, Any], since_day: int, today: int) 
         return _capital(signal_text("plan_downgraded", d)) + f" {_ago(ago)}"
     if kind == "seats_reduced":
         return f"Seats were cut {_ago(ago)}, from {d['from']} to {d['to']}"
+    if kind == "support_spike":
+        return _capital(signal_text("ticket_spike", d))
     if kind == "ticket_open_long":
         return f"Support ticket {d['ticket_id']} has been open for {_days(ago)}"
     if kind == "nps_detractor":
