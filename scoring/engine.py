@@ -92,8 +92,9 @@ class AccountAssessment:
     signals, attention, users, explanation drivers and bounded daily score history.
 
     ``change_id`` names the health change decided at this assessment (None when there
-    was nothing worth telling). Steps run with ``emit=False`` leave ``drivers`` and
-    ``explanation`` empty: nobody is going to read them.
+    was nothing worth telling) and ``alert`` says whether people are told of it. Steps
+    run with ``emit=False`` leave ``drivers`` and ``explanation`` empty: nobody is going
+    to read them.
     """
 
     workspace: str
@@ -128,6 +129,7 @@ class AccountAssessment:
     config_version: str
     attention: Attention
     change_id: str | None = None
+    alert: bool = False
     # Users are scored on first access (most steps never need them); valid until the
     # account is stepped again.
     _users: list[UserView] | None = None
@@ -556,6 +558,7 @@ def evaluate(
         history=sorted(acc.history.items()),
         attention=attention,
         change_id=decided,
+        alert=alert and decided is not None,
         _source=(acc, today, config),
     )
     changes: list[HealthChange] = []
