@@ -393,11 +393,16 @@ def decide(
             since, None, {"score": facts.score}))
     dtr = None if facts.renewal_day is None else facts.renewal_day - today
     if facts.renewal_day is not None and dtr is not None and 0 <= dtr <= facts.renewal_window:
+        ident = f"renewal_at_risk:{facts.renewal_day}"
         weak = facts.band in rules.renewal_weak_bands
-        slid = facts.change_30d <= -rules.renewal_falling_points
+        # once reported, a slide must halve before the renewal counts as safe again, so
+        # a score wobbling around the threshold does not list and unlist it every week
+        slide = rules.renewal_falling_points
+        slid = facts.change_30d <= -(slide + 1) // 2 if ident in held else (
+            facts.change_30d <= -slide)
         forecast = facts.forecast in rules.renewal_forecasts
         if weak or falling or slid or forecast:
-            key, since = _held(f"renewal_at_risk:{facts.renewal_day}", held, today)
+            key, since = _held(ident, held, today)
             risks.append(AttentionReason(
                 ReasonType.RENEWAL_AT_RISK, rules.severity_of(ReasonType.RENEWAL_AT_RISK), key,
                 since, None, {

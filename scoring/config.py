@@ -300,7 +300,8 @@ class AttentionRules:
     reason's ``severity_points`` + ``others_share`` x those of the others; A = 1 +
     ``arr_weight`` x min(ARR, ``arr_cap``) / ``arr_cap``; R = 1 + ``renewal_weight`` x
     (1 - days to renewal / ``renewal_days``) while renewal is 0 to ``renewal_days`` days
-    away, else 1. ``worklist_size``: accounts per owner per day.
+    away, else 1. ``worklist_size``: accounts per owner per day. A reason appearing or
+    getting worse is an alert (people are told) from ``alert_severity`` up.
     """
 
     severity: Mapping[str, str] = field(default_factory=_default_severities)
@@ -318,6 +319,7 @@ class AttentionRules:
     renewal_weight: float = 1.0
     renewal_days: int = 180
     worklist_size: int = 5
+    alert_severity: str = Severity.MEDIUM
 
     def severity_of(self, reason: ReasonType) -> Severity:
         return Severity(self.severity.get(reason, Severity.MEDIUM))
@@ -627,6 +629,8 @@ def _attention_problems(c: ScoringConfig, p: list[str]) -> None:
             p.append(f"attention.severity.{name}: unknown reason type (known: {sorted(types)})")
         if level not in levels:
             p.append(f"attention.severity.{name}: must be one of {sorted(levels)}, got {level!r}")
+    if a.alert_severity not in levels:
+        p.append(f"attention.alert_severity: must be one of {sorted(levels)}")
     for level in levels:
         v = a.severity_points.get(level)
         if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:

@@ -14,7 +14,14 @@ from typing import Any
 
 from scoring import explain
 from scoring.apply import apply_events
-from scoring.attention import Attention, AttentionReason, HealthFacts, decide, reported_onsets
+from scoring.attention import (
+    Attention,
+    AttentionReason,
+    HealthFacts,
+    Severity,
+    decide,
+    reported_onsets,
+)
 from scoring.changes import (
     Driver,
     HealthChange,
@@ -482,9 +489,9 @@ def evaluate(
         keys.extend(f"attention_end:{k}" for k in gone)
     # People are told of news they would act on; the rest (a minor signal resolved, an
     # info checkpoint, a score that only held, a reason ending) goes to systems only.
-    alert = bool(worse) or bool(_ALERT_REASONS.intersection(reasons)) or (
-        rep is not None and "band_changed" in reasons
-    ) or any(sig.severity == "expansion" for sig in started)
+    floor = Severity(config.attention.alert_severity).rank
+    alert = any(r.severity.rank >= floor for r in worse) or bool(
+        _ALERT_REASONS.intersection(reasons)) or (rep is not None and "band_changed" in reasons)
 
     delta = score - prev_score if prev_score is not None else 0
     drivers: list[Driver] = []

@@ -209,17 +209,21 @@ def test_expansion_leads_are_kept_apart_from_risk() -> None:
     assert not EXPANSION_REASONS & set(types(a))
     assert "expansion_lead" in a.playbooks
     assert render(a.expansion[1], a.day) == "Users clicked a gated feature (sso)"
-    assert any(c.alert for c in changes if Story.started([c], "gated_feature_clicked"))
+    (lead,) = [c for c in changes if Story.started([c], "gated_feature_clicked")]
+    assert lead.reasons == ["signal_started"]
+    assert not lead.alert  # a lead for the worklist's expansion list, not a page
 
 
-def test_a_minor_signal_resolved_is_not_an_alert() -> None:
+def test_a_minor_reason_and_its_resolution_are_not_alerts() -> None:
     s = Story()
     _support_account(s)
     s.track(3, None, "Meeting Missed")
-    s.run_to(3, hour=12)
+    changes = s.run_to(3, hour=12)
     (missed,) = [r for r in s.assessment.attention.reasons
                  if r.type is ReasonType.MEETING_MISSED]
     assert missed.severity is Severity.LOW
+    (started,) = with_reason(changes, "attention_changed")
+    assert not started.alert  # listed, but below alert_severity: nobody is paged
     s.track(6, None, "Meeting Held")
     changes = s.run_to(6, hour=12)
     (ended,) = [c for c in changes if Story.ended([c], "meeting_missed")]
