@@ -420,8 +420,8 @@ def decide(
     names = tuple(
         pb.name for pb in playbooks if pb.triggers(present, facts.segment, facts.arr, dtr)
     )
-    return Attention(today, priority(risks, facts.arr, dtr, rules), tuple(risks),
-                     tuple(leads), names)
+    return Attention(today, priority(risks, facts.arr, dtr, rules, facts.score),
+                     tuple(risks), tuple(leads), names)
 
 
 def _rank(r: AttentionReason) -> tuple[int, int, str]:
@@ -429,12 +429,13 @@ def _rank(r: AttentionReason) -> tuple[int, int, str]:
 
 
 def priority(reasons: Iterable[AttentionReason], arr: float | None,
-             days_to_renewal: int | None, rules: AttentionRules) -> float:
-    """S x A x R (see :class:`scoring.config.AttentionRules`); 0 without a reason.
+             days_to_renewal: int | None, rules: AttentionRules, score: int = 100) -> float:
+    """S x A x R x H (see :class:`scoring.config.AttentionRules`); 0 without a reason.
 
     S: the worst reason's severity points plus ``others_share`` of the others' (several
     small worries do not outrank one grave one); A: ARR at stake, up to ``arr_cap``; R:
-    how close the renewal is, within ``renewal_days``."""
+    how close the renewal is, within ``renewal_days``; H: how weak health already is
+    (the same worry weighs more on a weaker account)."""
     points = sorted((rules.severity_points.get(r.severity, 0.0) for r in reasons),
                     reverse=True)
     if not points:
@@ -444,7 +445,8 @@ def priority(reasons: Iterable[AttentionReason], arr: float | None,
     r = 1.0
     if days_to_renewal is not None and 0 <= days_to_renewal <= rules.renewal_days:
         r += rules.renewal_weight * (1.0 - days_to_renewal / rules.renewal_days)
-    return round(s * a * r, 3)
+    h = 1.0 + rules.health_weight * (100 - max(0, min(100, score))) / 100.0
+    return round(s * a * r * h, 3)
 
 
 def render(reason: AttentionReason, today: int) -> str:

@@ -296,12 +296,13 @@ class AttentionRules:
     more is one level worse than CHAMPION_QUIET. RENEWAL_AT_RISK: renewal within the
     segment's window (``renewal.windows``) while the band is one of ``renewal_weak_bands``,
     or the score fell ``renewal_falling_points`` within 30 days, or the forecast is one of
-    ``renewal_forecasts``. Priority (0 without a reason) = S x A x R where S = the worst
-    reason's ``severity_points`` + ``others_share`` x those of the others; A = 1 +
+    ``renewal_forecasts``. Priority (0 without a reason) = S x A x R x H where S = the
+    worst reason's ``severity_points`` + ``others_share`` x those of the others; A = 1 +
     ``arr_weight`` x min(ARR, ``arr_cap``) / ``arr_cap``; R = 1 + ``renewal_weight`` x
     (1 - days to renewal / ``renewal_days``) while renewal is 0 to ``renewal_days`` days
-    away, else 1. ``worklist_size``: accounts per owner per day. A reason appearing or
-    getting worse is an alert (people are told) from ``alert_severity`` up.
+    away, else 1; H = 1 + ``health_weight`` x (100 - score) / 100. ``worklist_size``:
+    accounts per owner per day. A reason appearing or getting worse is an alert (people
+    are told) from ``alert_severity`` up.
     """
 
     severity: Mapping[str, str] = field(default_factory=_default_severities)
@@ -309,17 +310,18 @@ class AttentionRules:
     health_fell_days: int = 7
     health_fell_severe_points: int = 20
     champion_severe_days: int = 42
-    renewal_weak_bands: tuple[str, ...] = ("at_risk",)
+    renewal_weak_bands: tuple[str, ...] = ("watch", "at_risk")
     renewal_falling_points: int = 10
     renewal_forecasts: tuple[str, ...] = ("at_risk",)
     severity_points: Mapping[str, float] = field(default_factory=_default_severity_points)
-    others_share: float = 0.25
-    arr_weight: float = 1.0
+    others_share: float = 0.5
+    arr_weight: float = 0.5
     arr_cap: float = 100_000.0
-    renewal_weight: float = 1.0
+    renewal_weight: float = 2.0
     renewal_days: int = 180
     worklist_size: int = 5
     alert_severity: str = Severity.MEDIUM
+    health_weight: float = 2.0
 
     def severity_of(self, reason: ReasonType) -> Severity:
         return Severity(self.severity.get(reason, Severity.MEDIUM))
@@ -647,7 +649,7 @@ def _attention_problems(c: ScoringConfig, p: list[str]) -> None:
         p.append("attention.health_fell_severe_points: must be at least health_fell_points")
     if a.health_fell_days > c.decisions.history_days:
         p.append("attention.health_fell_days: at most decisions.history_days")
-    for name in ("others_share", "arr_weight", "renewal_weight"):
+    for name in ("others_share", "arr_weight", "renewal_weight", "health_weight"):
         if getattr(a, name) < 0:
             p.append(f"attention.{name}: must be >= 0")
     if a.arr_cap <= 0:

@@ -340,9 +340,12 @@ def test_priority_weighs_severity_arr_and_renewal() -> None:
 
     assert priority([], 90_000.0, 10, rules) == 0.0
     one = priority([reason(Severity.HIGH)], None, None, rules)
-    assert one == 4.0
-    assert priority([reason(Severity.HIGH)], 50_000.0, None, rules) == 6.0
-    assert priority([reason(Severity.HIGH)], 500_000.0, 90, rules) == 4.0 * 2 * 1.5
+    assert one == 4.0  # a perfect score, no ARR, no renewal date
+    assert priority([reason(Severity.HIGH)], 50_000.0, None, rules) == 4.0 * 1.25
+    assert priority([reason(Severity.HIGH)], 500_000.0, 90, rules) == 4.0 * 1.5 * 2
+    assert priority([reason(Severity.HIGH)], None, None, rules, score=40) == 4.0 * 2.2
+    assert priority([reason(Severity.HIGH), reason(Severity.MEDIUM)], None, None,
+                    rules) == 4.0 + 0.5 * 2
     # many small worries do not outrank one grave one
     assert priority([reason(Severity.LOW)] * 4, None, None, rules) < priority(
         [reason(Severity.HIGH)], None, None, rules)
