@@ -399,3 +399,29 @@ def test_attention_problems_are_listed_with_the_rest() -> None:
     ):
         assert fragment in joined, joined
     assert len(info.value.problems) == 10
+
+
+def test_playbooks_trigger_on_their_situations_only() -> None:
+    book = {p.name: p for p in load_config().playbooks}
+    support = {ReasonType.SUPPORT_SPIKE}
+
+    def on(name: str, present: set[ReasonType], segment: str = "smb",
+           arr: float | None = 5_000.0, dtr: int | None = None) -> bool:
+        return book[name].triggers(frozenset(present), segment, arr, dtr)
+
+    assert on("support_escalation", support)
+    assert not on("support_escalation", {ReasonType.NPS_DETRACTOR})
+    assert on("renewal_health_check", set(), "enterprise", 90_000.0, 150)
+    assert not on("renewal_health_check", set(), "smb", 90_000.0, 150)  # enterprise only
+    assert not on("renewal_health_check", set(), "enterprise", 90_000.0, 80)  # next one now
+    assert on("renewal_value_review", set(), "mid_market", dtr=80)
+    assert on("renewal_pricing", set(), dtr=45) and not on("renewal_pricing", set(), dtr=20)
+    assert on("renewal_contract", set(), dtr=0) and not on("renewal_contract", set(), dtr=-1)
+    assert not on("renewal_contract", set(), dtr=None)
+    assert on("expansion_lead", {ReasonType.UPGRADE_INTEREST})
+    big = replace(book["failed_payment"], min_arr=50_000.0)
+    assert not big.triggers(frozenset({ReasonType.PAYMENT_FAILED}), "smb", 5_000.0, None)
+    assert big.triggers(frozenset({ReasonType.PAYMENT_FAILED}), "smb", 60_000.0, None)
+    a = decide(facts(segment="enterprise", renewal_day=20_150, renewal_window=180), [],
+               AttentionRules(), load_config().playbooks)
+    assert not a.needed and a.playbooks == ("renewal_health_check",)
