@@ -282,6 +282,9 @@ def _default_severities() -> dict[str, str]:
     }
 
 
+_SEVERITIES: Mapping[str, Severity] = {s.value: s for s in Severity}  # cheaper than Severity()
+
+
 def _default_severity_points() -> dict[str, float]:
     return {Severity.LOW: 1.0, Severity.MEDIUM: 2.0, Severity.HIGH: 4.0, Severity.CRITICAL: 8.0}
 
@@ -324,7 +327,7 @@ class AttentionRules:
     health_weight: float = 2.0
 
     def severity_of(self, reason: ReasonType) -> Severity:
-        return Severity(self.severity.get(reason, Severity.MEDIUM))
+        return _SEVERITIES[self.severity.get(reason, Severity.MEDIUM)]
 
 
 def _steps(*steps: tuple[str, str, int]) -> tuple[PlaybookStep, ...]:
