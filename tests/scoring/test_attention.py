@@ -425,3 +425,17 @@ def test_playbooks_trigger_on_their_situations_only() -> None:
     a = decide(facts(segment="enterprise", renewal_day=20_150, renewal_window=180), [],
                AttentionRules(), load_config().playbooks)
     assert not a.needed and a.playbooks == ("renewal_health_check",)
+
+
+def test_the_reported_standing_is_kept_in_the_account_record() -> None:
+    s = Story()
+    _support_account(s)
+    s.track(3, None, "Payment Failed", amount=100)
+    s.run_to(3, hour=12)
+    acc = s.replay.accounts[("ws", "acme")]
+    assert acc.reported is not None
+    (paid,) = [r for r in s.assessment.attention.reasons
+               if r.type is ReasonType.PAYMENT_FAILED]
+    assert [paid.key, paid.severity.rank] in acc.reported.attention
+    again = AccountState.from_bytes(acc.to_bytes())
+    assert again.reported is not None and again.reported.attention == acc.reported.attention
