@@ -2,9 +2,12 @@
 
 A change is emitted when something a person would act on happens: the band changes (with
 hysteresis), the score moves ``decisions.score_move_points`` within
-``decisions.score_move_days``, the forecast or lifecycle stage changes, or a signal
-starts or ends. Its id is a hash of workspace, account, reason keys and the event-time
-day, so replays and redeliveries produce the same id.
+``decisions.score_move_days``, the forecast or lifecycle stage changes, a signal starts
+or ends, or the account's attention standing changes (a reason appears, gets worse or
+ends). Its id is a hash of workspace, account, reason keys and the event-time day, so
+replays and redeliveries produce the same id. ``alert`` says whether people should be
+told (Slack, the page's alerts) or only systems (webhooks, CRM fields): a resolved minor
+signal, an info checkpoint or a reason ending is recorded but is not an alert.
 """
 
 from __future__ import annotations
@@ -13,9 +16,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from hashlib import blake2b
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from state.aggregates import DAY, SignalState
+
+if TYPE_CHECKING:  # attention imports this module for dates
+    from scoring.attention import Attention
 
 SCHEMA = "telltale.health-change/1"
 REASONS = (
@@ -25,6 +31,7 @@ REASONS = (
     "lifecycle_changed",
     "signal_started",
     "signal_ended",
+    "attention_changed",
 )
 
 
@@ -126,11 +133,20 @@ class HealthChange:
     users: list[dict[str, Any]]
     config_version: str
     extra: dict[str, Any] = field(default_factory=dict)
+    attention: Attention | None = None  # the account's attention at this change
+    alert: bool = True  # whether people are told, or only systems
 
     def to_dict(self) -> dict[str, Any]:
         """The wire JSON (validated by ``streams/schemas/health-change.v1.json``)."""
         current = self.current.to_dict()
         current["components"] = self.components
+        record = self._fields(current)
+        if self.attention is not None:
+            record["attention"] = self.attention.to_dict()
+        record["alert"] = self.alert
+        return record
+
+    def _fields(self, current: dict[str, Any]) -> dict[str, Any]:
         return {
             "schema": SCHEMA,
             "id": self.id,

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from scoring.attention import Playbook, PlaybookStep, ReasonType, Severity
+
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default.toml")
 
 FAMILIES = ("adoption", "expansion")
@@ -256,6 +258,155 @@ class Limits:
     recent_records: int = 20  # NPS answers, CSAT, meetings, gated clicks kept
 
 
+def _default_severities() -> dict[str, str]:
+    return {
+        ReasonType.CHAMPION_QUIET: Severity.HIGH,
+        ReasonType.SEATS_FELL: Severity.MEDIUM,
+        ReasonType.CORE_USAGE_FELL: Severity.MEDIUM,
+        ReasonType.HEALTH_FELL: Severity.MEDIUM,
+        ReasonType.HEALTH_AT_RISK: Severity.HIGH,
+        ReasonType.RENEWAL_AT_RISK: Severity.CRITICAL,
+        ReasonType.PAYMENT_FAILED: Severity.HIGH,
+        ReasonType.PLAN_DOWNGRADED: Severity.HIGH,
+        ReasonType.SEATS_REDUCED: Severity.MEDIUM,
+        ReasonType.SUPPORT_SPIKE: Severity.MEDIUM,
+        ReasonType.TICKET_OPEN_LONG: Severity.LOW,
+        ReasonType.NPS_DETRACTOR: Severity.MEDIUM,
+        ReasonType.MEETING_MISSED: Severity.LOW,
+        ReasonType.ONBOARDING_MISSED: Severity.MEDIUM,
+        ReasonType.ACCOUNT_INACTIVE: Severity.CRITICAL,
+        ReasonType.PLAYBOOK_STEP_OVERDUE: Severity.MEDIUM,
+        ReasonType.SEAT_SATURATION: Severity.LOW,
+        ReasonType.GATED_FEATURE: Severity.LOW,
+        ReasonType.UPGRADE_INTEREST: Severity.LOW,
+    }
+
+
+_SEVERITIES: Mapping[str, Severity] = {s.value: s for s in Severity}  # cheaper than Severity()
+
+
+def _default_severity_points() -> dict[str, float]:
+    return {Severity.LOW: 1.0, Severity.MEDIUM: 2.0, Severity.HIGH: 4.0, Severity.CRITICAL: 8.0}
+
+
+@dataclass(frozen=True, slots=True)
+class AttentionRules:
+    """Which accounts need a person today, and how urgently.
+
+    ``severity``: reason type → low / medium / high / critical. A fall of
+    ``health_fell_points`` within ``health_fell_days`` is HEALTH_FELL (one level worse
+    from ``health_fell_severe_points``); a power user quiet ``champion_severe_days`` or
+    more is one level worse than CHAMPION_QUIET. RENEWAL_AT_RISK: renewal within the
+    segment's window (``renewal.windows``) while the band is one of ``renewal_weak_bands``,
+    or the score fell ``renewal_falling_points`` within 30 days, or the forecast is one of
+    ``renewal_forecasts``. Priority (0 without a reason) = S x A x R x H where S = the
+    worst reason's ``severity_points`` + ``others_share`` x those of the others; A = 1 +
+    ``arr_weight`` x min(ARR, ``arr_cap``) / ``arr_cap``; R = 1 + ``renewal_weight`` x
+    (1 - days to renewal / ``renewal_days``) while renewal is 0 to ``renewal_days`` days
+    away, else 1; H = 1 + ``health_weight`` x (100 - score) / 100. ``worklist_size``:
+    accounts per owner per day. A reason appearing or getting worse is an alert (people
+    are told) from ``alert_severity`` up.
+    """
+
+    severity: Mapping[str, str] = field(default_factory=_default_severities)
+    health_fell_points: int = 10
+    health_fell_days: int = 7
+    health_fell_severe_points: int = 20
+    champion_severe_days: int = 42
+    renewal_weak_bands: tuple[str, ...] = ("watch", "at_risk")
+    renewal_falling_points: int = 10
+    renewal_forecasts: tuple[str, ...] = ("at_risk",)
+    severity_points: Mapping[str, float] = field(default_factory=_default_severity_points)
+    others_share: float = 0.5
+    arr_weight: float = 0.5
+    arr_cap: float = 100_000.0
+    renewal_weight: float = 2.0
+    renewal_days: int = 180
+    worklist_size: int = 5
+    alert_severity: str = Severity.MEDIUM
+    health_weight: float = 2.0
+
+    def severity_of(self, reason: ReasonType) -> Severity:
+        return _SEVERITIES[self.severity.get(reason, Severity.MEDIUM)]
+
+
+def _steps(*steps: tuple[str, str, int]) -> tuple[PlaybookStep, ...]:
+    return tuple(PlaybookStep(title, role, due) for title, role, due in steps)
+
+
+def _default_playbooks() -> tuple[Playbook, ...]:
+    r = ReasonType
+    return (
+        Playbook(
+            "champion_loss", "Champion gone quiet", frozenset({r.CHAMPION_QUIET}),
+            _steps(("Ask the champion how things are going", "csm", 1),
+                   ("Find out whether they left or changed role", "csm", 3),
+                   ("Meet a second sponsor in the account", "csm", 14)),
+            "the champion is active again, or a new champion is named and active",
+        ),
+        Playbook(
+            "onboarding_rescue", "Onboarding milestone missed", frozenset({r.ONBOARDING_MISSED}),
+            _steps(("Offer a working session on the missed milestone", "csm", 2),
+                   ("Agree an onboarding plan with the admin", "csm", 7)),
+            "the milestone is reached",
+        ),
+        Playbook(
+            "detractor_recovery", "NPS detractor", frozenset({r.NPS_DETRACTOR}),
+            _steps(("Call the detractor and listen", "csm", 2),
+                   ("Share what will change and when", "manager", 7)),
+            "the next answer from that person is 7 or more",
+        ),
+        Playbook(
+            "support_escalation", "Support tickets piling up",
+            frozenset({r.SUPPORT_SPIKE, r.TICKET_OPEN_LONG}),
+            _steps(("Review the open tickets with support", "support", 1),
+                   ("Tell the customer who owns each ticket", "csm", 2)),
+            "no ticket open for more than 5 days and no spike",
+        ),
+        Playbook(
+            "failed_payment", "Failed payment", frozenset({r.PAYMENT_FAILED}),
+            _steps(("Check the card or invoice with finance", "finance", 1),
+                   ("Tell the billing contact how to pay", "csm", 3)),
+            "the payment is settled",
+        ),
+        Playbook(
+            "renewal_health_check", "Renewal T-180: health check", frozenset(),
+            _steps(("Review health, usage and open risks", "csm", 7),
+                   ("Confirm the sponsor and decision makers", "csm", 14)),
+            "risks and sponsor known 180 days out",
+            segments=frozenset({"enterprise"}), renewal_within_days=180, renewal_beyond_days=90,
+        ),
+        Playbook(
+            "renewal_value_review", "Renewal T-90: value review", frozenset(),
+            _steps(("Prepare the value review (outcomes, usage)", "csm", 7),
+                   ("Hold the value review with the sponsor", "csm", 21)),
+            "the sponsor agrees the value delivered",
+            segments=frozenset({"enterprise", "mid_market"}), renewal_within_days=90,
+            renewal_beyond_days=60,
+        ),
+        Playbook(
+            "renewal_pricing", "Renewal T-60: pricing", frozenset(),
+            _steps(("Send the renewal quote", "csm", 7),),
+            "the quote is accepted or negotiated",
+            renewal_within_days=60, renewal_beyond_days=30,
+        ),
+        Playbook(
+            "renewal_contract", "Renewal T-30: contract", frozenset(),
+            _steps(("Send the contract for signature", "csm", 3),
+                   ("Chase the signature", "manager", 14)),
+            "the contract is signed before the renewal date",
+            renewal_within_days=30,
+        ),
+        Playbook(
+            "expansion_lead", "Expansion lead",
+            frozenset({r.SEAT_SATURATION, r.GATED_FEATURE, r.UPGRADE_INTEREST}),
+            _steps(("Qualify the interest with the champion", "csm", 3),
+                   ("Hand the lead to sales", "csm", 7)),
+            "a qualified opportunity is opened",
+        ),
+    )
+
+
 def _default_events() -> dict[str, EventRule]:
     return {
         "Logged In": EventRule(1),
@@ -323,7 +474,7 @@ class ScoringConfig:
     """Everything the scoring core needs to judge health; ``version`` travels with every
     score and health change."""
 
-    version: str = "default-1"
+    version: str = "default-2"
     events: Mapping[str, EventRule] = field(default_factory=_default_events)
     unknown_event_weight: int = 1  # other track events / page views (0: not activity)
     metrics: Mapping[str, Metric] = field(default_factory=_default_metrics)
@@ -340,6 +491,8 @@ class ScoringConfig:
     stages: Stages = field(default_factory=Stages)
     decisions: Decisions = field(default_factory=Decisions)
     limits: Limits = field(default_factory=Limits)
+    attention: AttentionRules = field(default_factory=AttentionRules)
+    playbooks: tuple[Playbook, ...] = field(default_factory=_default_playbooks)
 
     def validate(self) -> ScoringConfig:
         """Return self, or raise :class:`ConfigError` listing every problem."""
@@ -468,7 +621,75 @@ def _problems(c: ScoringConfig) -> list[str]:
         p.append("expansion.saturation_pct: must be within (0, 100]")
     if c.stages.onboarding_days >= c.stages.mature_days:
         p.append("stages: onboarding_days must be below mature_days")
+    _attention_problems(c, p)
     return p
+
+
+def _attention_problems(c: ScoringConfig, p: list[str]) -> None:
+    a = c.attention
+    types = {t.value for t in ReasonType}
+    levels = {s.value for s in Severity}
+    for name, level in a.severity.items():
+        if name not in types:
+            p.append(f"attention.severity.{name}: unknown reason type (known: {sorted(types)})")
+        if level not in levels:
+            p.append(f"attention.severity.{name}: must be one of {sorted(levels)}, got {level!r}")
+    if a.alert_severity not in levels:
+        p.append(f"attention.alert_severity: must be one of {sorted(levels)}")
+    for level in levels:
+        v = a.severity_points.get(level)
+        if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
+            p.append(f"attention.severity_points.{level}: must be a number >= 0")
+    for name in a.severity_points:
+        if name not in levels:
+            p.append(f"attention.severity_points.{name}: unknown severity")
+    for name in ("health_fell_points", "health_fell_days", "health_fell_severe_points",
+                 "champion_severe_days", "renewal_falling_points", "renewal_days",
+                 "worklist_size"):
+        if getattr(a, name) <= 0:
+            p.append(f"attention.{name}: must be positive")
+    if a.health_fell_severe_points < a.health_fell_points:
+        p.append("attention.health_fell_severe_points: must be at least health_fell_points")
+    if a.health_fell_days > c.decisions.history_days:
+        p.append("attention.health_fell_days: at most decisions.history_days")
+    for name in ("others_share", "arr_weight", "renewal_weight", "health_weight"):
+        if getattr(a, name) < 0:
+            p.append(f"attention.{name}: must be >= 0")
+    if a.arr_cap <= 0:
+        p.append("attention.arr_cap: must be positive")
+    for band in a.renewal_weak_bands:
+        if band not in ("healthy", "watch", "at_risk"):
+            p.append(f"attention.renewal_weak_bands: unknown band {band!r}")
+    for stage in a.renewal_forecasts:
+        if stage not in ("commit", "best_case", "at_risk"):
+            p.append(f"attention.renewal_forecasts: unknown forecast {stage!r}")
+    names: set[str] = set()
+    for pb in c.playbooks:
+        where = f"playbooks.{pb.name or '?'}"
+        if not pb.name:
+            p.append("playbooks: every playbook needs a name")
+        elif pb.name in names:
+            p.append(f"{where}: duplicate playbook name")
+        names.add(pb.name)
+        if not pb.title:
+            p.append(f"{where}.title: must be given")
+        if not pb.steps:
+            p.append(f"{where}.steps: at least one step")
+        for i, st in enumerate(pb.steps):
+            if not st.title or not st.owner_role or st.due_days < 0:
+                p.append(f"{where}.steps[{i}]: needs a title, an owner_role and due_days >= 0")
+        unknown = sorted(seg for seg in pb.segments if seg not in SEGMENTS)
+        if unknown:
+            p.append(f"{where}.segments: unknown {unknown} (known: {list(SEGMENTS)})")
+        if pb.min_arr is not None and pb.min_arr < 0:
+            p.append(f"{where}.min_arr: must be >= 0")
+        within, beyond = pb.renewal_within_days, pb.renewal_beyond_days
+        if within is not None and within < 0:
+            p.append(f"{where}.renewal_within_days: must be >= 0")
+        if beyond is not None and (within is None or beyond >= within):
+            p.append(f"{where}.renewal_beyond_days: needs renewal_within_days above it")
+        if not pb.reasons and not pb.segments and within is None and pb.min_arr is None:
+            p.append(f"{where}: a trigger needs reasons or a renewal window")
 
 
 # --------------------------------------------------------------------------- loading
@@ -594,6 +815,7 @@ def config_from_dict(raw: Mapping[str, Any], source: str = "scoring config") -> 
         "stages": Stages,
         "decisions": Decisions,
         "limits": Limits,
+        "attention": AttentionRules,
     }
     for key, cls in sections.items():
         if key in raw:
@@ -606,11 +828,79 @@ def config_from_dict(raw: Mapping[str, Any], source: str = "scoring config") -> 
             except (KeyError, TypeError, ValueError):
                 p.append(f"milestones[{i}]: needs name, event and due_days")
         kwargs["milestones"] = tuple(ms)
+    if "playbooks" in raw:
+        kwargs["playbooks"] = _playbooks(raw["playbooks"], p)
     config = replace(base, **kwargs)
     p.extend(_problems(config))
     if p:
         raise ConfigError(p, source)
     return config
+
+
+_PLAYBOOK_KEYS = frozenset({
+    "name", "title", "reasons", "steps", "success", "segments", "min_arr",
+    "renewal_within_days", "renewal_beyond_days",
+})
+_STEP_KEYS = frozenset({"title", "owner_role", "due_days"})
+
+
+def _optional_number(spec: Mapping[str, Any], key: str, where: str, problems: list[str],
+                     whole: bool = False) -> Any:
+    v = spec.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float) or (whole and not isinstance(v, int)):
+        problems.append(f"{where}.{key}: must be a {'whole ' if whole else ''}number")
+        return None
+    return v
+
+
+def _playbooks(raw: Any, problems: list[str]) -> tuple[Playbook, ...]:
+    """``[[playbooks]]`` tables (each with ``[[playbooks.steps]]``) → Playbook objects."""
+    if not isinstance(raw, list):
+        problems.append("playbooks: must be an array of tables ([[playbooks]])")
+        return ()
+    out: list[Playbook] = []
+    types = {t.value for t in ReasonType}
+    for i, spec in enumerate(raw):
+        where = f"playbooks[{i}]"
+        if not isinstance(spec, dict):
+            problems.append(f"{where}: must be a table")
+            continue
+        unknown = set(spec) - _PLAYBOOK_KEYS
+        if unknown:
+            problems.append(f"{where}: unknown keys {sorted(unknown)}")
+        reasons = spec.get("reasons", [])
+        segments = spec.get("segments", [])
+        if not isinstance(reasons, list) or not isinstance(segments, list):
+            problems.append(f"{where}: reasons and segments must be lists")
+            reasons, segments = [], []
+        bad = sorted(str(r) for r in reasons if r not in types)
+        if bad:
+            problems.append(f"{where}.reasons: unknown reason types {bad}")
+        steps: list[PlaybookStep] = []
+        for j, st in enumerate(spec.get("steps") or []):
+            if not isinstance(st, dict) or set(st) - _STEP_KEYS or not isinstance(
+                    st.get("title"), str) or not isinstance(st.get("due_days", 3), int):
+                problems.append(f"{where}.steps[{j}]: needs title (text), owner_role and "
+                                "due_days (whole days)")
+                continue
+            steps.append(PlaybookStep(st["title"], str(st.get("owner_role", "csm")),
+                                      st.get("due_days", 3)))
+        out.append(Playbook(
+            name=str(spec.get("name", "")),
+            title=str(spec.get("title", "")),
+            reasons=frozenset(ReasonType(r) for r in reasons if r in types),
+            steps=tuple(steps),
+            success=str(spec.get("success", "")),
+            segments=frozenset(str(x) for x in segments),
+            min_arr=_optional_number(spec, "min_arr", where, problems),
+            renewal_within_days=_optional_number(spec, "renewal_within_days", where, problems,
+                                                 whole=True),
+            renewal_beyond_days=_optional_number(spec, "renewal_beyond_days", where, problems,
+                                                 whole=True),
+        ))
+    return tuple(out)
 
 
 def load_config(path: str | Path | None = None) -> ScoringConfig:
@@ -687,4 +977,39 @@ def dump_config(config: ScoringConfig) -> str:
         out.append(f"name = {_toml_value(ms.name)}")
         out.append(f"event = {_toml_value(ms.event)}")
         out.append(f"due_days = {ms.due_days}\n")
+    out.extend(_attention_lines(config))
     return "\n".join(out) + "\n"
+
+
+def _attention_lines(config: ScoringConfig) -> list[str]:
+    a = config.attention
+    out = ["[attention]"]
+    tables = []
+    for f in fields(a):
+        v = getattr(a, f.name)
+        if isinstance(v, Mapping):
+            tables.append((f.name, v))
+        else:
+            out.append(f"{f.name} = {_toml_value(v)}")
+    for name, table in tables:
+        out.append(f"[attention.{name}]")
+        out.extend(f"{k} = {_toml_value(v)}" for k, v in table.items())
+    out.append("")
+    for pb in config.playbooks:
+        out.append("[[playbooks]]")
+        out.append(f"name = {_toml_value(pb.name)}")
+        out.append(f"title = {_toml_value(pb.title)}")
+        out.append(f"reasons = {_toml_value(sorted(pb.reasons))}")
+        out.append(f"success = {_toml_value(pb.success)}")
+        out.append(f"segments = {_toml_value(sorted(pb.segments))}")
+        for key in ("min_arr", "renewal_within_days", "renewal_beyond_days"):
+            v = getattr(pb, key)
+            if v is not None:
+                out.append(f"{key} = {_toml_value(v)}")
+        for st in pb.steps:
+            out.append("[[playbooks.steps]]")
+            out.append(f"title = {_toml_value(st.title)}")
+            out.append(f"owner_role = {_toml_value(st.owner_role)}")
+            out.append(f"due_days = {st.due_days}")
+        out.append("")
+    return out

@@ -14,6 +14,14 @@ from typing import Any
 
 from scoring import explain
 from scoring.apply import apply_events
+from scoring.attention import (
+    Attention,
+    AttentionReason,
+    HealthFacts,
+    Severity,
+    decide,
+    reported_onsets,
+)
 from scoring.changes import (
     Driver,
     HealthChange,
@@ -55,6 +63,8 @@ from streams.events import Event
 
 BILLING_SIGNALS = frozenset({"payment_failed", "plan_downgraded", "seats_reduced"})
 _SEVERITY_RANK = {"risk": 0, "expansion": 1, "info": 2}
+# Reasons of a change that people are told about whatever else it says.
+_ALERT_REASONS = frozenset({"forecast_changed", "lifecycle_changed"})
 
 
 @dataclass(slots=True)
@@ -86,11 +96,12 @@ class UserView:
 @dataclass(slots=True)
 class AccountAssessment:
     """The account's health at ``time``: score, band, components, stages, active
-    signals, users, explanation drivers and bounded daily score history.
+    signals, attention, users, explanation drivers and bounded daily score history.
 
     ``change_id`` names the health change decided at this assessment (None when there
-    was nothing worth telling). Steps run with ``emit=False`` leave ``drivers`` and
-    ``explanation`` empty: nobody is going to read them.
+    was nothing worth telling) and ``alert`` says whether people are told of it. Steps
+    run with ``emit=False`` leave ``drivers`` and ``explanation`` empty: nobody is going
+    to read them.
     """
 
     workspace: str
@@ -123,7 +134,9 @@ class AccountAssessment:
     external_ids: dict[str, str]
     history: list[tuple[int, int]]
     config_version: str
+    attention: Attention
     change_id: str | None = None
+    alert: bool = False
     # Users are scored on first access (most steps never need them); valid until the
     # account is stepped again.
     _users: list[UserView] | None = None
@@ -180,6 +193,7 @@ class AccountAssessment:
             "external_ids": self.external_ids,
             "history": [[iso_date(d), s] for d, s in self.history],
             "config_version": self.config_version,
+            "attention": self.attention.to_dict(),
         }
 
 
@@ -418,6 +432,20 @@ def evaluate(
 
     rep = acc.reported
     dec = config.decisions
+    attention = decide(
+        HealthFacts(
+            today=today, score=score, band=band,
+            score_before=_history_at(acc, today - config.attention.health_fell_days),
+            change_30d=change_30d, forecast=fc, segment=seg, arr=acc.arr,
+            renewal_day=acc.renewal_day, renewal_window=config.renewal.windows[seg],
+            cancelled=acc.cancelled_day is not None,
+        ),
+        active.values(), config.attention, config.playbooks,
+        reported_onsets(k for k, _ in rep.attention) if rep is not None and rep.attention
+        else None,
+    )
+    standing = [[r.key, r.severity.rank] for r in attention.reasons]
+    worse, gone = _attention_moves(attention.reasons, rep, standing)
     # "previous" is always what the reader was last told (the last health change), so
     # the headline, the delta and the drivers all share one reference.
     prev_score = rep.score if rep is not None else None
@@ -455,6 +483,15 @@ def evaluate(
     if ended and rep is not None:
         reasons.append("signal_ended")
         keys.extend(f"end:{s.key}" for s in ended)
+    if (worse or gone) and (rep is not None or reasons):
+        reasons.append("attention_changed")
+        keys.extend(f"attention:{r.key}:{r.severity.value}" for r in worse)
+        keys.extend(f"attention_end:{k}" for k in gone)
+    # People are told of news they would act on; the rest (a minor signal resolved, an
+    # info checkpoint, a score that only held, a reason ending) goes to systems only.
+    floor = Severity(config.attention.alert_severity).rank
+    alert = any(r.severity.rank >= floor for r in worse) or bool(
+        _ALERT_REASONS.intersection(reasons)) or (rep is not None and "band_changed" in reasons)
 
     delta = score - prev_score if prev_score is not None else 0
     drivers: list[Driver] = []
@@ -526,7 +563,9 @@ def evaluate(
         active_users_30d=f.active_30,
         power_users=list(f.power),
         history=sorted(acc.history.items()),
+        attention=attention,
         change_id=decided,
+        alert=alert and decided is not None,
         _source=(acc, today, config),
     )
     changes: list[HealthChange] = []
@@ -547,18 +586,38 @@ def evaluate(
                 signals_ended=ended,
                 active_signals=list(active.values()),
                 users=[u.to_dict() for u in assessment.users],
+                attention=attention,
+                alert=alert,
             ))
         acc.reported = Reported(t, score, band, fc, life, {
             c.name: {"points": c.points, "raw": round(c.raw, 3),
                      "detail": comp_dicts[c.name]["detail"]}
             for c in comps
-        })
+        }, standing)
     acc.score = score
     acc.band = band
     acc.forecast = fc
     acc.lifecycle = life
     acc.signals = active
     return assessment, changes
+
+
+def _attention_moves(
+    reasons: tuple[AttentionReason, ...], rep: Reported | None, standing: list[list[Any]]
+) -> tuple[list[AttentionReason], list[str]]:
+    """Reasons new or worse than last reported, and keys of reported reasons now gone.
+
+    A record from before attention was kept adopts today's standing silently: an
+    upgrade must not announce every open reason of every account at once."""
+    if rep is None:
+        last: dict[str, int] = {}
+    elif rep.attention is None:
+        last = {k: v for k, v in standing}
+    else:
+        last = {k: v for k, v in rep.attention}
+    worse = [r for r in reasons if r.severity.rank > last.get(r.key, -1)]
+    now = {r.key for r in reasons}
+    return worse, [k for k in last if k not in now]
 
 
 # --------------------------------------------------------------------------- due time

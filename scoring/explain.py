@@ -6,7 +6,7 @@ decides anything.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 # --------------------------------------------------------------------------- helpers
@@ -158,6 +158,87 @@ def signal_ended_text(kind: str, d: dict[str, Any]) -> str:
     if kind == "renewal_checkpoint":
         return f"renewal checkpoint T-{d['checkpoint']} passed"
     return f"{kind.replace('_', ' ')} ended"
+
+
+def _ago(n: int) -> str:
+    if n <= 0:
+        return "today"
+    return "yesterday" if n == 1 else f"{n} days ago"
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _renewal_text(p: Mapping[str, Any], today: int) -> str:
+    left = int(p["renewal_day"]) - today
+    if left > 0:
+        head = f"Renewal in {_days(left)}"
+    else:
+        head = "Renewal is today" if left == 0 else f"Renewal was {_ago(-left)}"
+    if p.get("fell_points"):
+        n, days = p["fell_points"], p.get("fell_days") or 7
+        when = "this week" if days == 7 else f"in {_days(days)}"
+        return f"{head} and health fell {n} point{'s' if n != 1 else ''} {when}"
+    if p.get("fell_30d"):
+        return f"{head} and health fell {p['fell_30d']} points in 30 days"
+    if p.get("forecast") == "at_risk":
+        return f"{head} and the renewal forecast is at risk (health {p['score']})"
+    return f"{head} with health at {p['score']} ({BAND_NAMES.get(str(p.get('band')), 'weak')})"
+
+
+def attention_text(kind: str, p: Mapping[str, Any], since_day: int, today: int) -> str:
+    """One attention reason as a sentence on epoch day ``today``: days are counted from
+    ``since_day`` (or the dates in ``p``) to ``today``, so it is right whenever read."""
+    d = dict(p)
+    ago = today - since_day
+    if kind == "champion_quiet":
+        return f"{d['name']}, a power user, has not been seen for {_days(ago + 1)}"
+    if kind == "seats_fell":
+        return (f"Seat use fell {_pct(d['current'], d['previous'])}% ({d['previous']} → "
+                f"{d['current']} of {d['seats']} seats) in 30 days")
+    if kind == "core_usage_fell":
+        return (f"Core-feature use fell {_pct(d['current'], d['previous'])}% "
+                f"({d['previous']} → {d['current']} events) in 28 days")
+    if kind == "health_fell":
+        n = d["points"]
+        return (f"Health fell {n} point{'s' if n != 1 else ''} ({d['from']} → {d['to']}) "
+                f"in {_days(d['days'])}")
+    if kind == "health_at_risk":
+        return f"Health is {d['score']}, in the at-risk band"
+    if kind == "renewal_at_risk":
+        return _renewal_text(d, today)
+    if kind == "payment_failed":
+        return f"A payment of {_money(d.get('amount'))} failed {_ago(ago)}"
+    if kind == "plan_downgraded":
+        return _capital(signal_text("plan_downgraded", d)) + f" {_ago(ago)}"
+    if kind == "seats_reduced":
+        return f"Seats were cut {_ago(ago)}, from {d['from']} to {d['to']}"
+    if kind == "support_spike":
+        return _capital(signal_text("ticket_spike", d))
+    if kind == "ticket_open_long":
+        return f"Support ticket {d['ticket_id']} has been open for {_days(ago)}"
+    if kind == "nps_detractor":
+        return _capital(signal_text("nps_detractor", d)) + f" ({_ago(ago)})"
+    if kind == "meeting_missed":
+        return _capital(signal_text("meeting_missed", d)) + f" {_ago(ago)}"
+    if kind == "onboarding_missed":
+        return (f"Onboarding milestone {str(d['milestone']).replace('_', ' ')} is "
+                f"{_days(ago + 1)} overdue")
+    if kind == "account_inactive":
+        return f"Nobody has used the product for {_days(ago + 1)}"
+    if kind == "playbook_step_overdue":
+        late = today - int(d["due_day"])
+        when = f"{_days(late)} overdue" if late > 0 else "due today"
+        return f"Step “{d['step']}” of the {d['playbook']} playbook is {when}"
+    if kind == "seat_saturation":
+        return _capital(signal_text("seat_saturation", d))
+    if kind == "gated_feature":
+        feats = [f for f in str(d.get("features") or "").split(", ") if f]
+        return _capital(signal_text("gated_feature_clicked", {**d, "features": feats}))
+    if kind == "upgrade_interest":
+        return _capital(signal_text("upgrade_interest", d))
+    return _capital(kind.replace("_", " "))
 
 
 def user_gone_text(d: dict[str, Any], days: int) -> str:

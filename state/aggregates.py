@@ -271,7 +271,12 @@ class SignalState:
 
 @dataclass(slots=True)
 class Reported:
-    """The last assessment a health change was emitted for (the "previous" of the next)."""
+    """The last assessment a health change was emitted for (the "previous" of the next).
+
+    ``attention``: the attention reasons it reported, as [key, severity rank] pairs, so
+    whether the standing changed is decided from state alone (replay equals live,
+    redelivery gives the same ids). None in records written before it was kept.
+    """
 
     time: float
     score: int
@@ -279,14 +284,15 @@ class Reported:
     forecast: str | None
     lifecycle: str
     components: dict[str, Any] = field(default_factory=dict)
+    attention: list[list[Any]] | None = None
 
     def to_list(self) -> list[Any]:
         return [self.time, self.score, self.band, self.forecast, self.lifecycle,
-                self.components]
+                self.components, self.attention]
 
     @classmethod
     def from_list(cls, v: list[Any]) -> Reported:
-        return cls(v[0], v[1], v[2], v[3], v[4], v[5])
+        return cls(v[0], v[1], v[2], v[3], v[4], v[5], v[6] if len(v) > 6 else None)
 
 
 @dataclass(slots=True)

@@ -186,13 +186,18 @@ class NotificationConfig:
 
     def route(self, change: Mapping[str, Any]) -> dict[str, list[str]]:
         """Destination → names of the rules that sent the change there (in rule order);
-        destinations taking every change are listed under ``"every change"``."""
+        destinations taking every change are listed under ``"every change"``. Slack
+        gets only changes whose ``alert`` is not false."""
         routed: dict[str, list[str]] = {}
+        # A change that is not an alert (a minor signal resolved, a reason ending) is
+        # for systems only: people in Slack are not told. Older records have no flag.
+        people = change.get("alert", True) is not False
         for rule in self.rules:
             if not rule.matches(change):
                 continue
             for dest in rule.to:
-                routed.setdefault(dest, []).append(rule.name)
+                if people or not dest.startswith("slack:"):
+                    routed.setdefault(dest, []).append(rule.name)
             if rule.final:
                 break
         always = [f"webhook:{w.name}" for w in self.webhooks.values() if w.every_change]

@@ -83,7 +83,10 @@ def test_power_user_going_quiet_lowers_health_and_names_her() -> None:
         "Health fell 14 points (85 → 71) because Dana Reyes, a power user, "
         "has been inactive for 14 days."
     )
-    assert fall.reasons == ["score_moved", "signal_started"]
+    # the 14-point fall within the week puts the account on the list too
+    assert fall.reasons == ["score_moved", "signal_started", "attention_changed"]
+    assert fall.attention is not None
+    assert [r.type for r in fall.attention.reasons] == ["health_fell"]
     assert fall.drivers[0].component == "power_users"
     assert fall.drivers[0].delta == -15  # other components gained a point meanwhile
 

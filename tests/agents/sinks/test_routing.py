@@ -141,3 +141,13 @@ def test_the_shipped_example_file_is_valid() -> None:
     assert config.route(big)["slack:enterprise"] == [
         "Enterprise accounts go to the enterprise channel"]
     assert "slack:cs-alerts" not in config.route(big)
+
+
+def test_changes_that_are_not_alerts_skip_slack_but_reach_systems(tmp_path: Path) -> None:
+    config = load(tmp_path)
+    small = make_change(segment="smb", arr=9_000.0, started=[signal("payment_failed")])
+    assert "slack:cs-alerts" in config.route(small)  # no flag: an older record, an alert
+    assert "slack:cs-alerts" in config.route({**small, "alert": True})
+    quiet = config.route({**small, "alert": False})
+    assert quiet == {"webhook:finance": ["Payment trouble"], "webhook:ops": ["every change"],
+                     "hubspot": ["every change"]}
