@@ -26,7 +26,7 @@ adds it to the Faust worker's web server, next to the collector, the page and /m
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
@@ -34,6 +34,7 @@ import orjson
 from aiohttp import web
 
 from agents.settings import Settings
+from scoring.attention import Playbook
 from state.readmodel import DIMENSIONS, SORTS, ReadModel
 
 API_PREFIX = "/api/v1/workspaces/{workspace}"
@@ -58,6 +59,13 @@ SUMMARY_FIELDS = (
 )
 USER_FIELDS = ("user_id", "account_id", "account_name", "name", "email", "score", "band",
                "power_user", "last_seen", "updated_at")
+
+
+def configured_playbooks(settings: Settings) -> tuple[Playbook, ...]:
+    """The playbooks of the scoring config (none when the config declares none)."""
+    from scoring.config import load_config
+
+    return tuple(getattr(load_config(settings.scoring_config), "playbooks", ()))
 
 
 def openapi_document() -> bytes:
@@ -110,9 +118,11 @@ def user_view(record: Mapping[str, Any]) -> dict[str, Any]:
 class Api:
     """Request handlers bound to one read model and the configured tokens."""
 
-    def __init__(self, settings: Settings, readmodel: ReadModel) -> None:
+    def __init__(self, settings: Settings, readmodel: ReadModel,
+                 playbooks: Sequence[Playbook] | None = None) -> None:
         self.readmodel = readmodel
         self.tokens = Settings.parse_pairs(settings.api_tokens)
+        self.playbooks = configured_playbooks(settings) if playbooks is None else playbooks
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -221,8 +231,11 @@ class Api:
                            f"forecast must be one of {', '.join(FORECAST_STAGES)}")
         if name == "renewals":
             name = f"renewals:{stage}"
-        ids = await self.readmodel.ranking(workspace, name, limit)
-        docs = await self.readmodel.accounts(workspace, ids)
+        if name == "attention":  # today's worklist, not the core's raw order
+            docs = await self.readmodel.attention(workspace, limit, playbooks=self.playbooks)
+        else:
+            docs = await self.readmodel.accounts(
+                workspace, await self.readmodel.ranking(workspace, name, limit))
         return _json({"name": name, "items": [summary(d) for d in docs]})
 
     async def get_portfolio(self, request: web.Request, workspace: str) -> web.Response:
