@@ -19,7 +19,7 @@ topic with the reason and counted; the stream goes on. A timer sends the daily d
 at the configured hour of each workspace, once per day across all workers.
 
 ``rebuild(settings)`` (``telltale rebuild-read-model``) clears the read model and folds
-in the whole topic from the beginning.
+in the whole health-changes topic, then the whole actions topic, from the beginning.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -281,47 +282,85 @@ def register(app: Any, settings: Settings, *, config: NotificationConfig | None 
             await holder.pop("n").close()
 
 
-async def rebuild(settings: Settings, *, timeout: float = 600.0) -> int:
-    """Clear the read model and fold in the health-changes topic from its first offset
-    up to the end offsets seen at start. Returns the number of changes applied."""
+@dataclass(frozen=True, slots=True)
+class Rebuilt:
+    """What a rebuild folded in: health changes and actions applied."""
+
+    changes: int
+    actions: int
+
+
+async def rebuild(settings: Settings, *, timeout: float = 600.0) -> Rebuilt:
+    """Clear the read model, then fold in the health-changes topic and the actions topic
+    (acknowledgements, snoozes, assignments, notes, done steps), each from its first
+    offset up to the end offsets seen at start."""
+    from agents.actions import ActionApplier
+
+    readmodel = ReadModel.from_settings(settings)
+    applier = ActionApplier(readmodel)
+
+    async def fold_change(raw: bytes) -> bool:
+        try:
+            change = orjson.loads(raw or b"null")
+            return isinstance(change, dict) and await readmodel.apply(change)
+        except (orjson.JSONDecodeError, ChangeError):
+            return False
+
+    async def fold_action(raw: bytes) -> bool:
+        return await applier.handle(raw) == "applied"
+
+    try:
+        async with asyncio.timeout(timeout):
+            await readmodel.clear()
+            changes = await _replay(settings, settings.topics.health_changes, fold_change)
+            actions = await _replay(settings, settings.topics.actions, fold_action,
+                                    missing_ok=True)
+    finally:
+        await readmodel.close()
+    return Rebuilt(changes, actions)
+
+
+async def _replay(settings: Settings, topic: str, fold: Callable[[bytes], Awaitable[bool]],
+                  *, missing_ok: bool = False) -> int:
+    """Pass every record of ``topic`` up to its end offsets at start to ``fold``; returns
+    how many it applied. A missing topic is empty when ``missing_ok`` (an installation
+    from before the topic existed), an error otherwise."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     from devstack.topics import topic_partitions
 
-    readmodel = ReadModel.from_settings(settings)
+    try:
+        count = await topic_partitions(settings.kafka_bootstrap, topic,
+                                       timeout=5.0 if missing_ok else 30.0)
+    except TimeoutError:
+        if missing_ok:
+            return 0
+        raise
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
                                 enable_auto_commit=False, auto_offset_reset="earliest")
     applied = 0
     await consumer.start()
     try:
-        topic = settings.topics.health_changes
-        count = await topic_partitions(settings.kafka_bootstrap, topic, timeout=30.0)
         tps = [TopicPartition(topic, p) for p in range(count)]
-        await readmodel.clear()
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
         remaining = {tp for tp in tps if ends[tp] > 0}
-        async with asyncio.timeout(timeout):
-            while remaining:
-                batches = await consumer.getmany(*remaining, timeout_ms=1000)
-                for tp, records in batches.items():
-                    for record in records:
-                        if record.offset >= ends[tp]:
-                            break
-                        try:
-                            change = orjson.loads(record.value or b"null")
-                            if isinstance(change, dict) and await readmodel.apply(change):
-                                applied += 1
-                        except (orjson.JSONDecodeError, ChangeError):
-                            log.warning("rebuild skipped an invalid record at %s:%d",
-                                        tp, record.offset)
-                for tp in list(remaining):
-                    if await consumer.position(tp) >= ends[tp]:
-                        remaining.discard(tp)
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=1000)
+            for tp, records in batches.items():
+                for record in records:
+                    if record.offset >= ends[tp]:
+                        break
+                    if await fold(record.value or b""):
+                        applied += 1
+                    else:
+                        log.debug("rebuild skipped a record at %s:%d", tp, record.offset)
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
     finally:
         await consumer.stop()
-        await readmodel.close()
     return applied
 
 
@@ -339,7 +378,8 @@ def add_parser(subparsers: Any) -> Any:
 
 def run(args: Any) -> int:
     settings = Settings.from_env()
-    applied = asyncio.run(rebuild(settings, timeout=args.timeout))
+    done = asyncio.run(rebuild(settings, timeout=args.timeout))
     print(f"read model rebuilt from {settings.topics.health_changes}: "
-          f"{applied} changes applied")
+          f"{done.changes} changes applied; from {settings.topics.actions}: "
+          f"{done.actions} actions applied")
     return 0
