@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from agents.api import token_workspace
+from agents.api import token_identity
 from agents.settings import Settings
 from state.readmodel import ReadModel
 
@@ -170,7 +170,7 @@ def _mini_list(docs: Sequence[Mapping[str, Any]], detail: Callable[[Mapping[str,
 class Page:
     def __init__(self, settings: Settings, readmodel: ReadModel) -> None:
         self.readmodel = readmodel
-        self.tokens = Settings.parse_pairs(settings.api_tokens)
+        self.tokens = {t: i.workspace for t, i in settings.api_identities().items()}
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -187,7 +187,7 @@ class Page:
         async def wrapped(request: web.Request) -> web.Response:
             given = request.query.get("token")
             if given is not None:
-                workspace = token_workspace(self.tokens, f"Bearer {given}")
+                workspace = token_identity(self.tokens, f"Bearer {given}")
                 if workspace is None:
                     return self._login(request, "That token is not known here.")
                 # Keep the token in a cookie and drop it from the address bar.
@@ -199,8 +199,8 @@ class Page:
                 raise response
             header = request.headers.get("Authorization")
             cookie = request.cookies.get(COOKIE)
-            workspace = token_workspace(self.tokens, header) or (
-                token_workspace(self.tokens, f"Bearer {cookie}") if cookie else None)
+            workspace = token_identity(self.tokens, header) or (
+                token_identity(self.tokens, f"Bearer {cookie}") if cookie else None)
             if workspace is None:
                 return self._login(request, "Enter your Telltale API token to see your "
                                             "accounts.")
@@ -338,11 +338,12 @@ def _pct(component: Mapping[str, Any]) -> int:
 def create_page_app(settings: Settings, readmodel: ReadModel | None = None, *,
                     with_api: bool = True) -> web.Application:
     """A stand-alone aiohttp application serving the page (and the API by default)."""
-    from agents.api import Api, standalone_app
+    from agents.api import Api, Publish, standalone_app
 
-    def routes(model: ReadModel) -> list[web.RouteDef]:
+    def routes(model: ReadModel, publish: Publish) -> list[web.RouteDef]:
         page_routes = Page(settings, model).routes()
-        return page_routes + Api(settings, model).routes() if with_api else page_routes
+        return (page_routes + Api(settings, model, publish=publish).routes() if with_api
+                else page_routes)
 
     return standalone_app(settings, readmodel, routes)
 

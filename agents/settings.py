@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -45,7 +46,8 @@ class Settings:
         "demo-write-key=demo", "Collector write keys: key=workspace pairs, comma-separated"
     )
     api_tokens: str = _setting(
-        "demo-api-token=demo", "API bearer tokens: token=workspace pairs, comma-separated"
+        "demo-api-token=demo", "API bearer tokens: token=workspace or "
+        "token=workspace:person@example.com (the person signed in), comma-separated"
     )
     replay: bool = _setting(False, "Take time only from events (deterministic backfill)")
     tick_interval: float = _setting(60.0, "Seconds between clock ticks sent to each partition")
@@ -72,6 +74,8 @@ class Settings:
     notifications_config: Path | None = _setting(
         None, "Notifications TOML (Slack channels, webhooks, CRM, routing rules, digest)"
     )
+    worklist_per_owner: int = _setting(
+        5, "Accounts on each owner's worklist (most urgent first), 1 to 100")
 
     @property
     def topics(self) -> TopicNames:
@@ -95,6 +99,10 @@ class Settings:
                 raise SettingsError(f"expected key=value, got {item!r}")
             pairs[key.strip()] = value.strip()
         return pairs
+
+    def api_identities(self) -> dict[str, ApiIdentity]:
+        """Each API token's workspace and person (see :func:`parse_api_tokens`)."""
+        return parse_api_tokens(self.api_tokens)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -150,10 +158,40 @@ class Settings:
                 self.parse_pairs(getattr(self, name))
             except SettingsError as exc:
                 problems.append(f"{name}: {exc}")
+        try:
+            parse_api_tokens(self.api_tokens)
+        except SettingsError as exc:
+            problems.append(f"api_tokens: {exc}")
+        if not 1 <= self.worklist_per_owner <= 100:
+            problems.append("worklist_per_owner must be between 1 and 100")
         if self.scoring_config is not None and not Path(self.scoring_config).is_file():
             problems.append(f"scoring_config {self.scoring_config} does not exist")
         if problems:
             raise SettingsError("invalid settings:\n  " + "\n  ".join(problems))
+
+
+_PERSON = re.compile(r"[^@\s:,=]{1,64}@[^@\s:,=]{1,190}")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiIdentity:
+    """Who an API token signs in: a workspace and, when the token names one, a person
+    (an email address: what actions record as their actor)."""
+
+    workspace: str
+    person: str | None = None
+
+
+def parse_api_tokens(raw: str) -> dict[str, ApiIdentity]:
+    """``"t1=ws,t2=ws:riley@vendor.example"`` → token → :class:`ApiIdentity`."""
+    out: dict[str, ApiIdentity] = {}
+    for token, value in Settings.parse_pairs(raw).items():
+        workspace, sep, person = value.partition(":")
+        if not workspace or (sep and not _PERSON.fullmatch(person)):
+            raise SettingsError(f"expected token=workspace or token=workspace:person@domain, "
+                                f"got a token for {value!r}")
+        out[token] = ApiIdentity(workspace, person or None)
+    return out
 
 
 def _type_name(tp: Any) -> str:

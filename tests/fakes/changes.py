@@ -209,3 +209,11 @@ SAVE_PLAYBOOK = Playbook(
            PlaybookStep("Book an executive check-in", owner_role="manager", due_days=7)),
     success="The champion is active again")
 TEST_PLAYBOOKS = (SAVE_PLAYBOOK,)
+
+
+def english(reason: AttentionReason, today: int) -> str:
+    """A minimal English rendering for tests (the product's is ``scoring.attention.render``):
+    the type in words, who, and how many days since it began on ``today``."""
+    who = f" {reason.subject}" if reason.subject else ""
+    return (f"{reason.type.value.replace('_', ' ').capitalize()}{who} for "
+            f"{today - reason.since_day} days")
