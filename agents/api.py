@@ -125,7 +125,7 @@ def _error(status: int, error: str, detail: str) -> web.Response:
     return response
 
 
-class _Problem(Exception):
+class Problem(Exception):
     def __init__(self, status: int, error: str, detail: str) -> None:
         super().__init__(detail)
         self.response = _error(status, error, detail)
@@ -270,7 +270,7 @@ class Api:
                               f"allowed: {', '.join(params) or 'none'}")
             try:
                 return await handler(request, workspace)
-            except _Problem as problem:
+            except Problem as problem:
                 return problem.response
 
         return guarded
@@ -281,14 +281,14 @@ class Api:
         descending = sort.startswith("-")
         sort_key = sort.removeprefix("-")
         if sort_key not in SORTS:
-            raise _Problem(400, "bad_request",
+            raise Problem(400, "bad_request",
                            f"sort must be one of {', '.join(SORTS)} (prefix - for descending)")
         limit = _int_param(query, "limit", 50, 1, MAX_LIMIT)
         offset = _int_param(query, "offset", 0, 0, 1_000_000)
         filters = {dim: query.get(dim) for dim in (*DIMENSIONS, "signal")}
         for dim, allowed in ALLOWED_FILTERS.items():
             if filters[dim] is not None and filters[dim] not in allowed:
-                raise _Problem(400, "bad_request", f"{dim} must be one of {', '.join(allowed)}")
+                raise Problem(400, "bad_request", f"{dim} must be one of {', '.join(allowed)}")
         page = await self.readmodel.list_accounts(workspace, filters=filters, sort=sort_key,
                                                   descending=descending, offset=offset,
                                                   limit=limit)
@@ -303,7 +303,7 @@ class Api:
         account_id = request.match_info["account_id"]
         doc = await self.readmodel.account(workspace, account_id)
         if doc is None:
-            raise _Problem(404, "not_found", f"no account {account_id!r} in this workspace")
+            raise Problem(404, "not_found", f"no account {account_id!r} in this workspace")
         users = await self.readmodel.users(workspace, doc.get("user_ids") or [])
         detail = summary(doc)
         detail.update({
@@ -326,18 +326,18 @@ class Api:
         user_id = request.match_info["user_id"]
         record = await self.readmodel.user(workspace, user_id)
         if record is None:
-            raise _Problem(404, "not_found", f"no user {user_id!r} in this workspace")
+            raise Problem(404, "not_found", f"no user {user_id!r} in this workspace")
         return _json(user_view(record))
 
     async def get_ranking(self, request: web.Request, workspace: str) -> web.Response:
         name = request.match_info["name"]
         if name not in RANKINGS:
-            raise _Problem(404, "not_found", f"no ranking {name!r}; use one of "
+            raise Problem(404, "not_found", f"no ranking {name!r}; use one of "
                                              f"{', '.join(RANKINGS)}")
         limit = _int_param(request.query, "limit", 20, 1, MAX_LIMIT)
         stage = request.query.get("forecast", "at_risk")
         if stage not in FORECAST_STAGES:
-            raise _Problem(400, "bad_request",
+            raise Problem(400, "bad_request",
                            f"forecast must be one of {', '.join(FORECAST_STAGES)}")
         if name == "renewals":
             name = f"renewals:{stage}"
@@ -354,7 +354,7 @@ class Api:
     async def get_business(self, request: web.Request, workspace: str) -> web.Response:
         doc = await self.readmodel.business(workspace)
         if doc is None:
-            raise _Problem(404, "not_found",
+            raise Problem(404, "not_found",
                            "no business metrics published for this workspace yet; run "
                            "telltale metrics HISTORY --outcomes OUTCOMES --publish")
         return _json(doc)
@@ -367,12 +367,12 @@ class Api:
         if owner == "me":
             owner = request[IDENTITY].person
             if owner is None:
-                raise _Problem(400, "bad_request",
+                raise Problem(400, "bad_request",
                                "owner=me needs a token that names a person "
                                "(token=workspace:person@example.com)")
         elif owner is not None and not 1 <= len(owner) <= MAX_ID_CHARS:
             # Only compared with owners, never stored: its length is all that matters.
-            raise _Problem(400, "bad_request", f"owner must be 1 to {MAX_ID_CHARS} characters")
+            raise Problem(400, "bad_request", f"owner must be 1 to {MAX_ID_CHARS} characters")
         per_owner = _int_param(request.query, "per_owner", self.per_owner, 1, 100)
         limit = _int_param(request.query, "limit", 50, 1, MAX_LIMIT)
         found = await self.readmodel.worklist(workspace, owner, per_owner=per_owner,
@@ -389,20 +389,20 @@ class Api:
         account_id = request.match_info["account_id"]
         actions = await self.readmodel.actions(workspace, account_id)
         if not actions and await self.readmodel.account(workspace, account_id) is None:
-            raise _Problem(404, "not_found", f"no account {account_id!r} in this workspace")
+            raise Problem(404, "not_found", f"no account {account_id!r} in this workspace")
         return _json({"account_id": account_id, "items": [a.to_dict() for a in actions]})
 
     async def post_action(self, request: web.Request, workspace: str) -> web.Response:
         body = await request.content.read(MAX_ACTION_BODY_BYTES + 1)
         if len(body) > MAX_ACTION_BODY_BYTES:
-            raise _Problem(413, "too_large",
+            raise Problem(413, "too_large",
                            f"an action is at most {MAX_ACTION_BODY_BYTES} bytes")
         try:
             fields = orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise _Problem(400, "bad_request", "the body must be a JSON object") from None
+            raise Problem(400, "bad_request", "the body must be a JSON object") from None
         if not isinstance(fields, dict):
-            raise _Problem(400, "bad_request", "the body must be a JSON object")
+            raise Problem(400, "bad_request", "the body must be a JSON object")
         identity: ApiIdentity = request[IDENTITY]
         action = await self.act(workspace, request.match_info["account_id"],
                                 identity.person or ANONYMOUS_ACTOR, fields)
@@ -411,20 +411,20 @@ class Api:
     async def act(self, workspace: str, account_id: str, actor: str,
                   fields: Mapping[str, Any]) -> Action:
         """Check what a person asked for, send it to the actions topic and apply it to the
-        read model; raises :class:`_Problem` with the reason it cannot be done. Shared by
+        read model; raises :class:`Problem` with the reason it cannot be done. Shared by
         the API and the page's forms."""
         if self.publish is None:
-            raise _Problem(503, "unavailable", "actions cannot be recorded here: no Kafka")
+            raise Problem(503, "unavailable", "actions cannot be recorded here: no Kafka")
         account = await self.readmodel.account(workspace, account_id)
         if account is None:
-            raise _Problem(404, "not_found", f"no account {account_id!r} in this workspace")
+            raise Problem(404, "not_found", f"no account {account_id!r} in this workspace")
         kind = _action_type(fields.get("type"))
         allowed = {"type", *{ActionType.SNOOZE: ("until",), ActionType.ASSIGN: ("assignee",),
                              ActionType.NOTE: ("text",),
                              ActionType.STEP_DONE: ("playbook", "step")}.get(kind, ())}
         extra = sorted(set(fields) - allowed)
         if extra:
-            raise _Problem(400, "bad_request",
+            raise Problem(400, "bad_request",
                            f"{extra[0]!r} does not belong to a {kind.value} action; "
                            f"send {', '.join(sorted(allowed))}")
         now = time.time()
@@ -435,18 +435,18 @@ class Api:
             listing = await self.readmodel.listing(workspace, account_id,
                                                    playbooks=self.playbooks, today=today)
             if listing is None:
-                raise _Problem(409, "conflict", "the account is on no list today: there is "
+                raise Problem(409, "conflict", "the account is on no list today: there is "
                                                 "nothing to acknowledge")
             action = replace(action, reasons={r.key: r.severity for r in listing.reasons})
         elif kind is ActionType.SNOOZE:
             until = _checked(check_date, fields.get("until"), "until")
             if not today < epoch_day(until) <= today + MAX_SNOOZE_DAYS:
-                raise _Problem(409, "conflict", f"until must be a day after today and at "
+                raise Problem(409, "conflict", f"until must be a day after today and at "
                                                 f"most {MAX_SNOOZE_DAYS} days ahead")
             action = replace(action, until=until)
         elif kind is ActionType.ASSIGN:
             if "assignee" not in fields:
-                raise _Problem(400, "bad_request", "assign needs an assignee (null: back to "
+                raise Problem(400, "bad_request", "assign needs an assignee (null: back to "
                                                    "the account owner)")
             assignee = fields["assignee"]
             action = replace(action, assignee=None if assignee is None
@@ -458,11 +458,11 @@ class Api:
         try:
             encode_action(action)
         except ActionError as exc:
-            raise _Problem(400, "bad_request", str(exc)) from None
+            raise Problem(400, "bad_request", str(exc)) from None
         try:
             await self.publish(action)
         except Exception as exc:  # the broker is down or refused it: nothing was recorded
-            raise _Problem(503, "unavailable",
+            raise Problem(503, "unavailable",
                            f"the action could not be recorded, try again: {exc!r}"[:300]
                            ) from None
         await self.readmodel.apply_action(action)
@@ -471,14 +471,14 @@ class Api:
     def _step(self, playbook: Any, step: Any) -> dict[str, Any]:
         known = {p.name: p for p in self.playbooks}
         if not isinstance(playbook, str) or playbook not in known:
-            raise _Problem(404, "not_found",
+            raise Problem(404, "not_found",
                            f"no playbook {str(playbook)[:100]!r}; configured: "
                            f"{', '.join(known) or 'none'}")
         count = len(known[playbook].steps)
         if not isinstance(step, int) or isinstance(step, bool):
-            raise _Problem(400, "bad_request", "step must be an integer")
+            raise Problem(400, "bad_request", "step must be an integer")
         if not 0 <= step < count:
-            raise _Problem(404, "not_found", f"{playbook} has steps 0 to {count - 1}")
+            raise Problem(404, "not_found", f"{playbook} has steps 0 to {count - 1}")
         return {"playbook": playbook, "step": step}
 
 
@@ -486,7 +486,7 @@ def _action_type(value: Any) -> ActionType:
     try:
         return ActionType(str(value))
     except ValueError:
-        raise _Problem(400, "bad_request", f"type must be one of "
+        raise Problem(400, "bad_request", f"type must be one of "
                                            f"{', '.join(t.value for t in ActionType)}"
                        ) from None
 
@@ -496,7 +496,7 @@ def _checked(check: Callable[[Any, str], _T], value: Any, name: str) -> _T:
     try:
         return check(value, name)
     except ActionError as exc:
-        raise _Problem(400, "bad_request", str(exc)) from None
+        raise Problem(400, "bad_request", str(exc)) from None
 
 
 class KafkaPublisher:
@@ -532,9 +532,9 @@ def _int_param(query: Mapping[str, str], name: str, default: int, low: int, high
     try:
         value = int(raw)
     except ValueError:
-        raise _Problem(400, "bad_request", f"{name} must be an integer") from None
+        raise Problem(400, "bad_request", f"{name} must be an integer") from None
     if not low <= value <= high:
-        raise _Problem(400, "bad_request", f"{name} must be between {low} and {high}")
+        raise Problem(400, "bad_request", f"{name} must be between {low} and {high}")
     return value
 
 
