@@ -311,7 +311,9 @@ class Page:
         """A form post must come from our own page: its origin (when the browser says it)
         and the session's CSRF token."""
         origin = request.headers.get("Origin")
-        allowed = {f"{request.scheme}://{request.host}", _origin(self.settings.public_url)}
+        # Our own Referrer-Policy (no-referrer) makes browsers send "null" for our forms.
+        allowed = {"null", f"{request.scheme}://{request.host}",
+                   _origin(self.settings.public_url)}
         if origin is not None and origin not in allowed:
             return self._problem(session, 403, "This form was sent from another site.")
         form = await _form(request)

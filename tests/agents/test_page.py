@@ -125,6 +125,10 @@ async def test_forms_act_on_the_list_and_show_on_the_account_page(client: TestCl
     forged = await client.post("/accounts/acme/actions", allow_redirects=False,
                                data={"csrf": "0" * 64, "type": "acknowledge"})
     assert forged.status == 403
+    elsewhere = await client.post("/accounts/acme/actions", allow_redirects=False,
+                                  headers={"Origin": "https://evil.example"},
+                                  data={"csrf": csrf, "type": "acknowledge"})
+    assert elsewhere.status == 403 and "another site" in await elsewhere.text()
     assert rows_of(await (await client.get("/today?owner=me")).text()) == ["acme"]
 
 
