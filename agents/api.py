@@ -50,6 +50,7 @@ from agents.settings import ApiIdentity, Settings
 from scoring import attention as core
 from scoring.attention import AttentionReason, Playbook, ReasonType
 from scoring.worklist import OpenStep
+from state.aggregates import epoch_day
 from state.readmodel import DIMENSIONS, SORTS, Listed, ReadModel, owner_of
 from streams.actions import (
     MAX_ID_CHARS,
@@ -61,7 +62,7 @@ from streams.actions import (
     check_id,
     check_text,
     encode_action,
-    epoch_day,
+    epoch_day_of_date,
 )
 
 API_PREFIX = "/api/v1/workspaces/{workspace}"
@@ -180,7 +181,7 @@ def days_to_renewal(doc: Mapping[str, Any], today: int) -> int | None:
         renewal = date.fromisoformat(str(doc.get("renewal_date"))[:10])
     except ValueError:
         return None
-    return epoch_day(renewal) - today
+    return epoch_day_of_date(renewal) - today
 
 
 def worklist_item(item: Listed, render: Render = core.render) -> dict[str, Any]:
@@ -430,7 +431,7 @@ class Api:
         now = time.time()
         action = Action(id=uuid.uuid4().hex, workspace=workspace, account_id=account_id,
                         type=kind, actor=actor, at=now)
-        today = int(now // 86_400)
+        today = epoch_day(now)
         if kind is ActionType.ACKNOWLEDGE:
             listing = await self.readmodel.listing(workspace, account_id,
                                                    playbooks=self.playbooks, today=today)
@@ -440,7 +441,7 @@ class Api:
             action = replace(action, reasons={r.key: r.severity for r in listing.reasons})
         elif kind is ActionType.SNOOZE:
             until = _checked(check_date, fields.get("until"), "until")
-            if not today < epoch_day(until) <= today + MAX_SNOOZE_DAYS:
+            if not today < epoch_day_of_date(until) <= today + MAX_SNOOZE_DAYS:
                 raise Problem(409, "conflict", f"until must be a day after today and at "
                                                 f"most {MAX_SNOOZE_DAYS} days ahead")
             action = replace(action, until=until)

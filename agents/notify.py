@@ -16,7 +16,8 @@ For each change on the health-changes topic, in order:
 
 A message that is not a valid health change is written to the deliveries dead-letter
 topic with the reason and counted; the stream goes on. A timer sends the daily digest
-at the configured hour of each workspace, once per day across all workers.
+at the configured hour of each workspace, and each owner's own list at their hour in their
+time zone (``agents/sinks/digest.py``), once per day across all workers.
 
 ``rebuild(settings)`` (``telltale rebuild-read-model``) clears the read model and folds
 in the whole health-changes topic, then the whole actions topic, from the beginning.
@@ -25,9 +26,10 @@ in the whole health-changes topic, then the whole actions topic, from the beginn
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -37,14 +39,19 @@ import orjson
 from redis.exceptions import RedisError
 
 from agents import metrics
+from agents.api import Render, configured_playbooks
 from agents.settings import Settings
-from agents.sinks import slack, webhooks
+from agents.sinks import digest, slack, webhooks
 from agents.sinks.cooldown import Cooldown
 from agents.sinks.crm import HubSpotSync, SalesforceSync
-from agents.sinks.dispatch import Dispatcher, Job
+from agents.sinks.dispatch import Dispatcher, Job, OwnerRoutes
 from agents.sinks.outbox import HEARTBEAT_EVERY_SECONDS, Outbox
 from agents.sinks.routing import NotificationConfig
+from scoring import attention as core
+from scoring.attention import Playbook
+from state.aggregates import epoch_day
 from state.readmodel import ChangeError, ReadModel
+from streams.actions import epoch_day_of_date
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +59,7 @@ SEEN_TTL_SECONDS = 30 * 86_400
 """How long a change id is remembered for deduplication (seconds)."""
 
 DIGEST_CHECK_SECONDS = 60.0
-DIGEST_SIZE = 50
+DIGEST_CLAIM_SECONDS = 2 * 86_400
 
 
 class Notifier:
@@ -60,9 +67,14 @@ class Notifier:
 
     def __init__(self, settings: Settings, config: NotificationConfig, readmodel: ReadModel,
                  dead_letter: Callable[[dict[str, Any]], Awaitable[None]],
-                 *, salesforce_session: Any = None) -> None:
+                 *, salesforce_session: Any = None, owners: OwnerRoutes | None = None,
+                 playbooks: Sequence[Playbook] | None = None,
+                 render: Render = core.render) -> None:
         self.settings = settings
         self.config = config
+        self.owners = owners or OwnerRoutes()
+        self.playbooks = configured_playbooks(settings) if playbooks is None else playbooks
+        self.render = render
         self.readmodel = readmodel
         self.redis = readmodel.redis
         self.prefix = settings.topic_prefix
@@ -179,6 +191,9 @@ class Notifier:
             payload = (_slack_body(job.body) if job.kind == "digest"
                        else slack.change_message(job.body, self.settings.public_url))
             await slack.post(self.session, url, payload)
+        elif kind == "slackdm" and self.owners.bot_token:
+            await digest.post_direct(self.session, self.owners.api_url, self.owners.bot_token,
+                                     name, _slack_body(job.body))
         elif kind == "webhook":
             target = self.config.webhooks[name]
             await webhooks.post(self.session, target.url, target.secret,
@@ -195,28 +210,56 @@ class Notifier:
     # ------------------------------------------------------------------ digest
 
     async def send_digests(self, now: datetime | None = None) -> list[str]:
-        """Queue today's digest for every workspace whose digest hour it is and that has
-        not had it today (claimed in Redis, so one worker sends it). Returns those
-        workspaces."""
-        channel = self.config.digest_channel
-        if not channel or channel not in self.config.slack_channels:
-            return []
+        """Queue the digests due at ``now``: each workspace's team digest to the digest
+        channel at its digest hour (UTC), and each owner's own list at their hour in their
+        time zone. Each is claimed in Redis for its day, so one worker sends it once.
+        Returns what was queued: workspaces, and ``workspace/owner`` for owners."""
         now = now or datetime.now(UTC)
         sent: list[str] = []
+        channel = self.config.digest_channel
         for workspace in await self.readmodel.workspaces():
-            if now.hour != self.config.digest_hour_for(workspace):
-                continue
-            key = f"{self.prefix}:notify:digest:{workspace}:{now.date().isoformat()}"
-            if await self.redis.exists(key):
-                continue
-            accounts = await self.readmodel.attention(workspace, DIGEST_SIZE)
-            body = slack.digest_message(workspace, accounts, self.settings.public_url)
-            job = Job(f"slack:{channel}", "digest", {**body, "workspace": workspace}, key)
-            if not await self.outbox.claim(key, 2 * 86_400, [job]):
-                continue
-            self.dispatcher.submit(job)
-            sent.append(workspace)
+            if (channel and channel in self.config.slack_channels
+                    and now.hour == self.config.digest_hour_for(workspace)):
+                day = now.date()
+                key = f"{self.prefix}:notify:digest:{workspace}:{day.isoformat()}"
+                found = await self.readmodel.worklist(
+                    workspace, today=epoch_day(now.timestamp()),
+                    per_owner=self.settings.worklist_per_owner, playbooks=self.playbooks)
+                body = digest.team_digest(workspace, found.team, self.settings.public_url,
+                                          self.render)
+                if await self._queue(f"slack:{channel}", key, workspace, body):
+                    sent.append(workspace)
+            for route in self.owners.owners.values():
+                local = digest.local_now(route, now)
+                hour = self.config.digest_hour_for(workspace) if route.hour is None else (
+                    route.hour)
+                if local.hour != hour:
+                    continue
+                owner_key = hashlib.sha256(route.owner.encode()).hexdigest()[:16]
+                key = (f"{self.prefix}:notify:digest:{workspace}:owner:{owner_key}:"
+                       f"{local.date().isoformat()}")
+                found = await self.readmodel.worklist(
+                    workspace, route.owner, today=epoch_day_of_date(local.date()),
+                    per_owner=self.settings.worklist_per_owner, playbooks=self.playbooks)
+                items = found.owners.get(route.owner, [])
+                if not items:  # nothing needs them: no message beats an empty one
+                    continue
+                body = digest.owner_digest(route.owner, items, self.settings.public_url,
+                                           self.render)
+                if await self._queue(route.destination, key, workspace, body):
+                    sent.append(f"{workspace}/{route.owner}")
         return sent
+
+    async def _queue(self, destination: str, key: str, workspace: str,
+                     body: Mapping[str, Any]) -> bool:
+        """Claim digest ``key`` and submit it; False when it was claimed already."""
+        if await self.redis.exists(key):
+            return False
+        job = Job(destination, "digest", {**body, "workspace": workspace}, key)
+        if not await self.outbox.claim(key, DIGEST_CLAIM_SECONDS, [job]):
+            return False
+        self.dispatcher.submit(job)
+        return True
 
     async def close(self) -> None:
         """Give queued deliveries a few seconds; what is left stays in the outbox and is
@@ -240,6 +283,7 @@ def register(app: Any, settings: Settings, *, config: NotificationConfig | None 
     """Declare the notify agent, its dead-letter topic and the digest timer on ``app``."""
     config = config or NotificationConfig.load(settings.notifications_config,
                                                settings.slack_webhook_url)
+    owners = OwnerRoutes.load(settings.notifications_config, config.slack_channels)
     changes = app.topic(settings.topics.health_changes, key_type=bytes, value_type=bytes,
                         key_serializer="raw", value_serializer="raw")
     dlq = app.topic(settings.topics.deliveries_dlq, key_type=bytes, value_type=bytes,
@@ -253,7 +297,8 @@ def register(app: Any, settings: Settings, *, config: NotificationConfig | None 
     def notifier() -> Notifier:
         if "n" not in holder:
             holder["n"] = Notifier(settings, config, ReadModel.of_app(app, settings),
-                                   dead_letter, salesforce_session=salesforce_session)
+                                   dead_letter, salesforce_session=salesforce_session,
+                                   owners=owners)
         return holder["n"]
 
     @app.agent(changes, name="telltale.notify")

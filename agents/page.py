@@ -52,6 +52,7 @@ from agents.settings import ApiIdentity, Settings
 from scoring import attention as core
 from scoring.attention import Playbook
 from scoring.worklist import WorklistEntry
+from state.aggregates import epoch_day
 from state.readmodel import Listed, ReadModel, owner_of
 from streams.actions import Action, ActionType
 
@@ -164,7 +165,7 @@ def signal_chips(signals: Sequence[Mapping[str, Any]], with_text: bool = False) 
 def renewal_text(doc: Mapping[str, Any], today: int | None = None) -> str:
     """The renewal date and the days to it on ``today`` (epoch day; default: the day the
     page is read), not the days stored with the last change."""
-    day = int(time.time() // 86_400) if today is None else today
+    day = epoch_day(time.time()) if today is None else today
     days = days_to_renewal(doc, day)
     if days is None:
         return "—"

@@ -31,6 +31,7 @@ import orjson
 
 from scoring import worklist
 from scoring.attention import Severity
+from state.aggregates import epoch_day
 from state.keys import KeyPartError, part
 from streams.envelope import kafka_key
 
@@ -67,7 +68,6 @@ TYPE_FIELDS: dict[ActionType, frozenset[str]] = {
 
 
 _EPOCH = date(1970, 1, 1)
-DAY_SECONDS = 86_400
 
 
 class ActionError(ValueError):
@@ -233,7 +233,7 @@ def _reasons(value: Any) -> dict[str, Severity]:
     return out
 
 
-def epoch_day(day: date) -> int:
+def epoch_day_of_date(day: date) -> int:
     return (day - _EPOCH).days
 
 
@@ -245,11 +245,11 @@ def handling_of(actions: Iterable[Action]) -> worklist.Handling:
         if action.type is ActionType.ACKNOWLEDGE:
             handling = worklist.acknowledge(handling, action.reasons)
         elif action.type is ActionType.SNOOZE and action.until is not None:
-            handling = worklist.snooze(handling, epoch_day(action.until))
+            handling = worklist.snooze(handling, epoch_day_of_date(action.until))
         elif action.type is ActionType.ASSIGN:
             handling = worklist.assign(handling, action.assignee)
         elif (action.type is ActionType.STEP_DONE and action.playbook is not None
               and action.step is not None):
             handling = worklist.mark_step_done(handling, action.playbook, action.step,
-                                               int(action.at // DAY_SECONDS))
+                                               epoch_day(action.at))
     return handling

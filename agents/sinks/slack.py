@@ -162,3 +162,9 @@ async def post(session: aiohttp.ClientSession, webhook_url: str, payload: Mappin
                 raise status_error("slack", resp.status, body, resp.headers.get("Retry-After"))
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise DeliveryError(f"slack unreachable: {exc!r}") from exc
+
+
+def escape_mrkdwn(text: str) -> str:
+    """``&``, ``<`` and ``>`` escaped as Slack's mrkdwn wants, so that text from events can
+    never become a link, a mention or markup."""
+    return _escape(text)
