@@ -52,13 +52,17 @@ import redis.asyncio as aioredis
 
 from scoring import worklist as rules
 from scoring.attention import Attention, Playbook
-from streams.actions import Action, ActionError, decode_action, handling_of
+from state.aggregates import epoch_day
+from streams.actions import Action, ActionError, check_id, decode_action, handling_of
 
 HISTORY_LIMIT = 365
 """Score points kept per account (one per health change; oldest dropped first)."""
 
 RENEWAL_WINDOW_DAYS = 180
 """Accounts renewing within this many days appear in the renewals ranking."""
+
+MAX_ATTENTION_BYTES = 64 * 1024
+"""Largest attention field accepted on a change (its JSON, bytes)."""
 
 MAX_ACTIONS_READ = 500
 """Most recent actions of one account read back (audit trail and worklist fold)."""
@@ -103,16 +107,27 @@ def arr_at_risk(doc: Mapping[str, Any]) -> float:
 
 def attention_of(change: Mapping[str, Any]) -> Attention | None:
     """The change's ``attention`` field (None when a change predates it). Raises
-    ChangeError when it is there but malformed."""
+    ChangeError when it is there but malformed, larger than :data:`MAX_ATTENTION_BYTES`
+    or naming a reason key or subject that could not be an id (acknowledgements carry
+    the keys)."""
     raw = change.get("attention")
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
         raise ChangeError("attention must be an object")
     try:
-        return Attention.from_dict(raw)
-    except (ValueError, TypeError) as exc:
+        if len(orjson.dumps(raw)) > MAX_ATTENTION_BYTES:
+            raise ChangeError(f"attention is larger than {MAX_ATTENTION_BYTES} bytes")
+        attention = Attention.from_dict(raw)
+        for reason in (*attention.reasons, *attention.expansion):
+            check_id(reason.key, "attention reason key")
+            if reason.subject is not None:
+                check_id(reason.subject, "attention reason subject")
+        for name in attention.playbooks:
+            check_id(name, "attention playbook")
+    except (ValueError, TypeError, orjson.JSONEncodeError) as exc:
         raise ChangeError(f"bad attention: {exc}") from exc
+    return attention
 
 
 def owner_of(doc: Mapping[str, Any]) -> str | None:
@@ -120,10 +135,6 @@ def owner_of(doc: Mapping[str, Any]) -> str | None:
     CRM gave one (it is what people sign in with), else the owner's name."""
     owner = doc.get("owner_email") or doc.get("owner")
     return None if owner in (None, "") else str(owner)
-
-
-def epoch_day(epoch_seconds: float) -> int:
-    return int(epoch_seconds // 86_400)
 
 
 def account_document(change: Mapping[str, Any]) -> dict[str, Any]:

@@ -150,6 +150,13 @@ def test_the_worklist_follows_attention_reasons_not_the_band() -> None:
     assert before_attention["attention"] is None and not before_attention["needs_attention"]
     with pytest.raises(ChangeError, match="attention"):
         account_document(make_change(attention={"day": "monday"}))
+    hostile = attention(reason("champion_quiet", key="quiet\x1fx"), day=TODAY)
+    with pytest.raises(ChangeError, match="reason key"):
+        account_document(with_attention(make_change(), hostile))
+    huge = attention(*[reason("seats_fell", key=f"k{i}", note="x" * 200) for i in range(400)],
+                     day=TODAY)
+    with pytest.raises(ChangeError, match="larger"):
+        account_document(with_attention(make_change(), huge))
 
 
 async def listed_ids(rm: ReadModel, owner: str | None = None, today: int = TODAY) -> list[str]:
