@@ -37,6 +37,7 @@ from urllib.parse import quote, urlencode, urlsplit
 from aiohttp import web
 
 from agents.api import (
+    ANONYMOUS_ACTOR,
     Api,
     Problem,
     Publish,
@@ -381,7 +382,7 @@ class Page:
             fields["step"] = int(step) if step.isdigit() else step
         try:
             await self.api.act(session.identity.workspace, account_id,
-                               session.identity.person or "api-token", fields)
+                               session.identity.person or ANONYMOUS_ACTOR, fields)
         except Problem as problem:
             return self._problem(session, problem.response.status, str(problem), back)
         raise web.HTTPSeeOther(back)
@@ -725,11 +726,9 @@ def create_page_app(settings: Settings, readmodel: ReadModel | None = None, *,
     from agents.api import standalone_app
 
     def routes(model: ReadModel, publish: Publish) -> list[web.RouteDef]:
-        page_routes = Page(settings, model, publish=publish, playbooks=playbooks,
-                           render_reason=render_reason).routes()
-        return (page_routes + Api(settings, model, playbooks, publish=publish,
-                                  render=render_reason).routes()
-                if with_api else page_routes)
+        page = Page(settings, model, publish=publish, playbooks=playbooks,
+                    render_reason=render_reason)
+        return page.routes() + page.api.routes() if with_api else page.routes()
 
     return standalone_app(settings, readmodel, routes)
 

@@ -78,3 +78,31 @@ async def test_actions_from_kafka_apply_once_and_survive_a_rebuild(
         await readmodel.clear()
         await readmodel.close()
         await asyncio.to_thread(worker.stop)
+
+
+async def test_the_workers_api_records_an_action_through_kafka(
+        settings: Settings, consume_until: Any, start_worker: Any) -> None:
+    import aiohttp
+
+    settings = settings.replace(api_tokens="csm-token=demo:riley@vendor.example")
+    worker = await asyncio.to_thread(start_worker, settings, "--module", "agents.actions",
+                                     "--module", "agents.api", "--module", "agents.page")
+    readmodel = ReadModel.from_settings(settings)
+    try:
+        quiet = reason("champion_quiet", subject="acme-u0", since_day=TODAY - 8)
+        await readmodel.apply(with_attention(make_change(now=T0), attention(quiet, day=TODAY)))
+        auth = {"Authorization": "Bearer csm-token"}
+        async with aiohttp.ClientSession(headers=auth) as http, http.post(
+                f"{worker.url}/api/v1/workspaces/demo/accounts/acme/actions",
+                json={"type": "note", "text": "Called Dana"}) as response:
+            assert response.status == 201, await response.text()
+            assert response.headers["Cache-Control"] == "no-store"
+            sent = (await response.json())["action"]
+        # Shown at once, and on the topic for the audit log and a rebuild.
+        assert [a.id for a in await readmodel.actions("demo", "acme")] == [sent["id"]]
+        records = await consume_until(settings.topics.actions, lambda rs: len(rs) >= 1)
+        assert orjson.loads(records[0].value)["id"] == sent["id"]
+    finally:
+        await readmodel.clear()
+        await readmodel.close()
+        await asyncio.to_thread(worker.stop)
