@@ -52,10 +52,10 @@ from agents.api import (
 from agents.settings import ApiIdentity, Settings
 from scoring import attention as core
 from scoring.attention import Playbook
-from scoring.worklist import WorklistEntry
+from scoring.worklist import AttentionTrack, WorklistEntry
 from state.aggregates import epoch_day
 from state.readmodel import Listed, ReadModel, owner_of
-from streams.actions import Action, ActionType
+from streams.actions import Action, ActionType, handling_of
 
 SESSION_COOKIE = "telltale_session"
 SESSION_SECONDS = 30 * 86_400
@@ -444,6 +444,21 @@ class Page:
             for r in entry.reasons)
         return f'<ul class="reasons">{items}</ul>' if items else ""
 
+    def _off_list(self, doc: Mapping[str, Any], actions: Sequence[Action]) -> str:
+        """Why an account is on no list today, with the reasons it still has."""
+        attention = AttentionTrack.from_dict(doc.get("attention_track")).attention
+        if attention is None or not attention.needed:
+            return '<p class="empty">Nothing needs attention on this account today.</p>'
+        today = epoch_day(time.time())
+        handling = handling_of(actions)
+        if handling.snoozed_until is not None and today < handling.snoozed_until:
+            why = f"Snoozed until {iso_day(handling.snoozed_until)}."
+        else:
+            why = "Acknowledged: back on the list when a new or worse reason appears."
+        items = "".join(f"<li>{e(reason_text(r, today, self.render_reason))}</li>"
+                        for r in attention.reasons)
+        return f'<p class="sub">{e(why)}</p><ul class="reasons">{items}</ul>'
+
     def _forms(self, entry: WorklistEntry, session: Session, here: str) -> str:
         action = e(f"{account_href(entry.account_id)}/actions")
         hidden = f'{session.field()}<input type="hidden" name="next" value="{e(here)}">'
@@ -520,7 +535,7 @@ class Page:
             name=e(doc.get("account_name") or account_id), band=e(band),
             score=e(doc.get("score")), stages=e(stages), explanation=e(doc.get("explanation")),
             reasons=(self._reasons(entry) if entry is not None else
-                     '<p class="empty">Not on any list today.</p>'),
+                     self._off_list(doc, actions)),
             steps=(f"<p>Next step: {_steps(entry)}</p>"
                    if entry is not None and entry.open_steps else ""),
             actions="" if entry is None else self._forms(entry, session, str(request.rel_url)),

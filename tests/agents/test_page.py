@@ -121,6 +121,9 @@ async def test_forms_act_on_the_list_and_show_on_the_account_page(client: TestCl
     assert "Assigned to sam@vendor.example" in history and "Added a note" in history
     assert "riley@vendor.example" in history
     assert '<p class="note">Spoke to the admin\nAll fine</p>' in account
+    wayne = await (await client.get("/accounts/wayne")).text()
+    assert "Acknowledged: back on the list when a new or worse reason" in wayne
+    assert "Health fell for" in wayne  # its reason is still shown
     # Without the session's CSRF token nothing happens.
     forged = await client.post("/accounts/acme/actions", allow_redirects=False,
                                data={"csrf": "0" * 64, "type": "acknowledge"})
