@@ -283,7 +283,7 @@ class Api:
         sort_key = sort.removeprefix("-")
         if sort_key not in SORTS:
             raise Problem(400, "bad_request",
-                           f"sort must be one of {', '.join(SORTS)} (prefix - for descending)")
+                          f"sort must be one of {', '.join(SORTS)} (prefix - for descending)")
         limit = _int_param(query, "limit", 50, 1, MAX_LIMIT)
         offset = _int_param(query, "offset", 0, 0, 1_000_000)
         filters = {dim: query.get(dim) for dim in (*DIMENSIONS, "signal")}
@@ -334,12 +334,12 @@ class Api:
         name = request.match_info["name"]
         if name not in RANKINGS:
             raise Problem(404, "not_found", f"no ranking {name!r}; use one of "
-                                             f"{', '.join(RANKINGS)}")
+                                            f"{', '.join(RANKINGS)}")
         limit = _int_param(request.query, "limit", 20, 1, MAX_LIMIT)
         stage = request.query.get("forecast", "at_risk")
         if stage not in FORECAST_STAGES:
             raise Problem(400, "bad_request",
-                           f"forecast must be one of {', '.join(FORECAST_STAGES)}")
+                          f"forecast must be one of {', '.join(FORECAST_STAGES)}")
         if name == "renewals":
             name = f"renewals:{stage}"
         if name == "attention":  # today's worklist, not the core's raw order
@@ -356,8 +356,8 @@ class Api:
         doc = await self.readmodel.business(workspace)
         if doc is None:
             raise Problem(404, "not_found",
-                           "no business metrics published for this workspace yet; run "
-                           "telltale metrics HISTORY --outcomes OUTCOMES --publish")
+                          "no business metrics published for this workspace yet; run "
+                          "telltale metrics HISTORY --outcomes OUTCOMES --publish")
         return _json(doc)
 
 
@@ -369,8 +369,8 @@ class Api:
             owner = request[IDENTITY].person
             if owner is None:
                 raise Problem(400, "bad_request",
-                               "owner=me needs a token that names a person "
-                               "(token=workspace:person@example.com)")
+                              "owner=me needs a token that names a person "
+                              "(token=workspace:person@example.com)")
         elif owner is not None and not 1 <= len(owner) <= MAX_ID_CHARS:
             # Only compared with owners, never stored: its length is all that matters.
             raise Problem(400, "bad_request", f"owner must be 1 to {MAX_ID_CHARS} characters")
@@ -397,7 +397,7 @@ class Api:
         body = await request.content.read(MAX_ACTION_BODY_BYTES + 1)
         if len(body) > MAX_ACTION_BODY_BYTES:
             raise Problem(413, "too_large",
-                           f"an action is at most {MAX_ACTION_BODY_BYTES} bytes")
+                          f"an action is at most {MAX_ACTION_BODY_BYTES} bytes")
         try:
             fields = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -426,8 +426,8 @@ class Api:
         extra = sorted(set(fields) - allowed)
         if extra:
             raise Problem(400, "bad_request",
-                           f"{extra[0]!r} does not belong to a {kind.value} action; "
-                           f"send {', '.join(sorted(allowed))}")
+                          f"{extra[0]!r} does not belong to a {kind.value} action; "
+                          f"send {', '.join(sorted(allowed))}")
         now = time.time()
         action = Action(id=uuid.uuid4().hex, workspace=workspace, account_id=account_id,
                         type=kind, actor=actor, at=now)
@@ -437,18 +437,18 @@ class Api:
                                                    playbooks=self.playbooks, today=today)
             if listing is None:
                 raise Problem(409, "conflict", "the account is on no list today: there is "
-                                                "nothing to acknowledge")
+                                               "nothing to acknowledge")
             action = replace(action, reasons={r.key: r.severity for r in listing.reasons})
         elif kind is ActionType.SNOOZE:
             until = _checked(check_date, fields.get("until"), "until")
             if not today < epoch_day_of_date(until) <= today + MAX_SNOOZE_DAYS:
                 raise Problem(409, "conflict", f"until must be a day after today and at "
-                                                f"most {MAX_SNOOZE_DAYS} days ahead")
+                                               f"most {MAX_SNOOZE_DAYS} days ahead")
             action = replace(action, until=until)
         elif kind is ActionType.ASSIGN:
             if "assignee" not in fields:
                 raise Problem(400, "bad_request", "assign needs an assignee (null: back to "
-                                                   "the account owner)")
+                                                  "the account owner)")
             assignee = fields["assignee"]
             action = replace(action, assignee=None if assignee is None
                              else _checked(check_id, assignee, "assignee"))
@@ -464,8 +464,8 @@ class Api:
             await self.publish(action)
         except Exception as exc:  # the broker is down or refused it: nothing was recorded
             raise Problem(503, "unavailable",
-                           f"the action could not be recorded, try again: {exc!r}"[:300]
-                           ) from None
+                          f"the action could not be recorded, try again: {exc!r}"[:300]
+                          ) from None
         await self.readmodel.apply_action(action)
         return action
 
@@ -473,8 +473,8 @@ class Api:
         known = {p.name: p for p in self.playbooks}
         if not isinstance(playbook, str) or playbook not in known:
             raise Problem(404, "not_found",
-                           f"no playbook {str(playbook)[:100]!r}; configured: "
-                           f"{', '.join(known) or 'none'}")
+                          f"no playbook {str(playbook)[:100]!r}; configured: "
+                          f"{', '.join(known) or 'none'}")
         count = len(known[playbook].steps)
         if not isinstance(step, int) or isinstance(step, bool):
             raise Problem(400, "bad_request", "step must be an integer")
@@ -489,7 +489,7 @@ def _action_type(value: Any) -> ActionType:
     except ValueError:
         raise Problem(400, "bad_request", f"type must be one of "
                                            f"{', '.join(t.value for t in ActionType)}"
-                       ) from None
+                      ) from None
 
 
 def _checked(check: Callable[[Any, str], _T], value: Any, name: str) -> _T:
