@@ -3,6 +3,9 @@ what people did about it."""
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from scoring.attention import Attention, ReasonType, Severity
 from scoring.worklist import (
     STEP_OVERDUE_PRIORITY,
@@ -168,3 +171,26 @@ def _other(account_id: str, owner: str, priority: float) -> WorklistEntry:
                  Handling(), (), DAY0)
     assert item is not None
     return item
+
+
+_KEYS = st.sampled_from(["champion_quiet:dana", "seats_fell", "payment_failed", "support_spike"])
+_REASONS = st.lists(st.tuples(_KEYS, st.sampled_from(list(Severity))), max_size=4,
+                    unique_by=lambda pair: pair[0])
+
+
+@given(shown_then=_REASONS, later=_REASONS, days=st.integers(0, 30))
+def test_an_acknowledged_account_is_back_exactly_when_a_reason_is_new_or_worse(
+        shown_then: list[tuple[str, Severity]], later: list[tuple[str, Severity]],
+        days: int) -> None:
+    def att(pairs: list[tuple[str, Severity]], day: int) -> Attention:
+        return attention(*(reason("seats_fell", key=k, severity=s.value, since_day=DAY0 - 10)
+                           for k, s in pairs), day=day)
+
+    first = track(AttentionTrack(), att(shown_then, DAY0))
+    item = entry("acme", None, first, Handling(), (), DAY0)
+    handling = acknowledge(Handling(), {} if item is None else shown(item))
+    after = entry("acme", None, track(first, att(later, DAY0 + days)), handling, (),
+                  DAY0 + days)
+    acknowledged = dict(shown_then)
+    expected = any(k not in acknowledged or s.rank > acknowledged[k].rank for k, s in later)
+    assert (after is not None) == expected
