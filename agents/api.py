@@ -3,9 +3,10 @@
 
 Every route sits under ``/api/v1/workspaces/{workspace}`` and needs
 ``Authorization: Bearer <token>`` where the token belongs to that workspace
-(``TELLTALE_API_TOKENS``, ``token=workspace`` pairs): 401 without a known token, 403 for
+(``TELLTALE_API_TOKENS``, ``token=workspace`` or ``token=workspace:person@example.com``
+pairs; the person is who actions are recorded for): 401 without a known token, 403 for
 another workspace's data, 404 for an unknown account or user, 400 for a bad parameter.
-Errors are JSON ``{"error": "...", "detail": "..."}``.
+Errors are JSON ``{"error": "...", "detail": "..."}``. No answer may be cached.
 
 - ``GET  .../accounts``            filter (band, forecast, lifecycle, owner, segment,
                                    signal), sort (score, change_7d, arr_at_risk,
@@ -18,6 +19,14 @@ Errors are JSON ``{"error": "...", "detail": "..."}``.
 - ``GET  .../business-metrics``    churn rate, GRR/NRR, cohorts, NPS, engagement and CLV
                                    of the workspace's history, as last published by
                                    ``telltale metrics --publish`` (404 until then)
+- ``GET  .../worklist``            today's worklists: each owner's top accounts (``owner``
+                                   for one, ``me`` for the signed-in person) and the team's,
+                                   reasons first (structured and in words), what is new
+                                   since yesterday, ARR, renewal, the open playbook step
+- ``GET  .../accounts/{id}/actions``   who did what about the account, notes included
+- ``POST .../accounts/{id}/actions``   acknowledge, snooze, assign, note or step_done:
+                                   produced to the actions topic (acks=all) and applied to
+                                   the read model at once, so the next read shows it
 
 ``create_api_app(settings, readmodel)`` serves it on its own; ``register(app, settings)``
 adds it to the Faust worker's web server, next to the collector, the page and /metrics.
@@ -26,15 +35,35 @@ adds it to the Faust worker's web server, next to the collector, the page and /m
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable, Mapping
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import date, timedelta
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
 
-from agents.settings import Settings
-from state.readmodel import DIMENSIONS, SORTS, ReadModel
+from agents.settings import ApiIdentity, Settings
+from scoring import attention as core
+from scoring.attention import AttentionReason, Playbook, ReasonType
+from scoring.worklist import OpenStep
+from state.aggregates import epoch_day
+from state.readmodel import DIMENSIONS, SORTS, Listed, ReadModel, owner_of
+from streams.actions import (
+    MAX_ID_CHARS,
+    Action,
+    ActionError,
+    ActionType,
+    action_key,
+    check_date,
+    check_id,
+    check_text,
+    encode_action,
+    epoch_day_of_date,
+)
 
 API_PREFIX = "/api/v1/workspaces/{workspace}"
 MAX_LIMIT = 200
@@ -50,6 +79,20 @@ ALLOWED_FILTERS: dict[str, tuple[str, ...]] = {
 LIST_PARAMS = (*DIMENSIONS, "signal", "sort", "limit", "offset")
 
 READMODEL_KEY: web.AppKey[ReadModel] = web.AppKey("telltale_readmodel", ReadModel)
+IDENTITY: web.RequestKey[ApiIdentity] = web.RequestKey("telltale_identity", ApiIdentity)
+"""Who the request's token signs in."""
+
+MAX_ACTION_BODY_BYTES = 16 * 1024
+MAX_SNOOZE_DAYS = 366
+ANONYMOUS_ACTOR = "api-token"
+"""Actor recorded for a token that names no person."""
+
+Render = Callable[[AttentionReason, int], str]
+"""A reason in words on an epoch day (``scoring.attention.render``)."""
+Publish = Callable[[Action], Awaitable[None]]
+"""Send an action to the actions topic, returning once every replica has it."""
+
+_T = TypeVar("_T")
 
 SUMMARY_FIELDS = (
     "account_id", "account_name", "score", "band", "forecast", "lifecycle", "delta",
@@ -58,6 +101,13 @@ SUMMARY_FIELDS = (
 )
 USER_FIELDS = ("user_id", "account_id", "account_name", "name", "email", "score", "band",
                "power_user", "last_seen", "updated_at")
+
+
+def configured_playbooks(settings: Settings) -> tuple[Playbook, ...]:
+    """The playbooks of the scoring config (none when the config declares none)."""
+    from scoring.config import load_config
+
+    return tuple(getattr(load_config(settings.scoring_config), "playbooks", ()))
 
 
 def openapi_document() -> bytes:
@@ -76,14 +126,14 @@ def _error(status: int, error: str, detail: str) -> web.Response:
     return response
 
 
-class _Problem(Exception):
+class Problem(Exception):
     def __init__(self, status: int, error: str, detail: str) -> None:
         super().__init__(detail)
         self.response = _error(status, error, detail)
 
 
-def token_workspace(tokens: Mapping[str, str], header: str | None) -> str | None:
-    """The workspace of a ``Bearer`` token, compared in constant time; None if unknown."""
+def token_identity(tokens: Mapping[str, _T], header: str | None) -> _T | None:
+    """What a ``Bearer`` token stands for, compared in constant time; None if unknown."""
     if not header:
         return None
     scheme, _, token = header.partition(" ")
@@ -91,10 +141,66 @@ def token_workspace(tokens: Mapping[str, str], header: str | None) -> str | None
         return None
     token = token.strip()
     found = None
-    for known, workspace in tokens.items():
+    for known, identity in tokens.items():
         if hmac.compare_digest(known.encode(), token.encode()):
-            found = workspace
+            found = identity
     return found
+
+
+def iso_day(day: int) -> str:
+    """An epoch day as ``YYYY-MM-DD``."""
+    return (date(1970, 1, 1) + timedelta(days=day)).isoformat()
+
+
+def reason_text(reason: AttentionReason, today: int, render: Render = core.render) -> str:
+    """The reason in words on epoch day ``today``. An overdue step is a worklist reason,
+    said here; a type the renderer cannot say yet is named with its figures rather than
+    left out."""
+    if reason.type is ReasonType.PLAYBOOK_STEP_OVERDUE:
+        return (f"{reason.params.get('step')} ({reason.params.get('playbook')}) was due on "
+                f"{iso_day(int(reason.params.get('due_day') or reason.since_day - 1))}")
+    try:
+        return render(reason, today)
+    except (NotImplementedError, KeyError, ValueError):
+        figures = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in reason.params.items())
+        who = f" ({reason.subject})" if reason.subject else ""
+        since = f"since {iso_day(reason.since_day)}"
+        return (f"{reason.type.value.replace('_', ' ').capitalize()}{who}: "
+                f"{figures + ', ' if figures else ''}{since}")
+
+
+def step_view(step: OpenStep, today: int) -> dict[str, Any]:
+    return {"playbook": step.playbook.name, "playbook_title": step.playbook.title,
+            "step": step.index, "title": step.step.title, "owner_role": step.step.owner_role,
+            "due_date": iso_day(step.due_day), "overdue": step.overdue(today)}
+
+
+def days_to_renewal(doc: Mapping[str, Any], today: int) -> int | None:
+    """Days from epoch day ``today`` to the renewal date (negative once it passed)."""
+    try:
+        renewal = date.fromisoformat(str(doc.get("renewal_date"))[:10])
+    except ValueError:
+        return None
+    return epoch_day_of_date(renewal) - today
+
+
+def worklist_item(item: Listed, render: Render = core.render) -> dict[str, Any]:
+    """One listed account as the API, the digest and the demo show it."""
+    doc, entry = item.doc, item.entry
+    today = entry.today
+    reasons = [{**r.to_dict(), "text": reason_text(r, today, render), "new": r.key in entry.new}
+               for r in entry.reasons]
+    return {
+        "account_id": entry.account_id, "account_name": doc.get("account_name"),
+        "owner": entry.owner, "owner_name": doc.get("owner"),
+        "assigned": entry.owner != owner_of(doc),
+        "priority": entry.priority, "score": doc.get("score"), "band": doc.get("band"),
+        "arr": doc.get("arr"), "renewal_date": doc.get("renewal_date"),
+        "days_to_renewal": days_to_renewal(doc, today),
+        "reasons": reasons,
+        "new_since_yesterday": [r["text"] for r in reasons if r["new"]],
+        "open_steps": [step_view(s, today) for s in entry.open_steps],
+    }
 
 
 def summary(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -110,9 +216,15 @@ def user_view(record: Mapping[str, Any]) -> dict[str, Any]:
 class Api:
     """Request handlers bound to one read model and the configured tokens."""
 
-    def __init__(self, settings: Settings, readmodel: ReadModel) -> None:
+    def __init__(self, settings: Settings, readmodel: ReadModel,
+                 playbooks: Sequence[Playbook] | None = None, *,
+                 publish: Publish | None = None, render: Render = core.render) -> None:
         self.readmodel = readmodel
-        self.tokens = Settings.parse_pairs(settings.api_tokens)
+        self.tokens = settings.api_identities()
+        self.playbooks = configured_playbooks(settings) if playbooks is None else playbooks
+        self.per_owner = settings.worklist_per_owner
+        self.publish = publish
+        self.render = render
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -129,6 +241,13 @@ class Api:
                     allow_head=False),
             web.get(API_PREFIX + "/business-metrics", self._guard(self.get_business),
                     allow_head=False),
+            web.get(API_PREFIX + "/worklist",
+                    self._guard(self.get_worklist, ("owner", "per_owner", "limit")),
+                    allow_head=False),
+            web.get(API_PREFIX + "/accounts/{account_id}/actions",
+                    self._guard(self.get_actions), allow_head=False),
+            web.post(API_PREFIX + "/accounts/{account_id}/actions",
+                     self._guard(self.post_action)),
         ]
 
     async def openapi(self, request: web.Request) -> web.Response:
@@ -138,9 +257,11 @@ class Api:
                params: tuple[str, ...] = ()
                ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def guarded(request: web.Request) -> web.Response:
-            workspace = token_workspace(self.tokens, request.headers.get("Authorization"))
-            if workspace is None:
+            identity = token_identity(self.tokens, request.headers.get("Authorization"))
+            if identity is None:
                 return _error(401, "unauthorized", "a valid bearer token is required")
+            workspace = identity.workspace
+            request[IDENTITY] = identity
             if request.match_info["workspace"] != workspace:
                 return _error(403, "forbidden", "this token belongs to another workspace")
             unknown = sorted(set(request.query) - set(params))
@@ -150,7 +271,7 @@ class Api:
                               f"allowed: {', '.join(params) or 'none'}")
             try:
                 return await handler(request, workspace)
-            except _Problem as problem:
+            except Problem as problem:
                 return problem.response
 
         return guarded
@@ -161,14 +282,14 @@ class Api:
         descending = sort.startswith("-")
         sort_key = sort.removeprefix("-")
         if sort_key not in SORTS:
-            raise _Problem(400, "bad_request",
-                           f"sort must be one of {', '.join(SORTS)} (prefix - for descending)")
+            raise Problem(400, "bad_request",
+                          f"sort must be one of {', '.join(SORTS)} (prefix - for descending)")
         limit = _int_param(query, "limit", 50, 1, MAX_LIMIT)
         offset = _int_param(query, "offset", 0, 0, 1_000_000)
         filters = {dim: query.get(dim) for dim in (*DIMENSIONS, "signal")}
         for dim, allowed in ALLOWED_FILTERS.items():
             if filters[dim] is not None and filters[dim] not in allowed:
-                raise _Problem(400, "bad_request", f"{dim} must be one of {', '.join(allowed)}")
+                raise Problem(400, "bad_request", f"{dim} must be one of {', '.join(allowed)}")
         page = await self.readmodel.list_accounts(workspace, filters=filters, sort=sort_key,
                                                   descending=descending, offset=offset,
                                                   limit=limit)
@@ -183,7 +304,7 @@ class Api:
         account_id = request.match_info["account_id"]
         doc = await self.readmodel.account(workspace, account_id)
         if doc is None:
-            raise _Problem(404, "not_found", f"no account {account_id!r} in this workspace")
+            raise Problem(404, "not_found", f"no account {account_id!r} in this workspace")
         users = await self.readmodel.users(workspace, doc.get("user_ids") or [])
         detail = summary(doc)
         detail.update({
@@ -206,23 +327,26 @@ class Api:
         user_id = request.match_info["user_id"]
         record = await self.readmodel.user(workspace, user_id)
         if record is None:
-            raise _Problem(404, "not_found", f"no user {user_id!r} in this workspace")
+            raise Problem(404, "not_found", f"no user {user_id!r} in this workspace")
         return _json(user_view(record))
 
     async def get_ranking(self, request: web.Request, workspace: str) -> web.Response:
         name = request.match_info["name"]
         if name not in RANKINGS:
-            raise _Problem(404, "not_found", f"no ranking {name!r}; use one of "
-                                             f"{', '.join(RANKINGS)}")
+            raise Problem(404, "not_found", f"no ranking {name!r}; use one of "
+                                            f"{', '.join(RANKINGS)}")
         limit = _int_param(request.query, "limit", 20, 1, MAX_LIMIT)
         stage = request.query.get("forecast", "at_risk")
         if stage not in FORECAST_STAGES:
-            raise _Problem(400, "bad_request",
-                           f"forecast must be one of {', '.join(FORECAST_STAGES)}")
+            raise Problem(400, "bad_request",
+                          f"forecast must be one of {', '.join(FORECAST_STAGES)}")
         if name == "renewals":
             name = f"renewals:{stage}"
-        ids = await self.readmodel.ranking(workspace, name, limit)
-        docs = await self.readmodel.accounts(workspace, ids)
+        if name == "attention":  # today's worklist, not the core's raw order
+            docs = await self.readmodel.attention(workspace, limit, playbooks=self.playbooks)
+        else:
+            docs = await self.readmodel.accounts(
+                workspace, await self.readmodel.ranking(workspace, name, limit))
         return _json({"name": name, "items": [summary(d) for d in docs]})
 
     async def get_portfolio(self, request: web.Request, workspace: str) -> web.Response:
@@ -231,10 +355,175 @@ class Api:
     async def get_business(self, request: web.Request, workspace: str) -> web.Response:
         doc = await self.readmodel.business(workspace)
         if doc is None:
-            raise _Problem(404, "not_found",
-                           "no business metrics published for this workspace yet; run "
-                           "telltale metrics HISTORY --outcomes OUTCOMES --publish")
+            raise Problem(404, "not_found",
+                          "no business metrics published for this workspace yet; run "
+                          "telltale metrics HISTORY --outcomes OUTCOMES --publish")
         return _json(doc)
+
+
+    # ------------------------------------------------------------------ the worklist
+
+    async def get_worklist(self, request: web.Request, workspace: str) -> web.Response:
+        owner = request.query.get("owner")
+        if owner == "me":
+            owner = request[IDENTITY].person
+            if owner is None:
+                raise Problem(400, "bad_request",
+                              "owner=me needs a token that names a person "
+                              "(token=workspace:person@example.com)")
+        elif owner is not None and not 1 <= len(owner) <= MAX_ID_CHARS:
+            # Only compared with owners, never stored: its length is all that matters.
+            raise Problem(400, "bad_request", f"owner must be 1 to {MAX_ID_CHARS} characters")
+        per_owner = _int_param(request.query, "per_owner", self.per_owner, 1, 100)
+        limit = _int_param(request.query, "limit", 50, 1, MAX_LIMIT)
+        found = await self.readmodel.worklist(workspace, owner, per_owner=per_owner,
+                                              playbooks=self.playbooks)
+        return _json({
+            "today": iso_day(found.today), "owner": owner,
+            "owners": [{"owner": who, "items": [worklist_item(i, self.render) for i in items]}
+                       for who, items in sorted(found.owners.items(),
+                                                key=lambda kv: kv[0] or "")],
+            "team": [worklist_item(i, self.render) for i in found.team[:limit]],
+        })
+
+    async def get_actions(self, request: web.Request, workspace: str) -> web.Response:
+        account_id = request.match_info["account_id"]
+        actions = await self.readmodel.actions(workspace, account_id)
+        if not actions and await self.readmodel.account(workspace, account_id) is None:
+            raise Problem(404, "not_found", f"no account {account_id!r} in this workspace")
+        return _json({"account_id": account_id, "items": [a.to_dict() for a in actions]})
+
+    async def post_action(self, request: web.Request, workspace: str) -> web.Response:
+        body = await request.content.read(MAX_ACTION_BODY_BYTES + 1)
+        if len(body) > MAX_ACTION_BODY_BYTES:
+            raise Problem(413, "too_large",
+                          f"an action is at most {MAX_ACTION_BODY_BYTES} bytes")
+        try:
+            fields = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise Problem(400, "bad_request", "the body must be a JSON object") from None
+        if not isinstance(fields, dict):
+            raise Problem(400, "bad_request", "the body must be a JSON object")
+        identity: ApiIdentity = request[IDENTITY]
+        action = await self.act(workspace, request.match_info["account_id"],
+                                identity.person or ANONYMOUS_ACTOR, fields)
+        return _json({"action": action.to_dict()}, 201)
+
+    async def act(self, workspace: str, account_id: str, actor: str,
+                  fields: Mapping[str, Any]) -> Action:
+        """Check what a person asked for, send it to the actions topic and apply it to the
+        read model; raises :class:`Problem` with the reason it cannot be done. Shared by
+        the API and the page's forms."""
+        if self.publish is None:
+            raise Problem(503, "unavailable", "actions cannot be recorded here: no Kafka")
+        account = await self.readmodel.account(workspace, account_id)
+        if account is None:
+            raise Problem(404, "not_found", f"no account {account_id!r} in this workspace")
+        kind = _action_type(fields.get("type"))
+        allowed = {"type", *{ActionType.SNOOZE: ("until",), ActionType.ASSIGN: ("assignee",),
+                             ActionType.NOTE: ("text",),
+                             ActionType.STEP_DONE: ("playbook", "step")}.get(kind, ())}
+        extra = sorted(set(fields) - allowed)
+        if extra:
+            raise Problem(400, "bad_request",
+                          f"{extra[0]!r} does not belong to a {kind.value} action; "
+                          f"send {', '.join(sorted(allowed))}")
+        now = time.time()
+        action = Action(id=uuid.uuid4().hex, workspace=workspace, account_id=account_id,
+                        type=kind, actor=actor, at=now)
+        today = epoch_day(now)
+        if kind is ActionType.ACKNOWLEDGE:
+            listing = await self.readmodel.listing(workspace, account_id,
+                                                   playbooks=self.playbooks, today=today)
+            if listing is None:
+                raise Problem(409, "conflict", "the account is on no list today: there is "
+                                               "nothing to acknowledge")
+            action = replace(action, reasons={r.key: r.severity for r in listing.reasons})
+        elif kind is ActionType.SNOOZE:
+            until = _checked(check_date, fields.get("until"), "until")
+            if not today < epoch_day_of_date(until) <= today + MAX_SNOOZE_DAYS:
+                raise Problem(409, "conflict", f"until must be a day after today and at "
+                                               f"most {MAX_SNOOZE_DAYS} days ahead")
+            action = replace(action, until=until)
+        elif kind is ActionType.ASSIGN:
+            if "assignee" not in fields:
+                raise Problem(400, "bad_request", "assign needs an assignee (null: back to "
+                                                  "the account owner)")
+            assignee = fields["assignee"]
+            action = replace(action, assignee=None if assignee is None
+                             else _checked(check_id, assignee, "assignee"))
+        elif kind is ActionType.NOTE:
+            action = replace(action, text=_checked(check_text, fields.get("text"), "text"))
+        else:
+            action = replace(action, **self._step(fields.get("playbook"), fields.get("step")))
+        try:
+            encode_action(action)
+        except ActionError as exc:
+            raise Problem(400, "bad_request", str(exc)) from None
+        try:
+            await self.publish(action)
+        except Exception as exc:  # the broker is down or refused it: nothing was recorded
+            raise Problem(503, "unavailable",
+                          f"the action could not be recorded, try again: {exc!r}"[:300]
+                          ) from None
+        await self.readmodel.apply_action(action)
+        return action
+
+    def _step(self, playbook: Any, step: Any) -> dict[str, Any]:
+        known = {p.name: p for p in self.playbooks}
+        if not isinstance(playbook, str) or playbook not in known:
+            raise Problem(404, "not_found",
+                          f"no playbook {str(playbook)[:100]!r}; configured: "
+                          f"{', '.join(known) or 'none'}")
+        count = len(known[playbook].steps)
+        if not isinstance(step, int) or isinstance(step, bool):
+            raise Problem(400, "bad_request", "step must be an integer")
+        if not 0 <= step < count:
+            raise Problem(404, "not_found", f"{playbook} has steps 0 to {count - 1}")
+        return {"playbook": playbook, "step": step}
+
+
+def _action_type(value: Any) -> ActionType:
+    try:
+        return ActionType(str(value))
+    except ValueError:
+        raise Problem(400, "bad_request", f"type must be one of "
+                                           f"{', '.join(t.value for t in ActionType)}"
+                      ) from None
+
+
+def _checked(check: Callable[[Any, str], _T], value: Any, name: str) -> _T:
+    """``check(value, name)`` (one of the action codec's checks), its refusal as a 400."""
+    try:
+        return check(value, name)
+    except ActionError as exc:
+        raise Problem(400, "bad_request", str(exc)) from None
+
+
+class KafkaPublisher:
+    """Sends actions to the actions topic with acks=all from a stand-alone app; the
+    producer starts on the first action, so an app that only reads never connects."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._producer: Any = None
+
+    async def __call__(self, action: Action) -> None:
+        from aiokafka import AIOKafkaProducer
+
+        if self._producer is None:
+            producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap,
+                                        acks="all", enable_idempotence=True,
+                                        request_timeout_ms=10_000)
+            await producer.start()
+            self._producer = producer
+        await self._producer.send_and_wait(self.settings.topics.actions, encode_action(action),
+                                           key=action_key(action))
+
+    async def close(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
 
 
 def _int_param(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -244,9 +533,9 @@ def _int_param(query: Mapping[str, str], name: str, default: int, low: int, high
     try:
         value = int(raw)
     except ValueError:
-        raise _Problem(400, "bad_request", f"{name} must be an integer") from None
+        raise Problem(400, "bad_request", f"{name} must be an integer") from None
     if not low <= value <= high:
-        raise _Problem(400, "bad_request", f"{name} must be between {low} and {high}")
+        raise Problem(400, "bad_request", f"{name} must be between {low} and {high}")
     return value
 
 
@@ -266,31 +555,85 @@ async def json_errors(request: web.Request,
         return response
 
 
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'none'; object-src 'none'; "
+                           "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+"""On every page and API answer: nothing runs but our own files, nothing frames us, no
+address leaks to other sites, and nobody's accounts stay in a shared cache."""
+
+
+@web.middleware
+async def secure_headers(request: web.Request,
+                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                         ) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # redirects and router errors carry them too
+        exc.headers.update(SECURITY_HEADERS)
+        raise
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def add_middlewares(web_app: web.Application) -> None:
+    """The API's middlewares on a shared web server, once however many modules ask."""
+    for middleware in (secure_headers, json_errors):
+        if middleware not in web_app.middlewares:
+            web_app.middlewares.append(middleware)
+
+
+Routes = Callable[[ReadModel, Publish], list[web.RouteDef]]
+
+
 def standalone_app(settings: Settings, readmodel: ReadModel | None,
-                   routes: Callable[[ReadModel], list[web.RouteDef]]) -> web.Application:
+                   routes: Routes) -> web.Application:
     """A stand-alone aiohttp application over one read model (made from ``settings`` and
-    closed with the app when not given), serving ``routes(readmodel)``."""
-    app = web.Application(middlewares=[json_errors])
+    closed with the app when not given), serving ``routes(readmodel, publish)``; actions
+    go to Kafka through a producer of its own."""
+    app = web.Application(middlewares=[secure_headers, json_errors])
     model = readmodel or ReadModel.from_settings(settings)
+    publisher = KafkaPublisher(settings)
     app[READMODEL_KEY] = model
-    app.add_routes(routes(model))
-    if readmodel is None:
-        async def close(_app: web.Application) -> None:
+    app.add_routes(routes(model, publisher))
+
+    async def close(_app: web.Application) -> None:
+        await publisher.close()
+        if readmodel is None:
             await model.close()
 
-        app.on_cleanup.append(close)
+    app.on_cleanup.append(close)
     return app
 
 
 def create_api_app(settings: Settings, readmodel: ReadModel | None = None) -> web.Application:
     """A stand-alone aiohttp application serving only the API (and /openapi.json)."""
-    return standalone_app(settings, readmodel, lambda model: Api(settings, model).routes())
+    return standalone_app(settings, readmodel,
+                          lambda model, publish: Api(settings, model, publish=publish).routes())
+
+
+def faust_publisher(app: Any, settings: Settings) -> Publish:
+    """Actions sent through the worker's own producer (acks=all, see agents/app.py)."""
+    topic = app.topic(settings.topics.actions, key_type=bytes, value_type=bytes,
+                      key_serializer="raw", value_serializer="raw")
+
+    async def publish(action: Action) -> None:
+        delivered = await topic.send(key=action_key(action), value=encode_action(action))
+        await delivered
+
+    return publish
 
 
 def register(app: Any, settings: Settings, readmodel: ReadModel | None = None) -> Api:
     """Serve the API from the Faust worker's web server."""
-    api = Api(settings, readmodel or ReadModel.of_app(app, settings))
+    api = Api(settings, readmodel or ReadModel.of_app(app, settings),
+              publish=faust_publisher(app, settings))
     web_app: web.Application = app.web.web_app
     web_app.router.add_routes(api.routes())
-    web_app.middlewares.append(json_errors)
+    add_middlewares(web_app)
     return api

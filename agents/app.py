@@ -28,6 +28,7 @@ MODULES: list[str] = [
     "agents.resolve",  # events → identity map → by-account envelopes
     "agents.score",  # by-account envelopes + ticks → RocksDB state → health changes
     "agents.notify",  # health changes → read model, Slack, webhooks, CRM; daily digest
+    "agents.actions",  # acknowledge, snooze, assign, note, step done → read model
     "agents.api",  # /api/v1 over the read model, /openapi.json
     "agents.page",  # the CSM page: /today, /accounts/{id}
 ]

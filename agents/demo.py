@@ -12,8 +12,9 @@ Steps (each its own function, so the demo grows with the product):
 4. :func:`feed` - post a simulated portfolio's recent history (``history.simulate``) to
    the worker's HTTP collector in Segment batches of 100, as an SDK would.
 5. :func:`tail_changes` - print health changes as they arrive; once the stream settles,
-   :func:`print_attention` lists the accounts needing attention, with the reason, from
-   the API, and the address of the CSM page. Runs until Ctrl-C or ``--duration``.
+   :func:`print_attention` prints each owner's worklist from the API (every account with
+   the reasons that put it there, in words) and the address of the CSM page. Runs until
+   Ctrl-C or ``--duration``.
 """
 
 from __future__ import annotations
@@ -296,22 +297,31 @@ async def tail_changes(context: DemoContext, fed: asyncio.Event) -> None:
 
 
 async def print_attention(context: DemoContext) -> None:
-    """The accounts needing attention today, from the API, with owner and reason."""
+    """Each owner's worklist for today, from the API: every account with the reasons that
+    put it there, in words, and its open playbook step."""
     import aiohttp
 
     settings = context.settings
-    token, workspace = next(iter(Settings.parse_pairs(settings.api_tokens).items()))
-    url = f"{context.worker.url}/api/v1/workspaces/{workspace}/rankings/attention?limit=10"
+    token, identity = next(iter(settings.api_identities().items()))
+    url = f"{context.worker.url}/api/v1/workspaces/{identity.workspace}/worklist"
     async with aiohttp.ClientSession() as session, session.get(
         url, headers={"Authorization": f"Bearer {token}"}
     ) as response:
-        items = (await response.json())["items"] if response.status == 200 else []
+        lists = (await response.json())["owners"] if response.status == 200 else []
+    total = sum(len(owner["items"]) for owner in lists)
     print(flush=True)
-    print(f"Accounts needing attention today ({len(items)}):", flush=True)
-    for item in items:
-        owner = item.get("owner") or "no owner"
-        name = item.get("account_name") or item.get("account_id")
-        print(f"  {name}: {item.get('score')} ({item.get('band')}), owner {owner}", flush=True)
-        print(f"      {item.get('explanation')}", flush=True)
-    print(f"\nThe CSM page: {settings.public_url}/today?token={token}", flush=True)
+    print(f"Accounts needing attention today ({total}):", flush=True)
+    for owner in lists:
+        items = owner["items"]
+        print(f"  {owner['owner'] or 'no owner'} ({len(items)}):", flush=True)
+        for item in items:
+            name = item.get("account_name") or item.get("account_id")
+            print(f"    {name}: {item.get('score')} ({item.get('band')})", flush=True)
+            for reason in item["reasons"]:
+                new = " (new)" if reason["new"] else ""
+                print(f"      • {reason['text']}{new}", flush=True)
+            for step in item["open_steps"]:
+                print(f"      → next: {step['title']} (due {step['due_date']})", flush=True)
+    print(f"\nThe CSM page: {settings.public_url}/today (sign in with the API token "
+          f"{token})", flush=True)
     print(flush=True)

@@ -96,7 +96,7 @@ def sample_recovery(app: faust.App) -> int:
 def workspaces_of(settings: Settings) -> list[str]:
     """The workspaces this deployment knows: every one named by a write key or API token."""
     names = set(Settings.parse_pairs(settings.write_keys).values())
-    names.update(Settings.parse_pairs(settings.api_tokens).values())
+    names.update(identity.workspace for identity in settings.api_identities().values())
     return sorted(names)
 
 

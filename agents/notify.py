@@ -21,19 +21,22 @@ A message that fails is written to the deliveries dead-letter topic with a stabl
 (``too_large``, ``not_json``, ``too_deep``, ``bad_health_change``), the schema path of the
 problem and a bounded prefix of the payload, and counted in
 ``telltale_events_dead_lettered_total{reason}``; nothing of it is stored or forwarded, and
-the stream goes on. A timer sends the daily digest
-at the configured hour of each workspace, once per day across all workers.
+the stream goes on. A timer sends the daily digest at the configured hour of each
+workspace, and each owner's own list at their hour in their time zone
+(``agents/sinks/digest.py``), once per day across all workers.
 
 ``rebuild(settings)`` (``telltale rebuild-read-model``) clears the read model and folds
-in the whole topic from the beginning.
+in the whole health-changes topic, then the whole actions topic, from the beginning.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,15 +46,20 @@ import orjson
 from redis.exceptions import RedisError
 
 from agents import metrics
+from agents.api import Render, configured_playbooks
 from agents.settings import Settings
-from agents.sinks import slack, webhooks
+from agents.sinks import digest, slack, webhooks
 from agents.sinks.cooldown import Cooldown
 from agents.sinks.crm import HubSpotSync, SalesforceSync
-from agents.sinks.dispatch import Dispatcher, Job
+from agents.sinks.dispatch import Dispatcher, Job, OwnerRoutes
 from agents.sinks.outbox import HEARTBEAT_EVERY_SECONDS, Outbox
 from agents.sinks.routing import NotificationConfig
+from scoring import attention as core
+from scoring.attention import Playbook
+from state.aggregates import epoch_day
 from state.readmodel import ChangeError, ReadModel
 from streams import health_change
+from streams.actions import epoch_day_of_date
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +67,7 @@ SEEN_TTL_SECONDS = 30 * 86_400
 """How long a change id is remembered for deduplication (seconds)."""
 
 DIGEST_CHECK_SECONDS = 60.0
-DIGEST_SIZE = 50
+DIGEST_CLAIM_SECONDS = 2 * 86_400
 
 MAX_CHANGE_BYTES = 256 * 1024
 """Largest health-change message accepted (bytes); real ones are a few kilobytes."""
@@ -124,11 +132,16 @@ class Notifier:
 
     def __init__(self, settings: Settings, config: NotificationConfig, readmodel: ReadModel,
                  dead_letter: Callable[[dict[str, Any]], Awaitable[None]],
-                 *, salesforce_session: Any = None,
+                 *, salesforce_session: Any = None, owners: OwnerRoutes | None = None,
+                 playbooks: Sequence[Playbook] | None = None,
+                 render: Render = core.render,
                  schema: Mapping[str, Any] | None = None) -> None:
         self.settings = settings
         self.validator = change_validator(schema)
         self.config = config
+        self.owners = owners or OwnerRoutes()
+        self.playbooks = configured_playbooks(settings) if playbooks is None else playbooks
+        self.render = render
         self.readmodel = readmodel
         self.redis = readmodel.redis
         self.prefix = settings.topic_prefix
@@ -247,6 +260,9 @@ class Notifier:
             payload = (_slack_body(job.body) if job.kind == "digest"
                        else slack.change_message(job.body, self.settings.public_url))
             await slack.post(self.session, url, payload)
+        elif kind == "slackdm" and self.owners.bot_token:
+            await digest.post_direct(self.session, self.owners.api_url, self.owners.bot_token,
+                                     name, _slack_body(job.body))
         elif kind == "webhook":
             target = self.config.webhooks[name]
             await webhooks.post(self.session, target.url, target.secret,
@@ -263,28 +279,56 @@ class Notifier:
     # ------------------------------------------------------------------ digest
 
     async def send_digests(self, now: datetime | None = None) -> list[str]:
-        """Queue today's digest for every workspace whose digest hour it is and that has
-        not had it today (claimed in Redis, so one worker sends it). Returns those
-        workspaces."""
-        channel = self.config.digest_channel
-        if not channel or channel not in self.config.slack_channels:
-            return []
+        """Queue the digests due at ``now``: each workspace's team digest to the digest
+        channel at its digest hour (UTC), and each owner's own list at their hour in their
+        time zone. Each is claimed in Redis for its day, so one worker sends it once.
+        Returns what was queued: workspaces, and ``workspace/owner`` for owners."""
         now = now or datetime.now(UTC)
         sent: list[str] = []
+        channel = self.config.digest_channel
         for workspace in await self.readmodel.workspaces():
-            if now.hour != self.config.digest_hour_for(workspace):
-                continue
-            key = f"{self.prefix}:notify:digest:{workspace}:{now.date().isoformat()}"
-            if await self.redis.exists(key):
-                continue
-            accounts = await self.readmodel.attention(workspace, DIGEST_SIZE)
-            body = slack.digest_message(workspace, accounts, self.settings.public_url)
-            job = Job(f"slack:{channel}", "digest", {**body, "workspace": workspace}, key)
-            if not await self.outbox.claim(key, 2 * 86_400, [job]):
-                continue
-            self.dispatcher.submit(job)
-            sent.append(workspace)
+            if (channel and channel in self.config.slack_channels
+                    and now.hour == self.config.digest_hour_for(workspace)):
+                day = now.date()
+                key = f"{self.prefix}:notify:digest:{workspace}:{day.isoformat()}"
+                found = await self.readmodel.worklist(
+                    workspace, today=epoch_day(now.timestamp()),
+                    per_owner=self.settings.worklist_per_owner, playbooks=self.playbooks)
+                body = digest.team_digest(workspace, found.team, self.settings.public_url,
+                                          self.render)
+                if await self._queue(f"slack:{channel}", key, workspace, body):
+                    sent.append(workspace)
+            for route in self.owners.owners.values():
+                local = digest.local_now(route, now)
+                hour = self.config.digest_hour_for(workspace) if route.hour is None else (
+                    route.hour)
+                if local.hour != hour:
+                    continue
+                owner_key = hashlib.sha256(route.owner.encode()).hexdigest()[:16]
+                key = (f"{self.prefix}:notify:digest:{workspace}:owner:{owner_key}:"
+                       f"{local.date().isoformat()}")
+                found = await self.readmodel.worklist(
+                    workspace, route.owner, today=epoch_day_of_date(local.date()),
+                    per_owner=self.settings.worklist_per_owner, playbooks=self.playbooks)
+                items = found.owners.get(route.owner, [])
+                if not items:  # nothing needs them: no message beats an empty one
+                    continue
+                body = digest.owner_digest(route.owner, items, self.settings.public_url,
+                                           self.render)
+                if await self._queue(route.destination, key, workspace, body):
+                    sent.append(f"{workspace}/{route.owner}")
         return sent
+
+    async def _queue(self, destination: str, key: str, workspace: str,
+                     body: Mapping[str, Any]) -> bool:
+        """Claim digest ``key`` and submit it; False when it was claimed already."""
+        if await self.redis.exists(key):
+            return False
+        job = Job(destination, "digest", {**body, "workspace": workspace}, key)
+        if not await self.outbox.claim(key, DIGEST_CLAIM_SECONDS, [job]):
+            return False
+        self.dispatcher.submit(job)
+        return True
 
     async def close(self) -> None:
         """Give queued deliveries a few seconds; what is left stays in the outbox and is
@@ -318,6 +362,7 @@ def register(app: Any, settings: Settings, *, config: NotificationConfig | None 
     """Declare the notify agent, its dead-letter topic and the digest timer on ``app``."""
     config = config or NotificationConfig.load(settings.notifications_config,
                                                settings.slack_webhook_url)
+    owners = OwnerRoutes.load(settings.notifications_config, config.slack_channels)
     changes = app.topic(settings.topics.health_changes, key_type=bytes, value_type=bytes,
                         key_serializer="raw", value_serializer="raw")
     dlq = app.topic(settings.topics.deliveries_dlq, key_type=bytes, value_type=bytes,
@@ -331,7 +376,8 @@ def register(app: Any, settings: Settings, *, config: NotificationConfig | None 
     def notifier() -> Notifier:
         if "n" not in holder:
             holder["n"] = Notifier(settings, config, ReadModel.of_app(app, settings),
-                                   dead_letter, salesforce_session=salesforce_session)
+                                   dead_letter, salesforce_session=salesforce_session,
+                                   owners=owners)
         return holder["n"]
 
     @app.agent(changes, name="telltale.notify")
@@ -360,52 +406,90 @@ def register(app: Any, settings: Settings, *, config: NotificationConfig | None 
             await holder.pop("n").close()
 
 
-async def rebuild(settings: Settings, *, timeout: float = 600.0) -> int:
-    """Clear the read model and fold in the health-changes topic from its first offset
-    up to the end offsets seen at start. Returns the number of changes applied."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+@dataclass(frozen=True, slots=True)
+class Rebuilt:
+    """What a rebuild folded in: health changes and actions applied."""
 
-    from devstack.topics import topic_partitions
+    changes: int
+    actions: int
+
+
+async def rebuild(settings: Settings, *, timeout: float = 600.0) -> Rebuilt:
+    """Clear the read model, then fold in the health-changes topic and the actions topic
+    (acknowledgements, snoozes, assignments, notes, done steps), each from its first
+    offset up to the end offsets seen at start."""
+    from agents.actions import ActionApplier
     from streams.kafka_security import check_access
 
     await check_access(settings.kafka_bootstrap, settings.kafka_security)
     readmodel = ReadModel.from_settings(settings)
+    applier = ActionApplier(readmodel)
     validator = change_validator()
+
+    async def fold_change(raw: bytes) -> bool:
+        try:
+            return await readmodel.apply(parse_change(raw or b"null", validator))
+        except (InvalidChange, ChangeError) as exc:
+            log.warning("rebuild skipped an invalid health change: %s", exc)
+            return False
+
+    async def fold_action(raw: bytes) -> bool:
+        return await applier.handle(raw) == "applied"
+
+    try:
+        async with asyncio.timeout(timeout):
+            await readmodel.clear()
+            changes = await _replay(settings, settings.topics.health_changes, fold_change)
+            actions = await _replay(settings, settings.topics.actions, fold_action,
+                                    missing_ok=True)
+    finally:
+        await readmodel.close()
+    return Rebuilt(changes, actions)
+
+
+async def _replay(settings: Settings, topic: str, fold: Callable[[bytes], Awaitable[bool]],
+                  *, missing_ok: bool = False) -> int:
+    """Pass every record of ``topic`` up to its end offsets at start to ``fold``; returns
+    how many it applied. A missing topic is empty when ``missing_ok`` (an installation
+    from before the topic existed), an error otherwise."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from devstack.topics import topic_partitions
+
+    try:
+        count = await topic_partitions(settings.kafka_bootstrap, topic,
+                                       timeout=5.0 if missing_ok else 30.0,
+                                       security=settings.kafka_security)
+    except TimeoutError:
+        if missing_ok:
+            return 0
+        raise
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
                                 enable_auto_commit=False, auto_offset_reset="earliest",
                                 **settings.kafka_security.aiokafka_options())
     applied = 0
     await consumer.start()
     try:
-        topic = settings.topics.health_changes
-        count = await topic_partitions(settings.kafka_bootstrap, topic, timeout=30.0,
-                                       security=settings.kafka_security)
         tps = [TopicPartition(topic, p) for p in range(count)]
-        await readmodel.clear()
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
         remaining = {tp for tp in tps if ends[tp] > 0}
-        async with asyncio.timeout(timeout):
-            while remaining:
-                batches = await consumer.getmany(*remaining, timeout_ms=1000)
-                for tp, records in batches.items():
-                    for record in records:
-                        if record.offset >= ends[tp]:
-                            break
-                        try:
-                            change = parse_change(record.value or b"null", validator)
-                            if await readmodel.apply(change):
-                                applied += 1
-                        except (InvalidChange, ChangeError) as exc:
-                            log.warning("rebuild skipped an invalid record at %s:%d: %s",
-                                        tp, record.offset, exc)
-                for tp in list(remaining):
-                    if await consumer.position(tp) >= ends[tp]:
-                        remaining.discard(tp)
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=1000)
+            for tp, records in batches.items():
+                for record in records:
+                    if record.offset >= ends[tp]:
+                        break
+                    if await fold(record.value or b""):
+                        applied += 1
+                    else:
+                        log.debug("rebuild skipped a record at %s:%d", tp, record.offset)
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
     finally:
         await consumer.stop()
-        await readmodel.close()
     return applied
 
 
@@ -423,7 +507,8 @@ def add_parser(subparsers: Any) -> Any:
 
 def run(args: Any) -> int:
     settings = Settings.from_env()
-    applied = asyncio.run(rebuild(settings, timeout=args.timeout))
+    done = asyncio.run(rebuild(settings, timeout=args.timeout))
     print(f"read model rebuilt from {settings.topics.health_changes}: "
-          f"{applied} changes applied")
+          f"{done.changes} changes applied; from {settings.topics.actions}: "
+          f"{done.actions} actions applied")
     return 0

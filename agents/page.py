@@ -1,41 +1,107 @@
-"""The CSM page: server-rendered HTML from the read model, readable without JavaScript.
+"""The CSM page: server-rendered HTML from the read model, usable without JavaScript.
 
-- ``/today``                 accounts needing attention, most urgent first, with the
-                             plain-language reason and owner; renewals at risk, the week's
-                             largest drops and expansion leads beside them
-- ``/accounts/{account_id}`` score history as an inline SVG chart, components, signals,
+- ``/today``                 today's worklist, most urgent first: the whole team's, or one
+                             owner's (``?owner=me`` for the person signed in); each account
+                             with its reasons first, what is new since yesterday, ARR,
+                             renewal date, the open playbook step, and forms to acknowledge,
+                             snooze, assign, note and mark the step done; renewals at risk,
+                             the week's largest drops and expansion leads beside it
+- ``/accounts/{account_id}`` reasons, open step, the same forms, score history as an inline
+                             SVG chart, components in words, notes, the history of actions,
                              users (score, power user, last seen)
 
-Auth: the same API tokens (``TELLTALE_API_TOKENS``) decide the workspace. Open any page
-once with ``?token=<token>``; the token is then kept in an HttpOnly, SameSite=Strict
-cookie and the address bar loses it. ``Authorization: Bearer`` also works. Without a token
-the page asks for one (401). Templates are ``string.Template`` files in
-``agents/templates``; every value is HTML-escaped before it is placed.
+Sign-in: the API tokens (``TELLTALE_API_TOKENS``) decide the workspace and the person. The
+token is posted once to ``/signin`` and kept in an HttpOnly, SameSite=Strict cookie
+(``Secure`` over HTTPS); it is never accepted in a query string, where logs and browser
+history would keep it. ``Authorization: Bearer`` also works. Every form carries a
+per-session CSRF token, checked on POST. Templates are ``string.Template`` files in
+``agents/templates``; every value is HTML-escaped before it is placed, and the page runs no
+script (the CSP forbids it).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import html
+import secrets
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 from string import Template
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode, urlsplit
 
 from aiohttp import web
 
-from agents.api import token_workspace
-from agents.settings import Settings
-from state.readmodel import ReadModel
+from agents.api import (
+    ANONYMOUS_ACTOR,
+    Api,
+    Problem,
+    Publish,
+    Render,
+    add_middlewares,
+    days_to_renewal,
+    faust_publisher,
+    iso_day,
+    reason_text,
+    token_identity,
+)
+from agents.settings import ApiIdentity, Settings
+from scoring import attention as core
+from scoring.attention import Playbook
+from scoring.worklist import AttentionTrack, WorklistEntry
+from state.aggregates import epoch_day
+from state.readmodel import Listed, ReadModel, owner_of
+from streams.actions import Action, ActionType, handling_of
 
-COOKIE = "telltale_token"
+SESSION_COOKIE = "telltale_session"
+SESSION_SECONDS = 30 * 86_400
 BAND_LABELS = {"healthy": "Healthy", "watch": "Watch", "at_risk": "At risk"}
 STAGE_LABELS = {"commit": "Commit", "best_case": "Best case", "at_risk": "At risk",
                 "onboarding": "Onboarding", "adopting": "Adopting", "mature": "Mature",
                 "renewal_window": "In renewal window", "churned": "Churned",
                 "reactivated": "Reactivated"}
 BAND_COLOURS = {"healthy": "#1f9d55", "watch": "#c98a06", "at_risk": "#d64545"}
+MAX_FORM_BYTES = 16 * 1024
+
+BEARER_NONCE = "bearer"
+"""Session nonce of a request signed in by its Authorization header (no cookie)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """Who is signed in, with which token, and the nonce of this sign-in (a new one each
+    time), from which the CSRF token of its forms is derived."""
+
+    token: str
+    identity: ApiIdentity
+    nonce: str
+
+    @property
+    def csrf(self) -> str:
+        # Keyed by the token, which a cross-site page can neither read nor guess.
+        return hmac.new(self.token.encode(), f"csrf:{self.nonce}".encode(),
+                        hashlib.sha256).hexdigest()
+
+    def field(self) -> str:
+        return f'<input type="hidden" name="csrf" value="{e(self.csrf)}">'
+
+    def cookie_value(self) -> str:
+        return f"{self.nonce}.{self.token}"
+
+
+def safe_next(target: Any) -> str:
+    """A local path to go back to after a form (anything else: /today)."""
+    text = str(target or "")
+    parts = urlsplit(text)
+    if (not text.startswith("/") or text.startswith("//") or "\\" in text or parts.scheme
+            or parts.netloc or any(ord(c) < 32 for c in text)):
+        return "/today"
+    return text
+
 
 _templates: dict[str, Template] = {}
 
@@ -97,15 +163,27 @@ def signal_chips(signals: Sequence[Mapping[str, Any]], with_text: bool = False) 
     return "".join(chips)
 
 
-def renewal_text(doc: Mapping[str, Any]) -> str:
-    days = doc.get("days_to_renewal")
-    return "—" if days is None else f"{int(days)} days"
+def renewal_text(doc: Mapping[str, Any], today: int | None = None) -> str:
+    """The renewal date and the days to it on ``today`` (epoch day; default: the day the
+    page is read), not the days stored with the last change."""
+    day = epoch_day(time.time()) if today is None else today
+    days = days_to_renewal(doc, day)
+    if days is None:
+        return "—"
+    return f"{str(doc.get('renewal_date'))[:10]} ({days} days)"
 
 
-def render(title: str, workspace: str | None, content: str, status: int = 200) -> web.Response:
-    body = template("base.html").substitute(
-        title=e(title), workspace_label=e(f"Workspace {workspace}" if workspace else ""),
-        content=content)
+def render(title: str, session: Session | None, content: str,
+           status: int = 200) -> web.Response:
+    label = ""
+    if session is not None:
+        who = session.identity.person
+        label = f"Workspace {session.identity.workspace}" + (f" · {who}" if who else "")
+    signout = ("" if session is None or session.nonce == BEARER_NONCE else
+               f'<form class="inline" method="post" action="/signout">{session.field()}'
+               f'<button type="submit">Sign out</button></form>')
+    body = template("base.html").substitute(title=e(title), workspace_label=e(label),
+                                            signout=signout, content=content)
     return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
 
 
@@ -168,68 +246,167 @@ def _mini_list(docs: Sequence[Mapping[str, Any]], detail: Callable[[Mapping[str,
 
 
 class Page:
-    def __init__(self, settings: Settings, readmodel: ReadModel) -> None:
+    def __init__(self, settings: Settings, readmodel: ReadModel, *,
+                 publish: Publish | None = None, playbooks: Sequence[Playbook] | None = None,
+                 render_reason: Render = core.render) -> None:
         self.readmodel = readmodel
-        self.tokens = Settings.parse_pairs(settings.api_tokens)
+        self.settings = settings
+        self.tokens = settings.api_identities()
+        self.api = Api(settings, readmodel, playbooks, publish=publish, render=render_reason)
+        self.render_reason = render_reason
+        self.secure_cookie = settings.public_url.lower().startswith("https://")
+
+    @property
+    def playbooks(self) -> Sequence[Playbook]:
+        return self.api.playbooks
 
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/", self.root, allow_head=False),
+            web.get("/static/telltale.css", self.stylesheet),
+            web.post("/signin", self.signin),
+            web.post("/signout", self.signout),
             web.get("/today", self._authed(self.today)),
             web.get("/accounts/{account_id}", self._authed(self.account)),
+            web.post("/accounts/{account_id}/actions", self._authed(self.act)),
         ]
 
     async def root(self, request: web.Request) -> web.Response:
         raise web.HTTPFound("/today")
 
-    def _authed(self, handler: Callable[[web.Request, str], Awaitable[web.Response]]
+    async def stylesheet(self, request: web.Request) -> web.Response:
+        css = resources.files("agents").joinpath("templates", "telltale.css").read_text("utf-8")
+        return web.Response(text=css, content_type="text/css", charset="utf-8")
+
+    # ------------------------------------------------------------------ signing in
+
+    def session(self, request: web.Request) -> Session | None:
+        header = request.headers.get("Authorization")
+        identity = token_identity(self.tokens, header)
+        if identity is not None and header is not None:
+            return Session(header.partition(" ")[2].strip(), identity, BEARER_NONCE)
+        nonce, _, token = request.cookies.get(SESSION_COOKIE, "").partition(".")
+        if not nonce or not token or nonce == BEARER_NONCE:
+            return None
+        identity = token_identity(self.tokens, f"Bearer {token}")
+        return None if identity is None else Session(token, identity, nonce)
+
+    def _authed(self, handler: Callable[[web.Request, Session], Awaitable[web.Response]]
                 ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def wrapped(request: web.Request) -> web.Response:
-            given = request.query.get("token")
-            if given is not None:
-                workspace = token_workspace(self.tokens, f"Bearer {given}")
-                if workspace is None:
-                    return self._login(request, "That token is not known here.")
-                # Keep the token in a cookie and drop it from the address bar.
-                rest = {k: v for k, v in request.query.items() if k != "token"}
-                target = request.rel_url.with_query(rest)
-                response = web.HTTPSeeOther(str(target))
-                response.set_cookie(COOKIE, given, httponly=True, samesite="Strict", path="/",
-                                    max_age=30 * 86_400)
-                raise response
-            header = request.headers.get("Authorization")
-            cookie = request.cookies.get(COOKIE)
-            workspace = token_workspace(self.tokens, header) or (
-                token_workspace(self.tokens, f"Bearer {cookie}") if cookie else None)
-            if workspace is None:
+            if "token" in request.query:
+                return self._login(request, "A token in the address is not accepted (it "
+                                            "would stay in logs and history): sign in here.")
+            session = self.session(request)
+            if session is None:
                 return self._login(request, "Enter your Telltale API token to see your "
                                             "accounts.")
-            return await handler(request, workspace)
+            if request.method == "POST":
+                problem = await self._check_post(request, session)
+                if problem is not None:
+                    return problem
+            return await handler(request, session)
 
         return wrapped
 
+    async def _check_post(self, request: web.Request, session: Session) -> web.Response | None:
+        """A form post must come from our own page: its origin (when the browser says it)
+        and the session's CSRF token."""
+        origin = request.headers.get("Origin")
+        # Our own Referrer-Policy (no-referrer) makes browsers send "null" for our forms.
+        allowed = {"null", f"{request.scheme}://{request.host}",
+                   _origin(self.settings.public_url)}
+        if origin is not None and origin not in allowed:
+            return self._problem(session, 403, "This form was sent from another site.")
+        form = await _form(request)
+        if not hmac.compare_digest(str(form.get("csrf", "")).encode(), session.csrf.encode()):
+            return self._problem(session, 403, "This form has expired: reload the page and "
+                                               "try again.")
+        return None
+
     def _login(self, request: web.Request, message: str) -> web.Response:
+        target = request.rel_url.with_query(
+            {k: v for k, v in request.query.items() if k != "token"})
         content = template("login.html").substitute(message=e(message),
-                                                    action=e(request.path))
+                                                    next=e(safe_next(str(target))))
         return render("Sign in", None, content, status=401)
 
-    async def today(self, request: web.Request, workspace: str) -> web.Response:
-        docs = await self.readmodel.attention(workspace, limit=50)
-        n = len(docs)
-        headline = (f"{n} account{'s' if n != 1 else ''} need{'s' if n == 1 else ''} "
-                    f"attention today, most urgent first." if n
-                    else "No account needs attention today.")
-        rows = "\n".join(
-            f'<tr><td><a class="account" href="{e(account_href(str(d["account_id"])))}">'
-            f'{e(d.get("account_name") or d["account_id"])}</a><br>'
-            f'{signal_chips(d.get("active_signals") or [])}</td>'
-            f'<td class="num">{score_badge(d)}</td>'
-            f'<td class="num">{signed(d.get("change_7d"))}</td>'
-            f'<td class="reason">{e(d.get("explanation"))}</td>'
-            f'<td>{e(d.get("owner") or "Unassigned")}</td>'
-            f'<td class="num">{money(d.get("arr"))}</td>'
-            f'<td class="num">{renewal_text(d)}</td></tr>' for d in docs
-        ) or '<tr><td colspan="7" class="empty">Nothing needs attention. </td></tr>'
+    async def signin(self, request: web.Request) -> web.Response:
+        form = await _form(request)
+        token = str(form.get("token", "")).strip()
+        identity = token_identity(self.tokens, f"Bearer {token}") if token else None
+        if identity is None:
+            content = template("login.html").substitute(
+                message=e("That token is not known here."), next=e(safe_next(form.get("next"))))
+            return render("Sign in", None, content, status=401)
+        session = Session(token, identity, secrets.token_hex(16))
+        response = web.HTTPSeeOther(safe_next(form.get("next")))
+        response.set_cookie(SESSION_COOKIE, session.cookie_value(), httponly=True,
+                            samesite="Strict", path="/", max_age=SESSION_SECONDS,
+                            secure=self.secure_cookie or request.scheme == "https")
+        raise response
+
+    async def signout(self, request: web.Request) -> web.Response:
+        session = self.session(request)
+        if session is not None:
+            problem = await self._check_post(request, session)
+            if problem is not None:
+                return problem
+        response = web.HTTPSeeOther("/today")
+        response.del_cookie(SESSION_COOKIE, path="/")
+        raise response
+
+    def _problem(self, session: Session | None, status: int, message: str,
+                 back: str = "/today") -> web.Response:
+        content = (f'<p class="sub"><a href="{e(back)}">← Back</a></p><h1>Not done</h1>'
+                   f'<p>{e(message)}</p>')
+        return render("Not done", session, content, status=status)
+
+    # ------------------------------------------------------------------ acting
+
+    async def act(self, request: web.Request, session: Session) -> web.Response:
+        form = await _form(request)
+        account_id = request.match_info["account_id"]
+        back = safe_next(form.get("next") or f"/accounts/{quote(account_id, safe='')}")
+        fields: dict[str, Any] = {"type": form.get("type")}
+        kind = str(form.get("type"))
+        if kind == ActionType.SNOOZE:
+            fields["until"] = form.get("until")
+        elif kind == ActionType.ASSIGN:
+            fields["assignee"] = str(form.get("assignee") or "").strip() or None
+        elif kind == ActionType.NOTE:
+            fields["text"] = str(form.get("text") or "").replace("\r\n", "\n")
+        elif kind == ActionType.STEP_DONE:
+            fields["playbook"] = form.get("playbook")
+            step = str(form.get("step") or "")
+            fields["step"] = int(step) if step.isdigit() else step
+        try:
+            await self.api.act(session.identity.workspace, account_id,
+                               session.identity.person or ANONYMOUS_ACTOR, fields)
+        except Problem as problem:
+            return self._problem(session, problem.response.status, str(problem), back)
+        raise web.HTTPSeeOther(back)
+
+    # ------------------------------------------------------------------ the pages
+
+    async def today(self, request: web.Request, session: Session) -> web.Response:
+        workspace = session.identity.workspace
+        wanted = request.query.get("owner")
+        owner = session.identity.person if wanted == "me" else wanted
+        everyone = await self.readmodel.worklist(workspace, playbooks=self.playbooks)
+        listed = [i for i in everyone.team if owner is None or i.entry.owner == owner]
+        n = len(listed)
+        whose = "of your accounts" if wanted == "me" else (
+            f"of {owner}'s accounts" if owner else "")
+        noun = whose or ("account" if n == 1 else "accounts")
+        headline = (f"{n} {noun} need{'s' if n == 1 else ''} attention today, most urgent "
+                    f"first." if n else f"No account {whose + ' ' if whose else ''}needs "
+                                        f"attention today.")
+        if wanted == "me" and session.identity.person is None:
+            headline = "This token names no person, so it has no accounts of its own."
+        here = str(request.rel_url)
+        rows = "\n".join(self._row(i, session, here) for i in listed) or (
+            '<tr><td colspan="7" class="empty">Nothing needs attention.</td></tr>')
         renewals = await self.readmodel.accounts(
             workspace, await self.readmodel.ranking(workspace, "renewals:at_risk", 5))
         drops = await self.readmodel.accounts(
@@ -238,21 +415,87 @@ class Page:
             workspace, await self.readmodel.ranking(workspace, "expansion", 5))
         content = template("today.html").substitute(
             headline=e(headline), rows=rows,
-            renewals=_mini_list(renewals, lambda d: f"{renewal_text(d)} · {money(d.get('arr'))}"),
+            filters=_filters(everyone.team, session, wanted),
+            renewals=_mini_list(renewals,
+                                lambda d: f"{e(renewal_text(d))} · {money(d.get('arr'))}"),
             drops=_mini_list(drops, lambda d: signed(d.get("change_7d"))),
             expansion=_mini_list(leads, lambda d: money(d.get("arr"))),
         )
-        return render("Today", workspace, content)
+        return render("Today", session, content)
 
-    async def account(self, request: web.Request, workspace: str) -> web.Response:
+    def _row(self, item: Listed, session: Session, here: str) -> str:
+        doc, entry = item.doc, item.entry
+        return (
+            f'<tr><td><a class="account" href="{e(account_href(entry.account_id))}">'
+            f'{e(doc.get("account_name") or entry.account_id)}</a>'
+            f'{self._reasons(entry)}</td>'
+            f'<td class="num">{score_badge(doc)}<br>{signed(doc.get("change_7d"))}</td>'
+            f'<td>{e(_owner_label(item))}</td>'
+            f'<td class="num">{money(doc.get("arr"))}</td>'
+            f'<td class="num">{e(renewal_text(doc, entry.today))}</td>'
+            f'<td>{_steps(entry)}</td>'
+            f'<td>{self._forms(entry, session, here)}</td></tr>')
+
+    def _reasons(self, entry: WorklistEntry) -> str:
+        items = "".join(
+            f'<li class="sev-{e(r.severity.value)}">'
+            f'{e(reason_text(r, entry.today, self.render_reason))}'
+            f'{"<span class=new>new</span>" if r.key in entry.new else ""}</li>'
+            for r in entry.reasons)
+        return f'<ul class="reasons">{items}</ul>' if items else ""
+
+    def _off_list(self, doc: Mapping[str, Any], actions: Sequence[Action]) -> str:
+        """Why an account is on no list today, with the reasons it still has."""
+        attention = AttentionTrack.from_dict(doc.get("attention_track")).attention
+        if attention is None or not attention.needed:
+            return '<p class="empty">Nothing needs attention on this account today.</p>'
+        today = epoch_day(time.time())
+        handling = handling_of(actions)
+        if handling.snoozed_until is not None and today < handling.snoozed_until:
+            why = f"Snoozed until {iso_day(handling.snoozed_until)}."
+        else:
+            why = "Acknowledged: back on the list when a new or worse reason appears."
+        items = "".join(f"<li>{e(reason_text(r, today, self.render_reason))}</li>"
+                        for r in attention.reasons)
+        return f'<p class="sub">{e(why)}</p><ul class="reasons">{items}</ul>'
+
+    def _forms(self, entry: WorklistEntry, session: Session, here: str) -> str:
+        action = e(f"{account_href(entry.account_id)}/actions")
+        hidden = f'{session.field()}<input type="hidden" name="next" value="{e(here)}">'
+
+        def form(kind: str, body: str, label: str) -> str:
+            return (f'<form method="post" action="{action}" class="act-{kind}">{hidden}'
+                    f'<input type="hidden" name="type" value="{kind}">{body}'
+                    f'<button type="submit">{e(label)}</button></form>')
+
+        tomorrow = iso_day(entry.today + 1)
+        steps = "".join(
+            form("step_done", f'<input type="hidden" name="playbook" value="{e(s.playbook.name)}">'
+                              f'<input type="hidden" name="step" value="{s.index}">',
+                 f"Done: {s.step.title}") for s in entry.open_steps)
+        return (
+            '<details class="act"><summary>Act</summary>'
+            + form("acknowledge", "", "Acknowledge")
+            + form("snooze", f'<label>until <input type="date" name="until" min="{tomorrow}" '
+                             f'value="{e(iso_day(entry.today + 7))}" required></label>', "Snooze")
+            + form("assign", '<input type="email" name="assignee" placeholder="assignee email '
+                             '(empty: the owner)" maxlength="256">', "Assign")
+            + form("note", '<textarea name="text" maxlength="2000" required '
+                           'placeholder="Note"></textarea>', "Add note")
+            + steps + "</details>")
+
+    async def account(self, request: web.Request, session: Session) -> web.Response:
+        workspace = session.identity.workspace
         account_id = request.match_info["account_id"]
         doc = await self.readmodel.account(workspace, account_id)
         if doc is None:
             content = (f'<p class="sub"><a href="/today">← Today</a></p><h1>Not found</h1>'
                        f'<p>No account {e(account_id)} in this workspace.</p>')
-            return render("Not found", workspace, content, status=404)
+            return render("Not found", session, content, status=404)
         history = await self.readmodel.history(workspace, account_id)
         users = await self.readmodel.users(workspace, doc.get("user_ids") or [])
+        actions = await self.readmodel.actions(workspace, account_id)
+        entry = await self.readmodel.listing(workspace, account_id, playbooks=self.playbooks)
         band = str(doc.get("band"))
         stages = " · ".join(x for x in (
             BAND_LABELS.get(band, band),
@@ -272,10 +515,11 @@ class Page:
             ))
         components = "\n".join(
             f'<tr><td>{e(name.replace("_", " ").capitalize())}</td>'
-            f'<td>{e(describe_detail(c.get("detail")))}</td>'
+            f'<td>{e(component_in_words(name, c.get("detail")))}</td>'
             f'<td class="num">{e(_number(c.get("points")))} / {e(_number(c.get("weight")))}'
             f'</td>'
-            f'<td><div class="bar"><span style="width:{_pct(c)}%"></span></div></td></tr>'
+            f'<td><meter class="earned" min="0" max="100" value="{_pct(c)}">{_pct(c)}%</meter>'
+            f'</td></tr>'
             for name, c in sorted((doc.get("components") or {}).items())
         ) or '<tr><td colspan="4" class="empty">No components.</td></tr>'
         user_rows = "\n".join(
@@ -286,13 +530,168 @@ class Page:
             for u in sorted(users, key=lambda u: -(u.get("score") or 0))
         ) or '<tr><td colspan="5" class="empty">No users seen yet.</td></tr>'
         signals = doc.get("active_signals") or []
+        notes = [a for a in actions if a.type is ActionType.NOTE]
         content = template("account.html").substitute(
             name=e(doc.get("account_name") or account_id), band=e(band),
             score=e(doc.get("score")), stages=e(stages), explanation=e(doc.get("explanation")),
-            signals=(f'<p style="margin:10px 0 0">{signal_chips(signals, with_text=True)}</p>'
+            reasons=(self._reasons(entry) if entry is not None else
+                     self._off_list(doc, actions)),
+            steps=(f"<p>Next step: {_steps(entry)}</p>"
+                   if entry is not None and entry.open_steps else ""),
+            actions="" if entry is None else self._forms(entry, session, str(request.rel_url)),
+            signals=(f'<p class="chips">{signal_chips(signals, with_text=True)}</p>'
                      if signals else ""),
-            kpis=kpis, chart=history_chart(history), components=components, users=user_rows)
-        return render(str(doc.get("account_name") or account_id), workspace, content)
+            kpis=kpis, chart=history_chart(history), components=components,
+            notes="".join(
+                f'<div class="card spaced-sm"><p class="note">{e(a.text)}</p>'
+                f'<p class="sub">{e(a.actor)} · {e(_when(a.at))}</p></div>'
+                for a in reversed(notes)) or '<p class="empty">No notes yet.</p>',
+            history="\n".join(
+                f"<tr><td>{e(_when(a.at))}</td><td>{e(a.actor)}</td>"
+                f"<td>{e(action_in_words(a))}</td></tr>" for a in reversed(actions))
+            or '<tr><td colspan="3" class="empty">Nobody has acted on this account yet.</td></tr>',
+            users=user_rows)
+        return render(str(doc.get("account_name") or account_id), session, content)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+async def _form(request: web.Request) -> Mapping[str, Any]:
+    """The posted form (read once per request, at most :data:`MAX_FORM_BYTES`)."""
+    if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
+        raise web.HTTPRequestEntityTooLarge(MAX_FORM_BYTES, request.content_length)
+    return await request.post()
+
+
+def _when(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _owner_label(item: Listed) -> str:
+    """The owner's name when the account is with its owner, else the assignee."""
+    if item.entry.owner is None:
+        return "Unassigned"
+    if item.entry.owner == owner_of(item.doc):
+        return str(item.doc.get("owner") or item.entry.owner)
+    return f"{item.entry.owner} (assigned)"
+
+
+def _filters(team: Sequence[Listed], session: Session, wanted: str | None) -> str:
+    counts: dict[str, tuple[str, int]] = {}
+    for item in team:
+        if item.entry.owner is not None:
+            label, n = counts.get(item.entry.owner, (_owner_label(item), 0))
+            counts[item.entry.owner] = (label, n + 1)
+    links = [("Whole team", "/today", wanted is None)]
+    if session.identity.person is not None:
+        links.append(("My accounts", "/today?owner=me", wanted == "me"))
+    links += [(f"{label} ({n})", "/today?" + urlencode({"owner": owner}), wanted == owner)
+              for owner, (label, n) in sorted(counts.items(), key=lambda kv: kv[1][0])]
+    return "".join(f'<a href="{e(href)}"{" class=current" if current else ""}>{e(label)}</a>'
+                   for label, href, current in links)
+
+
+def _steps(entry: WorklistEntry) -> str:
+    """Each open playbook step: what, in which playbook, and by when."""
+    parts = []
+    for step in entry.open_steps:
+        late = step.overdue(entry.today)
+        title = (f'<span class="overdue">{e(step.step.title)}</span>' if late
+                 else e(step.step.title))
+        when = "was due" if late else "due"
+        parts.append(f'{title} <span class="sub">({e(step.playbook.title)}, {when} '
+                     f'{e(iso_day(step.due_day))})</span>')
+    return "<br>".join(parts) or "—"
+
+
+def action_in_words(action: Action) -> str:
+    """What an action did, for the history table."""
+    if action.type is ActionType.ACKNOWLEDGE:
+        n = len(action.reasons)
+        return f"Acknowledged {n} reason{'s' if n != 1 else ''}"
+    if action.type is ActionType.SNOOZE:
+        return f"Snoozed until {action.until.isoformat() if action.until else '?'}"
+    if action.type is ActionType.ASSIGN:
+        return (f"Assigned to {action.assignee}" if action.assignee
+                else "Gave back to the account owner")
+    if action.type is ActionType.NOTE:
+        return "Added a note"
+    return f"Marked step {(action.step or 0) + 1} of {action.playbook} done"
+
+
+def component_in_words(name: str, detail: Any) -> str:
+    """A component's numbers as a sentence, e.g. ``12 of 30 seats active in the last 30
+    days``; details of unknown shape fall back to :func:`describe_detail`."""
+    if not isinstance(detail, Mapping):
+        return describe_detail(detail)
+    d = detail
+    active = d.get("active", d.get("active_users"))
+    if "seats" in d and isinstance(active, int | float) and not isinstance(active, bool):
+        text = f"{_number(active)} of {_number(d['seats'])} seats active in the last 30 days"
+        previous = d.get("previous_active")
+        if isinstance(previous, int | float) and previous != active:
+            text += f" (the 30 days before: {_number(previous)})"
+        return text
+    if "power_users" in d:
+        quiet = ", ".join(f"{p.get('name') or p.get('user_id')} ({p.get('days')} days)"
+                          for p in d.get("inactive") or [] if isinstance(p, Mapping))
+        if d["power_users"]:
+            text = (f"{_number(d.get('active') or 0)} of {_number(d['power_users'])} "
+                    f"power users active")
+        else:
+            text = (f"no power users; {_number(d.get('recent') or 0)} of "
+                    f"{_number(d.get('users') or 0)} users active recently")
+        return text + (f"; quiet: {quiet}" if quiet else "")
+    if "points_30d" in d:
+        text = f"{_number(d['points_30d'])} activity points in the last 30 days"
+        if d.get("per_seat_week") is not None:
+            text += f", {_number(d['per_seat_week'])} per seat a week"
+        for key, words in (("trend_pct", "against the 60 days before"),
+                           ("week_over_week_pct", "week over week")):
+            if d.get(key) is not None:
+                text += f", {_percent(d[key])} {words}"
+        return text
+    if "events_28d" in d:
+        text = f"{_number(d['events_28d'])} core-feature uses in 28 days"
+        if d.get("previous_28d") is not None:
+            text += f" (the 28 days before: {_number(d['previous_28d'])})"
+        return text
+    if "open" in d or "open_tickets" in d:
+        open_ = d.get("open", d.get("open_tickets")) or 0
+        parts = [f"{_number(open_)} open ticket{'s' if open_ != 1 else ''}"]
+        if d.get("aged"):
+            parts.append(f"{_number(d['aged'])} open long (oldest {_number(d.get('oldest_days'))}"
+                         f" days)")
+        if d.get("recent"):
+            parts.append(f"{_number(d['recent'])} opened recently")
+        if d.get("spike"):
+            parts.append("a spike of new tickets")
+        if d.get("low_csat") is not None:
+            parts.append(f"low satisfaction ({_number(d['low_csat'])})")
+        return ", ".join(parts)
+    if "risk" in d:
+        parts = []
+        if d.get("payment_failed") is not None:
+            parts.append(f"a payment of {money(d['payment_failed'])} failed")
+        if isinstance(d.get("downgrade"), list) and len(d["downgrade"]) == 2:
+            parts.append(f"downgraded from {d['downgrade'][0]} to {d['downgrade'][1]}")
+        if isinstance(d.get("seat_reduction"), list) and len(d["seat_reduction"]) == 2:
+            parts.append(f"seats cut from {d['seat_reduction'][0]} to {d['seat_reduction'][1]}")
+        if d.get("cancelled"):
+            parts.append("cancellation requested")
+        return "; ".join(parts) or "no billing risk"
+    if "nps" in d and isinstance(d["nps"], list):
+        answers = ", ".join(str(v) for v in d["nps"])
+        return f"NPS answers: {answers}" if answers else "no NPS answers"
+    return describe_detail(d)
+
+
+def _percent(value: Any) -> str:
+    number = float(value)
+    return f"{'+' if number > 0 else ''}{_number(number)}%"
 
 
 def describe_detail(detail: Any) -> str:
@@ -336,20 +735,24 @@ def _pct(component: Mapping[str, Any]) -> int:
 
 
 def create_page_app(settings: Settings, readmodel: ReadModel | None = None, *,
-                    with_api: bool = True) -> web.Application:
+                    with_api: bool = True, playbooks: Sequence[Playbook] | None = None,
+                    render_reason: Render = core.render) -> web.Application:
     """A stand-alone aiohttp application serving the page (and the API by default)."""
-    from agents.api import Api, standalone_app
+    from agents.api import standalone_app
 
-    def routes(model: ReadModel) -> list[web.RouteDef]:
-        page_routes = Page(settings, model).routes()
-        return page_routes + Api(settings, model).routes() if with_api else page_routes
+    def routes(model: ReadModel, publish: Publish) -> list[web.RouteDef]:
+        page = Page(settings, model, publish=publish, playbooks=playbooks,
+                    render_reason=render_reason)
+        return page.routes() + page.api.routes() if with_api else page.routes()
 
     return standalone_app(settings, readmodel, routes)
 
 
 def register(app: Any, settings: Settings, readmodel: ReadModel | None = None) -> Page:
     """Serve the page from the Faust worker's web server."""
-    page = Page(settings, readmodel or ReadModel.of_app(app, settings))
+    page = Page(settings, readmodel or ReadModel.of_app(app, settings),
+                publish=faust_publisher(app, settings))
     web_app: web.Application = app.web.web_app
     web_app.router.add_routes(page.routes())
+    add_middlewares(web_app)
     return page

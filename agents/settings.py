@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -64,7 +65,8 @@ class Settings:
         f"{DEMO_WRITE_KEY}=demo", "Collector write keys: key=workspace pairs, comma-separated",
         secret=True)
     api_tokens: str = _setting(
-        f"{DEMO_API_TOKEN}=demo", "API bearer tokens: token=workspace pairs, comma-separated",
+        f"{DEMO_API_TOKEN}=demo", "API bearer tokens: token=workspace or "
+        "token=workspace:person@example.com (the person signed in), comma-separated",
         secret=True)
     replay: bool = _setting(False, "Take time only from events (deterministic backfill)")
     tick_interval: float = _setting(60.0, "Seconds between clock ticks sent to each partition")
@@ -133,6 +135,8 @@ class Settings:
         None, "PEM private key of kafka_ssl_certfile (when not inside that file)")
     kafka_ssl_check_hostname: bool = _setting(
         True, "Check that the broker's certificate names the host connected to")
+    worklist_per_owner: int = _setting(
+        5, "Accounts on each owner's worklist (most urgent first), 1 to 100")
 
     @property
     def topics(self) -> TopicNames:
@@ -185,6 +189,10 @@ class Settings:
                 raise SettingsError(f"expected key=value, got {item!r}")
             pairs[key.strip()] = value.strip()
         return pairs
+
+    def api_identities(self) -> dict[str, ApiIdentity]:
+        """Each API token's workspace and person (see :func:`parse_api_tokens`)."""
+        return parse_api_tokens(self.api_tokens)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -254,6 +262,12 @@ class Settings:
                 self.parse_pairs(getattr(self, name))
             except SettingsError as exc:
                 problems.append(f"{name}: {exc}")
+        try:
+            parse_api_tokens(self.api_tokens)
+        except SettingsError as exc:
+            problems.append(f"api_tokens: {exc}")
+        if not 1 <= self.worklist_per_owner <= 100:
+            problems.append("worklist_per_owner must be between 1 and 100")
         if self.scoring_config is not None and not Path(self.scoring_config).is_file():
             problems.append(f"scoring_config {self.scoring_config} does not exist")
         problems.extend(self._credential_problems())
@@ -338,6 +352,30 @@ def mask_secret(name: str, value: str) -> str:
             masked.append(f"{_MASK}={workspace.strip()}" if sep else _MASK)
         return ",".join(masked)
     return _MASK
+
+
+_PERSON = re.compile(r"[^@\s:,=]{1,64}@[^@\s:,=]{1,190}")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiIdentity:
+    """Who an API token signs in: a workspace and, when the token names one, a person
+    (an email address: what actions record as their actor)."""
+
+    workspace: str
+    person: str | None = None
+
+
+def parse_api_tokens(raw: str) -> dict[str, ApiIdentity]:
+    """``"t1=ws,t2=ws:riley@vendor.example"`` → token → :class:`ApiIdentity`."""
+    out: dict[str, ApiIdentity] = {}
+    for token, value in Settings.parse_pairs(raw).items():
+        workspace, sep, person = value.partition(":")
+        if not workspace or (sep and not _PERSON.fullmatch(person)):
+            raise SettingsError(f"expected token=workspace or token=workspace:person@domain, "
+                                f"got a token for {value!r}")
+        out[token] = ApiIdentity(workspace, person or None)
+    return out
 
 
 def _type_name(tp: Any) -> str:

@@ -46,6 +46,12 @@ def shared_topics(settings: Settings) -> list[str]:
             names.deliveries_dlq]
 
 
+#: The actions topic is the worklist's audit log and what a rebuild replays them from:
+#: kept for ever, and never compacted (every action counts, not only the last per key).
+ACTIONS_TOPIC_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1",
+                        "cleanup.policy": "delete"}
+
+
 async def ensure_topics(settings: Settings, timeout: float = 60.0) -> None:
     """Create the shared topics with ``settings.partitions`` partitions if missing, once
     the broker has accepted this worker's credentials (else ``KafkaAccessError``)."""
@@ -53,6 +59,11 @@ async def ensure_topics(settings: Settings, timeout: float = 60.0) -> None:
     await create_topics(settings.kafka_bootstrap, shared_topics(settings),
                         partitions=settings.partitions,
                         replication_factor=settings.replication_factor, timeout=timeout,
+                        security=settings.kafka_security)
+    await create_topics(settings.kafka_bootstrap, [settings.topics.actions],
+                        partitions=settings.partitions,
+                        replication_factor=settings.replication_factor,
+                        config=ACTIONS_TOPIC_CONFIG, timeout=timeout,
                         security=settings.kafka_security)
 
 

@@ -1,9 +1,14 @@
 """The Redis read model: what the API, the CSM page and the integrations read.
 
-It is *derived*: every key is computed from health-change events alone, so it can be
-thrown away and rebuilt by replaying the health-changes topic (``rebuild``). Applying the
-same change twice, or an older change after a newer one, leaves it unchanged, which is
-what makes at-least-once delivery from Kafka and the rebuild give the same content.
+It is *derived*: every key is computed from health-change events and action events
+(``streams/actions.py``) alone, so it can be thrown away and rebuilt by replaying both
+topics (``rebuild``). Applying the same change twice, or an older change after a newer
+one, leaves it unchanged, and an action is applied once by its id, which is what makes
+at-least-once delivery from Kafka and the rebuild give the same content.
+
+The worklist (:meth:`ReadModel.worklist`) is computed when it is read, for the day it is
+read, from each listed account's attention (kept with its dates) and its actions, by the
+pure rules of ``scoring/worklist.py``.
 
 Layout, all under ``{prefix}:rm:`` (``prefix`` is the installation's topic prefix) and
 then the workspace ``{ws}``:
@@ -21,7 +26,11 @@ then the workspace ``{ws}``:
 - ``dims:{dim}``           the values of a dimension seen so far
 - ``rank:{name}``          ranked lists: at_risk (by score), drops (by 7-day change),
                            renewals:{forecast} (by days to renewal), expansion (by ARR),
-                           attention (by urgency, for the "Today" page)
+                           attention (accounts whose attention has reasons, by the core's
+                           priority: the worklist reads only these)
+- ``actions:{id}``         hash of the actions people took on the account (action id →
+                           action JSON): the audit trail, and what acknowledgements,
+                           snoozes, assignments and done steps are folded from
 
 and ``{prefix}:rm:workspaces`` lists the workspaces.
 
@@ -32,6 +41,7 @@ Not derived, and so kept outside ``{prefix}:rm:`` where a rebuild cannot wipe it
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -40,14 +50,22 @@ from typing import Any, Literal
 import orjson
 import redis.asyncio as aioredis
 
+from scoring import worklist as rules
+from scoring.attention import Attention, Playbook
+from state.aggregates import epoch_day
+from streams.actions import Action, ActionError, check_id, decode_action, handling_of
+
 HISTORY_LIMIT = 365
 """Score points kept per account (one per health change; oldest dropped first)."""
 
 RENEWAL_WINDOW_DAYS = 180
 """Accounts renewing within this many days appear in the renewals ranking."""
 
-ATTENTION_DROP = -10
-"""A 7-day change at or below this many points puts an account on the Today list."""
+MAX_ATTENTION_BYTES = 64 * 1024
+"""Largest attention field accepted on a change (its JSON, bytes)."""
+
+MAX_ACTIONS_READ = 500
+"""Most recent actions of one account read back (audit trail and worklist fold)."""
 
 DIMENSIONS = ("band", "forecast", "lifecycle", "owner", "segment")
 SORTS = ("score", "change_7d", "arr_at_risk", "days_to_renewal")
@@ -87,35 +105,36 @@ def arr_at_risk(doc: Mapping[str, Any]) -> float:
     return 0.0
 
 
-def _risk_types(doc: Mapping[str, Any]) -> set[str]:
-    return {str(s.get("type")) for s in doc.get("active_signals") or []
-            if s.get("severity") == "risk"}
+def attention_of(change: Mapping[str, Any]) -> Attention | None:
+    """The change's ``attention`` field (None when a change predates it). Raises
+    ChangeError when it is there but malformed, larger than :data:`MAX_ATTENTION_BYTES`
+    or naming a reason key or subject that could not be an id (acknowledgements carry
+    the keys)."""
+    raw = change.get("attention")
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ChangeError("attention must be an object")
+    try:
+        if len(orjson.dumps(raw)) > MAX_ATTENTION_BYTES:
+            raise ChangeError(f"attention is larger than {MAX_ATTENTION_BYTES} bytes")
+        attention = Attention.from_dict(raw)
+        for reason in (*attention.reasons, *attention.expansion):
+            check_id(reason.key, "attention reason key")
+            if reason.subject is not None:
+                check_id(reason.subject, "attention reason subject")
+        for name in attention.playbooks:
+            check_id(name, "attention playbook")
+    except (ValueError, TypeError, orjson.JSONEncodeError) as exc:
+        raise ChangeError(f"bad attention: {exc}") from exc
+    return attention
 
 
-def needs_attention(doc: Mapping[str, Any]) -> bool:
-    """Whether the account belongs on the Today list: at-risk band or forecast, a drop
-    of 10+ points in 7 days, or the watch band with a risk signal firing. A healthy,
-    steady account is left to the alerts its signals raise."""
-    if doc.get("lifecycle") == "churned":
-        return False
-    return (
-        doc.get("band") == "at_risk"
-        or doc.get("forecast") == "at_risk"
-        or int(doc.get("change_7d") or 0) <= ATTENTION_DROP
-        or (doc.get("band") == "watch" and bool(_risk_types(doc)))
-    )
-
-
-def attention_priority(doc: Mapping[str, Any]) -> float:
-    """Higher is more urgent: low score, a steep drop, an at-risk forecast, the kinds of
-    risk signal firing (at most three count), and ARR as the tie-breaker."""
-    return (
-        (100 - int(doc.get("score") or 0))
-        + 2 * max(0, -int(doc.get("change_7d") or 0))
-        + (30 if doc.get("forecast") == "at_risk" else 0)
-        + 10 * min(3, len(_risk_types(doc)))
-        + min(float(doc.get("arr") or 0.0), 10_000_000.0) / 10_000_000.0
-    )
+def owner_of(doc: Mapping[str, Any]) -> str | None:
+    """Who an account belongs to, as worklists name owners: the owner's email when the
+    CRM gave one (it is what people sign in with), else the owner's name."""
+    owner = doc.get("owner_email") or doc.get("owner")
+    return None if owner in (None, "") else str(owner)
 
 
 def account_document(change: Mapping[str, Any]) -> dict[str, Any]:
@@ -163,8 +182,28 @@ def account_document(change: Mapping[str, Any]) -> dict[str, Any]:
     except (KeyError, TypeError, ValueError) as exc:
         raise ChangeError(f"health change is missing or has a bad field: {exc!r}") from exc
     doc["arr_at_risk"] = arr_at_risk(doc)
-    doc["needs_attention"] = needs_attention(doc)
+    attention = attention_of(change)
+    doc["attention"] = None if attention is None else attention.to_dict()
+    doc["needs_attention"] = attention is not None and attention.needed
     return doc
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """One account on a worklist: its stored document and how it is listed today."""
+
+    doc: dict[str, Any]
+    entry: rules.WorklistEntry
+
+
+@dataclass(frozen=True, slots=True)
+class Worklist:
+    """Worklists on epoch day ``today``: each owner's top accounts (``owners``; the key
+    None holds unowned accounts) and the whole team's, most urgent first."""
+
+    today: int
+    owners: dict[str | None, list[Listed]]
+    team: list[Listed]
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +290,9 @@ class ReadModel:
                 return "same"
             if (t_new, doc["change_id"]) < (t_old, old["change_id"]):
                 return "older"
+        previous = rules.AttentionTrack.from_dict(old.get("attention_track") if old else None)
+        attention = attention_of(change)
+        doc["attention_track"] = rules.track(previous, attention).to_dict()
         pipe = self.redis.pipeline(transaction=True)
         if old is not None:
             self._unindex(pipe, old)
@@ -296,7 +338,8 @@ class ReadModel:
         if any(s.get("severity") == "expansion" for s in doc["active_signals"]):
             pipe.zadd(self._k(ws, "rank", "expansion"), {acct: arr})
         if doc["needs_attention"]:
-            pipe.zadd(self._k(ws, "rank", "attention"), {acct: attention_priority(doc)})
+            pipe.zadd(self._k(ws, "rank", "attention"),
+                      {acct: float(doc["attention"]["priority"])})
 
     def _unindex(self, pipe: Any, doc: Mapping[str, Any]) -> None:
         ws, acct = doc["workspace"], doc["account_id"]
@@ -308,6 +351,17 @@ class ReadModel:
         for name in ("at_risk", "drops", "expansion", "attention"):
             pipe.zrem(self._k(ws, "rank", name), acct)
         pipe.zrem(self._k(ws, "rank", "renewals", _dim(doc.get("forecast"))), acct)
+
+    async def apply_action(self, action: Action) -> bool:
+        """Record one action on its account. Returns False when an action with that id was
+        applied already (a redelivery, or the consumer catching up with what the API
+        applied at once), which changes nothing."""
+        added = await self.redis.hsetnx(
+            self._k(action.workspace, "actions", action.account_id), action.id,
+            orjson.dumps(action.to_dict(), option=orjson.OPT_SORT_KEYS))
+        if added:
+            await self.redis.sadd(f"{self.root}:workspaces", action.workspace)
+        return bool(added)
 
     async def clear(self) -> int:
         """Delete every read-model key (not dedup, cooldown or digest keys). Returns the
@@ -383,9 +437,67 @@ class ReadModel:
         raws = await self.redis.zrange(key, 0, limit - 1, desc=descending)
         return [r.decode() for r in raws]
 
-    async def attention(self, workspace: str, limit: int = 50) -> list[dict[str, Any]]:
-        """The accounts that need attention today, most urgent first."""
-        return await self.accounts(workspace, await self.ranking(workspace, "attention", limit))
+    async def attention(self, workspace: str, limit: int = 50, *,
+                        playbooks: Sequence[Playbook] = (),
+                        today: int | None = None) -> list[dict[str, Any]]:
+        """The documents of the whole team's worklist today, most urgent first."""
+        found = await self.worklist(workspace, today=today, playbooks=playbooks)
+        return [item.doc for item in found.team[:limit]]
+
+    async def actions(self, workspace: str, account_id: str) -> list[Action]:
+        """The account's actions oldest first (the last :data:`MAX_ACTIONS_READ`)."""
+        return (await self._actions_of(workspace, [account_id]))[account_id]
+
+    async def _actions_of(self, workspace: str, ids: Sequence[str]) -> dict[str, list[Action]]:
+        pipe = self.redis.pipeline(transaction=False)
+        for account_id in ids:
+            pipe.hvals(self._k(workspace, "actions", account_id))
+        out: dict[str, list[Action]] = {}
+        for account_id, raws in zip(ids, await pipe.execute(), strict=True):
+            found = []
+            for raw in raws:
+                try:  # checked again on the way out: Redis is not trusted more than Kafka
+                    found.append(decode_action(raw))
+                except ActionError:
+                    continue
+            found.sort(key=lambda a: (a.at, a.id))
+            out[account_id] = found[-MAX_ACTIONS_READ:]
+        return out
+
+    async def listing(self, workspace: str, account_id: str, *,
+                      playbooks: Sequence[Playbook] = (),
+                      today: int | None = None) -> rules.WorklistEntry | None:
+        """How one account is listed today (None: it is not on any list today)."""
+        doc = await self.account(workspace, account_id)
+        if doc is None:
+            return None
+        day = epoch_day(time.time()) if today is None else today
+        return _entry(doc, await self.actions(workspace, account_id), playbooks, day)
+
+    async def worklist(self, workspace: str, owner: str | None = None,
+                       today: int | None = None, per_owner: int = rules.DEFAULT_PER_OWNER,
+                       *, playbooks: Sequence[Playbook] = ()) -> Worklist:
+        """Who should look at which account on epoch day ``today`` (default: the day it
+        is read, so days to renewal and days inactive are right on that day).
+
+        Reads only the accounts whose attention has reasons (``rank:attention``) and their
+        actions. With ``owner``, ``owners`` holds that owner's list only and ``team`` is
+        every listed account of that owner."""
+        day = epoch_day(time.time()) if today is None else today
+        ids = [m.decode() for m in await self.redis.zrange(
+            self._k(workspace, "rank", "attention"), 0, -1, desc=True)]
+        docs = {d["account_id"]: d for d in await self.accounts(workspace, ids)}
+        acted = await self._actions_of(workspace, list(docs))
+        listed: list[Listed] = []
+        for account_id, doc in docs.items():
+            item = _entry(doc, acted[account_id], playbooks, day)
+            if item is not None and (owner is None or item.owner == owner):
+                listed.append(Listed(doc, item))
+        by_account = {item.entry.account_id: item for item in listed}
+        team = [by_account[e.account_id] for e in rules.ranked(i.entry for i in listed)]
+        owners = {who: [by_account[e.account_id] for e in entries] for who, entries in
+                  rules.per_owner((i.entry for i in listed), per_owner).items()}
+        return Worklist(today=day, owners=owners, team=team)
 
     async def dimension_values(self, workspace: str, dim: str) -> list[str]:
         members = await self.redis.smembers(self._k(workspace, "dims", dim))
@@ -470,6 +582,8 @@ class ReadModel:
                 out[key] = await self.redis.get(raw_key)
             elif kind == "set":
                 out[key] = sorted(await self.redis.smembers(raw_key))
+            elif kind == "hash":
+                out[key] = sorted((await self.redis.hgetall(raw_key)).items())
             elif kind == "zset":
                 members = await self.redis.zrange(raw_key, 0, -1, withscores=True)
                 # Empty sorted sets vanish in Redis, so only non-empty ones are compared.
@@ -486,3 +600,10 @@ def _signal_counts(doc: Mapping[str, Any]) -> dict[str, int]:
         counts[sig_type] = counts.get(sig_type, 0) + 1
     return counts
 
+
+
+def _entry(doc: Mapping[str, Any], actions: Sequence[Action], playbooks: Sequence[Playbook],
+           today: int) -> rules.WorklistEntry | None:
+    return rules.entry(str(doc["account_id"]), owner_of(doc),
+                       rules.AttentionTrack.from_dict(doc.get("attention_track")),
+                       handling_of(actions), playbooks, today)

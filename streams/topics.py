@@ -34,3 +34,9 @@ class TopicNames:
     def deliveries_dlq(self) -> str:
         """Notifications (Slack, webhooks, CRM) that failed after all retries."""
         return f"{self.prefix}.deliveries.dlq"
+
+    @property
+    def actions(self) -> str:
+        """What people did about accounts (acknowledge, snooze, assign, note, step done),
+        keyed by account; the worklist's audit log, kept long and never compacted."""
+        return f"{self.prefix}.actions"

@@ -6,6 +6,10 @@ order, so one slow or failing destination never delays another nor the stream. A
 ``max_attempts`` (or a permanent failure, or a full queue) the delivery is written to the
 deliveries dead-letter topic with its reason. Every outcome is counted in
 ``telltale_deliveries_total{destination,outcome}``.
+
+The ``[owners]`` table of the notifications file (:class:`OwnerRoutes`) says where each
+owner's daily digest goes (a direct message or a channel) and at what hour of which time
+zone; ``agents/sinks/digest.py`` builds those digests.
 """
 
 from __future__ import annotations
@@ -14,11 +18,15 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 import time
+import tomllib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agents import metrics
 from agents.sinks import DeliveryError
@@ -210,3 +218,98 @@ class Dispatcher:
                 metrics.DELIVERIES.labels(destination=kind, outcome="sent").inc()
                 await self._done(job)
                 return
+
+
+# ---------------------------------------------------------------------- owner destinations
+
+SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
+"""A Slack member id: the only thing a direct digest is addressed to or mentions."""
+SLACK_API_URL = "https://slack.com/api"
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerRoute:
+    """Where and when one owner's daily digest goes: a direct message to ``slack_user``
+    (needs a bot token) or a configured Slack ``channel``, at ``hour`` (0-23; None: the
+    digest hour) in the owner's ``time_zone`` (IANA name)."""
+
+    owner: str
+    time_zone: str = "UTC"
+    slack_user: str | None = None
+    channel: str | None = None
+    hour: int | None = None
+
+    @property
+    def destination(self) -> str:
+        return f"slackdm:{self.slack_user}" if self.slack_user else f"slack:{self.channel}"
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerRoutes:
+    """The ``[owners]`` table of the notifications file, and the Slack bot (``[slack.bot]``
+    ``token``, ``api_url``) that sends direct messages."""
+
+    owners: Mapping[str, OwnerRoute] = field(default_factory=dict)
+    bot_token: str | None = None
+    api_url: str = SLACK_API_URL
+
+    @classmethod
+    def load(cls, path: Path | None, slack_channels: Mapping[str, str]) -> OwnerRoutes:
+        """Read them from the notifications file (None: nobody has a route)."""
+        if path is None:
+            return cls()
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"cannot read {path}: {exc}") from exc
+        return cls.from_dict(raw, slack_channels)
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], slack_channels: Mapping[str, str]
+                  ) -> OwnerRoutes:
+        """Checked against the configured channels; raises ValueError listing every
+        problem."""
+        problems: list[str] = []
+        bot = (raw.get("slack") or {}).get("bot") or {}
+        token = bot.get("token")
+        api_url = str(bot.get("api_url") or SLACK_API_URL)
+        if token is not None and (not isinstance(token, str) or not token.startswith("xox")):
+            problems.append("slack.bot.token must be a Slack bot token (xoxb-...)")
+        if not api_url.startswith(("https://", "http://")):
+            problems.append("slack.bot.api_url must be an http(s) URL")
+        owners: dict[str, OwnerRoute] = {}
+        table = raw.get("owners") or {}
+        if not isinstance(table, Mapping):
+            problems.append("owners must be a table of owner = { ... }")
+            table = {}
+        for owner, spec in table.items():
+            where = f"owners.{owner!r}"
+            if not isinstance(spec, Mapping):
+                problems.append(f"{where} must be a table")
+                continue
+            unknown = sorted(set(spec) - {"slack_user", "channel", "time_zone", "hour"})
+            if unknown:
+                problems.append(f"{where}: unknown key {unknown[0]!r}")
+            user, channel = spec.get("slack_user"), spec.get("channel")
+            if (user is None) == (channel is None):
+                problems.append(f"{where} needs exactly one of slack_user and channel")
+            if user is not None and not (isinstance(user, str)
+                                         and SLACK_USER_ID.fullmatch(user)):
+                problems.append(f"{where}.slack_user must be a Slack member id (U...)")
+            if user is not None and not token:
+                problems.append(f"{where}: a direct message needs slack.bot.token")
+            if channel is not None and channel not in slack_channels:
+                problems.append(f"{where}.channel {channel!r} is not a configured channel")
+            zone = spec.get("time_zone", "UTC")
+            try:
+                ZoneInfo(str(zone))
+            except (ZoneInfoNotFoundError, ValueError):
+                problems.append(f"{where}.time_zone {zone!r} is not a time zone")
+            hour = spec.get("hour")
+            if hour is not None and (not isinstance(hour, int) or not 0 <= hour <= 23):
+                problems.append(f"{where}.hour must be between 0 and 23")
+            owners[str(owner)] = OwnerRoute(str(owner), str(zone), user, channel, hour)
+        if problems:
+            raise ValueError("invalid owners in the notifications config:\n  "
+                             + "\n  ".join(problems))
+        return cls(owners, token, api_url.rstrip("/"))

@@ -185,3 +185,4 @@ async def post(session: aiohttp.ClientSession, webhook_url: str, payload: Mappin
                 raise status_error("slack", resp.status, body, resp.headers.get("Retry-After"))
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise DeliveryError(f"slack unreachable: {exc!r}") from exc
+

@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from agents import cli
-from agents.api import create_api_app, token_workspace
+from agents.api import create_api_app, token_identity
 from agents.settings import Settings
 from history.business import compute
 from history.importers import import_events, read_outcomes
@@ -37,11 +37,11 @@ async def client(redis_url: str, unique_prefix: str) -> AsyncIterator[TestClient
 
 def test_token_lookup() -> None:
     tokens = {"abc": "demo"}
-    assert token_workspace(tokens, "Bearer abc") == "demo"
-    assert token_workspace(tokens, "bearer  abc ") == "demo"
-    assert token_workspace(tokens, "Basic abc") is None
-    assert token_workspace(tokens, "Bearer abd") is None
-    assert token_workspace(tokens, None) is None
+    assert token_identity(tokens, "Bearer abc") == "demo"
+    assert token_identity(tokens, "bearer  abc ") == "demo"
+    assert token_identity(tokens, "Basic abc") is None
+    assert token_identity(tokens, "Bearer abd") is None
+    assert token_identity(tokens, None) is None
 
 
 async def test_auth_errors(client: TestClient) -> None:

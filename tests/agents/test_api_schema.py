@@ -24,6 +24,7 @@ from schemathesis.generation.modes import GenerationMode
 from agents.api import create_api_app
 from agents.settings import Settings
 from devstack.process import free_port
+from devstack.topics import create_topics
 from state.readmodel import ReadModel
 from tests.fakes.portfolio import ACCOUNTS, business_metrics, populate, replayed_changes
 
@@ -48,9 +49,11 @@ class LiveApi:
     """The API on its own port, served from a thread with its own event loop (schemathesis
     makes blocking requests), reading a populated read model in the session's Redis."""
 
-    def __init__(self, redis_url: str) -> None:
-        self.settings = Settings(redis_url=redis_url, topic_prefix=f"t{uuid.uuid4().hex[:10]}",
-                                 api_tokens=f"{TOKEN}=demo,other-token=other")
+    def __init__(self, kafka_bootstrap: str, redis_url: str) -> None:
+        self.settings = Settings(broker=f"kafka://{kafka_bootstrap}", redis_url=redis_url,
+                                 topic_prefix=f"t{uuid.uuid4().hex[:10]}",
+                                 api_tokens=f"{TOKEN}=demo:csm@vendor.example,"
+                                            f"other-token=other")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.loop = asyncio.new_event_loop()
@@ -61,6 +64,8 @@ class LiveApi:
         return future.result(timeout=30)
 
     async def _start(self) -> None:
+        # Actions posted by the cases go to a real actions topic.
+        await create_topics(self.settings.kafka_bootstrap, [self.settings.topics.actions])
         self.readmodel = ReadModel.from_settings(self.settings)
         await populate(self.readmodel)
         for change in replayed_changes():
@@ -89,8 +94,8 @@ class LiveApi:
 
 
 @pytest.fixture(scope="module")
-def live_api(redis_url: str) -> Iterator[LiveApi]:
-    with LiveApi(redis_url) as api:
+def live_api(kafka_bootstrap: str, redis_url: str) -> Iterator[LiveApi]:
+    with LiveApi(kafka_bootstrap, redis_url) as api:
         yield api
 
 

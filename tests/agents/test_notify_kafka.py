@@ -115,7 +115,7 @@ max_backoff_seconds = 0.2
         assert done.returncode == 0, done.stderr
         assert f"{len(changes) + 1} changes applied" in done.stdout
         assert await readmodel.dump() == live
-        assert await rebuild(settings, timeout=60) == len(changes) + 1
+        assert (await rebuild(settings, timeout=60)).changes == len(changes) + 1
         assert await readmodel.dump() == live
     finally:
         await readmodel.clear()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -9,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from agents.page import create_page_app, history_chart
 from agents.settings import Settings
 from state.readmodel import ReadModel
-from tests.fakes.changes import make_change
+from tests.fakes.changes import TEST_PLAYBOOKS, english, make_change
 from tests.fakes.portfolio import populate
 
 pytestmark = pytest.mark.integration
@@ -18,12 +19,14 @@ AUTH = {"Authorization": "Bearer page-token"}
 
 
 @pytest.fixture
-async def client(redis_url: str, unique_prefix: str) -> AsyncIterator[TestClient]:
-    settings = Settings(redis_url=redis_url, topic_prefix=unique_prefix,
-                        api_tokens="page-token=demo")
+async def client(settings: Settings, create_topics: Any) -> AsyncIterator[TestClient]:
+    settings = settings.replace(api_tokens="page-token=demo,"
+                                           "riley-token=demo:riley@vendor.example")
+    await create_topics(settings.topics.actions, partitions=settings.partitions)
     readmodel = ReadModel.from_settings(settings)
     await populate(readmodel)
-    async with TestClient(TestServer(create_page_app(settings, readmodel))) as test_client:
+    app = create_page_app(settings, readmodel, playbooks=TEST_PLAYBOOKS, render_reason=english)
+    async with TestClient(TestServer(app)) as test_client:
         test_client.readmodel = readmodel  # type: ignore[attr-defined]
         yield test_client
     await readmodel.clear()
@@ -34,35 +37,102 @@ async def test_without_a_token_the_page_asks_for_one(client: TestClient) -> None
     response = await client.get("/today")
     assert response.status == 401
     text = await response.text()
-    assert "API token" in text and 'action="/today"' in text
-    response = await client.get("/today?token=wrong")
-    assert response.status == 401 and "not known" in await response.text()
+    assert "API token" in text and 'method="post" action="/signin"' in text
+    assert 'name="next" value="/today"' in text
 
 
-async def test_token_in_the_query_becomes_a_cookie(client: TestClient) -> None:
-    response = await client.get("/accounts/acme?token=page-token", allow_redirects=False)
+async def test_a_token_in_the_address_is_never_accepted(client: TestClient) -> None:
+    for query in ("?token=wrong", "?token=page-token"):
+        response = await client.get(f"/today{query}", allow_redirects=False)
+        assert response.status == 401 and "not accepted" in await response.text()
+        assert "Set-Cookie" not in response.headers
+
+
+async def sign_in(client: TestClient, token: str, target: str = "/today") -> Any:
+    return await client.post("/signin", data={"token": token, "next": target},
+                             allow_redirects=False)
+
+
+async def test_signing_in_with_a_post_keeps_the_session_in_a_cookie(client: TestClient) -> None:
+    response = await sign_in(client, "page-token", "/accounts/acme")
     assert response.status == 303 and response.headers["Location"] == "/accounts/acme"
     cookie = response.headers["Set-Cookie"]
-    assert "telltale_token=page-token" in cookie and "HttpOnly" in cookie
-    assert "SameSite=Strict" in cookie
+    assert "telltale_session=" in cookie and "HttpOnly" in cookie
+    assert "SameSite=Strict" in cookie and "Secure" not in cookie  # plain HTTP here
     response = await client.get("/accounts/acme")  # the cookie jar sends it now
     assert response.status == 200 and "Acme Corp" in await response.text()
+    assert (await sign_in(client, "wrong")).status == 401
+    elsewhere = await sign_in(client, "page-token", "//evil.example/x")
+    assert elsewhere.headers["Location"] == "/today"
 
 
-async def test_today_lists_accounts_needing_attention_with_reason_and_owner(
-        client: TestClient) -> None:
+def rows_of(page: str) -> list[str]:
+    table = page.split('<table class="attention">')[1].split("</table>")[0]
+    return re.findall(r'class="account" href="/accounts/([^"]+)"', table)
+
+
+async def test_today_lists_the_worklist_with_reasons_first(client: TestClient) -> None:
     response = await client.get("/today", headers=AUTH)
     assert response.status == 200 and response.content_type == "text/html"
     page = await response.text()
+    assert rows_of(page) == ["globex", "wayne", "acme", "initech"]
+    assert "umbrella" not in rows_of(page) and "vandelay" not in rows_of(page)
     table = page.split('<table class="attention">')[1].split("</table>")[0]
-    names = re.findall(r'class="account" href="/accounts/([^"]+)"', table)
-    assert names[0] == "globex"  # at risk, steepest fall, enterprise ARR
-    assert set(names) == {"globex", "initech", "wayne", "acme"}
-    assert "umbrella" not in names and "vandelay" not in names
     assert "Sam Ito" in table and "Riley Chen" in table
-    assert "Health fell 7 points (38 → 31)" in table
+    assert "Payment failed for" in table and "Champion quiet acme-u0 for" in table
     assert "4 accounts need attention today" in page
     assert "Expansion leads" in page and "Umbrella" in page.split("Expansion leads")[1]
+
+
+async def test_my_accounts_and_each_owners_list(client: TestClient) -> None:
+    await sign_in(client, "riley-token")
+    mine = await (await client.get("/today?owner=me")).text()
+    assert rows_of(mine) == ["wayne", "acme", "initech"]
+    assert "3 of your accounts need attention today" in mine
+    sams = await (await client.get("/today?owner=sam@vendor.example")).text()
+    assert rows_of(sams) == ["globex"]
+    team = await (await client.get("/today")).text()
+    assert "My accounts" in team and "Sam Ito (1)" in team and "Riley Chen (3)" in team
+
+
+def csrf_of(page: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+    assert found is not None
+    return found.group(1)
+
+
+async def test_forms_act_on_the_list_and_show_on_the_account_page(client: TestClient) -> None:
+    await sign_in(client, "riley-token")
+    csrf = csrf_of(await (await client.get("/today")).text())
+
+    async def post(account_id: str, **fields: str) -> Any:
+        return await client.post(f"/accounts/{account_id}/actions", allow_redirects=False,
+                                 data={"csrf": csrf, "next": "/today?owner=me", **fields})
+
+    response = await post("wayne", type="acknowledge")
+    assert response.status == 303 and response.headers["Location"] == "/today?owner=me"
+    assert (await post("acme", type="snooze", until="2099-01-01")).status == 409
+    assert (await post("initech", type="note", text="Spoke to the admin\r\nAll fine")).status == 303
+    assert (await post("initech", type="assign", assignee="sam@vendor.example")).status == 303
+    mine = await (await client.get("/today?owner=me")).text()
+    assert rows_of(mine) == ["acme"]
+    account = await (await client.get("/accounts/initech")).text()
+    history = account.split('<table class="actions">')[1]
+    assert "Assigned to sam@vendor.example" in history and "Added a note" in history
+    assert "riley@vendor.example" in history
+    assert '<p class="note">Spoke to the admin\nAll fine</p>' in account
+    wayne = await (await client.get("/accounts/wayne")).text()
+    assert "Acknowledged: back on the list when a new or worse reason" in wayne
+    assert "Health fell for" in wayne  # its reason is still shown
+    # Without the session's CSRF token nothing happens.
+    forged = await client.post("/accounts/acme/actions", allow_redirects=False,
+                               data={"csrf": "0" * 64, "type": "acknowledge"})
+    assert forged.status == 403
+    elsewhere = await client.post("/accounts/acme/actions", allow_redirects=False,
+                                  headers={"Origin": "https://evil.example"},
+                                  data={"csrf": csrf, "type": "acknowledge"})
+    assert elsewhere.status == 403 and "another site" in await elsewhere.text()
+    assert rows_of(await (await client.get("/today?owner=me")).text()) == ["acme"]
 
 
 async def test_account_page_shows_history_components_and_users(client: TestClient) -> None:
@@ -70,7 +140,8 @@ async def test_account_page_shows_history_components_and_users(client: TestClien
     assert "<svg" in page and "<script" not in page
     points = re.search(r'<polyline points="([^"]+)"', page)
     assert points is not None and len(points.group(1).split()) == 7
-    assert "Adoption" in page and "active users 18 · seats 30" in page
+    assert "Adoption" in page and "18 of 30 seats active in the last 30 days" in page
+    assert "active_users" not in page
     users = page.split('<table class="users">')[1]
     assert "Dana Fox" in users and "★ power user" in users
     assert "inactive for 22 days" in page  # the active signal's text

@@ -6,19 +6,27 @@ Playwright's own browser download is never used.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import aiohttp
+import orjson
 import pytest
 from aiohttp import web
 
 from agents.page import create_page_app
 from agents.settings import Settings
 from devstack.process import free_port
+from devstack.workers import settings_env
 from state.readmodel import ReadModel
+from tests.fakes.changes import TEST_PLAYBOOKS, english
 from tests.fakes.portfolio import populate
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -45,23 +53,48 @@ def ensure_chromium() -> str:
     return CHROMIUM
 
 
+TOKEN = "browser-token"
+
+
+@dataclass
+class Site:
+    url: str
+    settings: Settings
+    readmodel: ReadModel
+
+
 @pytest.fixture
-async def site(redis_url: str, unique_prefix: str) -> AsyncIterator[str]:
-    settings = Settings(redis_url=redis_url, topic_prefix=unique_prefix,
-                        api_tokens="browser-token=demo")
+async def site(settings: Settings, create_topics: Any, produce: Any) -> AsyncIterator[Site]:
+    """The page and API over a read model folded from changes that are also on the
+    health-changes topic (as the notify agent would have it), so that a rebuild can
+    restore it; actions go to the real actions topic."""
+    settings = settings.replace(api_tokens=f"{TOKEN}=demo:riley@vendor.example")
+    topics = settings.topics
+    await create_topics(topics.health_changes, topics.actions, partitions=settings.partitions)
     readmodel = ReadModel.from_settings(settings)
-    await populate(readmodel)
-    runner = web.AppRunner(create_page_app(settings, readmodel))
+    changes = await populate(readmodel)
+    await produce(topics.health_changes,
+                  [(c["account_id"].encode(), orjson.dumps(c)) for c in changes])
+    app = create_page_app(settings, readmodel, playbooks=TEST_PLAYBOOKS, render_reason=english)
+    runner = web.AppRunner(app)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}"
+    yield Site(f"http://127.0.0.1:{port}", settings, readmodel)
     await runner.cleanup()
     await readmodel.clear()
     await readmodel.close()
 
 
-async def test_today_page_leads_to_an_account(site: str, tmp_path: Path) -> None:
+async def sign_in(page: Any, site: str, token: str = TOKEN) -> None:
+    response = await page.goto(f"{site}/today")
+    assert response is not None and response.status == 401
+    await page.fill("input[name=token]", token)
+    await page.click("form.login button")
+    await page.wait_for_url(f"{site}/today")
+
+
+async def test_today_page_leads_to_an_account(site: Site, tmp_path: Path) -> None:
     executable = ensure_chromium()
     from playwright.async_api import async_playwright
 
@@ -73,20 +106,19 @@ async def test_today_page_leads_to_an_account(site: str, tmp_path: Path) -> None
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 900},
                                           java_script_enabled=False)
-            response = await page.goto(f"{site}/today?token=browser-token")
-            assert response is not None and response.ok
-            assert page.url == f"{site}/today"  # the token moved into a cookie
+            await sign_in(page, site.url)
+            assert "token" not in page.url
             assert await page.locator("h1").inner_text() == "Today"
             rows = page.locator("table.attention tbody tr")
             assert await rows.count() == 4
             first = rows.nth(0)
             assert "Globex" in await first.inner_text()
-            assert "Health fell 7 points (38 → 31)" in await first.inner_text()
+            assert "Payment failed for" in await first.inner_text()
             assert "Sam Ito" in await first.inner_text()
             await page.screenshot(path=str(shots / "today.png"), full_page=True)
 
             await page.locator("table.attention a.account", has_text="Acme Corp").click()
-            await page.wait_for_url(f"{site}/accounts/acme")
+            await page.wait_for_url(f"{site.url}/accounts/acme")
             assert "Acme Corp" in await page.locator("h1").inner_text()
             assert await page.locator("h1 .score").inner_text() == "57"
             chart = page.locator("svg.history")
@@ -100,3 +132,88 @@ async def test_today_page_leads_to_an_account(site: str, tmp_path: Path) -> None
         finally:
             await browser.close()
     assert (shots / "account.png").stat().st_size > 10_000
+
+
+async def test_a_csm_works_through_her_list_and_a_rebuild_keeps_what_she_did(
+        site: Site, tmp_path: Path) -> None:
+    executable = ensure_chromium()
+    from playwright.async_api import async_playwright
+
+    shots = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=executable, headless=True,
+                                           args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 900},
+                                          java_script_enabled=False)
+            await sign_in(page, site.url)
+            await page.click("p.filters a:has-text('My accounts')")
+            await page.wait_for_url(f"{site.url}/today?owner=me")
+            assert await listed(page) == ["Wayne Enterprises", "Acme Corp", "Initech"]
+
+            await act(page, "Wayne Enterprises", "form.act-acknowledge button")
+            assert await listed(page) == ["Acme Corp", "Initech"]
+            await act(page, "Acme Corp", "form.act-snooze button")  # a week, as offered
+            assert await listed(page) == ["Initech"]
+            row = page.locator("table.attention tbody tr", has_text="Initech")
+            await row.locator("summary").click()
+            await row.locator("form.act-note textarea").fill("Renewal call booked for Friday")
+            await row.locator("form.act-note button").click()
+            await page.wait_for_url(f"{site.url}/today?owner=me")
+            await page.screenshot(path=str(shots / "mine.png"), full_page=True)
+            await check_account_pages(page, site.url)
+
+            # The same through the API.
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            base = f"{site.url}/api/v1/workspaces/demo"
+            async with aiohttp.ClientSession(headers=auth) as http:
+                async with http.get(f"{base}/worklist?owner=me") as response:
+                    mine = await response.json()
+                assert [i["account_id"] for i in mine["team"]] == ["initech"]
+                async with http.get(f"{base}/accounts/acme/actions") as response:
+                    trail = (await response.json())["items"]
+                assert [(a["type"], a["actor"]) for a in trail] == [
+                    ("snooze", "riley@vendor.example")]
+
+            # The operator's rebuild, configured from the environment, keeps all of it.
+            await site.readmodel.clear()
+            await page.goto(f"{site.url}/today?owner=me")
+            assert await listed(page) == []
+            done = await asyncio.to_thread(
+                subprocess.run, [sys.executable, "-m", "agents.cli", "rebuild-read-model",
+                                 "--timeout", "60"],
+                env={**os.environ, **settings_env(site.settings)}, capture_output=True,
+                text=True, timeout=120)
+            assert done.returncode == 0, done.stderr
+            assert "3 actions applied" in done.stdout
+            await page.goto(f"{site.url}/today?owner=me")
+            assert await listed(page) == ["Initech"]
+            await check_account_pages(page, site.url)
+        finally:
+            await browser.close()
+
+
+async def listed(page: Any) -> list[str]:
+    names = page.locator("table.attention tbody tr a.account")
+    return [await names.nth(i).inner_text() for i in range(await names.count())]
+
+
+async def act(page: Any, account: str, button: str) -> None:
+    """Open the account's actions on the list and press one; the list comes back."""
+    row = page.locator("table.attention tbody tr", has_text=account)
+    await row.locator("summary").click()
+    await row.locator(button).click()
+    await page.wait_for_url("**/today?owner=me")
+
+
+async def check_account_pages(page: Any, site: str) -> None:
+    await page.goto(f"{site}/accounts/initech")
+    assert "Renewal call booked for Friday" in await page.locator("p.note").inner_text()
+    history = page.locator("table.actions tbody")
+    assert "Added a note" in await history.inner_text()
+    assert "riley@vendor.example" in await history.inner_text()
+    await page.goto(f"{site}/accounts/acme")
+    assert "Snoozed until" in await page.locator("table.actions tbody").inner_text()
+    await page.goto(f"{site}/accounts/wayne")
+    assert "Acknowledged 1 reason" in await page.locator("table.actions tbody").inner_text()

@@ -8,6 +8,15 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
+from scoring.attention import (
+    Attention,
+    AttentionReason,
+    Playbook,
+    PlaybookStep,
+    ReasonType,
+    Severity,
+)
+
 DAY = 86_400.0
 
 
@@ -164,3 +173,47 @@ def make_change(
     }
     change.update(copy.deepcopy(extra))
     return change
+
+
+def reason(type_: str = "champion_quiet", *, severity: str = "high", key: str | None = None,
+           since_day: int = 20_600, subject: str | None = None,
+           **params: str | int | float | bool | None) -> AttentionReason:
+    """One attention reason; the key defaults to the type and subject (one episode)."""
+    return AttentionReason(
+        type=ReasonType(type_), severity=Severity(severity),
+        key=key or (f"{type_}:{subject}" if subject else type_),
+        since_day=since_day, subject=subject, params=dict(params))
+
+
+def attention(*reasons: AttentionReason, day: int = 20_600, priority: float | None = None,
+              playbooks: tuple[str, ...] = ()) -> Attention:
+    """An account's attention; the priority defaults to one that grows with severity."""
+    if priority is None:
+        priority = float(sum(10 * (r.severity.rank + 1) for r in reasons))
+    ordered = tuple(sorted(reasons, key=lambda r: -r.severity.rank))
+    return Attention(day=day, priority=priority, reasons=ordered, playbooks=playbooks)
+
+
+def with_attention(change: dict[str, Any], value: Attention | None) -> dict[str, Any]:
+    """The change carrying ``value`` in its ``attention`` field (as the wire has it)."""
+    out = copy.deepcopy(change)
+    out["attention"] = None if value is None else value.to_dict()
+    return out
+
+
+#: Playbooks for tests, as a scoring config would declare them.
+SAVE_PLAYBOOK = Playbook(
+    name="champion_save", title="Save the champion", reasons=frozenset(
+        {ReasonType.CHAMPION_QUIET}),
+    steps=(PlaybookStep("Call the champion", due_days=2),
+           PlaybookStep("Book an executive check-in", owner_role="manager", due_days=7)),
+    success="The champion is active again")
+TEST_PLAYBOOKS = (SAVE_PLAYBOOK,)
+
+
+def english(reason: AttentionReason, today: int) -> str:
+    """A minimal English rendering for tests (the product's is ``scoring.attention.render``):
+    the type in words, who, and how many days since it began on ``today``."""
+    who = f" {reason.subject}" if reason.subject else ""
+    return (f"{reason.type.value.replace('_', ' ').capitalize()}{who} for "
+            f"{today - reason.since_day} days")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from scoring.attention import Attention, AttentionReason
 from state.readmodel import ReadModel
-from tests.fakes.changes import DAY, make_change, signal
+from tests.fakes.changes import DAY, attention, make_change, reason, signal, with_attention
 
 T0 = 1_780_000_000.0
 
@@ -42,6 +43,36 @@ SIGNALS: dict[str, list[dict[str, Any]]] = {
     "wayne": [signal("user_inactive_14d", subject="wayne-u1", days=14,
                      text="Lee Park has been inactive for 14 days")],
 }
+
+
+LAST_DAY = int((T0 + 18 * DAY) // DAY)
+"""Epoch day of every account's last change."""
+
+# What the core says about each account on its last day: the four at-risk accounts have
+# reasons, in order of urgency; the others have none (a steady or rising account).
+ATTENTION: dict[str, tuple[float, list[AttentionReason]]] = {
+    "globex": (180.0, [reason("payment_failed", severity="critical", since_day=LAST_DAY - 1,
+                              amount=15_000.0),
+                       reason("support_spike", severity="high", since_day=LAST_DAY - 6,
+                              tickets=4, days=7)]),
+    "wayne": (95.0, [reason("health_fell", severity="high", since_day=LAST_DAY - 6,
+                            points=28)]),
+    "acme": (80.0, [reason("champion_quiet", subject="acme-u0", since_day=LAST_DAY - 21,
+                           name="Dana Fox", days=22)]),
+    "initech": (60.0, [reason("nps_detractor", severity="medium", since_day=LAST_DAY - 3,
+                              score=4),
+                       reason("renewal_at_risk", severity="medium", since_day=LAST_DAY - 9,
+                              renewal_day=LAST_DAY + 40)]),
+}
+
+
+def attention_for(account_id: str, day: int) -> Attention:
+    """The core's attention for an account's change on epoch ``day``: its reasons on the
+    last day, none before."""
+    if day != LAST_DAY or account_id not in ATTENTION:
+        return attention(day=day, priority=0.0)
+    priority, reasons = ATTENTION[account_id]
+    return attention(*reasons, day=day, priority=priority)
 
 
 def forecast_for(score: int, days: int | None) -> str | None:
@@ -83,7 +114,9 @@ def portfolio_changes(workspace: str = "demo") -> list[dict[str, Any]]:
 
 
 async def populate(readmodel: ReadModel, workspace: str = "demo") -> list[dict[str, Any]]:
-    changes = portfolio_changes(workspace)
+    """Fold the portfolio's changes, each carrying the core's attention, in."""
+    changes = [with_attention(c, attention_for(c["account_id"], c["day"]))
+               for c in portfolio_changes(workspace)]
     for change in changes:
         await readmodel.apply(change)
     return changes

@@ -1,11 +1,21 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import date
 
 import pytest
 
 from state.readmodel import HISTORY_LIMIT, ChangeError, ReadModel
-from tests.fakes.changes import DAY, make_change, signal
+from tests.fakes.actions import make_action
+from tests.fakes.changes import (
+    DAY,
+    TEST_PLAYBOOKS,
+    attention,
+    make_change,
+    reason,
+    signal,
+    with_attention,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -48,13 +58,15 @@ async def test_older_or_repeated_change_is_ignored(rm: ReadModel) -> None:
 async def test_indexes_follow_the_account_between_bands(rm: ReadModel) -> None:
     t0 = 1_780_000_000.0
     risk = [signal("power_user_inactive", subject="acme-u0", days=22)]
-    await rm.apply(make_change(score=35, previous_score=50, now=t0, started=risk,
-                               forecast="at_risk"))
+    quiet = attention(reason("champion_quiet", subject="acme-u0"), day=int(t0 // DAY))
+    await rm.apply(with_attention(make_change(score=35, previous_score=50, now=t0,
+                                              started=risk, forecast="at_risk"), quiet))
     assert await rm.ranking("demo", "at_risk") == ["acme"]
     assert await rm.ranking("demo", "renewals:at_risk") == ["acme"]
     assert [d["account_id"] for d in await rm.attention("demo")] == ["acme"]
-    await rm.apply(make_change(score=80, previous_score=35, now=t0 + DAY, active=[],
-                               forecast="commit", change_7d=45))
+    await rm.apply(with_attention(make_change(score=80, previous_score=35, now=t0 + DAY,
+                                              active=[], forecast="commit", change_7d=45),
+                                  attention(day=int(t0 // DAY) + 1)))
     assert await rm.ranking("demo", "at_risk") == []
     assert await rm.ranking("demo", "attention") == []
     assert await rm.ranking("demo", "renewals:commit") == ["acme"]
@@ -120,20 +132,91 @@ async def test_bad_change_is_refused_with_a_reason(rm: ReadModel) -> None:
         await rm.apply(make_change(event_time="yesterday"))
 
 
-def test_who_needs_attention() -> None:
-    from state.readmodel import account_document, needs_attention
+T0 = 1_780_000_000.0
+TODAY = int(T0 // DAY)
+QUIET = reason("champion_quiet", subject="acme-u0", since_day=TODAY - 8, days=22)
 
-    risk = [signal("user_inactive_14d", subject="u1", days=14)]
-    steady_healthy = account_document(make_change(score=85, previous_score=84, active=risk,
-                                                  forecast="commit", change_7d=1))
-    assert not needs_attention(steady_healthy)
-    falling_healthy = account_document(make_change(score=75, previous_score=88,
-                                                   change_7d=-13, forecast="commit"))
-    assert needs_attention(falling_healthy)
-    watch_with_signal = account_document(make_change(score=60, previous_score=61,
-                                                     active=risk, change_7d=-1))
-    assert needs_attention(watch_with_signal)
-    watch_quiet = account_document(make_change(score=60, previous_score=61, change_7d=-1))
-    assert not needs_attention(watch_quiet)
-    churned = account_document(make_change(score=10, previous_score=20, lifecycle="churned"))
-    assert not needs_attention(churned)
+
+def test_the_worklist_follows_attention_reasons_not_the_band() -> None:
+    from state.readmodel import account_document
+
+    green_but_quiet = account_document(with_attention(
+        make_change(score=85, previous_score=84, change_7d=1), attention(QUIET, day=TODAY)))
+    assert green_but_quiet["needs_attention"]
+    red_without_reasons = account_document(with_attention(
+        make_change(score=20, previous_score=25), attention(day=TODAY)))
+    assert not red_without_reasons["needs_attention"]
+    before_attention = account_document(make_change(score=20, previous_score=25))
+    assert before_attention["attention"] is None and not before_attention["needs_attention"]
+    with pytest.raises(ChangeError, match="attention"):
+        account_document(make_change(attention={"day": "monday"}))
+    hostile = attention(reason("champion_quiet", key="quiet\x1fx"), day=TODAY)
+    with pytest.raises(ChangeError, match="reason key"):
+        account_document(with_attention(make_change(), hostile))
+    huge = attention(*[reason("seats_fell", key=f"k{i}", note="x" * 200) for i in range(400)],
+                     day=TODAY)
+    with pytest.raises(ChangeError, match="larger"):
+        account_document(with_attention(make_change(), huge))
+
+
+async def listed_ids(rm: ReadModel, owner: str | None = None, today: int = TODAY) -> list[str]:
+    found = await rm.worklist("demo", owner, today=today, playbooks=TEST_PLAYBOOKS)
+    return [item.entry.account_id for item in found.team]
+
+
+async def test_each_owner_gets_their_accounts_and_an_assignment_moves_one(
+        rm: ReadModel) -> None:
+    for account_id, owner, priority in (("acme", "Riley Chen", 50.0),
+                                        ("beta", "Sam Ortiz", 40.0),
+                                        ("gamma", "Riley Chen", 30.0)):
+        change = make_change(account_id=account_id, owner=owner, now=T0)
+        await rm.apply(with_attention(change, attention(QUIET, day=TODAY, priority=priority)))
+    await rm.apply(with_attention(make_change(account_id="calm", now=T0), attention(day=TODAY)))
+    assert await listed_ids(rm) == ["acme", "beta", "gamma"]
+    assert await listed_ids(rm, "riley@vendor.example") == ["acme", "gamma"]
+    found = await rm.worklist("demo", today=TODAY, per_owner=1)
+    assert {k: [i.entry.account_id for i in v] for k, v in found.owners.items()} == {
+        "riley@vendor.example": ["acme"], "sam@vendor.example": ["beta"]}
+    assert await rm.apply_action(make_action("assign", account_id="gamma",
+                                             assignee="sam@vendor.example"))
+    assert await listed_ids(rm, "sam@vendor.example") == ["beta", "gamma"]
+
+
+async def test_actions_apply_once_by_id_and_stay_as_the_audit_trail(rm: ReadModel) -> None:
+    await rm.apply(with_attention(make_change(now=T0), attention(QUIET, day=TODAY)))
+    ack = make_action("acknowledge", reasons={QUIET.key: "high"}, at=T0 + 60)
+    note = make_action("note", text="Called Dana, she is on leave", at=T0 + 120)
+    assert await rm.apply_action(ack) and await rm.apply_action(note)
+    assert await listed_ids(rm) == []
+    before = await rm.dump()
+    assert not await rm.apply_action(ack)
+    assert await rm.dump() == before
+    trail = await rm.actions("demo", "acme")
+    assert [(a.type.value, a.actor, a.text) for a in trail] == [
+        ("acknowledge", "riley@vendor.example", None),
+        ("note", "riley@vendor.example", "Called Dana, she is on leave")]
+    # A new reason on a later change brings the account back.
+    ticket = reason("support_spike", severity="medium", since_day=TODAY + 1)
+    await rm.apply(with_attention(make_change(now=T0 + DAY, score=50),
+                                  attention(QUIET, ticket, day=TODAY + 1)))
+    assert await listed_ids(rm, today=TODAY + 1) == ["acme"]
+
+
+async def test_a_snooze_ends_on_its_date_and_steps_fall_due_from_the_trigger_day(
+        rm: ReadModel) -> None:
+    save = attention(QUIET, day=TODAY, playbooks=("champion_save",))
+    await rm.apply(with_attention(make_change(now=T0), save))
+    # A later change the same episode keeps the day the playbook began.
+    await rm.apply(with_attention(make_change(now=T0 + DAY, score=50),
+                                  attention(QUIET, day=TODAY + 1, playbooks=("champion_save",))))
+    item = await rm.listing("demo", "acme", playbooks=TEST_PLAYBOOKS, today=TODAY + 3)
+    assert item is not None and item.open_steps[0].due_day == TODAY + 2
+    assert "playbook_step_overdue" in {r.type.value for r in item.reasons}
+    await rm.apply_action(make_action("step_done", playbook="champion_save", step=0,
+                                      at=T0 + 3 * DAY))
+    item = await rm.listing("demo", "acme", playbooks=TEST_PLAYBOOKS, today=TODAY + 3)
+    assert item is not None and item.open_steps[0].index == 1
+    until = date.fromordinal(date(1970, 1, 1).toordinal() + TODAY + 5)
+    await rm.apply_action(make_action("snooze", until=until.isoformat(), at=T0 + 3 * DAY))
+    assert await listed_ids(rm, today=TODAY + 4) == []
+    assert await listed_ids(rm, today=TODAY + 5) == ["acme"]

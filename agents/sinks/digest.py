@@ -1,0 +1,120 @@
+"""Daily digests built from the worklist, as Slack messages.
+
+Each owner with a route in the ``[owners]`` table of the notifications file
+(``agents/sinks/dispatch.py``) gets their own list at their digest hour in their time zone,
+as a direct message or in a channel: their most urgent accounts, each with its reasons in
+words, what is new since yesterday and the open playbook step. The team's channel gets the
+whole team's list at the workspace's digest hour. Everything that came from an event (names,
+reasons, step titles) is escaped for mrkdwn; a mention is made only of a checked member id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+
+from agents.api import Render, iso_day, reason_text
+from agents.sinks import DeliveryError, status_error
+from agents.sinks.dispatch import SLACK_USER_ID, OwnerRoute
+from agents.sinks.slack import BAND_LABELS, account_url, escape_mrkdwn
+from state.readmodel import Listed
+
+TEAM_LIMIT = 10
+"""Accounts spelt out in the team digest; the rest are counted."""
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def account_section(item: Listed, public_url: str, render: Render, *,
+                    with_owner: bool) -> dict[str, Any]:
+    """One account as a Slack section: name (linked), health, owner when asked, then its
+    reasons (new ones marked) and its open steps."""
+    doc, entry = item.doc, item.entry
+    name = escape_mrkdwn(str(doc.get("account_name") or entry.account_id))
+    url = account_url(public_url, entry.account_id)
+    band = BAND_LABELS.get(str(doc.get("band")), str(doc.get("band")))
+    head = f"*<{url}|{name}>* · {doc.get('score')} ({escape_mrkdwn(band)})"
+    if with_owner:
+        slack_id = str(doc.get("owner_slack_id") or "")
+        assigned = entry.owner is not None and entry.owner != (doc.get("owner_email")
+                                                               or doc.get("owner"))
+        head += " · " + (f"<@{slack_id}>" if SLACK_USER_ID.fullmatch(slack_id) and not assigned
+                         else escape_mrkdwn(str(entry.owner or "no owner")))
+    lines = [head]
+    for reason in entry.reasons:
+        new = " _(new)_" if reason.key in entry.new else ""
+        lines.append(f"• {escape_mrkdwn(reason_text(reason, entry.today, render))}{new}")
+    for step in entry.open_steps:
+        state = "overdue since" if step.overdue(entry.today) else "due"
+        lines.append(f"→ Next: {escape_mrkdwn(step.step.title)} "
+                     f"({escape_mrkdwn(step.playbook.title)}, {state} {iso_day(step.due_day)})")
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _clip("\n".join(lines), 3000)}}
+
+
+def owner_digest(owner_label: str, items: Sequence[Listed], public_url: str,
+                 render: Render) -> dict[str, Any]:
+    """An owner's morning list: "N accounts need you today", most urgent first."""
+    n = len(items)
+    title = f"{n} account{'s' if n != 1 else ''} need{'s' if n == 1 else ''} you today"
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _clip(title, 150)}},
+        *(account_section(i, public_url, render, with_owner=False) for i in items),
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": _clip(
+            f"Your list for {escape_mrkdwn(owner_label)} · <{public_url.rstrip('/')}"
+            f"/today?owner=me|Today page>", 300)}]},
+    ]
+    return {"text": title, "blocks": blocks}
+
+
+def team_digest(workspace: str, items: Sequence[Listed], public_url: str, render: Render,
+                limit: int = TEAM_LIMIT) -> dict[str, Any]:
+    """The whole team's list for the workspace channel: "N accounts need attention today"."""
+    n = len(items)
+    title = (f"{n} account{'s' if n != 1 else ''} need{'s' if n == 1 else ''} attention today"
+             if n else "No account needs attention today")
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _clip(title, 150)}},
+        *(account_section(i, public_url, render, with_owner=True) for i in items[:limit]),
+    ]
+    if n > limit:
+        blocks.append({"type": "context", "elements": [
+            {"type": "mrkdwn", "text": f"…and {n - limit} more on the <{public_url.rstrip('/')}"
+                                       f"/today|Today page>"}]})
+    blocks.append({"type": "context", "elements": [
+        {"type": "mrkdwn", "text": f"Workspace {escape_mrkdwn(workspace)}"}]})
+    return {"text": title, "blocks": blocks}
+
+
+def local_now(route: OwnerRoute, now: datetime) -> datetime:
+    """``now`` (aware) on the owner's clock."""
+    return now.astimezone(ZoneInfo(route.time_zone))
+
+
+async def post_direct(session: aiohttp.ClientSession, api_url: str, token: str, user: str,
+                      payload: dict[str, Any], timeout: float = 10.0) -> None:
+    """Send ``payload`` as a direct message to member ``user`` (Slack's chat.postMessage
+    with the bot token); raises DeliveryError unless Slack says ok."""
+    if not SLACK_USER_ID.fullmatch(user):
+        raise DeliveryError(f"not a Slack member id: {user[:40]!r}", retryable=False)
+    try:
+        async with session.post(f"{api_url}/chat.postMessage",
+                                json={**payload, "channel": user},
+                                headers={"Authorization": f"Bearer {token}"},
+                                timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+            body = await resp.text()
+            if resp.status != 200:
+                raise status_error("slack", resp.status, body, resp.headers.get("Retry-After"))
+            answer = await resp.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        raise DeliveryError(f"slack unreachable: {exc!r}") from exc
+    if not isinstance(answer, dict) or not answer.get("ok"):
+        error = str(answer.get("error") if isinstance(answer, dict) else answer)[:100]
+        raise DeliveryError(f"slack refused the direct message: {error}",
+                            retryable=error in {"ratelimited", "internal_error",
+                                                "service_unavailable"})
