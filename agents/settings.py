@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from streams.sources.config import SourcesConfigError, load_sources
 from streams.topics import TopicNames
 
 ENV_PREFIX = "TELLTALE_"
@@ -72,6 +73,11 @@ class Settings:
     notifications_config: Path | None = _setting(
         None, "Notifications TOML (Slack channels, webhooks, CRM, routing rules, digest)"
     )
+    # Billing and support sources. The file holds webhook secrets: keep it readable by
+    # Telltale only; its path is all that is in the environment.
+    sources_config: Path | None = _setting(
+        None, "Sources TOML: per workspace, each billing, support or destination source's "
+        "secret and customer-to-account mapping (docs/sources.md)")
 
     @property
     def topics(self) -> TopicNames:
@@ -152,6 +158,11 @@ class Settings:
                 problems.append(f"{name}: {exc}")
         if self.scoring_config is not None and not Path(self.scoring_config).is_file():
             problems.append(f"scoring_config {self.scoring_config} does not exist")
+        if self.sources_config is not None:
+            try:
+                load_sources(self.sources_config)
+            except SourcesConfigError as exc:
+                problems.append(f"sources_config: {exc}")
         if problems:
             raise SettingsError("invalid settings:\n  " + "\n  ".join(problems))
 
