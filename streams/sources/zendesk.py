@@ -63,6 +63,8 @@ def map_zendesk(payload: dict[str, Any], accounts: Mapping[str, str]) -> Outcome
         current = opt_obj(payload.get("event")).get("current")
         if isinstance(current, dict):
             current = current.get("status")
+        if current is None:  # the ticket as it is now says it too
+            current = detail.get("status")
         if not (isinstance(current, str) and current.lower() in _RESOLVED):
             return Ignored("a status change that does not solve the ticket")
         name = v.TICKET_RESOLVED
