@@ -221,3 +221,20 @@ def test_a_body_of_the_wrong_shape_is_refused_as_malformed() -> None:
     outcome = map_stripe({"object": "event", "id": "evt_1", "type": "invoice.paid",
                           "data": []}, STRIPE)
     assert isinstance(outcome, Refused) and outcome.reason == MALFORMED
+
+
+def test_a_new_stripe_subscription_sets_the_seats_it_bought() -> None:
+    event = payload("stripe_subscription_updated")
+    event["type"], event["id"] = "customer.subscription.created", "evt_created_1"
+    del event["data"]["previous_attributes"]
+    message = _one(map_stripe(event, {}))
+    assert (message["event"], message["properties"][v.SEATS]) == (v.SEATS_CHANGED, 20)
+    assert "previous_seats" not in message["properties"]
+
+
+def test_a_chargebee_payment_success_is_a_payment_succeeded() -> None:
+    event = payload("chargebee_payment_failed")
+    event["event_type"], event["id"] = "payment_succeeded", "ev_paid_1"
+    message = _one(map_chargebee(event, {}))
+    assert message["event"] == v.PAYMENT_SUCCEEDED
+    assert v.AMOUNT not in message["properties"]
