@@ -881,6 +881,9 @@ def register(app: Any, settings: Settings) -> None:
     collector = Collector(settings)
     web_app: web.Application = app.web.web_app
     web_app.router.add_routes(collector.routes())
+    from agents.sources import mount as mount_sources  # sources build on the collector
+
+    mount_sources(web_app.router, collector)
 
     @app.task
     async def start_collector() -> None:

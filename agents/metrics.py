@@ -79,6 +79,7 @@ __all__ = [
     "RECOVERY_REMAINING",
     "REGISTRY",
     "SNAPSHOT",
+    "SOURCE_EVENTS",
     "STATE_USERS_SHED",
     "TABLE_KEYS",
     "MetricsServer",
@@ -130,6 +131,14 @@ EVENTS_DEDUPLICATED = Counter(
     "telltale_events_deduplicated_total",
     "Events dropped because their message id was already seen, by source.",
     ["source"],
+    registry=REGISTRY,
+)
+SOURCE_EVENTS = Counter(
+    "telltale_source_events_total",
+    "Billing, support and destination webhooks received, by source (stripe, chargebee, "
+    "zendesk, intercom, freshdesk, segment, rudderstack) and outcome (accepted, duplicate, "
+    "ignored, dead_lettered, unauthorized).",
+    ["source", "outcome"],
     registry=REGISTRY,
 )
 EVENTS_DEAD_LETTERED = Counter(

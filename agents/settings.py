@@ -18,6 +18,7 @@ from typing import Any, get_type_hints
 from urllib.parse import urlsplit, urlunsplit
 
 from streams.kafka_security import KafkaSecurity
+from streams.sources.config import SourcesConfigError, load_sources
 from streams.topics import TopicNames
 
 ENV_PREFIX = "TELLTALE_"
@@ -137,6 +138,11 @@ class Settings:
         True, "Check that the broker's certificate names the host connected to")
     worklist_per_owner: int = _setting(
         5, "Accounts on each owner's worklist (most urgent first), 1 to 100")
+    # Billing and support sources. The file holds webhook secrets: keep it readable by
+    # Telltale only; its path is all that is in the environment.
+    sources_config: Path | None = _setting(
+        None, "Sources TOML: per workspace, each billing, support or destination source's "
+        "secret and customer-to-account mapping (docs/sources.md)")
 
     @property
     def topics(self) -> TopicNames:
@@ -281,6 +287,11 @@ class Settings:
             problems.append("state_record_max_bytes must be between 16384 and 921600 "
                             "(Kafka's default message limit is 1 MiB)")
         problems.extend(self.kafka_security.problems())
+        if self.sources_config is not None:
+            try:
+                load_sources(self.sources_config)
+            except SourcesConfigError as exc:
+                problems.append(f"sources_config: {exc}")
         if problems:
             raise SettingsError("invalid settings:\n  " + "\n  ".join(problems), problems)
 

@@ -210,7 +210,7 @@ def apply_events(
                 if rule is not None:
                     weight, core, advanced = rule
                     if name == v.FEATURE_GATED_CLICKED:
-                        feature = e.properties.get("feature")
+                        feature = e.properties.get(v.FEATURE)
                         _push(account.gated, [day, feature if isinstance(feature, str) else None,
                                               uid], rules.cap)
                     elif name == v.UPGRADE_PAGE_VIEWED or name == v.HIGHER_TIER_ASKED:
@@ -429,21 +429,21 @@ def _apply_account_event(
     limits: Any,
 ) -> None:
     if name == v.TICKET_OPENED:
-        tid = props.get("ticket_id")
+        tid = props.get(v.TICKET_ID)
         key = str(tid) if tid is not None else f"day{day}-{len(account.ticket_days)}"
         if key not in account.open_tickets and len(account.open_tickets) < limits.max_open_tickets:
             account.open_tickets[key] = day
         _push(account.ticket_days, day, cap * 2)
     elif name == v.TICKET_RESOLVED:
-        tid = props.get("ticket_id")
+        tid = props.get(v.TICKET_ID)
         if tid is not None and account.open_tickets.pop(str(tid), None) is not None:
             _push(account.resolved_days, day, cap * 2)
     elif name == v.CSAT_SUBMITTED:
-        score = _num(props.get("score"))
+        score = _num(props.get(v.SCORE))
         if score is not None and 1 <= score <= 5:
             _push(account.csat, [day, score], cap)
     elif name == v.PAYMENT_FAILED:
-        amount = _num(props.get("amount"))
+        amount = _num(props.get(v.AMOUNT))
         if account.payment_failed is None:
             account.payment_failed = [day, amount]
         else:
@@ -452,8 +452,8 @@ def _apply_account_event(
     elif name == v.PAYMENT_SUCCEEDED:
         account.payment_failed = None  # (a final invoice paid after cancelling is no renewal)
     elif name == v.PLAN_DOWNGRADED:
-        to_plan = props.get("to_plan")
-        from_plan = props.get("from_plan")
+        to_plan = props.get(v.TO_PLAN)
+        from_plan = props.get(v.FROM_PLAN)
         account.downgrade = [
             day,
             from_plan if isinstance(from_plan, str) else account.plan,
@@ -462,8 +462,8 @@ def _apply_account_event(
         if isinstance(to_plan, str):
             account.plan = to_plan
     elif name == v.SEATS_CHANGED:
-        seats = _num(props.get("seats"))
-        prev = _num(props.get("previous_seats"))
+        seats = _num(props.get(v.SEATS))
+        prev = _num(props.get(v.PREVIOUS_SEATS))
         if seats is not None and seats >= 0:
             _set_seats(account, int(seats), day, None if prev is None else int(prev))
             if seats > 0 and account.cancelled_day is not None and day > account.cancelled_day:
@@ -471,7 +471,7 @@ def _apply_account_event(
     elif name == v.SUBSCRIPTION_CANCELLED:
         account.cancelled_day = day
     elif name == v.NPS_SUBMITTED:
-        score = _num(props.get("score"))
+        score = _num(props.get(v.SCORE))
         if score is not None and 0 <= score <= 10:
             _push(account.nps, [day, int(score), uid], cap)
     elif name in v.MEETING_KINDS:
