@@ -269,9 +269,14 @@ class Settings:
             except SettingsError as exc:
                 problems.append(f"{name}: {exc}")
         try:
-            parse_api_tokens(self.api_tokens)
+            workspaces = set(self.parse_pairs(self.write_keys).values())
+            workspaces |= {i.workspace for i in parse_api_tokens(self.api_tokens).values()}
         except SettingsError as exc:
             problems.append(f"api_tokens: {exc}")
+            workspaces = set()
+        problems.extend(f"workspace {ws!r} must be 1-64 letters, digits, '.', '_' or '-', "
+                        "starting with a letter or digit" for ws in sorted(workspaces)
+                        if not WORKSPACE_NAME.fullmatch(ws))
         if not 1 <= self.worklist_per_owner <= 100:
             problems.append("worklist_per_owner must be between 1 and 100")
         if self.scoring_config is not None and not Path(self.scoring_config).is_file():
@@ -365,6 +370,8 @@ def mask_secret(name: str, value: str) -> str:
     return _MASK
 
 
+#: Workspace names become part of Redis keys, Kafka record keys and URLs: a strict token.
+WORKSPACE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _PERSON = re.compile(r"[^@\s:,=]{1,64}@[^@\s:,=]{1,190}")
 
 

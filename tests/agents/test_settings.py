@@ -111,3 +111,11 @@ def test_settings_check_reports_bad_environment_with_exit_code_2() -> None:
     )
     assert result.returncode == 2
     assert "TELLTALE_PARTITIONS: expected an integer" in result.stderr
+
+
+@pytest.mark.parametrize("workspace", ["a:b", "acme corp", "-acme", "x" * 65, "w\x1fs"])
+def test_workspace_names_are_strict_tokens(workspace: str) -> None:
+    with pytest.raises(SettingsError, match="workspace"):
+        Settings(write_keys=f"key-1={workspace}", api_tokens="token-1=acme").validate()
+    with pytest.raises(SettingsError, match="workspace"):
+        Settings(write_keys="key-1=acme", api_tokens=f"token-1={workspace}").validate()
