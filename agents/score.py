@@ -69,6 +69,10 @@ AGENT = "score"
 MAX_RECENT_OFFSETS = 32
 
 
+#: Most dead letters one message's skipped events and traits produce.
+MAX_SKIPPED_REPORTED = 20
+
+
 def change_key(workspace: str, account_id: str) -> bytes:
     """Message key of an account's health changes: the account's by-account key, so one
     account's changes stay in one partition, in order."""
@@ -376,6 +380,12 @@ class ScoreProcessor:
                           workspace, account_id, partition, offset)
             self._count_dead_letter("score_failed")
             return _Outcome()
+
+        # The core drops what it cannot use (a malformed event, a trait that fails its
+        # check) and goes on: say so where operators look, a bounded number per message.
+        for why in result.skipped[:MAX_SKIPPED_REPORTED]:
+            self._dead_letter("skipped_by_scoring", why[:500], workspace=workspace,
+                              payload={"account_id": account_id, "offset": offset})
 
         from state.aggregates import shed_users
         from streams.health_change import encode_change

@@ -155,3 +155,17 @@ def test_live_clock_never_lags_the_wall_clock_nor_jumps_far_ahead() -> None:
 
 def test_changes_are_keyed_like_the_account_messages() -> None:
     assert change_key("acme", "acc-1") == kafka_key("acme", "acc-1")
+
+
+async def test_what_the_core_skips_is_dead_lettered_with_its_reason(db: Any) -> None:
+    from scoring.config import load_config
+
+    processor = _processor(replay=True)
+    processor.config = load_config(None)
+    processor._committed = lambda partition: 0  # type: ignore[method-assign]
+    group = Event(workspace="w", message_id="g1", type=EventType.GROUP, timestamp=1.7e9,
+                  received_at=1.7e9, source=Source.KAFKA, user_id="u", account_id="a",
+                  traits={"salesforce_account_id": "//other.host/x"})
+    await processor._step(db, 0, 7, 1.7e9, "w", "a", None, [group], delete_old_due=False)
+    dead = [d for d in processor._dead_letters if d.reason == "skipped_by_scoring"]
+    assert len(dead) == 1 and "salesforce" in dead[0].detail
