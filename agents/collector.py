@@ -309,6 +309,25 @@ class _Reply(Exception):
         self.headers = headers or {}
 
 
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """What :meth:`Collector.accept` did with a list of messages."""
+
+    accepted: int
+    duplicates: int
+    dead_lettered: int
+
+
+class CollectorUnavailable(Exception):
+    """Kafka or Redis cannot take messages now: answer ``status`` with ``headers``
+    (503 or 429, with ``Retry-After``) so that the sender retries."""
+
+    def __init__(self, status: int, headers: dict[str, str]) -> None:
+        super().__init__(status)
+        self.status = status
+        self.headers = headers
+
+
 class Collector:
     """State shared by the collector's handlers: producer, Redis, limits, write keys."""
 
@@ -608,6 +627,27 @@ class Collector:
             raise _Reply(400, f"body is nested deeper than {MAX_DEPTH} levels")
 
     # ----------------------------------------------------------------- accept
+
+    async def accept(self, workspace: str, messages: list[dict[str, Any]], source: Source,
+                     received_at: float) -> Accepted:
+        """Take Segment-spec ``messages`` of ``workspace`` as an SDK's batch is taken: each
+        checked and normalised, deduplicated by message id, sent with the group commit,
+        the bad ones dead-lettered. Used by other intakes (billing and support webhooks);
+        raises :class:`CollectorUnavailable` when Kafka or Redis cannot take them now."""
+        try:
+            outcome = await self._accept(workspace, list(messages), _Received(received_at, True),
+                                         None, lambda _message: source)
+        except _Reply as reply:
+            raise CollectorUnavailable(reply.status, reply.headers) from None
+        return Accepted(outcome.accepted, outcome.duplicates, outcome.dead_lettered)
+
+    async def dead_letter(self, workspace: str, dead: DeadLetter) -> None:
+        """Send ``dead`` to the events dead-letter topic and wait for Kafka's ack; raises
+        :class:`CollectorUnavailable` when Kafka cannot take it now."""
+        try:
+            await self._produce(workspace, [], [dead])
+        except _Reply as reply:
+            raise CollectorUnavailable(reply.status, reply.headers) from None
 
     async def _accept(self, workspace: str, messages: list[Any], received: _Received,
                       sent_at: float | None, source_of: Callable[[Any], Source]
