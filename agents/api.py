@@ -35,6 +35,7 @@ adds it to the Faust worker's web server, next to the collector, the page and /m
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -45,6 +46,7 @@ from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from agents.settings import ApiIdentity, Settings
 from scoring import attention as core
@@ -64,6 +66,8 @@ from streams.actions import (
     encode_action,
     epoch_day_of_date,
 )
+
+log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1/workspaces/{workspace}"
 MAX_LIMIT = 200
@@ -555,6 +559,27 @@ async def json_errors(request: web.Request,
         return response
 
 
+READ_MODEL_RETRY_AFTER_SECONDS = 5
+
+
+@web.middleware
+async def read_model_unavailable(request: web.Request,
+                                 handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                                 ) -> web.StreamResponse:
+    """A paused or unreachable Redis costs a request at most the client's timeout
+    (``TELLTALE_REDIS_TIMEOUT_SECONDS``) and answers 503 with Retry-After, never a 500 or a
+    hung request; the next request after Redis answers again succeeds by itself."""
+    try:
+        return await handler(request)
+    except RedisError as exc:
+        log.warning("read model unavailable for %s %s: %r", request.method, request.path, exc)
+        detail = "the read model is unreachable; retry shortly"
+        response = (_error(503, "unavailable", detail) if request.path.startswith("/api/")
+                    else web.Response(status=503, text=f"Telltale: {detail}.\n"))
+        response.headers["Retry-After"] = str(READ_MODEL_RETRY_AFTER_SECONDS)
+        return response
+
+
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'none'; object-src 'none'; "
                            "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 SECURITY_HEADERS = {
@@ -583,7 +608,7 @@ async def secure_headers(request: web.Request,
 
 def add_middlewares(web_app: web.Application) -> None:
     """The API's middlewares on a shared web server, once however many modules ask."""
-    for middleware in (secure_headers, json_errors):
+    for middleware in (secure_headers, json_errors, read_model_unavailable):
         if middleware not in web_app.middlewares:
             web_app.middlewares.append(middleware)
 
@@ -596,7 +621,7 @@ def standalone_app(settings: Settings, readmodel: ReadModel | None,
     """A stand-alone aiohttp application over one read model (made from ``settings`` and
     closed with the app when not given), serving ``routes(readmodel, publish)``; actions
     go to Kafka through a producer of its own."""
-    app = web.Application(middlewares=[secure_headers, json_errors])
+    app = web.Application(middlewares=[secure_headers, json_errors, read_model_unavailable])
     model = readmodel or ReadModel.from_settings(settings)
     publisher = KafkaPublisher(settings)
     app[READMODEL_KEY] = model

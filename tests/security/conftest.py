@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import os
+import signal
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ from aiohttp import web
 from agents.collector import Collector, CollectorLimits, create_collector_app
 from agents.settings import Settings
 from devstack.process import free_port
+from devstack.redis import RedisServer, start_redis
 from tests.security.harness import KEY, Live
 
 ServeCollector = Callable[..., Any]
@@ -38,6 +41,18 @@ async def serve_collector(settings: Settings, kafka_bootstrap: str,
     yield serve
     for runner in runners:
         await runner.cleanup()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A Redis of this test's own, to pause with SIGSTOP: the session's is shared and must
+    never be stopped."""
+    server = start_redis()
+    try:
+        yield server
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+        server.stop()
 
 
 @pytest.fixture

@@ -7,26 +7,14 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 
 import pytest
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from devstack.redis import RedisServer, start_redis
+from devstack.redis import RedisServer
 from state.readmodel import ReadModel
 from tests.security.conftest import ServeCollector
 from tests.security.harness import Live, track
-
-
-@pytest.fixture
-def own_redis() -> Iterator[RedisServer]:
-    """A Redis of this test's own: the session's is shared and must never be stopped."""
-    server = start_redis()
-    try:
-        yield server
-    finally:
-        os.kill(server.process.pid, signal.SIGCONT)
-        server.stop()
 
 
 async def test_a_hung_redis_is_503_within_the_timeout_and_recovers_by_itself(
