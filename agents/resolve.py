@@ -642,8 +642,10 @@ def _dead_wire(wire: Wire, reason: str, detail: str,
     payload: Any = wire
     if max_bytes is not None and len(orjson.dumps(wire)) > max_bytes // 2:
         payload = {"id": wire.get("id"), "truncated": True}
+    message_id = wire.get("id")
     return DeadLetter(reason, detail, wire["src"], wire["ws"], float(wire["rx"]),
-                      payload=payload)
+                      payload=payload,
+                      message_id=message_id if isinstance(message_id, str) else None)
 
 
 def _workspace_hint(obj: Any) -> str | None:

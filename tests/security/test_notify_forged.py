@@ -5,7 +5,6 @@ a real Redis; local servers stand in for Slack, a webhook receiver and HubSpot."
 
 from __future__ import annotations
 
-import copy
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from agents import metrics
 from agents.notify import DEAD_LETTER_PAYLOAD_BYTES, MAX_CHANGE_BYTES, Notifier
 from agents.settings import Settings
 from agents.sinks.routing import NotificationConfig
+from scoring.attention import Attention, AttentionReason, ReasonType, Severity
 from state.readmodel import ReadModel
 from streams.health_change import schema
 from tests.fakes.changes import make_change, signal
@@ -166,10 +166,11 @@ async def test_values_the_schema_allows_are_still_checked_at_each_sink(stand: St
 
 async def test_optional_top_level_fields_the_schema_declares_pass_through(
         redis_url: str, unique_prefix: str) -> None:
-    extended = copy.deepcopy(schema())
-    extended["properties"]["attention"] = {"type": ["object", "null"]}
-    async for stand in _stand(redis_url, unique_prefix, extended):
-        change = make_change(attention={"priority": 3, "reasons": [{"type": "champion_quiet"}]})
+    attention = Attention(day=20_400, priority=42.0, reasons=(AttentionReason(
+        ReasonType.CHAMPION_QUIET, Severity.HIGH, "champion_quiet:u1", 20_379, "u1",
+        {"name": "Dana Reyes", "user_id": "u1"}),)).to_dict()
+    async for stand in _stand(redis_url, unique_prefix, schema()):
+        change = make_change(attention=attention, alert=True)
         assert await stand.notifier.process(orjson.dumps(change)) == "notified"
         await stand.notifier.dispatcher.drain(10)
         assert stand.dead == []

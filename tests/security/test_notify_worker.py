@@ -121,7 +121,7 @@ to = ["slack:cs", "hubspot"]
         for account in ("forged1", "forged2", "forged3", "forged4"):
             assert await readmodel.account("demo", account) is None
         assert await readmodel.account("demo", "acme") is not None
-        exposition = await asyncio.to_thread(_metrics, worker.url)
+        exposition = await asyncio.to_thread(_metrics, worker.metrics_url)
         assert 'telltale_events_dead_lettered_total{reason="bad_health_change"} 2.0' in (
             exposition)
         assert 'telltale_events_dead_lettered_total{reason="too_large"} 1.0' in exposition
