@@ -8,9 +8,9 @@ import orjson
 
 from streams.cloudevents import (
     HEALTH_CHANGE_TYPE,
+    headers_of_encoded_change,
     health_change_headers,
     health_change_source,
-    headers_of_encoded_change,
 )
 
 CHANGE = {"schema": "telltale.health-change/1", "id": "hc-5f1e", "workspace": "acme",
