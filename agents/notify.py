@@ -266,7 +266,8 @@ class Notifier:
         elif kind == "webhook":
             target = self.config.webhooks[name]
             await webhooks.post(self.session, target.url, target.secret,
-                                orjson.dumps(job.body), job.ref, time.time())
+                                orjson.dumps(job.body), job.ref, time.time(),
+                                standard_key=target.standard_key)
         elif kind == "hubspot" and self.hubspot is not None:
             if not await self.hubspot.send(job.body):
                 metrics.DELIVERIES.labels(destination="hubspot", outcome="skipped").inc()

@@ -14,6 +14,7 @@ Format::
     url = "https://ops.example.com/telltale"
     secret = "change-me"
     every_change = true                   # default; false = only where a rule sends it
+    # standard_webhooks_secret = "whsec_..." # also sign as Standard Webhooks (optional)
 
     [hubspot]                             # written on every change by default
     access_token = "pat-..."
@@ -53,9 +54,11 @@ from __future__ import annotations
 import fnmatch
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from agents.sinks.standard_webhooks import parse_secret
 
 
 class NotificationConfigError(ValueError):
@@ -144,6 +147,8 @@ class WebhookTarget:
     url: str
     secret: str
     every_change: bool = True
+    # The HMAC key of standard_webhooks_secret; kept out of reprs and logs.
+    standard_key: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +252,12 @@ class NotificationConfig:
                 continue
             if not target.url.startswith(("http://", "https://")):
                 problems.append(f"webhooks[{i}].url must be an http(s) URL")
+            if "standard_webhooks_secret" in spec:
+                try:
+                    target = replace(target, standard_key=parse_secret(
+                        str(spec["standard_webhooks_secret"])))
+                except ValueError as exc:
+                    problems.append(f"webhooks[{i}].standard_webhooks_secret {exc}")
             webhooks[target.name] = target
         hubspot = salesforce = None
         if "hubspot" in raw:
