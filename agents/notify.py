@@ -344,6 +344,8 @@ class Notifier:
             log.warning("could not release the delivery outbox at shutdown")
         if self._session is not None:
             await self._session.close()
+        if self.hubspot is not None:
+            self.hubspot.close()
 
 
 def _payload_prefix(raw: bytes | Mapping[str, Any]) -> str:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
@@ -137,19 +137,36 @@ def _retry_after(headers: Any) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class HubSpotSync:
-    """Writes health onto HubSpot companies. ``host`` overrides https://api.hubapi.com."""
+    """Writes health onto HubSpot companies. ``host`` overrides https://api.hubapi.com.
+
+    One client serves every write: its connection pool keeps the TLS connection to
+    HubSpot open between changes instead of a handshake per write (urllib3's pool is
+    safe to share between the worker threads). :meth:`close` closes it."""
 
     access_token: str
     host: str | None = None
+    _client: list[Any] = field(default_factory=list, init=False, repr=False, compare=False)
+
+    def _companies(self) -> Any:
+        if not self._client:
+            from hubspot import HubSpot
+
+            host = (self.host or HUBSPOT_API).rstrip("/")
+            companies = HubSpot(access_token=self.access_token,
+                                host=host).crm.companies.basic_api
+            rest = companies.api_client.rest_client
+            rest.pool_manager = _PinnedPoolManager(rest.pool_manager, host)
+            self._client.append(companies)
+        return self._client[0]
+
+    def close(self) -> None:
+        if self._client:
+            self._client.pop().api_client.rest_client.pool_manager.clear()
 
     def _update(self, company_id: str, properties: dict[str, str]) -> None:
-        from hubspot import HubSpot
         from hubspot.crm.companies import ApiException, SimplePublicObjectInput
 
-        host = (self.host or HUBSPOT_API).rstrip("/")
-        companies = HubSpot(access_token=self.access_token, host=host).crm.companies.basic_api
-        rest = companies.api_client.rest_client
-        rest.pool_manager = _PinnedPoolManager(rest.pool_manager, host)
+        companies = self._companies()
         try:
             body = SimplePublicObjectInput(properties=properties)
             companies.update(company_id, simple_public_object_input=body)
@@ -160,9 +177,6 @@ class HubSpotSync:
             raise
         except Exception as exc:  # urllib3 connection errors and the like
             raise DeliveryError(f"hubspot unreachable: {exc!r}") from exc
-        finally:
-            # One client per call: close its connection pool rather than leak sockets.
-            companies.api_client.rest_client.pool_manager.clear()
 
     async def send(self, change: Mapping[str, Any]) -> bool:
         """Update the company; False when the account has no HubSpot id."""
