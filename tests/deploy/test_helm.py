@@ -23,6 +23,8 @@ from devstack.helm import ensure_helm, find_go
 from tests.deploy.conftest import REPO
 
 CHART = REPO / "deploy" / "helm" / "telltale"
+# The first run without scripts/bootstrap builds helm (minutes on two busy cores).
+pytestmark = pytest.mark.timeout(1500)
 #: The oldest Kubernetes the chart claims (Chart.yaml kubeVersion) and the newest shipped.
 KUBERNETES_VERSIONS = ("1.25.0", "1.37.0")
 SECRET_SETTINGS = {"write_keys", "api_tokens", "kafka_sasl_password", "slack_webhook_url"}
