@@ -6,7 +6,8 @@ Every route sits under ``/api/v1/workspaces/{workspace}`` and needs
 (``TELLTALE_API_TOKENS``, ``token=workspace`` or ``token=workspace:person@example.com``
 pairs; the person is who actions are recorded for): 401 without a known token, 403 for
 another workspace's data, 404 for an unknown account or user, 400 for a bad parameter.
-Errors are JSON ``{"error": "...", "detail": "..."}``. No answer may be cached.
+Errors are Problem Details (RFC 9457, ``application/problem+json``; agents/problems.py).
+No answer may be cached.
 
 - ``GET  .../accounts``            filter (band, forecast, lifecycle, owner, segment,
                                    signal), sort (score, change_7d, arr_at_risk,
@@ -48,6 +49,7 @@ import orjson
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from agents.problems import problem_response as _error
 from agents.settings import ApiIdentity, Settings
 from scoring import attention as core
 from scoring.attention import AttentionReason, Playbook, ReasonType
@@ -121,13 +123,6 @@ def openapi_document() -> bytes:
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status,
                         content_type="application/json")
-
-
-def _error(status: int, error: str, detail: str) -> web.Response:
-    response = _json({"error": error, "detail": detail}, status)
-    if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="telltale"'
-    return response
 
 
 class Problem(Exception):

@@ -24,6 +24,7 @@ from agents.settings import Settings
 #: To plug a module in, add one line here.
 MODULES: list[str] = [
     "agents.metrics",  # /metrics and the lag, table, recovery and portfolio samplers
+    "agents.health",  # /healthz and /readyz for probes
     "agents.collector",  # HTTP collector: SDK posts → events topic
     "agents.resolve",  # events → identity map → by-account envelopes
     "agents.score",  # by-account envelopes + ticks → RocksDB state → health changes

@@ -17,7 +17,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 #: (subcommand, module) pairs; the module provides add_parser(subparsers) and run(args).
 COMMANDS: list[tuple[str, str]] = [
@@ -80,17 +80,45 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("telltale")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown"
+
+
+def one_line(exc: BaseException) -> str:
+    """An error's message on one line: a multi-problem message's problems joined by "; "."""
+    problems = getattr(exc, "problems", None)
+    if isinstance(problems, list) and problems:
+        return "; ".join(str(p) for p in problems)
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return lines[0] + " " + "; ".join(lines[1:])
+    return "; ".join(lines)
+
+
 def _import(module_name: str) -> ModuleType:
     return importlib.import_module(module_name)
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument mistake is one line (with where to read more), not the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser; with ``only`` set, just that subcommand's module is imported."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="telltale",
         description="Telltale: streaming customer-health scores, forecasts and alerts.",
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument("--version", action="version", version=f"telltale {_version()}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, module_name in COMMANDS:
         if only is not None and name != only:
             continue
@@ -119,19 +147,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(func(args) or 0)
     except (SettingsError, DevstackError) as exc:
-        print(f"telltale {args.command}: {exc}", file=sys.stderr)
+        print(f"telltale {args.command}: {one_line(exc)}", file=sys.stderr)
         return 2 if isinstance(exc, SettingsError) else 1
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
         # A file that cannot be read or a config/outcomes file that does not validate is
         # the user's to fix: say what is wrong in one message, without a traceback.
+        from agents.sinks.routing import NotificationConfigError
         from history.importers import OutcomesError
         from scoring.config import ConfigError
+        from streams.sources.config import SourcesConfigError
 
-        if not isinstance(exc, OSError | ConfigError | OutcomesError):
+        if not isinstance(exc, OSError | ConfigError | OutcomesError | NotificationConfigError
+                          | SourcesConfigError):
             raise
-        print(f"telltale {args.command}: {exc}", file=sys.stderr)
+        print(f"telltale {args.command}: {one_line(exc)}", file=sys.stderr)
         return 1 if isinstance(exc, OSError) else 2
 
 

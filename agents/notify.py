@@ -54,6 +54,7 @@ from agents.sinks.crm import HubSpotSync, SalesforceSync
 from agents.sinks.dispatch import Dispatcher, Job, OwnerRoutes
 from agents.sinks.outbox import HEARTBEAT_EVERY_SECONDS, Outbox
 from agents.sinks.routing import NotificationConfig
+from agents.sinks.salesforce_oauth import salesforce_tokens
 from scoring import attention as core
 from scoring.attention import Playbook
 from state.aggregates import epoch_day
@@ -152,7 +153,9 @@ class Notifier:
                         if config.hubspot else None)
         self.salesforce = (SalesforceSync(config.salesforce.instance_url,
                                           config.salesforce.session_id,
-                                          config.salesforce.version, salesforce_session)
+                                          config.salesforce.version, salesforce_session,
+                                          salesforce_tokens(config.salesforce.oauth,
+                                                            salesforce_session))
                            if config.salesforce else None)
         self.outbox = Outbox(self.redis, self.prefix)
         self.dispatcher = Dispatcher(
@@ -266,7 +269,8 @@ class Notifier:
         elif kind == "webhook":
             target = self.config.webhooks[name]
             await webhooks.post(self.session, target.url, target.secret,
-                                orjson.dumps(job.body), job.ref, time.time())
+                                orjson.dumps(job.body), job.ref, time.time(),
+                                standard_key=target.standard_key)
         elif kind == "hubspot" and self.hubspot is not None:
             if not await self.hubspot.send(job.body):
                 metrics.DELIVERIES.labels(destination="hubspot", outcome="skipped").inc()
@@ -340,6 +344,8 @@ class Notifier:
             log.warning("could not release the delivery outbox at shutdown")
         if self._session is not None:
             await self._session.close()
+        if self.hubspot is not None:
+            self.hubspot.close()
 
 
 def _payload_prefix(raw: bytes | Mapping[str, Any]) -> str:

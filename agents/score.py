@@ -47,6 +47,7 @@ import faust
 from agents.settings import Settings
 from state import tables
 from state.tables import AccountRecord, PartitionClock
+from streams.cloudevents import headers_of_encoded_change
 from streams.dlq import DeadLetter
 from streams.envelope import (
     FUTURE_TOLERANCE_SECONDS,
@@ -180,7 +181,8 @@ class ScoreProcessor:
         await self._writes.flush(self.table, db, partition)
         producer = self.app.producer
         for key, change in self._outgoing:
-            await producer.send(self.changes_topic_name, key, change, None, None, None)
+            await producer.send(self.changes_topic_name, key, change, None, None,
+                                headers_of_encoded_change(change))
         for dead in self._dead_letters:
             await producer.send(self.settings.topics.events_dlq, dead.key(), dead.to_bytes(),
                                 None, None, None)

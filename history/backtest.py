@@ -534,15 +534,17 @@ def result_dict(
 
 def add_common_arguments(parser: Any) -> None:
     """Arguments shared by ``backtest`` and ``calibrate``."""
+    from agents.cli_args import checked
+
     parser.add_argument("events", type=Path,
                         help="history: Segment JSON lines (.jsonl[.gz]) or CSV (.csv[.gz])")
     parser.add_argument("--outcomes", type=Path, required=True,
                         help="outcomes CSV: account_id,date,outcome,arr[,new_arr]")
     parser.add_argument("--workspace", default="default", help="workspace of the history")
-    parser.add_argument("--columns", default=None,
+    parser.add_argument("--columns", default=None, type=checked(ColumnMapping.parse),
                         help="CSV column mapping, e.g. user=customer,account=company,"
                         "event=action,timestamp=ts,properties=props")
-    parser.add_argument("--horizons", default="90,60,30",
+    parser.add_argument("--horizons", default="90,60,30", type=checked(horizons_from),
                         help="days before the outcome to assess at, comma-separated")
     parser.add_argument("--intervention-cost", type=float, default=500.0,
                         help="USD per account contacted")
@@ -552,7 +554,8 @@ def add_common_arguments(parser: Any) -> None:
     parser.add_argument("--top-k", type=int, default=20, help="k for the top-k figures")
     parser.add_argument("--interval-days", type=float, default=1.0,
                         help="evaluation grid of the replay in days (1 = like live)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--quiet", action="store_true", default=not sys.stderr.isatty(),
+                        help="no progress bar (the default when stderr is not a terminal)")
     parser.add_argument("--jobs", type=int, default=default_jobs(),
                         help="processes to replay in, each with a share of the accounts "
                         "(default: the number of CPUs)")
@@ -583,9 +586,13 @@ def params_from(args: Any) -> ProfitParams:
 
 
 def horizons_from(text: str) -> tuple[int, ...]:
-    values = tuple(int(x) for x in text.split(",") if x.strip())
+    problem = ValueError(f"horizons {text!r}: give non-negative day counts, e.g. 90,60,30")
+    try:
+        values = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise problem from None
     if not values or any(v < 0 for v in values):
-        raise ValueError("horizons: give non-negative day counts, e.g. 90,60,30")
+        raise problem
     return values
 
 

@@ -41,7 +41,7 @@ from history.backtest import (
     result_dict,
 )
 from history.evaluation import ProfitParams
-from history.importers import OutcomeRecord
+from history.importers import OutcomeRecord, OutcomesError
 from scoring.config import Bands, ScoringConfig, dump_config
 from scoring.scores import split_points
 
@@ -225,8 +225,8 @@ def calibrate(
     train = [s for s in snapshots if _is_train(s, split)]
     test_accounts = {s.account_id for s in snapshots if not _is_train(s, split)}
     if not train or not any(s.churned for s in train) or all(s.churned for s in train):
-        raise ValueError("calibration needs both churned and retained accounts before the "
-                         "split date")
+        raise OutcomesError("calibration needs both churned and retained accounts before the "
+                            "split date")
     xs = [[s.fraction(n) for n in names] for s in train]
     ys = [s.churned for s in train]
     means = [sum(col) / len(col) for col in zip(*xs, strict=True)]

@@ -951,8 +951,11 @@ def add_parser(subparsers: Any) -> Any:
         "simulate", help="generate a realistic B2B SaaS usage history with known outcomes",
         description="Write Segment-spec JSON lines of a simulated portfolio and its outcomes.",
     )
-    parser.add_argument("--accounts", type=int, default=200, help="number of accounts")
-    parser.add_argument("--days", type=int, default=365, help="length of the history in days")
+    from agents.cli_args import positive_int
+
+    parser.add_argument("--accounts", type=positive_int, default=200, help="number of accounts")
+    parser.add_argument("--days", type=positive_int, default=365,
+                        help="length of the history in days")
     parser.add_argument("--churn-rate", type=float, default=0.15,
                         help="share of renewals that churn (0-1)")
     parser.add_argument("--contraction-rate", type=float, default=0.08,

@@ -13,7 +13,9 @@ Salesforce: ``PATCH /services/data/vXX.X/sobjects/Account/{id}`` through ``simpl
 Create these custom Account fields: Telltale_Health_Score__c (Number),
 Telltale_Health_Band__c, Telltale_Forecast_Stage__c, Telltale_Lifecycle_Stage__c (Text),
 Telltale_Health_Reason__c (Long Text), Telltale_Health_Change_7d__c (Number),
-Telltale_Health_Updated__c (Date/Time).
+Telltale_Health_Updated__c (Date/Time). With OAuth (``agents/sinks/salesforce_oauth.py``)
+the access token is fetched from the token endpoint and renewed once on a 401; otherwise
+a fixed ``session_id`` is used until it expires.
 
 Both clients are synchronous, so calls run in a worker thread and never hold the loop.
 
@@ -28,12 +30,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import requests
 
 from agents.sinks import RETRYABLE_STATUSES, DeliveryError, refuse_foreign_host, status_error
+from agents.sinks.salesforce_oauth import SalesforceTokens
 from streams.identifiers import EXTERNAL_IDS, external_id
 
 HUBSPOT_API = "https://api.hubapi.com"
@@ -134,19 +137,36 @@ def _retry_after(headers: Any) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class HubSpotSync:
-    """Writes health onto HubSpot companies. ``host`` overrides https://api.hubapi.com."""
+    """Writes health onto HubSpot companies. ``host`` overrides https://api.hubapi.com.
+
+    One client serves every write: its connection pool keeps the TLS connection to
+    HubSpot open between changes instead of a handshake per write (urllib3's pool is
+    safe to share between the worker threads). :meth:`close` closes it."""
 
     access_token: str
     host: str | None = None
+    _client: list[Any] = field(default_factory=list, init=False, repr=False, compare=False)
+
+    def _companies(self) -> Any:
+        if not self._client:
+            from hubspot import HubSpot
+
+            host = (self.host or HUBSPOT_API).rstrip("/")
+            companies = HubSpot(access_token=self.access_token,
+                                host=host).crm.companies.basic_api
+            rest = companies.api_client.rest_client
+            rest.pool_manager = _PinnedPoolManager(rest.pool_manager, host)
+            self._client.append(companies)
+        return self._client[0]
+
+    def close(self) -> None:
+        if self._client:
+            self._client.pop().api_client.rest_client.pool_manager.clear()
 
     def _update(self, company_id: str, properties: dict[str, str]) -> None:
-        from hubspot import HubSpot
         from hubspot.crm.companies import ApiException, SimplePublicObjectInput
 
-        host = (self.host or HUBSPOT_API).rstrip("/")
-        companies = HubSpot(access_token=self.access_token, host=host).crm.companies.basic_api
-        rest = companies.api_client.rest_client
-        rest.pool_manager = _PinnedPoolManager(rest.pool_manager, host)
+        companies = self._companies()
         try:
             body = SimplePublicObjectInput(properties=properties)
             companies.update(company_id, simple_public_object_input=body)
@@ -157,9 +177,6 @@ class HubSpotSync:
             raise
         except Exception as exc:  # urllib3 connection errors and the like
             raise DeliveryError(f"hubspot unreachable: {exc!r}") from exc
-        finally:
-            # One client per call: close its connection pool rather than leak sockets.
-            companies.api_client.rest_client.pool_manager.clear()
 
     async def send(self, change: Mapping[str, Any]) -> bool:
         """Update the company; False when the account has no HubSpot id."""
@@ -170,27 +187,47 @@ class HubSpotSync:
         return True
 
 
+class _SessionRefused(Exception):
+    """Salesforce answered 401 to a token that OAuth can replace."""
+
+
 @dataclass(frozen=True, slots=True)
 class SalesforceSync:
-    """Writes health onto Salesforce Accounts with an existing session (OAuth access
-    token) for ``instance_url``. ``session`` lends its TLS and proxy settings."""
+    """Writes health onto Salesforce Accounts of ``instance_url``, with the access token
+    of ``tokens`` (OAuth, renewed on a 401) or else a fixed ``session_id``. ``session``
+    lends its TLS and proxy settings."""
 
     instance_url: str
     session_id: str
     version: str = "59.0"
     session: requests.Session | None = None
+    tokens: SalesforceTokens | None = None
 
     def _update(self, account_id: str, fields: dict[str, Any]) -> None:
+        if self.tokens is None:
+            self._patch(account_id, fields, self.session_id, renewable=False)
+            return
+        token = self.tokens.current()
+        try:
+            self._patch(account_id, fields, token, renewable=True)
+        except _SessionRefused:
+            # Expired or revoked: one new token and one more try; a second 401 is final.
+            self._patch(account_id, fields, self.tokens.renew(token), renewable=False)
+
+    def _patch(self, account_id: str, fields: dict[str, Any], token: str, *,
+               renewable: bool) -> None:
         from simple_salesforce import Salesforce
         from simple_salesforce.exceptions import SalesforceError
 
         session = _PinnedSession(self.instance_url, self.session)
-        client = Salesforce(instance_url=self.instance_url, session_id=self.session_id,
+        client = Salesforce(instance_url=self.instance_url, session_id=token,
                             version=self.version, session=session)
         try:
             account: Any = client.Account  # simple-salesforce resolves sobjects dynamically
             account.update(account_id, fields)
         except SalesforceError as exc:
+            if renewable and int(exc.status) == 401:
+                raise _SessionRefused from exc
             raise _answer_error("salesforce", int(exc.status),
                                 f"account {account_id}") from exc
         except requests.RequestException as exc:

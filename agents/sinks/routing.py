@@ -14,12 +14,17 @@ Format::
     url = "https://ops.example.com/telltale"
     secret = "change-me"
     every_change = true                   # default; false = only where a rule sends it
+    # standard_webhooks_secret = "whsec_..." # also sign as Standard Webhooks (optional)
 
     [hubspot]                             # written on every change by default
     access_token = "pat-..."
     [salesforce]
     instance_url = "https://example.my.salesforce.com"
-    session_id = "00D..."                 # OAuth access token
+    session_id = "00D..."                 # a fixed access token (expires), or OAuth:
+    # token_url = "https://example.my.salesforce.com/services/oauth2/token"
+    # client_id = "3MVG..."               # the Connected App's consumer key, and either
+    # client_secret = "..."               # client credentials, or JWT bearer:
+    # username = "telltale@example.com"   private_key_file = "/etc/telltale/sf.key"
     version = "59.0"
 
     [delivery]
@@ -53,9 +58,12 @@ from __future__ import annotations
 import fnmatch
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from agents.sinks.salesforce_oauth import SalesforceOAuth, oauth_from_spec
+from agents.sinks.standard_webhooks import parse_secret
 
 
 class NotificationConfigError(ValueError):
@@ -144,6 +152,8 @@ class WebhookTarget:
     url: str
     secret: str
     every_change: bool = True
+    # The HMAC key of standard_webhooks_secret; kept out of reprs and logs.
+    standard_key: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,9 +166,10 @@ class HubSpotTarget:
 @dataclass(frozen=True, slots=True)
 class SalesforceTarget:
     instance_url: str
-    session_id: str
+    session_id: str  # empty with OAuth
     version: str = "59.0"
     every_change: bool = True
+    oauth: SalesforceOAuth | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +258,12 @@ class NotificationConfig:
                 continue
             if not target.url.startswith(("http://", "https://")):
                 problems.append(f"webhooks[{i}].url must be an http(s) URL")
+            if "standard_webhooks_secret" in spec:
+                try:
+                    target = replace(target, standard_key=parse_secret(
+                        str(spec["standard_webhooks_secret"])))
+                except ValueError as exc:
+                    problems.append(f"webhooks[{i}].standard_webhooks_secret {exc}")
             webhooks[target.name] = target
         hubspot = salesforce = None
         if "hubspot" in raw:
@@ -258,12 +275,16 @@ class NotificationConfig:
                                         bool(spec.get("every_change", True)))
         if "salesforce" in raw:
             spec = raw["salesforce"]
-            if not spec.get("instance_url") or not spec.get("session_id"):
-                problems.append("salesforce needs instance_url and session_id")
+            oauth, oauth_problems = oauth_from_spec(spec)
+            problems += oauth_problems
+            if not spec.get("instance_url") or not (spec.get("session_id") or oauth):
+                problems.append("salesforce needs instance_url, and session_id or OAuth "
+                                "(token_url, client_id and a secret or key)")
             else:
-                salesforce = SalesforceTarget(str(spec["instance_url"]), str(spec["session_id"]),
+                salesforce = SalesforceTarget(str(spec["instance_url"]),
+                                              str(spec.get("session_id") or ""),
                                               str(spec.get("version", "59.0")),
-                                              bool(spec.get("every_change", True)))
+                                              bool(spec.get("every_change", True)), oauth)
         rules: list[Rule] = []
         for i, spec in enumerate(raw.get("rules", []) or []):
             try:

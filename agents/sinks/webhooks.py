@@ -4,7 +4,9 @@ Every request carries
 - ``X-Telltale-Timestamp``: Unix time in seconds when the request was signed,
 - ``X-Telltale-Signature: v1=<hex>``: HMAC-SHA256 with the endpoint's secret over
   ``"{timestamp}.{body}"`` (body as sent, UTF-8 bytes),
-- ``X-Telltale-Change-Id``: the change id, the same on every retry, so receivers dedup.
+- ``X-Telltale-Change-Id``: the change id, the same on every retry, so receivers dedup;
+- and, for a destination with a ``standard_webhooks_secret``, the Standard Webhooks
+  headers (``agents/sinks/standard_webhooks.py``).
 
 Receivers should recompute the signature, compare in constant time, and refuse a
 timestamp older than a few minutes (:func:`verify` does all three).
@@ -23,6 +25,7 @@ from collections.abc import Mapping
 import aiohttp
 
 from agents.sinks import DeliveryError, status_error
+from agents.sinks.standard_webhooks import standard_headers
 from streams.identifiers import is_change_id
 
 SIGNATURE_VERSION = "v1"
@@ -48,26 +51,32 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, now: float,
     return hmac.compare_digest(sign(secret, timestamp, body), given)
 
 
-def signed_headers(secret: str, timestamp: int, body: bytes, change_id: str) -> dict[str, str]:
-    """The request headers; a permanent DeliveryError when ``change_id`` is not a token."""
+def signed_headers(secret: str, timestamp: int, body: bytes, change_id: str,
+                   standard_key: bytes | None = None) -> dict[str, str]:
+    """The request headers, with the Standard Webhooks ones when ``standard_key`` is set;
+    a permanent DeliveryError when ``change_id`` is not a token."""
     if not is_change_id(change_id):
         raise DeliveryError("webhook refused: the change id is not a plain token",
                             retryable=False)
-    return {
+    headers = {
         "Content-Type": "application/json",
         "User-Agent": "Telltale-Webhooks/1",
         "X-Telltale-Timestamp": str(timestamp),
         "X-Telltale-Signature": sign(secret, timestamp, body),
         "X-Telltale-Change-Id": change_id,
     }
+    if standard_key is not None:
+        headers.update(standard_headers(standard_key, change_id, timestamp, body))
+    return headers
 
 
 async def post(session: aiohttp.ClientSession, url: str, secret: str, body: bytes,
-               change_id: str, now: float, timeout: float = 10.0) -> None:
+               change_id: str, now: float, timeout: float = 10.0,
+               standard_key: bytes | None = None) -> None:
     """POST one signed change; any 2xx is success, else DeliveryError (408/429/5xx and
     network errors retryable; a redirect is not followed and is permanent). ``now`` is the
     signing time in Unix seconds."""
-    headers = signed_headers(secret, int(now), body, change_id)
+    headers = signed_headers(secret, int(now), body, change_id, standard_key)
     try:
         async with session.post(url, data=body, headers=headers, allow_redirects=False,
                                 timeout=aiohttp.ClientTimeout(total=timeout)) as resp:

@@ -54,10 +54,10 @@ async def test_auth_errors(client: TestClient) -> None:
     assert response.status == 403 and (await response.json())["error"] == "forbidden"
     assert (await client.get("/api/v1/workspaces/other/accounts", headers=AUTH)).status == 403
     response = await client.get(BASE + "/accounts/nope", headers=AUTH)
-    assert response.status == 404 and response.content_type == "application/json"
+    assert response.status == 404 and response.content_type == "application/problem+json"
     assert (await client.get(BASE + "/users/nope", headers=AUTH)).status == 404
     response = await client.get("/api/v1/nothing", headers=AUTH)
-    assert response.status == 404 and response.content_type == "application/json"
+    assert response.status == 404 and response.content_type == "application/problem+json"
 
 
 async def test_list_filters_sorts_and_pages(client: TestClient) -> None:
