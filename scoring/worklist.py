@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from scoring.attention import (
+    EXPANSION_REASONS,
     Attention,
     AttentionReason,
     Playbook,
@@ -221,9 +222,12 @@ def entry(account_id: str, owner: str | None, track_: AttentionTrack, handling: 
     if handling.snoozed_until is not None and today < handling.snoozed_until:
         return None
     steps = open_steps(track_, handling, playbooks)
-    overdue = [step_overdue_reason(s) for s in steps if s.overdue(today)]
-    reasons = tuple(sorted((*attention.reasons, *overdue),
-                           key=lambda r: -r.severity.rank))
+    # An overdue step of a risk playbook is a reason of its own, after the reasons that
+    # put the account on the list (they explain it; the step is what is late about it).
+    # An expansion lead's step stays an open step: it never lists an account as at risk.
+    overdue = [step_overdue_reason(s) for s in steps
+               if s.overdue(today) and not s.playbook.reasons <= EXPANSION_REASONS]
+    reasons = (*attention.reasons, *overdue)
     if handling.acknowledged is not None and not any(
             r.key not in handling.acknowledged
             or r.severity.rank > handling.acknowledged[r.key].rank for r in reasons):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scoring.attention import Attention, ReasonType, Severity
+from scoring.attention import Attention, Playbook, PlaybookStep, ReasonType, Severity
 from scoring.worklist import (
     STEP_OVERDUE_PRIORITY,
     AttentionTrack,
@@ -140,6 +140,20 @@ def test_an_overdue_step_adds_a_reason_and_raises_priority() -> None:
     assert overdue[0].key in late.new
     peer = _other("beta", "riley@x.example", on_time.priority + 1)
     assert [e.account_id for e in ranked([peer, late])] == ["acme", "beta"]
+
+
+def test_an_overdue_step_follows_the_reasons_and_an_expansion_step_is_never_a_risk() -> None:
+    lead = Playbook(name="expansion_lead", title="Expansion lead",
+                    reasons=frozenset({ReasonType.SEAT_SATURATION}),
+                    steps=(PlaybookStep("Qualify the interest", due_days=1),))
+    att = attention(SEATS, playbooks=("champion_save", "expansion_lead"))
+    late = entry("acme", "riley@x.example", track(AttentionTrack(), att), Handling(),
+                 (*TEST_PLAYBOOKS, lead), DAY0 + 3)
+    assert late is not None
+    assert [r.type for r in late.reasons] == [ReasonType.SEATS_FELL,
+                                              ReasonType.PLAYBOOK_STEP_OVERDUE]
+    assert late.reasons[1].params["step"] == "Call the champion"
+    assert [s.playbook.name for s in late.open_steps] == ["champion_save", "expansion_lead"]
 
 
 def test_an_acknowledged_account_comes_back_when_its_step_falls_overdue() -> None:
