@@ -20,6 +20,7 @@ the ratios agent/bare and agent/quix.
 
     .venv/bin/python bench/peers.py                        # starts its own Kafka
     .venv/bin/python bench/peers.py --events 300000 --bootstrap 127.0.0.1:9092
+    .venv/bin/python bench/peers.py --profile   # the score agent alone, under pyinstrument
 
 The Quix peer keeps its due index in memory (its state API reads and writes one key of
 the message's own key, with no range scan of a partition); every due time is also in its
@@ -344,6 +345,91 @@ def phase_quix(bootstrap: str, topic: str, out_topic: str, expected: int,
     return measured(progress["count"], progress["started"])
 
 
+# --------------------------------------------------------------------------- profile
+
+#: Where the score agent's time goes, first match wins: (category, function names any
+#: frame of the stack may have, with the file fragment it must be in ("" for any)).
+#: Startup, rebalance and shutdown, and waiting in epoll, are set apart from per-event work.
+PROFILE_CATEGORIES: tuple[tuple[str, frozenset[str], str], ...] = (
+    ("waiting (epoll)", frozenset({"poll", "epoll.poll", "select"}), ""),
+    ("startup, rebalance, shutdown", frozenset({
+        "build_app", "build_parser", "stop_and_shutdown", "on_partitions_assigned",
+        "on_partitions_revoked", "_find_and_load", "_shutdown_loop"}), ""),
+    ("shed_users size check (serialises the account)", frozenset({"shed_users"}),
+     "aggregates"),
+    ("Kafka produce requests on the wire (changelog, health changes)",
+     frozenset({"_send_produce_req"}), "aiokafka/producer"),
+    ("RocksDB write batch", frozenset({"Rdict.write", "WriteBatch.put",
+                                       "WriteBatch.delete"}), ""),
+    ("changelog records (queue to producer, persisted offset)",
+     frozenset({"flush", "_persisted"}), "state/tables.py"),
+    ("health change encoding", frozenset({"encode_change"}), "health_change"),
+    ("state (de)serialisation", frozenset({"to_bytes", "from_bytes"}), "state/"),
+    ("scoring core (step)", frozenset({"step"}), "scoring/engine.py"),
+    ("envelope decode and validation", frozenset({"decode_message"}), "envelope"),
+    ("health change send", frozenset({"send"}), "faust/"),
+    ("state keys (built and checked per key)", frozenset({"make_key", "due_key"}),
+     "state/"),
+    ("shell: state reads, due index, clock, records", frozenset({"_process_one"}),
+     "agents/score.py"),
+    ("Faust and aiokafka per message (consume, stream, ack, commit)", frozenset(), ""),
+)
+
+
+def categorise(stack: list[tuple[str, str]]) -> str:
+    """The :data:`PROFILE_CATEGORIES` entry of one sampled stack ((function, file) from
+    the root); a leaf frame outside the message path lands in the last one."""
+    for name, functions, where in PROFILE_CATEGORIES[:-1]:
+        for function, path in stack:
+            if function in functions and where in path:
+                return name
+    return PROFILE_CATEGORIES[-1][0]
+
+
+def profile_seconds(session_path: Path) -> dict[str, float]:
+    """Seconds of a pyinstrument session per category (self time of every frame)."""
+    from pyinstrument.session import Session
+
+    totals: dict[str, float] = {}
+    pending: list[tuple[Any, list[tuple[str, str]]]] = [
+        (Session.load(str(session_path)).root_frame(), [])]
+    while pending:
+        frame, above = pending.pop()
+        if frame is None:
+            continue
+        stack = [*above, (frame.function, frame.file_path or "")]
+        own = frame.time - sum(child.time for child in frame.children)
+        if own > 0:
+            name = categorise(stack)
+            totals[name] = totals.get(name, 0.0) + own
+        pending.extend((child, stack) for child in frame.children)
+    return totals
+
+
+async def profile_agent(bootstrap: str, messages: int, events: int, settings: Settings,
+                        work: Path) -> None:
+    """The score agent under pyinstrument: its time per event, by category."""
+    session = work / "agent.pyisession"
+    profiler = ["-m", "pyinstrument", "-r", "session", "-o", str(session), "-i", "0.0005"]
+    seconds, _peak, cpu = await pipeline.drain_score_worker(bootstrap, settings, messages,
+                                                            work, profiler)
+    totals = profile_seconds(session)
+    setup = {PROFILE_CATEGORIES[0][0], PROFILE_CATEGORIES[1][0]}
+    per_event = {name: t for name, t in totals.items() if name not in setup}
+    busy = sum(per_event.values())
+    print(f"profile of the score agent ({events:,} events, {messages:,} envelopes; under "
+          f"the profiler {events / seconds:,.0f} events/s, {cpu * 1e6 / events:.0f} µs CPU "
+          f"per event):")
+    print(f"  {'category':<62} {'µs/event':>9} {'share':>6}")
+    for name, *_ in PROFILE_CATEGORIES:
+        if name in per_event:
+            print(f"  {name:<62} {per_event[name] * 1e6 / events:>9.1f} "
+                  f"{per_event[name] / busy:>6.1%}")
+    print(f"  {'total per event':<62} {busy * 1e6 / events:>9.1f}")
+    for name in sorted(setup & totals.keys()):
+        print(f"  (not per event) {name}: {totals[name]:.2f} s")
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -415,6 +501,9 @@ async def main(opts: argparse.Namespace) -> None:
               f"({opts.accounts:,} accounts x {opts.users} users, {opts.days} days, "
               f"{opts.partitions} partitions)", flush=True)
 
+        if opts.profile:
+            await profile_agent(bootstrap, messages, events, settings, work)
+            return
         seconds, peak, cpu = await pipeline.drain_score_worker(bootstrap, settings,
                                                                messages, work)
         peers = [Peer("(a) Telltale score agent", events, seconds, cpu, peak,
@@ -460,6 +549,9 @@ def cli() -> None:
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--days", type=int, default=10)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--profile", action="store_true",
+                        help="run only the score agent, under pyinstrument, and print "
+                             "where its time per event goes")
     parser.add_argument("--phase", choices=["quix", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
     parser.add_argument("--out-topic", help=argparse.SUPPRESS)

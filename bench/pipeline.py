@@ -305,7 +305,9 @@ def worker_settings(bootstrap: str, prefix: str, partitions: int, data_dir: Path
 class ScoreWorker:
     """``telltale worker --module agents.score`` in a child process."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(self, settings: Settings, log_path: Path,
+                 python_args: Sequence[str] = ()) -> None:
+        """``python_args`` go before ``-m agents.cli`` (a profiler's, say)."""
         from devstack.workers import settings_env
 
         env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
@@ -313,7 +315,8 @@ class ScoreWorker:
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "agents.cli", "worker", "--module", "agents.score"],
+            [sys.executable, *python_args, "-m", "agents.cli", "worker", "--module",
+             "agents.score"],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True)
         self.started = time.perf_counter()
@@ -407,11 +410,12 @@ async def score_throughput(bootstrap: str, slices: Sequence[tuple[str, list[Even
 
 
 async def drain_score_worker(bootstrap: str, settings: Settings, messages: int,
-                             work: Path) -> tuple[float, float, float]:
+                             work: Path, python_args: Sequence[str] = ()
+                             ) -> tuple[float, float, float]:
     """Run the score worker over its by-account topic until it has committed ``messages``
     messages. Returns the span of its account record writes (s), its peak RSS (MiB) and
     the CPU it spent from ready to done (s)."""
-    worker = ScoreWorker(settings, work / f"{settings.app_id}.log")
+    worker = ScoreWorker(settings, work / f"{settings.app_id}.log", python_args)
     try:
         worker.wait_ready()
         cpu_at_ready = cpu_seconds(worker.process.pid)
