@@ -407,9 +407,9 @@ def profile_seconds(session_path: Path) -> dict[str, float]:
 
 
 async def profile_agent(bootstrap: str, messages: int, events: int, settings: Settings,
-                        work: Path) -> None:
-    """The score agent under pyinstrument: its time per event, by category."""
-    session = work / "agent.pyisession"
+                        session: Path, work: Path) -> None:
+    """The score agent under pyinstrument: its time per event, by category; the
+    pyinstrument session is left at ``session``."""
     profiler = ["-m", "pyinstrument", "-r", "session", "-o", str(session), "-i", "0.0005"]
     seconds, _peak, cpu = await pipeline.drain_score_worker(bootstrap, settings, messages,
                                                             work, profiler)
@@ -502,7 +502,8 @@ async def main(opts: argparse.Namespace) -> None:
               f"{opts.partitions} partitions)", flush=True)
 
         if opts.profile:
-            await profile_agent(bootstrap, messages, events, settings, work)
+            session = Path(opts.session or work / "agent.pyisession").resolve()
+            await profile_agent(bootstrap, messages, events, settings, session, work)
             return
         seconds, peak, cpu = await pipeline.drain_score_worker(bootstrap, settings,
                                                                messages, work)
@@ -552,6 +553,8 @@ def cli() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="run only the score agent, under pyinstrument, and print "
                              "where its time per event goes")
+    parser.add_argument("--session", help="with --profile: keep the pyinstrument session "
+                                          "here (open it with pyinstrument --load)")
     parser.add_argument("--phase", choices=["quix", "bare"], help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
     parser.add_argument("--out-topic", help=argparse.SUPPRESS)
