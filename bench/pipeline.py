@@ -194,9 +194,16 @@ class Figure:
                 f"{self.peak_rss_mib:,.0f} MiB)")
 
 
-def run_phase(args: list[str]) -> dict[str, Any]:
-    """Run this script in a child process for one phase; it prints one JSON line."""
-    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
+def cpu_seconds(pid: int | None = None) -> float:
+    """User plus system CPU time of a process and all its threads so far, seconds."""
+    fields = Path(f"/proc/{pid or 'self'}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_phase(args: list[str], script: str = __file__) -> dict[str, Any]:
+    """Run ``script`` (this one by default) in a child process for one phase; it prints
+    one JSON line."""
+    out = subprocess.run([sys.executable, script, *args], capture_output=True, text=True,
                          cwd=ROOT, timeout=1800)
     if out.returncode != 0:
         raise RuntimeError(f"phase {args[:2]} failed:\n{out.stderr[-3000:]}")
@@ -298,7 +305,9 @@ def worker_settings(bootstrap: str, prefix: str, partitions: int, data_dir: Path
 class ScoreWorker:
     """``telltale worker --module agents.score`` in a child process."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(self, settings: Settings, log_path: Path,
+                 python_args: Sequence[str] = ()) -> None:
+        """``python_args`` go before ``-m agents.cli`` (a profiler's, say)."""
         from devstack.workers import settings_env
 
         env = {**os.environ, **settings_env(settings), "PYTHONUNBUFFERED": "1"}
@@ -306,7 +315,8 @@ class ScoreWorker:
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "agents.cli", "worker", "--module", "agents.score"],
+            [sys.executable, *python_args, "-m", "agents.cli", "worker", "--module",
+             "agents.score"],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
             start_new_session=True)
         self.started = time.perf_counter()
@@ -394,23 +404,36 @@ async def score_throughput(bootstrap: str, slices: Sequence[tuple[str, list[Even
     messages = await produce(bootstrap, settings.topics.by_account, envelope_messages(slices),
                              partitions)
     events = sum(len(b) for _, b in slices)
-    worker = ScoreWorker(settings, work / f"{prefix}.log")
+    elapsed, peak, _cpu = await drain_score_worker(bootstrap, settings, messages, work)
+    return Figure("(c) score agent, batch envelopes", events, elapsed, peak), \
+        events / messages
+
+
+async def drain_score_worker(bootstrap: str, settings: Settings, messages: int,
+                             work: Path, python_args: Sequence[str] = ()
+                             ) -> tuple[float, float, float]:
+    """Run the score worker over its by-account topic until it has committed ``messages``
+    messages. Returns the span of its account record writes (s), its peak RSS (MiB) and
+    the CPU it spent from ready to done (s)."""
+    worker = ScoreWorker(settings, work / f"{settings.app_id}.log", python_args)
     try:
         worker.wait_ready()
+        cpu_at_ready = cpu_seconds(worker.process.pid)
         peak = 0.0
         # Only the group's committed offsets are polled while the worker runs (cheap);
         # the span is read afterwards from the changelog.
-        while await committed_total(bootstrap, prefix, settings.topics.by_account,
-                                    partitions) < messages:
+        while await committed_total(bootstrap, settings.app_id, settings.topics.by_account,
+                                    settings.partitions) < messages:
             peak = max(peak, peak_rss_mib(worker.process.pid))
             if worker.process.poll() is not None:
                 raise RuntimeError("score worker died")
             await asyncio.sleep(0.2)
+        cpu = cpu_seconds(worker.process.pid) - cpu_at_ready
+        peak = max(peak, peak_rss_mib(worker.process.pid))
     finally:
         worker.stop()
-    elapsed = await account_write_span(bootstrap, f"{prefix}-{tables.STATE_TABLE}-changelog")
-    return Figure("(c) score agent, batch envelopes", events, elapsed, peak), \
-        events / messages
+    changelog = f"{settings.app_id}-{tables.STATE_TABLE}-changelog"
+    return await account_write_span(bootstrap, changelog), peak, cpu
 
 
 async def score_latency(bootstrap: str, rate: float, partitions: int, work: Path,
