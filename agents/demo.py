@@ -273,9 +273,11 @@ async def tail_changes(context: DemoContext, fed: asyncio.Event) -> None:
         **context.settings.kafka_security.aiokafka_options(),
     )
     await consumer.start()
-    say("health changes as they happen (Ctrl-C to stop):")
+    say("alerts as they happen (Ctrl-C to stop); changes that only update the record are "
+        "counted, not printed:")
     last_change = time.monotonic()
     summarised = False
+    quiet = 0
     try:
         while deadline is None or time.monotonic() < deadline:
             batches = await consumer.getmany(timeout_ms=500)
@@ -283,10 +285,16 @@ async def tail_changes(context: DemoContext, fed: asyncio.Event) -> None:
                 for record in records:
                     last_change = time.monotonic()
                     change = orjson.loads(record.value) if record.value else {}
+                    # What people would be told; the rest stays on the topic for
+                    # downstream consumers (records without the flag count as alerts).
+                    if change.get("alert", True) is False:
+                        quiet += 1
+                        continue
                     print(describe_change(change), flush=True)
             settled = fed.is_set() and time.monotonic() - last_change >= SETTLED_AFTER
             if settled and not summarised:
                 summarised = True
+                say(f"{quiet} other changes only updated the record (no one is alerted)")
                 await print_attention(context)
                 if context.args.once:
                     return
