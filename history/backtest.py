@@ -7,9 +7,15 @@ days), the account is assessed as it stood at midnight UTC ``h`` days before its
 date, from the events before that moment only. Accounts whose history starts after that
 moment are left out of that horizon.
 
-Beside the score, on the same accounts at the same moments, sit two honest baselines
-computed from the same replayed events: the share of licensed seats with a product-usage
-event in the last 30 days (fewer → riskier), and logins per seat in the last 30 days.
+Beside the score, on the same accounts at the same moments, sit simple baselines
+computed from the same replayed events (a product-usage event is a page view or a track
+event that counts as activity, as the score counts it): days since the last product-usage
+event, product-usage events in the last 7 and 30 days, days with product usage in the
+last 14 and 30 days, the share of licensed seats active in the last 30 days and logins per
+seat in the last 30 days. A baseline that ranks every account alike at a horizon (no seat
+counts, no ``Logged In`` events) is reported as not computable there, never as an AUC of
+0.500. The best baseline at each horizon is compared with the score, with a bootstrap
+interval on the differences (:func:`history.evaluation.paired_bootstrap`).
 
 Accounts never affect each other, so :func:`replay_history` can split them over
 ``jobs`` processes (by a hash of the account id). Each process reads the whole history
@@ -40,6 +46,7 @@ from history.evaluation import (
     ProfitParams,
     capture_curve,
     evaluate_ranking,
+    paired_bootstrap,
     rate_by_group,
     rate_by_quantile,
 )
@@ -52,6 +59,7 @@ from history.importers import (
 )
 from scoring.config import ScoringConfig, load_config
 from scoring.replay import Replay
+from scoring.vocabulary import NON_ACTIVITY
 from state.aggregates import DAY
 from streams.events import Event, EventType
 
@@ -59,6 +67,19 @@ DEFAULT_HORIZONS = (90, 60, 30)
 BANDS = ("healthy", "watch", "at_risk")
 BASELINE_WINDOW_DAYS = 30
 LOGIN_EVENT = "Logged In"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Product usage of one account before a moment, for the baselines: days since the
+    last product-usage day (``None``: none yet), events in the last 7 and 30 days, and
+    days with usage in the last 14 and 30."""
+
+    days_since_active: int | None
+    events_7d: int
+    events_30d: int
+    active_days_14d: int
+    active_days_30d: int
 
 
 @dataclass(slots=True)
@@ -79,6 +100,7 @@ class Snapshot:
     outcome: str
     outcome_date: str
     segment: str | None
+    usage: Usage = field(default_factory=lambda: Usage(None, 0, 0, 0, 0))
 
     @property
     def churned(self) -> bool:
@@ -115,19 +137,40 @@ class Snapshot:
             "outcome": self.outcome,
             "outcome_date": self.outcome_date,
             "segment": self.segment,
+            "days_since_active": self.usage.days_since_active,
+            "events_7d": self.usage.events_7d,
+            "events_30d": self.usage.events_30d,
+            "active_days_14d": self.usage.active_days_14d,
+            "active_days_30d": self.usage.active_days_30d,
         }
 
 
 class _BaselineTracker:
-    """Per account: each user's last product-usage day, logins per day, and seats —
-    everything the baselines need, from the same events the replay sees."""
+    """Per account: each user's last product-usage day, product-usage events and logins
+    per day, and seats — everything the baselines need, from the same events the
+    replay sees."""
 
-    def __init__(self, activity: frozenset[str]) -> None:
-        self.activity = activity
+    def __init__(self, config: ScoringConfig) -> None:
+        self.rules = {name: rule.family == "adoption" for name, rule in config.events.items()}
+        self.unknown_counts = config.unknown_event_weight > 0
         self.last_active: dict[str, dict[str, int]] = defaultdict(dict)
+        self.usage: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        self.last_day: dict[str, int] = {}
         self.logins: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         self.seats: dict[str, int] = {}
         self.users_seen: dict[str, set[str]] = defaultdict(set)
+
+    def is_usage(self, e: Event) -> bool:
+        """Whether the event is product usage: what the score counts as activity, less
+        the expansion-intent family."""
+        if e.type is EventType.PAGE or e.type is EventType.SCREEN:
+            return True
+        if e.type is not EventType.TRACK or e.name is None:
+            return False
+        adoption = self.rules.get(e.name)
+        if adoption is not None:
+            return adoption
+        return self.unknown_counts and e.name not in NON_ACTIVITY
 
     def add(self, e: Event) -> None:
         account = e.account_id
@@ -139,28 +182,46 @@ class _BaselineTracker:
             if isinstance(seats, int | float) and not isinstance(seats, bool) and seats > 0:
                 self.seats[account] = int(seats)
             return
+        if not self.is_usage(e):
+            return
+        day = int(e.timestamp // DAY)
+        per_day = self.usage[account]
+        per_day[day] += 1
+        if len(per_day) > 2 * BASELINE_WINDOW_DAYS:  # keep the per-day map bounded
+            for d in [d for d in per_day if d <= day - BASELINE_WINDOW_DAYS - 1]:
+                del per_day[d]
+        self.last_day[account] = max(day, self.last_day.get(account, day))
         user = e.user_id or e.anonymous_id
         if user is None:
             return
-        if etype is EventType.PAGE or (etype is EventType.TRACK and e.name in self.activity):
-            day = int(e.timestamp // DAY)
-            self.last_active[account][user] = day
-            self.users_seen[account].add(user)
-            if e.name == LOGIN_EVENT:
-                self.logins[account][day] += 1
+        self.last_active[account][user] = day
+        self.users_seen[account].add(user)
+        if e.name == LOGIN_EVENT:
+            self.logins[account][day] += 1
 
-    def measure(self, account: str, at: float) -> tuple[int, int, int]:
-        """(active users, logins, seats) over the 30 days before ``at``."""
+    def measure(self, account: str, at: float) -> tuple[int, int, int, Usage]:
+        """(active users, logins, seats, usage) over the days before ``at``'s day."""
         today = int(at // DAY)
         since = today - BASELINE_WINDOW_DAYS
         active = sum(1 for d in self.last_active.get(account, {}).values() if since <= d < today)
         per_day = self.logins.get(account, {})
         logins = sum(n for d, n in per_day.items() if since <= d < today)
-        if len(per_day) > 2 * BASELINE_WINDOW_DAYS:  # keep the per-day map bounded
+        if len(per_day) > 2 * BASELINE_WINDOW_DAYS:
             for d in [d for d in per_day if d < since]:
                 del per_day[d]
         seats = self.seats.get(account) or max(1, len(self.users_seen.get(account, ())))
-        return active, logins, seats
+        usage = self.usage.get(account, {})
+        days = [(d, n) for d, n in usage.items() if since <= d < today]
+        last = self.last_day.get(account)
+        if last is not None and last >= today:  # an event at the very moment: not before it
+            last = max((d for d in usage if d < today), default=None)
+        return active, logins, seats, Usage(
+            days_since_active=None if last is None else today - last,
+            events_7d=sum(n for d, n in days if d >= today - 7),
+            events_30d=sum(n for _, n in days),
+            active_days_14d=sum(1 for d, _ in days if d >= today - 14),
+            active_days_30d=len(days),
+        )
 
 
 class Progress:
@@ -253,10 +314,7 @@ def replay_snapshots(
         outcomes = [o for o in outcomes if shard.owns(o.account_id)]
     owned: dict[str, bool] = {}
     replay = Replay(config=config, interval=interval_days * DAY, keep_changes=False)
-    activity = frozenset(
-        name for name, rule in config.events.items() if rule.family == "adoption"
-    )
-    baseline = _BaselineTracker(activity)
+    baseline = _BaselineTracker(config)
     by_account = {o.account_id: o for o in outcomes}
     requests = sorted(
         (o.epoch - h * DAY, h, o.account_id) for o in outcomes for h in horizons
@@ -289,7 +347,7 @@ def replay_snapshots(
             replay_time += time.perf_counter() - t0
             if assessment is None:
                 continue  # no history for this account yet at that moment
-            active, logins, seats = baseline.measure(account, at)
+            active, logins, seats, usage = baseline.measure(account, at)
             snapshots.append(Snapshot(
                 account_id=account,
                 horizon_days=horizon,
@@ -306,6 +364,7 @@ def replay_snapshots(
                 outcome=o.outcome,
                 outcome_date=o.date.isoformat(),
                 segment=o.segment or assessment.segment,
+                usage=usage,
             ))
 
     def flush() -> None:
@@ -425,11 +484,46 @@ def _replay_shard(source: HistorySource, outcomes: list[OutcomeRecord],
 
 RiskFn = Callable[[Snapshot], float]
 
-MODELS: dict[str, RiskFn] = {
-    "score": lambda s: 100.0 - s.score,
+NEVER_ACTIVE_DAYS = float("inf")  # recency of an account with no usage yet: the riskiest
+
+
+def _recency(s: Snapshot) -> float:
+    d = s.usage.days_since_active
+    return NEVER_ACTIVE_DAYS if d is None else float(d)
+
+
+BASELINES: dict[str, RiskFn] = {
+    "baseline_recency": _recency,
+    "baseline_events_7d": lambda s: -float(s.usage.events_7d),
+    "baseline_events_30d": lambda s: -float(s.usage.events_30d),
+    "baseline_active_days_14d": lambda s: -float(s.usage.active_days_14d),
+    "baseline_active_days_30d": lambda s: -float(s.usage.active_days_30d),
     "baseline_active_users": lambda s: -s.active_share,
     "baseline_logins": lambda s: -s.logins_per_seat,
 }
+
+MODELS: dict[str, RiskFn] = {"score": lambda s: 100.0 - s.score, **BASELINES}
+
+# Rankings that are compared with the best baseline, when present.
+SCORED_MODELS = ("score", "calibrated", "learned")
+
+
+def _why_not_computable(name: str, rows: Sequence[Snapshot]) -> str:
+    if name == "baseline_logins" and not any(s.logins_30d for s in rows):
+        return "no Logged In event in the 30 days before any assessment"
+    if name == "baseline_active_users" and all(s.seats <= 1 for s in rows):
+        return "one seat per account, so the share of seats active says no more than recency"
+    return "every account has the same value"
+
+
+def best_baseline(models: dict[str, dict[str, Any]]) -> str | None:
+    """The baseline with the highest AUC (then lift), or ``None`` when none was computed."""
+    ranked = sorted(
+        (name for name in models if name.startswith("baseline_")
+         and models[name]["auc"] is not None),
+        key=lambda n: (-models[n]["auc"], -models[n]["top_decile_lift"], n),
+    )
+    return ranked[0] if ranked else None
 
 
 def evaluate_snapshots(
@@ -439,7 +533,8 @@ def evaluate_snapshots(
     models: dict[str, RiskFn] | None = None,
 ) -> list[dict[str, Any]]:
     """Per horizon: every model's figures, churn by band, quantiles, gains curves and
-    the score distribution of churners and the others."""
+    the score distribution of churners and the others; the baselines that could not be
+    computed, the best one, and every scored ranking against it (bootstrap intervals)."""
     models = models or MODELS
     out = []
     for h in horizons:
@@ -452,16 +547,43 @@ def evaluate_snapshots(
             "churned": sum(churned),
             "base_rate": sum(churned) / len(rows) if rows else 0.0,
             "models": {},
+            "not_computable": {},
             "gains": {},
             "quintiles": {},
+            "best_baseline": None,
+            "comparisons": {},
+            "baselines_beating": {},
         }
         if rows:
+            risks: dict[str, list[float]] = {}
             for name, fn in models.items():
                 risk = [fn(s) for s in rows]
+                if name.startswith("baseline_") and len(set(risk)) == 1:
+                    entry["not_computable"][name] = _why_not_computable(name, rows)
+                    continue
+                risks[name] = risk
                 entry["models"][name] = evaluate_ranking(risk, churned, arr, params).to_dict()
                 entry["gains"][name] = capture_curve(risk, churned, arr, points=40)
                 if name in ("score", "calibrated", "baseline_active_users"):
                     entry["quintiles"][name] = rate_by_quantile(risk, churned, 5)
+            best = best_baseline(entry["models"])
+            entry["best_baseline"] = best
+            for name in SCORED_MODELS:
+                mine = entry["models"].get(name)
+                if mine is None:
+                    continue
+                if best is not None:
+                    entry["comparisons"][name] = {
+                        "baseline": best,
+                        **paired_bootstrap(risks[name], risks[best], churned,
+                                           params.target_share, seed=h),
+                    }
+                entry["baselines_beating"][name] = [
+                    b for b, m in entry["models"].items()
+                    if b.startswith("baseline_") and (
+                        (m["auc"] or 0.0) > (mine["auc"] or 0.0)
+                        or m["top_decile_lift"] > mine["top_decile_lift"])
+                ]
             entry["bands"] = rate_by_group([s.band for s in rows], churned, BANDS)
             entry["score_distribution"] = {
                 "churned": [s.score for s in rows if s.churned],

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from history.backtest import (
+    BASELINES,
     MODELS,
     HistorySource,
     Progress,
@@ -387,8 +388,7 @@ def compare(
     models: dict[str, RiskFn] = {
         "score": MODELS["score"],
         "calibrated": lambda s: 100.0 - cal[(s.account_id, s.horizon_days)],
-        "baseline_active_users": MODELS["baseline_active_users"],
-        "baseline_logins": MODELS["baseline_logins"],
+        **BASELINES,
     }
     return rows, models
 

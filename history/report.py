@@ -17,9 +17,16 @@ from history import plots
 MODEL_LABELS = {
     "score": "Telltale health score",
     "calibrated": "Calibrated score",
+    "learned": "Learned reference (fitted model)",
+    "baseline_recency": "Baseline: days since last use",
+    "baseline_events_7d": "Baseline: product events (7 days)",
+    "baseline_events_30d": "Baseline: product events (30 days)",
+    "baseline_active_days_14d": "Baseline: active days (14 days)",
+    "baseline_active_days_30d": "Baseline: active days (30 days)",
     "baseline_active_users": "Baseline: active users (30 days)",
     "baseline_logins": "Baseline: logins (30 days)",
 }
+CHARTED = ("score", "calibrated", "learned")
 BAND_LABELS = {"healthy": "Healthy", "watch": "Watch", "at_risk": "At risk"}
 
 
@@ -40,6 +47,37 @@ def _fmt(value: Any, kind: str = "num") -> str:
     if kind == "auc":
         return f"{value:.3f}"
     return f"{value:,.0f}" if isinstance(value, float) else str(value)
+
+
+def _signed(value: float, kind: str) -> str:
+    sign = "+" if value >= 0 else "−"
+    return f"{sign}{abs(value):.3f}" if kind == "auc" else f"{sign}{abs(value):.2f}×"
+
+
+def comparison_sentences(h: dict[str, Any]) -> list[str]:
+    """Each scored ranking against the horizon's best baseline, in words, and every
+    baseline that beats it: a baseline that wins is always said."""
+    out: list[str] = []
+    for name, c in h.get("comparisons", {}).items():
+        base = c["baseline"]
+        text = f"{_label(name)} against the best baseline ({_label(base)}): "
+        if c["auc_difference"] is not None:
+            text += f"AUC {_signed(c['auc_difference'], 'auc')}"
+            if c["auc_interval"]:
+                lo, hi = c["auc_interval"]
+                text += f" ({c['level']:.0%} interval {_signed(lo, 'auc')} to {_signed(hi, 'auc')})"
+            text += ", "
+        text += f"top-10% lift {_signed(c['lift_difference'], 'x')}"
+        if c["lift_interval"]:
+            lo, hi = c["lift_interval"]
+            text += f" ({_signed(lo, 'x')} to {_signed(hi, 'x')})"
+        out.append(text + ".")
+    for name, beating in h.get("baselines_beating", {}).items():
+        if beating:
+            out.append(f"Warning: {', '.join(_label(b) for b in beating)} "
+                       f"{'beats' if len(beating) == 1 else 'beat'} the "
+                       f"{_label(name)} on AUC or top-10% lift at this horizon.")
+    return out
 
 
 def terminal_summary(result: dict[str, Any]) -> str:
@@ -72,6 +110,9 @@ def terminal_summary(result: dict[str, Any]) -> str:
                 f"{m['top_k_lift']:>6.2f}× {m['churned_arr_recall_top_decile']:>10.1%} "
                 f"{_fmt(m['profit_top_decile'], 'usd'):>12}"
             )
+        for name, why in h.get("not_computable", {}).items():
+            lines.append(f"  {_label(name):<36} not computable here: {why}")
+        lines.extend(f"  {line}" for line in comparison_sentences(h))
         bands = h.get("bands")
         if bands:
             text = ", ".join(
@@ -119,7 +160,13 @@ def _model_table(h: dict[str, Any]) -> str:
             f"<td>{_fmt(m['best_profit'], 'usd')} ({_fmt(m['best_profit_share'], 'pct')})</td>"
             "</tr>"
         )
+    for name, why in h.get("not_computable", {}).items():
+        rows.append(f"<tr><td>{escape(_label(name))}</td>"
+                    f"<td colspan='7'>not computable on this history: {escape(why)}</td></tr>")
     rows.append("</table>")
+    for line in comparison_sentences(h):
+        css = "note bad" if line.startswith("Warning") else "note"
+        rows.append(f"<p class='{css}'>{escape(line)}</p>")
     return "\n".join(rows)
 
 
@@ -140,14 +187,15 @@ def _band_table(h: dict[str, Any], key: str = "bands",
 def _headline(result: dict[str, Any], h: dict[str, Any]) -> str:
     models = h["models"]
     score = models.get("score")
-    base = models.get("baseline_active_users")
+    best = h.get("best_baseline")
+    base = models.get(best) if best else None
     if score is None:
         return ""
     cards = [
         ("Churners in the riskiest 10%", _fmt(score["top_decile_precision"], "pct"),
          f"vs {_fmt(h['base_rate'], 'pct')} on average"),
         ("Lift in the riskiest 10%", _fmt(score["top_decile_lift"], "x"),
-         f"baseline {_fmt(base['top_decile_lift'], 'x')}" if base else ""),
+         f"best baseline {_fmt(base['top_decile_lift'], 'x')}" if base else ""),
         ("Churned ARR flagged (top 10%)", _fmt(score["churned_arr_recall_top_decile"], "pct"),
          f"baseline {_fmt(base['churned_arr_recall_top_decile'], 'pct')}" if base else ""),
         ("Expected profit, top 10%", _fmt(score["profit_top_decile"], "usd"),
@@ -168,7 +216,10 @@ def _charts_for(h: dict[str, Any], folder: Path) -> list[tuple[str, str]]:
     """Write the horizon's charts; returns (file name, caption) pairs."""
     days = h["horizon_days"]
     written: list[tuple[str, str]] = []
-    curves = [(_label(name), [(x, y) for x, y, _ in pts]) for name, pts in h["gains"].items()]
+    # the scored rankings and the best baseline: seven baseline curves would hide them
+    shown = {*CHARTED, h.get("best_baseline")}
+    curves = [(_label(name), [(x, y) for x, y, _ in pts]) for name, pts in h["gains"].items()
+              if name in shown]
     name = f"lift_{days}d.svg"
     (folder / name).write_text(plots.gains_chart(
         f"Churners caught, {days} days before the outcome", curves), encoding="utf-8")
@@ -234,10 +285,12 @@ def write_html(result: dict[str, Any], folder: Path, title: str = "Churn backtes
         parts.append(
             "<p class='note'>Each account is scored as it stood on the day shown, using only "
             "what had happened until then, exactly as Telltale would have scored it live. "
-            "The baseline ranks the same accounts by the share of their seats active in the "
-            f"last 30 days. Profit assumes contacting an account costs "
-            f"${params['intervention_cost']:,.0f}, {params['save_rate']:.0%} of contacted "
-            f"would-be churners are saved, and {params['margin']:.0%} gross margin on one year "
+            "The baselines rank the same accounts by simple usage counts (days since last "
+            "use, product events, active days, active seats, logins); the cards compare the "
+            "score with the best of them at this horizon. Profit assumes contacting an "
+            f"account costs ${params['intervention_cost']:,.0f}, "
+            f"{params['save_rate']:.0%} of contacted would-be churners are saved, and "
+            f"{params['margin']:.0%} gross margin on one year "
             "of their ARR.</p>"
         )
     for note in result.get("notes", []):

@@ -14,6 +14,7 @@ import pytest
 
 from agents.cli import main as telltale
 from history.backtest import (
+    MODELS,
     HistorySource,
     ProfitParams,
     Progress,
@@ -51,7 +52,8 @@ def test_backtest_is_deterministic(history: tuple[list[Event], list[OutcomeRecor
     assert first["replay"]["events"] == len(events)
     h60 = first["horizons"][0]
     assert h60["horizon_days"] == 60 and h60["accounts"] > 20
-    assert set(h60["models"]) == {"score", "baseline_active_users", "baseline_logins"}
+    assert set(h60["models"]) | set(h60["not_computable"]) == set(MODELS)
+    assert h60["best_baseline"] in h60["models"]
     assert sum(b["accounts"] for b in h60["bands"]) == h60["accounts"]
 
 
