@@ -199,6 +199,11 @@ class _BaselineTracker:
         if e.name == LOGIN_EVENT:
             self.logins[account][day] += 1
 
+    def forget(self, account: str) -> None:
+        for table in (self.last_active, self.usage, self.last_day, self.logins, self.seats,
+                      self.users_seen):
+            table.pop(account, None)
+
     def measure(self, account: str, at: float) -> tuple[int, int, int, Usage]:
         """(active users, logins, seats, usage) over the days before ``at``'s day."""
         today = int(at // DAY)
@@ -309,10 +314,12 @@ def replay_snapshots(
     """Replay ``events`` (in time order) and assess each outcome's account at each horizon.
 
     With ``shard``, only that shard's accounts are replayed and assessed (every event is
-    still read and counted)."""
+    still read and counted). Only accounts with an outcome are replayed, and each only
+    until its last assessment: nothing else is ever read, and accounts never affect each
+    other, so a portfolio of short-lived accounts costs its accounts' lifetimes rather
+    than accounts × the whole history's days."""
     if shard is not None:
         outcomes = [o for o in outcomes if shard.owns(o.account_id)]
-    owned: dict[str, bool] = {}
     replay = Replay(config=config, interval=interval_days * DAY, keep_changes=False)
     baseline = _BaselineTracker(config)
     by_account = {o.account_id: o for o in outcomes}
@@ -320,6 +327,10 @@ def replay_snapshots(
         (o.epoch - h * DAY, h, o.account_id) for o in outcomes for h in horizons
     )
     times = [r[0] for r in requests]
+    # assessments still to come per account; an account leaves when it reaches none
+    remaining: dict[str, int] = defaultdict(int)
+    for _, _, account in requests:
+        remaining[account] += 1
     span_end = times[-1] if times else None
     next_i = 0
     workspace: str | None = None
@@ -345,9 +356,16 @@ def replay_snapshots(
             replay.advance_to(at)
             assessment = replay.assess_at(ws, account, at)
             replay_time += time.perf_counter() - t0
-            if assessment is None:
-                continue  # no history for this account yet at that moment
-            active, logins, seats, usage = baseline.measure(account, at)
+            left = remaining[account] = remaining[account] - 1
+            # None: no history for this account yet at that moment
+            measured = None if assessment is None else baseline.measure(account, at)
+            if not left:
+                del remaining[account]
+                replay.forget(ws, account)
+                baseline.forget(account)
+            if assessment is None or measured is None:
+                continue
+            active, logins, seats, usage = measured
             snapshots.append(Snapshot(
                 account_id=account,
                 horizon_days=horizon,
@@ -386,15 +404,8 @@ def replay_snapshots(
         workspaces.add(e.workspace)
         count += 1
         last = ts
-        if shard is not None:
-            account = e.account_id
-            if account is None:
-                continue
-            mine = owned.get(account)
-            if mine is None:
-                mine = owned[account] = shard.owns(account)
-            if not mine:
-                continue
+        if e.account_id not in remaining:
+            continue  # another shard's, without an outcome, or past its last assessment
         add(e)
         chunk.append(e)
         if len(chunk) >= 2048:
