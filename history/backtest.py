@@ -272,6 +272,7 @@ class ReplayRun:
     last_event: float | None
     changes: int
     workspaces: list[str] = field(default_factory=list)
+    steps: int = 0  # account evaluations the replay made (the cost of a backtest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -420,7 +421,7 @@ def replay_snapshots(
     return ReplayRun(
         snapshots=snapshots, events=count, seconds=seconds, replay_seconds=replay_time,
         first_event=first, last_event=last, changes=replay.stats.changes,
-        workspaces=sorted(workspaces),
+        workspaces=sorted(workspaces), steps=replay.stats.steps,
     )
 
 
@@ -479,6 +480,7 @@ def replay_history(
         first_event=min(firsts, default=None), last_event=max(lasts, default=None),
         changes=sum(run.changes for run in runs),
         workspaces=sorted({ws for run in runs for ws in run.workspaces}),
+        steps=sum(run.steps for run in runs),
     )
     return merged, report
 
@@ -656,6 +658,7 @@ def result_dict(
             "replay_events_per_second": (run.events / run.replay_seconds
                                          if run.replay_seconds else 0.0),
             "health_changes": run.changes,
+            "account_evaluations": run.steps,
         },
         "horizons": evaluate_snapshots(rows, horizons, params, models),
         "snapshots": [s.to_dict() for s in rows],
