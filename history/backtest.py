@@ -29,6 +29,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import statistics
 import sys
 import time
 from bisect import bisect_left
@@ -60,7 +61,7 @@ from history.importers import (
 from scoring.config import ScoringConfig, load_config
 from scoring.replay import Replay
 from scoring.vocabulary import NON_ACTIVITY
-from state.aggregates import DAY
+from state.aggregates import DAY, SignalState
 from streams.events import Event, EventType
 
 DEFAULT_HORIZONS = (90, 60, 30)
@@ -101,6 +102,7 @@ class Snapshot:
     outcome_date: str
     segment: str | None
     usage: Usage = field(default_factory=lambda: Usage(None, 0, 0, 0, 0))
+    signals_since: dict[str, float] = field(default_factory=dict)  # type → earliest start
 
     @property
     def churned(self) -> bool:
@@ -137,6 +139,8 @@ class Snapshot:
             "outcome": self.outcome,
             "outcome_date": self.outcome_date,
             "segment": self.segment,
+            "signals_since": {t: datetime.fromtimestamp(v, tz=UTC).date().isoformat()
+                              for t, v in sorted(self.signals_since.items())},
             "days_since_active": self.usage.days_since_active,
             "events_7d": self.usage.events_7d,
             "events_30d": self.usage.events_30d,
@@ -376,6 +380,7 @@ def replay_snapshots(
                 components={c.name: {"points": c.points, "weight": c.weight,
                                      "value": c.value} for c in assessment.components},
                 signals=sorted({s.type for s in assessment.signals}),
+                signals_since=_earliest_starts(assessment.signals),
                 active_users_30d=active,
                 logins_30d=logins,
                 seats=seats,
@@ -423,6 +428,14 @@ def replay_snapshots(
         first_event=first, last_event=last, changes=replay.stats.changes,
         workspaces=sorted(workspaces), steps=replay.stats.steps,
     )
+
+
+def _earliest_starts(signals: Iterable[SignalState]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for sig in signals:
+        if sig.type not in out or sig.since < out[sig.type]:
+            out[sig.type] = sig.since
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -539,6 +552,38 @@ def best_baseline(models: dict[str, dict[str, Any]]) -> str | None:
     return ranked[0] if ranked else None
 
 
+def preceded_churn(rows: Sequence[Snapshot]) -> list[dict[str, Any]]:
+    """What preceded churn, per signal type active at the horizon: how often it was
+    active, the churn rate where it was and where it was not, the share of churners it
+    flagged, and the median days from its start to the churn (its lead time). Most
+    telling first (highest churn rate where active)."""
+    n = len(rows)
+    churners = sum(1 for s in rows if s.churned)
+    types = sorted({t for s in rows for t in s.signals})
+    table: list[dict[str, Any]] = []
+    for t in types:
+        on = [s for s in rows if t in s.signals]
+        off_churned = churners - sum(1 for s in on if s.churned)
+        on_churned = [s for s in on if s.churned]
+        leads = [(_outcome_epoch(s) - s.signals_since[t]) / DAY
+                 for s in on_churned if t in s.signals_since]
+        table.append({
+            "signal": t,
+            "accounts_active": len(on),
+            "share_active": len(on) / n if n else 0.0,
+            "churn_rate_active": len(on_churned) / len(on) if on else None,
+            "churn_rate_inactive": off_churned / (n - len(on)) if n > len(on) else None,
+            "churners_flagged": len(on_churned) / churners if churners else None,
+            "median_lead_days": statistics.median(leads) if leads else None,
+        })
+    table.sort(key=lambda r: (-(r["churn_rate_active"] or 0.0), r["signal"]))
+    return table
+
+
+def _outcome_epoch(s: Snapshot) -> float:
+    return s.at + s.horizon_days * DAY
+
+
 def evaluate_snapshots(
     snapshots: Sequence[Snapshot],
     horizons: Sequence[int],
@@ -597,6 +642,7 @@ def evaluate_snapshots(
                         (m["auc"] or 0.0) > (mine["auc"] or 0.0)
                         or m["top_decile_lift"] > mine["top_decile_lift"])
                 ]
+            entry["preceded_churn"] = preceded_churn(rows)
             entry["bands"] = rate_by_group([s.band for s in rows], churned, BANDS)
             entry["score_distribution"] = {
                 "churned": [s.score for s in rows if s.churned],

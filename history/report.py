@@ -46,6 +46,8 @@ def _fmt(value: Any, kind: str = "num") -> str:
         return f"{sign}${abs(value):,.0f}"
     if kind == "auc":
         return f"{value:.3f}"
+    if kind == "days":
+        return f"{value:.0f} d"
     return f"{value:,.0f}" if isinstance(value, float) else str(value)
 
 
@@ -113,6 +115,17 @@ def terminal_summary(result: dict[str, Any]) -> str:
         for name, why in h.get("not_computable", {}).items():
             lines.append(f"  {_label(name):<36} not computable here: {why}")
         lines.extend(f"  {line}" for line in comparison_sentences(h))
+        table = h.get("preceded_churn") or []
+        if table:
+            lines.append("  what preceded churn (signal active at the horizon → churn rate "
+                         "where active / not; how often active; median lead):")
+        for row in table[:8]:
+            lines.append(
+                f"    {row['signal']:<30} {_fmt(row['churn_rate_active'], 'pct'):>5} / "
+                f"{_fmt(row['churn_rate_inactive'], 'pct'):<5} active "
+                f"{row['share_active']:.0%}, lead "
+                f"{_fmt(row['median_lead_days'], 'days')}"
+            )
         bands = h.get("bands")
         if bands:
             text = ", ".join(
@@ -168,6 +181,28 @@ def _model_table(h: dict[str, Any]) -> str:
         css = "note bad" if line.startswith("Warning") else "note"
         rows.append(f"<p class='{css}'>{escape(line)}</p>")
     return "\n".join(rows)
+
+
+def _preceded_table(h: dict[str, Any]) -> str:
+    table = h.get("preceded_churn") or []
+    if not table:
+        return ""
+    cells = "".join(
+        f"<tr><td>{escape(r['signal'].replace('_', ' '))}</td>"
+        f"<td>{_fmt(r['churn_rate_active'], 'pct')}</td>"
+        f"<td>{_fmt(r['churn_rate_inactive'], 'pct')}</td>"
+        f"<td>{_fmt(r['share_active'], 'pct')} ({r['accounts_active']})</td>"
+        f"<td>{_fmt(r['churners_flagged'], 'pct')}</td>"
+        f"<td>{_fmt(r['median_lead_days'], 'days')}</td></tr>"
+        for r in table
+    )
+    return ("<h3>What preceded churn</h3><p>For each signal: the churn rate of the accounts "
+            "where it was active at this horizon against those where it was not, how often "
+            "it was active, the share of churners it flagged, and the median days from its "
+            "start to the churn. Trust the signals whose two rates differ most.</p>"
+            "<table><tr><th>Signal</th><th>Churn rate, active</th><th>Churn rate, not "
+            "active</th><th>Active on</th><th>Churners flagged</th><th>Median lead</th></tr>"
+            f"{cells}</table>")
 
 
 def _band_table(h: dict[str, Any], key: str = "bands",
@@ -304,6 +339,7 @@ def write_html(result: dict[str, Any], folder: Path, title: str = "Churn backtes
         parts.append(_model_table(h))
         parts.append(_band_table(h))
         parts.append(_band_table(h, "bands_calibrated", "Calibrated band at the time"))
+        parts.append(_preceded_table(h))
         parts.append("<div class='charts'>")
         for name, caption in _charts_for(h, folder):
             parts.append(f"<figure><img src='{escape(name)}' alt='{escape(caption)}'>"

@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from history.backtest import run_backtest
 from history.evaluation import ProfitParams, paired_bootstrap, roc_auc
 from history.importers import OutcomeRecord, segment_events
@@ -131,6 +133,7 @@ def test_when_recency_is_the_truth_the_report_says_the_recency_baseline_wins(
     page = write_html(result, tmp_path / "report").read_text(encoding="utf-8")
     assert "Warning: Baseline: days since last use" in page
     assert "not computable on this history" in page
+    assert "What preceded churn" in page
 
 
 def test_when_the_signals_are_the_truth_the_score_beats_every_baseline() -> None:
@@ -145,6 +148,15 @@ def test_when_the_signals_are_the_truth_the_score_beats_every_baseline() -> None
     comparison = h["comparisons"]["score"]
     assert comparison["auc_interval"][0] > 0
     assert "Warning" not in terminal_summary(result)
+    # What preceded churn: the planted signals, always and only before a churn, with
+    # their lead from the first failed payment (25 days before the moment, 30 before it).
+    rows = {r["signal"]: r for r in h["preceded_churn"]}
+    paid = rows["payment_failed"]
+    assert paid["churn_rate_active"] == 1.0 and paid["churn_rate_inactive"] == 0.0
+    assert paid["share_active"] == 0.25 and paid["churners_flagged"] == 1.0
+    assert paid["median_lead_days"] == pytest.approx(55, abs=1)
+    assert rows["nps_detractor"]["median_lead_days"] == pytest.approx(36, abs=1)
+    assert h["preceded_churn"][0]["churn_rate_active"] == 1.0
 
 
 def test_bootstrap_intervals_cover_the_difference_and_follow_the_evidence() -> None:
