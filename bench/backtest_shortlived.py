@@ -125,16 +125,21 @@ def main() -> int:
                        str(outcomes_path), "--quiet", "--jobs", str(n), "--json", str(out),
                        "--report", str(folder / f"report-jobs{n}")]
             started = time.perf_counter()
-            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
             subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
             seconds = time.perf_counter() - started
-            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            used = (after.ru_utime + after.ru_stime) - (cpu.ru_utime + cpu.ru_stime)
             result = orjson.loads(out.read_bytes())
+            replay = result["replay"]
             snapshots[n] = orjson.dumps(result["snapshots"])
-            print(f"telltale backtest --jobs {n}: {count:,} events in {seconds:.1f} s "
-                  f"({count / seconds:,.0f} events/s, import + replay + report); replay "
-                  f"{result['replay']['replay_seconds']:.1f} s; peak RSS of the largest "
-                  f"process {max(peak, before) / 1024:,.0f} MiB")
+            # A loaded machine stretches wall time; CPU time per process says what a
+            # quiet one would do.
+            print(f"telltale backtest --jobs {n}: {count:,} events in {seconds:.1f} s wall "
+                  f"({count / seconds:,.0f} events/s, import + replay + report), "
+                  f"{used:.1f} CPU s in all ({count * n / used:,.0f} events/s if each of the "
+                  f"{n} processes had a core); {replay['account_evaluations']:,} account "
+                  f"evaluations; peak RSS {replay['peak_rss_mib']:,.0f} MiB per process")
         if len(snapshots) > 1:
             same = len(set(snapshots.values())) == 1
             print("snapshots identical for every --jobs: " + ("yes" if same else "NO"))

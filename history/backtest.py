@@ -277,6 +277,18 @@ class ReplayRun:
     changes: int
     workspaces: list[str] = field(default_factory=list)
     steps: int = 0  # account evaluations the replay made (the cost of a backtest)
+    cpu_seconds: float = 0.0  # processor time of the replay, summed over its processes
+    peak_rss_mib: float = 0.0  # the largest resident memory of any replaying process
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far, in MiB (0 where it cannot be read)."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return 0.0
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kib / 1024 / (1024 if sys.platform == "darwin" else 1)  # bytes on macOS
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +357,7 @@ def replay_snapshots(
     last: float | None = None
     count = 0
     started = time.perf_counter()
+    cpu_started = time.process_time()
     replay_time = 0.0
     feed = replay.feed
     add = baseline.add
@@ -427,6 +440,7 @@ def replay_snapshots(
         snapshots=snapshots, events=count, seconds=seconds, replay_seconds=replay_time,
         first_event=first, last_event=last, changes=replay.stats.changes,
         workspaces=sorted(workspaces), steps=replay.stats.steps,
+        cpu_seconds=time.process_time() - cpu_started, peak_rss_mib=peak_rss_mib(),
     )
 
 
@@ -494,6 +508,8 @@ def replay_history(
         changes=sum(run.changes for run in runs),
         workspaces=sorted({ws for run in runs for ws in run.workspaces}),
         steps=sum(run.steps for run in runs),
+        cpu_seconds=sum(run.cpu_seconds for run in runs),
+        peak_rss_mib=max([peak_rss_mib(), *(run.peak_rss_mib for run in runs)]),
     )
     return merged, report
 
@@ -705,6 +721,9 @@ def result_dict(
                                          if run.replay_seconds else 0.0),
             "health_changes": run.changes,
             "account_evaluations": run.steps,
+            "cpu_seconds": run.cpu_seconds,
+            "events_per_cpu_second": run.events / run.cpu_seconds if run.cpu_seconds else 0.0,
+            "peak_rss_mib": run.peak_rss_mib,
         },
         "horizons": evaluate_snapshots(rows, horizons, params, models),
         "snapshots": [s.to_dict() for s in rows],

@@ -90,6 +90,13 @@ def terminal_summary(result: dict[str, Any]) -> str:
         f"outcome; {result['replay']['events_per_second']:,.0f} events/s read and replayed "
         f"(scoring alone {result['replay']['replay_events_per_second']:,.0f}/s)",
     ]
+    replay = result["replay"]
+    if replay.get("cpu_seconds"):
+        lines.append(
+            f"{replay['account_evaluations']:,} account evaluations, "
+            f"{replay['events_per_cpu_second']:,.0f} events per CPU second, peak memory "
+            f"{replay['peak_rss_mib']:,.0f} MiB per process"
+        )
     params = result["params"]
     lines.append(
         f"Profit assumes ${params['intervention_cost']:,.0f} per account contacted, "
