@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import multiprocessing
 import os
 import random
 import resource
@@ -24,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -113,7 +115,11 @@ def main() -> int:
         folder.mkdir(parents=True, exist_ok=True)
         events_path, outcomes_path = folder / "events.jsonl", folder / "outcomes.csv"
         started = time.perf_counter()
-        count = write_history(args.accounts, events_path, outcomes_path, args.seed)
+        # in a process of its own: the backtests forked later would otherwise start
+        # with (and report as their peak) the memory the generator held
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            count = pool.submit(write_history, args.accounts, events_path, outcomes_path,
+                                args.seed).result()
         print(f"history: {args.accounts:,} accounts, {count:,} events "
               f"({count / args.accounts:.1f} per account) in "
               f"{time.perf_counter() - started:.1f} s")

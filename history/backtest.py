@@ -33,7 +33,7 @@ import statistics
 import sys
 import time
 from bisect import bisect_left
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from zlib import crc32
 
+from history.churn import CHURN_TYPES, ChurnEvidence
 from history.evaluation import (
     ProfitParams,
     capture_curve,
@@ -50,6 +51,7 @@ from history.evaluation import (
     paired_bootstrap,
     rate_by_group,
     rate_by_quantile,
+    roc_auc,
 )
 from history.importers import (
     ColumnMapping,
@@ -103,6 +105,8 @@ class Snapshot:
     segment: str | None
     usage: Usage = field(default_factory=lambda: Usage(None, 0, 0, 0, 0))
     signals_since: dict[str, float] = field(default_factory=dict)  # type → earliest start
+    churn_type: str | None = None  # see history.churn; learnt after the fact, a label only
+    churn_reason: str | None = None
 
     @property
     def churned(self) -> bool:
@@ -141,6 +145,8 @@ class Snapshot:
             "segment": self.segment,
             "signals_since": {t: datetime.fromtimestamp(v, tz=UTC).date().isoformat()
                               for t, v in sorted(self.signals_since.items())},
+            "churn_type": self.churn_type,
+            "churn_reason": self.churn_reason,
             "days_since_active": self.usage.days_since_active,
             "events_7d": self.usage.events_7d,
             "events_30d": self.usage.events_30d,
@@ -339,6 +345,7 @@ def replay_snapshots(
         outcomes = [o for o in outcomes if shard.owns(o.account_id)]
     replay = Replay(config=config, interval=interval_days * DAY, keep_changes=False)
     baseline = _BaselineTracker(config)
+    evidence = ChurnEvidence()
     by_account = {o.account_id: o for o in outcomes}
     requests = sorted(
         (o.epoch - h * DAY, h, o.account_id) for o in outcomes for h in horizons
@@ -423,6 +430,8 @@ def replay_snapshots(
         workspaces.add(e.workspace)
         count += 1
         last = ts
+        if e.account_id in by_account:
+            evidence.add(e)  # a cancellation comes after the last assessment
         if e.account_id not in remaining:
             continue  # another shard's, without an outcome, or past its last assessment
         add(e)
@@ -433,6 +442,8 @@ def replay_snapshots(
                 progress.update((ts - first) / max(span_end - first, 1.0), count)
     flush()
     take(len(requests))
+    for snap in snapshots:
+        snap.churn_type, snap.churn_reason = evidence.classify(by_account[snap.account_id])
     seconds = time.perf_counter() - started
     if progress is not None:
         progress.done(count)
@@ -596,6 +607,26 @@ def preceded_churn(rows: Sequence[Snapshot]) -> list[dict[str, Any]]:
     return table
 
 
+def by_churn_type(rows: Sequence[Snapshot], risks: dict[str, list[float]],
+                  best: str | None) -> dict[str, dict[str, Any]]:
+    """Per churn type: how many churned so, and the AUC of the scored rankings and the
+    best baseline at telling those churners from the accounts that stayed whole."""
+    out: dict[str, dict[str, Any]] = {}
+    shown = [m for m in (*SCORED_MODELS, best) if m is not None and m in risks]
+    for kind in CHURN_TYPES:
+        keep = [i for i, s in enumerate(rows) if s.churn_type in (None, kind)]
+        labels = [rows[i].churn_type == kind for i in keep]
+        if not any(labels):
+            continue
+        out[kind] = {
+            "accounts": sum(labels),
+            "reasons": dict(sorted(Counter(rows[i].churn_reason for i in keep
+                                           if rows[i].churn_type == kind).items())),
+            "auc": {m: roc_auc([risks[m][i] for i in keep], labels) for m in shown},
+        }
+    return out
+
+
 def _outcome_epoch(s: Snapshot) -> float:
     return s.at + s.horizon_days * DAY
 
@@ -659,6 +690,7 @@ def evaluate_snapshots(
                         or m["top_decile_lift"] > mine["top_decile_lift"])
                 ]
             entry["preceded_churn"] = preceded_churn(rows)
+            entry["by_churn_type"] = by_churn_type(rows, risks, best)
             entry["bands"] = rate_by_group([s.band for s in rows], churned, BANDS)
             entry["score_distribution"] = {
                 "churned": [s.score for s in rows if s.churned],

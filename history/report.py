@@ -122,6 +122,10 @@ def terminal_summary(result: dict[str, Any]) -> str:
         for name, why in h.get("not_computable", {}).items():
             lines.append(f"  {_label(name):<36} not computable here: {why}")
         lines.extend(f"  {line}" for line in comparison_sentences(h))
+        for kind, t in (h.get("by_churn_type") or {}).items():
+            aucs = ", ".join(f"{_label(m)} {_fmt(a, 'auc')}" for m, a in t["auc"].items())
+            lines.append(f"  {kind} churn ({t['accounts']} accounts) against those that "
+                         f"stayed whole, AUC: {aucs}")
         table = h.get("preceded_churn") or []
         if table:
             lines.append("  what preceded churn (signal active at the horizon → churn rate "
@@ -210,6 +214,25 @@ def _preceded_table(h: dict[str, Any]) -> str:
             "<table><tr><th>Signal</th><th>Churn rate, active</th><th>Churn rate, not "
             "active</th><th>Active on</th><th>Churners flagged</th><th>Median lead</th></tr>"
             f"{cells}</table>")
+
+
+def _churn_type_table(h: dict[str, Any]) -> str:
+    kinds = h.get("by_churn_type") or {}
+    if not kinds:
+        return ""
+    models = list(next(iter(kinds.values()))["auc"])
+    head = "".join(f"<th>AUC, {escape(_label(m))}</th>" for m in models)
+    cells = "".join(
+        f"<tr><td>{escape(kind)}</td><td>{t['accounts']}</td>"
+        f"<td>{escape(', '.join(f'{r} {n}' for r, n in t['reasons'].items()))}</td>"
+        + "".join(f"<td>{_fmt(t['auc'].get(m), 'auc')}</td>" for m in models) + "</tr>"
+        for kind, t in kinds.items()
+    )
+    return ("<h3>By type of churn</h3><p>Each kind of churn against the accounts that "
+            "stayed whole: a score can see a customer deciding to leave long before it "
+            "sees a card expire.</p>"
+            f"<table><tr><th>Type</th><th>Accounts</th><th>Reasons</th>{head}</tr>{cells}"
+            "</table>")
 
 
 def _band_table(h: dict[str, Any], key: str = "bands",
@@ -346,6 +369,7 @@ def write_html(result: dict[str, Any], folder: Path, title: str = "Churn backtes
         parts.append(_model_table(h))
         parts.append(_band_table(h))
         parts.append(_band_table(h, "bands_calibrated", "Calibrated band at the time"))
+        parts.append(_churn_type_table(h))
         parts.append(_preceded_table(h))
         parts.append("<div class='charts'>")
         for name, caption in _charts_for(h, folder):
