@@ -330,3 +330,30 @@ def paired_bootstrap(
         "resamples": len(auc_diffs),
         "level": level,
     }
+
+
+def brier_score(probability: Sequence[float], churned: Sequence[bool]) -> float | None:
+    """Mean squared error of churn probabilities against what happened (0 is perfect)."""
+    if not probability:
+        return None
+    return sum((p - (1.0 if c else 0.0)) ** 2
+               for p, c in zip(probability, churned, strict=True)) / len(probability)
+
+
+def reliability_curve(
+    probability: Sequence[float], churned: Sequence[bool], buckets: int = 5
+) -> list[dict[str, Any]]:
+    """Accounts in ``buckets`` equal groups by predicted churn probability (lowest first):
+    the mean prediction and the share that churned in each. Close together: trustworthy."""
+    order = sorted(range(len(probability)), key=lambda i: probability[i])
+    rows = []
+    for b in range(buckets):
+        members = order[b * len(order) // buckets:(b + 1) * len(order) // buckets]
+        if not members:
+            continue
+        rows.append({
+            "accounts": len(members),
+            "predicted": sum(probability[i] for i in members) / len(members),
+            "observed": sum(1 for i in members if churned[i]) / len(members),
+        })
+    return rows

@@ -130,7 +130,7 @@ def terminal_summary(result: dict[str, Any]) -> str:
         if table:
             lines.append("  what preceded churn (signal active at the horizon → churn rate "
                          "where active / not; how often active; median lead):")
-        for row in table[:8]:
+        for row in table[:8]:  # the most telling; the page has them all
             lines.append(
                 f"    {row['signal']:<30} {_fmt(row['churn_rate_active'], 'pct'):>5} / "
                 f"{_fmt(row['churn_rate_inactive'], 'pct'):<5} active "
@@ -144,6 +144,14 @@ def terminal_summary(result: dict[str, Any]) -> str:
                 f"of {b['accounts']}" for b in bands
             )
             lines.append(f"  churn by band: {text}")
+    check = result.get("probability_check")
+    if check and check.get("brier") is not None:
+        curve = ", ".join(f"{r['predicted']:.0%}→{r['observed']:.0%}"
+                          for r in check["reliability"])
+        lines.append("")
+        lines.append(f"Churn probability out of time: Brier {check['brier']:.3f} (the "
+                     f"earlier churn rate alone {check['brier_training_rate']:.3f}); "
+                     f"predicted → observed by fifth: {curve}")
     return "\n".join(lines)
 
 
@@ -388,6 +396,19 @@ def write_html(result: dict[str, Any], folder: Path, title: str = "Churn backtes
             )
             parts.append("<table><tr><th>Component</th><th>Default weight</th>"
                          f"<th>Calibrated weight</th></tr>{rows}</table>")
+    check = result.get("probability_check")
+    if check and check.get("brier") is not None:
+        rows = "".join(
+            f"<tr><td>{_fmt(r['predicted'], 'pct')}</td><td>{_fmt(r['observed'], 'pct')}</td>"
+            f"<td>{r['accounts']}</td></tr>" for r in check["reliability"]
+        )
+        parts.append(
+            "<h2>Churn probability, tested out of time</h2><p>Each later account's "
+            "calibrated score turned into a churn probability as learnt on the earlier "
+            f"ones. Brier score {check['brier']:.3f} (always predicting the earlier churn "
+            f"rate: {check['brier_training_rate']:.3f}; lower is better).</p>"
+            "<table><tr><th>Predicted churn</th><th>Observed churn</th><th>Accounts</th>"
+            f"</tr>{rows}</table>")
     parts.append("<h2>How to read this</h2><ul>"
                  "<li><b>Lift in the top 10%</b>: how many times more churners are among the "
                  "10% of accounts the ranking flags as riskiest than in the portfolio as a "

@@ -191,3 +191,12 @@ def test_calibrate_cli_writes_a_loadable_config_and_an_out_of_time_report(
     assert "calibrated" in h["models"] and h["bands_calibrated"]
     html = (folder / "index.html").read_text(encoding="utf-8")
     assert "Calibrated band at the time" in html and "Learnt from" in html
+    # the learnt churn probability, checked on the later renewals only
+    check = result["probability_check"]
+    assert check["accounts"] == h["accounts"]
+    assert 0.0 <= check["brier"] <= 1.0 and 0.0 <= check["brier_training_rate"] <= 1.0
+    curve = check["reliability"]
+    assert sum(r["accounts"] for r in curve) == h["accounts"]
+    assert [r["predicted"] for r in curve] == sorted(r["predicted"] for r in curve)
+    assert "Churn probability, tested out of time" in html
+    assert "comparisons" in h and h["comparisons"]["calibrated"]["baseline"] == h["best_baseline"]
