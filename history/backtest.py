@@ -558,7 +558,7 @@ BASELINES: dict[str, RiskFn] = {
 MODELS: dict[str, RiskFn] = {"score": lambda s: 100.0 - s.score, **BASELINES}
 
 # Rankings that are compared with the best baseline, when present.
-SCORED_MODELS = ("score", "calibrated", "learned")
+SCORED_MODELS = ("score", "calibrated", "learned_logistic", "learned_boosting")
 
 
 def _why_not_computable(name: str, rows: Sequence[Snapshot]) -> str:

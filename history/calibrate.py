@@ -43,6 +43,7 @@ from history.backtest import (
 )
 from history.evaluation import ProfitParams, brier_score, reliability_curve
 from history.importers import OutcomeRecord
+from history.learned import learned_models
 from scoring.config import Bands, ScoringConfig, dump_config
 from scoring.scores import split_points
 
@@ -454,6 +455,8 @@ def run_calibration(
     calibration = calibrate(first.snapshots, config, split, l2, prior_churners)
     second = replay(calibration.config)
     rows, models = compare(first.snapshots, second.snapshots, split)
+    # the ceiling: models fitted on the same training renewals, when scikit-learn is there
+    models.update(learned_models([s for s in first.snapshots if _is_train(s, split)], rows))
     test_outcomes = [o for o in outcomes if o.date > split]
     result = result_dict(first, test_outcomes, config, horizons, params, models, rows)
     # The current config and the baselines on every renewal (in and out of training):

@@ -17,7 +17,8 @@ from history import plots
 MODEL_LABELS = {
     "score": "Telltale health score",
     "calibrated": "Calibrated score",
-    "learned": "Learned reference (fitted model)",
+    "learned_logistic": "Learned reference: logistic regression",
+    "learned_boosting": "Learned reference: gradient boosting",
     "baseline_recency": "Baseline: days since last use",
     "baseline_events_7d": "Baseline: product events (7 days)",
     "baseline_events_30d": "Baseline: product events (30 days)",
@@ -26,7 +27,7 @@ MODEL_LABELS = {
     "baseline_active_users": "Baseline: active users (30 days)",
     "baseline_logins": "Baseline: logins (30 days)",
 }
-CHARTED = ("score", "calibrated", "learned")
+CHARTED = ("score", "calibrated", "learned_logistic", "learned_boosting")
 BAND_LABELS = {"healthy": "Healthy", "watch": "Watch", "at_risk": "At risk"}
 
 

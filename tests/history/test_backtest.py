@@ -24,6 +24,7 @@ from history.backtest import (
     run_backtest,
 )
 from history.importers import OutcomeRecord, read_jsonl, read_outcomes, segment_events
+from history.learned import available as learned_available
 from history.simulate import simulate, write_simulation
 from scoring.config import load_config
 from streams.events import Event
@@ -200,3 +201,5 @@ def test_calibrate_cli_writes_a_loadable_config_and_an_out_of_time_report(
     assert [r["predicted"] for r in curve] == sorted(r["predicted"] for r in curve)
     assert "Churn probability, tested out of time" in html
     assert "comparisons" in h and h["comparisons"]["calibrated"]["baseline"] == h["best_baseline"]
+    # the learned ceiling sits beside them whenever the ml extra is installed
+    assert ("learned_boosting" in h["models"]) == learned_available()
