@@ -92,21 +92,25 @@ def main() -> int:
     args = parser.parse_args()
     seeds = seeds_from(args.seeds)
     started = time.perf_counter()
-    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        rows = list(pool.map(one_seed, seeds, [args.accounts] * len(seeds),
-                             [args.days] * len(seeds), [args.horizon] * len(seeds),
-                             [args.interval_days] * len(seeds)))
     print(f"{len(seeds)} seeds, {args.accounts} accounts x {args.days} days, "
-          f"{args.horizon} days before the outcome, grid {args.interval_days:g} d "
-          f"({time.perf_counter() - started:.0f} s)")
+          f"{args.horizon} days before the outcome, grid {args.interval_days:g} d")
     print(f"{'seed':>4} {'renewals':>8} {'churned':>7}  {'score AUC':>9} {'best AUC':>8} "
           f"{'ΔAUC (95% bootstrap)':>24}  {'score lift':>10} {'best lift':>9}  best baseline")
-    for r in rows:
-        c = r["comparison"]
-        lo, hi = c["auc_interval"] or (math.nan, math.nan)
-        print(f"{r['seed']:>4} {r['accounts']:>8} {r['churned']:>7}  {r['score_auc']:>9.3f} "
-              f"{r['baseline_auc']:>8.3f} {c['auc_difference']:>+8.3f} ({lo:+.3f}, {hi:+.3f})"
-              f"  {r['score_lift']:>9.2f}× {r['baseline_lift']:>8.2f}×  {r['best']}")
+    rows: list[dict[str, Any]] = []
+    with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        # each seed's line as soon as it is known: a long run is readable as it goes
+        for r in pool.map(one_seed, seeds, [args.accounts] * len(seeds),
+                          [args.days] * len(seeds), [args.horizon] * len(seeds),
+                          [args.interval_days] * len(seeds)):
+            rows.append(r)
+            c = r["comparison"]
+            lo, hi = c["auc_interval"] or (math.nan, math.nan)
+            print(f"{r['seed']:>4} {r['accounts']:>8} {r['churned']:>7}  "
+                  f"{r['score_auc']:>9.3f} {r['baseline_auc']:>8.3f} "
+                  f"{c['auc_difference']:>+8.3f} ({lo:+.3f}, {hi:+.3f})  "
+                  f"{r['score_lift']:>9.2f}× {r['baseline_lift']:>8.2f}×  {r['best']}",
+                  flush=True)
+    print(f"({time.perf_counter() - started:.0f} s)")
     for label, score_key, base_key in (("AUC", "score_auc", "baseline_auc"),
                                        ("top-decile lift", "score_lift", "baseline_lift")):
         diffs = [r[score_key] - r[base_key] for r in rows]
