@@ -75,6 +75,17 @@ def comparison_sentences(h: dict[str, Any]) -> list[str]:
             lo, hi = c["lift_interval"]
             text += f" ({_signed(lo, 'x')} to {_signed(hi, 'x')})"
         out.append(text + ".")
+    models = h.get("models", {})
+    learned = [m["auc"] for n, m in models.items()
+               if n.startswith("learned_") and m["auc"] is not None]
+    ceiling = max(learned, default=None)
+    for name in ("score", "calibrated"):
+        auc = (models.get(name) or {}).get("auc")
+        if ceiling is not None and auc is not None and ceiling > 0.5:
+            # above chance, as a share of what the fitted models found above chance
+            out.append(f"{_label(name)} captures {(auc - 0.5) / (ceiling - 0.5):.0%} of "
+                       f"the learnable signal (AUC {auc:.3f} against the learned "
+                       f"reference's {ceiling:.3f}).")
     for name, beating in h.get("baselines_beating", {}).items():
         if beating:
             out.append(f"Warning: {', '.join(_label(b) for b in beating)} "

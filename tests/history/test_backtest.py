@@ -203,3 +203,4 @@ def test_calibrate_cli_writes_a_loadable_config_and_an_out_of_time_report(
     assert "comparisons" in h and h["comparisons"]["calibrated"]["baseline"] == h["best_baseline"]
     # the learned ceiling sits beside them whenever the ml extra is installed
     assert ("learned_boosting" in h["models"]) == learned_available()
+    assert ("of the learnable signal" in html) == learned_available()
