@@ -7,9 +7,15 @@ days), the account is assessed as it stood at midnight UTC ``h`` days before its
 date, from the events before that moment only. Accounts whose history starts after that
 moment are left out of that horizon.
 
-Beside the score, on the same accounts at the same moments, sit two honest baselines
-computed from the same replayed events: the share of licensed seats with a product-usage
-event in the last 30 days (fewer → riskier), and logins per seat in the last 30 days.
+Beside the score, on the same accounts at the same moments, sit simple baselines
+computed from the same replayed events (a product-usage event is a page view or a track
+event that counts as activity, as the score counts it): days since the last product-usage
+event, product-usage events in the last 7 and 30 days, days with product usage in the
+last 14 and 30 days, the share of licensed seats active in the last 30 days and logins per
+seat in the last 30 days. A baseline that ranks every account alike at a horizon (no seat
+counts, no ``Logged In`` events) is reported as not computable there, never as an AUC of
+0.500. The best baseline at each horizon is compared with the score, with a bootstrap
+interval on the differences (:func:`history.evaluation.paired_bootstrap`).
 
 Accounts never affect each other, so :func:`replay_history` can split them over
 ``jobs`` processes (by a hash of the account id). Each process reads the whole history
@@ -23,10 +29,11 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import statistics
 import sys
 import time
 from bisect import bisect_left
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -36,12 +43,15 @@ from pathlib import Path
 from typing import Any, TextIO
 from zlib import crc32
 
+from history.churn import CHURN_TYPES, ChurnEvidence
 from history.evaluation import (
     ProfitParams,
     capture_curve,
     evaluate_ranking,
+    paired_bootstrap,
     rate_by_group,
     rate_by_quantile,
+    roc_auc,
 )
 from history.importers import (
     ColumnMapping,
@@ -52,13 +62,27 @@ from history.importers import (
 )
 from scoring.config import ScoringConfig, load_config
 from scoring.replay import Replay
-from state.aggregates import DAY
+from scoring.vocabulary import NON_ACTIVITY
+from state.aggregates import DAY, SignalState
 from streams.events import Event, EventType
 
 DEFAULT_HORIZONS = (90, 60, 30)
 BANDS = ("healthy", "watch", "at_risk")
 BASELINE_WINDOW_DAYS = 30
 LOGIN_EVENT = "Logged In"
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Product usage of one account before a moment, for the baselines: days since the
+    last product-usage day (``None``: none yet), events in the last 7 and 30 days, and
+    days with usage in the last 14 and 30."""
+
+    days_since_active: int | None
+    events_7d: int
+    events_30d: int
+    active_days_14d: int
+    active_days_30d: int
 
 
 @dataclass(slots=True)
@@ -79,6 +103,10 @@ class Snapshot:
     outcome: str
     outcome_date: str
     segment: str | None
+    usage: Usage = field(default_factory=lambda: Usage(None, 0, 0, 0, 0))
+    signals_since: dict[str, float] = field(default_factory=dict)  # type → earliest start
+    churn_type: str | None = None  # see history.churn; learnt after the fact, a label only
+    churn_reason: str | None = None
 
     @property
     def churned(self) -> bool:
@@ -115,19 +143,44 @@ class Snapshot:
             "outcome": self.outcome,
             "outcome_date": self.outcome_date,
             "segment": self.segment,
+            "signals_since": {t: datetime.fromtimestamp(v, tz=UTC).date().isoformat()
+                              for t, v in sorted(self.signals_since.items())},
+            "churn_type": self.churn_type,
+            "churn_reason": self.churn_reason,
+            "days_since_active": self.usage.days_since_active,
+            "events_7d": self.usage.events_7d,
+            "events_30d": self.usage.events_30d,
+            "active_days_14d": self.usage.active_days_14d,
+            "active_days_30d": self.usage.active_days_30d,
         }
 
 
 class _BaselineTracker:
-    """Per account: each user's last product-usage day, logins per day, and seats —
-    everything the baselines need, from the same events the replay sees."""
+    """Per account: each user's last product-usage day, product-usage events and logins
+    per day, and seats — everything the baselines need, from the same events the
+    replay sees."""
 
-    def __init__(self, activity: frozenset[str]) -> None:
-        self.activity = activity
+    def __init__(self, config: ScoringConfig) -> None:
+        self.rules = {name: rule.family == "adoption" for name, rule in config.events.items()}
+        self.unknown_counts = config.unknown_event_weight > 0
         self.last_active: dict[str, dict[str, int]] = defaultdict(dict)
+        self.usage: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        self.last_day: dict[str, int] = {}
         self.logins: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         self.seats: dict[str, int] = {}
         self.users_seen: dict[str, set[str]] = defaultdict(set)
+
+    def is_usage(self, e: Event) -> bool:
+        """Whether the event is product usage: what the score counts as activity, less
+        the expansion-intent family."""
+        if e.type is EventType.PAGE or e.type is EventType.SCREEN:
+            return True
+        if e.type is not EventType.TRACK or e.name is None:
+            return False
+        adoption = self.rules.get(e.name)
+        if adoption is not None:
+            return adoption
+        return self.unknown_counts and e.name not in NON_ACTIVITY
 
     def add(self, e: Event) -> None:
         account = e.account_id
@@ -139,28 +192,51 @@ class _BaselineTracker:
             if isinstance(seats, int | float) and not isinstance(seats, bool) and seats > 0:
                 self.seats[account] = int(seats)
             return
+        if not self.is_usage(e):
+            return
+        day = int(e.timestamp // DAY)
+        per_day = self.usage[account]
+        per_day[day] += 1
+        if len(per_day) > 2 * BASELINE_WINDOW_DAYS:  # keep the per-day map bounded
+            for d in [d for d in per_day if d <= day - BASELINE_WINDOW_DAYS - 1]:
+                del per_day[d]
+        self.last_day[account] = max(day, self.last_day.get(account, day))
         user = e.user_id or e.anonymous_id
         if user is None:
             return
-        if etype is EventType.PAGE or (etype is EventType.TRACK and e.name in self.activity):
-            day = int(e.timestamp // DAY)
-            self.last_active[account][user] = day
-            self.users_seen[account].add(user)
-            if e.name == LOGIN_EVENT:
-                self.logins[account][day] += 1
+        self.last_active[account][user] = day
+        self.users_seen[account].add(user)
+        if e.name == LOGIN_EVENT:
+            self.logins[account][day] += 1
 
-    def measure(self, account: str, at: float) -> tuple[int, int, int]:
-        """(active users, logins, seats) over the 30 days before ``at``."""
+    def forget(self, account: str) -> None:
+        for table in (self.last_active, self.usage, self.last_day, self.logins, self.seats,
+                      self.users_seen):
+            table.pop(account, None)
+
+    def measure(self, account: str, at: float) -> tuple[int, int, int, Usage]:
+        """(active users, logins, seats, usage) over the days before ``at``'s day."""
         today = int(at // DAY)
         since = today - BASELINE_WINDOW_DAYS
         active = sum(1 for d in self.last_active.get(account, {}).values() if since <= d < today)
         per_day = self.logins.get(account, {})
         logins = sum(n for d, n in per_day.items() if since <= d < today)
-        if len(per_day) > 2 * BASELINE_WINDOW_DAYS:  # keep the per-day map bounded
+        if len(per_day) > 2 * BASELINE_WINDOW_DAYS:
             for d in [d for d in per_day if d < since]:
                 del per_day[d]
         seats = self.seats.get(account) or max(1, len(self.users_seen.get(account, ())))
-        return active, logins, seats
+        usage = self.usage.get(account, {})
+        days = [(d, n) for d, n in usage.items() if since <= d < today]
+        last = self.last_day.get(account)
+        if last is not None and last >= today:  # an event at the very moment: not before it
+            last = max((d for d in usage if d < today), default=None)
+        return active, logins, seats, Usage(
+            days_since_active=None if last is None else today - last,
+            events_7d=sum(n for d, n in days if d >= today - 7),
+            events_30d=sum(n for _, n in days),
+            active_days_14d=sum(1 for d, _ in days if d >= today - 14),
+            active_days_30d=len(days),
+        )
 
 
 class Progress:
@@ -206,6 +282,19 @@ class ReplayRun:
     last_event: float | None
     changes: int
     workspaces: list[str] = field(default_factory=list)
+    steps: int = 0  # account evaluations the replay made (the cost of a backtest)
+    cpu_seconds: float = 0.0  # processor time of the replay, summed over its processes
+    peak_rss_mib: float = 0.0  # the largest resident memory of any replaying process
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory so far, in MiB (0 where it cannot be read)."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return 0.0
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kib / 1024 / (1024 if sys.platform == "darwin" else 1)  # bytes on macOS
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,20 +337,24 @@ def replay_snapshots(
     """Replay ``events`` (in time order) and assess each outcome's account at each horizon.
 
     With ``shard``, only that shard's accounts are replayed and assessed (every event is
-    still read and counted)."""
+    still read and counted). Only accounts with an outcome are replayed, and each only
+    until its last assessment: nothing else is ever read, and accounts never affect each
+    other, so a portfolio of short-lived accounts costs its accounts' lifetimes rather
+    than accounts × the whole history's days."""
     if shard is not None:
         outcomes = [o for o in outcomes if shard.owns(o.account_id)]
-    owned: dict[str, bool] = {}
     replay = Replay(config=config, interval=interval_days * DAY, keep_changes=False)
-    activity = frozenset(
-        name for name, rule in config.events.items() if rule.family == "adoption"
-    )
-    baseline = _BaselineTracker(activity)
+    baseline = _BaselineTracker(config)
+    evidence = ChurnEvidence()
     by_account = {o.account_id: o for o in outcomes}
     requests = sorted(
         (o.epoch - h * DAY, h, o.account_id) for o in outcomes for h in horizons
     )
     times = [r[0] for r in requests]
+    # assessments still to come per account; an account leaves when it reaches none
+    remaining: dict[str, int] = defaultdict(int)
+    for _, _, account in requests:
+        remaining[account] += 1
     span_end = times[-1] if times else None
     next_i = 0
     workspace: str | None = None
@@ -271,6 +364,7 @@ def replay_snapshots(
     last: float | None = None
     count = 0
     started = time.perf_counter()
+    cpu_started = time.process_time()
     replay_time = 0.0
     feed = replay.feed
     add = baseline.add
@@ -287,9 +381,16 @@ def replay_snapshots(
             replay.advance_to(at)
             assessment = replay.assess_at(ws, account, at)
             replay_time += time.perf_counter() - t0
-            if assessment is None:
-                continue  # no history for this account yet at that moment
-            active, logins, seats = baseline.measure(account, at)
+            left = remaining[account] = remaining[account] - 1
+            # None: no history for this account yet at that moment
+            measured = None if assessment is None else baseline.measure(account, at)
+            if not left:
+                del remaining[account]
+                replay.forget(ws, account)
+                baseline.forget(account)
+            if assessment is None or measured is None:
+                continue
+            active, logins, seats, usage = measured
             snapshots.append(Snapshot(
                 account_id=account,
                 horizon_days=horizon,
@@ -299,6 +400,7 @@ def replay_snapshots(
                 components={c.name: {"points": c.points, "weight": c.weight,
                                      "value": c.value} for c in assessment.components},
                 signals=sorted({s.type for s in assessment.signals}),
+                signals_since=_earliest_starts(assessment.signals),
                 active_users_30d=active,
                 logins_30d=logins,
                 seats=seats,
@@ -306,6 +408,7 @@ def replay_snapshots(
                 outcome=o.outcome,
                 outcome_date=o.date.isoformat(),
                 segment=o.segment or assessment.segment,
+                usage=usage,
             ))
 
     def flush() -> None:
@@ -327,15 +430,10 @@ def replay_snapshots(
         workspaces.add(e.workspace)
         count += 1
         last = ts
-        if shard is not None:
-            account = e.account_id
-            if account is None:
-                continue
-            mine = owned.get(account)
-            if mine is None:
-                mine = owned[account] = shard.owns(account)
-            if not mine:
-                continue
+        if e.account_id in by_account:
+            evidence.add(e)  # a cancellation comes after the last assessment
+        if e.account_id not in remaining:
+            continue  # another shard's, without an outcome, or past its last assessment
         add(e)
         chunk.append(e)
         if len(chunk) >= 2048:
@@ -344,14 +442,25 @@ def replay_snapshots(
                 progress.update((ts - first) / max(span_end - first, 1.0), count)
     flush()
     take(len(requests))
+    for snap in snapshots:
+        snap.churn_type, snap.churn_reason = evidence.classify(by_account[snap.account_id])
     seconds = time.perf_counter() - started
     if progress is not None:
         progress.done(count)
     return ReplayRun(
         snapshots=snapshots, events=count, seconds=seconds, replay_seconds=replay_time,
         first_event=first, last_event=last, changes=replay.stats.changes,
-        workspaces=sorted(workspaces),
+        workspaces=sorted(workspaces), steps=replay.stats.steps,
+        cpu_seconds=time.process_time() - cpu_started, peak_rss_mib=peak_rss_mib(),
     )
+
+
+def _earliest_starts(signals: Iterable[SignalState]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for sig in signals:
+        if sig.type not in out or sig.since < out[sig.type]:
+            out[sig.type] = sig.since
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,6 +518,9 @@ def replay_history(
         first_event=min(firsts, default=None), last_event=max(lasts, default=None),
         changes=sum(run.changes for run in runs),
         workspaces=sorted({ws for run in runs for ws in run.workspaces}),
+        steps=sum(run.steps for run in runs),
+        cpu_seconds=sum(run.cpu_seconds for run in runs),
+        peak_rss_mib=max([peak_rss_mib(), *(run.peak_rss_mib for run in runs)]),
     )
     return merged, report
 
@@ -425,11 +537,98 @@ def _replay_shard(source: HistorySource, outcomes: list[OutcomeRecord],
 
 RiskFn = Callable[[Snapshot], float]
 
-MODELS: dict[str, RiskFn] = {
-    "score": lambda s: 100.0 - s.score,
+NEVER_ACTIVE_DAYS = float("inf")  # recency of an account with no usage yet: the riskiest
+
+
+def _recency(s: Snapshot) -> float:
+    d = s.usage.days_since_active
+    return NEVER_ACTIVE_DAYS if d is None else float(d)
+
+
+BASELINES: dict[str, RiskFn] = {
+    "baseline_recency": _recency,
+    "baseline_events_7d": lambda s: -float(s.usage.events_7d),
+    "baseline_events_30d": lambda s: -float(s.usage.events_30d),
+    "baseline_active_days_14d": lambda s: -float(s.usage.active_days_14d),
+    "baseline_active_days_30d": lambda s: -float(s.usage.active_days_30d),
     "baseline_active_users": lambda s: -s.active_share,
     "baseline_logins": lambda s: -s.logins_per_seat,
 }
+
+MODELS: dict[str, RiskFn] = {"score": lambda s: 100.0 - s.score, **BASELINES}
+
+# Rankings that are compared with the best baseline, when present.
+SCORED_MODELS = ("score", "calibrated", "learned_logistic", "learned_boosting")
+
+
+def _why_not_computable(name: str, rows: Sequence[Snapshot]) -> str:
+    if name == "baseline_logins" and not any(s.logins_30d for s in rows):
+        return "no Logged In event in the 30 days before any assessment"
+    if name == "baseline_active_users" and all(s.seats <= 1 for s in rows):
+        return "one seat per account, so the share of seats active says no more than recency"
+    return "every account has the same value"
+
+
+def best_baseline(models: dict[str, dict[str, Any]]) -> str | None:
+    """The baseline with the highest AUC (then lift), or ``None`` when none was computed."""
+    ranked = sorted(
+        (name for name in models if name.startswith("baseline_")
+         and models[name]["auc"] is not None),
+        key=lambda n: (-models[n]["auc"], -models[n]["top_decile_lift"], n),
+    )
+    return ranked[0] if ranked else None
+
+
+def preceded_churn(rows: Sequence[Snapshot]) -> list[dict[str, Any]]:
+    """What preceded churn, per signal type active at the horizon: how often it was
+    active, the churn rate where it was and where it was not, the share of churners it
+    flagged, and the median days from its start to the churn (its lead time). Most
+    telling first (highest churn rate where active)."""
+    n = len(rows)
+    churners = sum(1 for s in rows if s.churned)
+    types = sorted({t for s in rows for t in s.signals})
+    table: list[dict[str, Any]] = []
+    for t in types:
+        on = [s for s in rows if t in s.signals]
+        off_churned = churners - sum(1 for s in on if s.churned)
+        on_churned = [s for s in on if s.churned]
+        leads = [(_outcome_epoch(s) - s.signals_since[t]) / DAY
+                 for s in on_churned if t in s.signals_since]
+        table.append({
+            "signal": t,
+            "accounts_active": len(on),
+            "share_active": len(on) / n if n else 0.0,
+            "churn_rate_active": len(on_churned) / len(on) if on else None,
+            "churn_rate_inactive": off_churned / (n - len(on)) if n > len(on) else None,
+            "churners_flagged": len(on_churned) / churners if churners else None,
+            "median_lead_days": statistics.median(leads) if leads else None,
+        })
+    table.sort(key=lambda r: (-(r["churn_rate_active"] or 0.0), r["signal"]))
+    return table
+
+
+def by_churn_type(rows: Sequence[Snapshot], risks: dict[str, list[float]],
+                  best: str | None) -> dict[str, dict[str, Any]]:
+    """Per churn type: how many churned so, and the AUC of the scored rankings and the
+    best baseline at telling those churners from the accounts that stayed whole."""
+    out: dict[str, dict[str, Any]] = {}
+    shown = [m for m in (*SCORED_MODELS, best) if m is not None and m in risks]
+    for kind in CHURN_TYPES:
+        keep = [i for i, s in enumerate(rows) if s.churn_type in (None, kind)]
+        labels = [rows[i].churn_type == kind for i in keep]
+        if not any(labels):
+            continue
+        out[kind] = {
+            "accounts": sum(labels),
+            "reasons": dict(sorted(Counter(rows[i].churn_reason for i in keep
+                                           if rows[i].churn_type == kind).items())),
+            "auc": {m: roc_auc([risks[m][i] for i in keep], labels) for m in shown},
+        }
+    return out
+
+
+def _outcome_epoch(s: Snapshot) -> float:
+    return s.at + s.horizon_days * DAY
 
 
 def evaluate_snapshots(
@@ -439,7 +638,8 @@ def evaluate_snapshots(
     models: dict[str, RiskFn] | None = None,
 ) -> list[dict[str, Any]]:
     """Per horizon: every model's figures, churn by band, quantiles, gains curves and
-    the score distribution of churners and the others."""
+    the score distribution of churners and the others; the baselines that could not be
+    computed, the best one, and every scored ranking against it (bootstrap intervals)."""
     models = models or MODELS
     out = []
     for h in horizons:
@@ -452,16 +652,45 @@ def evaluate_snapshots(
             "churned": sum(churned),
             "base_rate": sum(churned) / len(rows) if rows else 0.0,
             "models": {},
+            "not_computable": {},
             "gains": {},
             "quintiles": {},
+            "best_baseline": None,
+            "comparisons": {},
+            "baselines_beating": {},
         }
         if rows:
+            risks: dict[str, list[float]] = {}
             for name, fn in models.items():
                 risk = [fn(s) for s in rows]
+                if name.startswith("baseline_") and len(set(risk)) == 1:
+                    entry["not_computable"][name] = _why_not_computable(name, rows)
+                    continue
+                risks[name] = risk
                 entry["models"][name] = evaluate_ranking(risk, churned, arr, params).to_dict()
                 entry["gains"][name] = capture_curve(risk, churned, arr, points=40)
                 if name in ("score", "calibrated", "baseline_active_users"):
                     entry["quintiles"][name] = rate_by_quantile(risk, churned, 5)
+            best = best_baseline(entry["models"])
+            entry["best_baseline"] = best
+            for name in SCORED_MODELS:
+                mine = entry["models"].get(name)
+                if mine is None:
+                    continue
+                if best is not None:
+                    entry["comparisons"][name] = {
+                        "baseline": best,
+                        **paired_bootstrap(risks[name], risks[best], churned,
+                                           params.target_share, seed=h),
+                    }
+                entry["baselines_beating"][name] = [
+                    b for b, m in entry["models"].items()
+                    if b.startswith("baseline_") and (
+                        (m["auc"] or 0.0) > (mine["auc"] or 0.0)
+                        or m["top_decile_lift"] > mine["top_decile_lift"])
+                ]
+            entry["preceded_churn"] = preceded_churn(rows)
+            entry["by_churn_type"] = by_churn_type(rows, risks, best)
             entry["bands"] = rate_by_group([s.band for s in rows], churned, BANDS)
             entry["score_distribution"] = {
                 "churned": [s.score for s in rows if s.churned],
@@ -523,6 +752,10 @@ def result_dict(
             "replay_events_per_second": (run.events / run.replay_seconds
                                          if run.replay_seconds else 0.0),
             "health_changes": run.changes,
+            "account_evaluations": run.steps,
+            "cpu_seconds": run.cpu_seconds,
+            "events_per_cpu_second": run.events / run.cpu_seconds if run.cpu_seconds else 0.0,
+            "peak_rss_mib": run.peak_rss_mib,
         },
         "horizons": evaluate_snapshots(rows, horizons, params, models),
         "snapshots": [s.to_dict() for s in rows],

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from history.churn import UNKNOWN_REASON, ChurnEvidence
 from history.importers import OutcomeRecord
 from streams.events import Event, EventType
 
@@ -122,7 +123,9 @@ def compute(
         "Payment Succeeded", "Plan Downgraded", "Seats Changed", "Subscription Cancelled",
         "NPS Submitted", "Meeting Held", "Meeting Missed", "QBR Held", "QBR Skipped",
     }
+    evidence = ChurnEvidence()
     for event in events:
+        evidence.add(event)
         if activity is None and event.type is EventType.TRACK and event.name in excluded:
             # still feed NPS / cancellations, but never count them as activity
             acc.add(event, frozenset())
@@ -130,10 +133,49 @@ def compute(
         acc.add(event, activity)
     if acc.start is None or acc.end is None:
         return {"period": None, "accounts": 0, "months": [], "churn": [],
+                **churn_by_kind(outcomes, evidence),
                 "monthly_churn_rate": None, "annual_churn_rate": None, "retention": None,
                 "cohorts": {"months": [], "rows": []}, "nps": [], "engagement": [],
                 "clv": None}
-    return _summarise(acc, outcomes, margin)
+    metrics = _summarise(acc, outcomes, margin)
+    metrics.update(churn_by_kind(outcomes, evidence))
+    return metrics
+
+
+def churn_by_kind(outcomes: Sequence[OutcomeRecord], evidence: ChurnEvidence,
+                  ) -> dict[str, list[dict[str, Any]]]:
+    """Churn rate and the GRR and NRR lost, per churn type and per reason.
+
+    ``churn_rate``: share of all outcomes that were this kind of churn; ``arr_lost``:
+    ARR before minus after over them; ``share_of_arr_lost``: that as a share of all ARR up
+    for renewal (the points of GRR, and of NRR, it cost); ``grr_without`` /
+    ``nrr_without``: GRR and NRR had this kind of churn kept its ARR."""
+    total = len(outcomes)
+    at_stake = sum(o.arr for o in outcomes)
+    kept = sum(min(o.arr_after, o.arr) for o in outcomes)
+    after = sum(o.arr_after for o in outcomes)
+    kinds = [(o, *evidence.classify(o)) for o in outcomes]
+
+    def rows(key: int) -> list[dict[str, Any]]:
+        groups: dict[str, list[OutcomeRecord]] = defaultdict(list)
+        for o, kind, reason in kinds:
+            if kind is not None:
+                groups[(kind, reason)[key] or UNKNOWN_REASON].append(o)
+        out = []
+        for name in sorted(groups, key=lambda n: (-len(groups[n]), n)):
+            members = groups[name]
+            lost = sum(max(0.0, o.arr - o.arr_after) for o in members)
+            out.append({
+                "group": name, "accounts": len(members),
+                "churn_rate": len(members) / total if total else None,
+                "arr_lost": lost,
+                "share_of_arr_lost": lost / at_stake if at_stake else None,
+                "grr_without": (kept + lost) / at_stake if at_stake else None,
+                "nrr_without": (after + lost) / at_stake if at_stake else None,
+            })
+        return out
+
+    return {"churn_by_type": rows(0), "churn_by_reason": rows(1)}
 
 
 def _summarise(
@@ -279,6 +321,13 @@ def format_summary(metrics: dict[str, Any]) -> str:
             f"Renewals: {ret['renewals']} worth ${ret['arr_up_for_renewal']:,.0f} ARR; "
             f"gross revenue retention {ret['grr']:.1%}, net revenue retention {ret['nrr']:.1%}"
         )
+    for key, title in (("churn_by_type", "type"), ("churn_by_reason", "reason")):
+        for row in metrics.get(key) or []:
+            lines.append(
+                f"Churn by {title}, {row['group']}: {row['accounts']} accounts "
+                f"({row['churn_rate']:.1%} of renewals), ${row['arr_lost']:,.0f} ARR lost "
+                f"({row['share_of_arr_lost']:.1%}); without it GRR {row['grr_without']:.1%}, "
+                f"NRR {row['nrr_without']:.1%}")
     clv = metrics["clv"]
     if clv and clv["clv"] is not None:
         lines.append(f"Customer lifetime value: ${clv['clv']:,.0f} (average ARR "

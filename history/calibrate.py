@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from history.backtest import (
+    BASELINES,
     MODELS,
     HistorySource,
     Progress,
@@ -40,8 +41,9 @@ from history.backtest import (
     replay_snapshots,
     result_dict,
 )
-from history.evaluation import ProfitParams
+from history.evaluation import ProfitParams, brier_score, reliability_curve
 from history.importers import OutcomeRecord, OutcomesError
+from history.learned import learned_models
 from scoring.config import Bands, ScoringConfig, dump_config
 from scoring.scores import split_points
 
@@ -140,6 +142,12 @@ class Calibration:
     bands_after: tuple[int, int]
     probability: list[dict[str, float]]
     explanation: str
+    probability_model: tuple[float, float] = (0.0, 0.0)  # logit = a + b × score / 100
+
+    def churn_probability(self, score: float) -> float:
+        """Churn probability of an account at this (calibrated) score, as learnt."""
+        a, b = self.probability_model
+        return _sigmoid(a + b * score / 100.0)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -299,6 +307,7 @@ def calibrate(
         bands_after=(watch, healthy),
         probability=probability,
         explanation=text,
+        probability_model=(a, c[0]),
     )
 
 
@@ -387,10 +396,28 @@ def compare(
     models: dict[str, RiskFn] = {
         "score": MODELS["score"],
         "calibrated": lambda s: 100.0 - cal[(s.account_id, s.horizon_days)],
-        "baseline_active_users": MODELS["baseline_active_users"],
-        "baseline_logins": MODELS["baseline_logins"],
+        **BASELINES,
     }
     return rows, models
+
+
+def probability_check(calibration: Calibration, test_rows: Sequence[Snapshot],
+                      calibrated: Sequence[Snapshot]) -> dict[str, Any]:
+    """Out of time: the learnt churn probability of each test account's calibrated score
+    against what happened: Brier score (and that of always predicting the training churn
+    rate, for reference) and the reliability curve."""
+    cal = {(s.account_id, s.horizon_days): s.score for s in calibrated}
+    predicted = [calibration.churn_probability(cal[(s.account_id, s.horizon_days)])
+                 for s in test_rows]
+    churned = [s.churned for s in test_rows]
+    base = calibration.train_churned / calibration.train_renewals \
+        if calibration.train_renewals else 0.0
+    return {
+        "accounts": len(test_rows),
+        "brier": brier_score(predicted, churned),
+        "brier_training_rate": brier_score([base] * len(churned), churned),
+        "reliability": reliability_curve(predicted, churned, 5),
+    }
 
 
 def run_calibration(
@@ -428,6 +455,8 @@ def run_calibration(
     calibration = calibrate(first.snapshots, config, split, l2, prior_churners)
     second = replay(calibration.config)
     rows, models = compare(first.snapshots, second.snapshots, split)
+    # the ceiling: models fitted on the same training renewals, when scikit-learn is there
+    models.update(learned_models([s for s in first.snapshots if _is_train(s, split)], rows))
     test_outcomes = [o for o in outcomes if o.date > split]
     result = result_dict(first, test_outcomes, config, horizons, params, models, rows)
     # The current config and the baselines on every renewal (in and out of training):
@@ -437,6 +466,7 @@ def run_calibration(
     if imported:
         result["import"] = imported[0]
     result["calibrated_config_version"] = calibration.config.version
+    result["probability_check"] = probability_check(calibration, rows, second.snapshots)
     result["notes"] = [
         f"Out-of-time test: every figure below is computed on the {len(test_outcomes)} "
         f"renewals and churns after {split.isoformat()} only; the calibrated weights were "

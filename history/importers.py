@@ -23,6 +23,7 @@ from typing import IO, Any, cast
 
 import orjson
 
+from history.churn import CHURN_TYPES, normalise_reason
 from streams.events import Event, EventType, Source
 from streams.normalize import (
     NormalizeContext,
@@ -371,6 +372,8 @@ class OutcomeRecord:
     arr: float
     new_arr: float | None = None
     segment: str | None = None
+    churn_type: str | None = None  # voluntary | involuntary | downgrade, when the file says
+    churn_reason: str | None = None  # normalised (see history.churn), when the file says
 
     @property
     def churned(self) -> bool:
@@ -426,9 +429,17 @@ def read_outcomes(source: Path | Iterable[Mapping[str, str]]) -> list[OutcomeRec
         except ValueError:
             problems.append(f"row {line}: arr/new_arr must be numbers")
             continue
+        churn_type = (row.get("churn_type") or "").strip().lower() or None
+        if churn_type is not None and churn_type not in CHURN_TYPES:
+            problems.append(f"row {line}: churn_type {churn_type!r} is not one of "
+                            f"{CHURN_TYPES}")
+            continue
+        reason = (row.get("churn_reason") or "").strip()
         records.append(OutcomeRecord(
             account_id=account, date=when, outcome=outcome, arr=arr, new_arr=new_arr,
             segment=(row.get("segment") or "").strip() or None,
+            churn_type=churn_type,
+            churn_reason=normalise_reason(reason) if reason else None,
         ))
     if problems:
         shown = "\n".join(f"  - {p}" for p in problems[:20])

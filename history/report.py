@@ -17,9 +17,17 @@ from history import plots
 MODEL_LABELS = {
     "score": "Telltale health score",
     "calibrated": "Calibrated score",
+    "learned_logistic": "Learned reference: logistic regression",
+    "learned_boosting": "Learned reference: gradient boosting",
+    "baseline_recency": "Baseline: days since last use",
+    "baseline_events_7d": "Baseline: product events (7 days)",
+    "baseline_events_30d": "Baseline: product events (30 days)",
+    "baseline_active_days_14d": "Baseline: active days (14 days)",
+    "baseline_active_days_30d": "Baseline: active days (30 days)",
     "baseline_active_users": "Baseline: active users (30 days)",
     "baseline_logins": "Baseline: logins (30 days)",
 }
+CHARTED = ("score", "calibrated", "learned_logistic", "learned_boosting")
 BAND_LABELS = {"healthy": "Healthy", "watch": "Watch", "at_risk": "At risk"}
 
 
@@ -39,7 +47,51 @@ def _fmt(value: Any, kind: str = "num") -> str:
         return f"{sign}${abs(value):,.0f}"
     if kind == "auc":
         return f"{value:.3f}"
+    if kind == "days":
+        return f"{value:.0f} d"
     return f"{value:,.0f}" if isinstance(value, float) else str(value)
+
+
+def _signed(value: float, kind: str) -> str:
+    sign = "+" if value >= 0 else "−"
+    return f"{sign}{abs(value):.3f}" if kind == "auc" else f"{sign}{abs(value):.2f}×"
+
+
+def comparison_sentences(h: dict[str, Any]) -> list[str]:
+    """Each scored ranking against the horizon's best baseline, in words, and every
+    baseline that beats it: a baseline that wins is always said."""
+    out: list[str] = []
+    for name, c in h.get("comparisons", {}).items():
+        base = c["baseline"]
+        text = f"{_label(name)} against the best baseline ({_label(base)}): "
+        if c["auc_difference"] is not None:
+            text += f"AUC {_signed(c['auc_difference'], 'auc')}"
+            if c["auc_interval"]:
+                lo, hi = c["auc_interval"]
+                text += f" ({c['level']:.0%} interval {_signed(lo, 'auc')} to {_signed(hi, 'auc')})"
+            text += ", "
+        text += f"top-10% lift {_signed(c['lift_difference'], 'x')}"
+        if c["lift_interval"]:
+            lo, hi = c["lift_interval"]
+            text += f" ({_signed(lo, 'x')} to {_signed(hi, 'x')})"
+        out.append(text + ".")
+    models = h.get("models", {})
+    learned = [m["auc"] for n, m in models.items()
+               if n.startswith("learned_") and m["auc"] is not None]
+    ceiling = max(learned, default=None)
+    for name in ("score", "calibrated"):
+        auc = (models.get(name) or {}).get("auc")
+        if ceiling is not None and auc is not None and ceiling > 0.5:
+            # above chance, as a share of what the fitted models found above chance
+            out.append(f"{_label(name)} captures {(auc - 0.5) / (ceiling - 0.5):.0%} of "
+                       f"the learnable signal (AUC {auc:.3f} against the learned "
+                       f"reference's {ceiling:.3f}).")
+    for name, beating in h.get("baselines_beating", {}).items():
+        if beating:
+            out.append(f"Warning: {', '.join(_label(b) for b in beating)} "
+                       f"{'beats' if len(beating) == 1 else 'beat'} the "
+                       f"{_label(name)} on AUC or top-10% lift at this horizon.")
+    return out
 
 
 def terminal_summary(result: dict[str, Any]) -> str:
@@ -50,6 +102,13 @@ def terminal_summary(result: dict[str, Any]) -> str:
         f"outcome; {result['replay']['events_per_second']:,.0f} events/s read and replayed "
         f"(scoring alone {result['replay']['replay_events_per_second']:,.0f}/s)",
     ]
+    replay = result["replay"]
+    if replay.get("cpu_seconds"):
+        lines.append(
+            f"{replay['account_evaluations']:,} account evaluations, "
+            f"{replay['events_per_cpu_second']:,.0f} events per CPU second, peak memory "
+            f"{replay['peak_rss_mib']:,.0f} MiB per process"
+        )
     params = result["params"]
     lines.append(
         f"Profit assumes ${params['intervention_cost']:,.0f} per account contacted, "
@@ -72,6 +131,24 @@ def terminal_summary(result: dict[str, Any]) -> str:
                 f"{m['top_k_lift']:>6.2f}× {m['churned_arr_recall_top_decile']:>10.1%} "
                 f"{_fmt(m['profit_top_decile'], 'usd'):>12}"
             )
+        for name, why in h.get("not_computable", {}).items():
+            lines.append(f"  {_label(name):<36} not computable here: {why}")
+        lines.extend(f"  {line}" for line in comparison_sentences(h))
+        for kind, t in (h.get("by_churn_type") or {}).items():
+            aucs = ", ".join(f"{_label(m)} {_fmt(a, 'auc')}" for m, a in t["auc"].items())
+            lines.append(f"  {kind} churn ({t['accounts']} accounts) against those that "
+                         f"stayed whole, AUC: {aucs}")
+        table = h.get("preceded_churn") or []
+        if table:
+            lines.append("  what preceded churn (signal active at the horizon → churn rate "
+                         "where active / not; how often active; median lead):")
+        for row in table[:8]:  # the most telling; the page has them all
+            lines.append(
+                f"    {row['signal']:<30} {_fmt(row['churn_rate_active'], 'pct'):>5} / "
+                f"{_fmt(row['churn_rate_inactive'], 'pct'):<5} active "
+                f"{row['share_active']:.0%}, lead "
+                f"{_fmt(row['median_lead_days'], 'days')}"
+            )
         bands = h.get("bands")
         if bands:
             text = ", ".join(
@@ -79,6 +156,14 @@ def terminal_summary(result: dict[str, Any]) -> str:
                 f"of {b['accounts']}" for b in bands
             )
             lines.append(f"  churn by band: {text}")
+    check = result.get("probability_check")
+    if check and check.get("brier") is not None:
+        curve = ", ".join(f"{r['predicted']:.0%}→{r['observed']:.0%}"
+                          for r in check["reliability"])
+        lines.append("")
+        lines.append(f"Churn probability out of time: Brier {check['brier']:.3f} (the "
+                     f"earlier churn rate alone {check['brier_training_rate']:.3f}); "
+                     f"predicted → observed by fifth: {curve}")
     return "\n".join(lines)
 
 
@@ -119,8 +204,55 @@ def _model_table(h: dict[str, Any]) -> str:
             f"<td>{_fmt(m['best_profit'], 'usd')} ({_fmt(m['best_profit_share'], 'pct')})</td>"
             "</tr>"
         )
+    for name, why in h.get("not_computable", {}).items():
+        rows.append(f"<tr><td>{escape(_label(name))}</td>"
+                    f"<td colspan='7'>not computable on this history: {escape(why)}</td></tr>")
     rows.append("</table>")
+    for line in comparison_sentences(h):
+        css = "note bad" if line.startswith("Warning") else "note"
+        rows.append(f"<p class='{css}'>{escape(line)}</p>")
     return "\n".join(rows)
+
+
+def _preceded_table(h: dict[str, Any]) -> str:
+    table = h.get("preceded_churn") or []
+    if not table:
+        return ""
+    cells = "".join(
+        f"<tr><td>{escape(r['signal'].replace('_', ' '))}</td>"
+        f"<td>{_fmt(r['churn_rate_active'], 'pct')}</td>"
+        f"<td>{_fmt(r['churn_rate_inactive'], 'pct')}</td>"
+        f"<td>{_fmt(r['share_active'], 'pct')} ({r['accounts_active']})</td>"
+        f"<td>{_fmt(r['churners_flagged'], 'pct')}</td>"
+        f"<td>{_fmt(r['median_lead_days'], 'days')}</td></tr>"
+        for r in table
+    )
+    return ("<h3>What preceded churn</h3><p>For each signal: the churn rate of the accounts "
+            "where it was active at this horizon against those where it was not, how often "
+            "it was active, the share of churners it flagged, and the median days from its "
+            "start to the churn. Trust the signals whose two rates differ most.</p>"
+            "<table><tr><th>Signal</th><th>Churn rate, active</th><th>Churn rate, not "
+            "active</th><th>Active on</th><th>Churners flagged</th><th>Median lead</th></tr>"
+            f"{cells}</table>")
+
+
+def _churn_type_table(h: dict[str, Any]) -> str:
+    kinds = h.get("by_churn_type") or {}
+    if not kinds:
+        return ""
+    models = list(next(iter(kinds.values()))["auc"])
+    head = "".join(f"<th>AUC, {escape(_label(m))}</th>" for m in models)
+    cells = "".join(
+        f"<tr><td>{escape(kind)}</td><td>{t['accounts']}</td>"
+        f"<td>{escape(', '.join(f'{r} {n}' for r, n in t['reasons'].items()))}</td>"
+        + "".join(f"<td>{_fmt(t['auc'].get(m), 'auc')}</td>" for m in models) + "</tr>"
+        for kind, t in kinds.items()
+    )
+    return ("<h3>By type of churn</h3><p>Each kind of churn against the accounts that "
+            "stayed whole: a score can see a customer deciding to leave long before it "
+            "sees a card expire.</p>"
+            f"<table><tr><th>Type</th><th>Accounts</th><th>Reasons</th>{head}</tr>{cells}"
+            "</table>")
 
 
 def _band_table(h: dict[str, Any], key: str = "bands",
@@ -140,14 +272,15 @@ def _band_table(h: dict[str, Any], key: str = "bands",
 def _headline(result: dict[str, Any], h: dict[str, Any]) -> str:
     models = h["models"]
     score = models.get("score")
-    base = models.get("baseline_active_users")
+    best = h.get("best_baseline")
+    base = models.get(best) if best else None
     if score is None:
         return ""
     cards = [
         ("Churners in the riskiest 10%", _fmt(score["top_decile_precision"], "pct"),
          f"vs {_fmt(h['base_rate'], 'pct')} on average"),
         ("Lift in the riskiest 10%", _fmt(score["top_decile_lift"], "x"),
-         f"baseline {_fmt(base['top_decile_lift'], 'x')}" if base else ""),
+         f"best baseline {_fmt(base['top_decile_lift'], 'x')}" if base else ""),
         ("Churned ARR flagged (top 10%)", _fmt(score["churned_arr_recall_top_decile"], "pct"),
          f"baseline {_fmt(base['churned_arr_recall_top_decile'], 'pct')}" if base else ""),
         ("Expected profit, top 10%", _fmt(score["profit_top_decile"], "usd"),
@@ -168,7 +301,10 @@ def _charts_for(h: dict[str, Any], folder: Path) -> list[tuple[str, str]]:
     """Write the horizon's charts; returns (file name, caption) pairs."""
     days = h["horizon_days"]
     written: list[tuple[str, str]] = []
-    curves = [(_label(name), [(x, y) for x, y, _ in pts]) for name, pts in h["gains"].items()]
+    # the scored rankings and the best baseline: seven baseline curves would hide them
+    shown = {*CHARTED, h.get("best_baseline")}
+    curves = [(_label(name), [(x, y) for x, y, _ in pts]) for name, pts in h["gains"].items()
+              if name in shown]
     name = f"lift_{days}d.svg"
     (folder / name).write_text(plots.gains_chart(
         f"Churners caught, {days} days before the outcome", curves), encoding="utf-8")
@@ -234,10 +370,12 @@ def write_html(result: dict[str, Any], folder: Path, title: str = "Churn backtes
         parts.append(
             "<p class='note'>Each account is scored as it stood on the day shown, using only "
             "what had happened until then, exactly as Telltale would have scored it live. "
-            "The baseline ranks the same accounts by the share of their seats active in the "
-            f"last 30 days. Profit assumes contacting an account costs "
-            f"${params['intervention_cost']:,.0f}, {params['save_rate']:.0%} of contacted "
-            f"would-be churners are saved, and {params['margin']:.0%} gross margin on one year "
+            "The baselines rank the same accounts by simple usage counts (days since last "
+            "use, product events, active days, active seats, logins); the cards compare the "
+            "score with the best of them at this horizon. Profit assumes contacting an "
+            f"account costs ${params['intervention_cost']:,.0f}, "
+            f"{params['save_rate']:.0%} of contacted would-be churners are saved, and "
+            f"{params['margin']:.0%} gross margin on one year "
             "of their ARR.</p>"
         )
     for note in result.get("notes", []):
@@ -251,6 +389,8 @@ def write_html(result: dict[str, Any], folder: Path, title: str = "Churn backtes
         parts.append(_model_table(h))
         parts.append(_band_table(h))
         parts.append(_band_table(h, "bands_calibrated", "Calibrated band at the time"))
+        parts.append(_churn_type_table(h))
+        parts.append(_preceded_table(h))
         parts.append("<div class='charts'>")
         for name, caption in _charts_for(h, folder):
             parts.append(f"<figure><img src='{escape(name)}' alt='{escape(caption)}'>"
@@ -268,6 +408,19 @@ def write_html(result: dict[str, Any], folder: Path, title: str = "Churn backtes
             )
             parts.append("<table><tr><th>Component</th><th>Default weight</th>"
                          f"<th>Calibrated weight</th></tr>{rows}</table>")
+    check = result.get("probability_check")
+    if check and check.get("brier") is not None:
+        rows = "".join(
+            f"<tr><td>{_fmt(r['predicted'], 'pct')}</td><td>{_fmt(r['observed'], 'pct')}</td>"
+            f"<td>{r['accounts']}</td></tr>" for r in check["reliability"]
+        )
+        parts.append(
+            "<h2>Churn probability, tested out of time</h2><p>Each later account's "
+            "calibrated score turned into a churn probability as learnt on the earlier "
+            f"ones. Brier score {check['brier']:.3f} (always predicting the earlier churn "
+            f"rate: {check['brier_training_rate']:.3f}; lower is better).</p>"
+            "<table><tr><th>Predicted churn</th><th>Observed churn</th><th>Accounts</th>"
+            f"</tr>{rows}</table>")
     parts.append("<h2>How to read this</h2><ul>"
                  "<li><b>Lift in the top 10%</b>: how many times more churners are among the "
                  "10% of accounts the ranking flags as riskiest than in the portfolio as a "

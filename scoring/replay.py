@@ -55,6 +55,7 @@ class Replay:
     _pending: dict[AccountKey, list[Event]] = field(default_factory=dict)
     _due: list[tuple[float, AccountKey]] = field(default_factory=list)
     _due_at: dict[AccountKey, float] = field(default_factory=dict)
+    _user_ids: dict[AccountKey, set[str]] = field(default_factory=dict)  # to forget them
     _next_point: float | None = None
     _last_point: float | None = None
 
@@ -160,6 +161,18 @@ class Replay:
     def account_keys(self) -> list[AccountKey]:
         return sorted(self.accounts)
 
+    def forget(self, workspace: str, account_id: str) -> None:
+        """Drop an account nobody will read again (a backtest past its last assessment):
+        its state, users, pending events and due time. Accounts never affect each other,
+        so the others replay exactly as before; an event for it later starts it afresh."""
+        key = (workspace, account_id)
+        self.accounts.pop(key, None)
+        self._pending.pop(key, None)
+        for uid in self._user_ids.pop(key, ()):
+            self.users.pop((workspace, account_id, uid), None)
+        self._latest.pop(key, None)
+        self._due_at.pop(key, None)  # its heap entry is skipped when popped
+
     # ------------------------------------------------------------------ internals
 
     def _grid_after(self, t: float) -> float:
@@ -199,8 +212,13 @@ class Replay:
                       self.emits)
         self.stats.steps += 1
         self.accounts[key] = result.account
-        for uid, state in result.users.items():
-            self.users[(ws, acc_id, uid)] = state
+        if result.users:
+            known = self._user_ids.get(key)
+            if known is None:
+                known = self._user_ids[key] = set()
+            for uid, state in result.users.items():
+                self.users[(ws, acc_id, uid)] = state
+                known.add(uid)
         self._latest[key] = result.assessment
         if result.next_due is not None:
             self._due_at[key] = result.next_due

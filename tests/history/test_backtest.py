@@ -14,6 +14,7 @@ import pytest
 
 from agents.cli import main as telltale
 from history.backtest import (
+    MODELS,
     HistorySource,
     ProfitParams,
     Progress,
@@ -23,6 +24,7 @@ from history.backtest import (
     run_backtest,
 )
 from history.importers import OutcomeRecord, read_jsonl, read_outcomes, segment_events
+from history.learned import available as learned_available
 from history.simulate import simulate, write_simulation
 from scoring.config import load_config
 from streams.events import Event
@@ -51,7 +53,8 @@ def test_backtest_is_deterministic(history: tuple[list[Event], list[OutcomeRecor
     assert first["replay"]["events"] == len(events)
     h60 = first["horizons"][0]
     assert h60["horizon_days"] == 60 and h60["accounts"] > 20
-    assert set(h60["models"]) == {"score", "baseline_active_users", "baseline_logins"}
+    assert set(h60["models"]) | set(h60["not_computable"]) == set(MODELS)
+    assert h60["best_baseline"] in h60["models"]
     assert sum(b["accounts"] for b in h60["bands"]) == h60["accounts"]
 
 
@@ -189,3 +192,15 @@ def test_calibrate_cli_writes_a_loadable_config_and_an_out_of_time_report(
     assert "calibrated" in h["models"] and h["bands_calibrated"]
     html = (folder / "index.html").read_text(encoding="utf-8")
     assert "Calibrated band at the time" in html and "Learnt from" in html
+    # the learnt churn probability, checked on the later renewals only
+    check = result["probability_check"]
+    assert check["accounts"] == h["accounts"]
+    assert 0.0 <= check["brier"] <= 1.0 and 0.0 <= check["brier_training_rate"] <= 1.0
+    curve = check["reliability"]
+    assert sum(r["accounts"] for r in curve) == h["accounts"]
+    assert [r["predicted"] for r in curve] == sorted(r["predicted"] for r in curve)
+    assert "Churn probability, tested out of time" in html
+    assert "comparisons" in h and h["comparisons"]["calibrated"]["baseline"] == h["best_baseline"]
+    # the learned ceiling sits beside them whenever the ml extra is installed
+    assert ("learned_boosting" in h["models"]) == learned_available()
+    assert ("of the learnable signal" in html) == learned_available()
