@@ -19,10 +19,10 @@ from typing import Any, Literal
 from redis.exceptions import RedisError
 
 from agents import metrics
-from agents.settings import Settings
 from state.readmodel import ReadModel
 from streams.actions import ActionError, decode_action
 from streams.dlq import DeadLetter
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 

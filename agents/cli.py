@@ -48,7 +48,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def settings_markdown() -> str:
     """The README's settings table, generated from :class:`Settings` so it cannot drift."""
-    from agents.settings import Settings
+    from streams.settings import Settings
 
     lines = ["| variable | type | default | meaning |", "|---|---|---|---|"]
     for env, type_name, default, description in Settings.describe():
@@ -58,7 +58,7 @@ def settings_markdown() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents.settings import Settings, SettingsError
+    from streams.settings import Settings, SettingsError
 
     if args.check:
         # Effective values can be real credentials: secrets print masked (Settings.shown).
@@ -113,8 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 2
-    from agents.settings import SettingsError
     from devstack.process import DevstackError
+    from streams.settings import SettingsError
 
     try:
         return int(func(args) or 0)

@@ -21,7 +21,7 @@ from typing import Any, Protocol, cast
 import faust
 
 from agents import metrics
-from agents.settings import Settings
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -46,8 +46,6 @@ import orjson
 from redis.exceptions import RedisError
 
 from agents import metrics
-from agents.api import Render, configured_playbooks
-from agents.settings import Settings
 from agents.sinks import digest, slack, webhooks
 from agents.sinks.cooldown import Cooldown
 from agents.sinks.crm import HubSpotSync, SalesforceSync
@@ -55,11 +53,13 @@ from agents.sinks.dispatch import Dispatcher, Job, OwnerRoutes
 from agents.sinks.outbox import HEARTBEAT_EVERY_SECONDS, Outbox
 from agents.sinks.routing import NotificationConfig
 from scoring import attention as core
-from scoring.attention import Playbook
+from scoring.attention import Playbook, Render
+from scoring.config import configured_playbooks
 from state.aggregates import epoch_day
 from state.readmodel import ChangeError, ReadModel
 from streams import health_change
 from streams.actions import epoch_day_of_date
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,8 @@ class Notifier:
         self.validator = change_validator(schema)
         self.config = config
         self.owners = owners or OwnerRoutes()
-        self.playbooks = configured_playbooks(settings) if playbooks is None else playbooks
+        self.playbooks = (configured_playbooks(settings.scoring_config) if playbooks is None
+                          else playbooks)
         self.render = render
         self.readmodel = readmodel
         self.redis = readmodel.redis
@@ -454,7 +455,7 @@ async def _replay(settings: Settings, topic: str, fold: Callable[[bytes], Awaita
     from before the topic existed), an error otherwise."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from devstack.topics import topic_partitions
+    from streams.kafka_admin import topic_partitions
 
     try:
         count = await topic_partitions(settings.kafka_bootstrap, topic,

@@ -41,21 +41,18 @@ from agents.api import (
     Api,
     Problem,
     Publish,
-    Render,
     add_middlewares,
     days_to_renewal,
     faust_publisher,
-    iso_day,
-    reason_text,
     token_identity,
 )
-from agents.settings import ApiIdentity, Settings
 from scoring import attention as core
-from scoring.attention import Playbook
+from scoring.attention import Playbook, Render, iso_day, reason_text
 from scoring.worklist import AttentionTrack, WorklistEntry
 from state.aggregates import epoch_day
 from state.readmodel import Listed, ReadModel, owner_of
 from streams.actions import Action, ActionType, handling_of
+from streams.settings import ApiIdentity, Settings
 
 SESSION_COOKIE = "telltale_session"
 SESSION_SECONDS = 30 * 86_400

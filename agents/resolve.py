@@ -98,7 +98,6 @@ from typing import Any, Protocol, TypeVar
 import orjson
 
 from agents import metrics
-from agents.settings import Settings
 from state.identity import (
     EXPIRY,
     SEP,
@@ -132,6 +131,7 @@ from streams.envelope import (
 )
 from streams.events import Event, EventType, Source
 from streams.normalize import NormalizeContext, Reason, Rejection, normalize_direct
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,6 @@ from typing import TYPE_CHECKING, Any
 
 import faust
 
-from agents.settings import Settings
 from state import tables
 from state.tables import AccountRecord, PartitionClock
 from streams.dlq import DeadLetter
@@ -58,6 +57,7 @@ from streams.envelope import (
     encode_tick,
     kafka_key,
 )
+from streams.settings import Settings
 
 if TYPE_CHECKING:
     from scoring.config import ScoringConfig

@@ -22,8 +22,8 @@ import faust
 import orjson
 
 from agents.metrics import EVENTS_DEAD_LETTERED, MESSAGES_PROCESSED
-from agents.settings import Settings
 from state.tables import raw_schema, rocksdb_options
+from streams.settings import Settings
 
 THRESHOLD_ENV = "TELLTALE_SKELETON_THRESHOLD"
 DEFAULT_THRESHOLD = 10

@@ -55,6 +55,11 @@ def iso_date(day: int | None) -> str | None:
     return None if day is None else _date_text(day)
 
 
+def iso_day(day: int) -> str:
+    """ISO date (YYYY-MM-DD) of an epoch day."""
+    return _date_text(day)
+
+
 def signal_dict(s: SignalState) -> dict[str, Any]:
     return {
         "type": s.type,

@@ -917,6 +917,11 @@ def load_config(path: str | Path | None = None) -> ScoringConfig:
 # --------------------------------------------------------------------------- dumping
 
 
+def configured_playbooks(path: str | Path | None = None) -> tuple[Playbook, ...]:
+    """The playbooks of the scoring config at ``path`` (none when it declares none)."""
+    return tuple(load_config(path).playbooks)
+
+
 def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     import faust
     from faust.types import TableT
 
-    from agents.settings import Settings
+    from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 

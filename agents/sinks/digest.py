@@ -17,10 +17,10 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
-from agents.api import Render, iso_day, reason_text
 from agents.sinks import DeliveryError, status_error
 from agents.sinks.dispatch import SLACK_USER_ID, OwnerRoute
 from agents.sinks.slack import BAND_LABELS, account_url, escape_mrkdwn
+from scoring.attention import Render, iso_day, reason_text
 from state.readmodel import Listed
 
 TEAM_LIMIT = 10

@@ -8,8 +8,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from agents.page import create_page_app, history_chart
-from agents.settings import Settings
 from state.readmodel import ReadModel
+from streams.settings import Settings
 from tests.fakes.changes import TEST_PLAYBOOKS, english, make_change
 from tests.fakes.portfolio import populate
 
