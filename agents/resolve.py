@@ -694,7 +694,8 @@ def register(app: Any, settings: Settings) -> None:
     """Declare the resolve agent, its table and its tick timer on ``app``."""
     import faust
 
-    from state.tables import partition_db, raw_schema, rocksdb_options
+    from state.faust_adapter import partition_db
+    from state.tables import raw_schema, rocksdb_options
 
     names = settings.topics
     events_topic = app.topic(names.events, schema=raw_schema(),
