@@ -47,7 +47,8 @@ import orjson
 from aiohttp import web
 
 from scoring import attention as core
-from scoring.attention import Playbook, Render, iso_day, reason_text
+from scoring.attention import Playbook, Render, reason_text
+from scoring.changes import iso_day
 from scoring.config import configured_playbooks
 from scoring.worklist import OpenStep
 from state.aggregates import epoch_day

@@ -56,7 +56,7 @@ from scoring import attention as core
 from scoring.attention import Playbook, Render
 from scoring.config import configured_playbooks
 from state.aggregates import epoch_day
-from state.readmodel import ChangeError, ReadModel
+from state.readmodel import ChangeError, ReadModel, while_redis_is_down
 from streams import health_change
 from streams.actions import epoch_day_of_date
 from streams.settings import Settings
@@ -182,7 +182,7 @@ class Notifier:
         if await self.redis.exists(seen):
             return "duplicate"
         jobs: list[Job] = []
-        for destination in self.config.route(change):
+        for destination in self.config.route(health_change.HealthChangeRecord.from_wire(change)):
             if folded == "older" and not destination.startswith("webhook:"):
                 # Superseded already: alerting on it or writing it to a CRM would put
                 # stale health in front of people. Webhooks are a feed and get it all.
@@ -217,22 +217,15 @@ class Notifier:
         Redis; nothing is committed past it), up to ``redis_attempts`` (None: until it
         works). Any other unexpected error dead-letters the message and the stream goes
         on."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self.handle(raw)
-            except RedisError as exc:
-                if redis_attempts is not None and attempt >= redis_attempts:
-                    raise
-                wait = min(30.0, 0.5 * 2 ** (attempt - 1))
-                log.warning("Redis unavailable (%s); retrying change in %.1f s", exc, wait)
-                await asyncio.sleep(wait)
-            except Exception as exc:
-                log.exception("notify failed on a message")
-                await self._reject(raw, f"unexpected error: {type(exc).__name__}: "
-                                        f"{str(exc)[:300]}", "internal_error")
-                return "invalid"
+        try:
+            return await while_redis_is_down(lambda: self.handle(raw), redis_attempts, "change")
+        except RedisError:
+            raise
+        except Exception as exc:
+            log.exception("notify failed on a message")
+            await self._reject(raw, f"unexpected error: {type(exc).__name__}: "
+                                    f"{str(exc)[:300]}", "internal_error")
+            return "invalid"
 
     async def _reject(self, raw: bytes | Mapping[str, Any], reason: str, code: str,
                       path: str = "") -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from history import plots
+from scoring.labels import BAND_LABELS
 
 MODEL_LABELS = {
     "score": "Telltale health score",
@@ -20,7 +21,6 @@ MODEL_LABELS = {
     "baseline_active_users": "Baseline: active users (30 days)",
     "baseline_logins": "Baseline: logins (30 days)",
 }
-BAND_LABELS = {"healthy": "Healthy", "watch": "Watch", "at_risk": "At risk"}
 
 
 def _label(model: str) -> str:

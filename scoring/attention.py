@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from scoring import explain
 from scoring.changes import iso_date, iso_day
+from scoring.labels import Band
 from state.aggregates import SignalState, epoch_day
 
 if TYPE_CHECKING:  # the configuration imports this module for the types below
@@ -386,7 +387,7 @@ def decide(
             "points": fell, "from": facts.score_before, "to": facts.score,
             "days": rules.health_fell_days,
         }))
-    if facts.band == "at_risk":
+    if facts.band == Band.AT_RISK:
         key, since = _held("health_at_risk", held, today)
         risks.append(AttentionReason(
             ReasonType.HEALTH_AT_RISK, rules.severity_of(ReasonType.HEALTH_AT_RISK), key,

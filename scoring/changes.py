@@ -24,15 +24,6 @@ if TYPE_CHECKING:  # attention imports this module for dates
     from scoring.attention import Attention
 
 SCHEMA = "telltale.health-change/1"
-REASONS = (
-    "band_changed",
-    "score_moved",
-    "forecast_changed",
-    "lifecycle_changed",
-    "signal_started",
-    "signal_ended",
-    "attention_changed",
-)
 
 
 @lru_cache(maxsize=4096)

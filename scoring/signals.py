@@ -17,12 +17,33 @@ from typing import Any
 
 from scoring import explain
 from scoring.config import ScoringConfig
+from scoring.labels import SignalSeverity
 from scoring.scores import Facts
 from state.aggregates import DAY, AccountState, SignalState
 
-RISK = "risk"
-EXPANSION = "expansion"
-INFO = "info"
+RISK = SignalSeverity.RISK
+EXPANSION = SignalSeverity.EXPANSION
+INFO = SignalSeverity.INFO
+
+#: Every signal type :func:`detect` emits, but for the one per inactivity threshold
+#: (:func:`user_inactive_type`); routing rules and playbooks match these names.
+FIXED_SIGNAL_TYPES = (
+    "power_user_inactive", "seat_utilisation_drop", "core_feature_decline", "ticket_spike",
+    "ticket_open_long", "payment_failed", "plan_downgraded", "seats_reduced", "nps_detractor",
+    "meeting_missed", "onboarding_milestone_missed", "account_inactive", "seat_saturation",
+    "gated_feature_clicked", "upgrade_interest", "renewal_checkpoint",
+)
+
+
+def user_inactive_type(days: int) -> str:
+    """The signal type of a regular user quiet for ``days`` days (a configured threshold)."""
+    return f"user_inactive_{days}d"
+
+
+def signal_types(config: ScoringConfig) -> tuple[str, ...]:
+    """Every signal type :func:`detect` can emit under ``config``."""
+    return (*FIXED_SIGNAL_TYPES,
+            *(user_inactive_type(n) for n in config.signals.user_inactive_days))
 
 
 @dataclass(slots=True)
@@ -80,7 +101,7 @@ def detect(
                                 detail, sustain_only=quiet < threshold))
         if (s.mask & ((1 << 30) - 1)).bit_count() >= sg.user_regular_active_days:
             for n in sg.user_inactive_days:
-                kind = f"user_inactive_{n}d"
+                kind = user_inactive_type(n)
                 ident = f"{kind}:{uid}"
                 if quiet >= n or (ident in ongoing and quiet * 2 >= n):
                     out.append(Detected(
