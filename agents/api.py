@@ -605,7 +605,12 @@ def register(app: Any, settings: Settings, readmodel: ReadModel | None = None) -
     """Serve the API from the Faust worker's web server."""
     api = Api(settings, readmodel or ReadModel.of_app(app, settings),
               publish=faust_publisher(app, settings))
-    web_app: web.Application = app.web.web_app
-    web_app.router.add_routes(api.routes())
-    add_middlewares(web_app)
+    serve_from_worker(app, api.routes())
     return api
+
+
+def serve_from_worker(app: Any, routes: list[web.RouteDef]) -> None:
+    """Add ``routes`` to the Faust worker's web server, behind the API's middlewares."""
+    web_app: web.Application = app.web.web_app
+    web_app.router.add_routes(routes)
+    add_middlewares(web_app)

@@ -41,9 +41,9 @@ from agents.api import (
     Api,
     Problem,
     Publish,
-    add_middlewares,
     days_to_renewal,
     faust_publisher,
+    serve_from_worker,
     token_identity,
 )
 from scoring import attention as core
@@ -752,7 +752,5 @@ def register(app: Any, settings: Settings, readmodel: ReadModel | None = None) -
     """Serve the page from the Faust worker's web server."""
     page = Page(settings, readmodel or ReadModel.of_app(app, settings),
                 publish=faust_publisher(app, settings))
-    web_app: web.Application = app.web.web_app
-    web_app.router.add_routes(page.routes())
-    add_middlewares(web_app)
+    serve_from_worker(app, page.routes())
     return page

@@ -247,19 +247,21 @@ def raw_schema() -> faust.Schema:
     )
 
 
+def raw_table(app: faust.App, settings: Settings, name: str, help: str) -> TableT:
+    """A RocksDB table of bytes keys and bytes values, one partition per partition of the
+    topics it is co-partitioned with."""
+    # key_type/value_type, not only the schema: Faust picks the changelog topic's
+    # serializers and its store codec from them and falls back to JSON, which breaks
+    # recovery of raw keys and hands back JSON-decoded values.
+    return app.Table(name, schema=raw_schema(), key_type=bytes, value_type=bytes,
+                     partitions=settings.partitions, options=rocksdb_options(settings),
+                     help=help)
+
+
 def define_state_table(app: faust.App, settings: Settings) -> TableT:
     """The health-state table, co-partitioned with the by-account topic."""
-    # key_type/value_type, not only the schema: Faust picks the changelog topic's
-    # serializers from them and falls back to JSON, which breaks recovery of raw keys.
-    table = app.Table(
-        STATE_TABLE,
-        schema=raw_schema(),
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.partitions,
-        options=rocksdb_options(settings),
-        help="Account, user, due-index and clock records of the score agent",
-    )
+    table = raw_table(app, settings, STATE_TABLE,
+                      "Account, user, due-index and clock records of the score agent")
     skip_changelog_records_held(table)
     return table
 

@@ -64,6 +64,17 @@ class NotificationConfigError(ValueError):
     """The notifications file is invalid; the message lists every problem."""
 
 
+def read_notifications_file(path: Path | None) -> dict[str, Any]:
+    """The parsed notifications file (empty for None); NotificationConfigError when it
+    cannot be read or is not TOML."""
+    if path is None:
+        return {}
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise NotificationConfigError(f"cannot read {path}: {exc}") from exc
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """A playbook trigger: which changes (every given condition must hold) go where."""
@@ -215,13 +226,7 @@ class NotificationConfig:
     def load(cls, path: Path | None, slack_webhook_url: str | None = None) -> NotificationConfig:
         """Read a notifications file (None → defaults). The ``default`` Slack channel is
         ``slack_webhook_url`` unless the file names its own."""
-        raw: dict[str, Any] = {}
-        if path is not None:
-            try:
-                raw = tomllib.loads(Path(path).read_text())
-            except (OSError, tomllib.TOMLDecodeError) as exc:
-                raise NotificationConfigError(f"cannot read {path}: {exc}") from exc
-        return cls.from_dict(raw, slack_webhook_url)
+        return cls.from_dict(read_notifications_file(path), slack_webhook_url)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any],
