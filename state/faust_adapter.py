@@ -22,7 +22,12 @@ suite rather than silently in production:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+if TYPE_CHECKING:
+    import faust
+    from faust.types import CollectionT
+    from rocksdict import Rdict
 
 
 class _Message(Protocol):
@@ -34,12 +39,14 @@ class _ChangelogEvent(Protocol):
     message: _Message
 
 
-def partition_db(table: Any, partition: int) -> Any:
+def partition_db(table: CollectionT, partition: int) -> Rdict:
     """The RocksDB (rocksdict ``Rdict``) of one table partition on this worker.
 
     Reads only: every write goes through the table so it reaches the changelog.
     """
-    return table.data._db_for_partition(partition)
+    # The store behind a RocksDB table; Faust's StoreT does not declare its partitions.
+    db: Rdict = cast(Any, table).data._db_for_partition(partition)
+    return db
 
 
 def skip_changelog_records_held(table: Any) -> None:
@@ -72,17 +79,17 @@ def skip_changelog_records_held(table: Any) -> None:
     table.apply_changelog_batch = apply
 
 
-def active_partition_dbs(table: Any) -> list[Any] | None:
+def active_partition_dbs(table: CollectionT) -> list[Rdict] | None:
     """The RocksDBs of the table partitions this worker serves; None for a store that is
     not RocksDB (in memory)."""
-    dbs_for_actives = getattr(table.data, "_dbs_for_actives", None)
+    dbs_for_actives = getattr(cast(Any, table).data, "_dbs_for_actives", None)
     return None if dbs_for_actives is None else list(dbs_for_actives())
 
 
-def recovery_remaining(app: Any) -> int:
+def recovery_remaining(app: faust.App) -> int:
     """Changelog records still to replay into this worker's active table partitions (0
     once recovery completed)."""
-    recovery = app.tables.recovery
+    recovery = cast(Any, app.tables).recovery  # TableManagerT does not declare it
     return 0 if recovery.completed.is_set() else int(recovery.active_remaining_total())
 
 
@@ -96,7 +103,7 @@ def committed_offsets(consumer: Any) -> Mapping[Any, int | None]:
     return offsets
 
 
-def run_before_first_start(app: Any, hook: Callable[[], Awaitable[None]]) -> None:
+def run_before_first_start(app: faust.App, hook: Callable[[], Awaitable[None]]) -> None:
     """Await ``hook`` when this process starts ``app``, before any partition DB is opened,
     and never merely because some process built the app (Faust has no signal for it)."""
     first_start = app.on_first_start
