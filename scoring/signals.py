@@ -69,17 +69,26 @@ def _active_by_ident(active: dict[str, SignalState]) -> dict[str, SignalState]:
     return {sig.key.rsplit("@", 1)[0]: sig for sig in active.values()}
 
 
-def detect(
-    account: AccountState, f: Facts, config: ScoringConfig, created_day: int | None,
-    days_to_renewal: int | None,
-) -> list[Detected]:
-    """All conditions that hold at ``f.today`` (hysteresis-only ones flagged)."""
-    sg = config.signals
-    today = f.today
-    out: list[Detected] = []
-    ongoing = _active_by_ident(account.signals)
+@dataclass(frozen=True, slots=True)
+class _Look:
+    """What every family of detectors reads about one account on one day."""
 
-    # --- people going quiet
+    account: AccountState
+    f: Facts
+    config: ScoringConfig
+    ongoing: dict[str, SignalState]  # active episodes by identity
+    created_day: int | None
+    days_to_renewal: int | None
+
+
+def _people_going_quiet(look: _Look) -> list[Detected]:
+    """Power users and regular users quiet past their thresholds (days)."""
+    account = look.account
+    f = look.f
+    ongoing = look.ongoing
+    sg = look.config.signals
+    today = look.f.today
+    out: list[Detected] = []
     power = set(f.power)
     for uid, s in account.users.items():
         last = s.last_day
@@ -108,10 +117,18 @@ def detect(
                         kind, ident, uid, INFO if n == sg.user_inactive_days[0] else RISK,
                         last + n, detail, sustain_only=quiet < n,
                     ))
+    return out
 
-    # --- seat utilisation drop (active users, last 30 days vs the 30 before). While an
-    # episode lasts it is measured against the level it started from, so a decline that
-    # keeps going (and drags the earlier month down with it) is not mistaken for recovery.
+
+def _seat_utilisation_drop(look: _Look) -> list[Detected]:
+    """Seat utilisation drop (active users, last 30 days vs the 30 before). While an episode
+    lasts it is measured against the level it started from, so a decline that keeps going
+    (and drags the earlier month down with it) is not mistaken for recovery."""
+    f = look.f
+    ongoing = look.ongoing
+    sg = look.config.signals
+    today = look.f.today
+    out: list[Detected] = []
     seat_ep = ongoing.get("seat_utilisation_drop")
     seat_base = seat_ep.detail["previous"] if seat_ep is not None else f.active_prev_30
     if seat_base >= sg.seat_drop_min_users:
@@ -123,8 +140,16 @@ def detect(
                  "drop_pct": round(drop, 1)},
                 sustain_only=seat_ep is not None or drop < sg.seat_drop_pct,
             ))
+    return out
 
-    # --- core-feature decline (same episode rule)
+
+def _core_feature_decline(look: _Look) -> list[Detected]:
+    """Core-feature decline (same episode rule)."""
+    f = look.f
+    ongoing = look.ongoing
+    sg = look.config.signals
+    today = look.f.today
+    out: list[Detected] = []
     core_ep = ongoing.get("core_feature_decline")
     if core_ep is not None:
         core_base: int | None = core_ep.detail["previous"]
@@ -141,8 +166,16 @@ def detect(
                  "decline_pct": round(decline, 1)},
                 sustain_only=core_ep is not None or decline < sg.core_decline_pct,
             ))
+    return out
 
-    # --- support
+
+def _support(look: _Look) -> list[Detected]:
+    """Ticket spikes and tickets open too long."""
+    account = look.account
+    f = look.f
+    sg = look.config.signals
+    today = look.f.today
+    out: list[Detected] = []
     if f.tickets_recent >= sg.ticket_spike_count:
         out.append(Detected(
             "ticket_spike", "ticket_spike", None, RISK, today,
@@ -154,8 +187,15 @@ def detect(
             "ticket_open_long", f"ticket_open_long:{tid}", None, RISK,
             opened + sg.ticket_open_days, {"ticket_id": tid, "days": days_open},
         ))
+    return out
 
-    # --- billing
+
+def _billing(look: _Look) -> list[Detected]:
+    """Failed payments, plan downgrades and seat reductions."""
+    account = look.account
+    sg = look.config.signals
+    today = look.f.today
+    out: list[Detected] = []
     if account.payment_failed is not None:
         day, amount = account.payment_failed
         out.append(Detected(
@@ -173,8 +213,15 @@ def detect(
             "seats_reduced", f"seats_reduced:{sday}", None, RISK, sday,
             {"from": sfrom, "to": sto},
         ))
+    return out
 
-    # --- relationship: latest answer per person within the window
+
+def _relationship(look: _Look) -> list[Detected]:
+    """Relationship: latest answer per person within the window."""
+    account = look.account
+    sg = look.config.signals
+    today = look.f.today
+    out: list[Detected] = []
     latest: dict[str | None, list[Any]] = {}
     for rec in account.nps:
         if today - rec[0] < sg.nps_days:
@@ -196,8 +243,16 @@ def detect(
             "meeting_missed", f"meeting_missed:{last_missed[0]}", None, RISK, last_missed[0],
             {"kind": last_missed[1]},
         ))
+    return out
 
-    # --- onboarding milestones (only while the account is young enough to be onboarding)
+
+def _onboarding(look: _Look) -> list[Detected]:
+    """Onboarding milestones (only while the account is young enough to be onboarding)."""
+    account = look.account
+    config = look.config
+    created_day = look.created_day
+    today = look.f.today
+    out: list[Detected] = []
     if created_day is not None and today - created_day < config.stages.mature_days:
         for ms in config.milestones:
             due = created_day + ms.due_days
@@ -207,16 +262,31 @@ def detect(
                     None, RISK, due + 1,
                     {"milestone": ms.name, "due_days": ms.due_days, "late_days": today - due},
                 ))
+    return out
 
-    # --- account lost
+
+def _account_lost(look: _Look) -> list[Detected]:
+    """Nobody active for ``signals.account_lost_days``."""
+    f = look.f
+    sg = look.config.signals
+    today = look.f.today
+    out: list[Detected] = []
     if f.inactive_days is not None and f.inactive_days >= sg.account_lost_days:
         last = today - f.inactive_days
         out.append(Detected(
             "account_inactive", f"account_inactive:{last}", None, RISK,
             last + sg.account_lost_days, {"days": f.inactive_days},
         ))
+    return out
 
-    # --- expansion
+
+def _expansion(look: _Look) -> list[Detected]:
+    """Seat saturation with advanced use, gated-feature clicks, upgrade interest."""
+    account = look.account
+    f = look.f
+    config = look.config
+    today = look.f.today
+    out: list[Detected] = []
     ex = config.expansion
     if f.seats_known and account.advanced_day is not None and (
         today - account.advanced_day < ex.advanced_days
@@ -243,8 +313,15 @@ def detect(
             "upgrade_interest", "upgrade_interest", None, EXPANSION, ups[0][0],
             {"count": len(ups)},
         ))
+    return out
 
-    # --- renewal checkpoints (info): the nearest checkpoint already passed
+
+def _renewal_checkpoints(look: _Look) -> list[Detected]:
+    """Renewal checkpoints (info): the nearest checkpoint already passed."""
+    account = look.account
+    config = look.config
+    days_to_renewal = look.days_to_renewal
+    out: list[Detected] = []
     if days_to_renewal is not None and days_to_renewal > 0 and account.renewal_day is not None:
         passed = [c for c in config.renewal.checkpoints if days_to_renewal <= c]
         if passed:
@@ -254,6 +331,34 @@ def detect(
                 INFO, account.renewal_day - c,
                 {"checkpoint": c, "days_to_renewal": days_to_renewal},
             ))
+    return out
+
+
+#: The families of signals, in the order their detections are listed.
+DETECTORS = (
+    _people_going_quiet,
+    _seat_utilisation_drop,
+    _core_feature_decline,
+    _support,
+    _billing,
+    _relationship,
+    _onboarding,
+    _account_lost,
+    _expansion,
+    _renewal_checkpoints,
+)
+
+
+def detect(
+    account: AccountState, f: Facts, config: ScoringConfig, created_day: int | None,
+    days_to_renewal: int | None,
+) -> list[Detected]:
+    """All conditions that hold at ``f.today`` (hysteresis-only ones flagged)."""
+    look = _Look(account, f, config, _active_by_ident(account.signals), created_day,
+                 days_to_renewal)
+    out: list[Detected] = []
+    for family in DETECTORS:
+        out.extend(family(look))
     return out
 
 
