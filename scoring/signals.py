@@ -120,53 +120,47 @@ def _people_going_quiet(look: _Look) -> list[Detected]:
     return out
 
 
+def _fall(look: _Look, kind: str, episode: SignalState | None, base: int, current: int,
+          threshold_pct: float, pct_field: str, extra: dict[str, Any]) -> list[Detected]:
+    """A fall from ``base`` to ``current`` of ``threshold_pct`` percent or more; an episode
+    holds down to half of it and keeps the base it started from."""
+    fall = (base - current) / base * 100.0
+    if fall < threshold_pct / 2:
+        return []
+    return [Detected(kind, kind, None, RISK, look.f.today,
+                     {"previous": base, "current": current, **extra,
+                      pct_field: round(fall, 1)},
+                     sustain_only=episode is not None or fall < threshold_pct)]
+
+
 def _seat_utilisation_drop(look: _Look) -> list[Detected]:
     """Seat utilisation drop (active users, last 30 days vs the 30 before). While an episode
     lasts it is measured against the level it started from, so a decline that keeps going
     (and drags the earlier month down with it) is not mistaken for recovery."""
-    f = look.f
-    ongoing = look.ongoing
-    sg = look.config.signals
-    today = look.f.today
-    out: list[Detected] = []
-    seat_ep = ongoing.get("seat_utilisation_drop")
-    seat_base = seat_ep.detail["previous"] if seat_ep is not None else f.active_prev_30
-    if seat_base >= sg.seat_drop_min_users:
-        drop = (seat_base - f.active_30) / seat_base * 100.0
-        if drop >= sg.seat_drop_pct / 2:
-            out.append(Detected(
-                "seat_utilisation_drop", "seat_utilisation_drop", None, RISK, today,
-                {"previous": seat_base, "current": f.active_30, "seats": f.seats,
-                 "drop_pct": round(drop, 1)},
-                sustain_only=seat_ep is not None or drop < sg.seat_drop_pct,
-            ))
-    return out
+    f, sg = look.f, look.config.signals
+    episode = look.ongoing.get("seat_utilisation_drop")
+    base = episode.detail["previous"] if episode is not None else f.active_prev_30
+    if base < sg.seat_drop_min_users or not base:
+        return []
+    return _fall(look, "seat_utilisation_drop", episode, base, f.active_30, sg.seat_drop_pct,
+                 "drop_pct", {"seats": f.seats})
 
 
 def _core_feature_decline(look: _Look) -> list[Detected]:
-    """Core-feature decline (same episode rule)."""
-    f = look.f
-    ongoing = look.ongoing
-    sg = look.config.signals
-    today = look.f.today
-    out: list[Detected] = []
-    core_ep = ongoing.get("core_feature_decline")
-    if core_ep is not None:
-        core_base: int | None = core_ep.detail["previous"]
+    """Core-feature decline, with the same episode rule; a new one needs enough events in
+    the 28 days before and those days covered by history."""
+    f, sg = look.f, look.config.signals
+    episode = look.ongoing.get("core_feature_decline")
+    if episode is not None:
+        base: int | None = episode.detail["previous"]
     elif f.core_prev_28 >= sg.core_decline_min_events and f.covered(29, 56) >= 28:
-        core_base = f.core_prev_28
+        base = f.core_prev_28
     else:
-        core_base = None
-    if core_base:
-        decline = (core_base - f.core_28) / core_base * 100.0
-        if decline >= sg.core_decline_pct / 2:
-            out.append(Detected(
-                "core_feature_decline", "core_feature_decline", None, RISK, today,
-                {"previous": core_base, "current": f.core_28,
-                 "decline_pct": round(decline, 1)},
-                sustain_only=core_ep is not None or decline < sg.core_decline_pct,
-            ))
-    return out
+        base = None
+    if not base:
+        return []
+    return _fall(look, "core_feature_decline", episode, base, f.core_28, sg.core_decline_pct,
+                 "decline_pct", {})
 
 
 def _support(look: _Look) -> list[Detected]:

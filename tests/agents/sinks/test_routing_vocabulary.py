@@ -18,13 +18,22 @@ ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "agents" / "sinks" / "notifications.example.toml"
 
 
+#: Calls in scoring/signals.py that name the signal type they detect, and where.
+_TYPE_ARGUMENT = {"Detected": 0, "_fall": 1}
+
+
 def _literal_types_detected() -> set[str]:
-    """Signal types written as literals in ``Detected(...)`` calls of scoring/signals.py."""
+    """Signal types written as literals where scoring/signals.py detects them."""
     tree = ast.parse((ROOT / "scoring" / "signals.py").read_text())
-    return {call.args[0].value for call in ast.walk(tree)
-            if isinstance(call, ast.Call) and isinstance(call.func, ast.Name)
-            and call.func.id == "Detected" and call.args
-            and isinstance(call.args[0], ast.Constant)}
+    found = set()
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Name):
+            index = _TYPE_ARGUMENT.get(call.func.id)
+            if index is not None and len(call.args) > index:
+                argument = call.args[index]
+                if isinstance(argument, ast.Constant):
+                    found.add(argument.value)
+    return found
 
 
 def test_the_catalogue_is_what_detect_emits() -> None:
