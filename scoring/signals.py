@@ -83,11 +83,8 @@ class _Look:
 
 def _people_going_quiet(look: _Look) -> list[Detected]:
     """Power users and regular users quiet past their thresholds (days)."""
-    account = look.account
-    f = look.f
-    ongoing = look.ongoing
-    sg = look.config.signals
-    today = look.f.today
+    account, f, ongoing = look.account, look.f, look.ongoing
+    sg, today = look.config.signals, look.f.today
     out: list[Detected] = []
     power = set(f.power)
     for uid, s in account.users.items():
@@ -165,10 +162,7 @@ def _core_feature_decline(look: _Look) -> list[Detected]:
 
 def _support(look: _Look) -> list[Detected]:
     """Ticket spikes and tickets open too long."""
-    account = look.account
-    f = look.f
-    sg = look.config.signals
-    today = look.f.today
+    account, f, sg, today = look.account, look.f, look.config.signals, look.f.today
     out: list[Detected] = []
     if f.tickets_recent >= sg.ticket_spike_count:
         out.append(Detected(
@@ -186,9 +180,7 @@ def _support(look: _Look) -> list[Detected]:
 
 def _billing(look: _Look) -> list[Detected]:
     """Failed payments, plan downgrades and seat reductions."""
-    account = look.account
-    sg = look.config.signals
-    today = look.f.today
+    account, sg, today = look.account, look.config.signals, look.f.today
     out: list[Detected] = []
     if account.payment_failed is not None:
         day, amount = account.payment_failed
@@ -212,9 +204,7 @@ def _billing(look: _Look) -> list[Detected]:
 
 def _relationship(look: _Look) -> list[Detected]:
     """Relationship: latest answer per person within the window."""
-    account = look.account
-    sg = look.config.signals
-    today = look.f.today
+    account, sg, today = look.account, look.config.signals, look.f.today
     out: list[Detected] = []
     latest: dict[str | None, list[Any]] = {}
     for rec in account.nps:
@@ -242,10 +232,7 @@ def _relationship(look: _Look) -> list[Detected]:
 
 def _onboarding(look: _Look) -> list[Detected]:
     """Onboarding milestones (only while the account is young enough to be onboarding)."""
-    account = look.account
-    config = look.config
-    created_day = look.created_day
-    today = look.f.today
+    account, config, created_day, today = look.account, look.config, look.created_day, look.f.today
     out: list[Detected] = []
     if created_day is not None and today - created_day < config.stages.mature_days:
         for ms in config.milestones:
@@ -261,9 +248,7 @@ def _onboarding(look: _Look) -> list[Detected]:
 
 def _account_lost(look: _Look) -> list[Detected]:
     """Nobody active for ``signals.account_lost_days``."""
-    f = look.f
-    sg = look.config.signals
-    today = look.f.today
+    f, sg, today = look.f, look.config.signals, look.f.today
     out: list[Detected] = []
     if f.inactive_days is not None and f.inactive_days >= sg.account_lost_days:
         last = today - f.inactive_days
@@ -276,10 +261,7 @@ def _account_lost(look: _Look) -> list[Detected]:
 
 def _expansion(look: _Look) -> list[Detected]:
     """Seat saturation with advanced use, gated-feature clicks, upgrade interest."""
-    account = look.account
-    f = look.f
-    config = look.config
-    today = look.f.today
+    account, f, config, today = look.account, look.f, look.config, look.f.today
     out: list[Detected] = []
     ex = config.expansion
     if f.seats_known and account.advanced_day is not None and (
@@ -312,9 +294,7 @@ def _expansion(look: _Look) -> list[Detected]:
 
 def _renewal_checkpoints(look: _Look) -> list[Detected]:
     """Renewal checkpoints (info): the nearest checkpoint already passed."""
-    account = look.account
-    config = look.config
-    days_to_renewal = look.days_to_renewal
+    account, config, days_to_renewal = look.account, look.config, look.days_to_renewal
     out: list[Detected] = []
     if days_to_renewal is not None and days_to_renewal > 0 and account.renewal_day is not None:
         passed = [c for c in config.renewal.checkpoints if days_to_renewal <= c]
