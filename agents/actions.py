@@ -10,19 +10,16 @@ the stream goes on. While Redis is unreachable the message is retried with backo
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
-from redis.exceptions import RedisError
-
 from agents import metrics
-from agents.settings import Settings
-from state.readmodel import ReadModel
+from state.readmodel import ReadModel, while_redis_is_down
 from streams.actions import ActionError, decode_action
 from streams.dlq import DeadLetter
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +52,7 @@ class ActionApplier:
                       ) -> Outcome:
         """:meth:`handle`, waiting out Redis outages (up to ``redis_attempts``; None: until
         Redis answers), since skipping the action would lose it from the read model."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self.handle(raw)
-            except RedisError as exc:
-                if redis_attempts is not None and attempt >= redis_attempts:
-                    raise
-                wait = min(30.0, 0.5 * 2 ** (attempt - 1))
-                log.warning("Redis unavailable (%s); retrying action in %.1f s", exc, wait)
-                await asyncio.sleep(wait)
+        return await while_redis_is_down(lambda: self.handle(raw), redis_attempts, "action")
 
 
 def register(app: Any, settings: Settings) -> None:

@@ -41,7 +41,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -50,9 +50,10 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from agents.problems import problem_response as _error
-from agents.settings import ApiIdentity, Settings
 from scoring import attention as core
-from scoring.attention import AttentionReason, Playbook, ReasonType
+from scoring.attention import Playbook, Render, reason_text
+from scoring.changes import iso_day
+from scoring.config import configured_playbooks
 from scoring.worklist import OpenStep
 from state.aggregates import epoch_day
 from state.readmodel import DIMENSIONS, SORTS, Listed, ReadModel, owner_of
@@ -68,6 +69,7 @@ from streams.actions import (
     encode_action,
     epoch_day_of_date,
 )
+from streams.settings import ApiIdentity, Settings
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +95,6 @@ MAX_SNOOZE_DAYS = 366
 ANONYMOUS_ACTOR = "api-token"
 """Actor recorded for a token that names no person."""
 
-Render = Callable[[AttentionReason, int], str]
-"""A reason in words on an epoch day (``scoring.attention.render``)."""
 Publish = Callable[[Action], Awaitable[None]]
 """Send an action to the actions topic, returning once every replica has it."""
 
@@ -107,13 +107,6 @@ SUMMARY_FIELDS = (
 )
 USER_FIELDS = ("user_id", "account_id", "account_name", "name", "email", "score", "band",
                "power_user", "last_seen", "updated_at")
-
-
-def configured_playbooks(settings: Settings) -> tuple[Playbook, ...]:
-    """The playbooks of the scoring config (none when the config declares none)."""
-    from scoring.config import load_config
-
-    return tuple(getattr(load_config(settings.scoring_config), "playbooks", ()))
 
 
 def openapi_document() -> bytes:
@@ -144,28 +137,6 @@ def token_identity(tokens: Mapping[str, _T], header: str | None) -> _T | None:
         if hmac.compare_digest(known.encode(), token.encode()):
             found = identity
     return found
-
-
-def iso_day(day: int) -> str:
-    """An epoch day as ``YYYY-MM-DD``."""
-    return (date(1970, 1, 1) + timedelta(days=day)).isoformat()
-
-
-def reason_text(reason: AttentionReason, today: int, render: Render = core.render) -> str:
-    """The reason in words on epoch day ``today``. An overdue step is a worklist reason,
-    said here; a type the renderer cannot say yet is named with its figures rather than
-    left out."""
-    if reason.type is ReasonType.PLAYBOOK_STEP_OVERDUE:
-        return (f"{reason.params.get('step')} ({reason.params.get('playbook')}) was due on "
-                f"{iso_day(int(reason.params.get('due_day') or reason.since_day - 1))}")
-    try:
-        return render(reason, today)
-    except (NotImplementedError, KeyError, ValueError):
-        figures = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in reason.params.items())
-        who = f" ({reason.subject})" if reason.subject else ""
-        since = f"since {iso_day(reason.since_day)}"
-        return (f"{reason.type.value.replace('_', ' ').capitalize()}{who}: "
-                f"{figures + ', ' if figures else ''}{since}")
 
 
 def step_view(step: OpenStep, today: int) -> dict[str, Any]:
@@ -220,7 +191,8 @@ class Api:
                  publish: Publish | None = None, render: Render = core.render) -> None:
         self.readmodel = readmodel
         self.tokens = settings.api_identities()
-        self.playbooks = configured_playbooks(settings) if playbooks is None else playbooks
+        self.playbooks = (configured_playbooks(settings.scoring_config) if playbooks is None
+                          else playbooks)
         self.per_owner = settings.worklist_per_owner
         self.publish = publish
         self.render = render
@@ -653,7 +625,12 @@ def register(app: Any, settings: Settings, readmodel: ReadModel | None = None) -
     """Serve the API from the Faust worker's web server."""
     api = Api(settings, readmodel or ReadModel.of_app(app, settings),
               publish=faust_publisher(app, settings))
-    web_app: web.Application = app.web.web_app
-    web_app.router.add_routes(api.routes())
-    add_middlewares(web_app)
+    serve_from_worker(app, api.routes())
     return api
+
+
+def serve_from_worker(app: Any, routes: list[web.RouteDef]) -> None:
+    """Add ``routes`` to the Faust worker's web server, behind the API's middlewares."""
+    web_app: web.Application = app.web.web_app
+    web_app.router.add_routes(routes)
+    add_middlewares(web_app)

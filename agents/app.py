@@ -18,14 +18,14 @@ from typing import Protocol, cast
 
 import faust
 
-from agents.settings import Settings
+from streams.settings import Settings
 
 #: Modules whose ``register(app, settings)`` builds the production pipeline, in order.
 #: To plug a module in, add one line here.
 MODULES: list[str] = [
-    "agents.metrics",  # /metrics and the lag, table, recovery and portfolio samplers
+    "agents.lag",  # the lag, table, recovery and portfolio samplers
     "agents.health",  # /healthz and /readyz for probes
-    "agents.collector",  # HTTP collector: SDK posts → events topic
+    "agents.intake",  # HTTP collector and sources: SDK posts, billing, support → events topic
     "agents.resolve",  # events → identity map → by-account envelopes
     "agents.score",  # by-account envelopes + ticks → RocksDB state → health changes
     "agents.notify",  # health changes → read model, Slack, webhooks, CRM; daily digest

@@ -48,7 +48,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def settings_markdown() -> str:
     """The README's settings table, generated from :class:`Settings` so it cannot drift."""
-    from agents.settings import Settings
+    from streams.settings import Settings
 
     lines = ["| variable | type | default | meaning |", "|---|---|---|---|"]
     for env, type_name, default, description in Settings.describe():
@@ -58,7 +58,7 @@ def settings_markdown() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from agents.settings import Settings, SettingsError
+    from streams.settings import Settings, SettingsError
 
     if args.check:
         # Effective values can be real credentials: secrets print masked (Settings.shown).
@@ -141,8 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 2
-    from agents.settings import SettingsError
     from devstack.process import DevstackError
+    from streams.settings import SettingsError
 
     try:
         return int(func(args) or 0)
@@ -154,10 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         # A file that cannot be read or a config/outcomes file that does not validate is
         # the user's to fix: say what is wrong in one message, without a traceback.
+        from streams.sources.config import SourcesConfigError
+
         from agents.sinks.routing import NotificationConfigError
         from history.importers import OutcomesError
         from scoring.config import ConfigError
-        from streams.sources.config import SourcesConfigError
 
         if not isinstance(exc, OSError | ConfigError | OutcomesError | NotificationConfigError
                           | SourcesConfigError):

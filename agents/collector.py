@@ -1,8 +1,8 @@
 """The HTTP collector: what Segment, RudderStack and PostHog SDKs post, onto the events
 topic.
 
-Routes (aiohttp; served by the worker's web server through :func:`register`, or on its
-own by :func:`create_collector_app`):
+Routes (aiohttp; served by the worker's web server through ``agents/intake.py``, or on
+its own by :func:`create_collector_app`):
 
 - ``POST /v1/batch`` (also ``/v1/import``): Segment and RudderStack batches.
 - ``POST /v1/track|identify|group|page|screen|alias``: one Segment call.
@@ -89,7 +89,6 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from agents import metrics
-from agents.settings import Settings
 from state.readmodel import redis_client
 from streams.dlq import DeadLetter
 from streams.envelope import KeyPartitions, encode_joined_envelope, kafka_key
@@ -104,6 +103,7 @@ from streams.normalize import (
     parse_time_lenient,
     segment_family_source,
 )
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -913,26 +913,3 @@ def create_collector_app(settings: Settings, collector: Collector | None = None
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     return app
-
-
-def register(app: Any, settings: Settings) -> None:
-    """Serve the collector from the Faust worker's own web server (same port as the API,
-    page and ``/metrics``). Its producer starts with the app and stops before it."""
-    collector = Collector(settings)
-    web_app: web.Application = app.web.web_app
-    web_app.router.add_routes(collector.routes())
-    from agents.sources import mount as mount_sources  # sources build on the collector
-
-    mount_sources(web_app.router, collector)
-
-    @app.task
-    async def start_collector() -> None:
-        try:
-            await collector.start()
-        except (KafkaError, RedisError, OSError) as exc:  # the first request retries
-            log.warning("collector not started yet: %s", exc)
-
-    async def stop_collector(*_args: Any, **_kwargs: Any) -> None:
-        await collector.stop()
-
-    app.on_before_shutdown.connect(stop_collector)

@@ -36,10 +36,10 @@ from typing import Any
 import orjson
 
 from agents.app import MODULES, SKELETON_MODULES
-from agents.settings import Settings
 from devstack.process import free_port
 from devstack.stack import LocalStack
 from devstack.workers import WorkerProcess, start_worker
+from streams.settings import Settings
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -24,9 +24,9 @@ from typing import Any, cast
 import orjson
 from aiohttp import web
 
-from agents.settings import Settings
 from state.readmodel import redis_client
 from streams.kafka_security import KafkaAccessError, check_access
+from streams.settings import Settings
 
 #: Bound of each dependency check, seconds (a probe's own timeout is a few seconds).
 CHECK_TIMEOUT_SECONDS = 1.0

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import faust
 
 from agents import metrics
-from agents.settings import Settings
+from state.faust_adapter import active_partition_dbs, committed_offsets, recovery_remaining
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,7 @@ def sample_consumer_lag(app: faust.App) -> dict[tuple[str, int], int]:
     """
     consumer = app.consumer
     skip = set(app.tables.changelog_topics)
-    # Faust keeps the committed offsets it tracks in this private mapping (the same one
-    # it consults before committing); reading it avoids an RPC to the broker per sample.
-    committed: Mapping[Any, int | None] = getattr(consumer, "_committed_offset", {})
+    committed = committed_offsets(consumer)
     lags: dict[tuple[str, int], int] = {}
     for tp in consumer.assignment():
         if tp.topic in skip or tp.topic.endswith("__assignor-__leader"):
@@ -72,12 +71,11 @@ def sample_table_keys(app: faust.App) -> dict[str, int]:
 
 
 def _table_keys(table: Any) -> int:
-    store = table.data
-    dbs_for_actives = getattr(store, "_dbs_for_actives", None)
-    if dbs_for_actives is None:
-        return len(store)
+    dbs = active_partition_dbs(table)
+    if dbs is None:
+        return len(table.data)
     total = 0
-    for db in dbs_for_actives():
+    for db in dbs:
         estimate = db.property_int_value("rocksdb.estimate-num-keys")
         # Every partition DB also holds one bookkeeping key with the persisted offset.
         total += max(0, (estimate or 0) - 1)
@@ -87,8 +85,7 @@ def _table_keys(table: Any) -> int:
 def sample_recovery(app: faust.App) -> int:
     """Set ``telltale_recovery_remaining_messages``: changelog records still to replay
     into this worker's active table partitions (0 once recovery completed)."""
-    recovery = cast(Any, app.tables).recovery  # the TableManager protocol omits it
-    remaining = 0 if recovery.completed.is_set() else int(recovery.active_remaining_total())
+    remaining = recovery_remaining(app)
     metrics.RECOVERY_REMAINING.set(remaining)
     return remaining
 

@@ -51,9 +51,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    import faust
-
-    from agents.settings import Settings
+    from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +85,6 @@ __all__ = [
     "PortfolioSnapshot",
     "exposition",
     "metric_names",
-    "register",
 ]
 
 # The `_created` series double the number of series and the text format Prometheus scrapes
@@ -401,11 +398,3 @@ class MetricsServer(Service):
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-
-def register(app: faust.App, settings: Settings) -> None:
-    """Start the samplers of ``agents/lag.py`` (consumer lag, table keys, recovery,
-    portfolio snapshot). ``/metrics`` itself is the worker's :class:`MetricsServer`."""
-    from agents import lag
-
-    lag.register(app, settings)

@@ -46,8 +46,6 @@ import orjson
 from redis.exceptions import RedisError
 
 from agents import metrics
-from agents.api import Render, configured_playbooks
-from agents.settings import Settings
 from agents.sinks import digest, slack, webhooks
 from agents.sinks.cooldown import Cooldown
 from agents.sinks.crm import HubSpotSync, SalesforceSync
@@ -56,11 +54,13 @@ from agents.sinks.outbox import HEARTBEAT_EVERY_SECONDS, Outbox
 from agents.sinks.routing import NotificationConfig
 from agents.sinks.salesforce_oauth import salesforce_tokens
 from scoring import attention as core
-from scoring.attention import Playbook
+from scoring.attention import Playbook, Render
+from scoring.config import configured_playbooks
 from state.aggregates import epoch_day
-from state.readmodel import ChangeError, ReadModel
+from state.readmodel import ChangeError, ReadModel, while_redis_is_down
 from streams import health_change
 from streams.actions import epoch_day_of_date
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,8 @@ class Notifier:
         self.validator = change_validator(schema)
         self.config = config
         self.owners = owners or OwnerRoutes()
-        self.playbooks = configured_playbooks(settings) if playbooks is None else playbooks
+        self.playbooks = (configured_playbooks(settings.scoring_config) if playbooks is None
+                          else playbooks)
         self.render = render
         self.readmodel = readmodel
         self.redis = readmodel.redis
@@ -184,7 +185,7 @@ class Notifier:
         if await self.redis.exists(seen):
             return "duplicate"
         jobs: list[Job] = []
-        for destination in self.config.route(change):
+        for destination in self.config.route(health_change.HealthChangeRecord.from_wire(change)):
             if folded == "older" and not destination.startswith("webhook:"):
                 # Superseded already: alerting on it or writing it to a CRM would put
                 # stale health in front of people. Webhooks are a feed and get it all.
@@ -219,22 +220,15 @@ class Notifier:
         Redis; nothing is committed past it), up to ``redis_attempts`` (None: until it
         works). Any other unexpected error dead-letters the message and the stream goes
         on."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self.handle(raw)
-            except RedisError as exc:
-                if redis_attempts is not None and attempt >= redis_attempts:
-                    raise
-                wait = min(30.0, 0.5 * 2 ** (attempt - 1))
-                log.warning("Redis unavailable (%s); retrying change in %.1f s", exc, wait)
-                await asyncio.sleep(wait)
-            except Exception as exc:
-                log.exception("notify failed on a message")
-                await self._reject(raw, f"unexpected error: {type(exc).__name__}: "
-                                        f"{str(exc)[:300]}", "internal_error")
-                return "invalid"
+        try:
+            return await while_redis_is_down(lambda: self.handle(raw), redis_attempts, "change")
+        except RedisError:
+            raise
+        except Exception as exc:
+            log.exception("notify failed on a message")
+            await self._reject(raw, f"unexpected error: {type(exc).__name__}: "
+                                    f"{str(exc)[:300]}", "internal_error")
+            return "invalid"
 
     async def _reject(self, raw: bytes | Mapping[str, Any], reason: str, code: str,
                       path: str = "") -> None:
@@ -460,7 +454,7 @@ async def _replay(settings: Settings, topic: str, fold: Callable[[bytes], Awaita
     from before the topic existed), an error otherwise."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from devstack.topics import topic_partitions
+    from streams.kafka_admin import topic_partitions
 
     try:
         count = await topic_partitions(settings.kafka_bootstrap, topic,

@@ -41,30 +41,27 @@ from agents.api import (
     Api,
     Problem,
     Publish,
-    Render,
-    add_middlewares,
     days_to_renewal,
     faust_publisher,
-    iso_day,
-    reason_text,
+    serve_from_worker,
     token_identity,
 )
-from agents.settings import ApiIdentity, Settings
 from scoring import attention as core
-from scoring.attention import Playbook
+from scoring.attention import Playbook, Render, reason_text
+from scoring.changes import iso_day
+from scoring.config import Bands, load_config
+from scoring.labels import BAND_LABELS, STAGE_LABELS, Band
 from scoring.worklist import AttentionTrack, WorklistEntry
 from state.aggregates import epoch_day
 from state.readmodel import Listed, ReadModel, owner_of
 from streams.actions import Action, ActionType, handling_of
+from streams.settings import ApiIdentity, Settings
 
 SESSION_COOKIE = "telltale_session"
 SESSION_SECONDS = 30 * 86_400
-BAND_LABELS = {"healthy": "Healthy", "watch": "Watch", "at_risk": "At risk"}
-STAGE_LABELS = {"commit": "Commit", "best_case": "Best case", "at_risk": "At risk",
-                "onboarding": "Onboarding", "adopting": "Adopting", "mature": "Mature",
-                "renewal_window": "In renewal window", "churned": "Churned",
-                "reactivated": "Reactivated"}
-BAND_COLOURS = {"healthy": "#1f9d55", "watch": "#c98a06", "at_risk": "#d64545"}
+BAND_COLOURS: dict[str, str] = {Band.HEALTHY: "#1f9d55", Band.WATCH: "#c98a06",
+                               Band.AT_RISK: "#d64545"}
+DEFAULT_BANDS = Bands()
 MAX_FORM_BYTES = 16 * 1024
 
 BEARER_NONCE = "bearer"
@@ -187,9 +184,9 @@ def render(title: str, session: Session | None, content: str,
     return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
 
 
-def history_chart(points: Sequence[Mapping[str, Any]], width: int = 720,
-                  height: int = 220) -> str:
-    """Score (0-100) over time as inline SVG, with the band zones shaded."""
+def history_chart(points: Sequence[Mapping[str, Any]], bands: Bands = DEFAULT_BANDS,
+                  width: int = 720, height: int = 220) -> str:
+    """Score (0-100) over time as inline SVG, with the zones of ``bands`` shaded."""
     if not points:
         return '<p class="empty">No history yet.</p>'
     left, right, top, bottom = 34, 12, 10, 26
@@ -208,11 +205,13 @@ def history_chart(points: Sequence[Mapping[str, Any]], width: int = 720,
     parts = [f'<svg class="history" role="img" aria-label="Score history" '
              f'viewBox="0 0 {width} {height}" width="100%" '
              f'xmlns="http://www.w3.org/2000/svg">']
-    for low, high, band in ((70, 100, "healthy"), (40, 70, "watch"), (0, 40, "at_risk")):
+    zones = ((bands.healthy, 100, Band.HEALTHY), (bands.watch, bands.healthy, Band.WATCH),
+             (0, bands.watch, Band.AT_RISK))
+    for low, high, band in zones:
         parts.append(f'<rect x="{left}" y="{y(high):.1f}" width="{plot_w}" '
                      f'height="{y(low) - y(high):.1f}" fill="{BAND_COLOURS[band]}" '
                      f'fill-opacity="0.07"/>')
-    for level in (0, 40, 70, 100):
+    for level in (0, bands.watch, bands.healthy, 100):
         parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(level):.1f}" '
                      f'y2="{y(level):.1f}" stroke="#e4e7ee"/>'
                      f'<text x="{left - 6}" y="{y(level) + 4:.1f}" '
@@ -255,6 +254,7 @@ class Page:
         self.api = Api(settings, readmodel, playbooks, publish=publish, render=render_reason)
         self.render_reason = render_reason
         self.secure_cookie = settings.public_url.lower().startswith("https://")
+        self.bands = load_config(settings.scoring_config).bands
 
     @property
     def playbooks(self) -> Sequence[Playbook]:
@@ -541,7 +541,7 @@ class Page:
             actions="" if entry is None else self._forms(entry, session, str(request.rel_url)),
             signals=(f'<p class="chips">{signal_chips(signals, with_text=True)}</p>'
                      if signals else ""),
-            kpis=kpis, chart=history_chart(history), components=components,
+            kpis=kpis, chart=history_chart(history, self.bands), components=components,
             notes="".join(
                 f'<div class="card spaced-sm"><p class="note">{e(a.text)}</p>'
                 f'<p class="sub">{e(a.actor)} · {e(_when(a.at))}</p></div>'
@@ -752,7 +752,5 @@ def register(app: Any, settings: Settings, readmodel: ReadModel | None = None) -
     """Serve the page from the Faust worker's web server."""
     page = Page(settings, readmodel or ReadModel.of_app(app, settings),
                 publish=faust_publisher(app, settings))
-    web_app: web.Application = app.web.web_app
-    web_app.router.add_routes(page.routes())
-    add_middlewares(web_app)
+    serve_from_worker(app, page.routes())
     return page

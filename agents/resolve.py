@@ -98,7 +98,6 @@ from typing import Any, Protocol, TypeVar
 import orjson
 
 from agents import metrics
-from agents.settings import Settings
 from state.identity import (
     EXPIRY,
     SEP,
@@ -132,6 +131,7 @@ from streams.envelope import (
 )
 from streams.events import Event, EventType, Source
 from streams.normalize import NormalizeContext, Reason, Rejection, normalize_direct
+from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -696,18 +696,15 @@ def register(app: Any, settings: Settings) -> None:
     """Declare the resolve agent, its table and its tick timer on ``app``."""
     import faust
 
-    from state.tables import partition_db, raw_schema, rocksdb_options
+    from state.faust_adapter import partition_db
+    from state.tables import raw_schema, raw_table
 
     names = settings.topics
     events_topic = app.topic(names.events, schema=raw_schema(),
                              partitions=settings.partitions)
-    # key_type/value_type (not only the schema) make Faust's store codec raw; otherwise
-    # it would hand back JSON-decoded values.
-    table = app.Table(STATE_TABLE, schema=raw_schema(), key_type=bytes, value_type=bytes,
-                      partitions=settings.partitions,
-                      options=rocksdb_options(settings),
-                      help="Identity map (person → accounts, linked user) and events held "
-                           "for an account")
+    table = raw_table(app, settings, STATE_TABLE,
+                      "Identity map (person → accounts, linked user) and events held for an "
+                      "account")
 
     def scan(partition: int, until: int) -> Iterator[bytes]:
         db = partition_db(table, partition)

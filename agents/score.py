@@ -38,14 +38,14 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import faust
 
-from agents.settings import Settings
 from state import tables
+from state.faust_adapter import committed_offsets, partition_db, run_before_first_start
 from state.tables import AccountRecord, PartitionClock
 from streams.cloudevents import headers_of_encoded_change
 from streams.dlq import DeadLetter
@@ -59,6 +59,7 @@ from streams.envelope import (
     encode_tick,
     kafka_key,
 )
+from streams.settings import Settings
 
 if TYPE_CHECKING:
     from scoring.config import ScoringConfig
@@ -125,7 +126,7 @@ class ScoreProcessor:
 
     async def process(self, partition: int, offset: int, raw: bytes | None) -> None:
         """Handle one by-account message; its writes land together (see MessageWrites)."""
-        db = tables.partition_db(self.table, partition)
+        db = partition_db(self.table, partition)
         last = self._load_clock(db, partition).offset
         if last >= 0 and offset > last + 1:
             await self._fill_gap(partition, last + 1, offset)
@@ -169,7 +170,7 @@ class ScoreProcessor:
     async def _process_one(self, partition: int, offset: int, raw: bytes | None) -> None:
         # Reads go straight to this partition's RocksDB (Faust's table API would check
         # membership and then read: two lookups); writes are collected per message.
-        db = tables.partition_db(self.table, partition)
+        db = partition_db(self.table, partition)
         self._writes = tables.MessageWrites()
         self._outgoing = []
         self._dead_letters = []
@@ -529,8 +530,7 @@ class ScoreProcessor:
 
         Outbox entries below it can never be redelivered and are pruned.
         """
-        committed: Mapping[Any, int | None] = getattr(self.app.consumer, "_committed_offset", {})
-        for tp, value in committed.items():
+        for tp, value in committed_offsets(self.app.consumer).items():
             if tp.topic == self.settings.topics.by_account and tp.partition == partition:
                 return value if value is not None else -1
         return -1
@@ -589,18 +589,14 @@ def register(app: faust.App, settings: Settings) -> None:
 
     tabledir = app.conf.tabledir
 
-    # The check must run when this process starts the app, before any partition DB is
-    # opened, and never merely because some process built the app: App.on_first_start
-    # is that moment (Faust has no signal for it).
-    first_start = app.on_first_start
-
-    async def _check_local_state_then_start() -> None:
+    # The check must run before any partition DB is opened, and only in a process that
+    # starts the app (tests and tools build apps they never start).
+    async def _check_local_state() -> None:
         if tables.discard_unclean_local_state(tabledir):
             log.warning("score: local state was not closed cleanly; "
                         "rebuilding %s from its changelog", tables.STATE_TABLE)
-        await first_start()
 
-    setattr(app, "on_first_start", _check_local_state_then_start)  # noqa: B010
+    run_before_first_start(app, _check_local_state)
 
     @app.on_before_shutdown.connect
     async def _mark_clean(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

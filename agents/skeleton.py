@@ -22,8 +22,8 @@ import faust
 import orjson
 
 from agents.metrics import EVENTS_DEAD_LETTERED, MESSAGES_PROCESSED
-from agents.settings import Settings
-from state.tables import raw_schema, rocksdb_options
+from state.tables import raw_schema, raw_table
+from streams.settings import Settings
 
 THRESHOLD_ENV = "TELLTALE_SKELETON_THRESHOLD"
 DEFAULT_THRESHOLD = 10
@@ -72,17 +72,8 @@ def register(app: faust.App, settings: Settings, *, threshold: int | None = None
     events = app.topic(names.events, schema=raw_schema(), partitions=settings.partitions)
     changes = app.topic(names.health_changes, schema=raw_schema(),
                         partitions=settings.partitions)
-    counts = app.Table(
-        "skeleton-counts",
-        schema=raw_schema(),
-        # Without key_type/value_type Faust falls back to a JSON changelog codec, and
-        # recovery then fails on the raw bytes this table stores.
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.partitions,
-        options=rocksdb_options(settings),
-        help="Messages seen per account (walking skeleton)",
-    )
+    counts = raw_table(app, settings, "skeleton-counts",
+                       "Messages seen per account (walking skeleton)")
 
     @app.agent(events, name="skeleton-count")
     async def count_events(stream: faust.StreamT[bytes]) -> None:

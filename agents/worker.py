@@ -13,10 +13,13 @@ import faust
 
 from agents.app import MODULES, SKELETON_MODULES, build_app
 from agents.metrics import MetricsServer
-from agents.settings import Settings, SettingsError
-from devstack.topics import create_topics
-from devstack.workers import READY_MARKER
+from streams.kafka_admin import create_topics
 from streams.kafka_security import check_access
+from streams.settings import Settings, SettingsError
+
+#: Printed once the worker's partitions are assigned and tables recovered; the demo and
+#: the tests wait for this line.
+READY_MARKER = "telltale worker ready:"
 
 
 class _Worker(faust.Worker):

@@ -11,7 +11,7 @@ Then:
 1. raw produce: aiokafka (acks=all, idempotent) writes the same batches as one envelope
    per person and batch (what a collector without group commit would write);
 2. collector: ``--clients`` concurrent HTTP clients post Segment batches of ``--batch``
-   events to a ``telltale worker --module agents.collector`` (Redis dedup, acks=all);
+   events to a ``telltale worker --module agents.intake`` (Redis dedup, acks=all);
 3. raw consume: aiokafka reads back what the collector wrote (its group commit joins the
    events of requests accepted together into one envelope per partition; the mean
    envelope size is printed), decoding every envelope into events (``decode_message``)
@@ -49,15 +49,15 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agents.settings import Settings
 from devstack.kafka import start_kafka, start_kafka_with_login
 from devstack.process import free_port
 from devstack.redis import start_redis
-from devstack.topics import create_topics
 from devstack.workers import start_worker
 from streams.envelope import decode_message, encode_envelope, kafka_key
 from streams.events import Event, EventType, Source
+from streams.kafka_admin import create_topics
 from streams.kafka_security import PLAINTEXT, KafkaSecurity
+from streams.settings import Settings
 
 WRITE_KEY = "bench-key"
 WORKSPACE = "bench"
@@ -295,7 +295,7 @@ async def run(args: argparse.Namespace) -> None:
 
         produce = await raw_produce(bootstrap, "bench.raw", envelopes, total, security)
 
-        worker = start_worker(settings, ["--module", "agents.collector"],
+        worker = start_worker(settings, ["--module", "agents.intake"],
                               log_path=work / "collector.log", ready_timeout=180)
         try:
             collect = await http_load(worker.url, batches, args.clients)

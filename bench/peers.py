@@ -55,7 +55,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import pipeline  # noqa: E402
 
-from agents.settings import Settings  # noqa: E402
 from scoring.config import ScoringConfig, load_config  # noqa: E402
 from scoring.engine import step  # noqa: E402
 from state import tables  # noqa: E402
@@ -63,6 +62,7 @@ from state.aggregates import AccountState, UserState, shed_users  # noqa: E402
 from state.tables import AccountRecord, PartitionClock  # noqa: E402
 from streams.envelope import Envelope, decode_message  # noqa: E402
 from streams.health_change import encode_change  # noqa: E402
+from streams.settings import Settings  # noqa: E402
 
 #: Quix's own account-independent records live under this prefix (no account key is empty).
 PARTITION_PREFIX = b""

@@ -51,11 +51,11 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from agents.settings import Settings  # noqa: E402
 from devstack.workers import settings_env  # noqa: E402
 from state import tables  # noqa: E402
 from streams.envelope import encode_envelope, kafka_key  # noqa: E402
 from streams.events import Event, EventType, Source  # noqa: E402
+from streams.settings import Settings  # noqa: E402
 
 DAY = 86_400.0
 T0 = 1_704_067_200.0  # 2024-01-01 UTC

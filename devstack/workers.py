@@ -13,11 +13,9 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from agents.settings import ENV_PREFIX, Settings
+from agents.worker import READY_MARKER
 from devstack.process import DevstackError, ManagedProcess, spawn, tail
-
-#: Printed by ``telltale worker`` once its partitions are assigned and tables recovered.
-READY_MARKER = "telltale worker ready:"
+from streams.settings import ENV_PREFIX, Settings
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -767,7 +767,7 @@ def result_dict(
 
 def add_common_arguments(parser: Any) -> None:
     """Arguments shared by ``backtest`` and ``calibrate``."""
-    from agents.cli_args import checked
+    from history.cli_args import checked
 
     parser.add_argument("events", type=Path,
                         help="history: Segment JSON lines (.jsonl[.gz]) or CSV (.csv[.gz])")

@@ -401,8 +401,8 @@ async def publish(metrics: dict[str, Any], workspace: str, source: str) -> str:
     """Store ``metrics`` in the read model's Redis (settings from the environment), where
     ``GET /api/v1/workspaces/{workspace}/business-metrics`` serves them. Returns the
     Redis key written."""
-    from agents.settings import Settings
     from state.readmodel import ReadModel
+    from streams.settings import Settings
 
     readmodel = ReadModel.from_settings(Settings.from_env())
     try:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from history import plots
+from scoring.labels import BAND_LABELS
 
 MODEL_LABELS = {
     "score": "Telltale health score",
@@ -28,7 +29,6 @@ MODEL_LABELS = {
     "baseline_logins": "Baseline: logins (30 days)",
 }
 CHARTED = ("score", "calibrated", "learned_logistic", "learned_boosting")
-BAND_LABELS = {"healthy": "Healthy", "watch": "Watch", "at_risk": "At risk"}
 
 
 def _label(model: str) -> str:

@@ -951,7 +951,7 @@ def add_parser(subparsers: Any) -> Any:
         "simulate", help="generate a realistic B2B SaaS usage history with known outcomes",
         description="Write Segment-spec JSON lines of a simulated portfolio and its outcomes.",
     )
-    from agents.cli_args import positive_int
+    from history.cli_args import positive_int
 
     parser.add_argument("--accounts", type=positive_int, default=200, help="number of accounts")
     parser.add_argument("--days", type=positive_int, default=365,

@@ -14,13 +14,14 @@ This module is pure: no Kafka, Faust, Redis, HTTP or wall-clock imports.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from scoring import explain
-from scoring.changes import iso_date
+from scoring.changes import iso_date, iso_day
+from scoring.labels import Band
 from state.aggregates import SignalState, epoch_day
 
 if TYPE_CHECKING:  # the configuration imports this module for the types below
@@ -386,7 +387,7 @@ def decide(
             "points": fell, "from": facts.score_before, "to": facts.score,
             "days": rules.health_fell_days,
         }))
-    if facts.band == "at_risk":
+    if facts.band == Band.AT_RISK:
         key, since = _held("health_at_risk", held, today)
         risks.append(AttentionReason(
             ReasonType.HEALTH_AT_RISK, rules.severity_of(ReasonType.HEALTH_AT_RISK), key,
@@ -452,3 +453,24 @@ def priority(reasons: Iterable[AttentionReason], arr: float | None,
 def render(reason: AttentionReason, today: int) -> str:
     """The reason as an English sentence on epoch day ``today``."""
     return explain.attention_text(reason.type.value, reason.params, reason.since_day, today)
+
+
+Render = Callable[[AttentionReason, int], str]
+"""A reason in words on an epoch day (:func:`render`, or a translation of it)."""
+
+
+def reason_text(reason: AttentionReason, today: int, render: Render = render) -> str:
+    """The reason in words on epoch day ``today``. An overdue step is a worklist reason,
+    said here; a type the renderer cannot say yet is named with its figures rather than
+    left out."""
+    if reason.type is ReasonType.PLAYBOOK_STEP_OVERDUE:
+        return (f"{reason.params.get('step')} ({reason.params.get('playbook')}) was due on "
+                f"{iso_day(int(reason.params.get('due_day') or reason.since_day - 1))}")
+    try:
+        return render(reason, today)
+    except (NotImplementedError, KeyError, ValueError):
+        figures = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in reason.params.items())
+        who = f" ({reason.subject})" if reason.subject else ""
+        since = f"since {iso_day(reason.since_day)}"
+        return (f"{reason.type.value.replace('_', ' ').capitalize()}{who}: "
+                f"{figures + ', ' if figures else ''}{since}")

@@ -24,15 +24,6 @@ if TYPE_CHECKING:  # attention imports this module for dates
     from scoring.attention import Attention
 
 SCHEMA = "telltale.health-change/1"
-REASONS = (
-    "band_changed",
-    "score_moved",
-    "forecast_changed",
-    "lifecycle_changed",
-    "signal_started",
-    "signal_ended",
-    "attention_changed",
-)
 
 
 @lru_cache(maxsize=4096)
@@ -53,6 +44,11 @@ def iso(ts: float | None) -> str | None:
 def iso_date(day: int | None) -> str | None:
     """ISO date (YYYY-MM-DD) of an epoch day; None stays None."""
     return None if day is None else _date_text(day)
+
+
+def iso_day(day: int) -> str:
+    """ISO date (YYYY-MM-DD) of an epoch day."""
+    return _date_text(day)
 
 
 def signal_dict(s: SignalState) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from scoring.attention import Playbook, PlaybookStep, ReasonType, Severity
+from scoring.labels import Band, ForecastStage
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default.toml")
 
@@ -313,9 +314,9 @@ class AttentionRules:
     health_fell_days: int = 7
     health_fell_severe_points: int = 20
     champion_severe_days: int = 42
-    renewal_weak_bands: tuple[str, ...] = ("watch", "at_risk")
+    renewal_weak_bands: tuple[str, ...] = (Band.WATCH, Band.AT_RISK)
     renewal_falling_points: int = 10
-    renewal_forecasts: tuple[str, ...] = ("at_risk",)
+    renewal_forecasts: tuple[str, ...] = (ForecastStage.AT_RISK,)
     severity_points: Mapping[str, float] = field(default_factory=_default_severity_points)
     others_share: float = 0.5
     arr_weight: float = 0.5
@@ -658,10 +659,10 @@ def _attention_problems(c: ScoringConfig, p: list[str]) -> None:
     if a.arr_cap <= 0:
         p.append("attention.arr_cap: must be positive")
     for band in a.renewal_weak_bands:
-        if band not in ("healthy", "watch", "at_risk"):
+        if band not in tuple(Band):
             p.append(f"attention.renewal_weak_bands: unknown band {band!r}")
     for stage in a.renewal_forecasts:
-        if stage not in ("commit", "best_case", "at_risk"):
+        if stage not in tuple(ForecastStage):
             p.append(f"attention.renewal_forecasts: unknown forecast {stage!r}")
     names: set[str] = set()
     for pb in c.playbooks:
@@ -915,6 +916,11 @@ def load_config(path: str | Path | None = None) -> ScoringConfig:
 
 
 # --------------------------------------------------------------------------- dumping
+
+
+def configured_playbooks(path: str | Path | None = None) -> tuple[Playbook, ...]:
+    """The playbooks of the scoring config at ``path`` (none when it declares none)."""
+    return tuple(load_config(path).playbooks)
 
 
 def _toml_value(v: Any) -> str:

@@ -32,6 +32,7 @@ from scoring.changes import (
     signal_dict,
 )
 from scoring.config import ScoringConfig
+from scoring.labels import Band, ChangeReason, ForecastStage, Lifecycle
 from scoring.scores import (
     Component,
     Facts,
@@ -64,7 +65,7 @@ from streams.events import Event
 BILLING_SIGNALS = frozenset({"payment_failed", "plan_downgraded", "seats_reduced"})
 _SEVERITY_RANK = {"risk": 0, "expansion": 1, "info": 2}
 # Reasons of a change that people are told about whatever else it says.
-_ALERT_REASONS = frozenset({"forecast_changed", "lifecycle_changed"})
+_ALERT_REASONS = frozenset({ChangeReason.FORECAST_CHANGED, ChangeReason.LIFECYCLE_CHANGED})
 
 
 @dataclass(slots=True)
@@ -424,7 +425,8 @@ def evaluate(
     billing = sum(1 for s in active.values() if s.type in BILLING_SIGNALS)
     candidate = forecast(band, life, change_30d, dtr, config, seg, billing, acc.forecast)
     fc: str | None
-    if candidate == "at_risk" and (band == "at_risk" or life == "churned"):
+    if candidate == ForecastStage.AT_RISK and (band == Band.AT_RISK
+                                              or life == Lifecycle.CHURNED):
         acc.forecast_pending = None
         fc = candidate
     else:
@@ -456,11 +458,11 @@ def evaluate(
         # next day (a group call usually arrives before anyone has used the product).
         alarming = any(sig.severity != "info" for sig in started)
         if acc.last_seen is not None or alarming or any(d < today for d in acc.history):
-            reasons.append("band_changed")
+            reasons.append(ChangeReason.BAND_CHANGED)
             keys.append(f"band:{band}")
     else:
         if band != rep.band:
-            reasons.append("band_changed")
+            reasons.append(ChangeReason.BAND_CHANGED)
             keys.append(f"band:{band}")
         # moved N+ points since the last report, or within the last 7 days when the last
         # report is older than that
@@ -469,29 +471,30 @@ def evaluate(
             h = _history_at(acc, today - dec.score_move_days)
             moved = h is not None and abs(score - h) >= dec.score_move_points
         if moved:
-            reasons.append("score_moved")
+            reasons.append(ChangeReason.SCORE_MOVED)
             keys.append(f"score:{score}")
         if fc != rep.forecast:
-            reasons.append("forecast_changed")
+            reasons.append(ChangeReason.FORECAST_CHANGED)
             keys.append(f"forecast:{fc}")
         if life != rep.lifecycle:
-            reasons.append("lifecycle_changed")
+            reasons.append(ChangeReason.LIFECYCLE_CHANGED)
             keys.append(f"lifecycle:{life}")
     if started and (rep is not None or reasons):
-        reasons.append("signal_started")
+        reasons.append(ChangeReason.SIGNAL_STARTED)
         keys.extend(f"start:{s.key}" for s in started)
     if ended and rep is not None:
-        reasons.append("signal_ended")
+        reasons.append(ChangeReason.SIGNAL_ENDED)
         keys.extend(f"end:{s.key}" for s in ended)
     if (worse or gone) and (rep is not None or reasons):
-        reasons.append("attention_changed")
+        reasons.append(ChangeReason.ATTENTION_CHANGED)
         keys.extend(f"attention:{r.key}:{r.severity.value}" for r in worse)
         keys.extend(f"attention_end:{k}" for k in gone)
     # People are told of news they would act on; the rest (a minor signal resolved, an
     # info checkpoint, a score that only held, a reason ending) goes to systems only.
     floor = Severity(config.attention.alert_severity).rank
     alert = any(r.severity.rank >= floor for r in worse) or bool(
-        _ALERT_REASONS.intersection(reasons)) or (rep is not None and "band_changed" in reasons)
+        _ALERT_REASONS.intersection(reasons)) or (
+        rep is not None and ChangeReason.BAND_CHANGED in reasons)
 
     delta = score - prev_score if prev_score is not None else 0
     drivers: list[Driver] = []
@@ -500,11 +503,11 @@ def evaluate(
         drivers = _drivers(comps, rep, delta)
         notes: list[str] = []
         if rep is not None:
-            if "band_changed" in reasons:
+            if ChangeReason.BAND_CHANGED in reasons:
                 notes.append(explain.band_note(rep.band, band))
-            if "forecast_changed" in reasons:
+            if ChangeReason.FORECAST_CHANGED in reasons:
                 notes.append(explain.forecast_note(rep.forecast, fc))
-            if "lifecycle_changed" in reasons:
+            if ChangeReason.LIFECYCLE_CHANGED in reasons:
                 notes.append(explain.lifecycle_note(rep.lifecycle, life))
         else:
             notes.append(explain.lifecycle_note(None, life))

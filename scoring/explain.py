@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from scoring.labels import BAND_NAMES, FORECAST_NAMES, LIFECYCLE_NAMES, Band, ForecastStage
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -42,16 +44,6 @@ def _money(amount: Any) -> str:
     return "a payment"
 
 
-BAND_NAMES = {"healthy": "healthy", "watch": "watch", "at_risk": "at risk"}
-LIFECYCLE_NAMES = {
-    "onboarding": "onboarding",
-    "adopting": "adopting",
-    "mature": "mature",
-    "renewal_window": "in the renewal window",
-    "churned": "churned",
-    "reactivated": "reactivated",
-}
-FORECAST_NAMES = {"commit": "commit", "best_case": "best case", "at_risk": "at risk"}
 CHECKPOINT_NAMES = {180: "health check", 90: "value review", 60: "pricing", 30: "contract"}
 
 
@@ -182,7 +174,7 @@ def _renewal_text(p: Mapping[str, Any], today: int) -> str:
         return f"{head} and health fell {n} point{'s' if n != 1 else ''} {when}"
     if p.get("fell_30d"):
         return f"{head} and health fell {p['fell_30d']} points in 30 days"
-    if p.get("forecast") == "at_risk":
+    if p.get("forecast") == ForecastStage.AT_RISK:
         return f"{head} and the renewal forecast is at risk (health {p['score']})"
     return f"{head} with health at {p['score']} ({BAND_NAMES.get(str(p.get('band')), 'weak')})"
 
@@ -416,7 +408,7 @@ def paragraph(
 ) -> str:
     """One paragraph: headline, "because" the top reasons, then what started/ended."""
     head = headline(previous, current, band, change_7d)
-    if reasons and previous is None and band == "healthy":
+    if reasons and previous is None and band == Band.HEALTHY:
         text = f"{head}; room to improve: {_join(list(reasons))}."
     elif reasons:
         lead = "mainly because" if previous is None else "because"

@@ -9,12 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scoring.config import Bands, ScoringConfig
+from scoring.labels import Band
 from state.aggregates import AccountState, UserSummary, epoch_week
 
-HEALTHY = "healthy"
-WATCH = "watch"
-AT_RISK = "at_risk"
-_BAND_RANK = {AT_RISK: 0, WATCH: 1, HEALTHY: 2}
+_BAND_RANK: dict[str, int] = {Band.AT_RISK: 0, Band.WATCH: 1, Band.HEALTHY: 2}
 
 
 @dataclass(slots=True)
@@ -51,12 +49,12 @@ def split_points(raw: Sequence[float]) -> list[int]:
     return out
 
 
-def band_of(score: float, bands: Bands) -> str:
+def band_of(score: float, bands: Bands) -> Band:
     if score >= bands.healthy:
-        return HEALTHY
+        return Band.HEALTHY
     if score >= bands.watch:
-        return WATCH
-    return AT_RISK
+        return Band.WATCH
+    return Band.AT_RISK
 
 
 def sticky_band(score: int, current: str | None, bands: Bands) -> str:

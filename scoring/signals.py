@@ -17,12 +17,33 @@ from typing import Any
 
 from scoring import explain
 from scoring.config import ScoringConfig
+from scoring.labels import SignalSeverity
 from scoring.scores import Facts
 from state.aggregates import DAY, AccountState, SignalState
 
-RISK = "risk"
-EXPANSION = "expansion"
-INFO = "info"
+RISK = SignalSeverity.RISK
+EXPANSION = SignalSeverity.EXPANSION
+INFO = SignalSeverity.INFO
+
+#: Every signal type :func:`detect` emits, but for the one per inactivity threshold
+#: (:func:`user_inactive_type`); routing rules and playbooks match these names.
+FIXED_SIGNAL_TYPES = (
+    "power_user_inactive", "seat_utilisation_drop", "core_feature_decline", "ticket_spike",
+    "ticket_open_long", "payment_failed", "plan_downgraded", "seats_reduced", "nps_detractor",
+    "meeting_missed", "onboarding_milestone_missed", "account_inactive", "seat_saturation",
+    "gated_feature_clicked", "upgrade_interest", "renewal_checkpoint",
+)
+
+
+def user_inactive_type(days: int) -> str:
+    """The signal type of a regular user quiet for ``days`` days (a configured threshold)."""
+    return f"user_inactive_{days}d"
+
+
+def signal_types(config: ScoringConfig) -> tuple[str, ...]:
+    """Every signal type :func:`detect` can emit under ``config``."""
+    return (*FIXED_SIGNAL_TYPES,
+            *(user_inactive_type(n) for n in config.signals.user_inactive_days))
 
 
 @dataclass(slots=True)
@@ -48,17 +69,23 @@ def _active_by_ident(active: dict[str, SignalState]) -> dict[str, SignalState]:
     return {sig.key.rsplit("@", 1)[0]: sig for sig in active.values()}
 
 
-def detect(
-    account: AccountState, f: Facts, config: ScoringConfig, created_day: int | None,
-    days_to_renewal: int | None,
-) -> list[Detected]:
-    """All conditions that hold at ``f.today`` (hysteresis-only ones flagged)."""
-    sg = config.signals
-    today = f.today
-    out: list[Detected] = []
-    ongoing = _active_by_ident(account.signals)
+@dataclass(frozen=True, slots=True)
+class _Look:
+    """What every family of detectors reads about one account on one day."""
 
-    # --- people going quiet
+    account: AccountState
+    f: Facts
+    config: ScoringConfig
+    ongoing: dict[str, SignalState]  # active episodes by identity
+    created_day: int | None
+    days_to_renewal: int | None
+
+
+def _people_going_quiet(look: _Look) -> list[Detected]:
+    """Power users and regular users quiet past their thresholds (days)."""
+    account, f, ongoing = look.account, look.f, look.ongoing
+    sg, today = look.config.signals, look.f.today
+    out: list[Detected] = []
     power = set(f.power)
     for uid, s in account.users.items():
         last = s.last_day
@@ -80,48 +107,63 @@ def detect(
                                 detail, sustain_only=quiet < threshold))
         if (s.mask & ((1 << 30) - 1)).bit_count() >= sg.user_regular_active_days:
             for n in sg.user_inactive_days:
-                kind = f"user_inactive_{n}d"
+                kind = user_inactive_type(n)
                 ident = f"{kind}:{uid}"
                 if quiet >= n or (ident in ongoing and quiet * 2 >= n):
                     out.append(Detected(
                         kind, ident, uid, INFO if n == sg.user_inactive_days[0] else RISK,
                         last + n, detail, sustain_only=quiet < n,
                     ))
+    return out
 
-    # --- seat utilisation drop (active users, last 30 days vs the 30 before). While an
-    # episode lasts it is measured against the level it started from, so a decline that
-    # keeps going (and drags the earlier month down with it) is not mistaken for recovery.
-    seat_ep = ongoing.get("seat_utilisation_drop")
-    seat_base = seat_ep.detail["previous"] if seat_ep is not None else f.active_prev_30
-    if seat_base >= sg.seat_drop_min_users:
-        drop = (seat_base - f.active_30) / seat_base * 100.0
-        if drop >= sg.seat_drop_pct / 2:
-            out.append(Detected(
-                "seat_utilisation_drop", "seat_utilisation_drop", None, RISK, today,
-                {"previous": seat_base, "current": f.active_30, "seats": f.seats,
-                 "drop_pct": round(drop, 1)},
-                sustain_only=seat_ep is not None or drop < sg.seat_drop_pct,
-            ))
 
-    # --- core-feature decline (same episode rule)
-    core_ep = ongoing.get("core_feature_decline")
-    if core_ep is not None:
-        core_base: int | None = core_ep.detail["previous"]
+def _fall(look: _Look, kind: str, episode: SignalState | None, base: int, current: int,
+          threshold_pct: float, pct_field: str, extra: dict[str, Any]) -> list[Detected]:
+    """A fall from ``base`` to ``current`` of ``threshold_pct`` percent or more; an episode
+    holds down to half of it and keeps the base it started from."""
+    fall = (base - current) / base * 100.0
+    if fall < threshold_pct / 2:
+        return []
+    return [Detected(kind, kind, None, RISK, look.f.today,
+                     {"previous": base, "current": current, **extra,
+                      pct_field: round(fall, 1)},
+                     sustain_only=episode is not None or fall < threshold_pct)]
+
+
+def _seat_utilisation_drop(look: _Look) -> list[Detected]:
+    """Seat utilisation drop (active users, last 30 days vs the 30 before). While an episode
+    lasts it is measured against the level it started from, so a decline that keeps going
+    (and drags the earlier month down with it) is not mistaken for recovery."""
+    f, sg = look.f, look.config.signals
+    episode = look.ongoing.get("seat_utilisation_drop")
+    base = episode.detail["previous"] if episode is not None else f.active_prev_30
+    if base < sg.seat_drop_min_users or not base:
+        return []
+    return _fall(look, "seat_utilisation_drop", episode, base, f.active_30, sg.seat_drop_pct,
+                 "drop_pct", {"seats": f.seats})
+
+
+def _core_feature_decline(look: _Look) -> list[Detected]:
+    """Core-feature decline, with the same episode rule; a new one needs enough events in
+    the 28 days before and those days covered by history."""
+    f, sg = look.f, look.config.signals
+    episode = look.ongoing.get("core_feature_decline")
+    if episode is not None:
+        base: int | None = episode.detail["previous"]
     elif f.core_prev_28 >= sg.core_decline_min_events and f.covered(29, 56) >= 28:
-        core_base = f.core_prev_28
+        base = f.core_prev_28
     else:
-        core_base = None
-    if core_base:
-        decline = (core_base - f.core_28) / core_base * 100.0
-        if decline >= sg.core_decline_pct / 2:
-            out.append(Detected(
-                "core_feature_decline", "core_feature_decline", None, RISK, today,
-                {"previous": core_base, "current": f.core_28,
-                 "decline_pct": round(decline, 1)},
-                sustain_only=core_ep is not None or decline < sg.core_decline_pct,
-            ))
+        base = None
+    if not base:
+        return []
+    return _fall(look, "core_feature_decline", episode, base, f.core_28, sg.core_decline_pct,
+                 "decline_pct", {})
 
-    # --- support
+
+def _support(look: _Look) -> list[Detected]:
+    """Ticket spikes and tickets open too long."""
+    account, f, sg, today = look.account, look.f, look.config.signals, look.f.today
+    out: list[Detected] = []
     if f.tickets_recent >= sg.ticket_spike_count:
         out.append(Detected(
             "ticket_spike", "ticket_spike", None, RISK, today,
@@ -133,8 +175,13 @@ def detect(
             "ticket_open_long", f"ticket_open_long:{tid}", None, RISK,
             opened + sg.ticket_open_days, {"ticket_id": tid, "days": days_open},
         ))
+    return out
 
-    # --- billing
+
+def _billing(look: _Look) -> list[Detected]:
+    """Failed payments, plan downgrades and seat reductions."""
+    account, sg, today = look.account, look.config.signals, look.f.today
+    out: list[Detected] = []
     if account.payment_failed is not None:
         day, amount = account.payment_failed
         out.append(Detected(
@@ -152,8 +199,13 @@ def detect(
             "seats_reduced", f"seats_reduced:{sday}", None, RISK, sday,
             {"from": sfrom, "to": sto},
         ))
+    return out
 
-    # --- relationship: latest answer per person within the window
+
+def _relationship(look: _Look) -> list[Detected]:
+    """Relationship: latest answer per person within the window."""
+    account, sg, today = look.account, look.config.signals, look.f.today
+    out: list[Detected] = []
     latest: dict[str | None, list[Any]] = {}
     for rec in account.nps:
         if today - rec[0] < sg.nps_days:
@@ -175,8 +227,13 @@ def detect(
             "meeting_missed", f"meeting_missed:{last_missed[0]}", None, RISK, last_missed[0],
             {"kind": last_missed[1]},
         ))
+    return out
 
-    # --- onboarding milestones (only while the account is young enough to be onboarding)
+
+def _onboarding(look: _Look) -> list[Detected]:
+    """Onboarding milestones (only while the account is young enough to be onboarding)."""
+    account, config, created_day, today = look.account, look.config, look.created_day, look.f.today
+    out: list[Detected] = []
     if created_day is not None and today - created_day < config.stages.mature_days:
         for ms in config.milestones:
             due = created_day + ms.due_days
@@ -186,16 +243,26 @@ def detect(
                     None, RISK, due + 1,
                     {"milestone": ms.name, "due_days": ms.due_days, "late_days": today - due},
                 ))
+    return out
 
-    # --- account lost
+
+def _account_lost(look: _Look) -> list[Detected]:
+    """Nobody active for ``signals.account_lost_days``."""
+    f, sg, today = look.f, look.config.signals, look.f.today
+    out: list[Detected] = []
     if f.inactive_days is not None and f.inactive_days >= sg.account_lost_days:
         last = today - f.inactive_days
         out.append(Detected(
             "account_inactive", f"account_inactive:{last}", None, RISK,
             last + sg.account_lost_days, {"days": f.inactive_days},
         ))
+    return out
 
-    # --- expansion
+
+def _expansion(look: _Look) -> list[Detected]:
+    """Seat saturation with advanced use, gated-feature clicks, upgrade interest."""
+    account, f, config, today = look.account, look.f, look.config, look.f.today
+    out: list[Detected] = []
     ex = config.expansion
     if f.seats_known and account.advanced_day is not None and (
         today - account.advanced_day < ex.advanced_days
@@ -222,8 +289,13 @@ def detect(
             "upgrade_interest", "upgrade_interest", None, EXPANSION, ups[0][0],
             {"count": len(ups)},
         ))
+    return out
 
-    # --- renewal checkpoints (info): the nearest checkpoint already passed
+
+def _renewal_checkpoints(look: _Look) -> list[Detected]:
+    """Renewal checkpoints (info): the nearest checkpoint already passed."""
+    account, config, days_to_renewal = look.account, look.config, look.days_to_renewal
+    out: list[Detected] = []
     if days_to_renewal is not None and days_to_renewal > 0 and account.renewal_day is not None:
         passed = [c for c in config.renewal.checkpoints if days_to_renewal <= c]
         if passed:
@@ -233,6 +305,34 @@ def detect(
                 INFO, account.renewal_day - c,
                 {"checkpoint": c, "days_to_renewal": days_to_renewal},
             ))
+    return out
+
+
+#: The families of signals, in the order their detections are listed.
+DETECTORS = (
+    _people_going_quiet,
+    _seat_utilisation_drop,
+    _core_feature_decline,
+    _support,
+    _billing,
+    _relationship,
+    _onboarding,
+    _account_lost,
+    _expansion,
+    _renewal_checkpoints,
+)
+
+
+def detect(
+    account: AccountState, f: Facts, config: ScoringConfig, created_day: int | None,
+    days_to_renewal: int | None,
+) -> list[Detected]:
+    """All conditions that hold at ``f.today`` (hysteresis-only ones flagged)."""
+    look = _Look(account, f, config, _active_by_ident(account.signals), created_day,
+                 days_to_renewal)
+    out: list[Detected] = []
+    for family in DETECTORS:
+        out.extend(family(look))
     return out
 
 

@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from scoring.config import ScoringConfig
-from scoring.scores import AT_RISK, HEALTHY, WATCH, Facts
+from scoring.labels import Band, ForecastStage, Lifecycle
+from scoring.scores import Facts
 from state.aggregates import AccountState
-
-
-class Lifecycle(StrEnum):
-    ONBOARDING = "onboarding"
-    ADOPTING = "adopting"
-    MATURE = "mature"
-    RENEWAL_WINDOW = "renewal_window"
-    CHURNED = "churned"
-    REACTIVATED = "reactivated"
-
-
-class ForecastStage(StrEnum):
-    COMMIT = "commit"
-    BEST_CASE = "best_case"
-    AT_RISK = "at_risk"
 
 
 def segment(account: AccountState, config: ScoringConfig) -> str:
@@ -109,11 +93,11 @@ def forecast(
     if previous is not None and previous != ForecastStage.COMMIT:
         limit = (limit + 1) // 2
     falling = in_window and change_30d <= -limit
-    if life == Lifecycle.CHURNED or band == AT_RISK:
+    if life == Lifecycle.CHURNED or band == Band.AT_RISK:
         return ForecastStage.AT_RISK
-    if band == HEALTHY:
+    if band == Band.HEALTHY:
         return ForecastStage.BEST_CASE if falling or risk_signals else ForecastStage.COMMIT
-    if band == WATCH and (falling or risk_signals) and in_window:
+    if band == Band.WATCH and (falling or risk_signals) and in_window:
         return ForecastStage.AT_RISK
     return ForecastStage.BEST_CASE
 

@@ -41,19 +41,43 @@ Not derived, and so kept outside ``{prefix}:rm:`` where a rebuild cannot wipe it
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from scoring import worklist as rules
 from scoring.attention import Attention, Playbook
 from state.aggregates import epoch_day
 from streams.actions import Action, ActionError, check_id, decode_action, handling_of
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+
+async def while_redis_is_down(work: Callable[[], Awaitable[_T]], attempts: int | None,
+                              what: str) -> _T:
+    """``work()``, tried again with backoff (0.5 s doubling, at most 30 s) while Redis is
+    unreachable, up to ``attempts`` tries (None: until Redis answers); the stream waits
+    meanwhile, since skipping ``what`` would lose it from the read model."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await work()
+        except RedisError as exc:
+            if attempts is not None and attempt >= attempts:
+                raise
+            wait = min(30.0, 0.5 * 2 ** (attempt - 1))
+            log.warning("Redis unavailable (%s); retrying %s in %.1f s", exc, what, wait)
+            await asyncio.sleep(wait)
 
 HISTORY_LIMIT = 365
 """Score points kept per account (one per health change; oldest dropped first)."""

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from state.faust_adapter import skip_changelog_records_held
 from state.keys import MAX_DUE, SEP, KeyPartError, due_part, make_key
 from state.keys import part as key_part
 
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
     import faust
     from faust.types import TableT
 
-    from agents.settings import Settings
+    from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -246,59 +247,23 @@ def raw_schema() -> faust.Schema:
     )
 
 
+def raw_table(app: faust.App, settings: Settings, name: str, help: str) -> TableT:
+    """A RocksDB table of bytes keys and bytes values, one partition per partition of the
+    topics it is co-partitioned with."""
+    # key_type/value_type, not only the schema: Faust picks the changelog topic's
+    # serializers and its store codec from them and falls back to JSON, which breaks
+    # recovery of raw keys and hands back JSON-decoded values.
+    return app.Table(name, schema=raw_schema(), key_type=bytes, value_type=bytes,
+                     partitions=settings.partitions, options=rocksdb_options(settings),
+                     help=help)
+
+
 def define_state_table(app: faust.App, settings: Settings) -> TableT:
     """The health-state table, co-partitioned with the by-account topic."""
-    # key_type/value_type, not only the schema: Faust picks the changelog topic's
-    # serializers from them and falls back to JSON, which breaks recovery of raw keys.
-    table = app.Table(
-        STATE_TABLE,
-        schema=raw_schema(),
-        key_type=bytes,
-        value_type=bytes,
-        partitions=settings.partitions,
-        options=rocksdb_options(settings),
-        help="Account, user, due-index and clock records of the score agent",
-    )
-    _apply_changelog_only_where_not_writing(app, table)
+    table = raw_table(app, settings, STATE_TABLE,
+                      "Account, user, due-index and clock records of the score agent")
+    skip_changelog_records_held(table)
     return table
-
-
-def _apply_changelog_only_where_not_writing(app: faust.App, table: Any) -> None:
-    """Keep Faust from applying a changelog record to a partition DB that already has it.
-
-    At a hand-over Faust's changelog reader can deliver records that the partition DB
-    already holds (this worker's own writes, records it fetched as a standby) after
-    newer ones, which rolls those keys back. Every partition DB knows the changelog
-    offset it holds up to (Faust's persisted offset, which this table's writes also
-    advance); records at or below it are dropped, everything newer is applied as usual.
-    """
-    apply_batch = table.apply_changelog_batch
-
-    def apply(batch: Any) -> None:
-        held: dict[Any, int] = {}
-        fresh = []
-        for event in batch:
-            tp = event.message.tp
-            if tp not in held:
-                try:
-                    persisted = table.data.persisted_offset(tp)
-                except Exception:  # partition DB not openable here: let Faust decide
-                    persisted = None
-                held[tp] = -1 if persisted is None else int(persisted)
-            if event.message.offset > held[tp]:
-                fresh.append(event)
-        if fresh:
-            apply_batch(fresh)
-
-    table.apply_changelog_batch = apply
-
-
-def partition_db(table: faust.Table, partition: int) -> Any:
-    """The RocksDB (rocksdict ``Rdict``) of one table partition on this worker.
-
-    Reads only: every write goes through the table so it reaches the changelog.
-    """
-    return table.data._db_for_partition(partition)  # type: ignore[attr-defined]
 
 
 class MessageWrites:

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeGuard
 
 import orjson
-from aiokafka.partitioner import DefaultPartitioner
 
 from streams.events import Event, EventType, Source
 
@@ -351,15 +350,39 @@ MAX_MOVED_ACCOUNTS = 16
 """Most accounts a moved message hands on (what an identity record remembers)."""
 
 
+_MURMUR_SEED = 0x9747B28C
+_MURMUR_M = 0x5BD1E995
+_U32 = 0xFFFFFFFF
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's 32-bit murmur2 of a message key, the hash its default partitioner uses; kept
+    here so that the message formats need no Kafka client (a test pins it to aiokafka's)."""
+    length = len(data)
+    h = (_MURMUR_SEED ^ length) & _U32
+    whole = length & ~3
+    for i in range(0, whole, 4):
+        k = (int.from_bytes(data[i:i + 4], "little") * _MURMUR_M) & _U32
+        k = ((k ^ (k >> 24)) * _MURMUR_M) & _U32
+        h = ((h * _MURMUR_M) & _U32) ^ k
+    extra = length - whole
+    if extra == 3:
+        h ^= data[whole + 2] << 16
+    if extra >= 2:
+        h ^= data[whole + 1] << 8
+    if extra >= 1:
+        h = ((h ^ data[whole]) * _MURMUR_M) & _U32
+    h = ((h ^ (h >> 13)) * _MURMUR_M) & _U32
+    return h ^ (h >> 15)
+
+
 class KeyPartitions:
-    """The partition Kafka's default partitioner (murmur2, as every client computes it)
-    gives a message key among ``partitions``. aiokafka's murmur2 is pure Python (tens of
-    µs), so answers are remembered, up to ``cache_size`` keys."""
+    """The partition Kafka's default partitioner (:func:`murmur2`, as every client computes
+    it) gives a message key among ``partitions``. murmur2 in Python takes tens of µs, so
+    answers are remembered, up to ``cache_size`` keys."""
 
     def __init__(self, partitions: int, cache_size: int = 200_000) -> None:
         self.partitions = partitions
-        self._all = list(range(partitions))
-        self._partitioner = DefaultPartitioner()
         self._known: dict[bytes, int] = {}
         self._cache_size = cache_size
 
@@ -368,7 +391,7 @@ class KeyPartitions:
         if partition is None:
             if len(self._known) >= self._cache_size:
                 self._known.clear()
-            partition = self._partitioner(key, self._all, self._all)
+            partition = (murmur2(key) & 0x7FFFFFFF) % self.partitions
             self._known[key] = partition
         return partition
 

@@ -30,10 +30,11 @@ from typing import Any
 
 import pytest
 
-from agents.settings import Settings
 from devstack import topics as kafka_topics
 from devstack.process import free_port
 from devstack.workers import WorkerProcess
+from streams import kafka_admin
+from streams.settings import Settings
 
 # Brokers started here create topics with this many partitions when a producer writes to
 # a topic nobody created; `settings` uses the same number so Faust tables and their
@@ -118,7 +119,7 @@ ConsumeUntil = Callable[..., Awaitable[list[kafka_topics.Record]]]
 def create_topics(kafka_bootstrap: str) -> CreateTopics:
     async def create(*names: str, partitions: int = 1,
                      config: Mapping[str, str] | None = None) -> None:
-        await kafka_topics.create_topics(kafka_bootstrap, names, partitions=partitions,
+        await kafka_admin.create_topics(kafka_bootstrap, names, partitions=partitions,
                                          config=config)
 
     return create

@@ -15,7 +15,10 @@ through a transport that refuses any host other than the configured one
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
+
+import requests
 
 
 class DeliveryError(Exception):
@@ -73,3 +76,21 @@ def refuse_foreign_host(destination: str, url: str, configured: str) -> None:
         raise DeliveryError(f"{destination} request refused: it would go to "
                             f"{urlsplit(url).netloc[:100]!r}, not the configured host",
                             retryable=False)
+
+
+class PinnedSession(requests.Session):
+    """A requests session that sends only to the host of ``base_url`` and never follows a
+    redirect. TLS and proxy settings (verify, cert, proxies, trust_env) come from
+    ``like`` when given."""
+
+    def __init__(self, base_url: str, like: requests.Session | None = None) -> None:
+        super().__init__()
+        self.base_url = base_url
+        if like is not None:
+            self.verify, self.cert = like.verify, like.cert
+            self.proxies, self.trust_env = dict(like.proxies), like.trust_env
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        refuse_foreign_host("salesforce", str(request.url), self.base_url)
+        kwargs["allow_redirects"] = False
+        return super().send(request, **kwargs)

@@ -35,7 +35,13 @@ from typing import Any
 
 import requests
 
-from agents.sinks import RETRYABLE_STATUSES, DeliveryError, refuse_foreign_host, status_error
+from agents.sinks import (
+    RETRYABLE_STATUSES,
+    DeliveryError,
+    PinnedSession,
+    refuse_foreign_host,
+    status_error,
+)
 from agents.sinks.salesforce_oauth import SalesforceTokens
 from streams.identifiers import EXTERNAL_IDS, external_id
 
@@ -107,24 +113,6 @@ class _PinnedPoolManager:
 
     def clear(self) -> None:
         self.inner.clear()
-
-
-class _PinnedSession(requests.Session):
-    """A requests session that sends only to the host of ``base_url`` and never follows a
-    redirect. TLS and proxy settings (verify, cert, proxies, trust_env) come from
-    ``like`` when given."""
-
-    def __init__(self, base_url: str, like: requests.Session | None = None) -> None:
-        super().__init__()
-        self.base_url = base_url
-        if like is not None:
-            self.verify, self.cert = like.verify, like.cert
-            self.proxies, self.trust_env = dict(like.proxies), like.trust_env
-
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-        refuse_foreign_host("salesforce", str(request.url), self.base_url)
-        kwargs["allow_redirects"] = False
-        return super().send(request, **kwargs)
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -219,7 +207,7 @@ class SalesforceSync:
         from simple_salesforce import Salesforce
         from simple_salesforce.exceptions import SalesforceError
 
-        session = _PinnedSession(self.instance_url, self.session)
+        session = PinnedSession(self.instance_url, self.session)
         client = Salesforce(instance_url=self.instance_url, session_id=token,
                             version=self.version, session=session)
         try:

@@ -17,10 +17,12 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
-from agents.api import Render, iso_day, reason_text
 from agents.sinks import DeliveryError, status_error
 from agents.sinks.dispatch import SLACK_USER_ID, OwnerRoute
-from agents.sinks.slack import BAND_LABELS, account_url, escape_mrkdwn
+from agents.sinks.slack import account_url, escape_mrkdwn, list_message
+from scoring.attention import Render, reason_text
+from scoring.changes import iso_day
+from scoring.labels import BAND_LABELS
 from state.readmodel import Listed
 
 TEAM_LIMIT = 10
@@ -82,13 +84,7 @@ def team_digest(workspace: str, items: Sequence[Listed], public_url: str, render
         {"type": "header", "text": {"type": "plain_text", "text": _clip(title, 150)}},
         *(account_section(i, public_url, render, with_owner=True) for i in items[:limit]),
     ]
-    if n > limit:
-        blocks.append({"type": "context", "elements": [
-            {"type": "mrkdwn", "text": f"…and {n - limit} more on the <{public_url.rstrip('/')}"
-                                       f"/today|Today page>"}]})
-    blocks.append({"type": "context", "elements": [
-        {"type": "mrkdwn", "text": f"Workspace {escape_mrkdwn(workspace)}"}]})
-    return {"text": title, "blocks": blocks}
+    return list_message(title, blocks, n - limit, public_url, workspace)
 
 
 def local_now(route: OwnerRoute, now: datetime) -> datetime:

@@ -20,7 +20,6 @@ import logging
 import random
 import re
 import time
-import tomllib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agents import metrics
 from agents.sinks import DeliveryError
+from agents.sinks.routing import read_notifications_file
 
 log = logging.getLogger(__name__)
 
@@ -258,11 +258,7 @@ class OwnerRoutes:
         """Read them from the notifications file (None: nobody has a route)."""
         if path is None:
             return cls()
-        try:
-            raw = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ValueError(f"cannot read {path}: {exc}") from exc
-        return cls.from_dict(raw, slack_channels)
+        return cls.from_dict(read_notifications_file(path), slack_channels)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any], slack_channels: Mapping[str, str]

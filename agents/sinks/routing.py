@@ -64,10 +64,22 @@ from typing import Any
 
 from agents.sinks.salesforce_oauth import SalesforceOAuth, oauth_from_spec
 from agents.sinks.standard_webhooks import parse_secret
+from streams.health_change import HealthChangeRecord
 
 
 class NotificationConfigError(ValueError):
     """The notifications file is invalid; the message lists every problem."""
+
+
+def read_notifications_file(path: Path | None) -> dict[str, Any]:
+    """The parsed notifications file (empty for None); NotificationConfigError when it
+    cannot be read or is not TOML."""
+    if path is None:
+        return {}
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise NotificationConfigError(f"cannot read {path}: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,32 +101,30 @@ class Rule:
     max_score: int | None = None
     final: bool = False
 
-    def matches(self, change: Mapping[str, Any]) -> bool:
-        current = change.get("current") or {}
-        started = change.get("signals_started") or []
-        if self.reasons and not set(self.reasons) & set(change.get("reasons") or []):
+    def matches(self, change: HealthChangeRecord) -> bool:
+        current = change.current
+        started = change.signals_started
+        if self.reasons and not set(self.reasons) & set(change.reasons):
             return False
         if self.signals and not any(
-            fnmatch.fnmatchcase(str(s.get("type")), pattern)
-            for s in started for pattern in self.signals
+            fnmatch.fnmatchcase(s.type, pattern) for s in started for pattern in self.signals
         ):
             return False
-        if self.severities and not any(s.get("severity") in self.severities for s in started):
+        if self.severities and not any(s.severity in self.severities for s in started):
             return False
         checks = (
-            (self.bands, current.get("band")),
-            (self.forecasts, current.get("forecast")),
-            (self.lifecycles, current.get("lifecycle")),
-            (self.segments, change.get("segment")),
-            (self.owners, change.get("owner")),
-            (self.workspaces, change.get("workspace")),
+            (self.bands, current.band),
+            (self.forecasts, current.forecast),
+            (self.lifecycles, current.lifecycle),
+            (self.segments, change.segment),
+            (self.owners, change.owner),
+            (self.workspaces, change.workspace),
         )
         if any(allowed and value not in allowed for allowed, value in checks):
             return False
-        if self.min_arr is not None and float(change.get("arr") or 0.0) < self.min_arr:
+        if self.min_arr is not None and (change.arr or 0.0) < self.min_arr:
             return False
-        return not (self.max_score is not None
-                    and int(current.get("score") or 0) > self.max_score)
+        return not (self.max_score is not None and current.score > self.max_score)
 
 
 def _playbook(name: str, **conditions: list[str]) -> Rule:
@@ -195,14 +205,14 @@ class NotificationConfig:
                   if t is not None]
         return names
 
-    def route(self, change: Mapping[str, Any]) -> dict[str, list[str]]:
+    def route(self, change: HealthChangeRecord) -> dict[str, list[str]]:
         """Destination → names of the rules that sent the change there (in rule order);
         destinations taking every change are listed under ``"every change"``. Slack
         gets only changes whose ``alert`` is not false."""
         routed: dict[str, list[str]] = {}
         # A change that is not an alert (a minor signal resolved, a reason ending) is
-        # for systems only: people in Slack are not told. Older records have no flag.
-        people = change.get("alert", True) is not False
+        # for systems only: people in Slack are not told.
+        people = change.alert
         for rule in self.rules:
             if not rule.matches(change):
                 continue
@@ -226,13 +236,7 @@ class NotificationConfig:
     def load(cls, path: Path | None, slack_webhook_url: str | None = None) -> NotificationConfig:
         """Read a notifications file (None → defaults). The ``default`` Slack channel is
         ``slack_webhook_url`` unless the file names its own."""
-        raw: dict[str, Any] = {}
-        if path is not None:
-            try:
-                raw = tomllib.loads(Path(path).read_text())
-            except (OSError, tomllib.TOMLDecodeError) as exc:
-                raise NotificationConfigError(f"cannot read {path}: {exc}") from exc
-        return cls.from_dict(raw, slack_webhook_url)
+        return cls.from_dict(read_notifications_file(path), slack_webhook_url)
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any],

@@ -23,7 +23,7 @@ from typing import Any
 
 import requests
 
-from agents.sinks import DeliveryError
+from agents.sinks import DeliveryError, PinnedSession
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 #: Lifetime of a JWT bearer assertion, seconds (Salesforce accepts at most 3 minutes).
@@ -99,9 +99,8 @@ class SalesforceTokens:
             return self._token
 
     def _fetch(self) -> str:
-        from agents.sinks.crm import _PinnedSession
 
-        session = _PinnedSession(self.oauth.token_url, self.session)
+        session = PinnedSession(self.oauth.token_url, self.session)
         try:
             answer = session.post(self.oauth.token_url,
                                   data=self.oauth.token_request(self.clock()),

@@ -20,15 +20,11 @@ from urllib.parse import quote
 import aiohttp
 
 from agents.sinks import DeliveryError, status_error
+from scoring.labels import BAND_LABELS, STAGE_LABELS
 from streams.identifiers import is_slack_user_id
 
-BAND_LABELS = {"healthy": "Healthy", "watch": "Watch", "at_risk": "At risk"}
 BAND_ICONS = {"healthy": ":large_green_circle:", "watch": ":large_yellow_circle:",
               "at_risk": ":red_circle:"}
-STAGE_LABELS = {"commit": "Commit", "best_case": "Best case", "at_risk": "At risk",
-                "onboarding": "Onboarding", "adopting": "Adopting", "mature": "Mature",
-                "renewal_window": "In renewal window", "churned": "Churned",
-                "reactivated": "Reactivated"}
 
 
 def _clip(text: str, limit: int) -> str:
@@ -164,9 +160,16 @@ def digest_message(workspace: str, accounts: Sequence[Mapping[str, Any]],
                 f"({_label(BAND_LABELS, doc.get('band'))}) · {owner_mention(doc)}\n"
                 f"{escape_mrkdwn(doc.get('explanation') or '')}")
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _clip(line, 3000)}})
-    if n > limit:
+    return list_message(title, blocks, n - limit, public_url, workspace)
+
+
+def list_message(title: str, blocks: list[dict[str, Any]], more: int, public_url: str,
+                 workspace: str) -> dict[str, Any]:
+    """A list of accounts as one Slack message: ``blocks``, then how many ``more`` are
+    on the Today page (when any), then the workspace."""
+    if more > 0:
         blocks.append({"type": "context", "elements": [
-            {"type": "mrkdwn", "text": f"…and {n - limit} more on the <{public_url.rstrip('/')}"
+            {"type": "mrkdwn", "text": f"…and {more} more on the <{public_url.rstrip('/')}"
                                        f"/today|Today page>"}]})
     blocks.append({"type": "context", "elements": [
         {"type": "mrkdwn", "text": f"Workspace {escape_mrkdwn(workspace)}"}]})

@@ -41,7 +41,7 @@ from agents.sources.verify import Delivery
 from streams.dlq import DeadLetter
 from streams.normalize import Reason
 from streams.sources import Ignored, Refused
-from streams.sources.config import SourcesConfig, load_sources
+from streams.sources_config import SourcesConfig, load_sources
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from agents.sources.verify import Delivery
 from streams.events import Source
 from streams.sources import Mapper
-from streams.sources.config import SourceConfig
+from streams.sources_config import SourceConfig
 
 Check = Callable[[Delivery, SourceConfig], bool]
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from streams.sources.config import SourceConfig
+from streams.sources_config import SourceConfig
 
 
 @dataclass(frozen=True, slots=True)

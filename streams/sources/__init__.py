@@ -22,12 +22,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streams.normalize import Reason
+from streams.sources_config import ACCOUNT_ID
 
 MALFORMED = "malformed_source_event"
 """Dead-letter reason: a webhook body without the fields its vendor documents."""
-
-ACCOUNT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,127}")
-"""An account id a source may attribute an event to (it becomes ``context.groupId``)."""
 
 VENDOR_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,79}")
 """A vendor's event, ticket or invoice id as it may appear in a message id."""

@@ -11,9 +11,9 @@ import orjson
 import pytest
 
 from agents.notify import rebuild
-from agents.settings import Settings
 from state.readmodel import ReadModel
 from streams.actions import action_key, encode_action
+from streams.settings import Settings
 from tests.fakes.actions import make_action
 from tests.fakes.changes import DAY, attention, make_change, reason, with_attention
 

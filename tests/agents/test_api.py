@@ -10,11 +10,11 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from agents import cli
 from agents.api import create_api_app, token_identity
-from agents.settings import Settings
 from history.business import compute
 from history.importers import import_events, read_outcomes
 from history.simulate import simulate, write_simulation
 from state.readmodel import ReadModel
+from streams.settings import Settings
 from tests.fakes.portfolio import populate
 
 pytestmark = pytest.mark.integration

@@ -22,10 +22,10 @@ from schemathesis.core.parameters import ParameterLocation
 from schemathesis.generation.modes import GenerationMode
 
 from agents.api import create_api_app
-from agents.settings import Settings
 from devstack.process import free_port
-from devstack.topics import create_topics
 from state.readmodel import ReadModel
+from streams.kafka_admin import create_topics
+from streams.settings import Settings
 from tests.fakes.portfolio import ACCOUNTS, business_metrics, populate, replayed_changes
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from agents.api import Api, standalone_app
-from agents.settings import ApiIdentity, Settings, SettingsError, parse_api_tokens
 from state.readmodel import ReadModel
+from streams.settings import ApiIdentity, Settings, SettingsError, parse_api_tokens
 from tests.fakes.changes import TEST_PLAYBOOKS, english
 from tests.fakes.portfolio import LAST_DAY, populate
 

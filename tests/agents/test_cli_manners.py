@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.settings import Settings
 from devstack.workers import settings_env
+from streams.settings import Settings
 
 
 def telltale(*args: str, cwd: Path, env: dict[str, str] | None = None

@@ -16,10 +16,10 @@ import pytest
 from aiohttp import web
 
 from agents.collector import Collector, CollectorLimits, create_collector_app
-from agents.settings import Settings
 from devstack.process import free_port
 from devstack.topics import Record
 from streams.envelope import Envelope, KeyPartitions, decode_message, kafka_key
+from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
 

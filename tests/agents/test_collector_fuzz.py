@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agents.collector import Collector, create_collector_app
-from agents.settings import Settings
 from devstack.process import free_port
 from devstack.topics import consume_until
 from streams.normalize import REASONS
+from streams.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 

@@ -19,8 +19,8 @@ import aiohttp
 import pytest
 
 from agents.health import Readiness, ReadinessProbe
-from agents.settings import Settings
 from devstack.redis import RedisServer, start_redis
+from streams.settings import Settings
 from tests.conftest import TEST_PARTITIONS
 
 # -- the probe's rules, without a worker ------------------------------------------------

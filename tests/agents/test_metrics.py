@@ -10,9 +10,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agents import lag, metrics
-from agents.settings import Settings
 from devstack.process import free_port
 from state.readmodel import ReadModel
+from streams.settings import Settings
 from tests.deploy.promtool import PromtoolUnavailable, ensure_promtool, promtool
 from tests.fakes.changes import make_change, signal
 

@@ -10,10 +10,10 @@ import pytest
 from slack_sdk.models.blocks import Block
 
 from agents.notify import Notifier
-from agents.settings import Settings
 from agents.sinks import webhooks
 from agents.sinks.routing import NotificationConfig, Rule
 from state.readmodel import ReadModel
+from streams.settings import Settings
 from tests.fakes.changes import DAY, attention, make_change, reason, signal, with_attention
 from tests.fakes.http import Flaky, RecordingServer
 

@@ -12,10 +12,10 @@ import pytest
 from slack_sdk.models.blocks import Block
 
 from agents.notify import Notifier
-from agents.settings import Settings
 from agents.sinks.dispatch import OwnerRoutes
 from agents.sinks.routing import NotificationConfig
 from state.readmodel import ReadModel
+from streams.settings import Settings
 from tests.fakes.changes import (
     DAY,
     TEST_PLAYBOOKS,

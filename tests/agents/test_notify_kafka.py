@@ -17,9 +17,9 @@ import pytest
 from slack_sdk.models.blocks import Block
 
 from agents.notify import rebuild
-from agents.settings import Settings
 from devstack.workers import settings_env
 from state.readmodel import ReadModel
+from streams.settings import Settings
 from tests.fakes.changes import make_change, signal
 from tests.fakes.http import Flaky, RecordingServer
 from tests.fakes.portfolio import T0, portfolio_changes

@@ -8,8 +8,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from agents.page import create_page_app, history_chart
-from agents.settings import Settings
 from state.readmodel import ReadModel
+from streams.settings import Settings
 from tests.fakes.changes import TEST_PLAYBOOKS, english, make_change
 from tests.fakes.portfolio import populate
 
@@ -166,6 +166,15 @@ def test_chart_of_one_point_and_of_none() -> None:
     assert "No history" in history_chart([])
     svg = history_chart([{"t": "2026-06-01T00:00:00Z", "score": 55, "band": "watch"}])
     assert svg.count("<circle") == 1 and "2026-06-01" in svg
+
+
+def test_chart_shades_the_configured_bands() -> None:
+    from scoring.config import Bands
+
+    svg = history_chart([{"t": "2026-06-01T00:00:00Z", "score": 55, "band": "watch"}],
+                        Bands(healthy=80, watch=50))
+    assert 'text-anchor="end">80</text>' in svg and 'text-anchor="end">50</text>' in svg
+    assert 'text-anchor="end">70</text>' not in svg
 
 
 def test_component_detail_reads_as_words() -> None:

@@ -10,8 +10,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from agents.api import create_api_app
 from agents.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE, problem_body
-from agents.settings import Settings
 from state.readmodel import ReadModel
+from streams.settings import Settings
 
 AUTH = {"Authorization": "Bearer demo-token"}
 BASE = "/api/v1/workspaces/demo"

@@ -10,11 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agents.resolve import Output, Resolver, dict_expiry_scan
-from agents.settings import Settings
 from state.identity import IdentityRecord, map_key
 from streams.envelope import Envelope, decode_message, encode_envelope, encode_tick, kafka_key
 from streams.events import Event, EventType, Source
 from streams.normalize import REASONS
+from streams.settings import Settings
 
 PARTITIONS = 4
 RX = 1_700_000_000.0

@@ -12,7 +12,6 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from agents import metrics
 from agents.resolve import MAX_MOVES, Output, Resolver, dict_expiry_scan
-from agents.settings import Settings
 from state.identity import IdentityRecord, map_key
 from streams.envelope import (
     Link,
@@ -24,6 +23,7 @@ from streams.envelope import (
 )
 from streams.events import Event, EventType, Source
 from streams.normalize import REASONS
+from streams.settings import Settings
 from tests.agents.test_resolve import by_account
 
 PARTITIONS = 4

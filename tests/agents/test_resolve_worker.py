@@ -12,11 +12,11 @@ from typing import Any
 import orjson
 import pytest
 
-from agents.settings import Settings
 from devstack.topics import Record
 from devstack.workers import start_worker
 from streams.envelope import Envelope, decode_message, encode_envelope, kafka_key
 from streams.events import Event, EventType, Source
+from streams.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
 

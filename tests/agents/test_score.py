@@ -12,11 +12,11 @@ import pytest
 import rocksdict
 
 from agents.score import FUTURE_TOLERANCE_SECONDS, ScoreProcessor, change_key
-from agents.settings import Settings
 from state import tables
 from state.tables import AccountRecord, MessageWrites, PartitionClock
 from streams.envelope import TICK_SKEW_SECONDS, Envelope, Tick, kafka_key
 from streams.events import Event, EventType, Source
+from streams.settings import Settings
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 import yaml
 
-from agents.settings import DEMO_API_TOKEN, DEMO_WRITE_KEY, ENV_PREFIX, Settings, SettingsError
+from streams.settings import DEMO_API_TOKEN, DEMO_WRITE_KEY, ENV_PREFIX, Settings, SettingsError
 from tests.deploy.conftest import REPO, load_schema
 
 COMPOSE = REPO / "docker-compose.yml"

@@ -18,8 +18,8 @@ import jsonschema
 import pytest
 import yaml
 
-from agents.settings import ENV_PREFIX, Settings
 from devstack.helm import ensure_helm, find_go
+from streams.settings import ENV_PREFIX, Settings
 from tests.deploy.conftest import REPO
 
 CHART = REPO / "deploy" / "helm" / "telltale"

@@ -17,9 +17,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agents.app import MODULES
-from agents.settings import Settings
 from devstack.process import free_port
 from devstack.workers import WorkerProcess
+from streams.settings import Settings
 from tests.deploy.promtool import promtool
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -28,8 +28,8 @@ WRITE_KEY = "metrics-test-key"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-PIPELINE = ("agents.collector", "agents.resolve", "agents.score", "agents.notify",
-            "agents.metrics")
+PIPELINE = ("agents.intake", "agents.resolve", "agents.score", "agents.notify",
+            "agents.lag")
 
 
 def _worker_args() -> list[str]:

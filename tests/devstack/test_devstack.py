@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from agents.settings import Settings
 from devstack.kafka import (
     ensure_kafka_jars,
     find_java,
@@ -26,6 +25,7 @@ from devstack.kafka import (
 from devstack.process import DevstackError, pid_alive, wait_until
 from devstack.redis import find_redis_server, ping, start_redis
 from devstack.workers import settings_env
+from streams.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 

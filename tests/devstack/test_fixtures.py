@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import redis.asyncio as redis_asyncio
 
-from agents.settings import Settings
-from devstack.topics import json_values, topic_partitions
+from devstack.topics import json_values
+from streams.kafka_admin import topic_partitions
+from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -22,10 +22,10 @@ import pytest
 from aiohttp import web
 
 from agents.page import create_page_app
-from agents.settings import Settings
 from devstack.process import free_port
 from devstack.workers import settings_env
 from state.readmodel import ReadModel
+from streams.settings import Settings
 from tests.fakes.changes import TEST_PLAYBOOKS, english
 from tests.fakes.portfolio import populate
 

@@ -14,9 +14,9 @@ from typing import Any
 import orjson
 import pytest
 
-from agents.settings import Settings
 from streams.cloudevents import health_change_headers
 from streams.health_change import validate
+from streams.settings import Settings
 from tests.e2e.test_pipeline_support import (
     Scenario,
     produce_messages,

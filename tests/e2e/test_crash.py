@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from agents.settings import Settings
+from streams.settings import Settings
 from tests.e2e.test_pipeline_support import (
     RunResult,
     Scenario,

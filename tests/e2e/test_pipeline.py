@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 import pytest
 
-from agents.settings import Settings
 from state import tables
 from streams.envelope import Envelope, decode_message, encode_tick, kafka_key
 from streams.health_change import validate
+from streams.settings import Settings
 from tests.e2e.test_pipeline_support import (
     DAY,
     T0,

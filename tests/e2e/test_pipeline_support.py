@@ -14,11 +14,11 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from agents.settings import Settings
 from state import tables
 from state.tables import AccountRecord, PartitionClock
 from streams.envelope import encode_envelope, encode_tick, kafka_key
 from streams.events import Event, EventType, Source
+from streams.settings import Settings
 
 DAY = 86_400.0
 #: Monday 2024-01-01 00:00 UTC: the scenario's day 0.
@@ -256,7 +256,7 @@ def namespaced(settings: Settings, tag: str, tmp_path: Any) -> Settings:
 
 
 async def prepare(bootstrap: str, settings: Settings, messages: Sequence[Message]) -> None:
-    from devstack.topics import create_topics
+    from streams.kafka_admin import create_topics
 
     names = settings.topics
     await create_topics(bootstrap, [names.by_account, names.health_changes],

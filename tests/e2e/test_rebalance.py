@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from agents.settings import Settings
 from devstack.process import free_port
+from streams.settings import Settings
 from tests.e2e.test_pipeline_support import (
     RunResult,
     Scenario,

@@ -24,7 +24,6 @@ import orjson
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from agents.settings import Settings
 from history.importers import segment_events
 from history.simulate import simulate
 from scoring.config import load_config
@@ -34,6 +33,7 @@ from state import tables
 from state.aggregates import DAY, AccountState, UserState
 from streams.envelope import Envelope, Tick, decode_message, encode_envelope, encode_tick, kafka_key
 from streams.events import Event
+from streams.settings import Settings
 from tests.e2e.test_pipeline_support import (
     Message,
     produce_messages,

@@ -23,12 +23,12 @@ import pytest
 from aiohttp import web
 
 from agents.collector import Collector, create_collector_app
-from agents.settings import Settings
 from devstack.process import free_port
 from devstack.topics import Record
 from devstack.workers import WorkerProcess, start_worker
 from streams.envelope import Envelope, decode_message
 from streams.events import Event, EventType, Source
+from streams.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -232,7 +232,7 @@ async def test_node_sdk_through_the_worker_served_collector(
     await asyncio.to_thread(_npm_install)
     settings = settings.replace(write_keys=f"{KEY}=acme")
     worker, runner, _unused = await _start(settings, tmp_path, create_topics,
-                                           ["agents.collector", "agents.resolve"])
+                                           ["agents.intake", "agents.resolve"])
     try:
         when = datetime.now(UTC) - timedelta(minutes=30)
         stamp = when.isoformat().replace("+00:00", "Z")

@@ -17,14 +17,14 @@ import pytest
 from slack_sdk.models.blocks import Block
 
 from agents import app as app_modules
-from agents.settings import Settings
+from streams.settings import Settings
 from tests.fakes.http import RecordingServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
 WRITE_KEY = "wk-slack-e2e"
 TOKEN = "slack-e2e-token"
-MODULES = ("agents.collector", "agents.resolve", "agents.score", "agents.notify",
+MODULES = ("agents.intake", "agents.resolve", "agents.score", "agents.notify",
            "agents.page")
 REASON = "a payment of $1,200 failed"
 

@@ -19,16 +19,16 @@ import orjson
 import pytest
 import stripe
 
-from agents.settings import Settings
 from devstack.topics import Record
 from streams.health_change import decode_change
+from streams.settings import Settings
 from tests.sources.fixtures import payload
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
 STRIPE_SECRET = "whsec_e2e_0123456789abcdef"
 SEGMENT_SECRET = "segment-e2e-0123456789ab"
-MODULES = ("agents.collector", "agents.resolve", "agents.score")
+MODULES = ("agents.intake", "agents.resolve", "agents.score")
 
 
 async def _post(url: str, raw: bytes, headers: dict[str, str]) -> dict[str, Any]:

@@ -11,9 +11,9 @@ import pytest
 from aiohttp import web
 
 from agents.collector import Collector, CollectorLimits, create_collector_app
-from agents.settings import Settings
 from devstack.process import free_port
 from devstack.redis import RedisServer, start_redis
+from streams.settings import Settings
 from tests.security.harness import KEY, Live
 
 ServeCollector = Callable[..., Any]

@@ -16,9 +16,10 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from agents.collector import Collector
-from agents.settings import Settings
-from devstack.topics import Record, topic_partitions
+from devstack.topics import Record
 from streams.envelope import Envelope, decode_message
+from streams.kafka_admin import topic_partitions
+from streams.settings import Settings
 
 KEY = "wk-hostile"
 AUTH = "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()

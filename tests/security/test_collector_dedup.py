@@ -17,9 +17,9 @@ import orjson
 from redis import asyncio as aioredis
 
 from agents.collector import FAULT_ENV
-from agents.settings import Settings
 from devstack.workers import WorkerProcess
 from streams.envelope import Envelope, decode_message
+from streams.settings import Settings
 from tests.security.harness import AUTH, KEY, Live, read_all, track
 
 

@@ -13,10 +13,10 @@ import aiohttp
 import orjson
 import pytest
 
-from agents.settings import Settings
 from devstack.workers import WorkerProcess
 from streams.envelope import encode_envelope, kafka_key
 from streams.events import Event, EventType, Source
+from streams.settings import Settings
 from tests.security.harness import AUTH, KEY, track
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]

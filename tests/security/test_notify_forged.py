@@ -14,11 +14,11 @@ import pytest
 
 from agents import metrics
 from agents.notify import DEAD_LETTER_PAYLOAD_BYTES, MAX_CHANGE_BYTES, Notifier
-from agents.settings import Settings
 from agents.sinks.routing import NotificationConfig
 from scoring.attention import Attention, AttentionReason, ReasonType, Severity
 from state.readmodel import ReadModel
 from streams.health_change import schema
+from streams.settings import Settings
 from tests.fakes.changes import make_change, signal
 from tests.fakes.http import RecordingServer
 

@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 from agents.notify import MAX_CHANGE_BYTES
-from agents.settings import Settings
 from state.readmodel import ReadModel
+from streams.settings import Settings
 from tests.agents.sinks.test_crm import hubspot_api
 from tests.fakes.changes import make_change
 from tests.fakes.http import Answer, Recorded, RecordingServer
@@ -69,7 +69,7 @@ to = ["slack:cs", "hubspot"]
     topics = settings.topics
     await create_topics(topics.health_changes, topics.deliveries_dlq,
                         partitions=settings.partitions)
-    worker = await asyncio.to_thread(start_worker, settings, "--module", "agents.metrics",
+    worker = await asyncio.to_thread(start_worker, settings, "--module", "agents.lag",
                                      "--module", "agents.notify")
     readmodel = ReadModel.from_settings(settings)
     try:

@@ -14,9 +14,9 @@ import pytest
 from aiohttp import web
 
 from agents.page import create_page_app
-from agents.settings import Settings
 from devstack.process import free_port
 from state.readmodel import ReadModel
+from streams.settings import Settings
 from tests.fakes.portfolio import populate
 from tests.fakes.tls import self_signed
 

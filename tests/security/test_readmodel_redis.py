@@ -12,9 +12,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from agents.api import READ_MODEL_RETRY_AFTER_SECONDS
 from agents.page import create_page_app
-from agents.settings import Settings
 from devstack.redis import RedisServer
 from state.readmodel import ReadModel
+from streams.settings import Settings
 from tests.fakes.portfolio import populate
 
 TOKEN = "csm-token-1"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from agents import app as app_modules
-from agents.settings import Settings
+from streams.settings import Settings
 from tests.agents.sinks.test_crm import hubspot_api
 from tests.fakes.http import RecordingServer
 from tests.security.test_sinks_slack import markup
@@ -23,7 +23,7 @@ from tests.security.test_sinks_slack import markup
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
 WRITE_KEY = "wk-sinks-security"
-MODULES = ("agents.collector", "agents.resolve", "agents.score", "agents.notify")
+MODULES = ("agents.intake", "agents.resolve", "agents.score", "agents.notify")
 REASON = "a payment of $1,200 failed"
 
 

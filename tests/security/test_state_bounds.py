@@ -12,12 +12,12 @@ from typing import Any
 
 import orjson
 
-from agents.settings import Settings
 from devstack.workers import WorkerProcess
 from state.aggregates import AccountState, UserSummary, shed_users
 from streams.dlq import decode_dead_letter
 from streams.envelope import KeyPartitions, decode_message, encode_envelope, kafka_key
 from streams.events import Event, EventType, Source
+from streams.settings import Settings
 
 WORKSPACE = "demo"
 LIMIT = 64 * 1024
@@ -65,7 +65,7 @@ async def test_oversized_state_is_shed_or_dead_lettered_and_the_partition_goes_o
     bounded = settings.replace(state_record_max_bytes=LIMIT, replay=True)
     topics = bounded.topics
     worker = start_worker(bounded, "--module", "agents.resolve", "--module", "agents.score",
-                          "--module", "agents.metrics")
+                          "--module", "agents.lag")
     crowd, huge, steady = _accounts_in(0, bounded.partitions, 3)
     t0 = 1_790_000_000.0
 

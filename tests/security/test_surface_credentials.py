@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.settings import DEMO_API_TOKEN, DEMO_WRITE_KEY, Settings, SettingsError
+from streams.settings import DEMO_API_TOKEN, DEMO_WRITE_KEY, Settings, SettingsError
 
 REPO = Path(__file__).resolve().parents[2]
 REAL = {"TELLTALE_WRITE_KEYS": "wk_8f3a9c1e7d2b4a60=acme",

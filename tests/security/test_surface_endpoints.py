@@ -7,8 +7,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from agents.settings import Settings
 from devstack.workers import WorkerProcess
+from streams.settings import Settings
 
 #: Faust's built-in views in faust-streaming 0.15 (faust/web/apps/), and our /metrics.
 HIDDEN = ["/router/", "/router/topics", "/table/", "/graph/", "/stats/", "/performance/",

@@ -11,11 +11,11 @@ from typing import Any
 import orjson
 
 from agents.resolve import Resolver, dict_expiry_scan
-from agents.settings import Settings
 from devstack.workers import WorkerProcess
 from streams.dlq import decode_dead_letter
 from streams.envelope import KeyPartitions, encode_envelope, encode_tick, kafka_key
 from streams.events import Event, EventType, Source
+from streams.settings import Settings
 
 WORKSPACE, ACCOUNT = "acme", "acc-1"
 YEAR = 365 * 86400.0
@@ -50,7 +50,7 @@ async def test_a_forged_future_tick_changes_nothing_and_is_counted(
         produce: Any, consume_until: Any) -> None:
     live = settings.replace(replay=False)
     topics = live.topics
-    worker = start_worker(live, "--module", "agents.score", "--module", "agents.metrics")
+    worker = start_worker(live, "--module", "agents.score", "--module", "agents.lag")
     key = kafka_key(WORKSPACE, ACCOUNT)
     partition = KeyPartitions(live.partitions)(key)
     now = time.time()

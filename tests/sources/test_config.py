@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.settings import Settings, SettingsError
-from streams.sources.config import SourcesConfigError, load_sources
+from streams.settings import Settings, SettingsError
+from streams.sources_config import SourcesConfigError, load_sources
 
 GOOD = """
 [workspaces.acme.stripe]

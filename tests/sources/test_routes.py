@@ -23,13 +23,13 @@ from aiohttp import web
 
 from agents import metrics
 from agents.collector import Collector, create_collector_app
-from agents.settings import Settings
 from agents.sources import MAX_BODY_BYTES, mount
 from devstack.process import free_port
 from devstack.topics import Record
 from streams.dlq import decode_dead_letter
 from streams.envelope import Envelope, decode_message
 from streams.events import Event, Source
+from streams.settings import Settings
 from tests.sources.fixtures import body
 
 pytestmark = pytest.mark.integration

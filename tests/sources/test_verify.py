@@ -23,7 +23,7 @@ from agents.sources.verify import (
     token,
     zendesk_signature,
 )
-from streams.sources.config import SourceConfig
+from streams.sources_config import SourceConfig
 from tests.sources.fixtures import body
 
 SECRET = "whsec_test_0123456789abcdef"

@@ -16,7 +16,6 @@ import orjson
 import pytest
 import yaml
 
-from agents.settings import Settings
 from agents.sinks.dispatch import Job, dead_letter_record
 from agents.worker import shared_topics
 from streams import health_change
@@ -24,6 +23,7 @@ from streams.actions import Action, ActionType, encode_action
 from streams.cloudevents import health_change_headers
 from streams.dlq import DeadLetter
 from streams.envelope import Link, encode_link, encode_moved, encode_tick, encode_wire_envelope
+from streams.settings import Settings
 
 DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.yaml"
 

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.envelope import (
     Envelope,
     EnvelopeError,
+    KeyPartitions,
     Link,
     Moved,
     Tick,
@@ -17,6 +19,7 @@ from streams.envelope import (
     encode_link,
     encode_moved,
     encode_tick,
+    murmur2,
 )
 from streams.events import Event, EventType, Source
 
@@ -184,3 +187,20 @@ def test_bad_link_and_moved_messages(obj: dict[str, object], reason: str) -> Non
     with pytest.raises(EnvelopeError) as info:
         decode_identity_message(obj)
     assert info.value.reason == reason
+
+
+def test_murmur2_is_kafkas_reference_values() -> None:
+    # Values of Kafka's own test of Utils.murmur2 (clients/.../UtilsTest.java).
+    cases = {b"21": -973932308, b"foobar": -790332482, b"a-little-bit-long-string": -985981536,
+             b"a-little-bit-longer-string": -1486304829,
+             b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971,
+             bytes([ord("a"), ord("b"), ord("c")]): 479470107}
+    for data, signed in cases.items():
+        assert murmur2(data) == signed & 0xFFFFFFFF, data
+
+
+@given(st.binary(max_size=64), st.integers(min_value=1, max_value=64))
+def test_key_partitions_agree_with_the_kafka_client(key: bytes, partitions: int) -> None:
+    """Producers that partition by hand must land each key where the client would."""
+    every = list(range(partitions))
+    assert KeyPartitions(partitions)(key) == DefaultPartitioner()(key, every, every)

@@ -10,11 +10,11 @@ import orjson
 import pytest
 
 from agents.notify import Notifier
-from agents.settings import Settings
 from agents.sinks.dispatch import Job
 from agents.sinks.outbox import Outbox
 from agents.sinks.routing import NotificationConfig
 from state.readmodel import ReadModel
+from streams.settings import Settings
 from tests.fakes.changes import make_change
 from tests.fakes.http import RecordingServer
 

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agents.sinks.routing import NotificationConfig, NotificationConfigError
+from streams.health_change import HealthChangeRecord
 from tests.fakes.changes import make_change, signal
 
 CONFIG = """
@@ -57,6 +59,10 @@ to = ["slack:cs-alerts"]
 """
 
 
+def route(config: NotificationConfig, change: dict[str, Any]) -> dict[str, list[str]]:
+    return config.route(HealthChangeRecord.from_wire(change))
+
+
 def load(tmp_path: Path, text: str = CONFIG) -> NotificationConfig:
     path = tmp_path / "notifications.toml"
     path.write_text(text)
@@ -69,39 +75,39 @@ def test_rules_route_by_segment_arr_signal_owner_and_reason(tmp_path: Path) -> N
     assert config.digest_hour_for("acme") == 14 and config.digest_hour_for("x") == 9
     big = make_change(segment="enterprise", arr=90_000.0,
                       started=[signal("payment_failed", amount=120)])
-    assert config.route(big) == {"slack:enterprise": ["Big enterprise accounts"],
+    assert route(config, big) == {"slack:enterprise": ["Big enterprise accounts"],
                                  "webhook:ops": ["every change"], "hubspot": ["every change"]}
     small = make_change(segment="smb", arr=9_000.0, started=[signal("payment_failed")])
-    assert set(config.route(small)) == {"slack:cs-alerts", "webhook:finance", "webhook:ops",
+    assert set(route(config, small)) == {"slack:cs-alerts", "webhook:finance", "webhook:ops",
                                         "hubspot"}
-    assert config.route(small)["slack:cs-alerts"] == ["Payment trouble",
+    assert route(config, small)["slack:cs-alerts"] == ["Payment trouble",
                                                       "Riley's accounts falling"]
     quiet = make_change(owner="Sam Ito", segment="smb", arr=1.0)
-    assert set(config.route(quiet)) == {"webhook:ops", "hubspot"}
+    assert set(route(config, quiet)) == {"webhook:ops", "hubspot"}
 
 
 def test_default_playbooks_go_to_the_default_channel() -> None:
     config = NotificationConfig.load(None, "https://hooks.slack.example/default")
     inactive = make_change(score=75, previous_score=76,
                            started=[signal("power_user_inactive", subject="u1", days=22)])
-    assert config.route(inactive) == {"slack:default": ["Power user gone quiet"]}
+    assert route(config, inactive) == {"slack:default": ["Power user gone quiet"]}
     fell = make_change(score=57, previous_score=72)
-    assert config.route(fell) == {"slack:default": ["Health fell below 70"]}
+    assert route(config, fell) == {"slack:default": ["Health fell below 70"]}
     upsell = make_change(score=80, previous_score=80, reasons=["signal_started"],
                          started=[signal("seat_saturation", severity="expansion")])
-    assert config.route(upsell) == {"slack:default": ["Upsell signal"]}
+    assert route(config, upsell) == {"slack:default": ["Upsell signal"]}
     churned = make_change(score=20, previous_score=25, lifecycle="churned",
                           reasons=["lifecycle_changed"])
-    assert "Account churned" in config.route(churned)["slack:default"]
+    assert "Account churned" in route(config, churned)["slack:default"]
     lost = make_change(score=20, previous_score=20, reasons=["signal_started"],
                        started=[signal("account_inactive", days=45)])
-    assert config.route(lost) == {"slack:default": ["Account lost"]}
+    assert route(config, lost) == {"slack:default": ["Account lost"]}
     quiet_user = make_change(score=75, previous_score=75, reasons=["signal_started"],
                              started=[signal("user_inactive_14d", subject="u2", days=14)])
-    assert config.route(quiet_user) == {"slack:default": ["User inactive 10 or 14 days"]}
+    assert route(config, quiet_user) == {"slack:default": ["User inactive 10 or 14 days"]}
     improved = make_change(score=85, previous_score=80, reasons=["score_moved"])
-    assert config.route(improved) == {}
-    assert NotificationConfig.load(None).route(fell) == {}
+    assert route(config, improved) == {}
+    assert route(NotificationConfig.load(None), fell) == {}
 
 
 def test_invalid_file_lists_every_problem(tmp_path: Path) -> None:
@@ -138,16 +144,16 @@ def test_the_shipped_example_file_is_valid() -> None:
     assert set(config.destinations()) == {"slack:cs-alerts", "slack:enterprise",
                                           "webhook:data-warehouse", "hubspot", "salesforce"}
     big = make_change(segment="enterprise", arr=120_000.0, score=55, previous_score=72)
-    assert config.route(big)["slack:enterprise"] == [
+    assert route(config, big)["slack:enterprise"] == [
         "Enterprise accounts go to the enterprise channel"]
-    assert "slack:cs-alerts" not in config.route(big)
+    assert "slack:cs-alerts" not in route(config, big)
 
 
 def test_changes_that_are_not_alerts_skip_slack_but_reach_systems(tmp_path: Path) -> None:
     config = load(tmp_path)
     small = make_change(segment="smb", arr=9_000.0, started=[signal("payment_failed")])
-    assert "slack:cs-alerts" in config.route(small)  # no flag: an older record, an alert
-    assert "slack:cs-alerts" in config.route({**small, "alert": True})
-    quiet = config.route({**small, "alert": False})
+    assert "slack:cs-alerts" in route(config, small)  # no flag: an older record, an alert
+    assert "slack:cs-alerts" in route(config, {**small, "alert": True})
+    quiet = route(config, {**small, "alert": False})
     assert quiet == {"webhook:finance": ["Payment trouble"], "webhook:ops": ["every change"],
                      "hubspot": ["every change"]}

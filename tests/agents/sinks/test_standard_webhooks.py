@@ -12,11 +12,11 @@ import pytest
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from agents.notify import Notifier
-from agents.settings import Settings
 from agents.sinks import webhooks
 from agents.sinks.routing import NotificationConfig, NotificationConfigError
 from agents.sinks.standard_webhooks import parse_secret, signature
 from state.readmodel import ReadModel
+from streams.settings import Settings
 from tests.fakes.changes import make_change
 from tests.fakes.http import RecordingServer
 

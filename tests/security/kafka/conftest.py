@@ -20,10 +20,10 @@ import aiohttp
 import orjson
 import pytest
 
-from agents.settings import Settings
 from devstack.kafka import KafkaBroker, SaslListeners
 from devstack.topics import Record, consume_until
 from devstack.workers import WorkerProcess
+from streams.settings import Settings
 from tests.conftest import TEST_PARTITIONS
 from tests.fakes.tls import self_signed
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from agents.settings import Settings
-from devstack import topics as kafka_topics
 from devstack.process import wait_until
+from streams import kafka_admin
 from streams.kafka_security import KafkaAccessError
+from streams.settings import Settings
 from tests.security.kafka.conftest import (
     ACL_PASSWORD,
     ACL_USER,
@@ -70,7 +70,7 @@ async def test_a_worker_granted_the_documented_acls_runs_the_pipeline(
         settings: Settings, secured_kafka: SecuredKafka, start_worker: Any) -> None:
     restricted = _restricted(settings, secured_kafka)
     with pytest.raises(KafkaAccessError, match="not allowed to create the topics"):
-        await kafka_topics.create_topics(restricted.kafka_bootstrap, [restricted.topics.events],
+        await kafka_admin.create_topics(restricted.kafka_bootstrap, [restricted.topics.events],
                                          security=restricted.kafka_security)
 
     grants = documented_worker_acls({"PRINCIPAL": f"User:{ACL_USER}",
@@ -94,7 +94,7 @@ async def test_topics_created_beforehand_need_no_create_acl(
     await asyncio.to_thread(secured_kafka.broker.run_tool, "kafka.admin.AclCommand", "--add",
                             "--allow-principal", f"User:{ACL_USER}", "--topic", topic,
                             "--operation", "Read")
-    await kafka_topics.create_topics(restricted.kafka_bootstrap, [topic],
+    await kafka_admin.create_topics(restricted.kafka_bootstrap, [topic],
                                      security=restricted.kafka_security)
 
 

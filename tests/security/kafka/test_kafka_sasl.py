@@ -14,11 +14,12 @@ import orjson
 import pytest
 
 from agents.notify import rebuild
-from agents.settings import Settings
 from devstack.process import wait_until
-from devstack.topics import consume_until, create_topics, produce
+from devstack.topics import consume_until, produce
 from devstack.workers import settings_env
+from streams.kafka_admin import create_topics
 from streams.kafka_security import KafkaAccessError, KafkaSecurity, check_access
+from streams.settings import Settings
 from tests.security.kafka.conftest import (
     PASSWORD,
     USER,

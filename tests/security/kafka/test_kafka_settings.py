@@ -13,8 +13,8 @@ from pathlib import Path
 import faust
 import pytest
 
-from agents.settings import Settings, SettingsError
 from streams.kafka_security import KafkaAccessError, KafkaSecurity, check_access
+from streams.settings import Settings, SettingsError
 from tests.fakes.tls import self_signed, server_context
 
 REPO = Path(__file__).resolve().parents[3]

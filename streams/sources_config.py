@@ -20,6 +20,7 @@ RudderStack). Loading lists every problem at once.
 from __future__ import annotations
 
 import csv
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,7 +28,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from streams.sources import ACCOUNT_ID
+ACCOUNT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,127}")
+"""An account id a source may attribute an event to (it becomes ``context.groupId``)."""
 
 WORKSPACE = ACCOUNT_ID
 """Workspace names in the file and in webhook URLs."""

@@ -18,7 +18,7 @@ from typing import Any, get_type_hints
 from urllib.parse import urlsplit, urlunsplit
 
 from streams.kafka_security import KafkaSecurity
-from streams.sources.config import SourcesConfigError, load_sources
+from streams.sources_config import SourcesConfigError, load_sources
 from streams.topics import TopicNames
 
 ENV_PREFIX = "TELLTALE_"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.settings import Settings, SettingsError
+from streams.settings import Settings, SettingsError
 
 REPO = Path(__file__).resolve().parents[2]
 
