@@ -513,6 +513,15 @@ def evaluate(
             notes.append(explain.lifecycle_note(None, life))
             if fc is not None:
                 notes.append(explain.forecast_note(None, fc))
+        if reasons == [ChangeReason.ATTENTION_CHANGED]:
+            # A change that is only about attention says why the account is (or is no
+            # longer) on someone's list, in the worklist's words; in any other change
+            # the headline, the drivers and the signals already name the cause.
+            note = explain.attention_note(
+                [explain.attention_text(r.type.value, r.params, r.since_day, today)
+                 for r in worse[:2]], still_needed=bool(attention.reasons))
+            if note:
+                notes.append(note)
         reason_texts = [d.text for d in drivers]
         text = explain.paragraph(
             prev_score, score, band, reason_texts if delta != 0 or rep is None else [],

@@ -179,6 +179,15 @@ def _renewal_text(p: Mapping[str, Any], today: int) -> str:
     return f"{head} with health at {p['score']} ({BAND_NAMES.get(str(p.get('band')), 'weak')})"
 
 
+def attention_note(texts: Sequence[str], *, still_needed: bool) -> str:
+    """The line a health change adds when the account's attention changed: the reasons
+    that appeared or got worse (rendered for the change's day), or that it needs no one
+    any more; empty when some reasons ended and others remain."""
+    if texts:
+        return "Needs attention: " + "; ".join(texts)
+    return "" if still_needed else "No longer needs attention"
+
+
 def attention_text(kind: str, p: Mapping[str, Any], since_day: int, today: int) -> str:
     """One attention reason as a sentence on epoch day ``today``: days are counted from
     ``since_day`` (or the dates in ``p``) to ``today``, so it is right whenever read."""

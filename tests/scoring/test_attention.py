@@ -88,6 +88,10 @@ def test_attention_changed_is_emitted_once_per_standing_change_not_daily() -> No
     changes = s.run_to(52)  # quiet 42 days: one level worse
     (worse,) = with_reason(changes, "attention_changed")
     assert worse.alert
+    # A change only about attention says why in its one sentence, as the worklist does.
+    assert worse.reasons == ["attention_changed"]
+    assert worse.explanation.endswith(
+        "Needs attention: Dana Reyes, a power user, has not been seen for 42 days.")
     assert s.assessment.attention.reasons[0].severity is Severity.CRITICAL
     later = with_reason(s.run_to(60), "attention_changed")
     # only a new reason is news now (the reports she published stopped too)
