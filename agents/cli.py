@@ -154,11 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         # A file that cannot be read or a config/outcomes file that does not validate is
         # the user's to fix: say what is wrong in one message, without a traceback.
-        from streams.sources_config import SourcesConfigError
-
         from agents.sinks.routing import NotificationConfigError
         from history.importers import OutcomesError
         from scoring.config import ConfigError
+        from streams.sources_config import SourcesConfigError
 
         if not isinstance(exc, OSError | ConfigError | OutcomesError | NotificationConfigError
                           | SourcesConfigError):

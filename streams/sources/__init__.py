@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streams.normalize import Reason
+from streams.normalize._common import EARLIEST_EVENT_TIME, LATEST_EVENT_TIME
 from streams.sources_config import ACCOUNT_ID
 
 MALFORMED = "malformed_source_event"
@@ -167,8 +168,9 @@ def major_units(minor: Any, currency: Any) -> float | None:
 
 
 def iso_time(value: Any) -> str | None:
-    """Epoch seconds or an ISO 8601 string → ISO 8601 UTC; None when absent or invalid
-    (the collector then uses the time it received the webhook)."""
+    """Epoch seconds or an ISO 8601 string → ISO 8601 UTC; None when absent, invalid or
+    outside the years the collector accepts (2000-2100): the collector then uses the time
+    it received the webhook, rather than dead-lettering a valid vendor event."""
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
@@ -176,9 +178,10 @@ def iso_time(value: Any) -> str | None:
             return None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
-        return parsed.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    seconds = number(value)
-    if seconds is None or not 0 < seconds < 32_503_680_000:  # before year 3000
+        seconds: float | None = parsed.timestamp()
+    else:
+        seconds = number(value)
+    if seconds is None or not EARLIEST_EVENT_TIME <= seconds <= LATEST_EVENT_TIME:
         return None
     return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
