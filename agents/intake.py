@@ -16,6 +16,8 @@ from redis.exceptions import RedisError
 
 from agents.collector import Collector
 from agents.sources import mount as mount_sources
+from agents.sources.crm_read import CrmPoller, load_readers
+from agents.sources.intake import Intake
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,20 @@ def register(app: Any, settings: Settings) -> None:
     web_app: web.Application = app.web.web_app
     web_app.router.add_routes(collector.routes())
     mount_sources(web_app.router, collector)
+    readers = load_readers(settings.sources_config)  # refuses to start on any problem
+    if readers:
+        async def claim(name: str, seconds: float) -> bool:
+            if collector.redis is None:  # not started yet: the poller tries again soon
+                raise RuntimeError("the collector has not reached Redis yet")
+            key = f"{settings.topic_prefix}:crm-read:{name}"
+            return bool(await collector.redis.set(key, "1", nx=True,
+                                                  px=max(1, int(seconds * 1000))))
+
+        poller = CrmPoller(readers, Intake(collector), claim=claim)
+
+        @app.task
+        async def read_crms() -> None:
+            await poller.run()
 
     @app.task
     async def start_collector() -> None:

@@ -59,6 +59,8 @@ __all__ = [
     "ACTIVE_SIGNALS_NAME",
     "CONSUMER_LAG",
     "CONTENT_TYPE",
+    "CRM_READS",
+    "CRM_READ_LAST_SUCCESS",
     "DELIVERIES",
     "DELIVERY_LATENCY",
     "EVENTS_ACCEPTED",
@@ -136,6 +138,21 @@ SOURCE_EVENTS = Counter(
     "zendesk, intercom, freshdesk, segment, rudderstack) and outcome (accepted, duplicate, "
     "ignored, dead_lettered, unauthorized).",
     ["source", "outcome"],
+    registry=REGISTRY,
+)
+CRM_READS = Counter(
+    "telltale_crm_reads_total",
+    "Account records read from a CRM on a schedule (hubspot, salesforce), by outcome "
+    "(accepted, duplicate meaning unchanged since the last read, dead_lettered) and polls "
+    "that failed (failed).",
+    ["crm", "outcome"],
+    registry=REGISTRY,
+)
+CRM_READ_LAST_SUCCESS = Gauge(
+    "telltale_crm_read_last_success_timestamp_seconds",
+    "When each workspace's CRM was last read completely (Unix time): alert when it is "
+    "older than a few intervals.",
+    ["workspace", "crm"],
     registry=REGISTRY,
 )
 EVENTS_DEAD_LETTERED = Counter(

@@ -45,6 +45,10 @@ CREDENTIALS: dict[str, frozenset[str]] = {
 }
 """Each source's accepted ways to prove a webhook is its own."""
 
+READERS = frozenset({"hubspot", "salesforce"})
+"""CRMs Telltale reads on a schedule rather than being called by; their tables in this file
+are read and checked by ``agents/sources/crm_read.py``."""
+
 MIN_SECRET_CHARS = 16
 MAX_ACCOUNTS = 1_000_000
 _KEYS = frozenset({"secret", "username", "password", "token", "tolerance_seconds",
@@ -107,8 +111,11 @@ def load_sources(path: str | Path | None) -> SourcesConfig:
         parsed: dict[str, SourceConfig] = {}
         for name, table in sources.items():
             where = f"workspaces.{workspace}.{name}"
+            if name in READERS:
+                continue
             if name not in CREDENTIALS:
-                problems.append(f"{where}: unknown source (one of {sorted(CREDENTIALS)})")
+                problems.append(f"{where}: unknown source (one of "
+                                f"{sorted(CREDENTIALS.keys() | READERS)})")
             elif not isinstance(table, dict):
                 problems.append(f"{where} must be a table")
             else:
