@@ -62,9 +62,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.check:
         # Effective values can be real credentials: secrets print masked (Settings.shown).
+        from agents.sources.crm_read import CrmReadConfigError, load_readers
+
         try:
             settings = Settings.from_env()
-        except SettingsError as exc:
+            load_readers(settings.sources_config)
+        except (SettingsError, CrmReadConfigError) as exc:
             print(exc, file=sys.stderr)
             return 2
         for env, value in settings.effective_values():

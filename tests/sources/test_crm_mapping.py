@@ -4,6 +4,9 @@ and the message id a digest of what the record says."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -175,3 +178,14 @@ account_field = "Telltale_Account_Id__c"
                     "traits.health", "traits.arr", "salesforce.instance_url",
                     "salesforce: needs OAuth"):
         assert problem in message, problem
+
+
+def test_settings_check_lists_crm_problems_with_exit_code_2(tmp_path: Path) -> None:
+    path = tmp_path / "sources.toml"
+    path.write_text('[workspaces.acme.hubspot]\ntoken = "short"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "agents.cli", "settings", "--check"],
+        cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=60,
+        check=False, env={**os.environ, "TELLTALE_SOURCES_CONFIG": str(path)})
+    assert result.returncode == 2
+    assert "hubspot.token" in result.stderr and "hubspot.account_property" in result.stderr
