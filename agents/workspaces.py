@@ -96,7 +96,8 @@ class SharedConfig:
 
     @classmethod
     def defaults(cls) -> SharedConfig:
-        return cls(ScoringConfig(), NotificationConfig(), OwnerRoutes())
+        """The shipped scoring config and no destinations (no shared files)."""
+        return cls(load_config(None), NotificationConfig(), OwnerRoutes())
 
 
 @dataclass(frozen=True, slots=True)
