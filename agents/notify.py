@@ -5,7 +5,9 @@ For each change on the health-changes topic, in order:
 1. fold it into the Redis read model (idempotent: older or repeated changes are no-ops);
 2. skip it if its id was claimed already (``{prefix}:notify:seen:{id}``, kept 30 days):
    it is a redelivery and notifies nobody again;
-3. route it through the playbook rules (``agents/sinks/routing.py``) and skip Slack
+3. route it through the playbook rules (``agents/sinks/routing.py``) of its workspace's
+   notifications (its own file's in ``TELLTALE_WORKSPACES_DIR``, else the shared file's:
+   ``Notifier.config_for``, which also picks the CRM credentials) and skip Slack
    channels whose cooldown for that account and signal is running (a change already
    superseded in the read model goes to webhooks only);
 4. in one Redis step, claim the id and keep a durable copy of each delivery in the

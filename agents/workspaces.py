@@ -47,7 +47,6 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -380,26 +379,6 @@ class Workspaces:
     def notifications_for(self, workspace: str) -> NotificationConfig:
         own = self._configs.get(workspace)
         return own.notifications if own is not None else self.shared.notifications
-
-    def owners_for(self, workspace: str) -> OwnerRoutes:
-        own = self._configs.get(workspace)
-        return own.owners if own is not None else self.shared.owners
-
-    def time_zone_for(self, workspace: str) -> ZoneInfo:
-        own = self._configs.get(workspace)
-        return ZoneInfo(own.time_zone if own is not None else "UTC")
-
-    def digest_channel_for(self, workspace: str) -> str | None:
-        """The Slack channel of the workspace's daily digest: its ``digest_channel``,
-        else its notifications' ``[digest] channel``."""
-        own = self._configs.get(workspace)
-        if own is not None and own.digest_channel is not None:
-            return own.digest_channel
-        return self.notifications_for(workspace).digest_channel
-
-    def local_now(self, workspace: str, now: datetime | None = None) -> datetime:
-        """``now`` (default: the wall clock) in the workspace's time zone."""
-        return (now or datetime.now(UTC)).astimezone(self.time_zone_for(workspace))
 
     # ------------------------------------------------------------------ changes
 

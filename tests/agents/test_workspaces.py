@@ -4,6 +4,8 @@ every problem of every file reported at once."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from agents import metrics
 from agents.sinks.dispatch import OwnerRoutes
 from agents.sinks.routing import NotificationConfig
 from agents.workspaces import SharedConfig, Workspaces, WorkspacesConfigError, load_workspaces
+from devstack.workers import settings_env
 from scoring.config import config_from_dict
 from streams.settings import Settings
 
@@ -250,3 +253,22 @@ def test_added_and_removed_files_and_a_directory_gone_away(tmp_path: Path) -> No
         assert registry.scoring_for("acme").version == "acme-3"
     finally:
         moved.rename(tmp_path)
+
+
+def test_the_worker_refuses_to_start_naming_every_problem_on_one_line(tmp_path: Path) -> None:
+    directory = tmp_path / "workspaces"
+    directory.mkdir()
+    (directory / "acme.toml").write_text(ACME.replace("Europe/Paris", "Europe/Pari"))
+    (directory / "globex.toml").write_text('[scoring]\nversion = ""\n')
+    env = {**os.environ, **settings_env(Settings(data_dir=tmp_path / "data",
+                                                 workspaces_dir=directory))}
+    # An unreachable broker: the worker must refuse before it ever tries to connect.
+    env["TELLTALE_BROKER"] = "kafka://127.0.0.1:9"
+    done = subprocess.run([sys.executable, "-m", "agents.cli", "worker"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith("telltale worker: refusing to start: ")
+    assert "acme.toml: time_zone 'Europe/Pari' is not an IANA time zone" in line
+    assert "globex.toml: scoring: version: must be a non-empty string" in line
+    assert not (tmp_path / "data").exists(), "nothing was started"
