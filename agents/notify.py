@@ -308,8 +308,8 @@ class Notifier:
             payload = (_slack_body(job.body) if job.kind == "digest"
                        else slack.change_message(job.body, self.settings.public_url))
             await slack.post(self.session, url, payload)
-        elif kind == "slackdm" and self.owners.bot_token:
-            await digest.post_direct(self.session, self.owners.api_url, self.owners.bot_token,
+        elif kind == "slackdm" and (owners := self.owners_for(workspace)).bot_token:
+            await digest.post_direct(self.session, owners.api_url, owners.bot_token,
                                      name, _slack_body(job.body))
         elif kind == "webhook":
             target = config.webhooks[name]
