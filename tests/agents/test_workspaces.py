@@ -272,3 +272,20 @@ def test_the_worker_refuses_to_start_naming_every_problem_on_one_line(tmp_path: 
     assert "acme.toml: time_zone 'Europe/Pari' is not an IANA time zone" in line
     assert "globex.toml: scoring: version: must be a non-empty string" in line
     assert not (tmp_path / "data").exists(), "nothing was started"
+
+
+def test_settings_check_shows_each_workspace_in_force_or_every_problem(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from agents.cli import main
+
+    (tmp_path / "acme.toml").write_text(ACME)
+    monkeypatch.setenv("TELLTALE_WORKSPACES_DIR", str(tmp_path))
+    assert main(["settings", "--check"]) == 0
+    out = capsys.readouterr().out
+    assert f"TELLTALE_WORKSPACES_DIR={tmp_path}" in out
+    assert "workspace acme: scoring version acme-3, time zone Europe/Paris, revision " in out
+    (tmp_path / "globex.toml").write_text("colour = 'blue'\n")
+    assert main(["settings", "--check"]) == 2
+    err = capsys.readouterr().err
+    assert f"workspaces_dir {tmp_path}: globex.toml: unknown key 'colour'" in err
