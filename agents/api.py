@@ -50,6 +50,7 @@ from aiohttp import web
 from redis.exceptions import RedisError
 
 from agents.problems import problem_response as _error
+from agents.workspaces import Workspaces
 from scoring import attention as core
 from scoring.attention import Playbook, Render, reason_text
 from scoring.changes import iso_day
@@ -188,14 +189,22 @@ class Api:
 
     def __init__(self, settings: Settings, readmodel: ReadModel,
                  playbooks: Sequence[Playbook] | None = None, *,
-                 publish: Publish | None = None, render: Render = core.render) -> None:
+                 publish: Publish | None = None, render: Render = core.render,
+                 workspaces: Workspaces | None = None) -> None:
         self.readmodel = readmodel
+        self.workspaces = workspaces  # a workspace's own [scoring] playbooks, if any
         self.tokens = settings.api_identities()
         self.playbooks = (configured_playbooks(settings.scoring_config) if playbooks is None
                           else playbooks)
         self.per_owner = settings.worklist_per_owner
         self.publish = publish
         self.render = render
+
+    def playbooks_for(self, workspace: str) -> Sequence[Playbook]:
+        """The playbooks of ``workspace``'s own scoring config, else the shared ones."""
+        own = self.workspaces.get(workspace) if self.workspaces is not None else None
+        return own.scoring.playbooks if own is not None and own.own_scoring else (
+            self.playbooks)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -314,7 +323,8 @@ class Api:
         if name == "renewals":
             name = f"renewals:{stage}"
         if name == "attention":  # today's worklist, not the core's raw order
-            docs = await self.readmodel.attention(workspace, limit, playbooks=self.playbooks)
+            docs = await self.readmodel.attention(workspace, limit,
+                                                  playbooks=self.playbooks_for(workspace))
         else:
             docs = await self.readmodel.accounts(
                 workspace, await self.readmodel.ranking(workspace, name, limit))
@@ -348,7 +358,7 @@ class Api:
         per_owner = _int_param(request.query, "per_owner", self.per_owner, 1, 100)
         limit = _int_param(request.query, "limit", 50, 1, MAX_LIMIT)
         found = await self.readmodel.worklist(workspace, owner, per_owner=per_owner,
-                                              playbooks=self.playbooks)
+                                              playbooks=self.playbooks_for(workspace))
         return _json({
             "today": iso_day(found.today), "owner": owner,
             "owners": [{"owner": who, "items": [worklist_item(i, self.render) for i in items]}
@@ -404,8 +414,8 @@ class Api:
                         type=kind, actor=actor, at=now)
         today = epoch_day(now)
         if kind is ActionType.ACKNOWLEDGE:
-            listing = await self.readmodel.listing(workspace, account_id,
-                                                   playbooks=self.playbooks, today=today)
+            listing = await self.readmodel.listing(
+                workspace, account_id, playbooks=self.playbooks_for(workspace), today=today)
             if listing is None:
                 raise Problem(409, "conflict", "the account is on no list today: there is "
                                                "nothing to acknowledge")
@@ -426,7 +436,8 @@ class Api:
         elif kind is ActionType.NOTE:
             action = replace(action, text=_checked(check_text, fields.get("text"), "text"))
         else:
-            action = replace(action, **self._step(fields.get("playbook"), fields.get("step")))
+            action = replace(action, **self._step(workspace, fields.get("playbook"),
+                                                  fields.get("step")))
         try:
             encode_action(action)
         except ActionError as exc:
@@ -440,8 +451,8 @@ class Api:
         await self.readmodel.apply_action(action)
         return action
 
-    def _step(self, playbook: Any, step: Any) -> dict[str, Any]:
-        known = {p.name: p for p in self.playbooks}
+    def _step(self, workspace: str, playbook: Any, step: Any) -> dict[str, Any]:
+        known = {p.name: p for p in self.playbooks_for(workspace)}
         if not isinstance(playbook, str) or playbook not in known:
             raise Problem(404, "not_found",
                           f"no playbook {str(playbook)[:100]!r}; configured: "
@@ -624,7 +635,8 @@ def faust_publisher(app: Any, settings: Settings) -> Publish:
 def register(app: Any, settings: Settings, readmodel: ReadModel | None = None) -> Api:
     """Serve the API from the Faust worker's web server."""
     api = Api(settings, readmodel or ReadModel.of_app(app, settings),
-              publish=faust_publisher(app, settings))
+              publish=faust_publisher(app, settings),
+              workspaces=Workspaces.of_app(app, settings))
     serve_from_worker(app, api.routes())
     return api
 

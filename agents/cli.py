@@ -61,17 +61,25 @@ def run(args: argparse.Namespace) -> int:
     from streams.settings import Settings, SettingsError
 
     if args.check:
-        # Effective values can be real credentials: secrets print masked (Settings.shown).
         from agents.sources.crm_read import CrmReadConfigError, load_readers
+        from agents.workspaces import Workspaces, WorkspacesConfigError
+
+        # Effective values can be real credentials: secrets print masked (Settings.shown).
 
         try:
             settings = Settings.from_env()
             load_readers(settings.sources_config)
-        except (SettingsError, CrmReadConfigError) as exc:
+            workspaces = Workspaces.from_settings(settings)
+        except (SettingsError, CrmReadConfigError, WorkspacesConfigError) as exc:
             print(exc, file=sys.stderr)
             return 2
         for env, value in settings.effective_values():
             print(f"{env}={value}")
+        for name in workspaces.workspaces():
+            own = workspaces.get(name)
+            if own is not None:
+                print(f"workspace {name}: scoring version {own.scoring.version}, time zone "
+                      f"{own.time_zone}, revision {own.revision[:12]}")
         return 0
     if args.markdown:
         print(settings_markdown())
@@ -158,12 +166,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A file that cannot be read or a config/outcomes file that does not validate is
         # the user's to fix: say what is wrong in one message, without a traceback.
         from agents.sinks.routing import NotificationConfigError
+        from agents.workspaces import WorkspacesConfigError
         from history.importers import OutcomesError
         from scoring.config import ConfigError
         from streams.sources_config import SourcesConfigError
 
         if not isinstance(exc, OSError | ConfigError | OutcomesError | NotificationConfigError
-                          | SourcesConfigError):
+                          | SourcesConfigError | WorkspacesConfigError):
             raise
         print(f"telltale {args.command}: {one_line(exc)}", file=sys.stderr)
         return 1 if isinstance(exc, OSError) else 2

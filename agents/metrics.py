@@ -82,6 +82,9 @@ __all__ = [
     "SOURCE_EVENTS",
     "STATE_USERS_SHED",
     "TABLE_KEYS",
+    "WORKSPACE_CONFIG_CHANGES",
+    "WORKSPACE_CONFIG_INFO",
+    "WORKSPACE_CONFIG_REFUSED",
     "MetricsServer",
     "PortfolioCollector",
     "PortfolioSnapshot",
@@ -246,6 +249,30 @@ DELIVERY_LATENCY = Histogram(
     "Time spent on one delivery attempt to an external destination, in seconds.",
     ["destination"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    registry=REGISTRY,
+)
+
+# ---------------------------------------------------------------- workspace configuration
+
+WORKSPACE_CONFIG_CHANGES = Counter(
+    "telltale_workspace_config_changes_total",
+    "Changes of a workspace's configuration file seen by this worker, by workspace and "
+    "outcome (added, applied, removed, refused: invalid, the previous one kept).",
+    ["workspace", "outcome"],
+    registry=REGISTRY,
+)
+WORKSPACE_CONFIG_INFO = Gauge(
+    "telltale_workspace_config_info",
+    "1 for the configuration this worker runs for each workspace with its own file: its "
+    "scoring version and the first 12 hex digits of the file's SHA-256.",
+    ["workspace", "scoring_version", "revision"],
+    registry=REGISTRY,
+)
+WORKSPACE_CONFIG_REFUSED = Gauge(
+    "telltale_workspace_config_refused",
+    "1 while a workspace's file on disk is invalid and this worker keeps the previous "
+    "configuration in force.",
+    ["workspace"],
     registry=REGISTRY,
 )
 

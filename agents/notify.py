@@ -5,7 +5,9 @@ For each change on the health-changes topic, in order:
 1. fold it into the Redis read model (idempotent: older or repeated changes are no-ops);
 2. skip it if its id was claimed already (``{prefix}:notify:seen:{id}``, kept 30 days):
    it is a redelivery and notifies nobody again;
-3. route it through the playbook rules (``agents/sinks/routing.py``) and skip Slack
+3. route it through the playbook rules (``agents/sinks/routing.py``) of its workspace's
+   notifications (its own file's in ``TELLTALE_WORKSPACES_DIR``, else the shared file's:
+   ``Notifier.config_for``, which also picks the CRM credentials) and skip Slack
    channels whose cooldown for that account and signal is running (a change already
    superseded in the read model goes to webhooks only);
 4. in one Redis step, claim the id and keep a durable copy of each delivery in the
@@ -39,6 +41,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import jsonschema_rs
@@ -53,10 +56,10 @@ from agents.sinks.dispatch import Dispatcher, Job, OwnerRoutes
 from agents.sinks.outbox import HEARTBEAT_EVERY_SECONDS, Outbox
 from agents.sinks.routing import NotificationConfig
 from agents.sinks.salesforce_oauth import salesforce_tokens
+from agents.workspaces import Workspaces
 from scoring import attention as core
 from scoring.attention import Playbook, Render
 from scoring.config import configured_playbooks
-from state.aggregates import epoch_day
 from state.readmodel import ChangeError, ReadModel, while_redis_is_down
 from streams import health_change
 from streams.actions import epoch_day_of_date
@@ -136,8 +139,15 @@ class Notifier:
                  *, salesforce_session: Any = None, owners: OwnerRoutes | None = None,
                  playbooks: Sequence[Playbook] | None = None,
                  render: Render = core.render,
-                 schema: Mapping[str, Any] | None = None) -> None:
+                 schema: Mapping[str, Any] | None = None,
+                 workspaces: Workspaces | None = None) -> None:
         self.settings = settings
+        # Each workspace's own notifications, owners, digest channel and time zone, when
+        # it has a file (agents/workspaces.py); ``config`` and ``owners`` otherwise.
+        self.workspaces = workspaces
+        self._crms: dict[str, tuple[NotificationConfig, HubSpotSync | None,
+                                    SalesforceSync | None]] = {}
+        self._salesforce_session = salesforce_session
         self.validator = change_validator(schema)
         self.config = config
         self.owners = owners or OwnerRoutes()
@@ -150,14 +160,7 @@ class Notifier:
         self.cooldown = Cooldown(self.redis, self.prefix, config.cooldown_seconds)
         self._dead_letter = dead_letter
         self._session: aiohttp.ClientSession | None = None
-        self.hubspot = (HubSpotSync(config.hubspot.access_token, config.hubspot.host)
-                        if config.hubspot else None)
-        self.salesforce = (SalesforceSync(config.salesforce.instance_url,
-                                          config.salesforce.session_id,
-                                          config.salesforce.version, salesforce_session,
-                                          salesforce_tokens(config.salesforce.oauth,
-                                                            salesforce_session))
-                           if config.salesforce else None)
+        self.hubspot, self.salesforce = self._crm_clients(config)
         self.outbox = Outbox(self.redis, self.prefix)
         self.dispatcher = Dispatcher(
             self._send, dead_letter, max_attempts=config.max_attempts,
@@ -185,14 +188,17 @@ class Notifier:
         if await self.redis.exists(seen):
             return "duplicate"
         jobs: list[Job] = []
-        for destination in self.config.route(health_change.HealthChangeRecord.from_wire(change)):
+        config = self.config_for(str(change["workspace"]))
+        cooldown = (self.cooldown if config.cooldown_seconds == self.config.cooldown_seconds
+                    else Cooldown(self.redis, self.prefix, config.cooldown_seconds))
+        for destination in config.route(health_change.HealthChangeRecord.from_wire(change)):
             if folded == "older" and not destination.startswith("webhook:"):
                 # Superseded already: alerting on it or writing it to a CRM would put
                 # stale health in front of people. Webhooks are a feed and get it all.
                 metrics.DELIVERIES.labels(destination=destination.split(":")[0],
                                           outcome="skipped").inc()
                 continue
-            if destination.startswith("slack:") and not await self.cooldown.claim(
+            if destination.startswith("slack:") and not await cooldown.claim(
                     change, destination):
                 metrics.DELIVERIES.labels(destination="slack", outcome="skipped").inc()
                 continue
@@ -250,26 +256,71 @@ class Notifier:
             self._session = aiohttp.ClientSession()
         return self._session
 
+    # ------------------------------------------------------------------ per workspace
+
+    def config_for(self, workspace: str) -> NotificationConfig:
+        """The notifications ``workspace``'s changes and digests follow: those of its own
+        file when it has a ``[notifications]`` table, else the shared ones."""
+        own = self.workspaces.get(workspace) if self.workspaces is not None else None
+        return own.notifications if own is not None and own.own_notifications else (
+            self.config)
+
+    def owners_for(self, workspace: str) -> OwnerRoutes:
+        own = self.workspaces.get(workspace) if self.workspaces is not None else None
+        return own.owners if own is not None and own.own_notifications else self.owners
+
+    def playbooks_for(self, workspace: str) -> Sequence[Playbook]:
+        own = self.workspaces.get(workspace) if self.workspaces is not None else None
+        return own.scoring.playbooks if own is not None and own.own_scoring else (
+            self.playbooks)
+
+    def _crm_clients(self, config: NotificationConfig
+                     ) -> tuple[HubSpotSync | None, SalesforceSync | None]:
+        session = self._salesforce_session
+        hubspot = (HubSpotSync(config.hubspot.access_token, config.hubspot.host)
+                   if config.hubspot else None)
+        salesforce = (SalesforceSync(config.salesforce.instance_url,
+                                     config.salesforce.session_id,
+                                     config.salesforce.version, session,
+                                     salesforce_tokens(config.salesforce.oauth, session))
+                      if config.salesforce else None)
+        return hubspot, salesforce
+
+    def crm_for(self, workspace: str) -> tuple[HubSpotSync | None, SalesforceSync | None]:
+        """The HubSpot and Salesforce clients with ``workspace``'s credentials, made once
+        per configuration (a changed file gets new clients; in-flight writes keep theirs).
+        """
+        config = self.config_for(workspace)
+        if config is self.config:
+            return self.hubspot, self.salesforce
+        held = self._crms.get(workspace)
+        if held is None or held[0] is not config:
+            held = (config, *self._crm_clients(config))
+            self._crms[workspace] = held
+        return held[1], held[2]
+
     async def _send(self, job: Job) -> None:
         kind, _, name = job.destination.partition(":")
+        workspace = str(job.body.get("workspace") or "")
+        config = self.config_for(workspace)
         if kind == "slack":
-            url = self.config.slack_channels[name]
+            url = config.slack_channels[name]
             payload = (_slack_body(job.body) if job.kind == "digest"
                        else slack.change_message(job.body, self.settings.public_url))
             await slack.post(self.session, url, payload)
-        elif kind == "slackdm" and self.owners.bot_token:
-            await digest.post_direct(self.session, self.owners.api_url, self.owners.bot_token,
+        elif kind == "slackdm" and (owners := self.owners_for(workspace)).bot_token:
+            await digest.post_direct(self.session, owners.api_url, owners.bot_token,
                                      name, _slack_body(job.body))
         elif kind == "webhook":
-            target = self.config.webhooks[name]
+            target = config.webhooks[name]
             await webhooks.post(self.session, target.url, target.secret,
                                 orjson.dumps(job.body), job.ref, time.time(),
                                 standard_key=target.standard_key)
-        elif kind == "hubspot" and self.hubspot is not None:
-            if not await self.hubspot.send(job.body):
+        elif kind == "hubspot" and (hubspot := self.crm_for(workspace)[0]) is not None:
+            if not await hubspot.send(job.body):
                 metrics.DELIVERIES.labels(destination="hubspot", outcome="skipped").inc()
-        elif kind == "salesforce" and self.salesforce is not None:
-            if not await self.salesforce.send(job.body):
+        elif kind == "salesforce" and (salesforce := self.crm_for(workspace)[1]) is not None:
+            if not await salesforce.send(job.body):
                 metrics.DELIVERIES.labels(destination="salesforce", outcome="skipped").inc()
         else:
             raise ValueError(f"no such destination {job.destination!r}")
@@ -277,28 +328,34 @@ class Notifier:
     # ------------------------------------------------------------------ digest
 
     async def send_digests(self, now: datetime | None = None) -> list[str]:
-        """Queue the digests due at ``now``: each workspace's team digest to the digest
-        channel at its digest hour (UTC), and each owner's own list at their hour in their
-        time zone. Each is claimed in Redis for its day, so one worker sends it once.
-        Returns what was queued: workspaces, and ``workspace/owner`` for owners."""
+        """Queue the digests due at ``now``: each workspace's team digest to its digest
+        channel at its digest hour in its time zone (UTC unless its workspace file says),
+        and each owner's own list at their hour in their time zone. Each is claimed in
+        Redis for its day, so one worker sends it once. Returns what was queued:
+        workspaces, and ``workspace/owner`` for owners."""
         now = now or datetime.now(UTC)
         sent: list[str] = []
-        channel = self.config.digest_channel
         for workspace in await self.readmodel.workspaces():
-            if (channel and channel in self.config.slack_channels
-                    and now.hour == self.config.digest_hour_for(workspace)):
-                day = now.date()
+            config = self.config_for(workspace)
+            own = self.workspaces.get(workspace) if self.workspaces is not None else None
+            channel = own.digest_channel if own is not None and own.digest_channel else (
+                config.digest_channel)
+            here = now.astimezone(ZoneInfo(own.time_zone)) if own is not None else now
+            playbooks = self.playbooks_for(workspace)
+            if (channel and channel in config.slack_channels
+                    and here.hour == config.digest_hour_for(workspace)):
+                day = here.date()
                 key = f"{self.prefix}:notify:digest:{workspace}:{day.isoformat()}"
                 found = await self.readmodel.worklist(
-                    workspace, today=epoch_day(now.timestamp()),
-                    per_owner=self.settings.worklist_per_owner, playbooks=self.playbooks)
+                    workspace, today=epoch_day_of_date(day),
+                    per_owner=self.settings.worklist_per_owner, playbooks=playbooks)
                 body = digest.team_digest(workspace, found.team, self.settings.public_url,
                                           self.render)
                 if await self._queue(f"slack:{channel}", key, workspace, body):
                     sent.append(workspace)
-            for route in self.owners.owners.values():
+            for route in self.owners_for(workspace).owners.values():
                 local = digest.local_now(route, now)
-                hour = self.config.digest_hour_for(workspace) if route.hour is None else (
+                hour = config.digest_hour_for(workspace) if route.hour is None else (
                     route.hour)
                 if local.hour != hour:
                     continue
@@ -307,7 +364,7 @@ class Notifier:
                        f"{local.date().isoformat()}")
                 found = await self.readmodel.worklist(
                     workspace, route.owner, today=epoch_day_of_date(local.date()),
-                    per_owner=self.settings.worklist_per_owner, playbooks=self.playbooks)
+                    per_owner=self.settings.worklist_per_owner, playbooks=playbooks)
                 items = found.owners.get(route.owner, [])
                 if not items:  # nothing needs them: no message beats an empty one
                     continue
@@ -338,8 +395,9 @@ class Notifier:
             log.warning("could not release the delivery outbox at shutdown")
         if self._session is not None:
             await self._session.close()
-        if self.hubspot is not None:
-            self.hubspot.close()
+        for hubspot in [self.hubspot, *(held[1] for held in self._crms.values())]:
+            if hubspot is not None:
+                hubspot.close()
 
 
 def _payload_prefix(raw: bytes | Mapping[str, Any]) -> str:
@@ -360,9 +418,10 @@ def _slack_body(job_body: Mapping[str, Any]) -> dict[str, Any]:
 def register(app: Any, settings: Settings, *, config: NotificationConfig | None = None,
              salesforce_session: Any = None) -> None:
     """Declare the notify agent, its dead-letter topic and the digest timer on ``app``."""
-    config = config or NotificationConfig.load(settings.notifications_config,
-                                               settings.slack_webhook_url)
-    owners = OwnerRoutes.load(settings.notifications_config, config.slack_channels)
+    workspaces = Workspaces.of_app(app, settings)
+    config = config or workspaces.shared.notifications
+    owners = (workspaces.shared.owners if config is workspaces.shared.notifications
+              else OwnerRoutes.load(settings.notifications_config, config.slack_channels))
     changes = app.topic(settings.topics.health_changes, key_type=bytes, value_type=bytes,
                         key_serializer="raw", value_serializer="raw")
     dlq = app.topic(settings.topics.deliveries_dlq, key_type=bytes, value_type=bytes,
@@ -377,7 +436,7 @@ def register(app: Any, settings: Settings, *, config: NotificationConfig | None 
         if "n" not in holder:
             holder["n"] = Notifier(settings, config, ReadModel.of_app(app, settings),
                                    dead_letter, salesforce_session=salesforce_session,
-                                   owners=owners)
+                                   owners=owners, workspaces=workspaces)
         return holder["n"]
 
     @app.agent(changes, name="telltale.notify")

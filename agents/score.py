@@ -22,6 +22,13 @@ are re-written and re-sent from the record instead. A message's writes are appli
 together (one RocksDB write batch, then the changelog records in order, to changelog
 partition ``p``: see ``state.tables.MessageWrites``), during stream processing.
 
+Each workspace is scored under its own scoring config when it has a file in
+``settings.workspaces_dir`` (``agents/workspaces.py``), else under the shared one; the
+config is taken once per message (:meth:`ScoreProcessor.config_for`), so a file changed
+while the worker runs applies from the next message on, and its version is in every
+health change scored under it. The state records hold no config, only what happened:
+a new config reads the same records and judges them by its own rules.
+
 A leader-only timer sends a tick into every partition every ``settings.tick_interval``
 seconds (live mode only). Tests and backfills send ticks with an explicit ``now`` to move
 event time deterministically. The topic is internal but validated as if anyone could write
@@ -62,6 +69,7 @@ from streams.envelope import (
 from streams.settings import Settings
 
 if TYPE_CHECKING:
+    from agents.workspaces import Workspaces
     from scoring.config import ScoringConfig
 
 log = logging.getLogger(__name__)
@@ -104,10 +112,16 @@ class ScoreProcessor:
         config: ScoringConfig,
         table: Any,
         changes_topic: Any,
+        workspaces: Workspaces | None = None,
     ) -> None:
         self.app = app
         self.settings = settings
         self.config = config
+        self.workspaces = workspaces
+        # The scoring config of each workspace for the message being processed: taken
+        # once per message, so a configuration change lands between two messages and
+        # never in the middle of one (its writes and changes all come from one config).
+        self._configs: dict[str, ScoringConfig] = {}
         self.table = table
         self.changes_topic_name: str = changes_topic.get_topic_name()
         self._writes = tables.MessageWrites()
@@ -174,6 +188,7 @@ class ScoreProcessor:
         self._writes = tables.MessageWrites()
         self._outgoing = []
         self._dead_letters = []
+        self._configs = {}
         await self._process(db, partition, offset, raw)
         if not self._still_assigned(partition):
             log.info("score: p%d was revoked while processing offset %d; its new owner "
@@ -375,7 +390,8 @@ class ScoreProcessor:
                 users[user_id] = UserState.from_bytes(raw)
         account = AccountState.from_bytes(record.state) if record is not None else None
         try:
-            result = step(account, users, events, now, self.config, workspace, account_id)
+            result = step(account, users, events, now, self.config_for(workspace), workspace,
+                          account_id)
         except Exception:
             # A bug or an input the core cannot take must not stop the partition: the
             # message is counted and logged, and the account keeps its previous state.
@@ -498,6 +514,17 @@ class ScoreProcessor:
 
     # ----------------------------------------------------------------- helpers
 
+    def config_for(self, workspace: str) -> ScoringConfig:
+        """The scoring config ``workspace`` is scored under for the current message: its
+        own file's when it has one, else the shared one (the same for the whole message).
+        """
+        config = self._configs.get(workspace)
+        if config is None:
+            config = (self.workspaces.scoring_for(workspace) if self.workspaces is not None
+                      else self.config)
+            self._configs[workspace] = config
+        return config
+
     def _send(self, workspace: str, account_id: str, changes: Iterable[bytes]) -> None:
         """Queue health changes; they go out after the message's state is written."""
         key = change_key(workspace, account_id)
@@ -561,9 +588,9 @@ def _metrics() -> Any:
 
 def register(app: faust.App, settings: Settings) -> None:
     """Declare the score agent, its table, its topics and the tick timer on ``app``."""
-    from scoring.config import load_config
+    from agents.workspaces import Workspaces
 
-    config = load_config(settings.scoring_config)
+    workspaces = Workspaces.of_app(app, settings)
     names = settings.topics
     by_account = app.topic(
         names.by_account, schema=tables.raw_schema(), partitions=settings.partitions
@@ -572,7 +599,8 @@ def register(app: faust.App, settings: Settings) -> None:
         names.health_changes, schema=tables.raw_schema(), partitions=settings.partitions
     )
     table = tables.define_state_table(app, settings)
-    processor = ScoreProcessor(app, settings, config, table, changes)
+    processor = ScoreProcessor(app, settings, workspaces.shared.scoring, table, changes,
+                               workspaces)
 
     @app.agent(by_account, name=AGENT, concurrency=1)
     async def score(stream: faust.StreamT[bytes]) -> None:

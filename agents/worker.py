@@ -13,6 +13,7 @@ import faust
 
 from agents.app import MODULES, SKELETON_MODULES, build_app
 from agents.metrics import MetricsServer
+from agents.workspaces import Workspaces, WorkspacesConfigError
 from streams.kafka_admin import create_topics
 from streams.kafka_security import check_access
 from streams.settings import Settings, SettingsError
@@ -124,7 +125,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         settings = Settings.from_env()
-    except SettingsError as exc:
+        # The scoring, notifications and per-workspace files, every problem of every
+        # file at once, before anything connects to Kafka.
+        Workspaces.from_settings(settings)
+    except (SettingsError, WorkspacesConfigError) as exc:
         # One line, so that a container's status or a supervisor's log shows why.
         print(f"telltale worker: refusing to start: {'; '.join(exc.problems)}",
               file=sys.stderr)

@@ -792,6 +792,30 @@ def add_common_arguments(parser: Any) -> None:
     parser.add_argument("--jobs", type=int, default=default_jobs(),
                         help="processes to replay in, each with a share of the accounts "
                         "(default: the number of CPUs)")
+    parser.add_argument("--workspaces-dir", type=Path,
+                        default=os.environ.get("TELLTALE_WORKSPACES_DIR") or None,
+                        help="the workers' per-workspace files: without --config, the "
+                        "history is scored under its workspace's own [scoring] "
+                        "(default: TELLTALE_WORKSPACES_DIR)")
+
+
+def scoring_config_for(config: Path | None, workspaces_dir: Path | None,
+                       workspace: str) -> ScoringConfig:
+    """The scoring config a replay of ``workspace``'s history uses, as a worker would:
+    ``config`` when given, else the workspace's own file's ``[scoring]`` in
+    ``workspaces_dir``, else the shipped default. An invalid workspace file raises
+    WorkspacesConfigError with its problems."""
+    if config is not None or workspaces_dir is None:
+        return load_config(config)
+    from agents.workspaces import SharedConfig, WorkspacesConfigError, read_workspace_file
+
+    path = Path(workspaces_dir) / f"{workspace}.toml"
+    if not path.is_file():
+        return load_config(None)
+    found, problems = read_workspace_file(path, SharedConfig.defaults())
+    if found is None:
+        raise WorkspacesConfigError([f"{path}: {p}" for p in problems])
+    return found.scoring
 
 
 def add_parser(subparsers: Any) -> Any:
@@ -802,7 +826,8 @@ def add_parser(subparsers: Any) -> Any:
     )
     add_common_arguments(parser)
     parser.add_argument("--config", type=Path, default=None,
-                        help="scoring config TOML (default: the shipped one)")
+                        help="scoring config TOML (default: the workspace's own in "
+                        "--workspaces-dir, else the shipped one)")
     parser.add_argument("--json", type=Path, default=Path("backtest.json"),
                         help="where to write the full result")
     parser.add_argument("--report", type=Path, default=Path("backtest-report"),
@@ -838,7 +863,7 @@ def run(args: Any) -> int:
 
     from history.report import terminal_summary, write_html
 
-    config = load_config(args.config)
+    config = scoring_config_for(args.config, args.workspaces_dir, args.workspace)
     horizons = horizons_from(args.horizons)
     outcomes = read_outcomes(args.outcomes)
     source = HistorySource(args.events, args.workspace, args.columns)

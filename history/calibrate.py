@@ -499,7 +499,8 @@ def add_parser(subparsers: Any) -> Any:
     )
     add_common_arguments(parser)
     parser.add_argument("--config", type=Path, default=None,
-                        help="current scoring config TOML (default: the shipped one)")
+                        help="current scoring config TOML (default: the workspace's own "
+                        "in --workspaces-dir, else the shipped one)")
     parser.add_argument("--train-share", type=float, default=0.6,
                         help="share of outcomes (earliest first) to learn from")
     parser.add_argument("--l2", type=float, default=DEFAULT_L2, help="L2 penalty")
@@ -516,12 +517,11 @@ def add_parser(subparsers: Any) -> Any:
 def run(args: Any) -> int:
     import orjson
 
-    from history.backtest import horizons_from, params_from
+    from history.backtest import horizons_from, params_from, scoring_config_for
     from history.importers import read_outcomes
     from history.report import terminal_summary, write_html
-    from scoring.config import load_config
 
-    config = load_config(args.config)
+    config = scoring_config_for(args.config, args.workspaces_dir, args.workspace)
     outcomes = read_outcomes(args.outcomes)
     source = HistorySource(args.events, args.workspace, args.columns)
     calibration, result = run_calibration(

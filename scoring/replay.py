@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from scoring.changes import HealthChange
@@ -44,6 +44,9 @@ class Replay:
     """Drive many accounts through ``step`` on an event-time grid (see module doc)."""
 
     config: ScoringConfig = field(default_factory=load_config)
+    #: Workspaces with their own scoring config (the live worker's workspace files);
+    #: every other workspace is scored under ``config``.
+    workspace_configs: Mapping[str, ScoringConfig] = field(default_factory=dict)
     interval: float = DAY
     keep_changes: bool = True
     on_change: Callable[[HealthChange], None] | None = None
@@ -147,10 +150,14 @@ class Replay:
         result = step(
             acc.copy() if acc is not None else None,
             {u: s for u, s in users.items() if s is not None},
-            pending, max(at, acc.clock if acc else at), self.config, workspace, account_id,
-            self.emits,
+            pending, max(at, acc.clock if acc else at), self.config_for(workspace), workspace,
+            account_id, self.emits,
         )
         return result.assessment
+
+    def config_for(self, workspace: str) -> ScoringConfig:
+        """The scoring config of ``workspace``: its own, else :attr:`config`."""
+        return self.workspace_configs.get(workspace, self.config)
 
     @property
     def emits(self) -> bool:
@@ -208,8 +215,8 @@ class Replay:
             for uid in user_ids
             if (ws, acc_id, uid) in self.users
         }
-        result = step(self.accounts.get(key), users, events, now, self.config, ws, acc_id,
-                      self.emits)
+        result = step(self.accounts.get(key), users, events, now, self.config_for(ws), ws,
+                      acc_id, self.emits)
         self.stats.steps += 1
         self.accounts[key] = result.account
         if result.users:

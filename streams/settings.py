@@ -143,6 +143,15 @@ class Settings:
     sources_config: Path | None = _setting(
         None, "Sources TOML: per workspace, each billing, support or destination source's "
         "secret and customer-to-account mapping (docs/sources.md)")
+    # Each workspace's own scoring, notifications, CRM, digest channel and time zone
+    # (agents/workspaces.py); checked whole at start-up, changes applied while running.
+    workspaces_dir: Path | None = _setting(
+        None, "Directory of per-workspace TOML files, <workspace>.toml (scoring, "
+        "notifications, CRM, digest channel, time zone); None: every workspace shares "
+        "the files above")
+    workspaces_poll_seconds: float = _setting(
+        10.0, "Seconds between checks of workspaces_dir for changed files (applied "
+        "without a restart)")
 
     @property
     def topics(self) -> TopicNames:
@@ -281,6 +290,10 @@ class Settings:
             problems.append("worklist_per_owner must be between 1 and 100")
         if self.scoring_config is not None and not Path(self.scoring_config).is_file():
             problems.append(f"scoring_config {self.scoring_config} does not exist")
+        if self.workspaces_dir is not None and not Path(self.workspaces_dir).is_dir():
+            problems.append(f"workspaces_dir {self.workspaces_dir} is not a directory")
+        if not 0 < self.workspaces_poll_seconds <= 3600:
+            problems.append("workspaces_poll_seconds must be between 0 and 3600")
         problems.extend(self._credential_problems())
         if not 0 < self.metrics_port < 65536:
             problems.append("metrics_port must be between 1 and 65535")

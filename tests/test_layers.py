@@ -31,6 +31,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("state", ("state", "streams.kafka_admin")),
     ("app and metrics", ("agents.app", "agents.metrics", "agents.lag")),
     ("sinks", ("agents.sinks",)),
+    ("workspace configuration", ("agents.workspaces",)),
     ("stream processors", ("agents.resolve", "agents.score", "agents.notify",
                            "agents.actions", "agents.skeleton")),
     ("web apps", ("agents.collector", "agents.sources", "agents.intake", "agents.problems",

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import shutil
+import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -161,13 +163,56 @@ def test_environment_names_real_settings_and_validates() -> None:
     filled = {name: f"{name.lower()}-0123456789abcdef=acme" if name.endswith(("KEYS", "TOKENS"))
               else value for name, value in _env_file(ENV_EXAMPLE).items()}
     for name, service in _telltale_services().items():
-        environment = _worker_environment(service, filled)
+        environment = _on_the_host(service, _worker_environment(service, filled))
         unknown = {key for key in environment if key.startswith(ENV_PREFIX)} - fields
         assert unknown == set(), f"{name}: not settings: {unknown}"
         settings = Settings.from_env(environment)
         assert settings.kafka_bootstrap == "kafka:9092"
         assert settings.redis_url.startswith("redis://redis:")
         assert settings.web_host == "0.0.0.0"
+
+
+def _on_the_host(service: dict[str, Any], environment: dict[str, str]) -> dict[str, str]:
+    """``environment`` with each path inside a bind mount of the repository replaced by
+    the host path it shows (so that settings naming files can be checked here)."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if source.startswith("./"):
+            mounts[target] = REPO / source
+    out = dict(environment)
+    for key, value in environment.items():
+        for target, source in mounts.items():
+            if value == target or value.startswith(target + "/"):
+                out[key] = str(source) + value[len(target):]
+    return out
+
+
+def test_every_worker_reads_the_workspaces_directory_it_mounts() -> None:
+    from agents.workspaces import load_workspaces
+
+    for name, service in _telltale_services().items():
+        directory = service["environment"]["TELLTALE_WORKSPACES_DIR"]
+        source = _mount_target_source(service, directory)
+        assert source == "./deploy/workspaces", name
+        assert not [v for v in service["volumes"] if v.startswith(source)
+                    and not v.endswith(":ro")], f"{name}: the workers only read it"
+    folder = REPO / "deploy" / "workspaces"
+    # Workspace files hold credentials: never committed.
+    ignored = (REPO / ".gitignore").read_text().splitlines()
+    assert "/deploy/workspaces/*.toml" in ignored
+    # The committed sample is a valid workspace file.
+    with tempfile.TemporaryDirectory() as scratch:
+        shutil.copy(folder / "example.toml.sample", Path(scratch) / "acme.toml")
+        assert load_workspaces(Path(scratch))["acme"].scoring.version == "acme-1"
+
+
+def _mount_target_source(service: dict[str, Any], target: str) -> str:
+    for volume in service.get("volumes", []):
+        parts = volume.split(":")
+        if parts[1] == target:
+            return parts[0]
+    raise AssertionError(f"nothing is mounted at {target}")
 
 
 def test_every_published_port_is_bound_to_loopback() -> None:

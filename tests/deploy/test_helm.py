@@ -132,7 +132,9 @@ def test_every_object_is_valid_kubernetes(helm: Path) -> None:
 
     for version in KUBERNETES_VERSIONS:
         objects = _render(helm, {"configFiles": {"notifications.toml": "# none\n"},
-                                 "sourcesSecret": "telltale-sources"}, kubernetes=version)
+                                 "sourcesSecret": "telltale-sources",
+                                 "workspaces": {"files": {"acme.toml": ACME}}},
+                          kubernetes=version)
         kinds = _by_kind(objects)
         assert set(kinds) == {"StatefulSet", "Service", "PodDisruptionBudget",
                               "ServiceMonitor", "ConfigMap", "ServiceAccount"}
@@ -145,6 +147,45 @@ def test_every_object_is_valid_kubernetes(helm: Path) -> None:
             except kubernetes_validate.ValidationError as exc:
                 pytest.fail(f"{obj['kind']} {obj['metadata']['name']} on Kubernetes "
                             f"{version}: {exc.message} at {list(exc.path)}")
+
+
+ACME = 'time_zone = "Europe/Paris"\n[scoring]\nversion = "acme-1"\n'
+
+
+def test_workspace_files_are_mounted_where_the_setting_points_and_roll_nothing(
+        helm: Path, tmp_path: Path) -> None:
+    from agents.workspaces import load_workspaces
+
+    objects = _render(helm, {"workspaces": {"files": {"acme.toml": ACME}}})
+    [statefulset] = _by_kind(objects)["StatefulSet"]
+    [configmap] = [c for c in _by_kind(objects)["ConfigMap"]
+                   if c["metadata"]["name"] == "tt-telltale-workspaces"]
+    env = _environment(_worker(objects), SECRET_VALUES)
+    [mount] = [m for m in _worker(objects)["volumeMounts"] if m["name"] == "workspaces"]
+    assert mount == {"name": "workspaces", "mountPath": env["TELLTALE_WORKSPACES_DIR"],
+                     "readOnly": True}, "the whole directory: a subPath is never refreshed"
+    [volume] = [v for v in statefulset["spec"]["template"]["spec"]["volumes"]
+                if v["name"] == "workspaces"]
+    assert volume["configMap"]["name"] == configmap["metadata"]["name"]
+    # What the pods would read is a valid workspaces directory.
+    for name, text in configmap["data"].items():
+        (tmp_path / name).write_text(text)
+    assert load_workspaces(tmp_path)["acme"].scoring.version == "acme-1"
+    # A changed file is applied by the running workers: the pod template stays the same.
+    changed = _render(helm, {"workspaces": {"files": {"acme.toml": ACME + "# edited\n"}}})
+    [again] = _by_kind(changed)["StatefulSet"]
+    assert again["spec"]["template"] == statefulset["spec"]["template"]
+    # Files with credentials come from a Secret instead; and nothing without either.
+    from_secret = _render(helm, {"workspaces": {"existingSecret": "telltale-workspaces"}})
+    [statefulset] = _by_kind(from_secret)["StatefulSet"]
+    [volume] = [v for v in statefulset["spec"]["template"]["spec"]["volumes"]
+                if v["name"] == "workspaces"]
+    assert volume == {"name": "workspaces", "secret": {"secretName": "telltale-workspaces"}}
+    assert "TELLTALE_WORKSPACES_DIR" not in _environment(_worker(_render(helm)), SECRET_VALUES)
+    with pytest.raises(RenderError, match="one of files"):
+        _render(helm, {"workspaces": {"existingSecret": "a", "existingConfigMap": "b"}})
+    with pytest.raises(RenderError, match=r"<workspace>\.toml"):
+        _render(helm, {"workspaces": {"files": {"acme corp.toml": ACME}}})
 
 
 def test_the_schema_check_catches_a_broken_object(helm: Path) -> None:

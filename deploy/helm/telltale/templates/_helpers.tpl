@@ -30,6 +30,20 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 {{- end -}}
 
+{{/* Where the per-workspace files come from: "configMap", "existingConfigMap",
+"existingSecret" or nothing; more than one is refused. */}}
+{{- define "telltale.workspacesSource" -}}
+{{- $w := .Values.workspaces | default dict -}}
+{{- $given := list -}}
+{{- if $w.files }}{{ $given = append $given "configMap" }}{{ end -}}
+{{- if $w.existingConfigMap }}{{ $given = append $given "existingConfigMap" }}{{ end -}}
+{{- if $w.existingSecret }}{{ $given = append $given "existingSecret" }}{{ end -}}
+{{- if gt (len $given) 1 }}
+{{- fail "workspaces: give one of files, existingConfigMap and existingSecret" }}
+{{- end -}}
+{{- first $given | default "" -}}
+{{- end -}}
+
 {{/* Settings that hold credentials: only ever from the Secret, never in values. */}}
 {{- define "telltale.secretSettings" -}}
 write_keys api_tokens kafka_sasl_password slack_webhook_url
@@ -43,5 +57,8 @@ write_keys api_tokens kafka_sasl_password slack_webhook_url
   "web_port" (toString .Values.service.port)
   "metrics_host" "0.0.0.0"
   "metrics_port" (toString .Values.metrics.port) -}}
+{{- if include "telltale.workspacesSource" . }}
+{{- $_ := set $pod "workspaces_dir" "/etc/telltale/workspaces" }}
+{{- end }}
 {{- toYaml (merge (deepCopy .Values.settings) $pod) -}}
 {{- end -}}
