@@ -65,7 +65,6 @@ def run(args: argparse.Namespace) -> int:
         from agents.workspaces import Workspaces, WorkspacesConfigError
 
         # Effective values can be real credentials: secrets print masked (Settings.shown).
-
         try:
             settings = Settings.from_env()
             load_readers(settings.sources_config)
