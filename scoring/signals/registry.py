@@ -98,11 +98,24 @@ def routing_tags() -> frozenset[str]:
     return frozenset(tag for _, kind in signal_kinds() for tag in kind.routes)
 
 
+def _first_line(doc: str | None) -> str:
+    return " ".join((doc or "").strip().split("\n\n")[0].split()).replace("``", "`")
+
+
 def signals_markdown() -> str:
-    """The signals table of ``docs/signals.md``: one row per declared type."""
-    rows = ["| type | family | severity | holds while | settings |", "|---|---|---|---|---|"]
-    for unit, kind in signal_kinds():
+    """The generated part of ``docs/signals.md``: one row per declared type, then one
+    per unit with the settings it reads and its due rule."""
+    rows = ["| type | severity | holds while | attention reason | routing tags |",
+            "|---|---|---|---|---|"]
+    for _, kind in signal_kinds():
+        reason = f"`{kind.reason}`" if kind.reason is not None else "none"
+        tags = ", ".join(f"`{t}`" for t in kind.routes)
+        rows.append(f"| `{kind.name}` | {kind.severity_doc or kind.severity} | {kind.holds} "
+                    f"| {reason} | {tags} |")
+    rows += ["", "| family | module | types | settings | due again |", "|---|---|---|---|---|"]
+    for unit in UNITS:
+        types = ", ".join(f"`{k.name}`" for k in unit.types)
         settings = ", ".join(f"`{s}`" for s in unit.settings)
-        rows.append(f"| `{kind.name}` | {unit.title} | {kind.severity_doc or kind.severity} "
-                    f"| {kind.holds} | {settings} |")
+        rows.append(f"| {unit.title} | `scoring/signals/{unit.family}.py` | {types} "
+                    f"| {settings} | {_first_line(unit.due.__doc__)} |")
     return "\n".join(rows)
