@@ -184,3 +184,55 @@ def test_detectors_emit_only_what_their_unit_declares() -> None:
     # the histories are rich enough that most families fire; a unit whose detector never
     # runs would leave this short
     assert len(seen) >= 14, sorted(seen)
+
+
+def _silent_after(seed: int, busy_days: int) -> list[tuple[float, list[Event]]]:
+    return [(now, evs if i < busy_days else []) for i, (now, evs) in
+            enumerate(_history(seed, days=busy_days))]
+
+
+def _decisions(history: list[tuple[float, list[Event]]], quiet_days: int,
+               every_day: bool) -> list[tuple[int, str, tuple[str, ...]]]:
+    """Change ids decided over ``history`` and then ``quiet_days`` without events, ticking
+    every day or only at ``next_due``."""
+    acc: AccountState | None = None
+    users: dict[str, UserState] = {}
+    out: list[tuple[int, str, tuple[str, ...]]] = []
+    due: float | None = None
+    for now, evs in history:
+        r = step(acc, users, evs, now, CONFIG, "t", "a")
+        acc, due = r.account, r.next_due
+        users.update(r.users)
+        out.extend((int(now // DAY), c.id, tuple(c.reasons)) for c in r.changes)
+    end = history[-1][0] + quiet_days * DAY
+    t = history[-1][0] + DAY
+    while t <= end:
+        if every_day or (due is not None and t >= due):
+            r = step(acc, {}, [], t, CONFIG, "t", "a")
+            acc, due = r.account, r.next_due
+            out.extend((int(t // DAY), c.id, tuple(c.reasons)) for c in r.changes)
+        t += DAY
+    return out
+
+
+def _only(*names: str, day: int = 0) -> list[tuple[float, list[Event]]]:
+    base = (D0 + day) * DAY
+    return [(base + DAY - 1, [
+        Event("t", f"x{i}", EventType.TRACK, base + i, base + i, Source.SEGMENT, name=name,
+              user_id="u1", account_id="a", properties={"ticket_id": f"t{i % 3}"})
+        for i, name in enumerate(names)])]
+
+
+@pytest.mark.parametrize("history", [
+    _only("Ticket Opened", "Ticket Opened", "Ticket Opened", "Ticket Resolved",
+          "Ticket Resolved", "Ticket Resolved"),
+    _only("Meeting Missed"),
+    _only("NPS Submitted", "Plan Downgraded", "Upgrade Page Viewed"),
+    *(_silent_after(seed, 60) for seed in range(3)),
+], ids=["ticket spike", "meeting missed", "answers and billing", "seed 0", "seed 1", "seed 2"])
+def test_ticking_only_when_due_decides_what_ticking_every_day_does(
+        history: list[tuple[float, list[Event]]]) -> None:
+    """The due rules never miss a day on which a signal (or anything else) changes."""
+    daily = _decisions(history, 200, every_day=True)
+    assert daily, "the history decides nothing"
+    assert _decisions(history, 200, every_day=False) == daily
