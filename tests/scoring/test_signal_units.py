@@ -165,11 +165,13 @@ def _run(seed: int, config: ScoringConfig) -> set[str]:
                             {s.key.rsplit("@", 1)[0]: s for s in acc.signals.values()},
                             created_day(acc), days_to_renewal(acc, today))
         for unit in signals.UNITS:
-            allowed = {n for kind in unit.types for n in kind.names(config)}
-            severities = {str(kind.severity) for kind in unit.types} | {"info"}
+            # type name -> the severities its declaration allows
+            allowed = {n: {str(kind.severity)} | ({"info"} if "info" in kind.severity_doc
+                                                  else set())
+                       for kind in unit.types for n in kind.names(config)}
             for d in unit.detect(look):
                 assert d.type in allowed, f"{unit.family} emitted undeclared {d.type}"
-                assert d.severity in severities
+                assert d.severity in allowed[d.type], (d.type, d.severity)
                 seen.add(d.type)
             due = list(unit.due(acc, today, config))
             assert all(isinstance(day, int) for day in due), unit.family
