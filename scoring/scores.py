@@ -4,7 +4,7 @@ exact integer split of a score into component points."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -423,16 +423,91 @@ def _relationship(account: AccountState, f: Facts, config: ScoringConfig) -> Mea
     }
 
 
-#: The seven components in score order (the order of ``metrics``' components).
-COMPONENTS: tuple[tuple[str, Callable[[AccountState, Facts, ScoringConfig], Measured]], ...] = (
-    ("active_seats", _active_seats),
-    ("power_users", _power_users),
-    ("engagement", _engagement),
-    ("core_features", _core_features),
-    ("support", _support),
-    ("financial", _financial),
-    ("relationship", _relationship),
+def _days_of(records: Iterable[list[Any]], days: int) -> list[int]:
+    return [r[0] + days for r in records]
+
+
+def _while_active(account: AccountState, today: int, config: ScoringConfig) -> list[int]:
+    """Every day while a user seen in the last 90 days is counted."""
+    for s in account.users.values():
+        if s.last_day is not None and today - s.last_day <= 90:
+            return [today + 1]
+    return []
+
+
+def _while_points(account: AccountState, today: int, config: ScoringConfig) -> list[int]:
+    """Every day while activity is in the windows."""
+    return [today + 1] if account.days else []
+
+
+def _while_core(account: AccountState, today: int, config: ScoringConfig) -> list[int]:
+    """Every day while a core event is in one of the two 28-day windows."""
+    for day in account.core_days:
+        if today - day <= 56:
+            return [today + 1]
+    return []
+
+
+def _support_due(account: AccountState, today: int, config: ScoringConfig) -> list[int]:
+    """Every day while a ticket is open; else when recent tickets and CSAT answers
+    leave their windows."""
+    if account.open_tickets:
+        return [today + 1]
+    spike = config.signals.ticket_spike_days
+    return [*(d + spike for d in account.ticket_days),
+            *_days_of(account.csat, config.support.csat_days)]
+
+
+def _financial_due(account: AccountState, today: int, config: ScoringConfig) -> list[int]:
+    """When a downgrade or seat cut leaves ``financial.lookback_days``."""
+    fin = config.financial.lookback_days
+    return [rec[0] + fin for rec in (account.downgrade, account.seat_reduction)
+            if rec is not None]
+
+
+def _relationship_due(account: AccountState, today: int, config: ScoringConfig) -> list[int]:
+    """When meetings leave ``relationship.lookback_days`` and answers ``signals.nps_days``."""
+    return [*_days_of(account.meetings, config.relationship.lookback_days),
+            *_days_of(account.nps, config.signals.nps_days)]
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentUnit:
+    """One account-score component: its name (its weight and curve are
+    ``metrics.<name>``), what it measures, the other settings it reads (``section.key``)
+    and the days it can move by time alone."""
+
+    name: str
+    measure: Callable[[AccountState, Facts, ScoringConfig], Measured]
+    settings: tuple[str, ...]
+    due: Callable[[AccountState, int, ScoringConfig], list[int]]
+
+
+#: The seven components in score order.
+COMPONENTS: tuple[ComponentUnit, ...] = (
+    ComponentUnit("active_seats", _active_seats, (), _while_active),
+    ComponentUnit("power_users", _power_users,
+                  ("power_users.active_days", "power_users.share", "power_users.min_points",
+                   "power_users.relative_min", "power_users.max_users"), _while_active),
+    ComponentUnit("engagement", _engagement, (), _while_points),
+    ComponentUnit("core_features", _core_features, (), _while_core),
+    ComponentUnit("support", _support,
+                  ("support.open_ticket", "support.aged_ticket", "support.spike",
+                   "support.low_csat", "support.csat_days", "signals.ticket_spike_count",
+                   "signals.ticket_spike_days", "signals.ticket_open_days",
+                   "signals.low_csat_max"), _support_due),
+    ComponentUnit("financial", _financial,
+                  ("financial.payment_failed", "financial.downgrade",
+                   "financial.seat_reduction", "financial.cancelled",
+                   "financial.lookback_days"), _financial_due),
+    ComponentUnit("relationship", _relationship,
+                  ("relationship.no_nps", "relationship.meeting_missed_penalty",
+                   "relationship.qbr_skipped_penalty", "relationship.held_bonus",
+                   "relationship.lookback_days", "signals.nps_days"), _relationship_due),
 )
+#: Each component's due rule once, the cheapest of the daily ones first.
+_DUE = (_while_points, _while_active, _while_core, _support_due, _financial_due,
+        _relationship_due)
 
 
 def account_components(
@@ -442,10 +517,10 @@ def account_components(
     m = config.metrics
     measured: list[tuple[str, float | None, dict[str, Any]]] = []
     raws: list[float] = []
-    for name, component in COMPONENTS:
-        value, fraction, detail = component(account, f, config)
-        measured.append((name, value, detail))
-        raws.append(m[name].weight * max(0.0, min(100.0, fraction)) / 100.0)
+    for unit in COMPONENTS:
+        value, fraction, detail = unit.measure(account, f, config)
+        measured.append((unit.name, value, detail))
+        raws.append(m[unit.name].weight * max(0.0, min(100.0, fraction)) / 100.0)
     pts = split_points(raws)
     return [
         Component(name, value, p, m[name].weight, detail, raw)
@@ -454,15 +529,12 @@ def account_components(
 
 
 def components_due(account: AccountState, today: int, config: ScoringConfig) -> list[int]:
-    """Days a component can move by time alone: every day while activity is in the
-    windows; otherwise when a billing record, a meeting, an NPS answer or a CSAT leaves
-    its window."""
-    if account.days:
-        return [today + 1]
-    fin = config.financial.lookback_days
-    days = [rec[0] + fin for rec in (account.downgrade, account.seat_reduction)
-            if rec is not None]
-    days.extend(r[0] + config.relationship.lookback_days for r in account.meetings)
-    days.extend(r[0] + config.signals.nps_days for r in account.nps)
-    days.extend(r[0] + config.support.csat_days for r in account.csat)
+    """Days a component can move by time alone (each component's ``due`` rule); just
+    tomorrow when one of them moves every day."""
+    days: list[int] = []
+    for due in _DUE:
+        found = due(account, today, config)
+        if found and found[0] == today + 1:
+            return found
+        days.extend(found)
     return days
