@@ -8,6 +8,7 @@ computed here but once per batch in :mod:`scoring.assess`.
 from __future__ import annotations
 
 import math
+from operator import attrgetter
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -120,8 +121,8 @@ def rules_for(config: ScoringConfig) -> _Rules:
     return rules
 
 
-def _sort_key(e: Event) -> tuple[float, str]:
-    return (e.timestamp, e.message_id)
+#: (timestamp, message id): the order events are applied in (C-level, no call per event).
+_sort_key = attrgetter("timestamp", "message_id")
 
 
 def _in_order(events: Sequence[Event], skipped: list[str] | None) -> list[Event]:
@@ -187,20 +188,22 @@ def apply_events(
             if ts > now:
                 ts = now
             day = int(ts // DAY)
+            # --- the event's user (state and summary, looked up once per batch), and
+            # deduplication: a message id its user (or, without a user, the account)
+            # has seen before is skipped; recent ids are kept within limits
             uid = e.user_id
-            entry = None if uid is None else touched.get(uid)
-            if uid is not None and entry is None:
-                found = users.get(uid)
-                if found is None:
-                    found = UserState(uid, account.account_id)
-                    users[uid] = found
-                entry = [found, summaries.get(uid), False]
-                touched[uid] = entry
-            # --- deduplication: a message id seen before by its user (or, without a
-            # user, by the account) is skipped; recent ids are kept within limits
             raw = e.message_id.encode()
             h = crc32(raw) | (adler32(raw) << 32)  # == state.aggregates.id_hash, inlined
-            if entry is not None:
+            entry: list[Any] | None
+            if uid is not None:
+                entry = touched.get(uid)
+                if entry is None:
+                    found = users.get(uid)
+                    if found is None:
+                        found = UserState(uid, account.account_id)
+                        users[uid] = found
+                    entry = [found, summaries.get(uid), False]
+                    touched[uid] = entry
                 user = entry[0]
                 seen = user.seen
                 if h in seen:
@@ -211,6 +214,7 @@ def apply_events(
                     del seen[next(iter(seen))]
                 user.events += 1
             else:
+                entry = None
                 if h in acc_seen:
                     continue
                 acc_seen[h] = None
