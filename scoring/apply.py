@@ -8,9 +8,9 @@ computed here but once per batch in :mod:`scoring.assess`.
 from __future__ import annotations
 
 import math
-from operator import attrgetter
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from operator import attrgetter
 from typing import Any
 from zlib import adler32, crc32
 
