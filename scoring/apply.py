@@ -198,12 +198,7 @@ def apply_events(
             if uid is not None:
                 entry = touched.get(uid)
                 if entry is None:
-                    found = users.get(uid)
-                    if found is None:
-                        found = UserState(uid, account.account_id)
-                        users[uid] = found
-                    entry = [found, summaries.get(uid), False]
-                    touched[uid] = entry
+                    entry = touched[uid] = _entry(account, users, uid)
                 user = entry[0]
                 seen = user.seen
                 if h in seen:
@@ -247,13 +242,9 @@ def apply_events(
                 first_act = ts
             if advanced and (account.advanced_day is None or day > account.advanced_day):
                 account.advanced_day = day
-            if day <= cutoff:
+            if day <= cutoff:  # older than the windows: only first/last seen move
                 if entry is not None:
-                    user = entry[0]
-                    if user.first_seen is None or ts < user.first_seen:
-                        user.first_seen = ts
-                    if user.last_seen is None:
-                        user.last_seen = ts
+                    _seen_long_ago(entry[0], ts)
                 continue
             if day in acc_days:
                 acc_days[day] += weight
@@ -273,6 +264,25 @@ def apply_events(
     if first_act is not None and (account.first_seen is None or first_act < account.first_seen):
         account.first_seen = first_act
     return {uid for uid, entry in touched.items() if entry[2]}
+
+
+def _entry(account: AccountState, users: dict[str, UserState], uid: str) -> list[Any]:
+    """A user's entry for one batch: [state (created if new), summary or None, applied
+    anything]."""
+    found = users.get(uid)
+    if found is None:
+        found = UserState(uid, account.account_id)
+        users[uid] = found
+    return [found, account.users.get(uid), False]
+
+
+def _seen_long_ago(user: UserState, ts: float) -> None:
+    """Activity older than the windows: it only moves when the user was first seen (and
+    last seen, if never before)."""
+    if user.first_seen is None or ts < user.first_seen:
+        user.first_seen = ts
+    if user.last_seen is None:
+        user.last_seen = ts
 
 
 def _weigh_track(account: AccountState, e: Event, day: int, rules: _Rules,
