@@ -3,7 +3,8 @@
 - :mod:`scoring.config` — the validated scoring configuration (``default.toml``).
 - :mod:`scoring.apply` — events into aggregates (:mod:`state.aggregates`), the hot path.
 - :mod:`scoring.scores` — metrics, account and user scores, bands with hysteresis.
-- :mod:`scoring.signals` — named conditions with episodes.
+- :mod:`scoring.signals` — named conditions with episodes, one unit per family
+  (types, settings, detector, due rule, text key, routing tags), listed in its registry.
 - :mod:`scoring.stages` — lifecycle and forecast stages.
 - :mod:`scoring.explain` — every sentence Telltale writes (one place, for translation).
 - :mod:`scoring.changes` — health-change decisions and their wire record.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
+from operator import attrgetter
 from typing import Any
 from zlib import adler32, crc32
 
@@ -82,18 +83,28 @@ def _push(lst: list[Any], item: Any, cap: int) -> None:
 class _Rules:
     """Per-config lookup tables, built once per config (cached on the config id)."""
 
-    __slots__ = ("activity", "cap", "milestone_by_event", "pages", "unknown")
+    __slots__ = ("activity", "cap", "milestone_by_event", "pages", "plain", "unknown",
+                 "unknown_rule")
 
     def __init__(self, config: ScoringConfig) -> None:
         self.activity: dict[str, tuple[float, bool, bool]] = {
             name: (float(r.weight), r.core, r.advanced) for name, r in config.events.items()
         }
         self.unknown = float(config.unknown_event_weight)
+        self.unknown_rule = (self.unknown, False, False)
         self.pages = frozenset(config.expansion.upgrade_pages)
         self.milestone_by_event: dict[str, list[str]] = {}
         for ms in config.milestones:
             self.milestone_by_event.setdefault(ms.event, []).append(ms.name)
         self.cap = config.limits.recent_records
+        # Track events that are activity and nothing else (no record to keep, no
+        # milestone): the common case, weighed with one lookup.
+        special = {v.FEATURE_GATED_CLICKED, v.UPGRADE_PAGE_VIEWED, v.HIGHER_TIER_ASKED,
+                   *self.milestone_by_event}
+        self.plain: dict[str, tuple[float, bool, bool]] = {
+            name: rule for name, rule in self.activity.items()
+            if rule[0] > 0.0 and name not in special
+        }
 
 
 _RULES_CACHE: dict[int, tuple[ScoringConfig, _Rules]] = {}
@@ -110,8 +121,24 @@ def rules_for(config: ScoringConfig) -> _Rules:
     return rules
 
 
-def _sort_key(e: Event) -> tuple[float, str]:
-    return (e.timestamp, e.message_id)
+#: (timestamp, message id): the order events are applied in (C-level, no call per event).
+_sort_key = attrgetter("timestamp", "message_id")
+
+
+def _in_order(events: Sequence[Event], skipped: list[str] | None) -> list[Event]:
+    """``events`` in (timestamp, message id) order; events without a usable timestamp or
+    message id are left out (and named in ``skipped``)."""
+    try:
+        return sorted(events, key=_sort_key) if len(events) > 1 else list(events)
+    except TypeError:
+        ordered = []
+        for e in events:
+            if isinstance(e.timestamp, int | float) and isinstance(e.message_id, str):
+                ordered.append(e)
+            elif skipped is not None:
+                skipped.append(f"{e.message_id!r}: no usable timestamp or message id")
+        ordered.sort(key=_sort_key)
+        return ordered
 
 
 def apply_events(
@@ -131,57 +158,47 @@ def apply_events(
     ids of users whose state changed. A malformed event is skipped (its message id and
     the reason are appended to ``skipped``), never raised: one bad event must not stop
     the account's other events.
+
+    Per event: it is deduplicated, weighed as activity or applied
+    as a record (:func:`_weigh_track`, :func:`_weigh_page`, :func:`_on_identify`,
+    :func:`_on_group`, :func:`_apply_account_event`), and activity is counted for the
+    account here and for its user (:func:`_count_for_user`). Kept flat where it runs for
+    every event: this is the hot path.
     """
     if not events:
         return set()
     rules = rules_for(config)
     limits = config.limits
+    cutoff = int(now // DAY) - limits.window_days - 1
+    plain = rules.plain
     user_cap = limits.recent_ids_per_user
     acc_cap = limits.recent_ids_per_account
-    cutoff = int(now // DAY) - limits.window_days - 1
-    activity = rules.activity
-    non_activity = v.NON_ACTIVITY
-    milestone_by_event = rules.milestone_by_event
-    milestones = account.milestones
+    acc_seen = account.seen
     summaries = account.users
     acc_days = account.days
     acc_core = account.core_days
-    acc_seen = account.seen
     # per batch: user id -> [state, summary or None, applied anything]; one lookup per event
     touched: dict[str, list[Any]] = {}
     clock = account.clock
     first_act: float | None = None
     last_act: float | None = None
-    try:
-        ordered = sorted(events, key=_sort_key) if len(events) > 1 else list(events)
-    except TypeError:
-        ordered = []
-        for e in events:
-            if isinstance(e.timestamp, int | float) and isinstance(e.message_id, str):
-                ordered.append(e)
-            elif skipped is not None:
-                skipped.append(f"{e.message_id!r}: no usable timestamp or message id")
-        ordered.sort(key=_sort_key)
-    for e in ordered:
+    for e in _in_order(events, skipped):
         try:
             ts = e.timestamp
             if ts > now:
                 ts = now
             day = int(ts // DAY)
+            # --- the event's user (state and summary, looked up once per batch), and
+            # deduplication: a message id its user (or, without a user, the account)
+            # has seen before is skipped; recent ids are kept within limits
             uid = e.user_id
             raw = e.message_id.encode()
             h = crc32(raw) | (adler32(raw) << 32)  # == state.aggregates.id_hash, inlined
-            user: UserState | None = None
-            entry: list[Any] | None = None
+            entry: list[Any] | None
             if uid is not None:
                 entry = touched.get(uid)
                 if entry is None:
-                    found = users.get(uid)
-                    if found is None:
-                        found = UserState(uid, account.account_id)
-                        users[uid] = found
-                    entry = [found, summaries.get(uid), False]
-                    touched[uid] = entry
+                    entry = touched[uid] = _entry(account, users, uid)
                 user = entry[0]
                 seen = user.seen
                 if h in seen:
@@ -192,6 +209,7 @@ def apply_events(
                     del seen[next(iter(seen))]
                 user.events += 1
             else:
+                entry = None
                 if h in acc_seen:
                     continue
                 acc_seen[h] = None
@@ -200,77 +218,33 @@ def apply_events(
             if ts > clock:
                 clock = ts
             etype = e.type
-            name = e.name
-            weight = 0.0
-            core = advanced = False
             if etype is _TRACK:
-                if name is None:
-                    continue
-                rule = activity.get(name)
-                if rule is not None:
-                    weight, core, advanced = rule
-                    if name == v.FEATURE_GATED_CLICKED:
-                        feature = e.properties.get(v.FEATURE)
-                        _push(account.gated, [day, feature if isinstance(feature, str) else None,
-                                              uid], rules.cap)
-                    elif name == v.UPGRADE_PAGE_VIEWED or name == v.HIGHER_TIER_ASKED:
-                        _push(account.upgrade_days, [day, name, uid], rules.cap)
-                elif name in non_activity:
-                    _apply_account_event(account, name, e.properties, day, uid, rules.cap, limits)
-                    continue
-                else:
-                    weight = rules.unknown
-                ms = milestone_by_event.get(name)
-                if ms is not None:
-                    for m in ms:
-                        if m not in milestones or milestones[m] > day:
-                            milestones[m] = day
+                rule = plain.get(e.name)  # type: ignore[arg-type]
+                if rule is None:
+                    rule = _weigh_track(account, e, day, rules, limits)
             elif etype is _PAGE or etype is _SCREEN:
-                if name is not None and name in rules.pages:
-                    _push(account.upgrade_days, [day, "page:" + name, uid], rules.cap)
-                rule = activity.get(name) if name is not None else None
-                if rule is not None:
-                    weight, core, advanced = rule
-                else:
-                    weight = rules.unknown
+                rule = _weigh_page(account, e, day, rules)
             elif etype is _IDENTIFY:
-                if user is not None and e.traits:
-                    _identify(account, user, e.traits)
-                    if entry is not None:
-                        entry[1] = summaries.get(user.user_id)
+                _on_identify(account, e, entry)
                 continue
             elif etype is _GROUP:
-                if e.traits:
-                    dropped = _group_traits(account, e.traits, day, rules.cap)
-                    if dropped and skipped is not None:
-                        skipped.extend(f"{e.message_id}: {why}" for why in dropped)
-                if uid is not None and entry is not None and entry[1] is None:
-                    summary = summaries.get(uid)
-                    if summary is None:
-                        summary = UserSummary(
-                            name=user.name if user is not None else None,
-                            email=user.email if user is not None else None,
-                        )
-                        summaries[uid] = summary
-                    entry[1] = summary
+                _on_group(account, e, day, entry, rules, skipped)
                 continue
             else:
                 continue
-            if weight <= 0.0:
+            if rule is None:
                 continue
-            # --- activity
+            weight, core, advanced = rule
+            # --- activity: the account's windows, then its user's
             if last_act is None or ts > last_act:
                 last_act = ts
             if first_act is None or ts < first_act:
                 first_act = ts
             if advanced and (account.advanced_day is None or day > account.advanced_day):
                 account.advanced_day = day
-            if day <= cutoff:
-                if user is not None:
-                    if user.first_seen is None or ts < user.first_seen:
-                        user.first_seen = ts
-                    if user.last_seen is None:
-                        user.last_seen = ts
+            if day <= cutoff:  # older than the windows: only first/last seen move
+                if entry is not None:
+                    _seen_long_ago(entry[0], ts)
                 continue
             if day in acc_days:
                 acc_days[day] += weight
@@ -278,37 +252,8 @@ def apply_events(
                 acc_days[day] = weight
             if core:
                 acc_core[day] = acc_core.get(day, 0) + 1
-            if user is None or entry is None:
-                continue
-            wk = (day + 3) // 7
-            udays = user.days
-            if day in udays:
-                udays[day] += weight
-            else:
-                udays[day] = weight
-                user.active_days += 1
-            if user.last_seen is None or ts > user.last_seen:
-                user.last_seen = ts
-            if user.first_seen is None or ts < user.first_seen:
-                user.first_seen = ts
-            if core:
-                user.core_weeks[wk] = user.core_weeks.get(wk, 0) + 1
-            sm = entry[1]
-            if sm is None:
-                sm = summaries.get(user.user_id)
-                if sm is None:
-                    sm = UserSummary(name=user.name, email=user.email)
-                    summaries[user.user_id] = sm
-                entry[1] = sm
-            if sm.last_day != day:
-                sm.touch(day)
-            if sm.last_seen is None or ts > sm.last_seen:
-                sm.last_seen = ts
-            weeks = sm.weeks
-            if wk in weeks:
-                weeks[wk] += weight
-            else:
-                weeks[wk] = weight
+            if entry is not None:
+                _count_for_user(summaries, entry, ts, day, weight, core)
         except (TypeError, ValueError, ArithmeticError, AttributeError, KeyError,
                 IndexError) as exc:
             if skipped is not None:
@@ -319,6 +264,125 @@ def apply_events(
     if first_act is not None and (account.first_seen is None or first_act < account.first_seen):
         account.first_seen = first_act
     return {uid for uid, entry in touched.items() if entry[2]}
+
+
+def _entry(account: AccountState, users: dict[str, UserState], uid: str) -> list[Any]:
+    """A user's entry for one batch: [state (created if new), summary or None, applied
+    anything]."""
+    found = users.get(uid)
+    if found is None:
+        found = UserState(uid, account.account_id)
+        users[uid] = found
+    return [found, account.users.get(uid), False]
+
+
+def _seen_long_ago(user: UserState, ts: float) -> None:
+    """Activity older than the windows: it only moves when the user was first seen (and
+    last seen, if never before)."""
+    if user.first_seen is None or ts < user.first_seen:
+        user.first_seen = ts
+    if user.last_seen is None:
+        user.last_seen = ts
+
+
+def _weigh_track(account: AccountState, e: Event, day: int, rules: _Rules,
+                 limits: Any) -> tuple[float, bool, bool] | None:
+    """(weight, core, advanced) of a track event, None when it is no activity. Expansion
+    clicks and onboarding milestones are recorded; billing, support and relationship
+    events are applied to the account instead."""
+    name = e.name
+    if name is None:
+        return None
+    rule = rules.activity.get(name)
+    if rule is not None:
+        if name == v.FEATURE_GATED_CLICKED:
+            feature = e.properties.get(v.FEATURE)
+            _push(account.gated, [day, feature if isinstance(feature, str) else None,
+                                  e.user_id], rules.cap)
+        elif name == v.UPGRADE_PAGE_VIEWED or name == v.HIGHER_TIER_ASKED:
+            _push(account.upgrade_days, [day, name, e.user_id], rules.cap)
+    elif name in v.NON_ACTIVITY:
+        _apply_account_event(account, name, e.properties, day, e.user_id, rules.cap, limits)
+        return None
+    else:
+        rule = rules.unknown_rule
+    ms = rules.milestone_by_event.get(name)
+    if ms is not None:
+        milestones = account.milestones
+        for m in ms:
+            if m not in milestones or milestones[m] > day:
+                milestones[m] = day
+    return rule if rule[0] > 0.0 else None
+
+
+def _weigh_page(account: AccountState, e: Event, day: int,
+                rules: _Rules) -> tuple[float, bool, bool] | None:
+    """(weight, core, advanced) of a page or screen view; an upgrade page is recorded."""
+    name = e.name
+    if name is None:
+        rule = rules.unknown_rule
+    else:
+        if name in rules.pages:
+            _push(account.upgrade_days, [day, "page:" + name, e.user_id], rules.cap)
+        rule = rules.activity.get(name, rules.unknown_rule)
+    return rule if rule[0] > 0.0 else None
+
+
+def _on_identify(account: AccountState, e: Event, entry: list[Any] | None) -> None:
+    if entry is not None and e.traits:
+        _identify(account, entry[0], e.traits)
+        entry[1] = account.users.get(entry[0].user_id)
+
+
+def _on_group(account: AccountState, e: Event, day: int, entry: list[Any] | None,
+              rules: _Rules, skipped: list[str] | None) -> None:
+    """Group traits; the user who sent them is counted in the account from now on."""
+    if e.traits:
+        dropped = _group_traits(account, e.traits, day, rules.cap)
+        if dropped and skipped is not None:
+            skipped.extend(f"{e.message_id}: {why}" for why in dropped)
+    if entry is not None and entry[1] is None:
+        user = entry[0]
+        summary = account.users.get(user.user_id)
+        if summary is None:
+            summary = UserSummary(name=user.name, email=user.email)
+            account.users[user.user_id] = summary
+        entry[1] = summary
+
+
+def _count_for_user(summaries: dict[str, UserSummary], entry: list[Any], ts: float, day: int,
+                    weight: float, core: bool) -> None:
+    """One activity event in its user's windows and in the account's summary of them."""
+    user: UserState = entry[0]
+    wk = (day + 3) // 7
+    udays = user.days
+    if day in udays:
+        udays[day] += weight
+    else:
+        udays[day] = weight
+        user.active_days += 1
+    if user.last_seen is None or ts > user.last_seen:
+        user.last_seen = ts
+    if user.first_seen is None or ts < user.first_seen:
+        user.first_seen = ts
+    if core:
+        user.core_weeks[wk] = user.core_weeks.get(wk, 0) + 1
+    sm = entry[1]
+    if sm is None:
+        sm = summaries.get(user.user_id)
+        if sm is None:
+            sm = UserSummary(name=user.name, email=user.email)
+            summaries[user.user_id] = sm
+        entry[1] = sm
+    if sm.last_day != day:
+        sm.touch(day)
+    if sm.last_seen is None or ts > sm.last_seen:
+        sm.last_seen = ts
+    weeks = sm.weeks
+    if wk in weeks:
+        weeks[wk] += weight
+    else:
+        weeks[wk] = weight
 
 
 def _identify(account: AccountState, user: UserState, traits: dict[str, Any]) -> None:

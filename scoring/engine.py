@@ -38,11 +38,13 @@ from scoring.scores import (
     Facts,
     account_components,
     band_of,
+    components_due,
     measure,
     sticky_band,
     user_score,
 )
-from scoring.signals import detect, merge
+from scoring.signals import DUE_RULES, detect, merge
+from scoring.signals.billing import BILLING_TYPES
 from scoring.stages import (
     created_day,
     days_to_renewal,
@@ -50,6 +52,7 @@ from scoring.stages import (
     lifecycle,
     segment,
     settle_forecast,
+    stages_due,
 )
 from state.aggregates import (
     DAY,
@@ -62,7 +65,7 @@ from state.aggregates import (
 )
 from streams.events import Event
 
-BILLING_SIGNALS = frozenset({"payment_failed", "plan_downgraded", "seats_reduced"})
+BILLING_SIGNALS = BILLING_TYPES
 _SEVERITY_RANK = {"risk": 0, "expansion": 1, "info": 2}
 # Reasons of a change that people are told about whatever else it says.
 _ALERT_REASONS = frozenset({ChangeReason.FORECAST_CHANGED, ChangeReason.LIFECYCLE_CHANGED})
@@ -636,50 +639,23 @@ def _attention_moves(
 
 
 def next_due(acc: AccountState, today: int, config: ScoringConfig) -> float | None:
-    """Earliest epoch second at which a time-only condition could change: the next day
-    while anything in the rolling windows (activity, quiet users, open tickets) can still
-    move; otherwise the next renewal checkpoint, milestone due day or record expiry."""
-    sg = config.signals
+    """Earliest epoch second at which a time-only condition could change: the earliest
+    day after ``today`` that a component (:func:`~scoring.scores.components_due`), a
+    signal unit (its ``due`` rule) or a stage (:func:`~scoring.stages.stages_due`) names.
+    Tomorrow is the earliest there can be, so the search stops there."""
     tomorrow = today + 1
-    if acc.days or acc.open_tickets:
-        return tomorrow * DAY
-    for s in acc.users.values():
-        if s.last_day is not None and today - s.last_day <= sg.user_forget_days:
-            return tomorrow * DAY
-    cands: list[int] = []
-    if acc.renewal_day is not None:
-        for c in config.renewal.checkpoints:
-            cands.append(acc.renewal_day - c)
-        for w in config.renewal.windows.values():
-            cands.append(acc.renewal_day - w)
-        cands.append(acc.renewal_day + 1)
-    born = created_day(acc)
-    if born is not None:
-        cands.extend(born + ms.due_days + 1 for ms in config.milestones)
-        cands.append(born + config.stages.onboarding_days)
-        cands.append(born + config.stages.mature_days)
-    if acc.reactivated_day is not None:
-        cands.append(acc.reactivated_day + config.stages.reactivated_days)
-    if acc.forecast_pending is not None:
-        cands.append(acc.forecast_pending[1] + config.stages.forecast_settle_days)
-    for rec, days in (
-        (acc.downgrade, sg.downgrade_days),
-        (acc.seat_reduction, sg.downgrade_days),
-        (acc.downgrade, config.financial.lookback_days),
-        (acc.seat_reduction, config.financial.lookback_days),
-    ):
-        if rec is not None:
-            cands.append(rec[0] + days)
-    for recs, days in (
-        (acc.nps, sg.nps_days),
-        (acc.meetings, max(sg.meeting_missed_days, config.relationship.lookback_days)),
-        (acc.gated, config.expansion.recent_days),
-        (acc.upgrade_days, config.expansion.recent_days),
-        (acc.csat, config.support.csat_days),
-    ):
-        cands.extend(r[0] + days for r in recs)
-    future = [d for d in cands if d > today]
-    return min(future) * DAY if future else None
+    best: int | None = None
+    for rule in _DUE_RULES:
+        for day in rule(acc, today, config):
+            if day > today and (best is None or day < best):
+                if day == tomorrow:
+                    return tomorrow * DAY
+                best = day
+    return None if best is None else best * DAY
+
+
+#: Components first: while activity is in the windows they roll every day.
+_DUE_RULES = (components_due, *DUE_RULES, stages_due)
 
 
 __all__ = [

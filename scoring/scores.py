@@ -4,7 +4,7 @@ exact integer split of a score into component points."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -264,32 +264,23 @@ def pct_change(now: float, before: float, prior: float = 0.0) -> float | None:
 
 # --------------------------------------------------------------------------- account score
 
+#: What one component measures: its value, the fraction (0-100) of its weight it
+#: earns, and the numbers behind it.
+Measured = tuple[float | None, float, dict[str, Any]]
 
-def account_components(
-    account: AccountState, f: Facts, config: ScoringConfig
-) -> list[Component]:
-    """The seven components, with integer points summing exactly to the score."""
-    today = f.today
-    m = config.metrics
-    names: list[str] = []
-    values: list[float | None] = []
-    raws: list[float] = []
-    details: list[dict[str, Any]] = []
 
-    def add(name: str, value: float | None, fraction: float, detail: dict[str, Any]) -> None:
-        names.append(name)
-        values.append(value)
-        raws.append(m[name].weight * max(0.0, min(100.0, fraction)) / 100.0)
-        details.append(detail)
-
-    # 1. active seats
+def _active_seats(account: AccountState, f: Facts, config: ScoringConfig) -> Measured:
+    """Share of seats active in the last 30 days."""
     seat_pct = 100.0 * f.active_30 / f.seats
-    add("active_seats", seat_pct, m["active_seats"].curve(seat_pct), {
+    return seat_pct, config.metrics["active_seats"].curve(seat_pct), {
         "active": f.active_30, "seats": f.seats, "seats_known": f.seats_known,
         "previous_active": f.active_prev_30, "pct": round(seat_pct, 1),
-    })
+    }
 
-    # 2. power users
+
+def _power_users(account: AccountState, f: Facts, config: ScoringConfig) -> Measured:
+    """Share of power users still active; without power users, of the whole team."""
+    today = f.today
     quiet_limit = config.power_users.active_days
     inactive_power: list[dict[str, Any]] = []
     active_power = 0
@@ -313,13 +304,15 @@ def account_components(
     else:
         pu_value = 0.0
     inactive_power.sort(key=lambda x: (-x["days"], x["user_id"]))
-    add("power_users", pu_value, m["power_users"].curve(pu_value), {
+    return pu_value, config.metrics["power_users"].curve(pu_value), {
         "power_users": len(f.power), "active": active_power, "inactive": inactive_power,
         "recent": recent, "users": f.users_90,
-    })
+    }
 
-    # 3. weighted engagement: level and trend
-    eng = m["engagement"]
+
+def _engagement(account: AccountState, f: Facts, config: ScoringConfig) -> Measured:
+    """Weighted engagement per seat per week, blended with its trend."""
+    eng = config.metrics["engagement"]
     level = f.points_30 / f.seats / (30.0 / 7.0)
     # Trends compare against what was measured before; a young account's earlier window
     # is only partly covered, so its rate is scaled to the covered days (none below 14).
@@ -333,15 +326,17 @@ def account_components(
     if eng.trend_curve is not None:
         frac += eng.trend_share * eng.trend_curve(trend_value)
     wow = pct_change(f.points_7, f.points_prev_7)
-    add("engagement", level, frac, {
+    return level, frac, {
         "points_30d": round(f.points_30, 1),
         "points_prev_60d": round(f.points_prev_60, 1),
         "per_seat_week": round(level, 1),
         "trend_pct": None if trend is None else round(trend, 1),
         "week_over_week_pct": None if wow is None else round(wow, 1),
-    })
+    }
 
-    # 4. core-feature trend
+
+def _core_features(account: AccountState, f: Facts, config: ScoringConfig) -> Measured:
+    """Core-feature use of 28 days against the 28 before."""
     cov_28 = f.covered(29, 56)
     core_change = (
         pct_change(f.core_28, f.core_prev_28 / cov_28 * 28.0, _EVENTS_PRIOR)
@@ -355,12 +350,14 @@ def account_components(
         core_value = -100.0  # no core feature used at all
     # the earlier window scaled to 28 days when only partly covered by data
     prev_28 = round(f.core_prev_28 / cov_28 * 28.0) if 14 <= cov_28 < 28 else f.core_prev_28
-    add("core_features", core_value, m["core_features"].curve(core_value), {
+    return core_value, config.metrics["core_features"].curve(core_value), {
         "events_28d": f.core_28, "previous_28d": prev_28,
         "change_pct": None if core_change is None else round(core_change, 1),
-    })
+    }
 
-    # 5. support friction
+
+def _support(account: AccountState, f: Facts, config: ScoringConfig) -> Measured:
+    """Support friction: open and aged tickets, a spike, a low CSAT."""
     sup = config.support
     sg = config.signals
     spike = f.tickets_recent >= sg.ticket_spike_count
@@ -371,13 +368,16 @@ def account_components(
         + (sup.spike if spike else 0.0)
         + (sup.low_csat if low else 0.0)
     )
-    add("support", friction, m["support"].curve(friction), {
+    return friction, config.metrics["support"].curve(friction), {
         "open": f.open_tickets, "aged": len(f.aged_tickets),
         "oldest_days": f.aged_tickets[0][1] if f.aged_tickets else None,
         "recent": f.tickets_recent, "spike": spike, "low_csat": f.low_csat if low else None,
-    })
+    }
 
-    # 6. financial risk
+
+def _financial(account: AccountState, f: Facts, config: ScoringConfig) -> Measured:
+    """Financial risk: a failed payment, a recent downgrade or seat cut, a cancellation."""
+    today = f.today
     fin = config.financial
     risk = 0.0
     fdetail: dict[str, Any] = {}
@@ -395,11 +395,14 @@ def account_components(
         fdetail["cancelled"] = True
     risk = min(risk, 100.0)
     fdetail["risk"] = risk
-    add("financial", risk, m["financial"].curve(risk), fdetail)
+    return risk, config.metrics["financial"].curve(risk), fdetail
 
-    # 7. relationship
+
+def _relationship(account: AccountState, f: Facts, config: ScoringConfig) -> Measured:
+    """Mean recent NPS after missed meetings and skipped QBRs, plus held ones."""
+    today = f.today
     rel = config.relationship
-    nps_recent = [n[1] for n in account.nps if today - n[0] < sg.nps_days]
+    nps_recent = [n[1] for n in account.nps if today - n[0] < config.signals.nps_days]
     nps = sum(nps_recent) / len(nps_recent) if nps_recent else None
     value = nps if nps is not None else rel.no_nps
     missed = skipped = held = 0
@@ -414,13 +417,124 @@ def account_components(
             held += 1
     value = value - missed * rel.meeting_missed_penalty - skipped * rel.qbr_skipped_penalty
     value = max(0.0, min(10.0, value + held * rel.held_bonus))
-    add("relationship", value, m["relationship"].curve(value), {
+    return value, config.metrics["relationship"].curve(value), {
         "nps": None if nps is None else round(nps, 1), "responses": len(nps_recent),
         "meetings_missed": missed, "qbrs_skipped": skipped, "held": held,
-    })
+    }
 
+
+def _days_of(records: Iterable[list[Any]], days: int) -> list[int]:
+    return [r[0] + days for r in records]
+
+
+def _while_active(account: AccountState, today: int, config: ScoringConfig) -> list[int]:
+    """Every day while a user seen in the last 90 days is counted."""
+    for s in account.users.values():
+        if s.last_day is not None and today - s.last_day <= 90:
+            return [today + 1]
+    return []
+
+
+def _while_points(account: AccountState, today: int, config: ScoringConfig) -> list[int]:
+    """Every day while activity is in the windows."""
+    return [today + 1] if account.days else []
+
+
+def _while_core(account: AccountState, today: int, config: ScoringConfig) -> list[int]:
+    """Every day while a core event is in one of the two 28-day windows."""
+    for day in account.core_days:
+        if today - day <= 56:
+            return [today + 1]
+    return []
+
+
+def _support_due(account: AccountState, today: int, config: ScoringConfig) -> list[int]:
+    """Every day while a ticket is open; else when recent tickets and CSAT answers
+    leave their windows."""
+    if account.open_tickets:
+        return [today + 1]
+    spike = config.signals.ticket_spike_days
+    return [*(d + spike for d in account.ticket_days),
+            *_days_of(account.csat, config.support.csat_days)]
+
+
+def _financial_due(account: AccountState, today: int, config: ScoringConfig) -> list[int]:
+    """When a downgrade or seat cut leaves ``financial.lookback_days``."""
+    fin = config.financial.lookback_days
+    return [rec[0] + fin for rec in (account.downgrade, account.seat_reduction)
+            if rec is not None]
+
+
+def _relationship_due(account: AccountState, today: int, config: ScoringConfig) -> list[int]:
+    """When meetings leave ``relationship.lookback_days`` and answers ``signals.nps_days``."""
+    return [*_days_of(account.meetings, config.relationship.lookback_days),
+            *_days_of(account.nps, config.signals.nps_days)]
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentUnit:
+    """One account-score component: its name (its weight and curve are
+    ``metrics.<name>``), what it measures, the other settings it reads (``section.key``)
+    and the days it can move by time alone."""
+
+    name: str
+    measure: Callable[[AccountState, Facts, ScoringConfig], Measured]
+    settings: tuple[str, ...]
+    due: Callable[[AccountState, int, ScoringConfig], list[int]]
+
+
+#: The seven components in score order.
+COMPONENTS: tuple[ComponentUnit, ...] = (
+    ComponentUnit("active_seats", _active_seats, (), _while_active),
+    ComponentUnit("power_users", _power_users,
+                  ("power_users.active_days", "power_users.share", "power_users.min_points",
+                   "power_users.relative_min", "power_users.max_users"), _while_active),
+    ComponentUnit("engagement", _engagement, (), _while_points),
+    ComponentUnit("core_features", _core_features, (), _while_core),
+    ComponentUnit("support", _support,
+                  ("support.open_ticket", "support.aged_ticket", "support.spike",
+                   "support.low_csat", "support.csat_days", "signals.ticket_spike_count",
+                   "signals.ticket_spike_days", "signals.ticket_open_days",
+                   "signals.low_csat_max"), _support_due),
+    ComponentUnit("financial", _financial,
+                  ("financial.payment_failed", "financial.downgrade",
+                   "financial.seat_reduction", "financial.cancelled",
+                   "financial.lookback_days"), _financial_due),
+    ComponentUnit("relationship", _relationship,
+                  ("relationship.no_nps", "relationship.meeting_missed_penalty",
+                   "relationship.qbr_skipped_penalty", "relationship.held_bonus",
+                   "relationship.lookback_days", "signals.nps_days"), _relationship_due),
+)
+#: Each component's due rule once, the cheapest of the daily ones first.
+_DUE = (_while_points, _while_active, _while_core, _support_due, _financial_due,
+        _relationship_due)
+
+
+def account_components(
+    account: AccountState, f: Facts, config: ScoringConfig
+) -> list[Component]:
+    """The seven components, with integer points summing exactly to the score."""
+    m = config.metrics
+    measured: list[tuple[str, float | None, dict[str, Any]]] = []
+    raws: list[float] = []
+    for unit in COMPONENTS:
+        value, fraction, detail = unit.measure(account, f, config)
+        measured.append((unit.name, value, detail))
+        raws.append(m[unit.name].weight * max(0.0, min(100.0, fraction)) / 100.0)
     pts = split_points(raws)
     return [
-        Component(n, val, p, m[n].weight, d, raw)
-        for n, val, p, d, raw in zip(names, values, pts, details, raws, strict=True)
+        Component(name, value, p, m[name].weight, detail, raw)
+        for (name, value, detail), p, raw in zip(measured, pts, raws, strict=True)
     ]
+
+
+def components_due(account: AccountState, today: int, config: ScoringConfig) -> list[int]:
+    """Days a component can move by time alone (each component's ``due`` rule); just
+    tomorrow when one of them moves every day."""
+    days: list[int] = []
+    for due in _DUE:
+        found = due(account, today, config)
+        if found and found[0] == today + 1:
+            return found
+        days.extend(found)
+    return days

@@ -124,3 +124,23 @@ def settle_forecast(account: AccountState, candidate: str | None, today: int,
         return candidate
     return current
 
+
+
+def stages_due(account: AccountState, today: int, config: ScoringConfig) -> list[int]:
+    """Days a stage can move by time alone: a renewal window opening, the day after the
+    renewal, the end of onboarding and adoption, the end of a reactivation and the day a
+    pending forecast settles."""
+    st = config.stages
+    days: list[int] = []
+    if account.renewal_day is not None:
+        days.extend(account.renewal_day - w for w in config.renewal.windows.values())
+        days.append(account.renewal_day + 1)
+    born = created_day(account)
+    if born is not None:
+        days.append(born + st.onboarding_days)
+        days.append(born + st.mature_days)
+    if account.reactivated_day is not None:
+        days.append(account.reactivated_day + st.reactivated_days)
+    if account.forecast_pending is not None:
+        days.append(account.forecast_pending[1] + st.forecast_settle_days)
+    return days

@@ -64,6 +64,7 @@ from typing import Any
 
 from agents.sinks.salesforce_oauth import SalesforceOAuth, oauth_from_spec
 from agents.sinks.standard_webhooks import parse_secret
+from scoring.signals import routing_patterns
 from streams.health_change import HealthChangeRecord
 
 
@@ -127,29 +128,42 @@ class Rule:
         return not (self.max_score is not None and current.score > self.max_score)
 
 
-def _playbook(name: str, **conditions: list[str]) -> Rule:
+def _playbook(name: str, **conditions: list[str] | tuple[str, ...]) -> Rule:
     fields: dict[str, Any] = {k: tuple(v) for k, v in conditions.items()}
     return Rule(name=name, to=("slack:default",), **fields)
 
 
+def _by_tag(tag: str, name: str) -> Rule:
+    """The playbook of a routing tag: the signal types that carry it (scoring.signals)."""
+    return _playbook(name, signals=routing_patterns(tag))
+
+
+#: Routing tags the default playbooks route signals by; a signal unit's types carry them.
+SIGNAL_PLAYBOOKS: Mapping[str, str] = {
+    "user_inactive": "User inactive 10 or 14 days",
+    "champion_quiet": "Power user gone quiet",
+    "onboarding": "Onboarding milestone missed",
+    "detractor": "NPS detractor",
+    "support": "Support tickets piling up",
+    "billing": "Payment or plan risk",
+    "usage_falling": "Usage falling",
+    "meetings": "Meetings missed",
+    "renewal_checkpoint": "Renewal checkpoint",
+    "account_lost": "Account lost",
+    "upsell": "Upsell signal",
+}
+
 DEFAULT_PLAYBOOKS: tuple[Rule, ...] = (
     # The playbook triggers of the product design, matched on the type of the signal that
-    # just started (signal types as the scoring core names them).
-    _playbook("User inactive 10 or 14 days", signals=["user_inactive_*"]),
-    _playbook("Power user gone quiet", signals=["power_user_inactive"]),
-    _playbook("Onboarding milestone missed", signals=["onboarding_milestone_missed"]),
-    _playbook("NPS detractor", signals=["nps_detractor"]),
-    _playbook("Support tickets piling up", signals=["ticket_spike", "ticket_open_long"]),
-    _playbook("Payment or plan risk", signals=["payment_failed", "plan_downgraded",
-                                               "seats_reduced"]),
-    _playbook("Usage falling", signals=["seat_utilisation_drop", "core_feature_decline"]),
-    _playbook("Meetings missed", signals=["meeting_missed"]),
-    _playbook("Renewal checkpoint", signals=["renewal_checkpoint"]),
+    # just started (the types that carry each tag, as the scoring core declares them).
+    *(_by_tag(tag, SIGNAL_PLAYBOOKS[tag]) for tag in (
+        "user_inactive", "champion_quiet", "onboarding", "detractor", "support", "billing",
+        "usage_falling", "meetings", "renewal_checkpoint")),
     _playbook("Health fell below 70", reasons=["band_changed"], bands=["watch", "at_risk"]),
     _playbook("Renewal forecast at risk", reasons=["forecast_changed"], forecasts=["at_risk"]),
-    _playbook("Account lost", signals=["account_inactive"]),
+    _by_tag("account_lost", SIGNAL_PLAYBOOKS["account_lost"]),
     _playbook("Account churned", reasons=["lifecycle_changed"], lifecycles=["churned"]),
-    _playbook("Upsell signal", severities=["expansion"]),
+    _by_tag("upsell", SIGNAL_PLAYBOOKS["upsell"]),
 )
 
 _LIST_FIELDS = ("reasons", "signals", "severities", "bands", "forecasts", "lifecycles",

@@ -1,0 +1,75 @@
+"""Every account-score component is one declared unit: its weight and curve, the other
+settings it reads, a due rule, text for what it measures and a line in the docs."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scoring import scores
+from scoring.config import DEFAULT_CONFIG_PATH, METRIC_NAMES, load_config
+from scoring.engine import step
+from scoring.explain import component_change_text, weakest_text
+from scoring.scores import COMPONENTS, ComponentUnit, measure
+from state.aggregates import DAY, AccountState, UserState
+from tests.scoring.test_signal_units import _history
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = load_config()
+RAW_DEFAULT = tomllib.loads(DEFAULT_CONFIG_PATH.read_text())
+
+
+def _name(unit: ComponentUnit) -> str:
+    return unit.name
+
+
+def test_the_components_are_the_configured_metrics_in_score_order() -> None:
+    assert tuple(u.name for u in COMPONENTS) == METRIC_NAMES
+    assert set(scores._DUE) == {u.due for u in COMPONENTS}
+
+
+@pytest.mark.parametrize("unit", COMPONENTS, ids=_name)
+def test_every_component_is_configured_and_documented(unit: ComponentUnit) -> None:
+    shipped = RAW_DEFAULT["metrics"][unit.name]
+    assert {"weight", "curve"} <= set(shipped), f"metrics.{unit.name} in default.toml"
+    for setting in unit.settings:
+        section, _, key = setting.partition(".")
+        assert hasattr(getattr(CONFIG, section), key), setting
+        assert key in RAW_DEFAULT[section], f"{setting}: not in scoring/default.toml"
+    assert f"| {unit.name} |" in (ROOT / "scoring" / "README.md").read_text()
+
+
+def _details() -> dict[str, list[dict[str, Any]]]:
+    """Each component's detail on every day of a few histories."""
+    out: dict[str, list[dict[str, Any]]] = {u.name: [] for u in COMPONENTS}
+    for seed in range(2):
+        acc: AccountState | None = None
+        users: dict[str, UserState] = {}
+        for now, evs in _history(seed):
+            r = step(acc, users, evs, now, CONFIG, "t", "a")
+            acc = r.account
+            users.update(r.users)
+            f = measure(acc, int(now // DAY), CONFIG)
+            for unit in COMPONENTS:
+                out[unit.name].append(unit.measure(acc, f, CONFIG)[2])
+                assert all(isinstance(d, int) for d in unit.due(acc, f.today, CONFIG))
+    return out
+
+
+DETAILS = _details()
+
+
+@pytest.mark.parametrize("unit", COMPONENTS, ids=_name)
+def test_every_component_has_text_for_what_it_measures(unit: ComponentUnit) -> None:
+    generic = unit.name.replace("_", " ")
+    details = DETAILS[unit.name]
+    for before, after in zip([None, *details], details, strict=False):
+        for text in (weakest_text(unit.name, after),
+                     component_change_text(unit.name, before, after, 1),
+                     component_change_text(unit.name, before, after, -1)):
+            assert text.strip() and text != generic, (unit.name, after)
+            assert not re.search(r"[{}<>]|None|\bnan\b", text), (unit.name, text)
