@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from agents.sinks.routing import NotificationConfig, NotificationConfigError
 from scoring.config import ConfigError, ScoringConfig, config_from_dict
+from scoring.signals import signal_types
 from state.keys import KeyPartError, part
 
 KNOWN_KEYS = frozenset({"time_zone", "digest_channel", "scoring", "notifications"})
@@ -101,7 +102,9 @@ def _load_one(workspace: str, path: Path) -> tuple[WorkspaceConfig | None, list[
         problems += [f"scoring: {p}" for p in exc.problems]
         scoring_config = None
     try:
-        notifications = NotificationConfig.from_dict(_section(raw, "notifications", problems))
+        notifications = NotificationConfig.from_dict(
+            _section(raw, "notifications", problems),
+            known_signals=None if scoring_config is None else signal_types(scoring_config))
     except NotificationConfigError as exc:
         problems += [f"notifications: {p.strip()}" for p in str(exc).splitlines()[1:]]
         notifications = None
