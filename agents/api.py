@@ -58,15 +58,14 @@ from scoring.worklist import OpenStep
 from state.aggregates import epoch_day
 from state.readmodel import DIMENSIONS, SORTS, Listed, ReadModel, owner_of
 from streams.actions import (
+    ACTIONS,
     MAX_ID_CHARS,
     Action,
     ActionError,
     ActionType,
-    action_key,
     check_date,
     check_id,
     check_text,
-    encode_action,
     epoch_day_of_date,
 )
 from streams.settings import ApiIdentity, Settings
@@ -428,7 +427,7 @@ class Api:
         else:
             action = replace(action, **self._step(fields.get("playbook"), fields.get("step")))
         try:
-            encode_action(action)
+            ACTIONS.encode(action)
         except ActionError as exc:
             raise Problem(400, "bad_request", str(exc)) from None
         try:
@@ -488,8 +487,8 @@ class KafkaPublisher:
                                         request_timeout_ms=10_000)
             await producer.start()
             self._producer = producer
-        await self._producer.send_and_wait(self.settings.topics.actions, encode_action(action),
-                                           key=action_key(action))
+        await self._producer.send_and_wait(self.settings.topics.actions, ACTIONS.encode(action),
+                                           key=ACTIONS.key(action))
 
     async def close(self) -> None:
         if self._producer is not None:
@@ -615,7 +614,7 @@ def faust_publisher(app: Any, settings: Settings) -> Publish:
                       key_serializer="raw", value_serializer="raw")
 
     async def publish(action: Action) -> None:
-        delivered = await topic.send(key=action_key(action), value=encode_action(action))
+        delivered = await topic.send(key=ACTIONS.key(action), value=ACTIONS.encode(action))
         await delivered
 
     return publish

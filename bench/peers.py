@@ -60,7 +60,7 @@ from scoring.engine import step  # noqa: E402
 from state import tables  # noqa: E402
 from state.aggregates import AccountState, UserState, shed_users  # noqa: E402
 from state.tables import AccountRecord, PartitionClock  # noqa: E402
-from streams.envelope import Envelope, decode_message  # noqa: E402
+from streams.envelope import ENVELOPES, Envelope  # noqa: E402
 from streams.health_change import HEALTH_CHANGES  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 
@@ -130,7 +130,7 @@ class Shell:
 
     def process(self, store: Store, partition: int, offset: int, raw: bytes) -> list[bytes]:
         """The encoded health changes of one by-account message."""
-        message = decode_message(raw)
+        message = ENVELOPES.decode(raw)
         if not isinstance(message, Envelope):
             raise ValueError("the benchmark's topic carries envelopes only")
         clock = store.clock(partition)
@@ -366,7 +366,7 @@ PROFILE_CATEGORIES: tuple[tuple[str, frozenset[str], str], ...] = (
     ("health change encoding", frozenset({"encode"}), "health_change"),
     ("state (de)serialisation", frozenset({"to_bytes", "from_bytes"}), "state/"),
     ("scoring core (step)", frozenset({"step"}), "scoring/engine.py"),
-    ("envelope decode and validation", frozenset({"decode_message"}), "envelope"),
+    ("envelope decode and validation", frozenset({"ENVELOPES.decode"}), "envelope"),
     ("health change send", frozenset({"send"}), "faust/"),
     ("state keys (built and checked per key)", frozenset({"make_key", "due_key"}),
      "state/"),

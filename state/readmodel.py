@@ -57,7 +57,7 @@ from scoring import worklist as rules
 from scoring.attention import Playbook
 from scoring.labels import Band
 from state.aggregates import epoch_day
-from streams.actions import Action, ActionError, decode_action, handling_of
+from streams.actions import ACTIONS, Action, ActionError, handling_of
 from streams.health_change import HealthChangeRecord
 
 log = logging.getLogger(__name__)
@@ -445,7 +445,7 @@ class ReadModel:
             found = []
             for raw in raws:
                 try:  # checked again on the way out: Redis is not trusted more than Kafka
-                    found.append(decode_action(raw))
+                    found.append(ACTIONS.decode(raw))
                 except ActionError:
                     continue
             found.sort(key=lambda a: (a.at, a.id))

@@ -12,7 +12,7 @@ import pytest
 
 from agents.notify import rebuild
 from state.readmodel import ReadModel
-from streams.actions import action_key, encode_action
+from streams.actions import ACTIONS
 from streams.settings import Settings
 from tests.fakes.actions import make_action
 from tests.fakes.changes import DAY, attention, make_change, reason, record, with_attention
@@ -49,7 +49,7 @@ async def test_actions_from_kafka_apply_once_and_survive_a_rebuild(
             make_action("assign", account_id="gamma", assignee="sam@vendor.example"),
             make_action("note", account_id="gamma", text="Renewal call booked for Friday"),
         ]
-        messages = [(action_key(a), encode_action(a)) for a in acted]
+        messages = [(ACTIONS.key(a), ACTIONS.encode(a)) for a in acted]
         messages += messages[:2]  # redelivered
         messages.append((b"demo|acme", b'{"schema": "telltale.action/1", "type": "delete"}'))
         await produce(topics.actions, messages)
