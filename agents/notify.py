@@ -354,19 +354,19 @@ def register(app: Any, settings: Settings, *, config: NotificationConfig | None 
             await notifier().process(raw)
             metrics.MESSAGES_PROCESSED.labels(agent="notify").inc()
 
-    @app.timer(interval=HEARTBEAT_EVERY_SECONDS, name="telltale.notify_outbox")
-    async def adopt_orphaned_deliveries() -> None:
-        try:
-            await notifier().recover()
-        except Exception:  # Redis hiccup: try again at the next beat
-            log.warning("checking the delivery outbox failed", exc_info=True)
+    def every(seconds: float, name: str, what: str,
+              work: Callable[[Notifier], Awaitable[Any]]) -> None:
+        @app.timer(interval=seconds, name=name)
+        async def beat() -> None:
+            try:
+                await work(notifier())
+            except Exception:  # a Redis hiccup: try again at the next beat
+                log.warning("%s failed", what, exc_info=True)
 
-    @app.timer(interval=DIGEST_CHECK_SECONDS, name="telltale.daily_digest")
-    async def daily_digest() -> None:
-        try:
-            await notifier().send_digests()
-        except Exception:  # Redis hiccup: try again at the next check
-            log.warning("daily digest check failed", exc_info=True)
+    every(HEARTBEAT_EVERY_SECONDS, "telltale.notify_outbox", "checking the delivery outbox",
+          Notifier.recover)
+    every(DIGEST_CHECK_SECONDS, "telltale.daily_digest", "daily digest check",
+          Notifier.send_digests)
 
     @app.on_before_shutdown.connect
     async def close_notifier(sender: Any, **kwargs: Any) -> None:

@@ -390,24 +390,24 @@ class ReadModel:
         return sorted(m.decode() for m in members)
 
     async def account(self, workspace: str, account_id: str) -> dict[str, Any] | None:
-        raw = await self.redis.get(self._k(workspace, "acct", account_id))
-        return orjson.loads(raw) if raw else None
+        return next(iter(await self._documents(workspace, "acct", [account_id])), None)
 
     async def accounts(self, workspace: str, ids: Sequence[str]) -> list[dict[str, Any]]:
         """Documents of ``ids`` in that order (unknown ids left out)."""
-        if not ids:
-            return []
-        raws = await self.redis.mget([self._k(workspace, "acct", i) for i in ids])
-        return [orjson.loads(r) for r in raws if r]
+        return await self._documents(workspace, "acct", ids)
 
     async def user(self, workspace: str, user_id: str) -> dict[str, Any] | None:
-        raw = await self.redis.get(self._k(workspace, "user", user_id))
-        return orjson.loads(raw) if raw else None
+        return next(iter(await self._documents(workspace, "user", [user_id])), None)
 
     async def users(self, workspace: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+        return await self._documents(workspace, "user", ids)
+
+    async def _documents(self, workspace: str, kind: str,
+                         ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The stored ``kind`` documents of ``ids`` in that order (unknown ids left out)."""
         if not ids:
             return []
-        raws = await self.redis.mget([self._k(workspace, "user", i) for i in ids])
+        raws = await self.redis.mget([self._k(workspace, kind, i) for i in ids])
         return [orjson.loads(r) for r in raws if r]
 
     async def history(self, workspace: str, account_id: str,

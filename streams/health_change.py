@@ -221,14 +221,15 @@ class HealthChangeRecord:
     active_signals: tuple[SignalRecord, ...]
     explanation: str
     drivers: tuple[DriverRecord, ...]
-    owner: str | None
-    owner_email: str | None
-    owner_slack_id: str | None
+    # The account's commercial facts, then who looks after it.
     segment: str | None
     arr: float | None
     renewal_date: str | None
     days_to_renewal: int | None
     external_ids: Mapping[str, str]
+    owner: str | None
+    owner_email: str | None
+    owner_slack_id: str | None
     users: tuple[UserRecord, ...]
     config_version: str
     attention: Attention | None

@@ -29,8 +29,9 @@ id that slipped past the check cannot point the bearer token at another host.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
@@ -46,6 +47,7 @@ from streams.health_change import HealthChangeRecord
 from streams.identifiers import EXTERNAL_IDS, external_id
 
 HUBSPOT_API = "https://api.hubapi.com"
+_Fields = TypeVar("_Fields", dict[str, str], dict[str, Any])
 
 REASON_LIMIT = 1000
 """Characters of the explanation written to the CRM reason field."""
@@ -88,6 +90,18 @@ def _record_id(change: HealthChangeRecord, key: str, destination: str) -> str | 
         raise DeliveryError(f"{destination} update refused: {key} is {EXTERNAL_IDS[key][1]}",
                             retryable=False)
     return record_id
+
+
+async def _write(change: HealthChangeRecord, key: str, destination: str,
+                 update: Callable[[str, _Fields], None],
+                 fields: Callable[[HealthChangeRecord], _Fields]) -> bool:
+    """``update(record id, fields(change))`` in a worker thread (both clients are
+    synchronous); False when the change has no record id for ``key``."""
+    record_id = _record_id(change, key, destination)
+    if record_id is None:
+        return False
+    await asyncio.to_thread(update, record_id, fields(change))
+    return True
 
 
 def _answer_error(destination: str, status: int, record: str,
@@ -168,11 +182,8 @@ class HubSpotSync:
 
     async def send(self, change: HealthChangeRecord) -> bool:
         """Update the company; False when the account has no HubSpot id."""
-        company_id = _record_id(change, "hubspot_company_id", "hubspot")
-        if company_id is None:
-            return False
-        await asyncio.to_thread(self._update, company_id, hubspot_properties(change))
-        return True
+        return await _write(change, "hubspot_company_id", "hubspot", self._update,
+                            hubspot_properties)
 
 
 class _SessionRefused(Exception):
@@ -225,8 +236,5 @@ class SalesforceSync:
 
     async def send(self, change: HealthChangeRecord) -> bool:
         """Update the Account; False when the account has no Salesforce id."""
-        account_id = _record_id(change, "salesforce_account_id", "salesforce")
-        if account_id is None:
-            return False
-        await asyncio.to_thread(self._update, account_id, salesforce_fields(change))
-        return True
+        return await _write(change, "salesforce_account_id", "salesforce", self._update,
+                            salesforce_fields)

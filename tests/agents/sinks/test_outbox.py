@@ -39,14 +39,16 @@ async def hook() -> AsyncIterator[tuple[RecordingServer, Switch]]:
     await server.stop()
 
 
-def notifier(redis_url: str, prefix: str, url: str, backoff: float) -> Notifier:
+def notifier(redis_url: str, prefix: str, url: str, backoff: float,
+             dead: list[dict[str, Any]] | None = None) -> Notifier:
+    """A notifier webhooking every change to ``url``; its dead letters go to ``dead``."""
     settings = Settings(redis_url=redis_url, topic_prefix=prefix)
     config = NotificationConfig.from_dict({
         "webhooks": [{"name": "ops", "url": url, "secret": "s"}],
         "delivery": {"backoff_seconds": backoff, "max_backoff_seconds": backoff,
                      "max_attempts": 50},
     })
-    dead: list[dict[str, Any]] = []
+    dead = [] if dead is None else dead
 
     async def dead_letter(record: dict[str, Any]) -> None:
         dead.append(record)
@@ -137,16 +139,8 @@ async def test_an_adopted_copy_that_no_longer_decodes_is_dead_lettered_not_sent(
     decoded again, and one that was tampered with reaches no receiver."""
     server, switch = hook
     switch.up = True
-    settings = Settings(redis_url=redis_url, topic_prefix=unique_prefix)
-    config = NotificationConfig.from_dict({
-        "webhooks": [{"name": "ops", "url": server.url, "secret": "s"}],
-        "delivery": {"backoff_seconds": 0.01, "max_backoff_seconds": 0.01}})
     dead: list[dict[str, Any]] = []
-
-    async def dead_letter(record: dict[str, Any]) -> None:
-        dead.append(record)
-
-    survivor = Notifier(settings, config, ReadModel.from_settings(settings), dead_letter)
+    survivor = notifier(redis_url, unique_prefix, server.url, backoff=0.01, dead=dead)
     gone = Outbox(survivor.redis, unique_prefix, owner="gone")
     forged = {**make_change(), "current": {"score": 101}}
     job = Job("webhook:ops", "change", forged, str(forged["id"]))
