@@ -49,6 +49,11 @@ Format::
     final = true
 
 Destinations are ``slack:<channel>``, ``webhook:<name>``, ``hubspot``, ``salesforce``.
+A rule is checked against what the scoring core can emit: a reason, severity, band,
+forecast, lifecycle or segment outside its vocabulary (``scoring/labels.py``), or a
+signal pattern matching none of the signal types of the scoring config in force
+(``scoring.signals.signal_types``), could never match and is refused at load, with the
+names it knows.
 With no ``[[rules]]`` the default playbooks (:data:`DEFAULT_PLAYBOOKS`) send to the
 ``default`` Slack channel, which is ``TELLTALE_SLACK_WEBHOOK_URL`` when set.
 """
