@@ -132,3 +132,21 @@ def test_what_the_schema_lets_through_the_record_still_refuses() -> None:
     del missing["current"]
     with pytest.raises(HealthChangeError, match="current"):
         HealthChangeRecord.from_wire(missing)  # a wire dict that skipped the schema
+
+
+def test_the_record_enums_are_the_schema_vocabularies() -> None:
+    """What routing and the sinks compare with (the enums) is exactly what the schema lets
+    onto the topic, and what scoring's attention names."""
+    from scoring.attention import ReasonType, Severity
+    from scoring.config import SEGMENTS
+
+    document = health_change.schema()
+    defs, props = document["$defs"], document["properties"]
+    assert set(props["reasons"]["items"]["enum"]) == set(ChangeReason)
+    assert set(defs["band"]["enum"]) == set(Band)
+    assert set(defs["forecast"]["enum"]) - {None} == set(ForecastStage)
+    assert set(defs["lifecycle"]["enum"]) == set(Lifecycle)
+    assert set(defs["signal"]["properties"]["severity"]["enum"]) == set(SignalSeverity)
+    assert set(defs["attention_reason"]["properties"]["type"]["enum"]) == set(ReasonType)
+    assert set(defs["attention_reason"]["properties"]["severity"]["enum"]) == set(Severity)
+    assert set(props["segment"]["enum"]) - {None} == set(SEGMENTS)
