@@ -295,7 +295,8 @@ class HealthChangeCodec:
 
     Validation uses jsonschema_rs, compiled once on first use: about 20 µs per typical
     change instead of 2-3 ms with ``jsonschema``, which was a third of the notifier's whole
-    cost per change. ``schema`` replaces the shipped schema (tests of forged changes)."""
+    cost per change. ``schema_document`` replaces the shipped schema (tests of forged
+    changes)."""
 
     def __init__(self, schema_document: Mapping[str, Any] | None = None,
                  max_bytes: int = MAX_CHANGE_BYTES) -> None:
