@@ -55,10 +55,10 @@ from redis.exceptions import RedisError
 
 from scoring import worklist as rules
 from scoring.attention import Playbook
-from scoring.labels import Band
+from scoring.labels import Band, ForecastStage, Lifecycle
 from state.aggregates import epoch_day
 from streams.actions import ACTIONS, Action, ActionError, handling_of
-from streams.health_change import HealthChangeRecord
+from streams.health_change import HealthChangeRecord, SignalRecord
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -178,10 +178,67 @@ def account_document(change: HealthChangeRecord) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountDocument:
+    """An account's latest stored document (:func:`account_document`) as the API, the
+    page and the digests read it, decoded once where it leaves Redis. ``stored`` is the
+    JSON as kept, which the API passes on unchanged; ``forecast`` and ``lifecycle`` are
+    None on a document without them."""
+
+    workspace: str
+    account_id: str
+    account_name: str | None
+    score: int
+    band: Band
+    forecast: ForecastStage | None
+    lifecycle: Lifecycle | None
+    change_7d: int
+    explanation: str
+    active_signals: tuple[SignalRecord, ...]
+    components: Mapping[str, Mapping[str, Any]]
+    owner: str | None
+    owner_email: str | None
+    owner_slack_id: str | None
+    segment: str | None
+    arr: float | None
+    renewal_date: str | None
+    user_ids: tuple[str, ...]
+    attention_track: rules.AttentionTrack
+    stored: Mapping[str, Any]
+
+    @property
+    def owner_key(self) -> str | None:
+        """The owner as worklists name them (:func:`owner_of`)."""
+        return owner_of(self.stored)
+
+    @classmethod
+    def from_stored(cls, doc: Mapping[str, Any]) -> AccountDocument:
+        """Raises KeyError, TypeError or ValueError on a document this module did not
+        write (Redis is not trusted more than Kafka)."""
+        forecast, lifecycle, arr = doc.get("forecast"), doc.get("lifecycle"), doc.get("arr")
+        return cls(
+            workspace=str(doc["workspace"]), account_id=str(doc["account_id"]),
+            account_name=doc.get("account_name"), score=int(doc["score"]),
+            band=Band(doc["band"]), forecast=None if forecast is None else ForecastStage(forecast),
+            lifecycle=None if lifecycle is None else Lifecycle(lifecycle),
+            change_7d=int(doc.get("change_7d") or 0),
+            explanation=str(doc.get("explanation") or ""),
+            active_signals=tuple(SignalRecord.from_wire(s)
+                                 for s in doc.get("active_signals") or ()),
+            components=doc.get("components") or {},
+            owner=doc.get("owner"), owner_email=doc.get("owner_email"),
+            owner_slack_id=doc.get("owner_slack_id"), segment=doc.get("segment"),
+            arr=None if arr is None else float(arr), renewal_date=doc.get("renewal_date"),
+            user_ids=tuple(str(u) for u in doc.get("user_ids") or ()),
+            attention_track=rules.AttentionTrack.from_dict(doc.get("attention_track")),
+            stored=doc,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Listed:
     """One account on a worklist: its stored document and how it is listed today."""
 
-    doc: dict[str, Any]
+    doc: AccountDocument
     entry: rules.WorklistEntry
 
 
@@ -199,7 +256,7 @@ class Worklist:
 class AccountPage:
     """One page of an account listing."""
 
-    items: list[dict[str, Any]]
+    items: list[AccountDocument]
     total: int
     offset: int
     limit: int
@@ -389,12 +446,19 @@ class ReadModel:
         members = await self.redis.smembers(f"{self.root}:workspaces")
         return sorted(m.decode() for m in members)
 
-    async def account(self, workspace: str, account_id: str) -> dict[str, Any] | None:
-        return next(iter(await self._documents(workspace, "acct", [account_id])), None)
+    async def account(self, workspace: str, account_id: str) -> AccountDocument | None:
+        return next(iter(await self.accounts(workspace, [account_id])), None)
 
-    async def accounts(self, workspace: str, ids: Sequence[str]) -> list[dict[str, Any]]:
-        """Documents of ``ids`` in that order (unknown ids left out)."""
-        return await self._documents(workspace, "acct", ids)
+    async def accounts(self, workspace: str, ids: Sequence[str]) -> list[AccountDocument]:
+        """Documents of ``ids`` in that order (unknown ids, and documents that do not
+        decode, left out)."""
+        docs = []
+        for stored in await self._documents(workspace, "acct", ids):
+            try:
+                docs.append(AccountDocument.from_stored(stored))
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("skipped an account document that does not decode: %r", exc)
+        return docs
 
     async def user(self, workspace: str, user_id: str) -> dict[str, Any] | None:
         return next(iter(await self._documents(workspace, "user", [user_id])), None)
@@ -427,7 +491,7 @@ class ReadModel:
 
     async def attention(self, workspace: str, limit: int = 50, *,
                         playbooks: Sequence[Playbook] = (),
-                        today: int | None = None) -> list[dict[str, Any]]:
+                        today: int | None = None) -> list[AccountDocument]:
         """The documents of the whole team's worklist today, most urgent first."""
         found = await self.worklist(workspace, today=today, playbooks=playbooks)
         return [item.doc for item in found.team[:limit]]
@@ -474,7 +538,7 @@ class ReadModel:
         day = epoch_day(time.time()) if today is None else today
         ids = [m.decode() for m in await self.redis.zrange(
             self._k(workspace, "rank", "attention"), 0, -1, desc=True)]
-        docs = {d["account_id"]: d for d in await self.accounts(workspace, ids)}
+        docs = {d.account_id: d for d in await self.accounts(workspace, ids)}
         acted = await self._actions_of(workspace, list(docs))
         listed: list[Listed] = []
         for account_id, doc in docs.items():
@@ -590,8 +654,7 @@ def _signal_counts(doc: Mapping[str, Any]) -> dict[str, int]:
 
 
 
-def _entry(doc: Mapping[str, Any], actions: Sequence[Action], playbooks: Sequence[Playbook],
+def _entry(doc: AccountDocument, actions: Sequence[Action], playbooks: Sequence[Playbook],
            today: int) -> rules.WorklistEntry | None:
-    return rules.entry(str(doc["account_id"]), owner_of(doc),
-                       rules.AttentionTrack.from_dict(doc.get("attention_track")),
+    return rules.entry(doc.account_id, doc.owner_key, doc.attention_track,
                        handling_of(actions), playbooks, today)

@@ -90,7 +90,7 @@ async def test_burst_of_identical_changes_sends_one_slack_message(
     text = str([b.to_dict() for b in blocks if b is not None])
     assert "inactive for 22 days" in text and "<@U024BE7LH>" in text
     doc = await harness.notifier.readmodel.account("demo", "acme")
-    assert doc is not None and doc["score"] == 63  # the read model still saw every change
+    assert doc is not None and doc.score == 63  # the read model still saw every change
 
 
 async def test_webhook_down_for_a_while_gets_every_change_exactly_once(
@@ -204,4 +204,4 @@ async def test_a_superseded_change_reaches_webhooks_but_neither_slack_nor_crm(
     assert len(slack_server.requests) == 1
     assert [r.json()["id"] for r in hook_server.requests] == [newer["id"], older["id"]]
     doc = await harness.notifier.readmodel.account("demo", "acme")
-    assert doc is not None and doc["score"] == 50
+    assert doc is not None and doc.score == 50

@@ -202,4 +202,4 @@ async def test_optional_top_level_fields_the_schema_declares_pass_through(
         (delivered,) = stand.hook.requests
         assert delivered.json()["attention"] == change["attention"]
         doc = await stand.notifier.readmodel.account("demo", "acme")
-        assert doc is not None and doc["score"] == change["current"]["score"]
+        assert doc is not None and doc.score == change["current"]["score"]

@@ -3,8 +3,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import date
 
+import orjson
 import pytest
 
+from scoring.labels import Band
 from state.readmodel import HISTORY_LIMIT, ReadModel
 from tests.fakes.actions import make_action
 from tests.fakes.changes import (
@@ -36,11 +38,11 @@ async def test_apply_stores_latest_account_users_and_history(rm: ReadModel) -> N
     assert await rm.apply(record(make_change(score=57, previous_score=72, now=t0 + DAY)))
     doc = await rm.account("demo", "acme")
     assert doc is not None
-    assert doc["score"] == 57 and doc["band"] == "watch"
-    assert doc["explanation"].startswith("Health fell 15 points (72 → 57)")
-    assert set(doc["components"]) == {"adoption", "engagement", "support", "relationship"}
-    assert doc["users_summary"] == {"count": 3, "power_users": 1, "healthy": 1, "watch": 2,
-                                    "at_risk": 0}
+    assert doc.score == 57 and doc.band is Band.WATCH
+    assert doc.explanation.startswith("Health fell 15 points (72 → 57)")
+    assert set(doc.components) == {"adoption", "engagement", "support", "relationship"}
+    assert doc.stored["users_summary"] == {"count": 3, "power_users": 1, "healthy": 1,
+                                           "watch": 2, "at_risk": 0}
     assert [p["score"] for p in await rm.history("demo", "acme")] == [72, 57]
     user = await rm.user("demo", "acme-u0")
     assert user is not None and user["power_user"] is True and user["account_id"] == "acme"
@@ -65,7 +67,7 @@ async def test_indexes_follow_the_account_between_bands(rm: ReadModel) -> None:
                                               started=risk, forecast="at_risk"), quiet)))
     assert await rm.ranking("demo", "at_risk") == ["acme"]
     assert await rm.ranking("demo", "renewals:at_risk") == ["acme"]
-    assert [d["account_id"] for d in await rm.attention("demo")] == ["acme"]
+    assert [d.account_id for d in await rm.attention("demo")] == ["acme"]
     await rm.apply(record(with_attention(make_change(score=80, previous_score=35, now=t0 + DAY,
                                               active=[], forecast="commit", change_7d=45),
                                   attention(day=int(t0 // DAY) + 1))))
@@ -75,7 +77,7 @@ async def test_indexes_follow_the_account_between_bands(rm: ReadModel) -> None:
     page = await rm.list_accounts("demo", filters={"band": "at_risk"})
     assert page.total == 0
     page = await rm.list_accounts("demo", filters={"band": "healthy", "forecast": "commit"})
-    assert [d["account_id"] for d in page.items] == ["acme"]
+    assert [d.account_id for d in page.items] == ["acme"]
     assert (await rm.portfolio("demo"))["active_signals"] == {"power_user_inactive": 0}
 
 
@@ -91,23 +93,23 @@ async def test_list_filters_sorts_and_pages(rm: ReadModel) -> None:
                                    change_7d=c7, arr=arr, days_to_renewal=dtr,
                                    segment=segment, owner=owner, now=t0, started=started)))
     by_score = await rm.list_accounts("demo", sort="score")
-    assert [d["account_id"] for d in by_score.items] == ["a1", "a2", "a4", "a3"]
+    assert [d.account_id for d in by_score.items] == ["a1", "a2", "a4", "a3"]
     by_drop = await rm.list_accounts("demo", sort="change_7d")
-    assert [d["account_id"] for d in by_drop.items] == ["a1", "a2", "a4", "a3"]
+    assert [d.account_id for d in by_drop.items] == ["a1", "a2", "a4", "a3"]
     by_risk = await rm.list_accounts("demo", sort="arr_at_risk", descending=True)
-    assert [d["account_id"] for d in by_risk.items][:2] == ["a1", "a2"]
+    assert [d.account_id for d in by_risk.items][:2] == ["a1", "a2"]
     by_renewal = await rm.list_accounts("demo", sort="days_to_renewal")
-    assert [d["account_id"] for d in by_renewal.items] == ["a1", "a4", "a2", "a3"]
+    assert [d.account_id for d in by_renewal.items] == ["a1", "a4", "a2", "a3"]
     riley = await rm.list_accounts("demo", filters={"owner": "Riley Chen"}, sort="score")
-    assert [d["account_id"] for d in riley.items] == ["a1", "a3"]
+    assert [d.account_id for d in riley.items] == ["a1", "a3"]
     unowned = await rm.list_accounts("demo", filters={"owner": "none"})
-    assert [d["account_id"] for d in unowned.items] == ["a4"]
+    assert [d.account_id for d in unowned.items] == ["a4"]
     expansion = await rm.list_accounts("demo", filters={"signal": "upgrade_interest"})
-    assert [d["account_id"] for d in expansion.items] == ["a3"]
+    assert [d.account_id for d in expansion.items] == ["a3"]
     assert await rm.ranking("demo", "expansion") == ["a3"]
     assert await rm.ranking("demo", "drops") == ["a1", "a2", "a4"]
     page = await rm.list_accounts("demo", sort="score", offset=1, limit=2)
-    assert page.total == 4 and [d["account_id"] for d in page.items] == ["a2", "a4"]
+    assert page.total == 4 and [d.account_id for d in page.items] == ["a2", "a4"]
     folio = await rm.portfolio("demo")
     assert folio["accounts_by_band"] == {"at_risk": 1, "healthy": 1, "watch": 2}
     assert folio["arr_by_band"] == {"at_risk": 100_000.0, "healthy": 8_000.0, "watch": 42_000.0}
@@ -206,3 +208,17 @@ async def test_a_snooze_ends_on_its_date_and_steps_fall_due_from_the_trigger_day
     await rm.apply_action(make_action("snooze", until=until.isoformat(), at=T0 + 3 * DAY))
     assert await listed_ids(rm, today=TODAY + 4) == []
     assert await listed_ids(rm, today=TODAY + 5) == ["acme"]
+
+
+async def test_a_stored_document_that_does_not_decode_is_left_out(rm: ReadModel) -> None:
+    """Documents are decoded where they leave Redis, which is trusted no more than Kafka:
+    one with a band outside the vocabulary reaches no reader."""
+    await rm.apply(make_record(account_id="good"))
+    await rm.apply(make_record(account_id="forged"))
+    key = rm._k("demo", "acct", "forged")
+    stored = orjson.loads(await rm.redis.get(key))
+    await rm.redis.set(key, orjson.dumps({**stored, "band": "<!channel>"}))
+    assert await rm.account("demo", "forged") is None
+    assert [d.account_id for d in await rm.accounts("demo", ["forged", "good"])] == ["good"]
+    good = await rm.account("demo", "good")
+    assert good is not None and good.band is Band.WATCH and good.stored["account_id"] == "good"
