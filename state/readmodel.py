@@ -6,6 +6,10 @@ topics (``rebuild``). Applying the same change twice, or an older change after a
 one, leaves it unchanged, and an action is applied once by its id, which is what makes
 at-least-once delivery from Kafka and the rebuild give the same content.
 
+Health changes come in as typed records (``streams/health_change.py``); account
+documents go out as typed :class:`AccountDocument`, decoded once where they leave Redis,
+with the stored JSON kept for the API to pass on.
+
 The worklist (:meth:`ReadModel.worklist`) is computed when it is read, for the day it is
 read, from each listed account's attention (kept with its dates) and its actions, by the
 pure rules of ``scoring/worklist.py``.
