@@ -199,12 +199,12 @@ class AccountDocument:
     explanation: str
     active_signals: tuple[SignalRecord, ...]
     components: Mapping[str, Mapping[str, Any]]
-    owner: str | None
-    owner_email: str | None
-    owner_slack_id: str | None
     segment: str | None
     arr: float | None
     renewal_date: str | None
+    owner: str | None
+    owner_email: str | None
+    owner_slack_id: str | None
     user_ids: tuple[str, ...]
     attention_track: rules.AttentionTrack
     stored: Mapping[str, Any]
