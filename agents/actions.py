@@ -17,8 +17,8 @@ from typing import Any, Literal
 
 from agents import metrics
 from state.readmodel import ReadModel, while_redis_is_down
-from streams.actions import ActionError, decode_action
-from streams.dlq import DeadLetter
+from streams.actions import ACTIONS, ActionError
+from streams.dlq import DEAD_LETTERS, DeadLetter
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class ActionApplier:
     async def handle(self, raw: bytes | None) -> Outcome:
         """Apply one message; Redis errors propagate (see :meth:`process`)."""
         try:
-            action = decode_action(raw or b"")
+            action = ACTIONS.decode(raw or b"")
         except ActionError as exc:
             metrics.EVENTS_DEAD_LETTERED.labels(reason="invalid_action").inc()
             log.warning("action dead-lettered: %s", exc)
@@ -63,7 +63,7 @@ def register(app: Any, settings: Settings) -> None:
                     key_serializer="raw", value_serializer="raw")
 
     async def dead_letter(record: DeadLetter) -> None:
-        await dlq.send(key=record.key(), value=record.to_bytes())
+        await dlq.send(key=DEAD_LETTERS.key(record), value=DEAD_LETTERS.encode(record))
 
     holder: dict[str, ActionApplier] = {}
 

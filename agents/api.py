@@ -57,17 +57,16 @@ from scoring.changes import iso_day
 from scoring.config import configured_playbooks
 from scoring.worklist import OpenStep
 from state.aggregates import epoch_day
-from state.readmodel import DIMENSIONS, SORTS, Listed, ReadModel, owner_of
+from state.readmodel import DIMENSIONS, SORTS, AccountDocument, Listed, ReadModel
 from streams.actions import (
+    ACTIONS,
     MAX_ID_CHARS,
     Action,
     ActionError,
     ActionType,
-    action_key,
     check_date,
     check_id,
     check_text,
-    encode_action,
     epoch_day_of_date,
 )
 from streams.settings import ApiIdentity, Settings
@@ -106,6 +105,12 @@ SUMMARY_FIELDS = (
     "change_7d", "arr", "arr_at_risk", "segment", "owner", "renewal_date",
     "days_to_renewal", "explanation", "needs_attention", "updated_at",
 )
+#: What an account's detail adds to its summary, as stored, with the value shown when a
+#: document lacks it.
+DETAIL_FIELDS: dict[str, Any] = {
+    "components": {}, "reasons": [], "drivers": [], "previous": None, "active_signals": [],
+    "owner_email": None, "owner_slack_id": None, "external_ids": {}, "users_summary": {},
+}
 USER_FIELDS = ("user_id", "account_id", "account_name", "name", "email", "score", "band",
                "power_user", "last_seen", "updated_at")
 
@@ -146,10 +151,10 @@ def step_view(step: OpenStep, today: int) -> dict[str, Any]:
             "due_date": iso_day(step.due_day), "overdue": step.overdue(today)}
 
 
-def days_to_renewal(doc: Mapping[str, Any], today: int) -> int | None:
+def days_to_renewal(doc: AccountDocument, today: int) -> int | None:
     """Days from epoch day ``today`` to the renewal date (negative once it passed)."""
     try:
-        renewal = date.fromisoformat(str(doc.get("renewal_date"))[:10])
+        renewal = date.fromisoformat(str(doc.renewal_date)[:10])
     except ValueError:
         return None
     return epoch_day_of_date(renewal) - today
@@ -162,11 +167,11 @@ def worklist_item(item: Listed, render: Render = core.render) -> dict[str, Any]:
     reasons = [{**r.to_dict(), "text": reason_text(r, today, render), "new": r.key in entry.new}
                for r in entry.reasons]
     return {
-        "account_id": entry.account_id, "account_name": doc.get("account_name"),
-        "owner": entry.owner, "owner_name": doc.get("owner"),
-        "assigned": entry.owner != owner_of(doc),
-        "priority": entry.priority, "score": doc.get("score"), "band": doc.get("band"),
-        "arr": doc.get("arr"), "renewal_date": doc.get("renewal_date"),
+        "account_id": entry.account_id, "account_name": doc.account_name,
+        "owner": entry.owner, "owner_name": doc.owner,
+        "assigned": entry.owner != doc.owner_key,
+        "priority": entry.priority, "score": doc.score, "band": doc.band.value,
+        "arr": doc.arr, "renewal_date": doc.renewal_date,
         "days_to_renewal": days_to_renewal(doc, today),
         "reasons": reasons,
         "new_since_yesterday": [r["text"] for r in reasons if r["new"]],
@@ -174,9 +179,10 @@ def worklist_item(item: Listed, render: Render = core.render) -> dict[str, Any]:
     }
 
 
-def summary(doc: Mapping[str, Any]) -> dict[str, Any]:
-    out = {k: doc.get(k) for k in SUMMARY_FIELDS}
-    out["signals"] = sorted({str(s.get("type")) for s in doc.get("active_signals") or []})
+def summary(doc: AccountDocument) -> dict[str, Any]:
+    """An account as lists show it: the stored fields the API documents, as stored."""
+    out = {k: doc.stored.get(k) for k in SUMMARY_FIELDS}
+    out["signals"] = sorted({s.type for s in doc.active_signals})
     return out
 
 
@@ -285,21 +291,14 @@ class Api:
         doc = await self.readmodel.account(workspace, account_id)
         if doc is None:
             raise Problem(404, "not_found", f"no account {account_id!r} in this workspace")
-        users = await self.readmodel.users(workspace, doc.get("user_ids") or [])
+        users = await self.readmodel.users(workspace, list(doc.user_ids))
         detail = summary(doc)
+        detail.update({k: doc.stored.get(k) if empty is None else doc.stored.get(k) or empty
+                       for k, empty in DETAIL_FIELDS.items()})
         detail.update({
-            "components": doc.get("components") or {},
-            "reasons": doc.get("reasons") or [],
-            "drivers": doc.get("drivers") or [],
-            "previous": doc.get("previous"),
-            "active_signals": doc.get("active_signals") or [],
-            "owner_email": doc.get("owner_email"),
-            "owner_slack_id": doc.get("owner_slack_id"),
-            "external_ids": doc.get("external_ids") or {},
-            "users_summary": doc.get("users_summary") or {},
             "users": [user_view(u) for u in users],
             "history": await self.readmodel.history(workspace, account_id),
-            "config_version": doc.get("config_version"),
+            "config_version": doc.stored.get("config_version"),
         })
         return _json(detail)
 
@@ -439,7 +438,7 @@ class Api:
             action = replace(action, **self._step(workspace, fields.get("playbook"),
                                                   fields.get("step")))
         try:
-            encode_action(action)
+            ACTIONS.encode(action)
         except ActionError as exc:
             raise Problem(400, "bad_request", str(exc)) from None
         try:
@@ -499,8 +498,8 @@ class KafkaPublisher:
                                         request_timeout_ms=10_000)
             await producer.start()
             self._producer = producer
-        await self._producer.send_and_wait(self.settings.topics.actions, encode_action(action),
-                                           key=action_key(action))
+        await self._producer.send_and_wait(self.settings.topics.actions, ACTIONS.encode(action),
+                                           key=ACTIONS.key(action))
 
     async def close(self) -> None:
         if self._producer is not None:
@@ -626,7 +625,7 @@ def faust_publisher(app: Any, settings: Settings) -> Publish:
                       key_serializer="raw", value_serializer="raw")
 
     async def publish(action: Action) -> None:
-        delivered = await topic.send(key=action_key(action), value=encode_action(action))
+        delivered = await topic.send(key=ACTIONS.key(action), value=ACTIONS.encode(action))
         await delivered
 
     return publish

@@ -90,8 +90,8 @@ from redis.exceptions import RedisError
 
 from agents import metrics
 from state.readmodel import redis_client
-from streams.dlq import DeadLetter
-from streams.envelope import KeyPartitions, encode_joined_envelope, kafka_key
+from streams.dlq import DEAD_LETTERS, DeadLetter
+from streams.envelope import ENVELOPES, KeyPartitions, kafka_key
 from streams.events import Event, EventType, Source
 from streams.normalize import (
     MAX_DEPTH,
@@ -257,7 +257,7 @@ class GroupCommit:
         while self._ready:
             workspace, partition, gathering = self._ready.popleft()
             try:
-                value = encode_joined_envelope(workspace, gathering.key, gathering.encoded)
+                value = ENVELOPES.encode_joined(workspace, gathering.key, gathering.encoded)
                 sent = await self.producer.send(self.topic, value,
                                                 key=kafka_key(workspace, gathering.key),
                                                 partition=partition)
@@ -785,7 +785,7 @@ class Collector:
                 asyncio.shield(done) for done in await group_commit.add(workspace, events)
             ]
             futures += [
-                await producer.send(self.topics.events_dlq, value, key=dead.key())
+                await producer.send(self.topics.events_dlq, value, key=DEAD_LETTERS.key(dead))
                 for dead, value in zip(dead_letters, self._dead_letter_values(dead_letters),
                                        strict=True)
             ]
@@ -805,7 +805,7 @@ class Collector:
         allowance = self.settings.dlq_request_max_bytes
         values: list[bytes] = []
         for dead in dead_letters:
-            value = dead.to_bytes(min(self.settings.dlq_payload_max_bytes, allowance))
+            value = DEAD_LETTERS.encode(dead, min(self.settings.dlq_payload_max_bytes, allowance))
             allowance = max(allowance - len(value), 0)
             values.append(value)
         return values

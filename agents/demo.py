@@ -39,6 +39,7 @@ from agents.app import MODULES, SKELETON_MODULES
 from devstack.process import free_port
 from devstack.stack import LocalStack
 from devstack.workers import WorkerProcess, start_worker
+from streams.health_change import HEALTH_CHANGES, HealthChangeError, HealthChangeRecord
 from streams.settings import Settings
 
 
@@ -248,14 +249,22 @@ def _iso_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def describe_change(change: dict[str, Any]) -> str:
-    """One line per health change; anything else (the skeleton's counts) as JSON."""
-    current = change.get("current")
-    if not isinstance(current, dict):
-        return orjson.dumps(change).decode()
-    name = change.get("account_name") or change.get("account_id")
-    return (f"{name}: {current.get('score')} {current.get('band')} "
-            f"[{', '.join(change.get('reasons') or [])}] {change.get('explanation', '')}")
+def describe_change(change: HealthChangeRecord) -> str:
+    """One line per health change."""
+    current = change.current
+    return (f"{change.account_name or change.account_id}: {current.score} {current.band} "
+            f"[{', '.join(change.reasons)}] {change.explanation}")
+
+
+def describe_message(raw: bytes | None) -> str | None:
+    """The line of a message on the health-changes topic: a health change's (None when it
+    is not an alert, which stays on the topic for downstream consumers), or anything else
+    (the skeleton's counts) as its text."""
+    try:
+        change = HEALTH_CHANGES.decode(raw or b"")
+    except HealthChangeError:
+        return (raw or b"").decode("utf-8", "replace")
+    return describe_change(change) if change.alert else None
 
 
 async def tail_changes(context: DemoContext, fed: asyncio.Event) -> None:
@@ -284,13 +293,11 @@ async def tail_changes(context: DemoContext, fed: asyncio.Event) -> None:
             for records in batches.values():
                 for record in records:
                     last_change = time.monotonic()
-                    change = orjson.loads(record.value) if record.value else {}
-                    # What people would be told; the rest stays on the topic for
-                    # downstream consumers (records without the flag count as alerts).
-                    if change.get("alert", True) is False:
+                    line = describe_message(record.value)
+                    if line is None:
                         quiet += 1
                         continue
-                    print(describe_change(change), flush=True)
+                    print(line, flush=True)
             settled = fed.is_set() and time.monotonic() - last_change >= SETTLED_AFTER
             if settled and not summarised:
                 summarised = True

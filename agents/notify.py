@@ -16,9 +16,11 @@ For each change on the health-changes topic, in order:
    (``agents/sinks/dispatch.py``). The agent never waits on a destination; deliveries
    left by a stopped or dead worker are picked up from the outbox by another one.
 
-Before any of that, every message is checked as if anyone could have written it: at most
-:data:`MAX_CHANGE_BYTES`, JSON, encodable again (orjson's nesting limit) and valid against
-the health-change JSON Schema (``streams/schemas/health-change.v1.json``, compiled once).
+Before any of that, every message is checked as if anyone could have written it, by the
+topic's one codec (``streams/health_change.py``): at most 256 KiB, JSON, encodable again
+(orjson's nesting limit), valid against the health-change JSON Schema
+(``streams/schemas/health-change.v1.json``, compiled once) and decodable into the typed
+record that every step after it reads (``HealthChangeRecord``).
 A message that fails is written to the deliveries dead-letter topic with a stable code
 (``too_large``, ``not_json``, ``too_deep``, ``bad_health_change``), the schema path of the
 problem and a bounded prefix of the payload, and counted in
@@ -44,12 +46,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
-import jsonschema_rs
 import orjson
 from redis.exceptions import RedisError
 
 from agents import metrics
-from agents.sinks import digest, slack, webhooks
+from agents.sinks import DeliveryError, digest, slack, webhooks
 from agents.sinks.cooldown import Cooldown
 from agents.sinks.crm import HubSpotSync, SalesforceSync
 from agents.sinks.dispatch import Dispatcher, Job, OwnerRoutes
@@ -60,9 +61,14 @@ from agents.workspaces import Workspaces
 from scoring import attention as core
 from scoring.attention import Playbook, Render
 from scoring.config import configured_playbooks
-from state.readmodel import ChangeError, ReadModel, while_redis_is_down
+from state.readmodel import ReadModel, while_redis_is_down
 from streams import health_change
 from streams.actions import epoch_day_of_date
+from streams.health_change import (
+    HealthChangeCodec,
+    HealthChangeError,
+    HealthChangeRecord,
+)
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,62 +79,14 @@ SEEN_TTL_SECONDS = 30 * 86_400
 DIGEST_CHECK_SECONDS = 60.0
 DIGEST_CLAIM_SECONDS = 2 * 86_400
 
-MAX_CHANGE_BYTES = 256 * 1024
-"""Largest health-change message accepted (bytes); real ones are a few kilobytes."""
-
 DEAD_LETTER_PAYLOAD_BYTES = 4096
 """Bytes of a rejected message kept in its dead letter."""
 
 
-class InvalidChange(ValueError):
-    """A message that is not a health change: ``code`` is a stable word, ``path`` the JSON
-    pointer of the problem (empty for the whole message)."""
-
-    def __init__(self, code: str, detail: str, path: str = "") -> None:
-        super().__init__(f"{code} at {path or '/'}: {detail}")
-        self.code = code
-        self.path = path
-
-
-def change_validator(
-    schema: Mapping[str, Any] | None = None,
-) -> jsonschema_rs.Draft202012Validator:
-    """A compiled validator for ``schema`` (default: the shipped health-change schema).
-
-    jsonschema_rs rather than jsonschema: about 20 µs per typical change instead of 2-3 ms,
-    which was a third of the notifier's whole cost per change."""
-    document = health_change.schema() if schema is None else schema
-    return jsonschema_rs.Draft202012Validator(dict(document))
-
-
-def parse_change(raw: bytes | Mapping[str, Any],
-                 validator: jsonschema_rs.Draft202012Validator) -> dict[str, Any]:
-    """The health change in ``raw``, checked against the schema; raises InvalidChange."""
-    if isinstance(raw, bytes | bytearray):
-        if len(raw) > MAX_CHANGE_BYTES:
-            raise InvalidChange("too_large", f"{len(raw)} bytes, more than {MAX_CHANGE_BYTES}")
-        try:
-            change = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidChange("not_json", str(exc)[:200]) from exc
-    else:
-        change = dict(raw)
-    if not isinstance(change, dict):
-        raise InvalidChange("bad_health_change", f"a JSON {type(change).__name__}, not an object")
-    try:
-        # orjson reads 1,024 levels but writes only 255, and the read model and webhooks
-        # write the change again: refuse here what could not be passed on.
-        orjson.dumps(change)
-    except (TypeError, orjson.JSONEncodeError) as exc:
-        raise InvalidChange("too_deep", str(exc)[:200]) from exc
-    if validator.is_valid(change):
-        return change
-    error = next(iter(validator.iter_errors(change)), None)
-    if error is not None:
-        # Object keys in the path are event data too (component names): bounded as well.
-        path = "".join(f"/{part}" for part in error.instance_path)[:200]
-        raise InvalidChange("bad_health_change", error.message[:200], path)
-    return change
+def change_job(destination: str, change: HealthChangeRecord) -> Job:
+    """The delivery of ``change`` to ``destination``: the record for the sinks, its wire
+    dict for the outbox's durable copy."""
+    return Job(destination, "change", change.wire, change.id, change=change)
 
 
 class Notifier:
@@ -148,7 +106,8 @@ class Notifier:
         self._crms: dict[str, tuple[NotificationConfig, HubSpotSync | None,
                                     SalesforceSync | None]] = {}
         self._salesforce_session = salesforce_session
-        self.validator = change_validator(schema)
+        self.codec = (health_change.HEALTH_CHANGES if schema is None
+                      else HealthChangeCodec(schema))
         self.config = config
         self.owners = owners or OwnerRoutes()
         self.playbooks = (configured_playbooks(settings.scoring_config) if playbooks is None
@@ -173,25 +132,21 @@ class Notifier:
     async def handle(self, raw: bytes | Mapping[str, Any]) -> str:
         """Process one message; returns "notified", "duplicate", "stale" or "invalid"."""
         try:
-            change = parse_change(raw, self.validator)
-        except InvalidChange as exc:
+            change = self.codec.decode(raw)
+        except HealthChangeError as exc:
             await self._reject(raw, f"invalid health change: {exc}", exc.code, exc.path)
             return "invalid"
-        try:
-            folded = await self.readmodel.fold(change)
-        except ChangeError as exc:
-            await self._reject(raw, f"invalid health change: {exc}", "bad_health_change")
-            return "invalid"
+        folded = await self.readmodel.fold(change)
         metrics.DELIVERIES.labels(destination="readmodel",
                                   outcome="sent" if folded == "applied" else "skipped").inc()
-        seen = f"{self.prefix}:notify:seen:{change['id']}"
+        seen = f"{self.prefix}:notify:seen:{change.id}"
         if await self.redis.exists(seen):
             return "duplicate"
         jobs: list[Job] = []
-        config = self.config_for(str(change["workspace"]))
+        config = self.config_for(change.workspace)
         cooldown = (self.cooldown if config.cooldown_seconds == self.config.cooldown_seconds
                     else Cooldown(self.redis, self.prefix, config.cooldown_seconds))
-        for destination in config.route(health_change.HealthChangeRecord.from_wire(change)):
+        for destination in config.route(change):
             if folded == "older" and not destination.startswith("webhook:"):
                 # Superseded already: alerting on it or writing it to a CRM would put
                 # stale health in front of people. Webhooks are a feed and get it all.
@@ -202,7 +157,7 @@ class Notifier:
                     change, destination):
                 metrics.DELIVERIES.labels(destination="slack", outcome="skipped").inc()
                 continue
-            jobs.append(Job(destination, "change", change, str(change["id"])))
+            jobs.append(change_job(destination, change))
         if not await self.outbox.claim(seen, SEEN_TTL_SECONDS, jobs):
             return "duplicate"
         for job in jobs:
@@ -306,7 +261,7 @@ class Notifier:
         if kind == "slack":
             url = config.slack_channels[name]
             payload = (_slack_body(job.body) if job.kind == "digest"
-                       else slack.change_message(job.body, self.settings.public_url))
+                       else slack.change_message(_change_of(job), self.settings.public_url))
             await slack.post(self.session, url, payload)
         elif kind == "slackdm" and (owners := self.owners_for(workspace)).bot_token:
             await digest.post_direct(self.session, owners.api_url, owners.bot_token,
@@ -314,13 +269,14 @@ class Notifier:
         elif kind == "webhook":
             target = config.webhooks[name]
             await webhooks.post(self.session, target.url, target.secret,
-                                orjson.dumps(job.body), job.ref, time.time(),
+                                health_change.HEALTH_CHANGES.encode(_change_of(job)),
+                                job.ref, time.time(),
                                 standard_key=target.standard_key)
         elif kind == "hubspot" and (hubspot := self.crm_for(workspace)[0]) is not None:
-            if not await hubspot.send(job.body):
+            if not await hubspot.send(_change_of(job)):
                 metrics.DELIVERIES.labels(destination="hubspot", outcome="skipped").inc()
         elif kind == "salesforce" and (salesforce := self.crm_for(workspace)[1]) is not None:
-            if not await salesforce.send(job.body):
+            if not await salesforce.send(_change_of(job)):
                 metrics.DELIVERIES.labels(destination="salesforce", outcome="skipped").inc()
         else:
             raise ValueError(f"no such destination {job.destination!r}")
@@ -410,6 +366,16 @@ def _payload_prefix(raw: bytes | Mapping[str, Any]) -> str:
     return bytes(raw[:DEAD_LETTER_PAYLOAD_BYTES]).decode("utf-8", "ignore")
 
 
+def _change_of(job: Job) -> HealthChangeRecord:
+    """The health change a change delivery carries; a permanent failure for a durable
+    copy read back from the outbox that no longer decodes (Redis is not trusted more
+    than Kafka), so it is dead-lettered rather than retried."""
+    if job.change is None:
+        raise DeliveryError(f"{job.kind} delivery {job.ref[:80]!r} holds no valid health "
+                            "change", retryable=False)
+    return job.change
+
+
 def _slack_body(job_body: Mapping[str, Any]) -> dict[str, Any]:
     """A queued digest carries its workspace for dead letters; Slack gets the rest."""
     return {k: v for k, v in job_body.items() if k != "workspace"}
@@ -445,19 +411,19 @@ def register(app: Any, settings: Settings, *, config: NotificationConfig | None 
             await notifier().process(raw)
             metrics.MESSAGES_PROCESSED.labels(agent="notify").inc()
 
-    @app.timer(interval=HEARTBEAT_EVERY_SECONDS, name="telltale.notify_outbox")
-    async def adopt_orphaned_deliveries() -> None:
-        try:
-            await notifier().recover()
-        except Exception:  # Redis hiccup: try again at the next beat
-            log.warning("checking the delivery outbox failed", exc_info=True)
+    def every(seconds: float, name: str, what: str,
+              work: Callable[[Notifier], Awaitable[Any]]) -> None:
+        @app.timer(interval=seconds, name=name)
+        async def beat() -> None:
+            try:
+                await work(notifier())
+            except Exception:  # a Redis hiccup: try again at the next beat
+                log.warning("%s failed", what, exc_info=True)
 
-    @app.timer(interval=DIGEST_CHECK_SECONDS, name="telltale.daily_digest")
-    async def daily_digest() -> None:
-        try:
-            await notifier().send_digests()
-        except Exception:  # Redis hiccup: try again at the next check
-            log.warning("daily digest check failed", exc_info=True)
+    every(HEARTBEAT_EVERY_SECONDS, "telltale.notify_outbox", "checking the delivery outbox",
+          Notifier.recover)
+    every(DIGEST_CHECK_SECONDS, "telltale.daily_digest", "daily digest check",
+          Notifier.send_digests)
 
     @app.on_before_shutdown.connect
     async def close_notifier(sender: Any, **kwargs: Any) -> None:
@@ -483,12 +449,10 @@ async def rebuild(settings: Settings, *, timeout: float = 600.0) -> Rebuilt:
     await check_access(settings.kafka_bootstrap, settings.kafka_security)
     readmodel = ReadModel.from_settings(settings)
     applier = ActionApplier(readmodel)
-    validator = change_validator()
-
     async def fold_change(raw: bytes) -> bool:
         try:
-            return await readmodel.apply(parse_change(raw or b"null", validator))
-        except (InvalidChange, ChangeError) as exc:
+            return await readmodel.apply(health_change.HEALTH_CHANGES.decode(raw or b"null"))
+        except HealthChangeError as exc:
             log.warning("rebuild skipped an invalid health change: %s", exc)
             return False
 

@@ -51,10 +51,11 @@ from scoring.attention import Playbook, Render, reason_text
 from scoring.changes import iso_day
 from scoring.config import Bands, load_config
 from scoring.labels import BAND_LABELS, STAGE_LABELS, Band
-from scoring.worklist import AttentionTrack, WorklistEntry
+from scoring.worklist import WorklistEntry
 from state.aggregates import epoch_day
-from state.readmodel import Listed, ReadModel, owner_of
+from state.readmodel import AccountDocument, Listed, ReadModel
 from streams.actions import Action, ActionType, handling_of
+from streams.health_change import SignalRecord
 from streams.settings import ApiIdentity, Settings
 
 SESSION_COOKIE = "telltale_session"
@@ -136,23 +137,28 @@ def account_href(account_id: str) -> str:
     return "/accounts/" + quote(account_id, safe="")
 
 
-def score_badge(doc: Mapping[str, Any]) -> str:
-    band = str(doc.get("band") or "")
+def score_badge(score: object, band_value: object) -> str:
+    band = str(band_value or "")
     return (f'<span class="score band-{e(band)}" title="{e(BAND_LABELS.get(band, band))}">'
-            f'{e(doc.get("score"))}</span>')
+            f'{e(score)}</span>')
 
 
-def signal_chips(signals: Sequence[Mapping[str, Any]], with_text: bool = False) -> str:
+def _user_badge(user: Mapping[str, Any]) -> str:
+    score = user.get("score")
+    return "—" if score is None else score_badge(score, user.get("band"))
+
+
+def signal_chips(signals: Sequence[SignalRecord], with_text: bool = False) -> str:
     """One chip per signal with its sentence, or per signal type with a count."""
     chips = []
     if with_text:
         for sig in signals:
-            chips.append(f'<span class="chip {e(sig.get("severity"))}">{e(sig.get("text"))}'
+            chips.append(f'<span class="chip {e(sig.severity)}">{e(sig.text)}'
                          f'</span>')
         return "".join(chips)
     counts: dict[tuple[str, str], int] = {}
     for sig in signals:
-        pair = (str(sig.get("type", "")), str(sig.get("severity", "")))
+        pair = (sig.type, str(sig.severity))
         counts[pair] = counts.get(pair, 0) + 1
     for (kind, severity), n in counts.items():
         label = kind.replace("_", " ") + (f" ×{n}" if n > 1 else "")
@@ -160,14 +166,14 @@ def signal_chips(signals: Sequence[Mapping[str, Any]], with_text: bool = False) 
     return "".join(chips)
 
 
-def renewal_text(doc: Mapping[str, Any], today: int | None = None) -> str:
+def renewal_text(doc: AccountDocument, today: int | None = None) -> str:
     """The renewal date and the days to it on ``today`` (epoch day; default: the day the
     page is read), not the days stored with the last change."""
     day = epoch_day(time.time()) if today is None else today
     days = days_to_renewal(doc, day)
     if days is None:
         return "—"
-    return f"{str(doc.get('renewal_date'))[:10]} ({days} days)"
+    return f"{str(doc.renewal_date)[:10]} ({days} days)"
 
 
 def render(title: str, session: Session | None, content: str,
@@ -233,13 +239,13 @@ def history_chart(points: Sequence[Mapping[str, Any]], bands: Bands = DEFAULT_BA
     return "".join(parts)
 
 
-def _mini_list(docs: Sequence[Mapping[str, Any]], detail: Callable[[Mapping[str, Any]], str]
+def _mini_list(docs: Sequence[AccountDocument], detail: Callable[[AccountDocument], str]
                ) -> str:
     if not docs:
         return '<div class="card empty">None right now.</div>'
     rows = "".join(
-        f'<tr><td><a class="account" href="{e(account_href(str(d["account_id"])))}">'
-        f'{e(d.get("account_name") or d["account_id"])}</a></td>'
+        f'<tr><td><a class="account" href="{e(account_href(d.account_id))}">'
+        f'{e(d.account_name or d.account_id)}</a></td>'
         f'<td class="num">{detail(d)}</td></tr>' for d in docs)
     return f"<table><tbody>{rows}</tbody></table>"
 
@@ -417,9 +423,9 @@ class Page:
             headline=e(headline), rows=rows,
             filters=_filters(everyone.team, session, wanted),
             renewals=_mini_list(renewals,
-                                lambda d: f"{e(renewal_text(d))} · {money(d.get('arr'))}"),
-            drops=_mini_list(drops, lambda d: signed(d.get("change_7d"))),
-            expansion=_mini_list(leads, lambda d: money(d.get("arr"))),
+                                lambda d: f"{e(renewal_text(d))} · {money(d.arr)}"),
+            drops=_mini_list(drops, lambda d: signed(d.change_7d)),
+            expansion=_mini_list(leads, lambda d: money(d.arr)),
         )
         return render("Today", session, content)
 
@@ -427,11 +433,11 @@ class Page:
         doc, entry = item.doc, item.entry
         return (
             f'<tr><td><a class="account" href="{e(account_href(entry.account_id))}">'
-            f'{e(doc.get("account_name") or entry.account_id)}</a>'
+            f'{e(doc.account_name or entry.account_id)}</a>'
             f'{self._reasons(entry)}</td>'
-            f'<td class="num">{score_badge(doc)}<br>{signed(doc.get("change_7d"))}</td>'
+            f'<td class="num">{score_badge(doc.score, doc.band)}<br>{signed(doc.change_7d)}</td>'
             f'<td>{e(_owner_label(item))}</td>'
-            f'<td class="num">{money(doc.get("arr"))}</td>'
+            f'<td class="num">{money(doc.arr)}</td>'
             f'<td class="num">{e(renewal_text(doc, entry.today))}</td>'
             f'<td>{_steps(entry)}</td>'
             f'<td>{self._forms(entry, session, here)}</td></tr>')
@@ -444,9 +450,9 @@ class Page:
             for r in entry.reasons)
         return f'<ul class="reasons">{items}</ul>' if items else ""
 
-    def _off_list(self, doc: Mapping[str, Any], actions: Sequence[Action]) -> str:
+    def _off_list(self, doc: AccountDocument, actions: Sequence[Action]) -> str:
         """Why an account is on no list today, with the reasons it still has."""
-        attention = AttentionTrack.from_dict(doc.get("attention_track")).attention
+        attention = doc.attention_track.attention
         if attention is None or not attention.needed:
             return '<p class="empty">Nothing needs attention on this account today.</p>'
         today = epoch_day(time.time())
@@ -493,25 +499,25 @@ class Page:
                        f'<p>No account {e(account_id)} in this workspace.</p>')
             return render("Not found", session, content, status=404)
         history = await self.readmodel.history(workspace, account_id)
-        users = await self.readmodel.users(workspace, doc.get("user_ids") or [])
+        users = await self.readmodel.users(workspace, list(doc.user_ids))
         actions = await self.readmodel.actions(workspace, account_id)
         entry = await self.readmodel.listing(workspace, account_id, playbooks=self.playbooks)
-        band = str(doc.get("band"))
+        band = str(doc.band)
         stages = " · ".join(x for x in (
             BAND_LABELS.get(band, band),
-            f"forecast {STAGE_LABELS.get(doc['forecast'], doc['forecast'])}"
-            if doc.get("forecast") else "",
-            STAGE_LABELS.get(str(doc.get("lifecycle")), "") if doc.get("lifecycle") else "",
-            f"owner {doc['owner']}" if doc.get("owner") else "unassigned",
+            f"forecast {STAGE_LABELS.get(doc.forecast, doc.forecast)}"
+            if doc.forecast else "",
+            STAGE_LABELS.get(str(doc.lifecycle), "") if doc.lifecycle else "",
+            f"owner {doc.owner}" if doc.owner else "unassigned",
         ) if x)
         kpis = "".join(
             f'<div class="card kpi"><div class="label">{e(label)}</div>'
             f'<div class="value">{value}</div></div>'
             for label, value in (
-                ("7-day change", signed(doc.get("change_7d"))),
-                ("ARR", e(money(doc.get("arr")))),
+                ("7-day change", signed(doc.change_7d)),
+                ("ARR", e(money(doc.arr))),
                 ("Renewal", e(renewal_text(doc))),
-                ("Segment", e(str(doc.get("segment") or "—").replace("_", "-"))),
+                ("Segment", e(str(doc.segment or "—").replace("_", "-"))),
             ))
         components = "\n".join(
             f'<tr><td>{e(name.replace("_", " ").capitalize())}</td>'
@@ -520,20 +526,20 @@ class Page:
             f'</td>'
             f'<td><meter class="earned" min="0" max="100" value="{_pct(c)}">{_pct(c)}%</meter>'
             f'</td></tr>'
-            for name, c in sorted((doc.get("components") or {}).items())
+            for name, c in sorted(doc.components.items())
         ) or '<tr><td colspan="4" class="empty">No components.</td></tr>'
         user_rows = "\n".join(
             f'<tr><td>{e(u.get("name") or u.get("user_id"))}</td><td>{e(u.get("email"))}</td>'
-            f'<td class="num">{score_badge(u) if u.get("score") is not None else "—"}</td>'
+            f'<td class="num">{_user_badge(u)}</td>'
             f'<td>{"★ power user" if u.get("power_user") else ""}</td>'
             f'<td>{e(str(u.get("last_seen"))[:10] if u.get("last_seen") else "never")}</td></tr>'
             for u in sorted(users, key=lambda u: -(u.get("score") or 0))
         ) or '<tr><td colspan="5" class="empty">No users seen yet.</td></tr>'
-        signals = doc.get("active_signals") or []
+        signals = doc.active_signals
         notes = [a for a in actions if a.type is ActionType.NOTE]
         content = template("account.html").substitute(
-            name=e(doc.get("account_name") or account_id), band=e(band),
-            score=e(doc.get("score")), stages=e(stages), explanation=e(doc.get("explanation")),
+            name=e(doc.account_name or account_id), band=e(band),
+            score=e(doc.score), stages=e(stages), explanation=e(doc.explanation),
             reasons=(self._reasons(entry) if entry is not None else
                      self._off_list(doc, actions)),
             steps=(f"<p>Next step: {_steps(entry)}</p>"
@@ -551,7 +557,7 @@ class Page:
                 f"<td>{e(action_in_words(a))}</td></tr>" for a in reversed(actions))
             or '<tr><td colspan="3" class="empty">Nobody has acted on this account yet.</td></tr>',
             users=user_rows)
-        return render(str(doc.get("account_name") or account_id), session, content)
+        return render(str(doc.account_name or account_id), session, content)
 
 
 def _origin(url: str) -> str:
@@ -574,8 +580,8 @@ def _owner_label(item: Listed) -> str:
     """The owner's name when the account is with its owner, else the assignee."""
     if item.entry.owner is None:
         return "Unassigned"
-    if item.entry.owner == owner_of(item.doc):
-        return str(item.doc.get("owner") or item.entry.owner)
+    if item.entry.owner == item.doc.owner_key:
+        return str(item.doc.owner or item.entry.owner)
     return f"{item.entry.owner} (assigned)"
 
 

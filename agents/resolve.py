@@ -109,24 +109,18 @@ from state.identity import (
     map_key,
     parse_expiry_key,
 )
-from streams.dlq import DeadLetter
+from streams.dlq import DEAD_LETTERS, DeadLetter
 from streams.envelope import (
+    ENVELOPES,
     MAX_MOVED_ACCOUNTS,
     TICK_SKEW_SECONDS,
     EnvelopeError,
+    Header,
     KeyPartitions,
     Link,
     Moved,
     Tick,
     check_wire,
-    decode_header,
-    decode_identity_message,
-    encode_link,
-    encode_moved,
-    encode_tick,
-    encode_wire_envelope,
-    is_envelope_obj,
-    is_identity_obj,
     kafka_key,
 )
 from streams.events import Event, EventType, Source
@@ -225,8 +219,8 @@ class Resolver:
         wires: list[Wire]
         released: list[Wire] = []  # held here until this message named an account
         moves = 0
-        if is_envelope_obj(obj) and is_identity_obj(obj):
-            control = self._decoded(decode_identity_message, obj, received_at, out)
+        if ENVELOPES.claims(obj) and ENVELOPES.is_identity(obj):
+            control = self._decoded(ENVELOPES.decode_identity, obj, received_at, out)
             if control is None:
                 return
             if isinstance(control, Link):
@@ -236,8 +230,8 @@ class Resolver:
                                          out), control.moves
             if control.accounts:
                 released = self._inherit(key, partition, control, out)
-        elif is_envelope_obj(obj):
-            header = self._decoded(decode_header, obj, received_at, out)
+        elif ENVELOPES.claims(obj):
+            header = self._decoded(ENVELOPES.decode_header, obj, received_at, out)
             if header is None:
                 return
             if isinstance(header, Tick):
@@ -358,8 +352,8 @@ class Resolver:
             by_person.setdefault((wire["ws"], person), []).append(wire)
         for (workspace, person), group in by_person.items():
             if not self._here(key, partition, workspace, person):
-                value = encode_moved(workspace, person, group, moves) if moves else \
-                    encode_wire_envelope(workspace, person, group)
+                value = ENVELOPES.encode(Moved(workspace, person, group, moves)) if moves else \
+                    ENVELOPES.encode(Header(workspace, person, group))
                 out.append(Output(self.topics.events, kafka_key(workspace, person), value))
                 continue
             try:
@@ -524,7 +518,7 @@ class Resolver:
         for other, at in latest.items():
             link = Link(workspace, other, person, float(at))
             out.append(Output(self.topics.events, kafka_key(workspace, other),
-                              encode_link(link)))
+                              ENVELOPES.encode(link)))
 
     def _receive_link(self, key: bytes | None, partition: int, link: Link, obj: Any,
                       received_at: float, out: list[Output]) -> None:
@@ -533,7 +527,7 @@ class Resolver:
         workspace, source = link.workspace, link.source
         if not self._here(key, partition, workspace, source):
             out.append(Output(self.topics.events, kafka_key(workspace, source),
-                              encode_link(link)))
+                              ENVELOPES.encode(link)))
             return
         try:
             mkey = map_key(workspace, source)
@@ -560,8 +554,8 @@ class Resolver:
         user had on hold, now attributable, to be resolved with the message."""
         workspace, user = moved.workspace, moved.key
         if not self._here(key, partition, workspace, user):
-            out.append(Output(self.topics.events, kafka_key(workspace, user),
-                              encode_moved(workspace, user, [], moved.moves, moved.accounts)))
+            out.append(Output(self.topics.events, kafka_key(workspace, user), ENVELOPES.encode(
+                Moved(workspace, user, [], moved.moves, moved.accounts))))
             return []
         mkey = map_key(workspace, user)
         record = IdentityRecord.from_bytes(self.store.get(mkey))
@@ -586,7 +580,7 @@ class Resolver:
         for wire in wires:
             wire["u"] = user
         out.append(Output(self.topics.events, kafka_key(workspace, user),
-                          encode_moved(workspace, user, wires, moves, accounts)))
+                          ENVELOPES.encode(Moved(workspace, user, wires, moves, tuple(accounts)))))
         metrics.EVENTS_MOVED.labels(kind=kind).inc(len(wires))
 
     def _renew_link(self, workspace: str, person: str, record: IdentityRecord) -> bool:
@@ -621,12 +615,13 @@ class Resolver:
             # the events topic); naming it spares the producer its pure-Python murmur2.
             key = kafka_key(workspace, account)
             out.append(Output(self.topics.by_account, key,
-                              encode_wire_envelope(workspace, account, group, origin),
+                              ENVELOPES.encode(Header(workspace, account, group, origin)),
                               self._owner_of(key)))
 
     def _dead(self, out: list[Output], dead: DeadLetter) -> None:
         metrics.EVENTS_DEAD_LETTERED.labels(reason=dead.reason).inc()
-        out.append(Output(self.topics.events_dlq, dead.key(), dead.to_bytes()))
+        out.append(Output(self.topics.events_dlq, DEAD_LETTERS.key(dead),
+                          DEAD_LETTERS.encode(dead)))
 
 
 def _delete(store: Store, key: bytes) -> None:
@@ -742,7 +737,7 @@ def register(app: Any, settings: Settings) -> None:
         now = time.time()
         for tp in app.assignor.assigned_actives():
             if tp.topic == names.events:
-                await events_topic.send(key=None, value=encode_tick(now, tp.partition),
+                await events_topic.send(key=None, value=ENVELOPES.encode(Tick(now, tp.partition)),
                                         partition=tp.partition)
 
 

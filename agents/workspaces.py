@@ -45,7 +45,7 @@ import hashlib
 import logging
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ from agents.sinks.routing import (
     read_notifications_file,
 )
 from scoring.config import ConfigError, ScoringConfig, config_from_dict, load_config
+from scoring.signals import signal_types
 from state.keys import KeyPartError, part
 from streams.settings import WORKSPACE_NAME, Settings
 
@@ -171,8 +172,9 @@ def parse_workspace(workspace: str, name: str, data: bytes, shared: SharedConfig
     notifications: NotificationConfig | None = shared.notifications
     owners: OwnerRoutes | None = shared.owners
     if "notifications" in raw:
-        notifications, owners = _notifications(_section(raw, "notifications", problems),
-                                               problems)
+        notifications, owners = _notifications(
+            _section(raw, "notifications", problems), problems,
+            None if scoring_config is None else signal_types(scoring_config))
     time_zone = raw.get("time_zone", "UTC")
     if not isinstance(time_zone, str) or not _is_time_zone(time_zone):
         problems.append(f"time_zone {time_zone!r} is not an IANA time zone")
@@ -190,7 +192,8 @@ def parse_workspace(workspace: str, name: str, data: bytes, shared: SharedConfig
                            own_notifications="notifications" in raw), []
 
 
-def _notifications(section: Mapping[str, Any], problems: list[str]
+def _notifications(section: Mapping[str, Any], problems: list[str],
+                   known_signals: Sequence[str] | None = None,
                    ) -> tuple[NotificationConfig | None, OwnerRoutes | None]:
     problems += [f"notifications: unknown table {key!r} (known: "
                  f"{', '.join(sorted(NOTIFICATION_KEYS))})"
@@ -201,7 +204,7 @@ def _notifications(section: Mapping[str, Any], problems: list[str]
                      "notifications file; a workspace sets only delivery.cooldown_hours"
                      for key in delivery if key not in WORKSPACE_DELIVERY_KEYS]
     try:
-        notifications = NotificationConfig.from_dict(section)
+        notifications = NotificationConfig.from_dict(section, known_signals=known_signals)
     except (NotificationConfigError, AttributeError, TypeError, ValueError) as exc:
         lines = str(exc).splitlines()
         problems += [f"notifications: {p.strip()}" for p in (lines[1:] or lines)]
@@ -255,8 +258,9 @@ def load_shared(settings: Settings) -> tuple[SharedConfig | None, list[str]]:
         problems += [f"scoring_config {settings.scoring_config or 'default'}: {p}"
                      for p in found]
     try:
-        notifications = NotificationConfig.load(settings.notifications_config,
-                                                settings.slack_webhook_url)
+        notifications = NotificationConfig.load(
+            settings.notifications_config, settings.slack_webhook_url,
+            known_signals=None if scoring is None else signal_types(scoring))
         owners = OwnerRoutes.from_dict(read_notifications_file(settings.notifications_config),
                                        notifications.slack_channels)
     except (NotificationConfigError, ValueError) as exc:

@@ -14,7 +14,7 @@ Then:
    events to a ``telltale worker --module agents.intake`` (Redis dedup, acks=all);
 3. raw consume: aiokafka reads back what the collector wrote (its group commit joins the
    events of requests accepted together into one envelope per partition; the mean
-   envelope size is printed), decoding every envelope into events (``decode_message``)
+   envelope size is printed), decoding every envelope into events (``ENVELOPES.decode``)
    — the least any consumer of envelopes must do; the rate with only ``orjson.loads``
    is printed too;
 4. Faust pass-through: a worker whose only agent forwards each message unchanged (the
@@ -53,7 +53,7 @@ from devstack.kafka import start_kafka, start_kafka_with_login
 from devstack.process import free_port
 from devstack.redis import start_redis
 from devstack.workers import start_worker
-from streams.envelope import decode_message, encode_envelope, kafka_key
+from streams.envelope import ENVELOPES, Envelope, kafka_key
 from streams.events import Event, EventType, Source
 from streams.kafka_admin import create_topics
 from streams.kafka_security import PLAINTEXT, KafkaSecurity
@@ -119,7 +119,7 @@ def collector_envelopes(batches: list[list[dict[str, Any]]]) -> list[tuple[bytes
                           account_id=m.get("groupId"), properties=m.get("properties") or {},
                           traits=m.get("traits") or {})
             by_user.setdefault(m["userId"], []).append(event)
-        out += [(kafka_key(WORKSPACE, user), encode_envelope(WORKSPACE, user, group))
+        out += [(kafka_key(WORKSPACE, user), ENVELOPES.encode(Envelope(WORKSPACE, user, group)))
                 for user, group in by_user.items()]
     return out
 
@@ -163,7 +163,7 @@ async def raw_consume(bootstrap: str, topic: str, decode: bool,
                 for record in records:
                     seen += 1
                     if decode:
-                        decoded = decode_message(record.value)
+                        decoded = ENVELOPES.decode(record.value)
                         events += len(decoded.events)  # type: ignore[union-attr]
                     else:
                         events += len(orjson.loads(record.value)["events"])

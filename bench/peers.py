@@ -60,8 +60,8 @@ from scoring.engine import step  # noqa: E402
 from state import tables  # noqa: E402
 from state.aggregates import AccountState, UserState, shed_users  # noqa: E402
 from state.tables import AccountRecord, PartitionClock  # noqa: E402
-from streams.envelope import Envelope, decode_message  # noqa: E402
-from streams.health_change import encode_change  # noqa: E402
+from streams.envelope import ENVELOPES, Envelope  # noqa: E402
+from streams.health_change import HEALTH_CHANGES  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 
 #: Quix's own account-independent records live under this prefix (no account key is empty).
@@ -130,7 +130,7 @@ class Shell:
 
     def process(self, store: Store, partition: int, offset: int, raw: bytes) -> list[bytes]:
         """The encoded health changes of one by-account message."""
-        message = decode_message(raw)
+        message = ENVELOPES.decode(raw)
         if not isinstance(message, Envelope):
             raise ValueError("the benchmark's topic carries envelopes only")
         clock = store.clock(partition)
@@ -165,7 +165,7 @@ class Shell:
         shed_users(result.account, self.record_max_bytes // 2)
         store.save(workspace, account_id, result.account, offset, due, result.users)
         index.set(workspace, account_id, due)
-        return [encode_change(change) for change in result.changes]
+        return [HEALTH_CHANGES.encode(change) for change in result.changes]
 
 
 def shell_from_settings() -> Shell:
@@ -363,10 +363,10 @@ PROFILE_CATEGORIES: tuple[tuple[str, frozenset[str], str], ...] = (
                                        "WriteBatch.delete"}), ""),
     ("changelog records (queue to producer, persisted offset)",
      frozenset({"flush", "_persisted"}), "state/tables.py"),
-    ("health change encoding", frozenset({"encode_change"}), "health_change"),
+    ("health change encoding", frozenset({"encode"}), "health_change"),
     ("state (de)serialisation", frozenset({"to_bytes", "from_bytes"}), "state/"),
     ("scoring core (step)", frozenset({"step"}), "scoring/engine.py"),
-    ("envelope decode and validation", frozenset({"decode_message"}), "envelope"),
+    ("envelope decode and validation", frozenset({"ENVELOPES.decode"}), "envelope"),
     ("health change send", frozenset({"send"}), "faust/"),
     ("state keys (built and checked per key)", frozenset({"make_key", "due_key"}),
      "state/"),

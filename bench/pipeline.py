@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 from devstack.workers import settings_env  # noqa: E402
 from state import tables  # noqa: E402
-from streams.envelope import encode_envelope, kafka_key  # noqa: E402
+from streams.envelope import ENVELOPES, Envelope, kafka_key  # noqa: E402
 from streams.events import Event, EventType, Source  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 
@@ -146,7 +146,7 @@ def envelope_messages(
     slices: Sequence[tuple[str, list[Event]]],
 ) -> Iterator[tuple[bytes, bytes]]:
     for account, batch in slices:
-        yield kafka_key(WORKSPACE, account), encode_envelope(WORKSPACE, account, batch)
+        yield kafka_key(WORKSPACE, account), ENVELOPES.encode(Envelope(WORKSPACE, account, batch))
 
 
 # --------------------------------------------------------------------------- helpers
@@ -486,7 +486,7 @@ async def score_latency(bootstrap: str, rate: float, partitions: int, work: Path
                             now - 1, i, now) for i in range(per_envelope)]
             sent[account] = now
             await producer.send(settings.topics.by_account,
-                                encode_envelope(WORKSPACE, account, batch),
+                                ENVELOPES.encode(Envelope(WORKSPACE, account, batch)),
                                 key=kafka_key(WORKSPACE, account))
             n += 1
             delay = start + n * interval - time.time()
@@ -516,7 +516,8 @@ async def state_size(bootstrap: str, accounts: int, users: int, partitions: int,
             account = f"acc-{a:07d}"
             batch = [_event(account, f"{account}-u{u}", ACTIVITY[u % len(ACTIVITY)],
                             T0 + u * 60, u, T0) for u in range(users)]
-            yield kafka_key(WORKSPACE, account), encode_envelope(WORKSPACE, account, batch)
+            yield kafka_key(WORKSPACE, account), ENVELOPES.encode(
+                Envelope(WORKSPACE, account, batch))
 
     t = time.perf_counter()
     count = await produce(bootstrap, settings.topics.by_account, messages(), partitions)

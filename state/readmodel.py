@@ -6,6 +6,10 @@ topics (``rebuild``). Applying the same change twice, or an older change after a
 one, leaves it unchanged, and an action is applied once by its id, which is what makes
 at-least-once delivery from Kafka and the rebuild give the same content.
 
+Health changes come in as typed records (``streams/health_change.py``); account
+documents go out as typed :class:`AccountDocument`, decoded once where they leave Redis,
+with the stored JSON kept for the API to pass on.
+
 The worklist (:meth:`ReadModel.worklist`) is computed when it is read, for the day it is
 read, from each listed account's attention (kept with its dates) and its actions, by the
 pure rules of ``scoring/worklist.py``.
@@ -54,9 +58,11 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from scoring import worklist as rules
-from scoring.attention import Attention, Playbook
+from scoring.attention import Playbook
+from scoring.labels import Band, ForecastStage, Lifecycle
 from state.aggregates import epoch_day
-from streams.actions import Action, ActionError, check_id, decode_action, handling_of
+from streams.actions import ACTIONS, Action, ActionError, handling_of
+from streams.health_change import HealthChangeRecord, SignalRecord
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -85,9 +91,6 @@ HISTORY_LIMIT = 365
 RENEWAL_WINDOW_DAYS = 180
 """Accounts renewing within this many days appear in the renewals ranking."""
 
-MAX_ATTENTION_BYTES = 64 * 1024
-"""Largest attention field accepted on a change (its JSON, bytes)."""
-
 MAX_ACTIONS_READ = 500
 """Most recent actions of one account read back (audit trail and worklist fold)."""
 
@@ -95,10 +98,6 @@ DIMENSIONS = ("band", "forecast", "lifecycle", "owner", "segment")
 SORTS = ("score", "change_7d", "arr_at_risk", "days_to_renewal")
 NONE_VALUE = "none"
 """Index value standing for a missing stage, owner or segment."""
-
-
-class ChangeError(ValueError):
-    """A health change that lacks what the read model needs; the message says what."""
 
 
 def _epoch(iso: str) -> float:
@@ -129,31 +128,6 @@ def arr_at_risk(doc: Mapping[str, Any]) -> float:
     return 0.0
 
 
-def attention_of(change: Mapping[str, Any]) -> Attention | None:
-    """The change's ``attention`` field (None when a change predates it). Raises
-    ChangeError when it is there but malformed, larger than :data:`MAX_ATTENTION_BYTES`
-    or naming a reason key or subject that could not be an id (acknowledgements carry
-    the keys)."""
-    raw = change.get("attention")
-    if raw is None:
-        return None
-    if not isinstance(raw, Mapping):
-        raise ChangeError("attention must be an object")
-    try:
-        if len(orjson.dumps(raw)) > MAX_ATTENTION_BYTES:
-            raise ChangeError(f"attention is larger than {MAX_ATTENTION_BYTES} bytes")
-        attention = Attention.from_dict(raw)
-        for reason in (*attention.reasons, *attention.expansion):
-            check_id(reason.key, "attention reason key")
-            if reason.subject is not None:
-                check_id(reason.subject, "attention reason subject")
-        for name in attention.playbooks:
-            check_id(name, "attention playbook")
-    except (ValueError, TypeError, orjson.JSONEncodeError) as exc:
-        raise ChangeError(f"bad attention: {exc}") from exc
-    return attention
-
-
 def owner_of(doc: Mapping[str, Any]) -> str | None:
     """Who an account belongs to, as worklists name owners: the owner's email when the
     CRM gave one (it is what people sign in with), else the owner's name."""
@@ -161,62 +135,114 @@ def owner_of(doc: Mapping[str, Any]) -> str | None:
     return None if owner in (None, "") else str(owner)
 
 
-def account_document(change: Mapping[str, Any]) -> dict[str, Any]:
-    """The account document stored for a health change (pure; raises ChangeError)."""
-    try:
-        current = change["current"]
-        users = list(change.get("users") or [])
-        doc: dict[str, Any] = {
-            "workspace": str(change["workspace"]),
-            "account_id": str(change["account_id"]),
-            "account_name": change.get("account_name"),
-            "score": int(current["score"]),
-            "band": str(current["band"]),
-            "forecast": current.get("forecast"),
-            "lifecycle": current.get("lifecycle"),
-            "components": dict(current.get("components") or {}),
-            "previous": change.get("previous"),
-            "reasons": list(change.get("reasons") or []),
-            "delta": int(change.get("delta") or 0),
-            "change_7d": int(change.get("change_7d") or 0),
-            "explanation": str(change.get("explanation") or ""),
-            "drivers": list(change.get("drivers") or []),
-            "active_signals": list(change.get("active_signals") or []),
-            "owner": change.get("owner"),
-            "owner_email": change.get("owner_email"),
-            "owner_slack_id": change.get("owner_slack_id"),
-            "segment": change.get("segment"),
-            "arr": None if change.get("arr") is None else float(change["arr"]),
-            "renewal_date": change.get("renewal_date"),
-            "days_to_renewal": change.get("days_to_renewal"),
-            "external_ids": dict(change.get("external_ids") or {}),
-            "users_summary": {
-                "count": len(users),
-                "power_users": sum(1 for u in users if u.get("power_user")),
-                "healthy": sum(1 for u in users if u.get("band") == "healthy"),
-                "watch": sum(1 for u in users if u.get("band") == "watch"),
-                "at_risk": sum(1 for u in users if u.get("band") == "at_risk"),
-            },
-            "user_ids": [str(u["user_id"]) for u in users],
-            "updated_at": str(change["event_time"]),
-            "change_id": str(change["id"]),
-            "config_version": change.get("config_version"),
-        }
-        _epoch(doc["updated_at"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ChangeError(f"health change is missing or has a bad field: {exc!r}") from exc
+def account_document(change: HealthChangeRecord) -> dict[str, Any]:
+    """The account document stored for a health change (pure)."""
+    current, users = change.current, change.users
+    doc: dict[str, Any] = {
+        "workspace": change.workspace,
+        "account_id": change.account_id,
+        "account_name": change.account_name,
+        "score": current.score,
+        "band": current.band.value,
+        "forecast": None if current.forecast is None else current.forecast.value,
+        "lifecycle": current.lifecycle.value,
+        "components": dict(change.components),
+        "previous": None if change.previous is None else change.previous.to_wire(),
+        "reasons": [r.value for r in change.reasons],
+        "delta": change.delta,
+        "change_7d": change.change_7d,
+        "explanation": change.explanation,
+        "drivers": [d.to_wire() for d in change.drivers],
+        "active_signals": [s.to_wire() for s in change.active_signals],
+        "owner": change.owner,
+        "owner_email": change.owner_email,
+        "owner_slack_id": change.owner_slack_id,
+        "segment": change.segment,
+        "arr": change.arr,
+        "renewal_date": change.renewal_date,
+        "days_to_renewal": change.days_to_renewal,
+        "external_ids": dict(change.external_ids),
+        "users_summary": {
+            "count": len(users),
+            "power_users": sum(1 for u in users if u.power_user),
+            "healthy": sum(1 for u in users if u.band is Band.HEALTHY),
+            "watch": sum(1 for u in users if u.band is Band.WATCH),
+            "at_risk": sum(1 for u in users if u.band is Band.AT_RISK),
+        },
+        "user_ids": [u.user_id for u in users],
+        "updated_at": change.event_time,
+        "change_id": change.id,
+        "config_version": change.config_version,
+    }
     doc["arr_at_risk"] = arr_at_risk(doc)
-    attention = attention_of(change)
+    attention = change.attention
     doc["attention"] = None if attention is None else attention.to_dict()
     doc["needs_attention"] = attention is not None and attention.needed
     return doc
 
 
 @dataclass(frozen=True, slots=True)
+class AccountDocument:
+    """An account's latest stored document (:func:`account_document`) as the API, the
+    page and the digests read it, decoded once where it leaves Redis. ``stored`` is the
+    JSON as kept, which the API passes on unchanged; ``forecast`` and ``lifecycle`` are
+    None on a document without them."""
+
+    workspace: str
+    account_id: str
+    account_name: str | None
+    score: int
+    band: Band
+    forecast: ForecastStage | None
+    lifecycle: Lifecycle | None
+    change_7d: int
+    explanation: str
+    active_signals: tuple[SignalRecord, ...]
+    components: Mapping[str, Mapping[str, Any]]
+    segment: str | None
+    arr: float | None
+    renewal_date: str | None
+    owner: str | None
+    owner_email: str | None
+    owner_slack_id: str | None
+    user_ids: tuple[str, ...]
+    attention_track: rules.AttentionTrack
+    stored: Mapping[str, Any]
+
+    @property
+    def owner_key(self) -> str | None:
+        """The owner as worklists name them (:func:`owner_of`)."""
+        return owner_of(self.stored)
+
+    @classmethod
+    def from_stored(cls, doc: Mapping[str, Any]) -> AccountDocument:
+        """Raises KeyError, TypeError or ValueError on a document this module did not
+        write (Redis is not trusted more than Kafka)."""
+        forecast, lifecycle, arr = doc.get("forecast"), doc.get("lifecycle"), doc.get("arr")
+        return cls(
+            workspace=str(doc["workspace"]), account_id=str(doc["account_id"]),
+            account_name=doc.get("account_name"), score=int(doc["score"]),
+            band=Band(doc["band"]), forecast=None if forecast is None else ForecastStage(forecast),
+            lifecycle=None if lifecycle is None else Lifecycle(lifecycle),
+            change_7d=int(doc.get("change_7d") or 0),
+            explanation=str(doc.get("explanation") or ""),
+            active_signals=tuple(SignalRecord.from_wire(s)
+                                 for s in doc.get("active_signals") or ()),
+            components=doc.get("components") or {},
+            owner=doc.get("owner"), owner_email=doc.get("owner_email"),
+            owner_slack_id=doc.get("owner_slack_id"), segment=doc.get("segment"),
+            arr=None if arr is None else float(arr), renewal_date=doc.get("renewal_date"),
+            user_ids=tuple(str(u) for u in doc.get("user_ids") or ()),
+            attention_track=rules.AttentionTrack.from_dict(doc.get("attention_track")),
+            stored=doc,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Listed:
     """One account on a worklist: its stored document and how it is listed today."""
 
-    doc: dict[str, Any]
+    doc: AccountDocument
     entry: rules.WorklistEntry
 
 
@@ -234,7 +260,7 @@ class Worklist:
 class AccountPage:
     """One page of an account listing."""
 
-    items: list[dict[str, Any]]
+    items: list[AccountDocument]
     total: int
     offset: int
     limit: int
@@ -294,12 +320,12 @@ class ReadModel:
 
     # ------------------------------------------------------------------ writing
 
-    async def apply(self, change: Mapping[str, Any]) -> bool:
+    async def apply(self, change: HealthChangeRecord) -> bool:
         """Fold one health change in. Returns False when it was older than (or the same
-        as) what is stored, which leaves everything untouched. Raises ChangeError."""
+        as) what is stored, which leaves everything untouched."""
         return await self.fold(change) == "applied"
 
-    async def fold(self, change: Mapping[str, Any]) -> Literal["applied", "same", "older"]:
+    async def fold(self, change: HealthChangeRecord) -> Literal["applied", "same", "older"]:
         """Like :meth:`apply`, saying whether the change was folded in, was the one
         stored already, or was older than the stored one (and ignored)."""
         doc = account_document(change)
@@ -307,7 +333,7 @@ class ReadModel:
         key = self._k(ws, "acct", acct)
         raw_old = await self.redis.get(key)
         old: dict[str, Any] | None = orjson.loads(raw_old) if raw_old else None
-        t_new = _epoch(doc["updated_at"])
+        t_new = change.time
         if old is not None:
             t_old = _epoch(old["updated_at"])
             if doc["change_id"] == old["change_id"]:
@@ -315,8 +341,7 @@ class ReadModel:
             if (t_new, doc["change_id"]) < (t_old, old["change_id"]):
                 return "older"
         previous = rules.AttentionTrack.from_dict(old.get("attention_track") if old else None)
-        attention = attention_of(change)
-        doc["attention_track"] = rules.track(previous, attention).to_dict()
+        doc["attention_track"] = rules.track(previous, change.attention).to_dict()
         pipe = self.redis.pipeline(transaction=True)
         if old is not None:
             self._unindex(pipe, old)
@@ -326,10 +351,10 @@ class ReadModel:
         point = {"t": doc["updated_at"], "score": doc["score"], "band": doc["band"]}
         pipe.zadd(hist, {orjson.dumps(point, option=orjson.OPT_SORT_KEYS): t_new})
         pipe.zremrangebyrank(hist, 0, -(HISTORY_LIMIT + 1))
-        for user in change.get("users") or []:
-            record = {**user, "account_id": acct, "account_name": doc["account_name"],
-                      "updated_at": doc["updated_at"]}
-            pipe.set(self._k(ws, "user", str(user["user_id"])),
+        for user in change.users:
+            record = {**user.to_wire(), "account_id": acct,
+                      "account_name": doc["account_name"], "updated_at": doc["updated_at"]}
+            pipe.set(self._k(ws, "user", user.user_id),
                      orjson.dumps(record, option=orjson.OPT_SORT_KEYS))
         pipe.sadd(f"{self.root}:workspaces", ws)
         await pipe.execute()
@@ -425,25 +450,32 @@ class ReadModel:
         members = await self.redis.smembers(f"{self.root}:workspaces")
         return sorted(m.decode() for m in members)
 
-    async def account(self, workspace: str, account_id: str) -> dict[str, Any] | None:
-        raw = await self.redis.get(self._k(workspace, "acct", account_id))
-        return orjson.loads(raw) if raw else None
+    async def account(self, workspace: str, account_id: str) -> AccountDocument | None:
+        return next(iter(await self.accounts(workspace, [account_id])), None)
 
-    async def accounts(self, workspace: str, ids: Sequence[str]) -> list[dict[str, Any]]:
-        """Documents of ``ids`` in that order (unknown ids left out)."""
-        if not ids:
-            return []
-        raws = await self.redis.mget([self._k(workspace, "acct", i) for i in ids])
-        return [orjson.loads(r) for r in raws if r]
+    async def accounts(self, workspace: str, ids: Sequence[str]) -> list[AccountDocument]:
+        """Documents of ``ids`` in that order (unknown ids, and documents that do not
+        decode, left out)."""
+        docs = []
+        for stored in await self._documents(workspace, "acct", ids):
+            try:
+                docs.append(AccountDocument.from_stored(stored))
+            except (KeyError, TypeError, ValueError) as exc:
+                log.warning("skipped an account document that does not decode: %r", exc)
+        return docs
 
     async def user(self, workspace: str, user_id: str) -> dict[str, Any] | None:
-        raw = await self.redis.get(self._k(workspace, "user", user_id))
-        return orjson.loads(raw) if raw else None
+        return next(iter(await self._documents(workspace, "user", [user_id])), None)
 
     async def users(self, workspace: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+        return await self._documents(workspace, "user", ids)
+
+    async def _documents(self, workspace: str, kind: str,
+                         ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The stored ``kind`` documents of ``ids`` in that order (unknown ids left out)."""
         if not ids:
             return []
-        raws = await self.redis.mget([self._k(workspace, "user", i) for i in ids])
+        raws = await self.redis.mget([self._k(workspace, kind, i) for i in ids])
         return [orjson.loads(r) for r in raws if r]
 
     async def history(self, workspace: str, account_id: str,
@@ -463,7 +495,7 @@ class ReadModel:
 
     async def attention(self, workspace: str, limit: int = 50, *,
                         playbooks: Sequence[Playbook] = (),
-                        today: int | None = None) -> list[dict[str, Any]]:
+                        today: int | None = None) -> list[AccountDocument]:
         """The documents of the whole team's worklist today, most urgent first."""
         found = await self.worklist(workspace, today=today, playbooks=playbooks)
         return [item.doc for item in found.team[:limit]]
@@ -481,7 +513,7 @@ class ReadModel:
             found = []
             for raw in raws:
                 try:  # checked again on the way out: Redis is not trusted more than Kafka
-                    found.append(decode_action(raw))
+                    found.append(ACTIONS.decode(raw))
                 except ActionError:
                     continue
             found.sort(key=lambda a: (a.at, a.id))
@@ -510,7 +542,7 @@ class ReadModel:
         day = epoch_day(time.time()) if today is None else today
         ids = [m.decode() for m in await self.redis.zrange(
             self._k(workspace, "rank", "attention"), 0, -1, desc=True)]
-        docs = {d["account_id"]: d for d in await self.accounts(workspace, ids)}
+        docs = {d.account_id: d for d in await self.accounts(workspace, ids)}
         acted = await self._actions_of(workspace, list(docs))
         listed: list[Listed] = []
         for account_id, doc in docs.items():
@@ -626,8 +658,7 @@ def _signal_counts(doc: Mapping[str, Any]) -> dict[str, int]:
 
 
 
-def _entry(doc: Mapping[str, Any], actions: Sequence[Action], playbooks: Sequence[Playbook],
+def _entry(doc: AccountDocument, actions: Sequence[Action], playbooks: Sequence[Playbook],
            today: int) -> rules.WorklistEntry | None:
-    return rules.entry(str(doc["account_id"]), owner_of(doc),
-                       rules.AttentionTrack.from_dict(doc.get("attention_track")),
+    return rules.entry(doc.account_id, doc.owner_key, doc.attention_track,
                        handling_of(actions), playbooks, today)

@@ -12,7 +12,7 @@ so that replaying the log later acknowledges what the person saw, not what is cu
 back to its owner); ``note`` a ``text`` of at most :data:`MAX_TEXT_CHARS`;
 ``step_done`` a ``playbook`` name and a 0-based ``step``.
 
-Anyone who can write to the topic can write anything, so :func:`decode_action` checks
+Anyone who can write to the topic can write anything, so :data:`ACTIONS` checks
 every field (ids as in ``state/keys.py``, no control characters, bounded lengths) and
 refuses fields that do not belong to the type.
 """
@@ -110,71 +110,79 @@ class Action:
         return out
 
 
-def encode_action(action: Action) -> bytes:
-    """The action on the wire; checked as strictly as what is read back."""
-    raw = orjson.dumps(action.to_dict())
-    decode_action(raw)
-    return raw
+class ActionCodec:
+    """The one codec of the actions topic: the API encodes with :meth:`encode` (keyed by
+    :meth:`key`), the actions consumer and the read model decode with :meth:`decode`."""
 
+    def encode(self, action: Action) -> bytes:
+        """The action on the wire; checked as strictly as what is read back."""
+        raw = orjson.dumps(action.to_dict())
+        self.decode(raw)
+        return raw
 
-def action_key(action: Action) -> bytes:
-    """Kafka key: by account, so one account's actions stay in order."""
-    return kafka_key(action.workspace, action.account_id)
+    @staticmethod
+    def key(action: Action) -> bytes:
+        """Kafka key: by account, so one account's actions stay in order."""
+        return kafka_key(action.workspace, action.account_id)
 
-
-def decode_action(raw: bytes | bytearray | str | Mapping[str, Any]) -> Action:
-    """An action from the wire (or its parsed object). Raises :class:`ActionError`."""
-    if isinstance(raw, Mapping):
-        obj: Any = raw
-    else:
-        if len(raw) > MAX_ACTION_BYTES:
-            raise ActionError(f"action is larger than {MAX_ACTION_BYTES} bytes")
+    @staticmethod
+    def decode(raw: bytes | bytearray | str | Mapping[str, Any]) -> Action:
+        """An action from the wire (or its parsed object). Raises :class:`ActionError`."""
+        if isinstance(raw, Mapping):
+            obj: Any = raw
+        else:
+            if len(raw) > MAX_ACTION_BYTES:
+                raise ActionError(f"action is larger than {MAX_ACTION_BYTES} bytes")
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise ActionError(f"action is not JSON: {exc}") from None
+        if not isinstance(obj, Mapping):
+            raise ActionError("action must be a JSON object")
+        if obj.get("schema") != ACTION_SCHEMA:
+            raise ActionError(f"schema must be {ACTION_SCHEMA!r}")
         try:
-            obj = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise ActionError(f"action is not JSON: {exc}") from None
-    if not isinstance(obj, Mapping):
-        raise ActionError("action must be a JSON object")
-    if obj.get("schema") != ACTION_SCHEMA:
-        raise ActionError(f"schema must be {ACTION_SCHEMA!r}")
-    try:
-        kind = ActionType(str(obj.get("type")))
-    except ValueError:
-        raise ActionError(
-            f"type must be one of {', '.join(t.value for t in ActionType)}") from None
-    allowed = COMMON_FIELDS | TYPE_FIELDS[kind]
-    extra = sorted(str(k) for k in obj if k not in allowed)
-    if extra:
-        raise ActionError(f"field {extra[0]!r} does not belong to a {kind.value} action")
-    missing = sorted(allowed - set(obj))
-    if missing:
-        raise ActionError(f"a {kind.value} action needs {missing[0]!r}")
-    at = obj["at"]
-    if (not isinstance(at, int | float) or isinstance(at, bool) or not math.isfinite(at)
-            or not 0 <= at <= LATEST_AT):
-        raise ActionError("at must be epoch seconds")
-    action = Action(
-        id=check_id(obj["id"], "id"),
-        workspace=check_id(obj["workspace"], "workspace"),
-        account_id=check_id(obj["account_id"], "account_id"),
-        type=kind,
-        actor=check_id(obj["actor"], "actor"),
-        at=float(at),
-    )
-    if kind is ActionType.ACKNOWLEDGE:
-        return _with(action, reasons=_reasons(obj["reasons"]))
-    if kind is ActionType.SNOOZE:
-        return _with(action, until=check_date(obj["until"], "until"))
-    if kind is ActionType.ASSIGN:
-        assignee = obj["assignee"]
-        return _with(action, assignee=None if assignee is None
-                     else check_id(assignee, "assignee"))
-    if kind is ActionType.NOTE:
-        return _with(action, text=check_text(obj["text"], "text"))
-    step = obj["step"]
-    if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step <= MAX_STEP:
-        raise ActionError(f"step must be an integer from 0 to {MAX_STEP}")
-    return _with(action, playbook=check_id(obj["playbook"], "playbook"), step=step)
+            kind = ActionType(str(obj.get("type")))
+        except ValueError:
+            raise ActionError(
+                f"type must be one of {', '.join(t.value for t in ActionType)}") from None
+        allowed = COMMON_FIELDS | TYPE_FIELDS[kind]
+        extra = sorted(str(k) for k in obj if k not in allowed)
+        if extra:
+            raise ActionError(f"field {extra[0]!r} does not belong to a {kind.value} action")
+        missing = sorted(allowed - set(obj))
+        if missing:
+            raise ActionError(f"a {kind.value} action needs {missing[0]!r}")
+        at = obj["at"]
+        if (not isinstance(at, int | float) or isinstance(at, bool) or not math.isfinite(at)
+                or not 0 <= at <= LATEST_AT):
+            raise ActionError("at must be epoch seconds")
+        action = Action(
+            id=check_id(obj["id"], "id"),
+            workspace=check_id(obj["workspace"], "workspace"),
+            account_id=check_id(obj["account_id"], "account_id"),
+            type=kind,
+            actor=check_id(obj["actor"], "actor"),
+            at=float(at),
+        )
+        if kind is ActionType.ACKNOWLEDGE:
+            return _with(action, reasons=_reasons(obj["reasons"]))
+        if kind is ActionType.SNOOZE:
+            return _with(action, until=check_date(obj["until"], "until"))
+        if kind is ActionType.ASSIGN:
+            assignee = obj["assignee"]
+            return _with(action, assignee=None if assignee is None
+                         else check_id(assignee, "assignee"))
+        if kind is ActionType.NOTE:
+            return _with(action, text=check_text(obj["text"], "text"))
+        step = obj["step"]
+        if not isinstance(step, int) or isinstance(step, bool) or not 0 <= step <= MAX_STEP:
+            raise ActionError(f"step must be an integer from 0 to {MAX_STEP}")
+        return _with(action, playbook=check_id(obj["playbook"], "playbook"), step=step)
+
+
+ACTIONS = ActionCodec()
+"""The codec of the actions topic."""
 
 
 def _with(action: Action, **values: Any) -> Action:

@@ -46,35 +46,12 @@ class DeadLetter:
     message_id: str | None = None
 
     def to_bytes(self, payload_max_bytes: int = PAYLOAD_MAX_BYTES) -> bytes:
-        """The record, with at most ``payload_max_bytes`` of the original."""
-        record: dict[str, Any] = {
-            "v": 1,
-            "reason": self.reason,
-            "detail": self.detail,
-            "source": self.source,
-            "workspace": self.workspace,
-            "received_at": self.received_at,
-        }
-        if self.message_id is not None:
-            record["message_id"] = self.message_id
-        if self.payload is not _MISSING:
-            try:
-                blob = orjson.dumps(self.payload)
-            except TypeError:
-                # Integers beyond 64 bits or nesting beyond orjson's limit: keep its text.
-                _keep_prefix(record, _text_of(self.payload).encode(), payload_max_bytes)
-            else:
-                if len(blob) <= payload_max_bytes:
-                    # Written once: the fragment is spliced in, not parsed and re-encoded.
-                    record["payload"] = orjson.Fragment(blob)
-                else:
-                    _keep_prefix(record, blob, payload_max_bytes)
-        elif self.raw is not None:
-            _keep_prefix(record, self.raw, payload_max_bytes)
-        return orjson.dumps(record)
+        """:meth:`DeadLetterCodec.encode` of this record (the score agent's spelling)."""
+        return DEAD_LETTERS.encode(self, payload_max_bytes)
 
     def key(self) -> bytes | None:
-        return self.workspace.encode() if self.workspace else None
+        """:meth:`DeadLetterCodec.key` of this record."""
+        return DEAD_LETTERS.key(self)
 
 
 def _text_of(payload: Any) -> str:
@@ -104,9 +81,53 @@ def _keep_prefix(record: dict[str, Any], original: bytes, limit: int) -> None:
         record["truncated"] = True
 
 
-def decode_dead_letter(raw: bytes) -> dict[str, Any]:
-    """Read a dead-letter record back (tests, tooling)."""
-    record = orjson.loads(raw)
-    if not isinstance(record, dict) or "reason" not in record:
-        raise ValueError("not a dead-letter record")
-    return record
+class DeadLetterCodec:
+    """The one codec of the events dead-letter topic: every stage that refuses input
+    (collector, intake, resolve, score, actions) writes with :meth:`encode`, keyed by
+    :meth:`key`; tools and tests read back with :meth:`decode`."""
+
+    @staticmethod
+    def encode(letter: DeadLetter, payload_max_bytes: int = PAYLOAD_MAX_BYTES) -> bytes:
+        """The record, with at most ``payload_max_bytes`` of the original."""
+        record: dict[str, Any] = {
+            "v": 1,
+            "reason": letter.reason,
+            "detail": letter.detail,
+            "source": letter.source,
+            "workspace": letter.workspace,
+            "received_at": letter.received_at,
+        }
+        if letter.message_id is not None:
+            record["message_id"] = letter.message_id
+        if letter.payload is not _MISSING:
+            try:
+                blob = orjson.dumps(letter.payload)
+            except TypeError:
+                # Integers beyond 64 bits or nesting beyond orjson's limit: keep its text.
+                _keep_prefix(record, _text_of(letter.payload).encode(), payload_max_bytes)
+            else:
+                if len(blob) <= payload_max_bytes:
+                    # Written once: the fragment is spliced in, not parsed and re-encoded.
+                    record["payload"] = orjson.Fragment(blob)
+                else:
+                    _keep_prefix(record, blob, payload_max_bytes)
+        elif letter.raw is not None:
+            _keep_prefix(record, letter.raw, payload_max_bytes)
+        return orjson.dumps(record)
+
+    @staticmethod
+    def key(letter: DeadLetter) -> bytes | None:
+        """Kafka key: the workspace, when known."""
+        return letter.workspace.encode() if letter.workspace else None
+
+    @staticmethod
+    def decode(raw: bytes) -> dict[str, Any]:
+        """A dead-letter record read back (tests, tooling); ValueError on anything else."""
+        record = orjson.loads(raw)
+        if not isinstance(record, dict) or "reason" not in record:
+            raise ValueError("not a dead-letter record")
+        return record
+
+
+DEAD_LETTERS = DeadLetterCodec()
+"""The codec of the events dead-letter topic."""

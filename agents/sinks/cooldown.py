@@ -6,20 +6,20 @@ them and they expire on their own; they are not part of the rebuildable read mod
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
+from streams.health_change import HealthChangeRecord
 
-def topics(change: Mapping[str, Any]) -> list[str]:
+
+def topics(change: HealthChangeRecord) -> list[str]:
     """What a change alerts about: each newly started signal's key, or else its reasons
     with the band and stages they led to (so a repeat of the same move is one topic)."""
-    started = [str(s.get("key") or s.get("type")) for s in change.get("signals_started") or []]
+    started = [s.key or s.type for s in change.signals_started]
     if started:
         return sorted(set(started))
-    current = change.get("current") or {}
-    reasons = ",".join(sorted(change.get("reasons") or []))
-    return [f"{reasons}|{current.get('band')}|{current.get('forecast')}|"
-            f"{current.get('lifecycle')}"]
+    current = change.current
+    reasons = ",".join(sorted(change.reasons))
+    return [f"{reasons}|{current.band}|{current.forecast}|{current.lifecycle}"]
 
 
 class Cooldown:
@@ -28,11 +28,11 @@ class Cooldown:
         self.prefix = prefix
         self.seconds = max(1, int(seconds))
 
-    def _key(self, change: Mapping[str, Any], destination: str, topic: str) -> str:
-        return (f"{self.prefix}:notify:cooldown:{change['workspace']}:{change['account_id']}:"
+    def _key(self, change: HealthChangeRecord, destination: str, topic: str) -> str:
+        return (f"{self.prefix}:notify:cooldown:{change.workspace}:{change.account_id}:"
                 f"{destination}:{topic}")
 
-    async def claim(self, change: Mapping[str, Any], destination: str) -> bool:
+    async def claim(self, change: HealthChangeRecord, destination: str) -> bool:
         """True when at least one of the change's topics was not cooling down for this
         destination (all of them are then claimed for the period)."""
         pipe = self.redis.pipeline(transaction=False)

@@ -29,9 +29,9 @@ id that slipped past the check cannot point the bearer token at another host.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
@@ -43,44 +43,46 @@ from agents.sinks import (
     status_error,
 )
 from agents.sinks.salesforce_oauth import SalesforceTokens
+from streams.health_change import HealthChangeRecord
 from streams.identifiers import EXTERNAL_IDS, external_id
 
 HUBSPOT_API = "https://api.hubapi.com"
+_Fields = TypeVar("_Fields", dict[str, str], dict[str, Any])
 
 REASON_LIMIT = 1000
 """Characters of the explanation written to the CRM reason field."""
 
 
-def hubspot_properties(change: Mapping[str, Any]) -> dict[str, str]:
-    current = change["current"]
+def hubspot_properties(change: HealthChangeRecord) -> dict[str, str]:
+    current = change.current
     return {
-        "telltale_health_score": str(int(current["score"])),
-        "telltale_health_band": str(current["band"]),
-        "telltale_forecast_stage": str(current.get("forecast") or ""),
-        "telltale_lifecycle_stage": str(current.get("lifecycle") or ""),
-        "telltale_health_reason": str(change.get("explanation") or "")[:REASON_LIMIT],
-        "telltale_health_change_7d": str(int(change.get("change_7d") or 0)),
-        "telltale_health_updated_at": str(change["event_time"]),
+        "telltale_health_score": str(current.score),
+        "telltale_health_band": current.band.value,
+        "telltale_forecast_stage": "" if current.forecast is None else current.forecast.value,
+        "telltale_lifecycle_stage": current.lifecycle.value,
+        "telltale_health_reason": change.explanation[:REASON_LIMIT],
+        "telltale_health_change_7d": str(change.change_7d),
+        "telltale_health_updated_at": change.event_time,
     }
 
 
-def salesforce_fields(change: Mapping[str, Any]) -> dict[str, Any]:
-    current = change["current"]
+def salesforce_fields(change: HealthChangeRecord) -> dict[str, Any]:
+    current = change.current
     return {
-        "Telltale_Health_Score__c": int(current["score"]),
-        "Telltale_Health_Band__c": str(current["band"]),
-        "Telltale_Forecast_Stage__c": current.get("forecast"),
-        "Telltale_Lifecycle_Stage__c": current.get("lifecycle"),
-        "Telltale_Health_Reason__c": str(change.get("explanation") or "")[:REASON_LIMIT],
-        "Telltale_Health_Change_7d__c": int(change.get("change_7d") or 0),
-        "Telltale_Health_Updated__c": str(change["event_time"]),
+        "Telltale_Health_Score__c": current.score,
+        "Telltale_Health_Band__c": current.band.value,
+        "Telltale_Forecast_Stage__c": None if current.forecast is None else current.forecast.value,
+        "Telltale_Lifecycle_Stage__c": current.lifecycle.value,
+        "Telltale_Health_Reason__c": change.explanation[:REASON_LIMIT],
+        "Telltale_Health_Change_7d__c": change.change_7d,
+        "Telltale_Health_Updated__c": change.event_time,
     }
 
 
-def _record_id(change: Mapping[str, Any], key: str, destination: str) -> str | None:
+def _record_id(change: HealthChangeRecord, key: str, destination: str) -> str | None:
     """The change's CRM record id for ``key``; None when it has none. A malformed one is
     a permanent DeliveryError: retrying a forged or corrupted change cannot help."""
-    value = (change.get("external_ids") or {}).get(key)
+    value = change.external_ids.get(key)
     if value is None or value == "":
         return None
     record_id = external_id(key, value)
@@ -88,6 +90,18 @@ def _record_id(change: Mapping[str, Any], key: str, destination: str) -> str | N
         raise DeliveryError(f"{destination} update refused: {key} is {EXTERNAL_IDS[key][1]}",
                             retryable=False)
     return record_id
+
+
+async def _write(change: HealthChangeRecord, key: str, destination: str,
+                 update: Callable[[str, _Fields], None],
+                 fields: Callable[[HealthChangeRecord], _Fields]) -> bool:
+    """``update(record id, fields(change))`` in a worker thread (both clients are
+    synchronous); False when the change has no record id for ``key``."""
+    record_id = _record_id(change, key, destination)
+    if record_id is None:
+        return False
+    await asyncio.to_thread(update, record_id, fields(change))
+    return True
 
 
 def _answer_error(destination: str, status: int, record: str,
@@ -166,13 +180,10 @@ class HubSpotSync:
         except Exception as exc:  # urllib3 connection errors and the like
             raise DeliveryError(f"hubspot unreachable: {exc!r}") from exc
 
-    async def send(self, change: Mapping[str, Any]) -> bool:
+    async def send(self, change: HealthChangeRecord) -> bool:
         """Update the company; False when the account has no HubSpot id."""
-        company_id = _record_id(change, "hubspot_company_id", "hubspot")
-        if company_id is None:
-            return False
-        await asyncio.to_thread(self._update, company_id, hubspot_properties(change))
-        return True
+        return await _write(change, "hubspot_company_id", "hubspot", self._update,
+                            hubspot_properties)
 
 
 class _SessionRefused(Exception):
@@ -223,10 +234,7 @@ class SalesforceSync:
         finally:
             session.close()
 
-    async def send(self, change: Mapping[str, Any]) -> bool:
+    async def send(self, change: HealthChangeRecord) -> bool:
         """Update the Account; False when the account has no Salesforce id."""
-        account_id = _record_id(change, "salesforce_account_id", "salesforce")
-        if account_id is None:
-            return False
-        await asyncio.to_thread(self._update, account_id, salesforce_fields(change))
-        return True
+        return await _write(change, "salesforce_account_id", "salesforce", self._update,
+                            salesforce_fields)

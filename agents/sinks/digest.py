@@ -38,14 +38,14 @@ def account_section(item: Listed, public_url: str, render: Render, *,
     """One account as a Slack section: name (linked), health, owner when asked, then its
     reasons (new ones marked) and its open steps."""
     doc, entry = item.doc, item.entry
-    name = escape_mrkdwn(str(doc.get("account_name") or entry.account_id))
+    name = escape_mrkdwn(str(doc.account_name or entry.account_id))
     url = account_url(public_url, entry.account_id)
-    band = BAND_LABELS.get(str(doc.get("band")), str(doc.get("band")))
-    head = f"*<{url}|{name}>* · {doc.get('score')} ({escape_mrkdwn(band)})"
+    band = BAND_LABELS.get(str(doc.band), str(doc.band))
+    head = f"*<{url}|{name}>* · {doc.score} ({escape_mrkdwn(band)})"
     if with_owner:
-        slack_id = str(doc.get("owner_slack_id") or "")
-        assigned = entry.owner is not None and entry.owner != (doc.get("owner_email")
-                                                               or doc.get("owner"))
+        slack_id = str(doc.owner_slack_id or "")
+        assigned = entry.owner is not None and entry.owner != (doc.owner_email
+                                                               or doc.owner)
         head += " · " + (f"<@{slack_id}>" if SLACK_USER_ID.fullmatch(slack_id) and not assigned
                          else escape_mrkdwn(str(entry.owner or "no owner")))
     lines = [head]

@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from agents import metrics
 from agents.sinks import DeliveryError
 from agents.sinks.routing import read_notifications_file
+from streams.health_change import HealthChangeRecord
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ class Job:
     attempts: int = 0
     enqueued_at: float = field(default_factory=time.monotonic)
     outbox_field: str | None = None  # where the durable copy sits (agents/sinks/outbox.py)
+    # The decoded health change of a "change" job (``body`` is its wire dict).
+    change: HealthChangeRecord | None = field(default=None, repr=False, compare=False)
 
     @property
     def destination_kind(self) -> str:

@@ -14,6 +14,7 @@ crash is retried at least once more. Receivers dedup by change id (webhooks carr
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from typing import Any
@@ -21,6 +22,9 @@ from typing import Any
 import orjson
 
 from agents.sinks.dispatch import Job
+from streams.health_change import HEALTH_CHANGES, HealthChangeError, HealthChangeRecord
+
+log = logging.getLogger(__name__)
 
 HEARTBEAT_TTL_SECONDS = 60
 HEARTBEAT_EVERY_SECONDS = 20.0
@@ -103,7 +107,8 @@ class Outbox:
             if alive[owner]:
                 continue
             data = orjson.loads(raw_value)
-            job = Job(data["destination"], data["kind"], data["body"], data["ref"])
+            job = Job(data["destination"], data["kind"], data["body"], data["ref"],
+                      change=_change_of(data["kind"], data["body"]))
             new_field = self._field(job)
             if await self._adopt(keys=[self.key], args=[field, new_field]):
                 job.outbox_field = new_field
@@ -115,3 +120,16 @@ class Outbox:
     async def release(self) -> None:
         """A clean stop: whatever is still ours is adopted by others right away."""
         await self.redis.delete(self.owner_prefix + self.owner)
+
+
+def _change_of(kind: str, body: Any) -> HealthChangeRecord | None:
+    """The health change of an adopted ``change`` job, decoded again: the copy came back
+    from Redis, which is not trusted more than Kafka. None for a digest, or for a copy
+    that no longer decodes (its delivery is then dead-lettered, see ``agents/notify.py``)."""
+    if kind != "change":
+        return None
+    try:
+        return HEALTH_CHANGES.decode(body)
+    except HealthChangeError as exc:
+        log.warning("an adopted delivery holds no valid health change: %s", exc)
+        return None

@@ -49,6 +49,11 @@ Format::
     final = true
 
 Destinations are ``slack:<channel>``, ``webhook:<name>``, ``hubspot``, ``salesforce``.
+A rule is checked against what the scoring core can emit: a reason, severity, band,
+forecast, lifecycle or segment outside its vocabulary (``scoring/labels.py``), or a
+signal pattern matching none of the signal types of the scoring config in force
+(``scoring.signals.signal_types``), could never match and is refused at load, with the
+names it knows.
 With no ``[[rules]]`` the default playbooks (:data:`DEFAULT_PLAYBOOKS`) send to the
 ``default`` Slack channel, which is ``TELLTALE_SLACK_WEBHOOK_URL`` when set.
 """
@@ -59,12 +64,15 @@ import fnmatch
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from agents.sinks.salesforce_oauth import SalesforceOAuth, oauth_from_spec
 from agents.sinks.standard_webhooks import parse_secret
-from scoring.signals import routing_patterns
+from scoring.config import SEGMENTS, load_config
+from scoring.labels import Band, ChangeReason, ForecastStage, Lifecycle, SignalSeverity
+from scoring.signals import routing_patterns, signal_types
 from streams.health_change import HealthChangeRecord
 
 
@@ -169,6 +177,38 @@ DEFAULT_PLAYBOOKS: tuple[Rule, ...] = (
 _LIST_FIELDS = ("reasons", "signals", "severities", "bands", "forecasts", "lifecycles",
                 "segments", "owners", "workspaces")
 
+#: The closed vocabularies a rule's conditions name, as the scoring core emits them: a
+#: rule naming anything else could never match, so it is refused at load.
+_VOCABULARIES: dict[str, tuple[str, ...]] = {
+    "reasons": tuple(ChangeReason), "severities": tuple(SignalSeverity),
+    "bands": tuple(Band), "forecasts": tuple(ForecastStage),
+    "lifecycles": tuple(Lifecycle), "segments": SEGMENTS,
+}
+
+
+def rule_problems(rule: Rule, known_signals: Sequence[str]) -> list[str]:
+    """What in ``rule`` names something the scoring core never emits: a reason, severity,
+    band, stage or segment outside its enum, or a signal pattern that matches none of
+    ``known_signals`` (``scoring.signals.signal_types`` of the scoring config in force)."""
+    problems = []
+    for name, known in _VOCABULARIES.items():
+        unknown = [v for v in getattr(rule, name) if v not in known]
+        if unknown:
+            problems.append(f"rule {rule.name!r}: unknown {name} {unknown} "
+                            f"(known: {', '.join(known)})")
+    patterns = [p for p in rule.signals
+                if not any(fnmatch.fnmatchcase(t, p) for t in known_signals)]
+    if patterns:
+        problems.append(f"rule {rule.name!r}: signals {patterns} match no signal the "
+                        f"scoring config emits (known: {', '.join(known_signals)})")
+    return problems
+
+
+@cache
+def default_signal_types() -> tuple[str, ...]:
+    """The signal types of the default scoring config."""
+    return signal_types(load_config(None))
+
 
 @dataclass(frozen=True, slots=True)
 class WebhookTarget:
@@ -247,14 +287,17 @@ class NotificationConfig:
         return self.digest_hours.get(workspace, self.digest_hour)
 
     @classmethod
-    def load(cls, path: Path | None, slack_webhook_url: str | None = None) -> NotificationConfig:
+    def load(cls, path: Path | None, slack_webhook_url: str | None = None, *,
+             known_signals: Sequence[str] | None = None) -> NotificationConfig:
         """Read a notifications file (None → defaults). The ``default`` Slack channel is
-        ``slack_webhook_url`` unless the file names its own."""
-        return cls.from_dict(read_notifications_file(path), slack_webhook_url)
+        ``slack_webhook_url`` unless the file names its own. Rules are checked against
+        ``known_signals`` (default: those of the default scoring config)."""
+        return cls.from_dict(read_notifications_file(path), slack_webhook_url,
+                             known_signals=known_signals)
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any],
-                  slack_webhook_url: str | None = None) -> NotificationConfig:
+    def from_dict(cls, raw: Mapping[str, Any], slack_webhook_url: str | None = None, *,
+                  known_signals: Sequence[str] | None = None) -> NotificationConfig:
         problems: list[str] = []
         channels: dict[str, str] = {}
         if slack_webhook_url:
@@ -324,7 +367,9 @@ class NotificationConfig:
             digest_hours={str(k): int(v) for k, v in (digest.get("workspaces") or {}).items()},
         )
         known = set(config.destinations())
+        signals = default_signal_types() if known_signals is None else tuple(known_signals)
         for rule in config.rules:
+            problems += rule_problems(rule, signals)
             for dest in rule.to:
                 # The default channel may legitimately be absent (no Slack configured).
                 if dest not in known and not (dest == "slack:default" and "rules" not in raw):

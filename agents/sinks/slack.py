@@ -20,7 +20,8 @@ from urllib.parse import quote
 import aiohttp
 
 from agents.sinks import DeliveryError, status_error
-from scoring.labels import BAND_LABELS, STAGE_LABELS
+from scoring.labels import BAND_LABELS, STAGE_LABELS, SignalSeverity
+from streams.health_change import HealthChangeRecord, SignalRecord
 from streams.identifiers import is_slack_user_id
 
 BAND_ICONS = {"healthy": ":large_green_circle:", "watch": ":large_yellow_circle:",
@@ -63,13 +64,16 @@ def _money(amount: float | None) -> str:
     return f"${amount:.0f}"
 
 
-def owner_mention(record: Mapping[str, Any]) -> str:
+def owner_mention(record: HealthChangeRecord | Mapping[str, Any]) -> str:
     """``<@U…>`` for a change or read-model document whose ``owner_slack_id`` is a Slack
     user id, else the owner's name, escaped."""
-    slack_id = record.get("owner_slack_id")
+    if isinstance(record, HealthChangeRecord):
+        slack_id, owner = record.owner_slack_id, record.owner
+    else:
+        slack_id, owner = record.get("owner_slack_id"), record.get("owner")
     if is_slack_user_id(slack_id):
         return f"<@{slack_id}>"
-    return escape_mrkdwn(record.get("owner") or "no owner")
+    return escape_mrkdwn(owner or "no owner")
 
 
 def _label(labels: Mapping[str, str], value: object) -> str:
@@ -77,43 +81,43 @@ def _label(labels: Mapping[str, str], value: object) -> str:
     return labels.get(str(value)) or escape_mrkdwn(value)
 
 
-def top_signals(change: Mapping[str, Any], limit: int = 3) -> list[Mapping[str, Any]]:
+def top_signals(change: HealthChangeRecord, limit: int = 3) -> list[SignalRecord]:
     """Newly started signals first, then other active ones; risk before the rest."""
     seen: set[str] = set()
-    ordered: list[Mapping[str, Any]] = []
-    for group in (change.get("signals_started") or [], change.get("active_signals") or []):
-        for sig in sorted(group, key=lambda s: s.get("severity") != "risk"):
-            key = str(sig.get("key") or sig.get("type"))
+    ordered: list[SignalRecord] = []
+    for group in (change.signals_started, change.active_signals):
+        for sig in sorted(group, key=lambda s: s.severity is not SignalSeverity.RISK):
+            key = sig.key or sig.type
             if key not in seen:
                 seen.add(key)
                 ordered.append(sig)
     return ordered[:limit]
 
 
-def change_message(change: Mapping[str, Any], public_url: str) -> dict[str, Any]:
+def change_message(change: HealthChangeRecord, public_url: str) -> dict[str, Any]:
     """The incoming-webhook payload (``text`` fallback plus ``blocks``) for one change."""
-    current = change["current"]
-    previous = change.get("previous") or {}
-    name = escape_mrkdwn(change.get("account_name") or change["account_id"])
-    score, band = int(current["score"]), str(current["band"])
-    delta = int(change.get("delta") or 0)
+    current = change.current
+    previous = change.previous
+    name = escape_mrkdwn(change.account_name or change.account_id)
+    score, band = current.score, current.band
+    delta = change.delta
     band_text = _label(BAND_LABELS, band)
-    if previous and previous.get("band") and previous.get("band") != band:
-        band_text += f" (was {_label(BAND_LABELS, previous['band'])})"
-    url = account_url(public_url, str(change["account_id"]))
+    if previous and previous.band != band:
+        band_text += f" (was {_label(BAND_LABELS, previous.band)})"
+    url = account_url(public_url, change.account_id)
     header = (f"{name}: health {score} ({_signed(delta)})" if previous
               else f"{name}: health {score} (first assessment)")
-    explanation = escape_mrkdwn(change.get("explanation") or "")
+    explanation = escape_mrkdwn(change.explanation)
     fields = [
         f"*Band*\n{BAND_ICONS.get(band, '')} {band_text}".replace("\n ", "\n"),
         f"*Owner*\n{owner_mention(change)}",
     ]
-    if current.get("forecast"):
-        renewal = change.get("days_to_renewal")
+    if current.forecast:
+        renewal = change.days_to_renewal
         when = (f", renews in {escape_mrkdwn(renewal)} days" if renewal is not None else "")
-        fields.append(f"*Forecast*\n{_label(STAGE_LABELS, current['forecast'])}{when}")
-    if current.get("lifecycle"):
-        fields.append(f"*Stage*\n{_label(STAGE_LABELS, current['lifecycle'])}")
+        fields.append(f"*Forecast*\n{_label(STAGE_LABELS, current.forecast)}{when}")
+    if current.lifecycle:
+        fields.append(f"*Stage*\n{_label(STAGE_LABELS, current.lifecycle)}")
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _clip(header, 150),
                                     "emoji": True}},
@@ -124,14 +128,13 @@ def change_message(change: Mapping[str, Any], public_url: str) -> dict[str, Any]
     ]
     signals = top_signals(change)
     if signals:
-        lines = "\n".join(f"• {escape_mrkdwn(s.get('text') or s.get('type'))}"
-                          for s in signals)
+        lines = "\n".join(f"• {escape_mrkdwn(s.text or s.type)}" for s in signals)
         blocks.append({"type": "section",
                        "text": {"type": "mrkdwn", "text": _clip(f"*Top signals*\n{lines}", 3000)}})
-    context = [f"ARR {_money(change.get('arr'))}"]
-    if change.get("segment"):
-        context.append(escape_mrkdwn(change["segment"]).replace("_", "-"))
-    context.append(f"7-day change {_signed(int(change.get('change_7d') or 0))}")
+    context = [f"ARR {_money(change.arr)}"]
+    if change.segment:
+        context.append(escape_mrkdwn(change.segment).replace("_", "-"))
+    context.append(f"7-day change {_signed(change.change_7d)}")
     blocks.append({"type": "context",
                    "elements": [{"type": "mrkdwn", "text": _clip(" · ".join(context), 3000)}]})
     blocks.append({"type": "actions", "elements": [{

@@ -12,10 +12,10 @@ import pytest
 
 from agents.notify import rebuild
 from state.readmodel import ReadModel
-from streams.actions import action_key, encode_action
+from streams.actions import ACTIONS
 from streams.settings import Settings
 from tests.fakes.actions import make_action
-from tests.fakes.changes import DAY, attention, make_change, reason, with_attention
+from tests.fakes.changes import DAY, attention, make_change, reason, record, with_attention
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -42,14 +42,14 @@ async def test_actions_from_kafka_apply_once_and_survive_a_rebuild(
         await produce(topics.health_changes,
                       [(c["account_id"].encode(), orjson.dumps(c)) for c in changes])
         for change in changes:  # what the notify agent does with them
-            await readmodel.apply(change)
+            await readmodel.apply(record(change))
         acted = [
             make_action("acknowledge", account_id="acme", reasons={quiet.key: "high"}),
             make_action("snooze", account_id="beta", until="2099-01-01"),
             make_action("assign", account_id="gamma", assignee="sam@vendor.example"),
             make_action("note", account_id="gamma", text="Renewal call booked for Friday"),
         ]
-        messages = [(action_key(a), encode_action(a)) for a in acted]
+        messages = [(ACTIONS.key(a), ACTIONS.encode(a)) for a in acted]
         messages += messages[:2]  # redelivered
         messages.append((b"demo|acme", b'{"schema": "telltale.action/1", "type": "delete"}'))
         await produce(topics.actions, messages)
@@ -60,8 +60,8 @@ async def test_actions_from_kafka_apply_once_and_survive_a_rebuild(
 
         await wait_for(all_applied)
         dead = await consume_until(topics.events_dlq, lambda records: len(records) >= 1)
-        record = orjson.loads(dead[0].value)
-        assert record["reason"] == "invalid_action" and "type must be" in record["detail"]
+        letter = orjson.loads(dead[0].value)
+        assert letter["reason"] == "invalid_action" and "type must be" in letter["detail"]
 
         found = await readmodel.worklist("demo", today=TODAY)
         assert [(i.entry.account_id, i.entry.owner) for i in found.team] == [
@@ -90,7 +90,8 @@ async def test_the_workers_api_records_an_action_through_kafka(
     readmodel = ReadModel.from_settings(settings)
     try:
         quiet = reason("champion_quiet", subject="acme-u0", since_day=TODAY - 8)
-        await readmodel.apply(with_attention(make_change(now=T0), attention(quiet, day=TODAY)))
+        await readmodel.apply(record(with_attention(make_change(now=T0),
+                                                    attention(quiet, day=TODAY))))
         auth = {"Authorization": "Bearer csm-token"}
         async with aiohttp.ClientSession(headers=auth) as http, http.post(
                 f"{worker.url}/api/v1/workspaces/demo/accounts/acme/actions",

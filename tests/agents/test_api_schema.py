@@ -26,6 +26,7 @@ from devstack.process import free_port
 from state.readmodel import ReadModel
 from streams.kafka_admin import create_topics
 from streams.settings import Settings
+from tests.fakes.changes import record
 from tests.fakes.portfolio import ACCOUNTS, business_metrics, populate, replayed_changes
 
 pytestmark = pytest.mark.integration
@@ -69,7 +70,7 @@ class LiveApi:
         self.readmodel = ReadModel.from_settings(self.settings)
         await populate(self.readmodel)
         for change in replayed_changes():
-            await self.readmodel.apply(change)
+            await self.readmodel.apply(record(change))
         await self.readmodel.publish_business("demo", business_metrics(), "history.jsonl",
                                               datetime.now(tz=UTC))
         self.runner = web.AppRunner(create_api_app(self.settings, self.readmodel))

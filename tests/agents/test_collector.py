@@ -18,7 +18,7 @@ from aiohttp import web
 from agents.collector import Collector, CollectorLimits, create_collector_app
 from devstack.process import free_port
 from devstack.topics import Record
-from streams.envelope import Envelope, KeyPartitions, decode_message, kafka_key
+from streams.envelope import ENVELOPES, Envelope, KeyPartitions, kafka_key
 from streams.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -76,7 +76,7 @@ def _track(i: int, user: str = "u1", **extra: Any) -> dict[str, Any]:
 def _envelopes(records: list[Record]) -> list[Envelope]:
     out = []
     for record in records:
-        decoded = decode_message(record.value)
+        decoded = ENVELOPES.decode(record.value)
         assert isinstance(decoded, Envelope)
         out.append(decoded)
     return out
@@ -131,7 +131,7 @@ async def test_concurrent_requests_share_messages_and_each_person_keeps_its_part
     partition_of = KeyPartitions(served.settings.partitions)
     arrived: dict[str, list[str]] = {}
     for record in records:
-        envelope = decode_message(record.value)
+        envelope = ENVELOPES.decode(record.value)
         assert isinstance(envelope, Envelope)
         for event in envelope.events:
             assert event.user_id is not None

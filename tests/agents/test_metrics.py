@@ -14,7 +14,7 @@ from devstack.process import free_port
 from state.readmodel import ReadModel
 from streams.settings import Settings
 from tests.deploy.promtool import PromtoolUnavailable, ensure_promtool, promtool
-from tests.fakes.changes import make_change, signal
+from tests.fakes.changes import make_change, record, signal
 
 # The metrics contract shared by every agent:
 # family name (as the text format announces it) → type, labels.
@@ -230,11 +230,11 @@ async def test_leader_publishes_the_read_model_portfolio(
     model = ReadModel.from_url(redis_url, unique_prefix)
     try:
         t0 = 1_780_000_000.0
-        await model.apply(make_change(account_id="a1", score=25, previous_score=60,
+        await model.apply(record(make_change(account_id="a1", score=25, previous_score=60,
                                       arr=100_000.0, now=t0,
-                                      started=[signal("power_user_inactive", subject="u1")]))
-        await model.apply(make_change(account_id="a2", score=80, previous_score=75,
-                                      arr=8_000.0, now=t0, workspace="acme"))
+                                      started=[signal("power_user_inactive", subject="u1")])))
+        await model.apply(record(make_change(account_id="a2", score=80, previous_score=75,
+                                      arr=8_000.0, now=t0, workspace="acme")))
         assert await lag.refresh_portfolio(model, ["demo"], is_leader=True)
         text = _scrape()
     finally:

@@ -14,7 +14,7 @@ from agents.sinks import webhooks
 from agents.sinks.routing import NotificationConfig, Rule
 from state.readmodel import ReadModel
 from streams.settings import Settings
-from tests.fakes.changes import DAY, attention, make_change, reason, signal, with_attention
+from tests.fakes.changes import DAY, attention, make_change, reason, record, signal, with_attention
 from tests.fakes.http import Flaky, RecordingServer
 
 pytestmark = pytest.mark.integration
@@ -90,7 +90,7 @@ async def test_burst_of_identical_changes_sends_one_slack_message(
     text = str([b.to_dict() for b in blocks if b is not None])
     assert "inactive for 22 days" in text and "<@U024BE7LH>" in text
     doc = await harness.notifier.readmodel.account("demo", "acme")
-    assert doc is not None and doc["score"] == 63  # the read model still saw every change
+    assert doc is not None and doc.score == 63  # the read model still saw every change
 
 
 async def test_webhook_down_for_a_while_gets_every_change_exactly_once(
@@ -143,12 +143,12 @@ async def test_daily_digest_goes_out_once_at_the_workspace_hour(
     for i in range(5):
         quiet = attention(reason("account_inactive", since_day=int(t0 // DAY) - 21),
                           day=int(t0 // DAY), priority=100.0 - i)
-        await harness.notifier.readmodel.apply(with_attention(make_change(
+        await harness.notifier.readmodel.apply(record(with_attention(make_change(
             account_id=f"risk{i}", account_name=f"Risky {i}", score=30 + i, previous_score=45,
-            now=t0), quiet))
-    await harness.notifier.readmodel.apply(make_change(account_id="fine", score=90,
-                                                       previous_score=88, now=t0))
-    await harness.notifier.readmodel.apply(make_change(workspace="other", now=t0))
+            now=t0), quiet)))
+    await harness.notifier.readmodel.apply(record(make_change(account_id="fine", score=90,
+                                                       previous_score=88, now=t0)))
+    await harness.notifier.readmodel.apply(record(make_change(workspace="other", now=t0)))
     at_eight = datetime(2026, 11, 23, 8, 0, 30, tzinfo=UTC)
     assert await harness.notifier.send_digests(datetime(2026, 11, 23, 7, 59, tzinfo=UTC)) == []
     assert await harness.notifier.send_digests(at_eight) == ["demo"]
@@ -204,4 +204,4 @@ async def test_a_superseded_change_reaches_webhooks_but_neither_slack_nor_crm(
     assert len(slack_server.requests) == 1
     assert [r.json()["id"] for r in hook_server.requests] == [newer["id"], older["id"]]
     doc = await harness.notifier.readmodel.account("demo", "acme")
-    assert doc is not None and doc["score"] == 50
+    assert doc is not None and doc.score == 50

@@ -23,6 +23,7 @@ from tests.fakes.changes import (
     english,
     make_change,
     reason,
+    record,
     with_attention,
 )
 from tests.fakes.http import Answer, Recorded, RecordingServer, ok
@@ -92,8 +93,8 @@ async def apply(readmodel: ReadModel, account_id: str, owner: str, priority: flo
     quiet = reason("champion_quiet", subject=f"{account_id}-u0", since_day=TODAY - 9)
     change = make_change(account_id=account_id, account_name=name or account_id.title(),
                          owner=owner, now=SEVEN_UTC.timestamp() - DAY)
-    await readmodel.apply(with_attention(change, attention(quiet, day=TODAY - 1,
-                                                           priority=priority)))
+    await readmodel.apply(record(with_attention(change, attention(quiet, day=TODAY - 1,
+                                                           priority=priority))))
 
 
 def test_owner_routes_are_checked() -> None:

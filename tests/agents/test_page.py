@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from agents.page import create_page_app, history_chart
 from state.readmodel import ReadModel
 from streams.settings import Settings
-from tests.fakes.changes import TEST_PLAYBOOKS, english, make_change
+from tests.fakes.changes import TEST_PLAYBOOKS, english, make_change, record
 from tests.fakes.portfolio import populate
 
 pytestmark = pytest.mark.integration
@@ -151,10 +151,10 @@ async def test_account_page_shows_history_components_and_users(client: TestClien
 
 async def test_everything_shown_is_escaped(client: TestClient) -> None:
     readmodel: ReadModel = client.readmodel  # type: ignore[attr-defined]
-    await readmodel.apply(make_change(account_id="evil", account_name="<script>x</script>",
+    await readmodel.apply(record(make_change(account_id="evil", account_name="<script>x</script>",
                                       score=20, previous_score=50,
                                       explanation='"><img src=x onerror=alert(1)>',
-                                      now=1_790_000_000.0))
+                                      now=1_790_000_000.0)))
     today = await (await client.get("/today", headers=AUTH)).text()
     account = await (await client.get("/accounts/evil", headers=AUTH)).text()
     for page in (today, account):
@@ -195,7 +195,7 @@ async def test_every_account_of_a_replayed_portfolio_renders(client: TestClient)
     readmodel: ReadModel = client.readmodel  # type: ignore[attr-defined]
     changes = replayed_changes()
     for change in changes:
-        await readmodel.apply(change)
+        await readmodel.apply(record(change))
     today = await client.get("/today", headers=AUTH)
     assert today.status == 200
     for account_id in sorted({c["account_id"] for c in changes}):

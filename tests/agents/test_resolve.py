@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from agents.resolve import Output, Resolver, dict_expiry_scan
 from state.identity import IdentityRecord, map_key
-from streams.envelope import Envelope, decode_message, encode_envelope, encode_tick, kafka_key
+from streams.envelope import ENVELOPES, Envelope, Tick, kafka_key
 from streams.events import Event, EventType, Source
 from streams.normalize import REASONS
 from streams.settings import Settings
@@ -52,7 +52,7 @@ def _send(resolver: Resolver, events: list[Event], person: str = "u1") -> list[O
     """Deliver an envelope to the partition the collector would have written it to."""
     partition = resolver.owner_partition("acme", person)
     return resolver.process(kafka_key("acme", person),
-                            encode_envelope("acme", person, events), partition, RX)
+                            ENVELOPES.encode(Envelope("acme", person, events)), partition, RX)
 
 
 def by_account(outputs: list[Output]) -> dict[str, list[Event]]:
@@ -60,7 +60,7 @@ def by_account(outputs: list[Output]) -> dict[str, list[Event]]:
     found: dict[str, list[Event]] = {}
     for output in outputs:
         if output.topic == "t.events.by-account":
-            envelope = decode_message(output.value)
+            envelope = ENVELOPES.decode(output.value)
             assert isinstance(envelope, Envelope)
             assert output.key == kafka_key(envelope.workspace, envelope.key)
             assert all(e.account_id == envelope.key for e in envelope.events)
@@ -96,8 +96,9 @@ def test_holds_expire_to_the_dead_letter_topic_as_unattributed() -> None:
     resolver, store, clock = _resolver()
     _send(resolver, [_event("e1"), _event("e2")])
     partition = resolver.owner_partition("acme", "u1")
-    assert resolver.process(None, encode_tick(clock.now + 30, partition), partition, RX) == []
-    out = resolver.process(None, encode_tick(clock.now + 62, partition), partition, RX)
+    tick = ENVELOPES.encode(Tick(clock.now + 30, partition))
+    assert resolver.process(None, tick, partition, RX) == []
+    out = resolver.process(None, ENVELOPES.encode(Tick(clock.now + 62, partition)), partition, RX)
     dead = _dead(out)
     assert [d["reason"] for d in dead] == ["unattributed", "unattributed"]
     assert [d["payload"]["id"] for d in dead] == ["e1", "e2"]
@@ -162,7 +163,7 @@ def test_posthog_group_identify_without_a_person_goes_straight_to_its_account() 
     event = _event("gi", user=None, type_=EventType.GROUP, account="acct-9")
     partition = resolver.owner_partition("acme", "acct-9")
     out = resolver.process(kafka_key("acme", "acct-9"),
-                           encode_envelope("acme", "acct-9", [event]), partition, RX)
+                           ENVELOPES.encode(Envelope("acme", "acct-9", [event])), partition, RX)
     assert [e.message_id for e in by_account(out)["acct-9"]] == ["gi"]
     assert not store
 
@@ -232,7 +233,8 @@ def test_a_message_under_the_persons_own_key_is_never_bounced() -> None:
     resolver, store, _ = _resolver()
     wrong = (resolver.owner_partition("acme", "u1") + 1) % PARTITIONS
     out = resolver.process(kafka_key("acme", "u1"),
-                           encode_envelope("acme", "u1", [_group("g", "u1", "a")]), wrong, RX)
+                           ENVELOPES.encode(Envelope("acme", "u1", [_group("g", "u1", "a")])),
+                           wrong, RX)
     assert [o.topic for o in out] == ["t.events.by-account"]
     assert map_key("acme", "u1") in store
 
@@ -251,8 +253,8 @@ def test_by_account_envelopes_name_their_origin() -> None:
     resolver, _, _ = _resolver()
     partition = resolver.owner_partition("acme", "u1")
     out = resolver.process(kafka_key("acme", "u1"),
-                           encode_envelope("acme", "u1", [_group("g", "u1", "a")]),
+                           ENVELOPES.encode(Envelope("acme", "u1", [_group("g", "u1", "a")])),
                            partition, RX, offset=41)
-    envelope = decode_message(out[0].value)
+    envelope = ENVELOPES.decode(out[0].value)
     assert isinstance(envelope, Envelope)
     assert envelope.origin == (partition, 41)

@@ -14,11 +14,10 @@ from agents import metrics
 from agents.resolve import MAX_MOVES, Output, Resolver, dict_expiry_scan
 from state.identity import IdentityRecord, map_key
 from streams.envelope import (
+    ENVELOPES,
+    Envelope,
     Link,
-    decode_message,
-    encode_envelope,
-    encode_link,
-    encode_tick,
+    Tick,
     kafka_key,
 )
 from streams.events import Event, EventType, Source
@@ -82,8 +81,8 @@ class Pipeline:
         """An envelope as the collector writes it: keyed by the events' person."""
         person = events[0].actor
         assert person is not None
-        return self.deliver(kafka_key("acme", person), encode_envelope("acme", person, events),
-                            follow=follow)
+        return self.deliver(kafka_key("acme", person),
+                            ENVELOPES.encode(Envelope("acme", person, events)), follow=follow)
 
     def tick(self, now: float) -> list[Output]:
         # Workers send ticks at their own wall-clock time, and the resolver refuses ticks
@@ -91,7 +90,7 @@ class Pipeline:
         self.clock.now = max(self.clock.now, now)
         out: list[Output] = []
         for partition in range(PARTITIONS):
-            out += self.deliver(None, encode_tick(now, partition), partition)
+            out += self.deliver(None, ENVELOPES.encode(Tick(now, partition)), partition)
         return out
 
     def record(self, person: str) -> IdentityRecord:
@@ -175,8 +174,8 @@ def test_identify_and_link_redelivered_move_nothing_twice() -> None:
     p = Pipeline()
     p.send([_group("g", "u1", "acct-1")])
     p.send([_event("v1", anon="a1")])
-    identify = (kafka_key("acme", "u1"), encode_envelope("acme", "u1",
-                                                         [_identify("i", "u1", "a1")]))
+    identify = (kafka_key("acme", "u1"), ENVELOPES.encode(Envelope("acme", "u1",
+                                                         [_identify("i", "u1", "a1")])))
     first = p.deliver(*identify, follow=False)
     (link,) = [o for o in p.internal if orjson.loads(o.value)["kind"] == "link"]
     assert _ids(first, "acct-1") == ["i"]
@@ -195,7 +194,7 @@ def test_a_link_message_in_the_wrong_partition_is_rerouted() -> None:
     p = Pipeline()
     p.send([_event("v1", anon="a1")])
     home = p.resolver.owner_partition("acme", "a1")
-    value = encode_link(Link("acme", "a1", "u1", RX))
+    value = ENVELOPES.encode(Link("acme", "a1", "u1", RX))
     out = p.resolver.process(b"elsewhere", value, (home + 1) % PARTITIONS, RX)
     assert [(o.topic, o.key, o.value) for o in out] == [
         ("t.events", kafka_key("acme", "a1"), value)]
@@ -283,7 +282,7 @@ def test_a_user_with_an_account_of_their_own_keeps_it_after_an_alias() -> None:
 def test_a_cycle_of_links_moves_events_a_bounded_number_of_times() -> None:
     p = Pipeline()
     for source, target in (("x", "y"), ("y", "x")):
-        p.deliver(kafka_key("acme", source), encode_link(Link("acme", source, target, RX)))
+        p.deliver(kafka_key("acme", source), ENVELOPES.encode(Link("acme", source, target, RX)))
     before = len(p.internal)
     p.send([_event("e", user="x")])
     assert len(p.internal) - before == MAX_MOVES
@@ -312,7 +311,7 @@ def test_links_expire_and_are_renewed_by_use() -> None:
 def test_a_hold_and_a_link_due_the_same_second_share_one_expiry_key() -> None:
     p = Pipeline(resolve_hold_seconds=LINK_SECONDS)
     p.send([_event("x1", user="ux")])  # held under ux, due in LINK_SECONDS
-    p.deliver(kafka_key("acme", "ux"), encode_link(Link("acme", "ux", "u9", RX)))
+    p.deliver(kafka_key("acme", "ux"), ENVELOPES.encode(Link("acme", "ux", "u9", RX)))
     # The link released the hold but kept its expiry key, whose second it shares.
     record = p.record("ux")
     assert (record.held, record.link_due) == (0, int(p.clock.now + LINK_SECONDS) + 1)
@@ -355,6 +354,6 @@ def test_malformed_link_and_moved_messages_are_dead_lettered(
 
 
 def test_links_are_not_events_to_the_score_stage() -> None:
-    raw = encode_link(Link("acme", "a1", "u1", RX))
+    raw = ENVELOPES.encode(Link("acme", "a1", "u1", RX))
     with pytest.raises(ValueError, match="unknown_kind"):
-        decode_message(raw)
+        ENVELOPES.decode(raw)

@@ -14,7 +14,7 @@ import pytest
 
 from devstack.topics import Record
 from devstack.workers import start_worker
-from streams.envelope import Envelope, decode_message, encode_envelope, kafka_key
+from streams.envelope import ENVELOPES, Envelope, kafka_key
 from streams.events import Event, EventType, Source
 from streams.settings import Settings
 
@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240
 def _events(records: list[Record]) -> list[Event]:
     found: list[Event] = []
     for record in records:
-        decoded = decode_message(record.value)
+        decoded = ENVELOPES.decode(record.value)
         assert isinstance(decoded, Envelope)
         assert record.key == kafka_key(decoded.workspace, decoded.key)
         found.extend(decoded.events)
@@ -55,7 +55,7 @@ async def test_resolve_worker_end_to_end(
             (b"acct-direct", orjson.dumps({
                 "type": "track", "userId": "u-direct", "event": "Logged In",
                 "messageId": "d-1", "context": {"groupId": "acct-direct"}})),
-            (kafka_key("acme", "u-wait"), encode_envelope("acme", "u-wait", [waiting])),
+            (kafka_key("acme", "u-wait"), ENVELOPES.encode(Envelope("acme", "u-wait", [waiting]))),
             (None, orjson.dumps({"type": "track", "userId": "u-lonely",
                                  "event": "Logged In", "messageId": "l-1"})),
         ])

@@ -14,7 +14,7 @@ import peers
 import pipeline
 
 from state import tables
-from streams.envelope import encode_envelope, kafka_key
+from streams.envelope import ENVELOPES, Envelope, kafka_key
 
 
 class BytesTransaction:
@@ -40,7 +40,7 @@ def run(shell: peers.Shell, stores: list[Any]) -> list[bytes]:
     changes: list[bytes] = []
     for account, batch in pipeline.generate(3_000, 12, 6, 8):
         partition = int(account.rsplit("-", 1)[1]) % partitions
-        raw = encode_envelope(pipeline.WORKSPACE, account, batch)
+        raw = ENVELOPES.encode(Envelope(pipeline.WORKSPACE, account, batch))
         changes += shell.process(stores[partition], partition, offsets[partition], raw)
         offsets[partition] += 1
     return changes

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from state import tables
-from streams.envelope import Envelope, decode_message, encode_tick, kafka_key
+from streams.envelope import ENVELOPES, Envelope, Tick, kafka_key
 from streams.health_change import validate
 from streams.settings import Settings
 from tests.e2e.test_pipeline_support import (
@@ -41,7 +41,7 @@ def _day(change: dict[str, Any]) -> int:
 def _last_active_day_per_user(messages: list[Message]) -> dict[str, int]:
     last: dict[str, int] = {}
     for message in messages:
-        envelope = decode_message(message.value)
+        envelope = ENVELOPES.decode(message.value)
         if isinstance(envelope, Envelope):
             for event in envelope.events:
                 if event.user_id:
@@ -142,7 +142,7 @@ async def test_bad_messages_are_skipped_and_processing_goes_on(
         Message(key, b"not json"),
         Message(key, orjson.dumps({"v": 1, "kind": "events", "ws": "acme"})),
         Message(key, orjson.dumps({"v": 9, "kind": "tick"})),
-        Message(None, encode_tick(T0, 0), 0),
+        Message(None, ENVELOPES.encode(Tick(T0, 0)), 0),
     ]
     await produce_messages(kafka_bootstrap, names.by_account, garbage + good)
     worker = start_worker(settings, *WORKER_ARGS)

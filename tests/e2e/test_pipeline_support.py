@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from state import tables
 from state.tables import AccountRecord, PartitionClock
-from streams.envelope import encode_envelope, encode_tick, kafka_key
+from streams.envelope import ENVELOPES, Envelope, Tick, kafka_key
 from streams.events import Event, EventType, Source
 from streams.settings import Settings
 
@@ -100,9 +100,10 @@ class Scenario:
                                          base + i * 300, n))
                     n += 1
                 out.append(Message(state_key(self.workspace, account),
-                                   encode_envelope(self.workspace, account, events)))
+                                   ENVELOPES.encode(Envelope(self.workspace, account, events))))
             midnight = T0 + (day + 1) * DAY
-            out.extend(Message(None, encode_tick(midnight, p), p) for p in range(partitions))
+            out.extend(Message(None, ENVELOPES.encode(Tick(midnight, p)), p)
+                       for p in range(partitions))
         self.messages = out
         return out
 

@@ -31,7 +31,7 @@ from scoring.engine import evaluate, step
 from scoring.replay import Replay
 from state import tables
 from state.aggregates import DAY, AccountState, UserState
-from streams.envelope import Envelope, Tick, decode_message, encode_envelope, encode_tick, kafka_key
+from streams.envelope import ENVELOPES, Envelope, Tick, kafka_key
 from streams.events import Event
 from streams.settings import Settings
 from tests.e2e.test_pipeline_support import (
@@ -66,9 +66,9 @@ def _messages(events: list[Event], partitions: int) -> list[Message]:
     for day in sorted(by_day):
         for account in sorted(by_day[day]):
             key = kafka_key(WORKSPACE, account)
-            out.append(Message(key, encode_envelope(WORKSPACE, account, by_day[day][account]),
-                               partitioner(key, every, every)))
-        out.extend(Message(None, encode_tick((day + 1) * DAY, p), p) for p in every)
+            value = ENVELOPES.encode(Envelope(WORKSPACE, account, by_day[day][account]))
+            out.append(Message(key, value, partitioner(key, every, every)))
+        out.extend(Message(None, ENVELOPES.encode(Tick((day + 1) * DAY, p)), p) for p in every)
     return out
 
 
@@ -96,7 +96,7 @@ def _drive_like_the_agent(messages: list[Message]) -> list[dict[str, Any]]:
 
     partition_of: dict[str, int] = {}
     for m in messages:
-        message = decode_message(m.value)
+        message = ENVELOPES.decode(m.value)
         assert m.partition is not None
         p = m.partition
         if isinstance(message, Envelope):

@@ -26,7 +26,7 @@ from agents.collector import Collector, create_collector_app
 from devstack.process import free_port
 from devstack.topics import Record
 from devstack.workers import WorkerProcess, start_worker
-from streams.envelope import Envelope, decode_message
+from streams.envelope import ENVELOPES, Envelope
 from streams.events import Event, EventType, Source
 from streams.settings import Settings
 
@@ -77,7 +77,7 @@ async def pipeline(settings: Settings, tmp_path: Path, create_topics: Callable[.
 def _events(records: list[Record]) -> list[Event]:
     found: list[Event] = []
     for record in records:
-        decoded = decode_message(record.value)
+        decoded = ENVELOPES.decode(record.value)
         if isinstance(decoded, Envelope):
             found.extend(decoded.events)
     return found

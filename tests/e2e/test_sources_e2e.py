@@ -20,7 +20,7 @@ import pytest
 import stripe
 
 from devstack.topics import Record
-from streams.health_change import decode_change
+from streams.health_change import HEALTH_CHANGES
 from streams.settings import Settings
 from tests.sources.fixtures import payload
 
@@ -46,7 +46,7 @@ async def _segment(url: str, message: dict[str, Any]) -> dict[str, Any]:
 
 
 def _changes(records: list[Record]) -> list[dict[str, Any]]:
-    return [decode_change(r.value) for r in records]
+    return [dict(HEALTH_CHANGES.decode(r.value).wire) for r in records]
 
 
 def _payment_failed(change: dict[str, Any]) -> bool:

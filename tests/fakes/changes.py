@@ -16,6 +16,7 @@ from scoring.attention import (
     ReasonType,
     Severity,
 )
+from streams.health_change import HEALTH_CHANGES, HealthChangeRecord
 
 DAY = 86_400.0
 
@@ -217,3 +218,13 @@ def english(reason: AttentionReason, today: int) -> str:
     who = f" {reason.subject}" if reason.subject else ""
     return (f"{reason.type.value.replace('_', ' ').capitalize()}{who} for "
             f"{today - reason.since_day} days")
+
+
+def record(change: dict[str, Any]) -> HealthChangeRecord:
+    """The typed record of a wire change, decoded (and so validated) as a consumer does."""
+    return HEALTH_CHANGES.decode(change)
+
+
+def make_record(**fields: Any) -> HealthChangeRecord:
+    """:func:`make_change` as the typed record consumers read."""
+    return record(make_change(**fields))

@@ -6,7 +6,7 @@ from typing import Any
 
 from scoring.attention import Attention, AttentionReason
 from state.readmodel import ReadModel
-from tests.fakes.changes import DAY, attention, make_change, reason, signal, with_attention
+from tests.fakes.changes import DAY, attention, make_change, reason, record, signal, with_attention
 
 T0 = 1_780_000_000.0
 
@@ -118,7 +118,7 @@ async def populate(readmodel: ReadModel, workspace: str = "demo") -> list[dict[s
     changes = [with_attention(c, attention_for(c["account_id"], c["day"]))
                for c in portfolio_changes(workspace)]
     for change in changes:
-        await readmodel.apply(change)
+        await readmodel.apply(record(change))
     return changes
 
 

@@ -13,7 +13,7 @@ from scoring.engine import step
 from scoring.scores import band_of, split_points, sticky_band
 from state.aggregates import DAY
 from streams.events import Event, EventType, Source
-from streams.health_change import decode_change, encode_change, validate
+from streams.health_change import HEALTH_CHANGES, validate
 from tests.scoring.story import Story
 
 
@@ -89,7 +89,7 @@ def test_first_assessment_emits_with_no_previous() -> None:
     validate(d)
     assert d["previous"] is None
     assert d["config_version"] == cfg.version
-    assert decode_change(encode_change(c)) == d
+    assert HEALTH_CHANGES.decode(HEALTH_CHANGES.encode(c)).wire == d
     # nothing new an hour later: no change
     r2 = step(r.account, {}, [], now + 3600, cfg, "ws", "acme")
     assert r2.changes == []

@@ -11,13 +11,7 @@ from scoring.config import load_config
 from scoring.engine import step
 from state.aggregates import DAY
 from streams.events import Event, EventType, Source
-from streams.health_change import (
-    HealthChangeError,
-    decode_change,
-    encode_change,
-    schema,
-    validate,
-)
+from streams.health_change import HEALTH_CHANGES, HealthChangeError, schema, validate
 
 
 def sample() -> dict[str, object]:
@@ -48,7 +42,7 @@ def test_emitted_change_validates_and_round_trips() -> None:
     assert d["days_to_renewal"] == 58
     assert d["event_time"] == "2024-10-04T02:00:00Z"
     assert d["day"] == 20_000
-    assert decode_change(encode_change(d)) == d
+    assert HEALTH_CHANGES.decode(HEALTH_CHANGES.encode(d)).wire == d
 
 
 @pytest.mark.parametrize(
@@ -81,7 +75,8 @@ def test_missing_field_is_rejected() -> None:
 
 
 def test_decode_rejects_garbage() -> None:
-    with pytest.raises(HealthChangeError, match="not JSON"):
-        decode_change(b"{nope")
-    with pytest.raises(HealthChangeError, match=r"telltale\.health-change/1"):
-        decode_change(b'{"schema": "other"}')
+    with pytest.raises(HealthChangeError, match="not_json"):
+        HEALTH_CHANGES.decode(b"{nope")
+    with pytest.raises(HealthChangeError, match=r"telltale\.health-change/1") as info:
+        HEALTH_CHANGES.decode(HEALTH_CHANGES.encode({**sample(), "schema": "other"}))
+    assert info.value.code == "bad_health_change" and info.value.path == "/schema"

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from agents.collector import Collector
 from devstack.topics import Record
-from streams.envelope import Envelope, decode_message
+from streams.envelope import ENVELOPES, Envelope
 from streams.kafka_admin import topic_partitions
 from streams.settings import Settings
 
@@ -123,7 +123,7 @@ class Live:
 
 
 def _events_of(record: Record) -> list[Any]:
-    envelope = decode_message(record.value)
+    envelope = ENVELOPES.decode(record.value)
     assert isinstance(envelope, Envelope)
     return list(envelope.events)
 

@@ -18,7 +18,7 @@ from redis import asyncio as aioredis
 
 from agents.collector import FAULT_ENV
 from devstack.workers import WorkerProcess
-from streams.envelope import Envelope, decode_message
+from streams.envelope import ENVELOPES, Envelope
 from streams.settings import Settings
 from tests.security.harness import AUTH, KEY, Live, read_all, track
 
@@ -112,7 +112,7 @@ async def test_a_worker_killed_between_mark_and_produce_loses_nothing(
 
     ids: Counter[str] = Counter()
     for record in await read_all(kafka_bootstrap, config.topics.events):
-        envelope = decode_message(record.value)
+        envelope = ENVELOPES.decode(record.value)
         if isinstance(envelope, Envelope) and envelope.workspace == "acme":
             ids.update(event.message_id for event in envelope.events)
     assert ids == {f"m-{i}": 1 for i in range(5)}

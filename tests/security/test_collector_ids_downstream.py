@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from devstack.workers import WorkerProcess
-from streams.envelope import encode_envelope, kafka_key
+from streams.envelope import ENVELOPES, Envelope, kafka_key
 from streams.events import Event, EventType, Source
 from streams.settings import Settings
 from tests.security.harness import AUTH, KEY, track
@@ -52,7 +52,7 @@ async def test_bad_ids_are_refused_at_the_collector_and_again_by_resolve(
     await produce(topics.events, [
         (None, orjson.dumps({"type": "track", "userId": "u\x00direct", "event": "x",
                              "messageId": "d-1"})),
-        (kafka_key("acme", "u\nforged"), encode_envelope("acme", "u\nforged", [forged])),
+        (kafka_key("acme", "u\nforged"), ENVELOPES.encode(Envelope("acme", "u\nforged", [forged]))),
     ])
 
     def three_and_two(records: list[Any]) -> bool:

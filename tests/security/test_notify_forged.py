@@ -13,11 +13,11 @@ import orjson
 import pytest
 
 from agents import metrics
-from agents.notify import DEAD_LETTER_PAYLOAD_BYTES, MAX_CHANGE_BYTES, Notifier
+from agents.notify import DEAD_LETTER_PAYLOAD_BYTES, Notifier
 from agents.sinks.routing import NotificationConfig
 from scoring.attention import Attention, AttentionReason, ReasonType, Severity
 from state.readmodel import ReadModel
-from streams.health_change import schema
+from streams.health_change import MAX_CHANGE_BYTES, schema
 from streams.settings import Settings
 from tests.fakes.changes import make_change, signal
 from tests.fakes.http import RecordingServer
@@ -150,6 +150,31 @@ async def test_size_and_nesting_are_bounded_before_parsing_and_schema_work(
     assert all(server.requests == [] for server in stand.servers())
 
 
+#: Forgeries that pass the JSON Schema but not the typed record's decoding.
+RECORD_FORGERIES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    ("a month 13 matches the time pattern", _set("/event_time", "2026-13-45T00:00:00Z"),
+     "month must be in 1..12"),
+    ("an attention reason key with a control character", _set("/attention", {
+        "schema": "telltale.attention/1", "day": 20_600, "priority": 10.0,
+        "reasons": [{"type": "champion_quiet", "severity": "high", "key": "quiet\x1fx",
+                     "since_day": 20_590, "subject": None, "params": {}}],
+        "expansion": [], "playbooks": []}), "attention reason key"),
+]
+
+
+@pytest.mark.parametrize(("forgery", "detail"), [(f, d) for _, f, d in RECORD_FORGERIES],
+                         ids=[name for name, _, _ in RECORD_FORGERIES])
+async def test_a_change_the_typed_record_refuses_is_dead_lettered_not_a_crash(
+        stand: Stand, forgery: Callable[[dict[str, Any]], None], detail: str) -> None:
+    change = make_change()
+    forgery(change)
+    assert await stand.notifier.process(orjson.dumps(change)) == "invalid"
+    (record,) = stand.dead
+    assert record["code"] == "bad_health_change" and detail in record["reason"]
+    assert await stand.notifier.readmodel.workspaces() == []
+    assert all(server.requests == [] for server in stand.servers())
+
+
 async def test_values_the_schema_allows_are_still_checked_at_each_sink(stand: Stand) -> None:
     # The schema types these as strings only; the sinks hold the line on their syntax.
     forged = make_change(owner="Riley", owner_slack_id="!channel",
@@ -177,4 +202,4 @@ async def test_optional_top_level_fields_the_schema_declares_pass_through(
         (delivered,) = stand.hook.requests
         assert delivered.json()["attention"] == change["attention"]
         doc = await stand.notifier.readmodel.account("demo", "acme")
-        assert doc is not None and doc["score"] == change["current"]["score"]
+        assert doc is not None and doc.score == change["current"]["score"]

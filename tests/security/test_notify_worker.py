@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 import pytest
 
-from agents.notify import MAX_CHANGE_BYTES
 from state.readmodel import ReadModel
+from streams.health_change import MAX_CHANGE_BYTES
 from streams.settings import Settings
 from tests.agents.sinks.test_crm import hubspot_api
 from tests.fakes.changes import make_change

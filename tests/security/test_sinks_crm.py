@@ -17,7 +17,7 @@ import requests
 from agents.sinks import DeliveryError
 from agents.sinks.crm import HubSpotSync, SalesforceSync, salesforce_fields
 from tests.agents.sinks.test_crm import hubspot_api, salesforce_api
-from tests.fakes.changes import make_change
+from tests.fakes.changes import make_change, make_record, record
 from tests.fakes.http import Answer, Recorded, RecordingServer
 from tests.fakes.tls import self_signed, server_context
 
@@ -85,11 +85,11 @@ async def test_forged_salesforce_ids_are_refused_and_valid_ones_still_go_out(
     sync = salesforce_sync(hosts)
     for hostile in hostile_ids(hosts):
         with pytest.raises(DeliveryError) as info:
-            await sync.send(make_change(external_ids={"salesforce_account_id": hostile}))
+            await sync.send(record(make_change(external_ids={"salesforce_account_id": hostile})))
         assert not info.value.retryable
         assert "salesforce_account_id is not a Salesforce id" in info.value.reason
     assert hosts.crm.requests == []
-    assert await sync.send(make_change(external_ids={"salesforce_account_id": VALID_SF}))
+    assert await sync.send(record(make_change(external_ids={"salesforce_account_id": VALID_SF})))
     (request,) = hosts.crm.requests
     assert request.status == 204 and request.path.endswith(f"/sobjects/Account/{VALID_SF}")
 
@@ -101,10 +101,10 @@ async def test_forged_hubspot_ids_are_refused_and_valid_ones_still_go_out(
     sync = hubspot_sync(hosts)
     for hostile in [*hostile_ids(hosts), "9001/../../owners", "9001?archived=true", "0x10"]:
         with pytest.raises(DeliveryError) as info:
-            await sync.send(make_change(external_ids={"hubspot_company_id": hostile}))
+            await sync.send(record(make_change(external_ids={"hubspot_company_id": hostile})))
         assert not info.value.retryable and "not a HubSpot id" in info.value.reason
     assert hosts.crm.requests == []
-    assert await sync.send(make_change(external_ids={"hubspot_company_id": "9001"}))
+    assert await sync.send(record(make_change(external_ids={"hubspot_company_id": "9001"})))
     (request,) = hosts.crm.requests
     assert request.status == 200 and request.path == "/crm/v3/objects/companies/9001"
 
@@ -133,7 +133,7 @@ async def test_a_redirect_to_another_host_is_not_followed(
                                        "salesforce_account_id": VALID_SF})
     sync = hubspot_sync(hosts) if crm == "hubspot" else salesforce_sync(hosts)
     with pytest.raises(DeliveryError) as info:
-        await sync.send(change)
+        await sync.send(record(change))
     assert not info.value.retryable and "redirect" in info.value.reason
     assert [r.status for r in hosts.crm.requests] == [302]
 
@@ -141,4 +141,4 @@ async def test_a_redirect_to_another_host_is_not_followed(
 async def _direct(sync: SalesforceSync, account_id: str) -> Any:
     import asyncio
 
-    return await asyncio.to_thread(sync._update, account_id, salesforce_fields(make_change()))
+    return await asyncio.to_thread(sync._update, account_id, salesforce_fields(make_record()))

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from agents.sinks import DeliveryError, slack, webhooks
-from tests.fakes.changes import make_change
+from tests.fakes.changes import make_change, record
 from tests.fakes.http import RecordingServer
 
 
@@ -40,7 +40,7 @@ async def test_a_redirect_is_a_permanent_failure_and_is_not_followed(
         with pytest.raises(DeliveryError) as info:
             if sink == "slack":
                 await slack.post(session, redirecting.url + "/services/T/B/X",
-                                 slack.change_message(change, "http://t"))
+                                 slack.change_message(record(change), "http://t"))
             else:
                 await webhooks.post(session, redirecting.url + "/in", "s3cret",
                                     orjson.dumps(change), change["id"], now=1_700_000_000)

@@ -13,7 +13,8 @@ import pytest
 from slack_sdk.models.blocks import Block
 
 from agents.sinks import slack
-from tests.fakes.changes import make_change, signal
+from streams.health_change import HealthChangeError
+from tests.fakes.changes import make_change, record, signal
 from tests.fakes.http import RecordingServer
 
 PUBLIC = "https://telltale.example.com"
@@ -67,15 +68,19 @@ async def test_a_hostile_change_reaches_slack_as_plain_text(
         owner_slack_id=injection.strip("<>"),
         explanation=f"Health fell 15 points because {injection} & co.",
         started=[signal("power_user_inactive", text=f"Dana {injection} went quiet")],
-        segment=f"smb {injection}", days_to_renewal=75)
-    change["current"]["lifecycle"] = f"mature {injection}"
-    change["previous"]["band"] = f"healthy {injection}"
-    received = await deliver(slack_hook, slack.change_message(change, PUBLIC))
+        days_to_renewal=75)
+    received = await deliver(slack_hook, slack.change_message(record(change), PUBLIC))
     assert markup(received) == set()  # no mention, link, channel or command at all
     rendered = " ".join(texts(received))
     assert slack.escape_mrkdwn(injection) in rendered  # shown, as the text it is
     assert slack.escape_mrkdwn(injection) in received["text"]  # the fallback too
     assert received["blocks"][-1]["elements"][0]["url"] == f"{PUBLIC}/accounts/acme"
+    # Closed vocabularies never reach the sink carrying markup: decoding refuses them.
+    for forged in ({"segment": f"smb {injection}"},
+                   {"current": {**change["current"], "lifecycle": f"mature {injection}"}},
+                   {"previous": {**change["previous"], "band": f"healthy {injection}"}}):
+        with pytest.raises(HealthChangeError):
+            record({**change, **forged})
 
 
 async def test_only_a_strict_slack_user_id_is_mentioned(slack_hook: RecordingServer) -> None:
@@ -84,7 +89,7 @@ async def test_only_a_strict_slack_user_id_is_mentioned(slack_hook: RecordingSer
                                 ("u024be7lh", False), ("U024BE7LH\n", False),
                                 ("C0GENERAL", False), ("U" + "1" * 21, False)]:
         change = make_change(owner="Riley Chen", owner_slack_id=owner_id)
-        received = await deliver(slack_hook, slack.change_message(change, PUBLIC))
+        received = await deliver(slack_hook, slack.change_message(record(change), PUBLIC))
         assert markup(received) == ({f"<@{owner_id}>"} if mentioned else set()), owner_id
         if not mentioned:
             assert "Riley Chen" in " ".join(texts(received))
@@ -109,7 +114,7 @@ async def test_the_digest_escapes_every_account_line(slack_hook: RecordingServer
 def test_clipping_never_leaves_half_an_entity() -> None:
     for pad in range(140, 150):
         change = make_change(account_name="x" * pad + "<&>" * 10)
-        header = slack.change_message(change, PUBLIC)["blocks"][0]["text"]["text"]
+        header = slack.change_message(record(change), PUBLIC)["blocks"][0]["text"]["text"]
         assert len(header) <= 150
         body = header.removesuffix("…")
         assert re.fullmatch(r"(?:[^&]|&amp;|&lt;|&gt;)*", body), header[-12:]

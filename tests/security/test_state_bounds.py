@@ -14,8 +14,8 @@ import orjson
 
 from devstack.workers import WorkerProcess
 from state.aggregates import AccountState, UserSummary, shed_users
-from streams.dlq import decode_dead_letter
-from streams.envelope import KeyPartitions, decode_message, encode_envelope, kafka_key
+from streams.dlq import DEAD_LETTERS
+from streams.envelope import ENVELOPES, Envelope, KeyPartitions, kafka_key
 from streams.events import Event, EventType, Source
 from streams.settings import Settings
 
@@ -81,15 +81,15 @@ async def test_oversized_state_is_shed_or_dead_lettered_and_the_partition_goes_o
             events.append(_event(f"c-t{i}", crowd, user, ts, EventType.TRACK,
                                  name="Report Published"))
         crowd_messages.append((kafka_key(WORKSPACE, crowd),
-                               encode_envelope(WORKSPACE, crowd, events)))
+                               ENVELOPES.encode(Envelope(WORKSPACE, crowd, events))))
     # An account whose traits alone are larger than a record may be.
     huge_traits = {"name": "A" * (LIMIT * 2), "seats": 10}
-    huge_message = (kafka_key(WORKSPACE, huge), encode_envelope(WORKSPACE, huge, [
-        _event("h-g", huge, "hugo", t0 + 10, EventType.GROUP, traits=huge_traits)]))
-    steady_message = (kafka_key(WORKSPACE, steady), encode_envelope(WORKSPACE, steady, [
+    huge_message = (kafka_key(WORKSPACE, huge), ENVELOPES.encode(Envelope(WORKSPACE, huge, [
+        _event("h-g", huge, "hugo", t0 + 10, EventType.GROUP, traits=huge_traits)])))
+    steady_message = (kafka_key(WORKSPACE, steady), ENVELOPES.encode(Envelope(WORKSPACE, steady, [
         _event("s-g", steady, "sam", t0 + 3000, EventType.GROUP,
                traits={"name": "Steady", "seats": 5}),
-        _event("s-t", steady, "sam", t0 + 3001, EventType.TRACK, name="Report Published")]))
+        _event("s-t", steady, "sam", t0 + 3001, EventType.TRACK, name="Report Published")])))
     await produce(topics.by_account, [*crowd_messages, huge_message, steady_message],
                   partition=0)
 
@@ -99,8 +99,8 @@ async def test_oversized_state_is_shed_or_dead_lettered_and_the_partition_goes_o
     held = [_event(f"g-{i:02d}", None, ghost, t0 + i, EventType.TRACK, name="Report Published",
                    properties=blob) for i in range(40)]
     for start in range(0, 40, 10):
-        await produce(topics.events, [(kafka_key(WORKSPACE, ghost),
-                                       encode_envelope(WORKSPACE, ghost, held[start:start + 10]))])
+        batch = Envelope(WORKSPACE, ghost, held[start:start + 10])
+        await produce(topics.events, [(kafka_key(WORKSPACE, ghost), ENVELOPES.encode(batch))])
 
     changes = await consume_until(
         topics.health_changes,
@@ -109,7 +109,7 @@ async def test_oversized_state_is_shed_or_dead_lettered_and_the_partition_goes_o
     assert any(orjson.loads(r.value).get("account_id") == crowd for r in changes)
 
     def letters(records: list[Any]) -> list[dict[str, Any]]:
-        return [d for d in map(decode_dead_letter, (r.value for r in records))
+        return [d for d in map(DEAD_LETTERS.decode, (r.value for r in records))
                 if d["reason"] == "state_record_too_large"]
 
     def complete(records: list[Any]) -> bool:
@@ -125,13 +125,13 @@ async def test_oversized_state_is_shed_or_dead_lettered_and_the_partition_goes_o
     assert shed_held == sorted(shed_held) and shed_held[0] == "g-00", "the oldest go first"
 
     # The rest is released, within the bound, once the group call names the account.
-    await produce(topics.events, [(kafka_key(WORKSPACE, ghost), encode_envelope(
-        WORKSPACE, ghost, [_event("g-group", steady, ghost, t0 + 50, EventType.GROUP)]))])
+    await produce(topics.events, [(kafka_key(WORKSPACE, ghost), ENVELOPES.encode(Envelope(
+        WORKSPACE, ghost, [_event("g-group", steady, ghost, t0 + 50, EventType.GROUP)])))])
 
     def released(records: list[Any]) -> list[str]:
         ids = []
         for record in records:
-            message = decode_message(record.value)
+            message = ENVELOPES.decode(record.value)
             ids += [e.message_id for e in getattr(message, "events", [])
                     if e.user_id == ghost]
         return ids

@@ -12,8 +12,14 @@ import orjson
 
 from agents.resolve import Resolver, dict_expiry_scan
 from devstack.workers import WorkerProcess
-from streams.dlq import decode_dead_letter
-from streams.envelope import KeyPartitions, encode_envelope, encode_tick, kafka_key
+from streams.dlq import DEAD_LETTERS
+from streams.envelope import (
+    ENVELOPES,
+    Envelope,
+    KeyPartitions,
+    Tick,
+    kafka_key,
+)
 from streams.events import Event, EventType, Source
 from streams.settings import Settings
 
@@ -54,21 +60,21 @@ async def test_a_forged_future_tick_changes_nothing_and_is_counted(
     key = kafka_key(WORKSPACE, ACCOUNT)
     partition = KeyPartitions(live.partitions)(key)
     now = time.time()
-    await produce(topics.by_account, [(key, encode_envelope(WORKSPACE, ACCOUNT, _events(now)))],
-                  partition=partition)
+    batch = ENVELOPES.encode(Envelope(WORKSPACE, ACCOUNT, _events(now)))
+    await produce(topics.by_account, [(key, batch)], partition=partition)
     first = await consume_until(topics.health_changes,
                                 lambda rs: bool(_changes_of_account(rs)), timeout=60)
     before = len(_changes_of_account(first))
 
     forged = now + YEAR
-    await produce(topics.by_account, [(None, encode_tick(forged, partition))],
+    await produce(topics.by_account, [(None, ENVELOPES.encode(Tick(forged, partition)))],
                   partition=partition)
     dead = await consume_until(
         topics.events_dlq,
-        lambda rs: any(decode_dead_letter(r.value)["reason"] == "tick_out_of_bounds"
+        lambda rs: any(DEAD_LETTERS.decode(r.value)["reason"] == "tick_out_of_bounds"
                        for r in rs), timeout=60)
-    (letter,) = [decode_dead_letter(r.value) for r in dead
-                 if decode_dead_letter(r.value)["reason"] == "tick_out_of_bounds"]
+    (letter,) = [DEAD_LETTERS.decode(r.value) for r in dead
+                 if DEAD_LETTERS.decode(r.value)["reason"] == "tick_out_of_bounds"]
     assert orjson.loads(letter["payload_text"])["now"] == forged
     assert _dead_lettered(worker.metrics_url, "tick_out_of_bounds") == 1.0
 
@@ -96,16 +102,17 @@ def test_a_forged_tick_on_the_events_topic_expires_no_hold() -> None:
     held = Event(workspace=WORKSPACE, message_id="e1", type=EventType.TRACK, timestamp=wall,
                  received_at=wall, source=Source.SEGMENT, name="Logged In", user_id=person)
     assert resolver.process(kafka_key(WORKSPACE, person),
-                            encode_envelope(WORKSPACE, person, [held]), partition, wall) == []
+                            ENVELOPES.encode(Envelope(WORKSPACE, person, [held])), partition,
+                            wall) == []
 
-    out = resolver.process(None, encode_tick(wall + YEAR, partition), partition, wall)
-    reasons = [decode_dead_letter(o.value)["reason"] for o in out
+    out = resolver.process(None, ENVELOPES.encode(Tick(wall + YEAR, partition)), partition, wall)
+    reasons = [DEAD_LETTERS.decode(o.value)["reason"] for o in out
                if o.topic == settings.topics.events_dlq]
     assert reasons == ["tick_out_of_bounds"], "counted, and the held event still waits"
     # The hold (600 s) is still released to the account its group call names.
     group = Event(workspace=WORKSPACE, message_id="g1", type=EventType.GROUP, timestamp=wall,
                   received_at=wall, source=Source.SEGMENT, user_id=person, account_id=ACCOUNT)
     out = resolver.process(kafka_key(WORKSPACE, person),
-                           encode_envelope(WORKSPACE, person, [group]), partition, wall)
+                           ENVELOPES.encode(Envelope(WORKSPACE, person, [group])), partition, wall)
     released = [orjson.loads(o.value) for o in out if o.topic == settings.topics.by_account]
     assert sorted(e["id"] for m in released for e in m["events"]) == ["e1", "g1"]

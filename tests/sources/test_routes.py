@@ -26,8 +26,8 @@ from agents.collector import Collector, create_collector_app
 from agents.sources import MAX_BODY_BYTES, mount
 from devstack.process import free_port
 from devstack.topics import Record
-from streams.dlq import decode_dead_letter
-from streams.envelope import Envelope, decode_message
+from streams.dlq import DEAD_LETTERS
+from streams.envelope import ENVELOPES, Envelope
 from streams.events import Event, Source
 from streams.settings import Settings
 from tests.sources.fixtures import body
@@ -170,7 +170,7 @@ async def test_each_source_accepts_its_vendors_webhook_once(
 def _events(records: list[Record]) -> list[Event]:
     found: list[Event] = []
     for record in records:
-        decoded = decode_message(record.value)
+        decoded = ENVELOPES.decode(record.value)
         assert isinstance(decoded, Envelope)
         found.extend(decoded.events)
     return found
@@ -247,7 +247,7 @@ async def test_unread_types_are_acknowledged_and_bad_bodies_dead_lettered(
     assert (status, answer["dead_lettered"]) == (200, 1)
     records = await consume_until(served.settings.topics.events_dlq,
                                   lambda rs: len(rs) >= 2)
-    reasons = {decode_dead_letter(r.value)["reason"]: decode_dead_letter(r.value)
+    reasons = {DEAD_LETTERS.decode(r.value)["reason"]: DEAD_LETTERS.decode(r.value)
                for r in records}
     assert set(reasons) == {"unattributed", "not_json"}
     assert reasons["unattributed"]["source"] == "stripe"

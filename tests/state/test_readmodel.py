@@ -3,16 +3,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import date
 
+import orjson
 import pytest
 
-from state.readmodel import HISTORY_LIMIT, ChangeError, ReadModel
+from scoring.labels import Band
+from state.readmodel import HISTORY_LIMIT, ReadModel
 from tests.fakes.actions import make_action
 from tests.fakes.changes import (
     DAY,
     TEST_PLAYBOOKS,
     attention,
     make_change,
+    make_record,
     reason,
+    record,
     signal,
     with_attention,
 )
@@ -30,15 +34,15 @@ async def rm(redis_url: str, unique_prefix: str) -> AsyncIterator[ReadModel]:
 
 async def test_apply_stores_latest_account_users_and_history(rm: ReadModel) -> None:
     t0 = 1_780_000_000.0
-    assert await rm.apply(make_change(score=72, previous_score=None, now=t0))
-    assert await rm.apply(make_change(score=57, previous_score=72, now=t0 + DAY))
+    assert await rm.apply(record(make_change(score=72, previous_score=None, now=t0)))
+    assert await rm.apply(record(make_change(score=57, previous_score=72, now=t0 + DAY)))
     doc = await rm.account("demo", "acme")
     assert doc is not None
-    assert doc["score"] == 57 and doc["band"] == "watch"
-    assert doc["explanation"].startswith("Health fell 15 points (72 → 57)")
-    assert set(doc["components"]) == {"adoption", "engagement", "support", "relationship"}
-    assert doc["users_summary"] == {"count": 3, "power_users": 1, "healthy": 1, "watch": 2,
-                                    "at_risk": 0}
+    assert doc.score == 57 and doc.band is Band.WATCH
+    assert doc.explanation.startswith("Health fell 15 points (72 → 57)")
+    assert set(doc.components) == {"adoption", "engagement", "support", "relationship"}
+    assert doc.stored["users_summary"] == {"count": 3, "power_users": 1, "healthy": 1,
+                                           "watch": 2, "at_risk": 0}
     assert [p["score"] for p in await rm.history("demo", "acme")] == [72, 57]
     user = await rm.user("demo", "acme-u0")
     assert user is not None and user["power_user"] is True and user["account_id"] == "acme"
@@ -48,10 +52,10 @@ async def test_older_or_repeated_change_is_ignored(rm: ReadModel) -> None:
     t0 = 1_780_000_000.0
     newer = make_change(score=40, now=t0 + DAY)
     older = make_change(score=90, previous_score=80, now=t0)
-    assert await rm.apply(newer)
+    assert await rm.apply(record(newer))
     before = await rm.dump()
-    assert not await rm.apply(older)
-    assert not await rm.apply(newer)
+    assert not await rm.apply(record(older))
+    assert not await rm.apply(record(newer))
     assert await rm.dump() == before
 
 
@@ -59,21 +63,21 @@ async def test_indexes_follow_the_account_between_bands(rm: ReadModel) -> None:
     t0 = 1_780_000_000.0
     risk = [signal("power_user_inactive", subject="acme-u0", days=22)]
     quiet = attention(reason("champion_quiet", subject="acme-u0"), day=int(t0 // DAY))
-    await rm.apply(with_attention(make_change(score=35, previous_score=50, now=t0,
-                                              started=risk, forecast="at_risk"), quiet))
+    await rm.apply(record(with_attention(make_change(score=35, previous_score=50, now=t0,
+                                              started=risk, forecast="at_risk"), quiet)))
     assert await rm.ranking("demo", "at_risk") == ["acme"]
     assert await rm.ranking("demo", "renewals:at_risk") == ["acme"]
-    assert [d["account_id"] for d in await rm.attention("demo")] == ["acme"]
-    await rm.apply(with_attention(make_change(score=80, previous_score=35, now=t0 + DAY,
+    assert [d.account_id for d in await rm.attention("demo")] == ["acme"]
+    await rm.apply(record(with_attention(make_change(score=80, previous_score=35, now=t0 + DAY,
                                               active=[], forecast="commit", change_7d=45),
-                                  attention(day=int(t0 // DAY) + 1)))
+                                  attention(day=int(t0 // DAY) + 1))))
     assert await rm.ranking("demo", "at_risk") == []
     assert await rm.ranking("demo", "attention") == []
     assert await rm.ranking("demo", "renewals:commit") == ["acme"]
     page = await rm.list_accounts("demo", filters={"band": "at_risk"})
     assert page.total == 0
     page = await rm.list_accounts("demo", filters={"band": "healthy", "forecast": "commit"})
-    assert [d["account_id"] for d in page.items] == ["acme"]
+    assert [d.account_id for d in page.items] == ["acme"]
     assert (await rm.portfolio("demo"))["active_signals"] == {"power_user_inactive": 0}
 
 
@@ -85,27 +89,27 @@ async def test_list_filters_sorts_and_pages(rm: ReadModel) -> None:
              ("a4", 65, -2, 12_000.0, 60, "smb", None)]
     for acct, score, c7, arr, dtr, segment, owner in specs:
         started = [signal("upgrade_interest", severity="expansion")] if acct == "a3" else []
-        await rm.apply(make_change(account_id=acct, score=score, previous_score=score - c7,
+        await rm.apply(record(make_change(account_id=acct, score=score, previous_score=score - c7,
                                    change_7d=c7, arr=arr, days_to_renewal=dtr,
-                                   segment=segment, owner=owner, now=t0, started=started))
+                                   segment=segment, owner=owner, now=t0, started=started)))
     by_score = await rm.list_accounts("demo", sort="score")
-    assert [d["account_id"] for d in by_score.items] == ["a1", "a2", "a4", "a3"]
+    assert [d.account_id for d in by_score.items] == ["a1", "a2", "a4", "a3"]
     by_drop = await rm.list_accounts("demo", sort="change_7d")
-    assert [d["account_id"] for d in by_drop.items] == ["a1", "a2", "a4", "a3"]
+    assert [d.account_id for d in by_drop.items] == ["a1", "a2", "a4", "a3"]
     by_risk = await rm.list_accounts("demo", sort="arr_at_risk", descending=True)
-    assert [d["account_id"] for d in by_risk.items][:2] == ["a1", "a2"]
+    assert [d.account_id for d in by_risk.items][:2] == ["a1", "a2"]
     by_renewal = await rm.list_accounts("demo", sort="days_to_renewal")
-    assert [d["account_id"] for d in by_renewal.items] == ["a1", "a4", "a2", "a3"]
+    assert [d.account_id for d in by_renewal.items] == ["a1", "a4", "a2", "a3"]
     riley = await rm.list_accounts("demo", filters={"owner": "Riley Chen"}, sort="score")
-    assert [d["account_id"] for d in riley.items] == ["a1", "a3"]
+    assert [d.account_id for d in riley.items] == ["a1", "a3"]
     unowned = await rm.list_accounts("demo", filters={"owner": "none"})
-    assert [d["account_id"] for d in unowned.items] == ["a4"]
+    assert [d.account_id for d in unowned.items] == ["a4"]
     expansion = await rm.list_accounts("demo", filters={"signal": "upgrade_interest"})
-    assert [d["account_id"] for d in expansion.items] == ["a3"]
+    assert [d.account_id for d in expansion.items] == ["a3"]
     assert await rm.ranking("demo", "expansion") == ["a3"]
     assert await rm.ranking("demo", "drops") == ["a1", "a2", "a4"]
     page = await rm.list_accounts("demo", sort="score", offset=1, limit=2)
-    assert page.total == 4 and [d["account_id"] for d in page.items] == ["a2", "a4"]
+    assert page.total == 4 and [d.account_id for d in page.items] == ["a2", "a4"]
     folio = await rm.portfolio("demo")
     assert folio["accounts_by_band"] == {"at_risk": 1, "healthy": 1, "watch": 2}
     assert folio["arr_by_band"] == {"at_risk": 100_000.0, "healthy": 8_000.0, "watch": 42_000.0}
@@ -117,19 +121,10 @@ async def test_list_filters_sorts_and_pages(rm: ReadModel) -> None:
 async def test_history_is_bounded(rm: ReadModel) -> None:
     t0 = 1_780_000_000.0
     for i in range(HISTORY_LIMIT + 5):
-        await rm.apply(make_change(score=i % 100, previous_score=None, now=t0 + i * 3600))
+        await rm.apply(record(make_change(score=i % 100, previous_score=None, now=t0 + i * 3600)))
     history = await rm.history("demo", "acme")
     assert len(history) == HISTORY_LIMIT
     assert history[-1]["score"] == (HISTORY_LIMIT + 4) % 100
-
-
-async def test_bad_change_is_refused_with_a_reason(rm: ReadModel) -> None:
-    change = make_change()
-    del change["current"]
-    with pytest.raises(ChangeError, match="current"):
-        await rm.apply(change)
-    with pytest.raises(ChangeError):
-        await rm.apply(make_change(event_time="yesterday"))
 
 
 T0 = 1_780_000_000.0
@@ -140,23 +135,14 @@ QUIET = reason("champion_quiet", subject="acme-u0", since_day=TODAY - 8, days=22
 def test_the_worklist_follows_attention_reasons_not_the_band() -> None:
     from state.readmodel import account_document
 
-    green_but_quiet = account_document(with_attention(
-        make_change(score=85, previous_score=84, change_7d=1), attention(QUIET, day=TODAY)))
+    green_but_quiet = account_document(record(with_attention(
+        make_change(score=85, previous_score=84, change_7d=1), attention(QUIET, day=TODAY))))
     assert green_but_quiet["needs_attention"]
-    red_without_reasons = account_document(with_attention(
-        make_change(score=20, previous_score=25), attention(day=TODAY)))
+    red_without_reasons = account_document(record(with_attention(
+        make_change(score=20, previous_score=25), attention(day=TODAY))))
     assert not red_without_reasons["needs_attention"]
-    before_attention = account_document(make_change(score=20, previous_score=25))
+    before_attention = account_document(make_record(score=20, previous_score=25))
     assert before_attention["attention"] is None and not before_attention["needs_attention"]
-    with pytest.raises(ChangeError, match="attention"):
-        account_document(make_change(attention={"day": "monday"}))
-    hostile = attention(reason("champion_quiet", key="quiet\x1fx"), day=TODAY)
-    with pytest.raises(ChangeError, match="reason key"):
-        account_document(with_attention(make_change(), hostile))
-    huge = attention(*[reason("seats_fell", key=f"k{i}", note="x" * 200) for i in range(400)],
-                     day=TODAY)
-    with pytest.raises(ChangeError, match="larger"):
-        account_document(with_attention(make_change(), huge))
 
 
 async def listed_ids(rm: ReadModel, owner: str | None = None, today: int = TODAY) -> list[str]:
@@ -170,8 +156,10 @@ async def test_each_owner_gets_their_accounts_and_an_assignment_moves_one(
                                         ("beta", "Sam Ortiz", 40.0),
                                         ("gamma", "Riley Chen", 30.0)):
         change = make_change(account_id=account_id, owner=owner, now=T0)
-        await rm.apply(with_attention(change, attention(QUIET, day=TODAY, priority=priority)))
-    await rm.apply(with_attention(make_change(account_id="calm", now=T0), attention(day=TODAY)))
+        await rm.apply(record(with_attention(change, attention(QUIET, day=TODAY,
+                                                               priority=priority))))
+    await rm.apply(record(with_attention(make_change(account_id="calm", now=T0),
+                                         attention(day=TODAY))))
     assert await listed_ids(rm) == ["acme", "beta", "gamma"]
     assert await listed_ids(rm, "riley@vendor.example") == ["acme", "gamma"]
     found = await rm.worklist("demo", today=TODAY, per_owner=1)
@@ -183,7 +171,7 @@ async def test_each_owner_gets_their_accounts_and_an_assignment_moves_one(
 
 
 async def test_actions_apply_once_by_id_and_stay_as_the_audit_trail(rm: ReadModel) -> None:
-    await rm.apply(with_attention(make_change(now=T0), attention(QUIET, day=TODAY)))
+    await rm.apply(record(with_attention(make_change(now=T0), attention(QUIET, day=TODAY))))
     ack = make_action("acknowledge", reasons={QUIET.key: "high"}, at=T0 + 60)
     note = make_action("note", text="Called Dana, she is on leave", at=T0 + 120)
     assert await rm.apply_action(ack) and await rm.apply_action(note)
@@ -197,18 +185,18 @@ async def test_actions_apply_once_by_id_and_stay_as_the_audit_trail(rm: ReadMode
         ("note", "riley@vendor.example", "Called Dana, she is on leave")]
     # A new reason on a later change brings the account back.
     ticket = reason("support_spike", severity="medium", since_day=TODAY + 1)
-    await rm.apply(with_attention(make_change(now=T0 + DAY, score=50),
-                                  attention(QUIET, ticket, day=TODAY + 1)))
+    await rm.apply(record(with_attention(make_change(now=T0 + DAY, score=50),
+                                  attention(QUIET, ticket, day=TODAY + 1))))
     assert await listed_ids(rm, today=TODAY + 1) == ["acme"]
 
 
 async def test_a_snooze_ends_on_its_date_and_steps_fall_due_from_the_trigger_day(
         rm: ReadModel) -> None:
     save = attention(QUIET, day=TODAY, playbooks=("champion_save",))
-    await rm.apply(with_attention(make_change(now=T0), save))
+    await rm.apply(record(with_attention(make_change(now=T0), save)))
     # A later change the same episode keeps the day the playbook began.
-    await rm.apply(with_attention(make_change(now=T0 + DAY, score=50),
-                                  attention(QUIET, day=TODAY + 1, playbooks=("champion_save",))))
+    await rm.apply(record(with_attention(make_change(now=T0 + DAY, score=50),
+                                  attention(QUIET, day=TODAY + 1, playbooks=("champion_save",)))))
     item = await rm.listing("demo", "acme", playbooks=TEST_PLAYBOOKS, today=TODAY + 3)
     assert item is not None and item.open_steps[0].due_day == TODAY + 2
     assert "playbook_step_overdue" in {r.type.value for r in item.reasons}
@@ -220,3 +208,17 @@ async def test_a_snooze_ends_on_its_date_and_steps_fall_due_from_the_trigger_day
     await rm.apply_action(make_action("snooze", until=until.isoformat(), at=T0 + 3 * DAY))
     assert await listed_ids(rm, today=TODAY + 4) == []
     assert await listed_ids(rm, today=TODAY + 5) == ["acme"]
+
+
+async def test_a_stored_document_that_does_not_decode_is_left_out(rm: ReadModel) -> None:
+    """Documents are decoded where they leave Redis, which is trusted no more than Kafka:
+    one with a band outside the vocabulary reaches no reader."""
+    await rm.apply(make_record(account_id="good"))
+    await rm.apply(make_record(account_id="forged"))
+    key = rm._k("demo", "acct", "forged")
+    stored = orjson.loads(await rm.redis.get(key))
+    await rm.redis.set(key, orjson.dumps({**stored, "band": "<!channel>"}))
+    assert await rm.account("demo", "forged") is None
+    assert [d.account_id for d in await rm.accounts("demo", ["forged", "good"])] == ["good"]
+    good = await rm.account("demo", "good")
+    assert good is not None and good.band is Band.WATCH and good.stored["account_id"] == "good"

@@ -9,12 +9,11 @@ import orjson
 import pytest
 
 from streams.actions import (
+    ACTIONS,
     MAX_ACTION_BYTES,
     MAX_TEXT_CHARS,
     ActionError,
     ActionType,
-    decode_action,
-    encode_action,
     handling_of,
 )
 from tests.fakes.actions import make_action
@@ -29,7 +28,7 @@ from tests.fakes.actions import make_action
     make_action("step_done", playbook="champion_save", step=1),
 ])
 def test_every_action_type_round_trips(action: Any) -> None:
-    assert decode_action(encode_action(action)) == action
+    assert ACTIONS.decode(ACTIONS.encode(action)) == action
 
 
 def wire(**changes: Any) -> dict[str, Any]:
@@ -67,15 +66,15 @@ def test_hostile_actions_are_refused_with_the_field_named(obj: dict[str, Any],
                                                           problem: str) -> None:
     obj = {k: v for k, v in obj.items() if v is not ...}
     with pytest.raises(ActionError, match=problem):
-        decode_action(orjson.dumps(obj))
+        ACTIONS.decode(orjson.dumps(obj))
 
 
 def test_garbage_and_oversized_messages_are_refused() -> None:
     for raw in (b"", b"not json", b"[1, 2]", b"null"):
         with pytest.raises(ActionError):
-            decode_action(raw)
+            ACTIONS.decode(raw)
     with pytest.raises(ActionError, match="larger"):
-        decode_action(b" " * (MAX_ACTION_BYTES + 1))
+        ACTIONS.decode(b" " * (MAX_ACTION_BYTES + 1))
 
 
 def test_the_handling_is_the_actions_applied_in_time_order() -> None:

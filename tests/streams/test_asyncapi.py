@@ -19,10 +19,16 @@ import yaml
 from agents.sinks.dispatch import Job, dead_letter_record
 from agents.worker import shared_topics
 from streams import health_change
-from streams.actions import Action, ActionType, encode_action
+from streams.actions import ACTIONS, Action, ActionType
 from streams.cloudevents import health_change_headers
-from streams.dlq import DeadLetter
-from streams.envelope import Link, encode_link, encode_moved, encode_tick, encode_wire_envelope
+from streams.dlq import DEAD_LETTERS, DeadLetter
+from streams.envelope import (
+    ENVELOPES,
+    Header,
+    Link,
+    Moved,
+    Tick,
+)
 from streams.settings import Settings
 
 DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.yaml"
@@ -99,18 +105,19 @@ WIRE_EVENT = {"ws": "acme", "id": "m-1", "t": "track", "ts": 1.7e9, "rx": 1.7e9,
 
 
 @pytest.mark.parametrize(("message", "record"), [
-    ("envelope", encode_wire_envelope("acme", "acc-1", [WIRE_EVENT], (0, 5))),
-    ("envelope", encode_moved("acme", "dana", [WIRE_EVENT], 1, ["acc-1"])),
-    ("link", encode_link(Link("acme", "anon-1", "dana", 1.7e9))),
-    ("tick", encode_tick(1.7e9, 3)),
-    ("deadLetter", DeadLetter("missing_identity", "no userId", "segment", "acme", 1.7e9,
-                              payload={"event": "x"}, message_id="m-1").to_bytes()),
-    ("deadLetter", DeadLetter("not_json", "bad", "segment", None, 1.7e9,
-                              raw=b"\xff" * 10_000).to_bytes()),
+    ("envelope", ENVELOPES.encode(Header("acme", "acc-1", [WIRE_EVENT], (0, 5)))),
+    ("envelope", ENVELOPES.encode(Moved("acme", "dana", [WIRE_EVENT], 1, ["acc-1"]))),
+    ("link", ENVELOPES.encode(Link("acme", "anon-1", "dana", 1.7e9))),
+    ("tick", ENVELOPES.encode(Tick(1.7e9, 3))),
+    ("deadLetter", DEAD_LETTERS.encode(DeadLetter(
+        "missing_identity", "no userId", "segment", "acme", 1.7e9, payload={"event": "x"},
+        message_id="m-1"))),
+    ("deadLetter", DEAD_LETTERS.encode(DeadLetter("not_json", "bad", "segment", None, 1.7e9,
+                              raw=b"\xff" * 10_000))),
     ("failedDelivery", orjson.dumps(dead_letter_record(
         Job("slack", "change", {"workspace": "acme", "account_id": "acc-1"}, "hc-1", 8),
         "HTTP 404"))),
-    ("action", encode_action(Action("a-1", "acme", "acc-1", ActionType.NOTE,
+    ("action", ACTIONS.encode(Action("a-1", "acme", "acc-1", ActionType.NOTE,
                                     "riley@vendor.example", 1.7e9, text="Called Dana"))),
 ])
 def test_inline_payloads_accept_what_the_code_writes(doc: dict[str, Any], message: str,

@@ -13,7 +13,7 @@ import requests
 
 from agents.sinks import DeliveryError
 from agents.sinks.crm import HubSpotSync, SalesforceSync, hubspot_properties
-from tests.fakes.changes import make_change
+from tests.fakes.changes import make_change, make_record, record
 from tests.fakes.http import Answer, Flaky, Recorded, RecordingServer
 from tests.fakes.tls import self_signed, server_context
 
@@ -69,7 +69,7 @@ async def salesforce(tmp_path: Path) -> AsyncIterator[tuple[RecordingServer, req
     await server.stop()
 
 
-CHANGE = make_change(external_ids={"hubspot_company_id": "9001",
+CHANGE = make_record(external_ids={"hubspot_company_id": "9001",
                                    "salesforce_account_id": "001Aa00000Xyz12AAA"})
 
 
@@ -84,7 +84,7 @@ async def test_hubspot_company_gets_score_band_stages_and_reason(
     assert props["telltale_health_score"] == "57" and props["telltale_health_band"] == "watch"
     assert props["telltale_forecast_stage"] == "best_case"
     assert props["telltale_health_reason"].startswith("Health fell 15 points")
-    assert not await sync.send(make_change(external_ids={}))  # no HubSpot id: skipped
+    assert not await sync.send(record(make_change(external_ids={})))  # no HubSpot id: skipped
     assert len(hubspot.requests) == 1
 
 
@@ -113,7 +113,7 @@ async def test_salesforce_account_fields_are_patched(
     assert fields["Telltale_Health_Band__c"] == "watch"
     assert fields["Telltale_Lifecycle_Stage__c"] == "mature"
     assert fields["Telltale_Health_Reason__c"].startswith("Health fell 15 points")
-    assert not await sync.send(make_change())
+    assert not await sync.send(record(make_change()))
 
 
 async def test_salesforce_errors_are_classified(

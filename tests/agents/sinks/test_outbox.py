@@ -39,14 +39,16 @@ async def hook() -> AsyncIterator[tuple[RecordingServer, Switch]]:
     await server.stop()
 
 
-def notifier(redis_url: str, prefix: str, url: str, backoff: float) -> Notifier:
+def notifier(redis_url: str, prefix: str, url: str, backoff: float,
+             dead: list[dict[str, Any]] | None = None) -> Notifier:
+    """A notifier webhooking every change to ``url``; its dead letters go to ``dead``."""
     settings = Settings(redis_url=redis_url, topic_prefix=prefix)
     config = NotificationConfig.from_dict({
         "webhooks": [{"name": "ops", "url": url, "secret": "s"}],
         "delivery": {"backoff_seconds": backoff, "max_backoff_seconds": backoff,
                      "max_attempts": 50},
     })
-    dead: list[dict[str, Any]] = []
+    dead = [] if dead is None else dead
 
     async def dead_letter(record: dict[str, Any]) -> None:
         dead.append(record)
@@ -129,3 +131,28 @@ async def test_a_clean_stop_hands_unfinished_deliveries_over_at_once(
     finally:
         await other.close()
         await cleanup(other, stopping)
+
+
+async def test_an_adopted_copy_that_no_longer_decodes_is_dead_lettered_not_sent(
+        redis_url: str, unique_prefix: str, hook: tuple[RecordingServer, Switch]) -> None:
+    """The durable copy comes back from Redis, which is trusted no more than Kafka: it is
+    decoded again, and one that was tampered with reaches no receiver."""
+    server, switch = hook
+    switch.up = True
+    dead: list[dict[str, Any]] = []
+    survivor = notifier(redis_url, unique_prefix, server.url, backoff=0.01, dead=dead)
+    gone = Outbox(survivor.redis, unique_prefix, owner="gone")
+    forged = {**make_change(), "current": {"score": 101}}
+    job = Job("webhook:ops", "change", forged, str(forged["id"]))
+    try:
+        assert await gone.claim(f"{unique_prefix}:notify:seen:{forged['id']}", 60, [job])
+        await survivor.redis.delete(gone.owner_prefix + gone.owner)
+        assert await survivor.recover() == 1
+        await survivor.dispatcher.drain(10)
+        assert server.requests == []
+        (letter,) = dead
+        assert letter["destination"] == "webhook:ops"
+        assert "holds no valid health change" in letter["reason"]
+    finally:
+        await survivor.close()
+        await cleanup(survivor)

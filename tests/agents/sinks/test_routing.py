@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +158,62 @@ def test_changes_that_are_not_alerts_skip_slack_but_reach_systems(tmp_path: Path
     quiet = route(config, {**small, "alert": False})
     assert quiet == {"webhook:finance": ["Payment trouble"], "webhook:ops": ["every change"],
                      "hubspot": ["every change"]}
+
+
+def test_the_default_playbooks_name_only_what_scoring_emits() -> None:
+    """Every signal pattern, reason, severity, band and stage the default playbooks match
+    is one the scoring core can emit, so none of them is dead."""
+    from agents.sinks.routing import DEFAULT_PLAYBOOKS, rule_problems
+    from scoring.config import load_config
+    from scoring.signals import FIXED_SIGNAL_TYPES, signal_types
+
+    emitted = signal_types(load_config(None))
+    assert set(FIXED_SIGNAL_TYPES) < set(emitted)
+    for rule in DEFAULT_PLAYBOOKS:
+        assert rule_problems(rule, emitted) == [], rule.name
+    # ...and every signal scoring emits but the informational ones has a playbook.
+    import fnmatch
+
+    routed = {t for t in emitted for rule in DEFAULT_PLAYBOOKS for p in rule.signals
+              if fnmatch.fnmatchcase(t, p)}
+    assert set(emitted) - routed <= {"seat_saturation", "gated_feature_clicked",
+                                     "upgrade_interest"}  # routed by severity=expansion
+
+
+@pytest.mark.parametrize(("condition", "named"), [
+    ('signals = ["power_user_inactiv"]', "power_user_inactiv"),
+    ('signals = ["user_inactive_30d"]', "user_inactive_30d"),
+    ('reasons = ["band_change"]', "band_change"),
+    ('severities = ["critical"]', "critical"),
+    ('bands = ["red"]', "red"),
+    ('forecasts = ["lost"]', "lost"),
+    ('lifecycles = ["dormant"]', "dormant"),
+    ('segments = ["midmarket"]', "midmarket"),
+])
+def test_a_rule_naming_what_scoring_never_emits_is_refused_at_load(
+        tmp_path: Path, condition: str, named: str) -> None:
+    text = ('[slack.channels.cs]\nwebhook_url = "https://hooks.slack.example/T/B/1"\n'
+            f'[[rules]]\nname = "Typo"\n{condition}\nto = ["slack:cs"]\n')
+    with pytest.raises(NotificationConfigError) as info:
+        load(tmp_path, text)
+    message = str(info.value)
+    assert "rule 'Typo'" in message and named in message and "known:" in message
+
+
+def test_signal_names_follow_the_scoring_config_in_force(tmp_path: Path) -> None:
+    """A threshold the scoring config adds makes its signal a valid rule condition."""
+    from scoring.config import load_config
+    from scoring.signals import signal_types
+
+    text = ('[slack.channels.cs]\nwebhook_url = "https://hooks.slack.example/T/B/1"\n'
+            '[[rules]]\nname = "Quiet a month"\nsignals = ["user_inactive_30d"]\n'
+            'to = ["slack:cs"]\n')
+    path = tmp_path / "notifications.toml"
+    path.write_text(text)
+    with pytest.raises(NotificationConfigError, match="user_inactive_30d"):
+        NotificationConfig.load(path)
+    config = load_config(None)
+    longer = replace(config, signals=replace(
+        config.signals, user_inactive_days=(*config.signals.user_inactive_days, 30)))
+    loaded = NotificationConfig.load(path, known_signals=signal_types(longer))
+    assert loaded.rules[0].name == "Quiet a month"

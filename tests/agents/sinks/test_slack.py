@@ -5,7 +5,7 @@ import pytest
 from slack_sdk.models.blocks import Block
 
 from agents.sinks import DeliveryError, slack
-from tests.fakes.changes import make_change, signal
+from tests.fakes.changes import make_change, record, signal
 from tests.fakes.http import Flaky, RecordingServer
 
 
@@ -20,7 +20,7 @@ def test_change_message_carries_what_a_csm_acts_on() -> None:
     change = make_change(started=[signal("power_user_inactive", subject="acme-u0", days=22,
                                          text="Dana, your main power user, has been "
                                               "inactive for 22 days")])
-    message = slack.change_message(change, "https://telltale.example.com/")
+    message = slack.change_message(record(change), "https://telltale.example.com/")
     blocks = validated(message["blocks"])
     text = str(blocks)
     assert blocks[0]["text"]["text"] == "Acme Corp: health 57 (−15)"
@@ -36,7 +36,7 @@ def test_long_and_hostile_text_stays_valid() -> None:
     change = make_change(account_name="<!channel> & " + "X" * 400,
                          explanation="Tickets <spiked> & " + "y" * 5000, owner_slack_id=None,
                          owner="A <b>", started=[signal("t", text="z" * 4000)] * 5)
-    blocks = validated(slack.change_message(change, "http://x")["blocks"])
+    blocks = validated(slack.change_message(record(change), "http://x")["blocks"])
     assert len(blocks[0]["text"]["text"]) <= 150
     assert "&lt;spiked&gt; &amp;" in blocks[1]["text"]["text"]
     assert "A &lt;b&gt;" in str(blocks)
@@ -82,6 +82,6 @@ async def test_post_treats_bad_payload_as_permanent() -> None:
 
 
 def test_first_assessment_has_no_delta() -> None:
-    message = slack.change_message(make_change(previous_score=None), "http://x")
+    message = slack.change_message(record(make_change(previous_score=None)), "http://x")
     assert validated(message["blocks"])[0]["text"]["text"] == (
         "Acme Corp: health 57 (first assessment)")
