@@ -16,7 +16,7 @@ from agents.notify import Notifier
 from agents.workspaces import Workspaces
 from state.readmodel import ReadModel
 from streams.settings import Settings
-from tests.fakes.changes import DAY, attention, make_change, reason, with_attention
+from tests.fakes.changes import DAY, attention, make_change, reason, record, with_attention
 from tests.fakes.http import Answer, Recorded, RecordingServer
 
 pytestmark = pytest.mark.integration
@@ -170,9 +170,9 @@ async def test_a_team_digest_goes_out_at_the_hour_of_the_workspace_time_zone(
     for workspace in ("acme", "demo"):
         quiet = attention(reason("account_inactive", since_day=int(t0 // DAY) - 21),
                           day=int(t0 // DAY), priority=90.0)
-        await notifier.readmodel.apply(with_attention(make_change(
+        await notifier.readmodel.apply(record(with_attention(make_change(
             workspace=workspace, account_id=f"{workspace}-risk", account_name="Risky",
-            score=30, previous_score=45, now=t0), quiet))
+            score=30, previous_score=45, now=t0), quiet)))
     # 23 November 2026: Paris is UTC+1, so acme's 09:00 is 08:00 UTC, the shared hour.
     assert await notifier.send_digests(datetime(2026, 11, 23, 7, 0, tzinfo=UTC)) == []
     assert sorted(await notifier.send_digests(datetime(2026, 11, 23, 8, 0, tzinfo=UTC))) == [

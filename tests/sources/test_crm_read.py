@@ -23,8 +23,8 @@ from agents.sources.crm_read import CrmPoller, CrmReadError, HubSpotRead, Salesf
 from agents.sources.intake import Intake
 from devstack.process import free_port
 from devstack.topics import Record
-from streams.dlq import decode_dead_letter
-from streams.envelope import Envelope, decode_message
+from streams.dlq import DEAD_LETTERS
+from streams.envelope import ENVELOPES, Envelope
 from streams.events import Event
 from streams.settings import Settings
 from streams.sources.crm import TraitMap
@@ -145,7 +145,7 @@ def _hubspot(fake: FakeCrm) -> HubSpotRead:
 def _groups(records: list[Record]) -> list[Event]:
     found: list[Event] = []
     for record in records:
-        decoded = decode_message(record.value)
+        decoded = ENVELOPES.decode(record.value)
         assert isinstance(decoded, Envelope)
         found.extend(e for e in decoded.events if e.message_id.startswith("hubspot-")
                      or e.message_id.startswith("salesforce-"))
@@ -176,7 +176,7 @@ async def test_hubspot_companies_become_account_traits_once(
     assert "arr" not in groups["acct-230"].traits, "the NaN is left out, the rest kept"
     assert groups["acct-230"].traits["renewal_date"] == "2027-06-30"
     dead = await consume_until(settings.topics.events_dlq, lambda rs: len(rs) >= 2)
-    reasons = sorted(decode_dead_letter(r.value)["reason"] for r in dead)
+    reasons = sorted(DEAD_LETTERS.decode(r.value)["reason"] for r in dead)
     assert reasons == ["crm_record_without_account", "malformed_crm_field"]
 
     # The next poll asks only for what changed since; unchanged records count once.
