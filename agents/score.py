@@ -55,17 +55,17 @@ from state import tables
 from state.faust_adapter import committed_offsets, partition_db, run_before_first_start
 from state.tables import AccountRecord, PartitionClock
 from streams.cloudevents import headers_of_encoded_change
-from streams.dlq import DeadLetter
+from streams.dlq import DEAD_LETTERS, DeadLetter
 from streams.envelope import (
+    ENVELOPES,
     FUTURE_TOLERANCE_SECONDS,
     TICK_SKEW_SECONDS,
     Envelope,
     EnvelopeError,
     Tick,
-    decode_message,
-    encode_tick,
     kafka_key,
 )
+from streams.health_change import HEALTH_CHANGES
 from streams.settings import Settings
 
 if TYPE_CHECKING:
@@ -200,12 +200,12 @@ class ScoreProcessor:
             await producer.send(self.changes_topic_name, key, change, None, None,
                                 headers_of_encoded_change(change))
         for dead in self._dead_letters:
-            await producer.send(self.settings.topics.events_dlq, dead.key(), dead.to_bytes(),
-                                None, None, None)
+            await producer.send(self.settings.topics.events_dlq, DEAD_LETTERS.key(dead),
+                                DEAD_LETTERS.encode(dead), None, None, None)
 
     async def _process(self, db: Any, partition: int, offset: int, raw: bytes | None) -> None:
         try:
-            message = decode_message(raw)
+            message = ENVELOPES.decode(raw)
         except EnvelopeError as exc:
             log.warning("score: skipping p%d@%d: %s", partition, offset, exc)
             self._count_dead_letter(exc.reason)
@@ -407,11 +407,10 @@ class ScoreProcessor:
                               payload={"account_id": account_id, "offset": offset})
 
         from state.aggregates import shed_users
-        from streams.health_change import encode_change
 
         outcome = _Outcome()
         for change in result.changes:
-            outcome.changes.append(encode_change(change))
+            outcome.changes.append(HEALTH_CHANGES.encode(change))
             outcome.reasons.extend(getattr(change, "reasons", ()) or ())
         new_due = tables.due_second(max(result.next_due, now + 1)) \
             if result.next_due is not None else None
@@ -650,4 +649,4 @@ async def finish_even_if_cancelled(work: Coroutine[Any, Any, None]) -> None:
 async def send_ticks_now(topic: Any, partitions: int, now: float) -> None:
     """One tick with event time ``now`` into every partition of the by-account topic."""
     for partition in range(partitions):
-        await topic.send(value=encode_tick(now, partition), partition=partition)
+        await topic.send(value=ENVELOPES.encode(Tick(now, partition)), partition=partition)

@@ -45,14 +45,6 @@ class DeadLetter:
     raw: bytes | None = None
     message_id: str | None = None
 
-    def to_bytes(self, payload_max_bytes: int = PAYLOAD_MAX_BYTES) -> bytes:
-        """:meth:`DeadLetterCodec.encode` of this record (the score agent's spelling)."""
-        return DEAD_LETTERS.encode(self, payload_max_bytes)
-
-    def key(self) -> bytes | None:
-        """:meth:`DeadLetterCodec.key` of this record."""
-        return DEAD_LETTERS.key(self)
-
 
 def _text_of(payload: Any) -> str:
     try:

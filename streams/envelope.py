@@ -401,12 +401,3 @@ class EnvelopeCodec:
 
 ENVELOPES = EnvelopeCodec()
 """The codec of the events and by-account topics."""
-
-
-# The score agent's names for two of the codec's uses (``agents/score.py``, which this
-# change leaves to its owner): one implementation, the codec's.
-decode_message = ENVELOPES.decode
-
-
-def encode_tick(now: float, partition: int) -> bytes:
-    return ENVELOPES.encode(Tick(now, partition))

@@ -354,6 +354,3 @@ class HealthChangeCodec:
 
 HEALTH_CHANGES = HealthChangeCodec()
 """The codec of the health-changes topic, with the shipped schema."""
-
-#: The score agent's name for :meth:`HealthChangeCodec.encode` (``agents/score.py``).
-encode_change = HEALTH_CHANGES.encode
