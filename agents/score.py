@@ -382,10 +382,11 @@ class ScoreProcessor:
         from scoring.engine import step
         from state.aggregates import AccountState, UserState
 
+        keys = tables.AccountKeys(workspace, account_id)
         user_ids = sorted({e.user_id for e in events if e.user_id})
         users = {}
         for user_id in user_ids:
-            raw = self._writes.get(db, tables.user_key(workspace, account_id, user_id))
+            raw = self._writes.get(db, keys.user(user_id))
             if raw is not None:
                 users[user_id] = UserState.from_bytes(raw)
         account = AccountState.from_bytes(record.state) if record is not None else None
@@ -406,7 +407,7 @@ class ScoreProcessor:
             self._dead_letter("skipped_by_scoring", why[:500], workspace=workspace,
                               payload={"account_id": account_id, "offset": offset})
 
-        from state.aggregates import shed_users
+        from state.aggregates import encode_within
 
         outcome = _Outcome()
         for change in result.changes:
@@ -422,11 +423,11 @@ class ScoreProcessor:
         # The account state gets half of the record's byte budget, the users and changes
         # it carries the rest. Shedding depends on the state alone, so replay and live
         # agree; the outbox (which depends on commits) is only ever trimmed below.
-        shed = shed_users(result.account, self.settings.state_record_max_bytes // 2)
+        state, shed = encode_within(result.account, self.settings.state_record_max_bytes // 2)
         if shed and self._metrics is not None:
             self._metrics.STATE_USERS_SHED.inc(len(shed))
         new_record = AccountRecord(
-            state=result.account.to_bytes(),
+            state=state,
             applied=offset,
             due=new_due,
             redo=redo,
@@ -447,14 +448,14 @@ class ScoreProcessor:
         # Order matters (one changelog partition keeps it): the new due entry, then the
         # account record (the commit point, carrying the users), then the users.
         if new_due is not None and new_due != old_due:
-            self._writes.put(tables.due_key(new_due, workspace, account_id), b"")
+            self._writes.put(keys.due(new_due), b"")
             self._note_due(partition, new_due)
-        self._writes.put(tables.account_key(workspace, account_id), raw_record)
+        self._writes.put(keys.account, raw_record)
         for user_id, raw_user in redo:
-            self._writes.put(tables.user_key(workspace, account_id, user_id), raw_user)
+            self._writes.put(keys.user(user_id), raw_user)
         outcome.wrote_users = bool(redo)
         if delete_old_due and old_due is not None and old_due != new_due:
-            self._writes.delete(tables.due_key(old_due, workspace, account_id))
+            self._writes.delete(keys.due(old_due))
         self._send(workspace, account_id, outcome.changes)
         if self._metrics is not None:
             for reason in outcome.reasons:
@@ -489,10 +490,11 @@ class ScoreProcessor:
         from the record. Re-send the health changes it produced (same ids).
         """
         if record.applied == offset:
+            keys = tables.AccountKeys(workspace, account_id)
             for user_id, raw_user in record.redo:
-                self._writes.put(tables.user_key(workspace, account_id, user_id), raw_user)
+                self._writes.put(keys.user(user_id), raw_user)
             if record.due is not None:
-                self._writes.put(tables.due_key(record.due, workspace, account_id), b"")
+                self._writes.put(keys.due(record.due), b"")
                 self._note_due(partition, record.due)
         self._send(workspace, account_id, record.outbox_for(offset))
 

@@ -58,7 +58,7 @@ import pipeline  # noqa: E402
 from scoring.config import ScoringConfig, load_config  # noqa: E402
 from scoring.engine import step  # noqa: E402
 from state import tables  # noqa: E402
-from state.aggregates import AccountState, UserState, shed_users  # noqa: E402
+from state.aggregates import AccountState, UserState, encode_within  # noqa: E402
 from state.tables import AccountRecord, PartitionClock  # noqa: E402
 from streams.envelope import ENVELOPES, Envelope  # noqa: E402
 from streams.health_change import HEALTH_CHANGES  # noqa: E402
@@ -82,9 +82,10 @@ class Store(Protocol):
               user_ids: Iterable[str]) -> dict[str, UserState]:
         """The states of those of ``user_ids`` that exist."""
 
-    def save(self, workspace: str, account_id: str, account: AccountState, applied: int,
-             due: int | None, users: Mapping[str, UserState]) -> None:
-        """Write the account record once and each changed user record once."""
+    def save(self, workspace: str, account_id: str, account: AccountState, state: bytes,
+             applied: int, due: int | None, users: Mapping[str, UserState]) -> None:
+        """Write the account record once (``state``: the account serialised, within its
+        byte budget) and each changed user record once."""
 
     def clock(self, partition: int) -> PartitionClock: ...
 
@@ -162,8 +163,8 @@ class Shell:
         result = step(account, users, events, now, self.config, workspace, account_id)
         due = (tables.due_second(max(result.next_due, now + 1))
                if result.next_due is not None else None)
-        shed_users(result.account, self.record_max_bytes // 2)
-        store.save(workspace, account_id, result.account, offset, due, result.users)
+        state, _shed = encode_within(result.account, self.record_max_bytes // 2)
+        store.save(workspace, account_id, result.account, state, offset, due, result.users)
         index.set(workspace, account_id, due)
         return [HEALTH_CHANGES.encode(change) for change in result.changes]
 
@@ -196,8 +197,8 @@ class MemoryStore:
                 found[user_id] = user
         return found
 
-    def save(self, workspace: str, account_id: str, account: AccountState, applied: int,
-             due: int | None, users: Mapping[str, UserState]) -> None:
+    def save(self, workspace: str, account_id: str, account: AccountState, state: bytes,
+             applied: int, due: int | None, users: Mapping[str, UserState]) -> None:
         self.accounts[(workspace, account_id)] = (account, applied)
         for user_id, user in users.items():
             self.user_states[(workspace, account_id, user_id)] = user
@@ -282,10 +283,10 @@ class QuixStore:
                 found[user_id] = UserState.from_bytes(raw)
         return found
 
-    def save(self, workspace: str, account_id: str, account: AccountState, applied: int,
-             due: int | None, users: Mapping[str, UserState]) -> None:
+    def save(self, workspace: str, account_id: str, account: AccountState, state: bytes,
+             applied: int, due: int | None, users: Mapping[str, UserState]) -> None:
         prefix = self.key_of(workspace, account_id)
-        record = AccountRecord(state=account.to_bytes(), applied=applied, due=due)
+        record = AccountRecord(state=state, applied=applied, due=due)
         self.transaction.set_bytes(b"a", record.to_bytes(), prefix=prefix)
         for user_id, user in users.items():
             self.transaction.set_bytes(b"u" + user_id.encode(), user.to_bytes(), prefix=prefix)
@@ -355,7 +356,7 @@ PROFILE_CATEGORIES: tuple[tuple[str, frozenset[str], str], ...] = (
     ("startup, rebalance, shutdown", frozenset({
         "build_app", "build_parser", "stop_and_shutdown", "on_partitions_assigned",
         "on_partitions_revoked", "_find_and_load", "_shutdown_loop"}), ""),
-    ("shed_users size check (serialises the account)", frozenset({"shed_users"}),
+    ("account size check (encode_within)", frozenset({"encode_within", "shed_users"}),
      "aggregates"),
     ("Kafka produce requests on the wire (changelog, health changes)",
      frozenset({"_send_produce_req"}), "aiokafka/producer"),

@@ -425,15 +425,24 @@ class AccountState:
 def shed_users(account: AccountState, max_bytes: int) -> list[str]:
     """Drop user summaries from ``account`` until its serialised form fits in
     ``max_bytes`` (bytes), least recently active first; returns the ids dropped, in order.
+    See :func:`encode_within`, which also returns the serialised account."""
+    return encode_within(account, max_bytes)[1]
+
+
+def encode_within(account: AccountState, max_bytes: int) -> tuple[bytes, list[str]]:
+    """``account`` serialised to at most ``max_bytes`` where user summaries can make it
+    fit, and the ids of the summaries dropped for that, least recently active first.
 
     Deterministic (last activity, then user id), so that replay and live shed the same
     users. The users' own records are kept: only the account's view of them goes, and a
     user who is active again comes back into it. Stops when no user is left, even if
-    the rest (traits, history) is still larger than ``max_bytes``.
+    the rest (traits, history) is still larger than ``max_bytes``. The usual case, where
+    nothing is shed, serialises the account once.
     """
-    size = len(account.to_bytes())
-    if size <= max_bytes:
-        return []
+    raw = account.to_bytes()
+    if len(raw) <= max_bytes:
+        return raw, []
+    size = len(raw)
     oldest_first = sorted(
         account.users.items(),
         key=lambda item: (item[1].last_seen if item[1].last_seen is not None else -1.0,
@@ -449,4 +458,4 @@ def shed_users(account: AccountState, max_bytes: int) -> list[str]:
         size -= len(orjson.dumps([user_id, summary.to_list()])) + 1  # and its comma
         del account.users[user_id]
         shed.append(user_id)
-    return shed
+    return account.to_bytes(), shed

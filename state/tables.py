@@ -78,6 +78,25 @@ def due_key(due: int, workspace: str, account_id: str) -> bytes:
     return SEP.join([DUE, due_part(due), key_part(workspace), key_part(account_id)])
 
 
+class AccountKeys:
+    """The state keys of one account, its workspace and account id checked once: a step
+    writes the account record, each user's record and due entries, and checking the same
+    two ids for every key was 2% of the score agent's time. Byte for byte the keys of
+    :func:`account_key`, :func:`user_key` and :func:`due_key`."""
+
+    __slots__ = ("_ids", "account")
+
+    def __init__(self, workspace: str, account_id: str) -> None:
+        self._ids = key_part(workspace) + SEP + key_part(account_id)
+        self.account = ACCOUNT + SEP + self._ids
+
+    def user(self, user_id: str) -> bytes:
+        return USER + SEP + self._ids + SEP + key_part(user_id)
+
+    def due(self, due: int) -> bytes:
+        return DUE + SEP + due_part(due) + SEP + self._ids
+
+
 def clock_key(partition: int) -> bytes:
     return CLOCK + SEP + b"%d" % partition
 
