@@ -600,3 +600,108 @@ def lifecycle_note(previous: str | None, current: str,
 def weakest_text(name: str, cur: dict[str, Any], language: Lang = DEFAULT_LANGUAGE) -> str:
     """Current-state text for a component, for first assessments."""
     return component_change_text(name, None, cur, -1, language)
+
+
+# --------------------------------------------------------------------------- again
+
+
+def signal_again(signal: Mapping[str, Any], language: Lang = DEFAULT_LANGUAGE) -> str:
+    """A signal of a wire record or document (type, detail, text) in ``language``, said
+    again from its numbers; its stored text when those are not what the type needs."""
+    detail = signal.get("detail")
+    try:
+        if isinstance(detail, Mapping):
+            return signal_text(str(signal.get("type")), dict(detail), language)
+    except (KeyError, TypeError, ValueError):
+        pass
+    return str(signal.get("text") or signal.get("type") or "")
+
+
+_QUIET_PREFIX = "user_inactive_"
+
+
+def _quiet_rank(kind: str) -> int:
+    if kind == "power_user_inactive":
+        return 10_000
+    if kind.startswith(_QUIET_PREFIX) and kind[len(_QUIET_PREFIX):-1].isdigit():
+        return int(kind[len(_QUIET_PREFIX):-1])
+    return -1
+
+
+def _worth_saying(signals: Sequence[Mapping[str, Any]], reasons: Sequence[str]
+                  ) -> list[Mapping[str, Any]]:
+    """As the engine chooses them: one signal per quiet person (the strongest), none for
+    people the reasons already name."""
+    out: list[Mapping[str, Any]] = []
+    strongest: dict[str, Mapping[str, Any]] = {}
+    for s in signals:
+        kind, subject = str(s.get("type")), s.get("subject")
+        rank = _quiet_rank(kind)
+        if rank < 0 or subject is None:
+            out.append(s)
+            continue
+        name = str((s.get("detail") or {}).get("name"))
+        if any(name in r for r in reasons):
+            continue
+        cur = strongest.get(str(subject))
+        if cur is None or rank > _quiet_rank(str(cur.get("type"))):
+            strongest[str(subject)] = s
+    out.extend(strongest.values())
+    order = {"risk": 0, "expansion": 1, "info": 2}
+    return sorted(out, key=lambda s: (order.get(str(s.get("severity")), 3), str(s.get("key"))))
+
+
+def retell(record: Mapping[str, Any], language: Lang = DEFAULT_LANGUAGE,
+           week_points: int = 10) -> str:
+    """A health change's explanation said again in ``language`` from its structured
+    fields: a wire record (``telltale.health-change/1``) or the read model's account
+    document. The same sentences as the engine's, but for what the record does not keep
+    (a person no longer counted is said as back; a document has no started or ended
+    signals). ``week_points`` is ``decisions.score_move_points``."""
+    t = as_translator(language)
+    current = record.get("current") or record
+    score, band = int(current["score"]), str(current["band"])
+    previous = record.get("previous") or None
+    prev_score = int(previous["score"]) if previous else None
+    components = current.get("components") or record.get("components") or {}
+    drivers = []
+    for d in record.get("drivers") or []:
+        detail = (components.get(d["component"]) or {}).get("detail")
+        if isinstance(detail, Mapping):
+            drivers.append(component_change_text(str(d["component"]), d.get("previous"),
+                                                 dict(detail), int(d["delta"]), t))
+        else:
+            drivers.append(str(d.get("text") or ""))
+    reasons = set(record.get("reasons") or [])
+    notes: list[str] = []
+    forecast, life = current.get("forecast"), current.get("lifecycle")
+    if previous:
+        if "band_changed" in reasons:
+            notes.append(band_note(str(previous["band"]), band, t))
+        if "forecast_changed" in reasons:
+            notes.append(forecast_note(previous.get("forecast"), forecast, t))
+        if "lifecycle_changed" in reasons and life:
+            notes.append(lifecycle_note(previous.get("lifecycle"), str(life), t))
+    elif life:
+        notes.append(lifecycle_note(None, str(life), t))
+        if forecast is not None:
+            notes.append(forecast_note(None, str(forecast), t))
+    attention = record.get("attention")
+    if reasons == {"attention_changed"} and isinstance(attention, Mapping) and "day" in record:
+        shown = list(attention.get("reasons") or [])[:2]
+        note = attention_note(
+            [attention_text(str(r["type"]), r.get("params") or {}, int(r["since_day"]),
+                            int(record["day"]), t) for r in shown],
+            still_needed=bool(attention.get("reasons")), language=t)
+        if note:
+            notes.append(note)
+    delta = score - prev_score if prev_score is not None else 0
+    change_7d = int(record.get("change_7d") or 0)
+    ended = [signal_ended_text(str(s.get("type")), dict(s.get("detail") or {}), t)
+             for s in _worth_saying(record.get("signals_ended") or [], drivers)]
+    return paragraph(
+        prev_score, score, band, drivers if delta != 0 or previous is None else [],
+        [signal_again(s, t) for s in _worth_saying(record.get("signals_started") or [],
+                                                   drivers)],
+        change_7d if abs(change_7d) >= week_points else None,
+        [line for line in ended if line not in drivers], notes, t)

@@ -176,7 +176,16 @@ class Translator:
     def ngettext(self, singular: str, plural: str, n: int, **params: object) -> str:
         """The form for ``n`` (the language's plural rule: French says 0 and 1 in the
         singular); ``n`` fills ``%(count)s``."""
-        found = self._lookup(None, singular)
+        return self._plural(None, singular, plural, n, params)
+
+    def npgettext(self, context: str, singular: str, plural: str, n: int,
+                  **params: object) -> str:
+        """:meth:`ngettext` in ``context``."""
+        return self._plural(context, singular, plural, n, params)
+
+    def _plural(self, context: str | None, singular: str, plural: str, n: int,
+                params: Mapping[str, object]) -> str:
+        found = self._lookup(context, singular)
         if isinstance(found, tuple):
             index = self._catalogue.plural(abs(int(n)))
             text = found[min(index, len(found) - 1)]
@@ -206,9 +215,12 @@ class Translator:
         return str(pattern.apply(amount, self.locale, currency=code))
 
     def day(self, epoch_day: int) -> str:
-        """An epoch day as a date: ISO (2024-10-04) in English, which reads the same on
-        both sides of the Atlantic; the locale's medium date elsewhere (4 oct. 2024)."""
-        value = date.fromordinal(_EPOCH_ORDINAL + int(epoch_day))
+        """An epoch day as a date (see :meth:`on`)."""
+        return self.on(date.fromordinal(_EPOCH_ORDINAL + int(epoch_day)))
+
+    def on(self, value: date) -> str:
+        """A calendar date: ISO (2024-10-04) in English, which reads the same on both
+        sides of the Atlantic; the locale's medium date elsewhere (4 oct. 2024)."""
         if self.language == "en":
             return value.isoformat()
         return self.date(value)

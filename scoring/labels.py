@@ -89,6 +89,25 @@ LIFECYCLE_NAMES: dict[str, str] = {
     Lifecycle.CHURNED: N_("lifecycle name", "churned"),
     Lifecycle.REACTIVATED: N_("lifecycle name", "reactivated"),
 }
+#: Score components (``scoring.config.METRIC_NAMES``) as the page names them.
+COMPONENT_LABELS: dict[str, str] = {
+    "active_seats": N_("component", "Active seats"),
+    "power_users": N_("component", "Power users"),
+    "engagement": N_("component", "Engagement"),
+    "core_features": N_("component", "Core features"),
+    "support": N_("component", "Support"),
+    "financial": N_("component", "Financial"),
+    "relationship": N_("component", "Relationship"),
+}
+
+
+def component_label(name: str, language: Lang = DEFAULT_LANGUAGE) -> str:
+    """A component's label ("Active seats" / "Sièges actifs"); unknown: its name in words."""
+    label = COMPONENT_LABELS.get(name)
+    if label is None:
+        return name.replace("_", " ").capitalize()
+    return as_translator(language).pgettext("component", label)
+
 
 def band_label(band: str, language: Lang = DEFAULT_LANGUAGE) -> str:
     """The label people read for a band ("At risk" / "À risque"); an unknown value as is."""
