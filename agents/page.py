@@ -174,6 +174,11 @@ def renewal_text(doc: Mapping[str, Any], today: int | None = None,
         when = t.on(date.fromisoformat(str(doc.get("renewal_date"))[:10]))
     except ValueError:
         when = str(doc.get("renewal_date"))[:10]
+    if days == 0:
+        return t.pgettext("page", "%(date)s (today)", date=when)
+    if days < 0:
+        return t.npgettext("page", "%(date)s (%(count)s day ago)", "%(date)s (%(count)s days ago)",
+                           -days, date=when)
     return t.pgettext("page", "%(date)s (%(days)s)", date=when,
                       days=t.ngettext("%(count)s day", "%(count)s days", days))
 
