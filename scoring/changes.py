@@ -142,6 +142,7 @@ class HealthChange:
     attention: Attention | None = None  # the account's attention at this change
     alert: bool = True  # whether people are told, or only systems
     language: str = "en"  # the language explanation and texts are written in
+    attention_new: list[str] = field(default_factory=list)  # keys of reasons new or worse
 
     def to_dict(self) -> dict[str, Any]:
         """The wire JSON (validated by ``streams/schemas/health-change.v1.json``)."""
@@ -150,6 +151,7 @@ class HealthChange:
         record = self._fields(current)
         if self.attention is not None:
             record["attention"] = self.attention.to_dict()
+            record["attention_new"] = list(self.attention_new)
         record["alert"] = self.alert
         record["language"] = self.language
         return record

@@ -651,13 +651,24 @@ def _worth_saying(signals: Sequence[Mapping[str, Any]], reasons: Sequence[str]
     return sorted(out, key=lambda s: (order.get(str(s.get("severity")), 3), str(s.get("key"))))
 
 
+def _ended_again(signal: Mapping[str, Any], t: Translator, forget_days: int) -> str:
+    """An ended signal in words; a quiet person whose last count of days had reached the
+    forget horizon is no longer counted rather than back."""
+    kind, detail = str(signal.get("type")), dict(signal.get("detail") or {})
+    days = detail.get("days")
+    if (_quiet_rank(kind) >= 0 and isinstance(days, int) and days + 1 >= forget_days):
+        return user_gone_text(detail, forget_days, t)
+    return signal_ended_text(kind, detail, t)
+
+
 def retell(record: Mapping[str, Any], language: Lang = DEFAULT_LANGUAGE,
-           week_points: int = 10) -> str:
+           week_points: int = 10, forget_days: int = 90) -> str:
     """A health change's explanation said again in ``language`` from its structured
     fields: a wire record (``telltale.health-change/1``) or the read model's account
-    document. The same sentences as the engine's, but for what the record does not keep
-    (a person no longer counted is said as back; a document has no started or ended
-    signals). ``week_points`` is ``decisions.score_move_points``."""
+    document. The same sentences as the engine's, but for what the record does not keep:
+    a document has neither started nor ended signals nor the attention reasons that were
+    new. ``week_points`` and ``forget_days`` are ``decisions.score_move_points`` and
+    ``signals.user_forget_days``."""
     t = as_translator(language)
     current = record.get("current") or record
     score, band = int(current["score"]), str(current["band"])
@@ -688,7 +699,8 @@ def retell(record: Mapping[str, Any], language: Lang = DEFAULT_LANGUAGE,
             notes.append(forecast_note(None, str(forecast), t))
     attention = record.get("attention")
     if reasons == {"attention_changed"} and isinstance(attention, Mapping) and "day" in record:
-        shown = list(attention.get("reasons") or [])[:2]
+        new = set(record.get("attention_new") or ())
+        shown = [r for r in attention.get("reasons") or [] if r.get("key") in new][:2]
         note = attention_note(
             [attention_text(str(r["type"]), r.get("params") or {}, int(r["since_day"]),
                             int(record["day"]), t) for r in shown],
@@ -697,7 +709,7 @@ def retell(record: Mapping[str, Any], language: Lang = DEFAULT_LANGUAGE,
             notes.append(note)
     delta = score - prev_score if prev_score is not None else 0
     change_7d = int(record.get("change_7d") or 0)
-    ended = [signal_ended_text(str(s.get("type")), dict(s.get("detail") or {}), t)
+    ended = [_ended_again(s, t, forget_days)
              for s in _worth_saying(record.get("signals_ended") or [], drivers)]
     return paragraph(
         prev_score, score, band, drivers if delta != 0 or previous is None else [],

@@ -157,3 +157,28 @@ def test_the_same_events_make_the_same_changes_in_either_language() -> None:
     assert [c.id for c in s.changes] == [c.id for c in english.changes]
     assert english.changes[-1].explanation == (
         "Health fell 6 points (59 → 53) because a payment of $1,200 failed.")
+
+
+def test_any_change_said_again_in_the_other_language_is_what_that_language_says() -> None:
+    """A reader in another language gets, from the wire record's structured fields
+    (``explain.retell``), exactly the sentence a workspace in that language was sent:
+    over a simulated portfolio, both ways."""
+    from history.importers import segment_events
+    from history.simulate import simulate
+    from scoring.explain import retell
+    from scoring.replay import Replay
+
+    events = list(segment_events(simulate(accounts=6, days=100, seed=5).events(),
+                                 workspace="demo"))
+    said: dict[str, list[tuple[str, dict[str, object]]]] = {}
+    for name, config in (("en", load_config()), ("fr", FRENCH)):
+        replay = Replay(config)
+        changes = replay.run(events) + replay.finish()
+        said[name] = [(c.explanation, c.to_dict()) for c in changes]
+    assert len(said["en"]) == len(said["fr"]) > 50
+    french = FRENCH.locale.translator()
+    for (english_text, english), (french_text, in_french) in zip(
+            said["en"], said["fr"], strict=True):
+        assert english["id"] == in_french["id"]
+        assert retell(in_french, "en") == english_text
+        assert retell(english, french) == french_text
