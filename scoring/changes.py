@@ -142,6 +142,7 @@ class HealthChange:
     attention: Attention | None = None  # the account's attention at this change
     alert: bool = True  # whether people are told, or only systems
     language: str = "en"  # the language explanation and texts are written in
+    currency: str = "USD"  # of arr and of amounts in the texts (ISO 4217)
     attention_new: list[str] = field(default_factory=list)  # keys of reasons new or worse
 
     def to_dict(self) -> dict[str, Any]:
@@ -154,6 +155,7 @@ class HealthChange:
             record["attention_new"] = list(self.attention_new)
         record["alert"] = self.alert
         record["language"] = self.language
+        record["currency"] = self.currency
         return record
 
     def _fields(self, current: dict[str, Any]) -> dict[str, Any]:

@@ -619,6 +619,7 @@ def evaluate(
                 attention=attention,
                 alert=alert,
                 language=config.locale.language,
+                currency=config.locale.currency,
                 attention_new=[r.key for r in worse],
             ))
         acc.reported = Reported(t, score, band, fc, life, {

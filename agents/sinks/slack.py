@@ -21,7 +21,15 @@ import aiohttp
 
 from agents.sinks import DeliveryError, status_error
 from scoring import explain
-from scoring.i18n import Translator, as_translator
+from scoring.i18n import (
+    DEFAULT_CURRENCY,
+    DEFAULT_LANGUAGE,
+    Translator,
+    as_translator,
+    check_currency,
+    check_language,
+    translator,
+)
 from scoring.labels import BAND_LABELS, STAGE_LABELS, band_label, stage_label
 from streams.identifiers import is_slack_user_id
 
@@ -62,14 +70,16 @@ def _money(amount: float | None, t: Translator) -> str:
 
 
 def reader(record: Mapping[str, Any], language: str | Translator | None = None) -> Translator:
-    """Who the message is written for: ``language`` when given (a code, or the
-    workspace's translator with its currency), else the language the change was written
-    in (its ``language``; English when it has none)."""
-    if language is None:
-        language = str(record.get("language") or "en")
-        if language not in ("en", "fr"):
-            language = "en"
-    return as_translator(language)
+    """Who the message is written for: ``language`` when given (a code, or a translator
+    with its own currency), else the language the change was written in (its
+    ``language``; English when it has none); amounts in the record's ``currency``."""
+    if isinstance(language, Translator):
+        return language
+    code = language or str(record.get("language") or DEFAULT_LANGUAGE)
+    currency = str(record.get("currency") or DEFAULT_CURRENCY)
+    if check_language(code) or check_currency(currency):
+        return translator()
+    return translator(code, currency)
 
 
 def owner_mention(record: Mapping[str, Any], t: Translator | None = None) -> str:
