@@ -125,10 +125,27 @@ def catalogue(language: str) -> Catalogue:
     return Catalogue(language, messages, _gettext.c2py(expr), po.num_plurals)
 
 
-def _number_text(value: object, locale: Locale) -> object:
+def _number_text(value: object, locale: str) -> object:
+    # Signals are said on every evaluation (their text is kept in state), so the common
+    # case stays cheap: a whole number below 1,000 reads the same in every locale here.
     if isinstance(value, bool) or not isinstance(value, int | float):
         return value
-    return format_decimal(value, locale=locale)
+    if isinstance(value, int) and 0 <= value < 1000:
+        return str(value)
+    if isinstance(value, float) and 0 <= value < 1000 and value == round(value, 3):
+        text = f"{value:.3f}".rstrip("0").rstrip(".")
+        return text.replace(".", ",") if locale == "fr" else text
+    return _decimal(value, locale)
+
+
+@lru_cache(maxsize=4096)
+def _decimal(value: float, locale: str) -> str:
+    return str(format_decimal(value, locale=locale))
+
+
+@lru_cache(maxsize=4096)
+def _percent(whole: float, locale: str) -> str:
+    return str(format_percent(whole / 100, locale=locale))
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,10 +175,12 @@ class Translator:
     def _format(self, text: str, params: Mapping[str, object]) -> str:
         if not params:
             return text.replace("%%", "%")
-        values = {k: _number_text(v, self.locale) for k, v in params.items()}
-        if self.language == "fr":
-            text = _ELIDING.sub(lambda m: _elide(m, values), text)
-        return text % values
+        try:
+            # The same sentence with the same figures comes back on every evaluation of
+            # an account whose signal holds: said once, then remembered.
+            return _filled(self.language, str(self.locale), text, tuple(params.items()))
+        except TypeError:  # a value that cannot be a key (a list): said each time
+            return _fill(self.language, str(self.locale), text, params)
 
     def gettext(self, msgid: str, **params: object) -> str:
         """``msgid`` in this language, its placeholders filled from ``params``."""
@@ -197,11 +216,11 @@ class Translator:
 
     def number(self, value: float) -> str:
         """A number as the locale writes it (1,234.5 / 1 234,5)."""
-        return format_decimal(value, locale=self.locale)
+        return _decimal(value, str(self.locale))
 
     def percent(self, whole: float) -> str:
         """A percentage given in whole percent (20 → "20%" / "20 %")."""
-        return format_percent(whole / 100, locale=self.locale)
+        return _percent(whole, str(self.locale))
 
     def money(self, amount: float, currency: str | None = None) -> str:
         """An amount in the workspace's currency: no cents when it is whole
@@ -244,6 +263,19 @@ class Translator:
             moment = moment.replace(tzinfo=UTC)
         return format_datetime(moment, style, tzinfo=ZoneInfo(self.time_zone),
                                locale=self.locale)
+
+
+def _fill(language: str, locale: str, text: str, params: Mapping[str, object]) -> str:
+    values = {k: _number_text(v, locale) for k, v in params.items()}
+    if language == "fr":
+        text = _ELIDING.sub(lambda m: _elide(m, values), text)
+    return text % values
+
+
+@lru_cache(maxsize=8192)
+def _filled(language: str, locale: str, text: str,
+            items: tuple[tuple[str, object], ...]) -> str:
+    return _fill(language, locale, text, dict(items))
 
 
 def _elide(match: re.Match[str], values: Mapping[str, object]) -> str:
