@@ -394,8 +394,10 @@ def component_change_text(
     if name == "engagement":
         trend = cur.get("trend_pct")
         level = cur["per_seat_week"]
-        base = t.gettext("weighted engagement is %(level)s points per seat per week",
-                         level=level)
+        # French counts "1,5 point" in the singular (below 2); English always "points"
+        base = t.ngettext("weighted engagement is %(level)s points per seat per week",
+                          "weighted engagement is %(level)s points per seat per week",
+                          int(level), level=level)
         was = p.get("per_seat_week")
         if trend is None:
             if was is not None and was != level:
