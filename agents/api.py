@@ -52,9 +52,10 @@ from redis.exceptions import RedisError
 from agents.problems import problem_response as _error
 from agents.workspaces import Workspaces
 from scoring import attention as core
-from scoring.attention import Playbook, Render, reason_text
+from scoring.attention import Playbook, Render, reason_text, renderer
 from scoring.changes import iso_day
-from scoring.config import configured_playbooks
+from scoring.config import configured_playbooks, load_config
+from scoring.i18n import Translator, negotiate, translator
 from scoring.worklist import OpenStep
 from state.aggregates import epoch_day
 from state.readmodel import DIMENSIONS, SORTS, AccountDocument, Listed, ReadModel
@@ -160,12 +161,15 @@ def days_to_renewal(doc: AccountDocument, today: int) -> int | None:
     return epoch_day_of_date(renewal) - today
 
 
-def worklist_item(item: Listed, render: Render = core.render) -> dict[str, Any]:
-    """One listed account as the API, the digest and the demo show it."""
+def worklist_item(item: Listed, render: Render = core.render,
+                  language: Translator | None = None) -> dict[str, Any]:
+    """One listed account as the API, the digest and the demo show it; the reasons'
+    ``text`` in ``language`` (default English)."""
     doc, entry = item.doc, item.entry
     today = entry.today
-    reasons = [{**r.to_dict(), "text": reason_text(r, today, render), "new": r.key in entry.new}
-               for r in entry.reasons]
+    t = language or translator()
+    reasons = [{**r.to_dict(), "text": reason_text(r, today, render, t),
+                "new": r.key in entry.new} for r in entry.reasons]
     return {
         "account_id": entry.account_id, "account_name": doc.account_name,
         "owner": entry.owner, "owner_name": doc.owner,
@@ -205,6 +209,18 @@ class Api:
         self.per_owner = settings.worklist_per_owner
         self.publish = publish
         self.render = render
+        self.locale = load_config(settings.scoring_config).locale
+
+    def _reader(self, request: web.Request, workspace: str) -> tuple[Render, Translator]:
+        """The renderer and translator of the reader's language: the browser's or
+        client's ``Accept-Language`` when Telltale speaks it, else the workspace's."""
+        own = self.workspaces.get(workspace) if self.workspaces is not None else None
+        locale = own.scoring.locale if own is not None and own.own_scoring else self.locale
+        language = negotiate(request.headers.get("Accept-Language"), locale.language)
+        t = translator(language, locale.currency, locale.time_zone)
+        if t.language == "en" and t.currency == "USD":
+            return self.render, t
+        return renderer(t), t
 
     def playbooks_for(self, workspace: str) -> Sequence[Playbook]:
         """The playbooks of ``workspace``'s own scoring config, else the shared ones."""
@@ -358,12 +374,13 @@ class Api:
         limit = _int_param(request.query, "limit", 50, 1, MAX_LIMIT)
         found = await self.readmodel.worklist(workspace, owner, per_owner=per_owner,
                                               playbooks=self.playbooks_for(workspace))
+        render, t = self._reader(request, workspace)
         return _json({
             "today": iso_day(found.today), "owner": owner,
-            "owners": [{"owner": who, "items": [worklist_item(i, self.render) for i in items]}
+            "owners": [{"owner": who, "items": [worklist_item(i, render, t) for i in items]}
                        for who, items in sorted(found.owners.items(),
                                                 key=lambda kv: kv[0] or "")],
-            "team": [worklist_item(i, self.render) for i in found.team[:limit]],
+            "team": [worklist_item(i, render, t) for i in found.team[:limit]],
         })
 
     async def get_actions(self, request: web.Request, workspace: str) -> web.Response:

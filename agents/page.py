@@ -28,7 +28,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from importlib import resources
 from string import Template
 from typing import Any
@@ -47,10 +47,12 @@ from agents.api import (
     token_identity,
 )
 from scoring import attention as core
-from scoring.attention import Playbook, Render, reason_text
+from scoring import explain
+from scoring.attention import Playbook, Render, reason_text, renderer
 from scoring.changes import iso_day
-from scoring.config import Bands, load_config
-from scoring.labels import BAND_LABELS, STAGE_LABELS, Band
+from scoring.config import Bands, LocaleSettings, load_config
+from scoring.i18n import Translator, negotiate, translator
+from scoring.labels import Band, band_label, component_label, stage_label
 from scoring.worklist import WorklistEntry
 from state.aggregates import epoch_day
 from state.readmodel import AccountDocument, Listed, ReadModel
@@ -63,6 +65,7 @@ SESSION_SECONDS = 30 * 86_400
 BAND_COLOURS: dict[str, str] = {Band.HEALTHY: "#1f9d55", Band.WATCH: "#c98a06",
                                Band.AT_RISK: "#d64545"}
 DEFAULT_BANDS = Bands()
+ENGLISH = translator()
 MAX_FORM_BYTES = 16 * 1024
 
 BEARER_NONCE = "bearer"
@@ -115,15 +118,12 @@ def e(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-def money(amount: Any) -> str:
+def money(amount: Any, t: Translator = ENGLISH) -> str:
+    """An amount in the workspace's currency, as the reader's locale writes it, to the
+    unit ($12,000 / 12 000 €); "—" when unknown."""
     if amount is None:
         return "—"
-    value = float(amount)
-    if value >= 1_000_000:
-        return f"${value / 1_000_000:.1f}M"
-    if value >= 1_000:
-        return f"${value / 1_000:.0f}k"
-    return f"${value:.0f}"
+    return t.money(round(float(amount)))
 
 
 def signed(n: Any) -> str:
@@ -137,24 +137,27 @@ def account_href(account_id: str) -> str:
     return "/accounts/" + quote(account_id, safe="")
 
 
-def score_badge(score: object, band_value: object) -> str:
+def score_badge(score: object, band_value: object, t: Translator = ENGLISH) -> str:
     band = str(band_value or "")
-    return (f'<span class="score band-{e(band)}" title="{e(BAND_LABELS.get(band, band))}">'
+    return (f'<span class="score band-{e(band)}" title="{e(band_label(band, t))}">'
             f'{e(score)}</span>')
 
 
-def _user_badge(user: Mapping[str, Any]) -> str:
+def _user_badge(user: Mapping[str, Any], t: Translator = ENGLISH) -> str:
     score = user.get("score")
-    return "—" if score is None else score_badge(score, user.get("band"))
+    return "—" if score is None else score_badge(score, user.get("band"), t)
 
 
-def signal_chips(signals: Sequence[SignalRecord], with_text: bool = False) -> str:
-    """One chip per signal with its sentence, or per signal type with a count."""
+def signal_chips(signals: Sequence[SignalRecord], with_text: bool = False,
+                 t: Translator = ENGLISH) -> str:
+    """One chip per signal with its sentence (said again in the reader's language from
+    its type and numbers), or per signal type with a count."""
     chips = []
     if with_text:
         for sig in signals:
-            chips.append(f'<span class="chip {e(sig.severity)}">{e(sig.text)}'
-                         f'</span>')
+            said = explain.signal_again({"type": sig.type, "detail": sig.detail,
+                                         "text": sig.text}, t)
+            chips.append(f'<span class="chip {e(sig.severity)}">{e(said)}</span>')
         return "".join(chips)
     counts: dict[tuple[str, str], int] = {}
     for sig in signals:
@@ -166,35 +169,51 @@ def signal_chips(signals: Sequence[SignalRecord], with_text: bool = False) -> st
     return "".join(chips)
 
 
-def renewal_text(doc: AccountDocument, today: int | None = None) -> str:
+def renewal_text(doc: AccountDocument, today: int | None = None,
+                 t: Translator = ENGLISH) -> str:
     """The renewal date and the days to it on ``today`` (epoch day; default: the day the
     page is read), not the days stored with the last change."""
     day = epoch_day(time.time()) if today is None else today
     days = days_to_renewal(doc, day)
     if days is None:
         return "—"
-    return f"{str(doc.renewal_date)[:10]} ({days} days)"
+    try:
+        when = t.on(date.fromisoformat(str(doc.renewal_date)[:10]))
+    except ValueError:
+        when = str(doc.renewal_date)[:10]
+    if days == 0:
+        return t.pgettext("page", "%(date)s (today)", date=when)
+    if days < 0:
+        return t.npgettext("page", "%(date)s (%(count)s day ago)", "%(date)s (%(count)s days ago)",
+                           -days, date=when)
+    return t.pgettext("page", "%(date)s (%(days)s)", date=when,
+                      days=t.ngettext("%(count)s day", "%(count)s days", days))
 
 
 def render(title: str, session: Session | None, content: str,
-           status: int = 200) -> web.Response:
+           status: int = 200, t: Translator = ENGLISH) -> web.Response:
     label = ""
     if session is not None:
         who = session.identity.person
-        label = f"Workspace {session.identity.workspace}" + (f" · {who}" if who else "")
+        label = t.pgettext("page", "Workspace %(workspace)s",
+                           workspace=session.identity.workspace) + (f" · {who}" if who else "")
+    sign_out = e(t.pgettext("page", "Sign out"))
     signout = ("" if session is None or session.nonce == BEARER_NONCE else
                f'<form class="inline" method="post" action="/signout">{session.field()}'
-               f'<button type="submit">Sign out</button></form>')
-    body = template("base.html").substitute(title=e(title), workspace_label=e(label),
-                                            signout=signout, content=content)
-    return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+               f'<button type="submit">{sign_out}</button></form>')
+    body = template("base.html").substitute(
+        title=e(title), workspace_label=e(label), signout=signout, content=content,
+        lang=e(t.language), today_link=e(t.pgettext("page", "Today")))
+    return web.Response(text=body, status=status, content_type="text/html", charset="utf-8",
+                        headers={"Content-Language": t.language, "Vary": "Accept-Language"})
 
 
 def history_chart(points: Sequence[Mapping[str, Any]], bands: Bands = DEFAULT_BANDS,
-                  width: int = 720, height: int = 220) -> str:
+                  width: int = 720, height: int = 220, t: Translator = ENGLISH) -> str:
     """Score (0-100) over time as inline SVG, with the zones of ``bands`` shaded."""
     if not points:
-        return '<p class="empty">No history yet.</p>'
+        none = t.pgettext("page", "No history yet.")
+        return f'<p class="empty">{e(none)}</p>'
     left, right, top, bottom = 34, 12, 10, 26
     plot_w, plot_h = width - left - right, height - top - bottom
     times = [datetime.fromisoformat(str(p["t"]).replace("Z", "+00:00")).timestamp()
@@ -208,7 +227,8 @@ def history_chart(points: Sequence[Mapping[str, Any]], bands: Bands = DEFAULT_BA
     def y(score: float) -> float:
         return top + plot_h * (1 - score / 100)
 
-    parts = [f'<svg class="history" role="img" aria-label="Score history" '
+    label = t.pgettext("page", "Score history")
+    parts = [f'<svg class="history" role="img" aria-label="{e(label)}" '
              f'viewBox="0 0 {width} {height}" width="100%" '
              f'xmlns="http://www.w3.org/2000/svg">']
     zones = ((bands.healthy, 100, Band.HEALTHY), (bands.watch, bands.healthy, Band.WATCH),
@@ -239,10 +259,11 @@ def history_chart(points: Sequence[Mapping[str, Any]], bands: Bands = DEFAULT_BA
     return "".join(parts)
 
 
-def _mini_list(docs: Sequence[AccountDocument], detail: Callable[[AccountDocument], str]
-               ) -> str:
+def _mini_list(docs: Sequence[AccountDocument], detail: Callable[[AccountDocument], str],
+               t: Translator = ENGLISH) -> str:
     if not docs:
-        return '<div class="card empty">None right now.</div>'
+        none = t.pgettext("page", "None right now.")
+        return f'<div class="card empty">{e(none)}</div>'
     rows = "".join(
         f'<tr><td><a class="account" href="{e(account_href(d.account_id))}">'
         f'{e(d.account_name or d.account_id)}</a></td>'
@@ -260,7 +281,22 @@ class Page:
         self.api = Api(settings, readmodel, playbooks, publish=publish, render=render_reason)
         self.render_reason = render_reason
         self.secure_cookie = settings.public_url.lower().startswith("https://")
-        self.bands = load_config(settings.scoring_config).bands
+        config = load_config(settings.scoring_config)
+        self.bands = config.bands
+        self.locale: LocaleSettings = config.locale
+
+    def translator(self, request: web.Request) -> Translator:
+        """The reader's language: the browser's ``Accept-Language`` when it asks for one
+        Telltale speaks, else the workspace's; amounts and dates in the workspace's
+        currency and time zone."""
+        language = negotiate(request.headers.get("Accept-Language"), self.locale.language)
+        return translator(language, self.locale.currency, self.locale.time_zone)
+
+    def _render_reason(self, t: Translator) -> Render:
+        """The reasons' renderer for ``t``: the one given (English) or the catalogue's."""
+        if t.language == "en" and t.currency == "USD":
+            return self.render_reason
+        return renderer(t)
 
     @property
     def playbooks(self) -> Sequence[Playbook]:
@@ -300,13 +336,15 @@ class Page:
     def _authed(self, handler: Callable[[web.Request, Session], Awaitable[web.Response]]
                 ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def wrapped(request: web.Request) -> web.Response:
+            t = self.translator(request)
             if "token" in request.query:
-                return self._login(request, "A token in the address is not accepted (it "
-                                            "would stay in logs and history): sign in here.")
+                return self._login(request, t.pgettext(
+                    "page", "A token in the address is not accepted (it would stay in logs "
+                            "and history): sign in here."))
             session = self.session(request)
             if session is None:
-                return self._login(request, "Enter your Telltale API token to see your "
-                                            "accounts.")
+                return self._login(request, t.pgettext(
+                    "page", "Enter your Telltale API token to see your accounts."))
             if request.method == "POST":
                 problem = await self._check_post(request, session)
                 if problem is not None:
@@ -322,29 +360,37 @@ class Page:
         # Our own Referrer-Policy (no-referrer) makes browsers send "null" for our forms.
         allowed = {"null", f"{request.scheme}://{request.host}",
                    _origin(self.settings.public_url)}
+        t = self.translator(request)
         if origin is not None and origin not in allowed:
-            return self._problem(session, 403, "This form was sent from another site.")
+            return self._problem(session, 403, t.pgettext(
+                "page", "This form was sent from another site."), t=t)
         form = await _form(request)
         if not hmac.compare_digest(str(form.get("csrf", "")).encode(), session.csrf.encode()):
-            return self._problem(session, 403, "This form has expired: reload the page and "
-                                               "try again.")
+            return self._problem(session, 403, t.pgettext(
+                "page", "This form has expired: reload the page and try again."), t=t)
         return None
 
     def _login(self, request: web.Request, message: str) -> web.Response:
+        t = self.translator(request)
         target = request.rel_url.with_query(
             {k: v for k, v in request.query.items() if k != "token"})
-        content = template("login.html").substitute(message=e(message),
-                                                    next=e(safe_next(str(target))))
-        return render("Sign in", None, content, status=401)
+        return self._login_page(t, message, safe_next(str(target)))
+
+    def _login_page(self, t: Translator, message: str, target: str) -> web.Response:
+        sign_in = t.pgettext("page", "Sign in")
+        content = template("login.html").substitute(
+            message=e(message), next=e(target), sign_in=e(sign_in),
+            token_label=e(t.pgettext("page", "API token")))
+        return render(sign_in, None, content, status=401, t=t)
 
     async def signin(self, request: web.Request) -> web.Response:
         form = await _form(request)
         token = str(form.get("token", "")).strip()
         identity = token_identity(self.tokens, f"Bearer {token}") if token else None
         if identity is None:
-            content = template("login.html").substitute(
-                message=e("That token is not known here."), next=e(safe_next(form.get("next"))))
-            return render("Sign in", None, content, status=401)
+            t = self.translator(request)
+            return self._login_page(t, t.pgettext("page", "That token is not known here."),
+                                    safe_next(form.get("next")))
         session = Session(token, identity, secrets.token_hex(16))
         response = web.HTTPSeeOther(safe_next(form.get("next")))
         response.set_cookie(SESSION_COOKIE, session.cookie_value(), httponly=True,
@@ -363,10 +409,12 @@ class Page:
         raise response
 
     def _problem(self, session: Session | None, status: int, message: str,
-                 back: str = "/today") -> web.Response:
-        content = (f'<p class="sub"><a href="{e(back)}">← Back</a></p><h1>Not done</h1>'
-                   f'<p>{e(message)}</p>')
-        return render("Not done", session, content, status=status)
+                 back: str = "/today", t: Translator = ENGLISH) -> web.Response:
+        title = t.pgettext("page", "Not done")
+        back_label = t.pgettext("page", "← Back")
+        content = (f'<p class="sub"><a href="{e(back)}">{e(back_label)}</a>'
+                   f'</p><h1>{e(title)}</h1><p>{e(message)}</p>')
+        return render(title, session, content, status=status, t=t)
 
     # ------------------------------------------------------------------ acting
 
@@ -390,29 +438,26 @@ class Page:
             await self.api.act(session.identity.workspace, account_id,
                                session.identity.person or ANONYMOUS_ACTOR, fields)
         except Problem as problem:
-            return self._problem(session, problem.response.status, str(problem), back)
+            return self._problem(session, problem.response.status, str(problem), back,
+                                 self.translator(request))
         raise web.HTTPSeeOther(back)
 
     # ------------------------------------------------------------------ the pages
 
     async def today(self, request: web.Request, session: Session) -> web.Response:
+        t = self.translator(request)
         workspace = session.identity.workspace
         wanted = request.query.get("owner")
         owner = session.identity.person if wanted == "me" else wanted
         everyone = await self.readmodel.worklist(workspace, playbooks=self.playbooks)
         listed = [i for i in everyone.team if owner is None or i.entry.owner == owner]
-        n = len(listed)
-        whose = "of your accounts" if wanted == "me" else (
-            f"of {owner}'s accounts" if owner else "")
-        noun = whose or ("account" if n == 1 else "accounts")
-        headline = (f"{n} {noun} need{'s' if n == 1 else ''} attention today, most urgent "
-                    f"first." if n else f"No account {whose + ' ' if whose else ''}needs "
-                                        f"attention today.")
+        headline = _headline(t, len(listed), wanted, owner)
         if wanted == "me" and session.identity.person is None:
-            headline = "This token names no person, so it has no accounts of its own."
+            headline = t.pgettext("page", "This token names no person, so it has no accounts "
+                                          "of its own.")
         here = str(request.rel_url)
-        rows = "\n".join(self._row(i, session, here) for i in listed) or (
-            '<tr><td colspan="7" class="empty">Nothing needs attention.</td></tr>')
+        rows = "\n".join(self._row(i, session, here, t) for i in listed) or _empty_row(
+            7, t.pgettext("page", "Nothing needs attention."))
         renewals = await self.readmodel.accounts(
             workspace, await self.readmodel.ranking(workspace, "renewals:at_risk", 5))
         drops = await self.readmodel.accounts(
@@ -421,51 +466,61 @@ class Page:
             workspace, await self.readmodel.ranking(workspace, "expansion", 5))
         content = template("today.html").substitute(
             headline=e(headline), rows=rows,
-            filters=_filters(everyone.team, session, wanted),
-            renewals=_mini_list(renewals,
-                                lambda d: f"{e(renewal_text(d))} · {money(d.arr)}"),
-            drops=_mini_list(drops, lambda d: signed(d.change_7d)),
-            expansion=_mini_list(leads, lambda d: money(d.arr)),
+            filters=_filters(everyone.team, session, wanted, t),
+            renewals=_mini_list(
+                renewals, lambda d: f"{e(renewal_text(d, t=t))} · {e(money(d.arr, t))}", t),
+            drops=_mini_list(drops, lambda d: signed(d.change_7d), t),
+            expansion=_mini_list(leads, lambda d: e(money(d.arr, t)), t),
+            **_today_labels(t),
         )
-        return render("Today", session, content)
+        return render(t.pgettext("page", "Today"), session, content, t=t)
 
-    def _row(self, item: Listed, session: Session, here: str) -> str:
+    def _row(self, item: Listed, session: Session, here: str,
+             t: Translator = ENGLISH) -> str:
         doc, entry = item.doc, item.entry
         return (
             f'<tr><td><a class="account" href="{e(account_href(entry.account_id))}">'
             f'{e(doc.account_name or entry.account_id)}</a>'
-            f'{self._reasons(entry)}</td>'
-            f'<td class="num">{score_badge(doc.score, doc.band)}<br>{signed(doc.change_7d)}</td>'
-            f'<td>{e(_owner_label(item))}</td>'
-            f'<td class="num">{money(doc.arr)}</td>'
-            f'<td class="num">{e(renewal_text(doc, entry.today))}</td>'
-            f'<td>{_steps(entry)}</td>'
-            f'<td>{self._forms(entry, session, here)}</td></tr>')
+            f'{self._reasons(entry, t)}</td>'
+            f'<td class="num">{score_badge(doc.score, doc.band, t)}<br>{signed(doc.change_7d)}'
+            f'</td>'
+            f'<td>{e(_owner_label(item, t))}</td>'
+            f'<td class="num">{e(money(doc.arr, t))}</td>'
+            f'<td class="num">{e(renewal_text(doc, entry.today, t))}</td>'
+            f'<td>{_steps(entry, t)}</td>'
+            f'<td>{self._forms(entry, session, here, t)}</td></tr>')
 
-    def _reasons(self, entry: WorklistEntry) -> str:
+    def _reasons(self, entry: WorklistEntry, t: Translator = ENGLISH) -> str:
+        say = self._render_reason(t)
+        new = e(t.pgettext("page", "new"))
         items = "".join(
             f'<li class="sev-{e(r.severity.value)}">'
-            f'{e(reason_text(r, entry.today, self.render_reason))}'
-            f'{"<span class=new>new</span>" if r.key in entry.new else ""}</li>'
+            f'{e(reason_text(r, entry.today, say, t))}'
+            f'{f"<span class=new>{new}</span>" if r.key in entry.new else ""}</li>'
             for r in entry.reasons)
         return f'<ul class="reasons">{items}</ul>' if items else ""
 
-    def _off_list(self, doc: AccountDocument, actions: Sequence[Action]) -> str:
+    def _off_list(self, doc: AccountDocument, actions: Sequence[Action],
+                  t: Translator = ENGLISH) -> str:
         """Why an account is on no list today, with the reasons it still has."""
         attention = doc.attention_track.attention
         if attention is None or not attention.needed:
-            return '<p class="empty">Nothing needs attention on this account today.</p>'
+            nothing = t.pgettext("page", "Nothing needs attention on this account today.")
+            return f'<p class="empty">{e(nothing)}</p>'
         today = epoch_day(time.time())
         handling = handling_of(actions)
         if handling.snoozed_until is not None and today < handling.snoozed_until:
-            why = f"Snoozed until {iso_day(handling.snoozed_until)}."
+            why = t.pgettext("page", "Snoozed until %(date)s.", date=t.day(handling.snoozed_until))
         else:
-            why = "Acknowledged: back on the list when a new or worse reason appears."
-        items = "".join(f"<li>{e(reason_text(r, today, self.render_reason))}</li>"
+            why = t.pgettext("page", "Acknowledged: back on the list when a new or worse "
+                                     "reason appears.")
+        say = self._render_reason(t)
+        items = "".join(f"<li>{e(reason_text(r, today, say, t))}</li>"
                         for r in attention.reasons)
         return f'<p class="sub">{e(why)}</p><ul class="reasons">{items}</ul>'
 
-    def _forms(self, entry: WorklistEntry, session: Session, here: str) -> str:
+    def _forms(self, entry: WorklistEntry, session: Session, here: str,
+               t: Translator = ENGLISH) -> str:
         action = e(f"{account_href(entry.account_id)}/actions")
         hidden = f'{session.field()}<input type="hidden" name="next" value="{e(here)}">'
 
@@ -478,86 +533,117 @@ class Page:
         steps = "".join(
             form("step_done", f'<input type="hidden" name="playbook" value="{e(s.playbook.name)}">'
                               f'<input type="hidden" name="step" value="{s.index}">',
-                 f"Done: {s.step.title}") for s in entry.open_steps)
+                 t.pgettext("page", "Done: %(step)s", step=s.step.title))
+            for s in entry.open_steps)
+        until = e(t.pgettext("page", "until"))
+        assignee = e(t.pgettext("page", "assignee email (empty: the owner)"))
+        note = e(t.pgettext("page", "Note"))
+        act = e(t.pgettext("page", "Act"))
         return (
-            '<details class="act"><summary>Act</summary>'
-            + form("acknowledge", "", "Acknowledge")
-            + form("snooze", f'<label>until <input type="date" name="until" min="{tomorrow}" '
-                             f'value="{e(iso_day(entry.today + 7))}" required></label>', "Snooze")
-            + form("assign", '<input type="email" name="assignee" placeholder="assignee email '
-                             '(empty: the owner)" maxlength="256">', "Assign")
+            f'<details class="act"><summary>{act}</summary>'
+            + form("acknowledge", "", t.pgettext("page", "Acknowledge"))
+            + form("snooze", f'<label>{until} <input type="date" name="until" min="{tomorrow}" '
+                             f'value="{e(iso_day(entry.today + 7))}" required></label>',
+                   t.pgettext("page", "Snooze"))
+            + form("assign", f'<input type="email" name="assignee" placeholder="{assignee}" '
+                             'maxlength="256">', t.pgettext("page", "Assign"))
             + form("note", '<textarea name="text" maxlength="2000" required '
-                           'placeholder="Note"></textarea>', "Add note")
+                           f'placeholder="{note}"></textarea>', t.pgettext("page", "Add note"))
             + steps + "</details>")
 
     async def account(self, request: web.Request, session: Session) -> web.Response:
+        t = self.translator(request)
         workspace = session.identity.workspace
         account_id = request.match_info["account_id"]
         doc = await self.readmodel.account(workspace, account_id)
         if doc is None:
-            content = (f'<p class="sub"><a href="/today">← Today</a></p><h1>Not found</h1>'
-                       f'<p>No account {e(account_id)} in this workspace.</p>')
-            return render("Not found", session, content, status=404)
+            title = t.pgettext("page", "Not found")
+            missing = t.pgettext("page", "No account %(account)s in this workspace.",
+                                 account=account_id)
+            back = t.pgettext("page", "← Today")
+            content = (f'<p class="sub"><a href="/today">{e(back)}'
+                       f'</a></p><h1>{e(title)}</h1><p>{e(missing)}</p>')
+            return render(title, session, content, status=404, t=t)
         history = await self.readmodel.history(workspace, account_id)
-        users = await self.readmodel.users(workspace, list(doc.user_ids))
+        users = await self.readmodel.users(workspace, doc.user_ids)
         actions = await self.readmodel.actions(workspace, account_id)
         entry = await self.readmodel.listing(workspace, account_id, playbooks=self.playbooks)
         band = str(doc.band)
         stages = " · ".join(x for x in (
-            BAND_LABELS.get(band, band),
-            f"forecast {STAGE_LABELS.get(doc.forecast, doc.forecast)}"
+            band_label(band, t),
+            t.pgettext("page", "forecast %(stage)s", stage=stage_label(doc.forecast, t))
             if doc.forecast else "",
-            STAGE_LABELS.get(str(doc.lifecycle), "") if doc.lifecycle else "",
-            f"owner {doc.owner}" if doc.owner else "unassigned",
+            stage_label(str(doc.lifecycle), t) if doc.lifecycle else "",
+            t.pgettext("page", "owner %(owner)s", owner=doc.owner) if doc.owner
+            else t.pgettext("page", "unassigned"),
         ) if x)
         kpis = "".join(
             f'<div class="card kpi"><div class="label">{e(label)}</div>'
             f'<div class="value">{value}</div></div>'
             for label, value in (
-                ("7-day change", signed(doc.change_7d)),
-                ("ARR", e(money(doc.arr))),
-                ("Renewal", e(renewal_text(doc))),
-                ("Segment", e(str(doc.segment or "—").replace("_", "-"))),
+                (t.pgettext("page", "7-day change"), signed(doc.change_7d)),
+                (t.pgettext("page", "ARR"), e(money(doc.arr, t))),
+                (t.pgettext("page", "Renewal"), e(renewal_text(doc, t=t))),
+                (t.pgettext("page", "Segment"),
+                 e(str(doc.segment or "—").replace("_", "-"))),
             ))
         components = "\n".join(
-            f'<tr><td>{e(name.replace("_", " ").capitalize())}</td>'
-            f'<td>{e(component_in_words(name, c.get("detail")))}</td>'
+            f'<tr><td>{e(component_label(name, t))}</td>'
+            f'<td>{e(_component_words(name, c.get("detail"), t))}</td>'
             f'<td class="num">{e(_number(c.get("points")))} / {e(_number(c.get("weight")))}'
             f'</td>'
             f'<td><meter class="earned" min="0" max="100" value="{_pct(c)}">{_pct(c)}%</meter>'
             f'</td></tr>'
             for name, c in sorted(doc.components.items())
-        ) or '<tr><td colspan="4" class="empty">No components.</td></tr>'
+        ) or _empty_row(4, t.pgettext("page", "No components."))
+        power = e(t.pgettext("page", "★ power user"))
+        never = e(t.pgettext("page", "never"))
         user_rows = "\n".join(
             f'<tr><td>{e(u.get("name") or u.get("user_id"))}</td><td>{e(u.get("email"))}</td>'
-            f'<td class="num">{_user_badge(u)}</td>'
-            f'<td>{"★ power user" if u.get("power_user") else ""}</td>'
-            f'<td>{e(str(u.get("last_seen"))[:10] if u.get("last_seen") else "never")}</td></tr>'
+            f'<td class="num">{_user_badge(u, t)}</td>'
+            f'<td>{power if u.get("power_user") else ""}</td>'
+            f'<td>{e(_seen(u.get("last_seen"), t)) if u.get("last_seen") else never}</td></tr>'
             for u in sorted(users, key=lambda u: -(u.get("score") or 0))
-        ) or '<tr><td colspan="5" class="empty">No users seen yet.</td></tr>'
+        ) or _empty_row(5, t.pgettext("page", "No users seen yet."))
         signals = doc.active_signals
         notes = [a for a in actions if a.type is ActionType.NOTE]
+        next_step = t.pgettext("page", "Next step:")
+        no_notes = t.pgettext("page", "No notes yet.")
         content = template("account.html").substitute(
             name=e(doc.account_name or account_id), band=e(band),
-            score=e(doc.score), stages=e(stages), explanation=e(doc.explanation),
-            reasons=(self._reasons(entry) if entry is not None else
-                     self._off_list(doc, actions)),
-            steps=(f"<p>Next step: {_steps(entry)}</p>"
+            score=e(doc.score), stages=e(stages),
+            explanation=e(self._explanation(doc, t)),
+            reasons=(self._reasons(entry, t) if entry is not None else
+                     self._off_list(doc, actions, t)),
+            steps=(f"<p>{e(next_step)} {_steps(entry, t)}</p>"
                    if entry is not None and entry.open_steps else ""),
-            actions="" if entry is None else self._forms(entry, session, str(request.rel_url)),
-            signals=(f'<p class="chips">{signal_chips(signals, with_text=True)}</p>'
+            actions="" if entry is None else self._forms(entry, session, str(request.rel_url),
+                                                         t),
+            signals=(f'<p class="chips">{signal_chips(signals, with_text=True, t=t)}</p>'
                      if signals else ""),
-            kpis=kpis, chart=history_chart(history, self.bands), components=components,
+            kpis=kpis, chart=history_chart(history, self.bands, t=t), components=components,
             notes="".join(
                 f'<div class="card spaced-sm"><p class="note">{e(a.text)}</p>'
-                f'<p class="sub">{e(a.actor)} · {e(_when(a.at))}</p></div>'
-                for a in reversed(notes)) or '<p class="empty">No notes yet.</p>',
+                f'<p class="sub">{e(a.actor)} · {e(_when(a.at, t))}</p></div>'
+                for a in reversed(notes))
+            or f'<p class="empty">{e(no_notes)}</p>',
             history="\n".join(
-                f"<tr><td>{e(_when(a.at))}</td><td>{e(a.actor)}</td>"
-                f"<td>{e(action_in_words(a))}</td></tr>" for a in reversed(actions))
-            or '<tr><td colspan="3" class="empty">Nobody has acted on this account yet.</td></tr>',
-            users=user_rows)
-        return render(str(doc.account_name or account_id), session, content)
+                f"<tr><td>{e(_when(a.at, t))}</td><td>{e(a.actor)}</td>"
+                f"<td>{e(action_in_words(a, t))}</td></tr>" for a in reversed(actions))
+            or _empty_row(3, t.pgettext("page", "Nobody has acted on this account yet.")),
+            users=user_rows, **_account_labels(t))
+        return render(str(doc.account_name or account_id), session, content, t=t)
+
+    def _explanation(self, doc: AccountDocument, t: Translator) -> str:
+        """The last change's explanation in the reader's language: as written when that
+        is the workspace's, else said again from the change's structured fields."""
+        stored = doc.explanation
+        if t.language == self.locale.language or not stored:
+            return stored
+        try:
+            return explain.retell(doc.stored, t)
+        except (KeyError, TypeError, ValueError):
+            return stored
 
 
 def _origin(url: str) -> str:
@@ -572,60 +658,159 @@ async def _form(request: web.Request) -> Mapping[str, Any]:
     return await request.post()
 
 
-def _when(at: float) -> str:
-    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+def _when(at: float, t: Translator = ENGLISH) -> str:
+    moment = datetime.fromtimestamp(at, UTC)
+    if t.language == "en" and t.time_zone == "UTC":
+        return moment.strftime("%Y-%m-%d %H:%M UTC")
+    return t.datetime(moment, "short")
 
 
-def _owner_label(item: Listed) -> str:
+def _seen(last_seen: Any, t: Translator) -> str:
+    """A user's last-seen time as a date on the workspace's clock."""
+    try:
+        moment = datetime.fromisoformat(str(last_seen).replace("Z", "+00:00"))
+    except ValueError:
+        return str(last_seen)[:10]
+    if t.language == "en" and t.time_zone == "UTC":
+        return str(last_seen)[:10]
+    return t.date(moment)
+
+
+def _empty_row(columns: int, text: str) -> str:
+    return f'<tr><td colspan="{columns}" class="empty">{e(text)}</td></tr>'
+
+
+def _headline(t: Translator, n: int, wanted: str | None, owner: str | None) -> str:
+    """How many accounts of the list need attention today."""
+    if wanted == "me":
+        if not n:
+            return t.pgettext("page", "No account of your accounts needs attention today.")
+        return t.npgettext("page", "%(count)s of your accounts needs attention today, most "
+                                   "urgent first.",
+                           "%(count)s of your accounts need attention today, most urgent "
+                           "first.", n)
+    if owner:
+        if not n:
+            return t.pgettext("page", "No account of %(owner)s's accounts needs attention "
+                                      "today.", owner=owner)
+        return t.npgettext("page", "%(count)s of %(owner)s's accounts needs attention today, "
+                                   "most urgent first.",
+                           "%(count)s of %(owner)s's accounts need attention today, most "
+                           "urgent first.", n, owner=owner)
+    if not n:
+        return t.pgettext("page", "No account needs attention today.")
+    return t.npgettext("page", "%(count)s account needs attention today, most urgent first.",
+                       "%(count)s accounts need attention today, most urgent first.", n)
+
+
+def _today_labels(t: Translator) -> dict[str, str]:
+    """The fixed words of ``today.html``, escaped."""
+    return {key: e(text) for key, text in (
+        ("l_today", t.pgettext("page", "Today")),
+        ("l_account", t.pgettext("page", "Account and why")),
+        ("l_health", t.pgettext("page", "Health")),
+        ("l_owner", t.pgettext("page", "Owner")),
+        ("l_arr", t.pgettext("page", "ARR")),
+        ("l_renewal", t.pgettext("page", "Renewal")),
+        ("l_next", t.pgettext("page", "Next step")),
+        ("l_act", t.pgettext("page", "Act")),
+        ("l_renewals", t.pgettext("page", "Renewals at risk")),
+        ("l_drops", t.pgettext("page", "Largest drops this week")),
+        ("l_expansion", t.pgettext("page", "Expansion leads")),
+    )}
+
+
+def _account_labels(t: Translator) -> dict[str, str]:
+    """The fixed words of ``account.html``, escaped."""
+    return {key: e(text) for key, text in (
+        ("l_back", t.pgettext("page", "← Today")),
+        ("l_why", t.pgettext("page", "Why it needs attention")),
+        ("l_history", t.pgettext("page", "Score history")),
+        ("l_components", t.pgettext("page", "Components")),
+        ("l_component", t.pgettext("page", "Component")),
+        ("l_words", t.pgettext("page", "In words")),
+        ("l_points", t.pgettext("page", "Points / weight")),
+        ("l_earned", t.pgettext("page", "Earned")),
+        ("l_notes", t.pgettext("page", "Notes")),
+        ("l_actions", t.pgettext("page", "History of actions")),
+        ("l_when", t.pgettext("page", "When")),
+        ("l_who", t.pgettext("page", "Who")),
+        ("l_what", t.pgettext("page", "What")),
+        ("l_users", t.pgettext("page", "Users")),
+        ("l_user", t.pgettext("page", "User")),
+        ("l_email", t.pgettext("page", "Email")),
+        ("l_health", t.pgettext("page", "Health")),
+        ("l_power", t.pgettext("page", "Power user")),
+        ("l_seen", t.pgettext("page", "Last seen")),
+    )}
+
+
+def _component_words(name: str, detail: Any, t: Translator) -> str:
+    """A component in words: the page's own summary in English, the core's sentence for
+    the component (``explain.weakest_text``) in other languages."""
+    if t.language == "en" or not isinstance(detail, Mapping):
+        return component_in_words(name, detail)
+    try:
+        return explain.weakest_text(name, dict(detail), t)
+    except (KeyError, TypeError, ValueError):
+        return component_in_words(name, detail)
+
+
+def _owner_label(item: Listed, t: Translator = ENGLISH) -> str:
     """The owner's name when the account is with its owner, else the assignee."""
     if item.entry.owner is None:
-        return "Unassigned"
+        return t.pgettext("page", "Unassigned")
     if item.entry.owner == item.doc.owner_key:
         return str(item.doc.owner or item.entry.owner)
-    return f"{item.entry.owner} (assigned)"
+    return t.pgettext("page", "%(owner)s (assigned)", owner=item.entry.owner)
 
 
-def _filters(team: Sequence[Listed], session: Session, wanted: str | None) -> str:
+def _filters(team: Sequence[Listed], session: Session, wanted: str | None,
+             t: Translator = ENGLISH) -> str:
     counts: dict[str, tuple[str, int]] = {}
     for item in team:
         if item.entry.owner is not None:
-            label, n = counts.get(item.entry.owner, (_owner_label(item), 0))
+            label, n = counts.get(item.entry.owner, (_owner_label(item, t), 0))
             counts[item.entry.owner] = (label, n + 1)
-    links = [("Whole team", "/today", wanted is None)]
+    links = [(t.pgettext("page", "Whole team"), "/today", wanted is None)]
     if session.identity.person is not None:
-        links.append(("My accounts", "/today?owner=me", wanted == "me"))
+        links.append((t.pgettext("page", "My accounts"), "/today?owner=me", wanted == "me"))
     links += [(f"{label} ({n})", "/today?" + urlencode({"owner": owner}), wanted == owner)
               for owner, (label, n) in sorted(counts.items(), key=lambda kv: kv[1][0])]
     return "".join(f'<a href="{e(href)}"{" class=current" if current else ""}>{e(label)}</a>'
                    for label, href, current in links)
 
 
-def _steps(entry: WorklistEntry) -> str:
+def _steps(entry: WorklistEntry, t: Translator = ENGLISH) -> str:
     """Each open playbook step: what, in which playbook, and by when."""
     parts = []
     for step in entry.open_steps:
         late = step.overdue(entry.today)
         title = (f'<span class="overdue">{e(step.step.title)}</span>' if late
                  else e(step.step.title))
-        when = "was due" if late else "due"
-        parts.append(f'{title} <span class="sub">({e(step.playbook.title)}, {when} '
-                     f'{e(iso_day(step.due_day))})</span>')
+        when = (t.pgettext("page", "%(playbook)s, was due %(date)s", playbook=step.playbook.title,
+                           date=t.day(step.due_day)) if late else
+                t.pgettext("page", "%(playbook)s, due %(date)s", playbook=step.playbook.title,
+                           date=t.day(step.due_day)))
+        parts.append(f'{title} <span class="sub">({e(when)})</span>')
     return "<br>".join(parts) or "—"
 
 
-def action_in_words(action: Action) -> str:
+def action_in_words(action: Action, t: Translator = ENGLISH) -> str:
     """What an action did, for the history table."""
     if action.type is ActionType.ACKNOWLEDGE:
-        n = len(action.reasons)
-        return f"Acknowledged {n} reason{'s' if n != 1 else ''}"
+        return t.npgettext("page", "Acknowledged %(count)s reason",
+                           "Acknowledged %(count)s reasons", len(action.reasons))
     if action.type is ActionType.SNOOZE:
-        return f"Snoozed until {action.until.isoformat() if action.until else '?'}"
+        return t.pgettext("page", "Snoozed until %(date)s",
+                          date=t.on(action.until) if action.until else "?")
     if action.type is ActionType.ASSIGN:
-        return (f"Assigned to {action.assignee}" if action.assignee
-                else "Gave back to the account owner")
+        return (t.pgettext("page", "Assigned to %(who)s", who=action.assignee)
+                if action.assignee else t.pgettext("page", "Gave back to the account owner"))
     if action.type is ActionType.NOTE:
-        return "Added a note"
-    return f"Marked step {(action.step or 0) + 1} of {action.playbook} done"
+        return t.pgettext("page", "Added a note")
+    return t.pgettext("page", "Marked step %(step)s of %(playbook)s done",
+                      step=(action.step or 0) + 1, playbook=str(action.playbook))
 
 
 def component_in_words(name: str, detail: Any) -> str:

@@ -1,7 +1,7 @@
 """Throughput of the pure scoring core: events/s through ``step`` for a realistic mix in
 per-account batches, and serialised state bytes per user and per account.
 
-    .venv/bin/python bench/core.py [--accounts 200] [--batch 200] [--days 30]
+    .venv/bin/python bench/core.py [--accounts 200] [--batch 200] [--days 30] [--language fr]
 
 Prints figures; asserts nothing (timings depend on the machine and its load).
 """
@@ -12,12 +12,14 @@ import argparse
 import random
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from scoring.config import load_config
 from scoring.engine import step
+from scoring.i18n import translator
 from state.aggregates import AccountState, UserState
 from streams.events import Event, EventType, Source
 
@@ -86,12 +88,21 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=25)
     ap.add_argument("--batch", type=int, default=200)
     ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--language", default="en",
+                    help="the workspace's language (sentences are written in it)")
     args = ap.parse_args()
     config = load_config()
+    config = replace(config, locale=replace(config.locale, language=args.language,
+                                            currency="EUR" if args.language == "fr"
+                                            else config.locale.currency)).validate()
     batches = make_batches(args.accounts, args.users, args.batch, args.days)
     total_events = sum(len(b[2]) for b in batches)
     accounts: dict[str, AccountState] = {}
     users: dict[tuple[str, str], UserState] = {}
+
+    # A worker reads its catalogues once, at the first sentence: not part of the rate.
+    config.locale.translator().gettext("today")
+    translator().gettext("today")
 
     changes = 0
     c0 = time.process_time()

@@ -6,7 +6,8 @@
 - :mod:`scoring.signals` — named conditions with episodes, one unit per family
   (types, settings, detector, due rule, text key, routing tags), listed in its registry.
 - :mod:`scoring.stages` — lifecycle and forecast stages.
-- :mod:`scoring.explain` — every sentence Telltale writes (one place, for translation).
+- :mod:`scoring.explain` — every sentence Telltale writes, from the catalogues.
+- :mod:`scoring.i18n` — catalogues, plural rules and locale formats (English, French).
 - :mod:`scoring.changes` — health-change decisions and their wire record.
 - :mod:`scoring.engine` — :func:`~scoring.engine.step`, the one entry point.
 - :mod:`scoring.replay` — many accounts in event time (replays, backtests, tests).

@@ -17,10 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from scoring import explain
-from scoring.changes import iso_date, iso_day
+from scoring.changes import iso_date
+from scoring.i18n import DEFAULT_LANGUAGE, Lang, as_translator
 from scoring.labels import Band
 from state.aggregates import SignalState, epoch_day
 
@@ -450,27 +452,44 @@ def priority(reasons: Iterable[AttentionReason], arr: float | None,
     return round(s * a * r * h, 3)
 
 
-def render(reason: AttentionReason, today: int) -> str:
-    """The reason as an English sentence on epoch day ``today``."""
-    return explain.attention_text(reason.type.value, reason.params, reason.since_day, today)
+def render(reason: AttentionReason, today: int, language: Lang = DEFAULT_LANGUAGE) -> str:
+    """The reason as a sentence on epoch day ``today``, in ``language`` (default English)."""
+    return explain.attention_text(reason.type.value, reason.params, reason.since_day, today,
+                                  language)
 
 
 Render = Callable[[AttentionReason, int], str]
-"""A reason in words on an epoch day (:func:`render`, or a translation of it)."""
+"""A reason in words on an epoch day (:func:`render`, or :func:`renderer` of a language)."""
 
 
-def reason_text(reason: AttentionReason, today: int, render: Render = render) -> str:
+@lru_cache(maxsize=64)
+def renderer(language: Lang = DEFAULT_LANGUAGE) -> Render:
+    """:func:`render` in ``language``."""
+    if language == DEFAULT_LANGUAGE:
+        return render
+
+    def in_language(reason: AttentionReason, today: int) -> str:
+        return render(reason, today, language)
+
+    return in_language
+
+
+def reason_text(reason: AttentionReason, today: int, render: Render = render,
+                language: Lang = DEFAULT_LANGUAGE) -> str:
     """The reason in words on epoch day ``today``. An overdue step is a worklist reason,
     said here; a type the renderer cannot say yet is named with its figures rather than
     left out."""
+    t = as_translator(language)
     if reason.type is ReasonType.PLAYBOOK_STEP_OVERDUE:
-        return (f"{reason.params.get('step')} ({reason.params.get('playbook')}) was due on "
-                f"{iso_day(int(reason.params.get('due_day') or reason.since_day - 1))}")
+        return t.gettext("%(step)s (%(playbook)s) was due on %(date)s",
+                         step=str(reason.params.get("step")),
+                         playbook=str(reason.params.get("playbook")),
+                         date=t.day(int(reason.params.get("due_day") or reason.since_day - 1)))
     try:
         return render(reason, today)
     except (NotImplementedError, KeyError, ValueError):
         figures = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in reason.params.items())
         who = f" ({reason.subject})" if reason.subject else ""
-        since = f"since {iso_day(reason.since_day)}"
+        since = t.gettext("since %(date)s", date=t.day(reason.since_day))
         return (f"{reason.type.value.replace('_', ' ').capitalize()}{who}: "
                 f"{figures + ', ' if figures else ''}{since}")

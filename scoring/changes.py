@@ -89,12 +89,22 @@ class Snapshot:
 
 @dataclass(slots=True)
 class Driver:
+    """A component that moved the score: its name, the points it moved, the sentence,
+    and the component's detail at the last report (``previous``; None on a first
+    assessment), so that a reader in another language can say it again from
+    ``previous`` and the current detail (``explain.component_change_text``)."""
+
     component: str
     delta: int
     text: str
+    previous: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"component": self.component, "delta": self.delta, "text": self.text}
+        out: dict[str, Any] = {"component": self.component, "delta": self.delta,
+                               "text": self.text}
+        if self.previous is not None:
+            out["previous"] = self.previous
+        return out
 
 
 @dataclass(slots=True)
@@ -131,6 +141,9 @@ class HealthChange:
     extra: dict[str, Any] = field(default_factory=dict)
     attention: Attention | None = None  # the account's attention at this change
     alert: bool = True  # whether people are told, or only systems
+    language: str = "en"  # the language explanation and texts are written in
+    currency: str = "USD"  # of arr and of amounts in the texts (ISO 4217)
+    attention_new: list[str] = field(default_factory=list)  # keys of reasons new or worse
 
     def to_dict(self) -> dict[str, Any]:
         """The wire JSON (validated by ``streams/schemas/health-change.v1.json``)."""
@@ -139,7 +152,10 @@ class HealthChange:
         record = self._fields(current)
         if self.attention is not None:
             record["attention"] = self.attention.to_dict()
+            record["attention_new"] = list(self.attention_new)
         record["alert"] = self.alert
+        record["language"] = self.language
+        record["currency"] = self.currency
         return record
 
     def _fields(self, current: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from scoring.attention import Playbook, PlaybookStep, ReasonType, Severity
+from scoring.i18n import (
+    DEFAULT_CURRENCY,
+    DEFAULT_LANGUAGE,
+    DEFAULT_TIME_ZONE,
+    Translator,
+    check_currency,
+    check_language,
+    check_time_zone,
+    translator,
+)
 from scoring.labels import Band, ForecastStage
 
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default.toml")
@@ -245,6 +255,21 @@ class Decisions:
     score_move_days: int = 7
     history_days: int = 90
     max_users_in_change: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class LocaleSettings:
+    """How the workspace reads: ``language`` of every sentence and label (``en``,
+    ``fr``), ``currency`` of ARR and payments (ISO 4217: EUR, USD, GBP...), and
+    ``time_zone`` its dates are on (IANA: Europe/Paris, America/New_York...)."""
+
+    language: str = DEFAULT_LANGUAGE
+    currency: str = DEFAULT_CURRENCY
+    time_zone: str = DEFAULT_TIME_ZONE
+
+    def translator(self) -> Translator:
+        """The translator this workspace writes with (cached per settings)."""
+        return translator(self.language, self.currency, self.time_zone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -494,6 +519,7 @@ class ScoringConfig:
     limits: Limits = field(default_factory=Limits)
     attention: AttentionRules = field(default_factory=AttentionRules)
     playbooks: tuple[Playbook, ...] = field(default_factory=_default_playbooks)
+    locale: LocaleSettings = field(default_factory=LocaleSettings)
 
     def validate(self) -> ScoringConfig:
         """Return self, or raise :class:`ConfigError` listing every problem."""
@@ -523,6 +549,11 @@ def _check_curve(name: str, curve: Curve, problems: list[str], lo: float = 0.0) 
 
 def _problems(c: ScoringConfig) -> list[str]:
     p: list[str] = []
+    for key, check in (("language", check_language), ("currency", check_currency),
+                       ("time_zone", check_time_zone)):
+        problem = check(getattr(c.locale, key))
+        if problem:
+            p.append(f"locale.{key}: {problem}")
     if not c.version or not isinstance(c.version, str):
         p.append("version: must be a non-empty string")
     if not c.events:
@@ -817,6 +848,7 @@ def config_from_dict(raw: Mapping[str, Any], source: str = "scoring config") -> 
         "decisions": Decisions,
         "limits": Limits,
         "attention": AttentionRules,
+        "locale": LocaleSettings,
     }
     for key, cls in sections.items():
         if key in raw:
@@ -962,7 +994,7 @@ def dump_config(config: ScoringConfig) -> str:
         out.append("")
     for key in (
         "bands", "power_users", "signals", "support", "financial", "relationship",
-        "user_score", "expansion", "stages", "decisions", "limits",
+        "user_score", "expansion", "stages", "decisions", "limits", "locale",
     ):
         section = getattr(config, key)
         out.append(f"[{key}]")

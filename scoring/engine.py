@@ -9,7 +9,7 @@ what keeps the per-event path cheap) and returns them. Keep a copy
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from scoring import explain
@@ -32,6 +32,7 @@ from scoring.changes import (
     signal_dict,
 )
 from scoring.config import ScoringConfig
+from scoring.i18n import DEFAULT_LANGUAGE, Translator
 from scoring.labels import Band, ChangeReason, ForecastStage, Lifecycle
 from scoring.scores import (
     Component,
@@ -326,7 +327,7 @@ def _defaulted(c: Component) -> bool:
 
 
 def _drivers(
-    comps: list[Component], reported: Reported | None, delta: int
+    comps: list[Component], reported: Reported | None, delta: int, t: Translator
 ) -> list[Driver]:
     if reported is None:
         short = sorted(
@@ -337,7 +338,7 @@ def _drivers(
             key=lambda c: (-(c.weight - c.points), c.name),
         )[:2]
         return [
-            Driver(c.name, c.points - c.weight, explain.weakest_text(c.name, c.detail))
+            Driver(c.name, c.points - c.weight, explain.weakest_text(c.name, c.detail, t))
             for c in short
         ]
     prev = reported.components
@@ -359,20 +360,27 @@ def _drivers(
     out = []
     for d_raw, c, p in moves[:3]:
         d = int(d_raw + (0.5 if d_raw > 0 else -0.5))  # half away from zero: never 0
+        before_detail = p["detail"] if p else None
         out.append(Driver(c.name, d, explain.component_change_text(
-            c.name, p["detail"] if p else None, c.detail, d)))
+            c.name, before_detail, c.detail, d, t), before_detail))
     return out
 
 
-def _ended_text(acc: AccountState, s: SignalState, config: ScoringConfig, today: int) -> str:
+def _ended_text(acc: AccountState, s: SignalState, config: ScoringConfig, today: int,
+                t: Translator) -> str:
     """Why a signal ended; a quiet person's episode also ends when they have been away so
     long they are no longer counted, which is not a return."""
     if _inactivity_rank(s) >= 0 and s.subject is not None:
         summary = acc.users.get(s.subject)
         forget = config.signals.user_forget_days
         if summary is None or summary.last_day is None or today - summary.last_day >= forget:
-            return explain.user_gone_text(s.detail, forget)
-    return explain.signal_ended_text(s.type, s.detail)
+            return explain.user_gone_text(s.detail, forget, t)
+    return explain.signal_ended_text(s.type, s.detail, t)
+
+
+def _said(signals: list[SignalState], t: Translator) -> list[SignalState]:
+    """Copies of ``signals`` with their text in ``t``'s language."""
+    return [replace(s, text=explain.signal_text(s.type, s.detail, t)) for s in signals]
 
 
 def _inactivity_rank(s: SignalState) -> int:
@@ -502,42 +510,52 @@ def evaluate(
     delta = score - prev_score if prev_score is not None else 0
     drivers: list[Driver] = []
     text = ""
+    # Sentences are written only for what is emitted, in the workspace's language; the
+    # signals keep their English text in state, and a change in another language carries
+    # copies said in it.
+    told_started, told_ended, told_active = started, ended, list(active.values())
     if emit:
-        drivers = _drivers(comps, rep, delta)
+        tr = config.locale.translator()
+        if tr.language != DEFAULT_LANGUAGE:
+            told_started, told_ended, told_active = (
+                _said(started, tr), _said(ended, tr), _said(told_active, tr))
+        drivers = _drivers(comps, rep, delta, tr)
         notes: list[str] = []
         if rep is not None:
             if ChangeReason.BAND_CHANGED in reasons:
-                notes.append(explain.band_note(rep.band, band))
+                notes.append(explain.band_note(rep.band, band, tr))
             if ChangeReason.FORECAST_CHANGED in reasons:
-                notes.append(explain.forecast_note(rep.forecast, fc))
+                notes.append(explain.forecast_note(rep.forecast, fc, tr))
             if ChangeReason.LIFECYCLE_CHANGED in reasons:
-                notes.append(explain.lifecycle_note(rep.lifecycle, life))
+                notes.append(explain.lifecycle_note(rep.lifecycle, life, tr))
         else:
-            notes.append(explain.lifecycle_note(None, life))
+            notes.append(explain.lifecycle_note(None, life, tr))
             if fc is not None:
-                notes.append(explain.forecast_note(None, fc))
+                notes.append(explain.forecast_note(None, fc, tr))
         if reasons == [ChangeReason.ATTENTION_CHANGED]:
             # A change that is only about attention says why the account is (or is no
             # longer) on someone's list, in the worklist's words; in any other change
             # the headline, the drivers and the signals already name the cause.
             note = explain.attention_note(
-                [explain.attention_text(r.type.value, r.params, r.since_day, today)
-                 for r in worse[:2]], still_needed=bool(attention.reasons))
+                [explain.attention_text(r.type.value, r.params, r.since_day, today, tr)
+                 for r in worse[:2]], still_needed=bool(attention.reasons), language=tr)
             if note:
                 notes.append(note)
         reason_texts = [d.text for d in drivers]
         text = explain.paragraph(
             prev_score, score, band, reason_texts if delta != 0 or rep is None else [],
-            [s.text for s in _for_text(started, reason_texts)],
+            [s.text for s in _for_text(told_started, reason_texts)],
             change_7d if abs(change_7d) >= dec.score_move_points else None,
             [
                 line
                 for line in (
-                    _ended_text(acc, s, config, today) for s in _for_text(ended, reason_texts)
+                    _ended_text(acc, s, config, today, tr)
+                    for s in _for_text(ended, reason_texts)
                 )
                 if line not in reason_texts
             ],
             notes,
+            tr,
         )
     active_7 = sum(1 for s in acc.users.values()
                    if s.last_day is not None and today - s.last_day < 7)
@@ -569,7 +587,7 @@ def evaluate(
         components=comps,
         forecast=fc,
         lifecycle=life,
-        signals=list(active.values()),
+        signals=told_active,
         change_7d=change_7d,
         change_30d=change_30d,
         engagement_wow_pct=wow,
@@ -597,12 +615,15 @@ def evaluate(
                 components=comp_dicts,
                 delta=delta,
                 change_7d=change_7d,
-                signals_started=started,
-                signals_ended=ended,
-                active_signals=list(active.values()),
+                signals_started=told_started,
+                signals_ended=told_ended,
+                active_signals=told_active,
                 users=[u.to_dict() for u in assessment.users],
                 attention=attention,
                 alert=alert,
+                language=config.locale.language,
+                currency=config.locale.currency,
+                attention_new=[r.key for r in worse],
             ))
         acc.reported = Reported(t, score, band, fc, life, {
             c.name: {"points": c.points, "raw": round(c.raw, 3),

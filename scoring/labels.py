@@ -2,12 +2,18 @@
 severities, each as an enum (the values the wire format carries), with the label people
 read (the page, Slack, reports) and the lower-case name sentences use (explanations).
 
-A leaf of the core: it imports nothing of Telltale's, so every layer can name a band.
+The tables below are the English labels, which are also the message ids: the functions
+at the end look them up in the reader's language (``scoring/i18n.py``).
+
+Near the leaves of the core: it imports only :mod:`scoring.i18n`, so every layer can name
+a band.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+from scoring.i18n import DEFAULT_LANGUAGE, N_, Lang, as_translator
 
 
 class Band(StrEnum):
@@ -51,25 +57,78 @@ class SignalSeverity(StrEnum):
     INFO = "info"
 
 
-BAND_LABELS: dict[str, str] = {Band.HEALTHY: "Healthy", Band.WATCH: "Watch",
-                               Band.AT_RISK: "At risk"}
-FORECAST_LABELS: dict[str, str] = {ForecastStage.COMMIT: "Commit",
-                                   ForecastStage.BEST_CASE: "Best case",
-                                   ForecastStage.AT_RISK: "At risk"}
+BAND_LABELS: dict[str, str] = {Band.HEALTHY: N_("band", "Healthy"),
+                               Band.WATCH: N_("band", "Watch"),
+                               Band.AT_RISK: N_("band", "At risk")}
+FORECAST_LABELS: dict[str, str] = {ForecastStage.COMMIT: N_("stage", "Commit"),
+                                   ForecastStage.BEST_CASE: N_("stage", "Best case"),
+                                   ForecastStage.AT_RISK: N_("stage", "At risk")}
 LIFECYCLE_LABELS: dict[str, str] = {
-    Lifecycle.ONBOARDING: "Onboarding", Lifecycle.ADOPTING: "Adopting",
-    Lifecycle.MATURE: "Mature", Lifecycle.RENEWAL_WINDOW: "In renewal window",
-    Lifecycle.CHURNED: "Churned", Lifecycle.REACTIVATED: "Reactivated",
+    Lifecycle.ONBOARDING: N_("stage", "Onboarding"), Lifecycle.ADOPTING: N_("stage", "Adopting"),
+    Lifecycle.MATURE: N_("stage", "Mature"),
+    Lifecycle.RENEWAL_WINDOW: N_("stage", "In renewal window"),
+    Lifecycle.CHURNED: N_("stage", "Churned"), Lifecycle.REACTIVATED: N_("stage", "Reactivated"),
 }
 #: Forecast and lifecycle stages share one label table (their values do not overlap but
 #: for "at_risk", which reads the same in both).
 STAGE_LABELS: dict[str, str] = {**FORECAST_LABELS, **LIFECYCLE_LABELS}
 
 #: Names inside a sentence ("Band moved from watch to at risk").
-BAND_NAMES: dict[str, str] = {band: label.lower() for band, label in BAND_LABELS.items()}
-FORECAST_NAMES: dict[str, str] = {stage: label.lower()
-                                  for stage, label in FORECAST_LABELS.items()}
-LIFECYCLE_NAMES: dict[str, str] = {**{stage: label.lower()
-                                      for stage, label in LIFECYCLE_LABELS.items()},
-                                   Lifecycle.RENEWAL_WINDOW: "in the renewal window"}
+BAND_NAMES: dict[str, str] = {Band.HEALTHY: N_("band name", "healthy"),
+                              Band.WATCH: N_("band name", "watch"),
+                              Band.AT_RISK: N_("band name", "at risk")}
+_WEAK = N_("band name", "weak")
+FORECAST_NAMES: dict[str, str] = {ForecastStage.COMMIT: N_("forecast name", "commit"),
+                                  ForecastStage.BEST_CASE: N_("forecast name", "best case"),
+                                  ForecastStage.AT_RISK: N_("forecast name", "at risk")}
+LIFECYCLE_NAMES: dict[str, str] = {
+    Lifecycle.ONBOARDING: N_("lifecycle name", "onboarding"),
+    Lifecycle.ADOPTING: N_("lifecycle name", "adopting"),
+    Lifecycle.MATURE: N_("lifecycle name", "mature"),
+    Lifecycle.RENEWAL_WINDOW: N_("lifecycle name", "in the renewal window"),
+    Lifecycle.CHURNED: N_("lifecycle name", "churned"),
+    Lifecycle.REACTIVATED: N_("lifecycle name", "reactivated"),
+}
+#: Score components (``scoring.config.METRIC_NAMES``) as the page names them.
+COMPONENT_LABELS: dict[str, str] = {
+    "active_seats": N_("component", "Active seats"),
+    "power_users": N_("component", "Power users"),
+    "engagement": N_("component", "Engagement"),
+    "core_features": N_("component", "Core features"),
+    "support": N_("component", "Support"),
+    "financial": N_("component", "Financial"),
+    "relationship": N_("component", "Relationship"),
+}
 
+
+def component_label(name: str, language: Lang = DEFAULT_LANGUAGE) -> str:
+    """A component's label ("Active seats" / "Sièges actifs"); unknown: its name in words."""
+    label = COMPONENT_LABELS.get(name)
+    if label is None:
+        return name.replace("_", " ").capitalize()
+    return as_translator(language).pgettext("component", label)
+
+
+def band_label(band: str, language: Lang = DEFAULT_LANGUAGE) -> str:
+    """The label people read for a band ("At risk" / "À risque"); an unknown value as is."""
+    label = BAND_LABELS.get(str(band))
+    return str(band) if label is None else as_translator(language).pgettext("band", label)
+
+
+def stage_label(stage: str, language: Lang = DEFAULT_LANGUAGE) -> str:
+    """The label of a forecast or lifecycle stage; an unknown value as is."""
+    label = STAGE_LABELS.get(str(stage))
+    return str(stage) if label is None else as_translator(language).pgettext("stage", label)
+
+
+def band_name(band: str, language: Lang = DEFAULT_LANGUAGE) -> str:
+    """A band inside a sentence ("Band moved from watch to at risk"); "weak" when unknown."""
+    return as_translator(language).pgettext("band name", BAND_NAMES.get(str(band), _WEAK))
+
+
+def forecast_name(stage: str, language: Lang = DEFAULT_LANGUAGE) -> str:
+    return as_translator(language).pgettext("forecast name", FORECAST_NAMES[stage])
+
+
+def lifecycle_name(stage: str, language: Lang = DEFAULT_LANGUAGE) -> str:
+    return as_translator(language).pgettext("lifecycle name", LIFECYCLE_NAMES[stage])

@@ -20,7 +20,17 @@ from urllib.parse import quote
 import aiohttp
 
 from agents.sinks import DeliveryError, status_error
-from scoring.labels import BAND_LABELS, STAGE_LABELS, SignalSeverity
+from scoring import explain
+from scoring.i18n import (
+    DEFAULT_CURRENCY,
+    DEFAULT_LANGUAGE,
+    Translator,
+    as_translator,
+    check_currency,
+    check_language,
+    translator,
+)
+from scoring.labels import BAND_LABELS, STAGE_LABELS, SignalSeverity, band_label, stage_label
 from streams.health_change import HealthChangeRecord, SignalRecord
 from streams.identifiers import is_slack_user_id
 
@@ -54,17 +64,29 @@ def _signed(n: int) -> str:
     return f"+{n}" if n > 0 else f"−{-n}" if n < 0 else "±0"
 
 
-def _money(amount: float | None) -> str:
+def _money(amount: float | None, t: Translator) -> str:
     if amount is None:
-        return "n/a"
-    if amount >= 1_000_000:
-        return f"${amount / 1_000_000:.1f}M"
-    if amount >= 1_000:
-        return f"${amount / 1_000:.0f}k"
-    return f"${amount:.0f}"
+        return t.pgettext("slack", "n/a")
+    return t.money(round(float(amount)))
 
 
-def owner_mention(record: HealthChangeRecord | Mapping[str, Any]) -> str:
+def reader(record: HealthChangeRecord | Mapping[str, Any],
+           language: str | Translator | None = None) -> Translator:
+    """Who the message is written for: ``language`` when given (a code, or a translator
+    with its own currency), else the language the change was written in (its
+    ``language``; English when it has none); amounts in the record's ``currency``."""
+    if isinstance(language, Translator):
+        return language
+    wire = record.wire if isinstance(record, HealthChangeRecord) else record
+    code = language or str(wire.get("language") or DEFAULT_LANGUAGE)
+    currency = str(wire.get("currency") or DEFAULT_CURRENCY)
+    if check_language(code) or check_currency(currency):
+        return translator()
+    return translator(code, currency)
+
+
+def owner_mention(record: HealthChangeRecord | Mapping[str, Any],
+                  t: Translator | None = None) -> str:
     """``<@U…>`` for a change or read-model document whose ``owner_slack_id`` is a Slack
     user id, else the owner's name, escaped."""
     if isinstance(record, HealthChangeRecord):
@@ -73,12 +95,19 @@ def owner_mention(record: HealthChangeRecord | Mapping[str, Any]) -> str:
         slack_id, owner = record.get("owner_slack_id"), record.get("owner")
     if is_slack_user_id(slack_id):
         return f"<@{slack_id}>"
-    return escape_mrkdwn(owner or "no owner")
+    return escape_mrkdwn(owner or reader(record, t).pgettext("slack", "no owner"))
 
 
-def _label(labels: Mapping[str, str], value: object) -> str:
-    """The display label of a known band or stage; an unknown value, escaped."""
-    return labels.get(str(value)) or escape_mrkdwn(value)
+def _label(labels: Mapping[str, str], value: object, t: Translator | None = None) -> str:
+    """The display label of a known band or stage, in ``t``'s language; an unknown
+    value, escaped."""
+    if str(value) not in labels:
+        return escape_mrkdwn(value)
+    if labels is BAND_LABELS:
+        return band_label(str(value), t or as_translator("en"))
+    if labels is STAGE_LABELS:
+        return stage_label(str(value), t or as_translator("en"))
+    return labels[str(value)]
 
 
 def top_signals(change: HealthChangeRecord, limit: int = 3) -> list[SignalRecord]:
@@ -94,51 +123,89 @@ def top_signals(change: HealthChangeRecord, limit: int = 3) -> list[SignalRecord
     return ordered[:limit]
 
 
-def change_message(change: HealthChangeRecord, public_url: str) -> dict[str, Any]:
-    """The incoming-webhook payload (``text`` fallback plus ``blocks``) for one change."""
+def _written_in(change: HealthChangeRecord) -> str:
+    return str(change.wire.get("language") or DEFAULT_LANGUAGE)
+
+
+def _explanation(change: HealthChangeRecord, t: Translator) -> str:
+    """The change's explanation in ``t``'s language: as written, or said again from
+    the change's structured fields when it was written in another language."""
+    written = change.explanation or ""
+    if not written or t.language == _written_in(change):
+        return written
+    try:
+        return explain.retell(change.wire, t)
+    except (KeyError, TypeError, ValueError):
+        return written
+
+
+def change_message(change: HealthChangeRecord, public_url: str,
+                   language: str | Translator | None = None) -> dict[str, Any]:
+    """The incoming-webhook payload (``text`` fallback plus ``blocks``) for one change,
+    in ``language`` (default: the change's own, see :func:`reader`)."""
+    t = reader(change, language)
     current = change.current
     previous = change.previous
     name = escape_mrkdwn(change.account_name or change.account_id)
     score, band = current.score, current.band
     delta = change.delta
-    band_text = _label(BAND_LABELS, band)
+    band_text = _label(BAND_LABELS, band, t)
     if previous and previous.band != band:
-        band_text += f" (was {_label(BAND_LABELS, previous.band)})"
+        band_text += t.pgettext("slack", " (was %(band)s)",
+                                band=_label(BAND_LABELS, previous.band, t))
     url = account_url(public_url, change.account_id)
-    header = (f"{name}: health {score} ({_signed(delta)})" if previous
-              else f"{name}: health {score} (first assessment)")
-    explanation = escape_mrkdwn(change.explanation)
+    header = (t.pgettext("slack", "%(name)s: health %(score)s (%(delta)s)", name=name,
+                         score=score, delta=_signed(delta)) if previous
+              else t.pgettext("slack", "%(name)s: health %(score)s (first assessment)",
+                              name=name, score=score))
+    explanation = escape_mrkdwn(_explanation(change, t))
+    band_title, owner_title = t.pgettext("slack", "Band"), t.pgettext("slack", "Owner")
     fields = [
-        f"*Band*\n{BAND_ICONS.get(band, '')} {band_text}".replace("\n ", "\n"),
-        f"*Owner*\n{owner_mention(change)}",
+        f"*{band_title}*\n{BAND_ICONS.get(band, '')} {band_text}".replace("\n ", "\n"),
+        f"*{owner_title}*\n{owner_mention(change, t)}",
     ]
     if current.forecast:
         renewal = change.days_to_renewal
-        when = (f", renews in {escape_mrkdwn(renewal)} days" if renewal is not None else "")
-        fields.append(f"*Forecast*\n{_label(STAGE_LABELS, current.forecast)}{when}")
+        when = ""
+        if isinstance(renewal, int) and not isinstance(renewal, bool):
+            when = t.npgettext("slack", ", renews in %(count)s day", ", renews in %(count)s days",
+                               renewal)
+        elif renewal is not None:
+            when = t.pgettext("slack", ", renews in %(days)s days", days=escape_mrkdwn(renewal))
+        forecast_title = t.pgettext("slack", "Forecast")
+        fields.append(f"*{forecast_title}*\n{_label(STAGE_LABELS, current.forecast, t)}{when}")
     if current.lifecycle:
-        fields.append(f"*Stage*\n{_label(STAGE_LABELS, current.lifecycle)}")
+        stage_title = t.pgettext("slack", "Stage")
+        fields.append(f"*{stage_title}*\n{_label(STAGE_LABELS, current.lifecycle, t)}")
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _clip(header, 150),
                                     "emoji": True}},
         {"type": "section",
-         "text": {"type": "mrkdwn", "text": _clip(explanation, 3000) or "Health changed."}},
+         "text": {"type": "mrkdwn", "text": _clip(explanation, 3000)
+                  or t.pgettext("slack", "Health changed.")}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": _clip(f, 2000)}
                                        for f in fields]},
     ]
     signals = top_signals(change)
     if signals:
-        lines = "\n".join(f"• {escape_mrkdwn(s.text or s.type)}" for s in signals)
+        said = (
+            (s.text or s.type) if t.language == _written_in(change)
+            else explain.signal_again({"type": s.type, "detail": s.detail, "text": s.text}, t)
+            for s in signals)
+        lines = "\n".join(f"• {escape_mrkdwn(text)}" for text in said)
+        top = t.pgettext("slack", "Top signals")
         blocks.append({"type": "section",
-                       "text": {"type": "mrkdwn", "text": _clip(f"*Top signals*\n{lines}", 3000)}})
-    context = [f"ARR {_money(change.arr)}"]
+                       "text": {"type": "mrkdwn", "text": _clip(f"*{top}*\n{lines}", 3000)}})
+    context = [t.pgettext("slack", "ARR %(amount)s", amount=_money(change.arr, t))]
     if change.segment:
         context.append(escape_mrkdwn(change.segment).replace("_", "-"))
-    context.append(f"7-day change {_signed(change.change_7d)}")
+    context.append(t.pgettext("slack", "7-day change %(delta)s",
+                              delta=_signed(change.change_7d)))
     blocks.append({"type": "context",
                    "elements": [{"type": "mrkdwn", "text": _clip(" · ".join(context), 3000)}]})
     blocks.append({"type": "actions", "elements": [{
-        "type": "button", "text": {"type": "plain_text", "text": "Open account"},
+        "type": "button", "text": {"type": "plain_text",
+                                   "text": t.pgettext("slack", "Open account")},
         "url": url, "action_id": "open_account",
     }]})
     # The fallback is what notifications and old clients show, and Slack parses it as
@@ -147,12 +214,21 @@ def change_message(change: HealthChangeRecord, public_url: str) -> dict[str, Any
     return {"text": _clip(text.strip(), 3000), "blocks": blocks}
 
 
+def attention_title(n: int, t: Translator) -> str:
+    """"N accounts need attention today" (or that none does)."""
+    if not n:
+        return t.pgettext("slack", "No account needs attention today")
+    return t.npgettext("slack", "%(count)s account needs attention today",
+                       "%(count)s accounts need attention today", n)
+
+
 def digest_message(workspace: str, accounts: Sequence[Mapping[str, Any]],
-                   public_url: str, limit: int = 10) -> dict[str, Any]:
+                   public_url: str, limit: int = 10,
+                   language: str | Translator = "en") -> dict[str, Any]:
     """"N accounts need attention today", one line per account (most urgent first)."""
+    t = as_translator(language)
     n = len(accounts)
-    title = (f"{n} account{'s' if n != 1 else ''} need{'s' if n == 1 else ''} attention today"
-             if n else "No account needs attention today")
+    title = attention_title(n, t)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _clip(title, 150)}},
     ]
@@ -160,22 +236,27 @@ def digest_message(workspace: str, accounts: Sequence[Mapping[str, Any]],
         name = escape_mrkdwn(doc.get("account_name") or doc["account_id"])
         url = account_url(public_url, str(doc["account_id"]))
         line = (f"*<{url}|{name}>* · {escape_mrkdwn(doc.get('score'))} "
-                f"({_label(BAND_LABELS, doc.get('band'))}) · {owner_mention(doc)}\n"
+                f"({_label(BAND_LABELS, doc.get('band'), t)}) · {owner_mention(doc, t)}\n"
                 f"{escape_mrkdwn(doc.get('explanation') or '')}")
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _clip(line, 3000)}})
-    return list_message(title, blocks, n - limit, public_url, workspace)
+    return list_message(title, blocks, n - limit, public_url, workspace, t)
 
 
 def list_message(title: str, blocks: list[dict[str, Any]], more: int, public_url: str,
-                 workspace: str) -> dict[str, Any]:
+                 workspace: str, language: str | Translator = "en") -> dict[str, Any]:
     """A list of accounts as one Slack message: ``blocks``, then how many ``more`` are
     on the Today page (when any), then the workspace."""
+    t = as_translator(language)
     if more > 0:
+        page = t.pgettext("slack", "Today page")
+        link = f"<{public_url.rstrip('/')}/today|{page}>"
         blocks.append({"type": "context", "elements": [
-            {"type": "mrkdwn", "text": f"…and {more} more on the <{public_url.rstrip('/')}"
-                                       f"/today|Today page>"}]})
+            {"type": "mrkdwn", "text": t.npgettext("slack", "…and %(count)s more on the %(link)s",
+                                                   "…and %(count)s more on the %(link)s", more,
+                                                   link=link)}]})
     blocks.append({"type": "context", "elements": [
-        {"type": "mrkdwn", "text": f"Workspace {escape_mrkdwn(workspace)}"}]})
+        {"type": "mrkdwn", "text": t.pgettext("slack", "Workspace %(workspace)s",
+                                              workspace=escape_mrkdwn(workspace))}]})
     return {"text": title, "blocks": blocks}
 
 

@@ -149,3 +149,15 @@ async def test_actions_need_an_account_a_listing_and_the_workspace(client: TestC
     assert response.status == 413
     assert (await client.post(f"{BASE}/accounts/acme/actions",
                               data=b'{"type": "note", "text": "hi"}')).status == 401
+
+
+async def test_the_worklist_says_its_reasons_in_the_language_asked_for(
+        client: TestClient) -> None:
+    english = await worklist(client)
+    french = await worklist(client, headers={**RILEY, "Accept-Language": "fr-CA,fr;q=0.9"})
+    assert [i["account_id"] for i in french["team"]] == [
+        i["account_id"] for i in english["team"]]  # the same list, only said otherwise
+    texts = [r["text"] for i in french["team"] for r in i["reasons"]]
+    assert any(t.startswith("Aucune connexion de Dana Fox, power user, depuis ") for t in texts)
+    assert any(t.startswith("Un paiement de 15\u202f000\u00a0$US a échoué") for t in texts)
+    assert all(r["type"] for i in french["team"] for r in i["reasons"])  # reasons stay data

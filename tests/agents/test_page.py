@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -204,3 +205,83 @@ async def test_every_account_of_a_replayed_portfolio_renders(client: TestClient)
         page = await response.text()
         assert "<polyline" in page or "<circle" in page
         assert "{'" not in page  # component details are words, not dict reprs
+
+
+FRENCH = {**AUTH, "Accept-Language": "fr-FR,fr;q=0.9,en;q=0.5"}
+NBSP, NNBSP = "\u00a0", "\u202f"
+
+
+async def test_the_page_in_french_when_the_browser_asks(client: TestClient) -> None:
+    response = await client.get("/today", headers=FRENCH)
+    assert response.status == 200
+    assert response.headers["Content-Language"] == "fr"
+    assert "Accept-Language" in response.headers["Vary"]
+    page = html.unescape(await response.text())
+    assert '<html lang="fr">' in page and "<h1>Aujourd'hui</h1>" in page
+    assert ("4 comptes demandent de l'attention aujourd'hui, du plus urgent au moins urgent."
+            in page)
+    assert "<th>Compte et raisons</th>" in page and "<h2>Opportunités d'expansion</h2>" in page
+    assert "Toute l'équipe" in page and 'title="À risque"' in page
+    # the workspace's currency (dollars here) as French writes amounts, dates the same
+    assert f"180{NNBSP}000{NBSP}$US" in page
+    assert "12 nov. 2026 (échu depuis 20 jours)" in page.replace(NBSP, " ")
+    # reasons said by the catalogue in French, the person named with her numbers
+    assert "Aucune connexion de Dana Fox, power user, depuis" in page
+    assert "Mettre en veille" in page and "Prendre en compte" in page
+    account = html.unescape(await (await client.get("/accounts/acme", headers=FRENCH)).text())
+    assert "<h2>Historique du score</h2>" in account and "<th>Composante</th>" in account
+    assert "<td>Relation</td>" in account and "Pas encore de note." in account
+    assert "★ power user" in account
+
+
+async def test_english_stays_the_default_and_shows_whole_amounts(client: TestClient) -> None:
+    page = html.unescape(await (await client.get("/today", headers={
+        **AUTH, "Accept-Language": "de-DE,de;q=0.9"})).text())
+    assert '<html lang="en">' in page and "<h1>Today</h1>" in page
+    assert "$180,000" in page and "2026-11-12 (20 days ago)" in page
+
+
+@pytest.fixture
+async def french_workspace(settings: Settings, create_topics: Any, tmp_path: Any
+                           ) -> AsyncIterator[TestClient]:
+    """A workspace whose scoring configuration speaks French in euros on Paris time,
+    with the changes the real core made for a failed payment of 1,200 €."""
+    from dataclasses import replace
+
+    from scoring.config import LocaleSettings, dump_config, load_config
+    from tests.scoring.story import Story
+
+    config = replace(load_config(), locale=LocaleSettings("fr", "EUR", "Europe/Paris"))
+    path = tmp_path / "scoring.toml"
+    path.write_text(dump_config(config), encoding="utf-8")
+    settings = settings.replace(api_tokens="page-token=demo", scoring_config=str(path))
+    await create_topics(settings.topics.actions, partitions=settings.partitions)
+    story = Story(config=config, workspace="demo", account="acme")
+    story.group(0, name="Acme", seats=5, created_at=story.iso_day(-300), arr=12000,
+                renewal_date=story.iso_day(60))
+    story.daily(["ana", "ben"], range(0, 30))
+    story.track(5, None, "Payment Failed", amount=1200)
+    story.run_to(5, hour=12)
+    readmodel = ReadModel.from_settings(settings)
+    for change in story.changes:
+        await readmodel.apply(change.to_dict())
+    app = create_page_app(settings, readmodel, playbooks=TEST_PLAYBOOKS)
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+    await readmodel.clear()
+    await readmodel.close()
+
+
+async def test_a_french_workspace_reads_in_french_and_a_browser_may_ask_for_english(
+        french_workspace: TestClient) -> None:
+    response = await french_workspace.get("/accounts/acme", headers=AUTH)
+    assert response.headers["Content-Language"] == "fr"
+    page = html.unescape(await response.text())
+    assert (f"La santé a baissé de 6 points (59 → 53). En cause{NBSP}: un paiement de "
+            f"1{NNBSP}200{NBSP}€ a échoué.") in page
+    assert f"<div class=\"value\">12{NNBSP}000{NBSP}€</div>" in page
+    assert "un paiement de 1\u202f200\u00a0€ a échoué" in page  # the signal's chip
+    english = html.unescape(await (await french_workspace.get("/accounts/acme", headers={
+        **AUTH, "Accept-Language": "en-GB,en;q=0.8"})).text())
+    assert "Health fell 6 points (59 → 53) because a payment of €1,200 failed." in english
+    assert "€12,000" in english and "<h2>Score history</h2>" in english

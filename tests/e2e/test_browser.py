@@ -217,3 +217,47 @@ async def check_account_pages(page: Any, site: str) -> None:
     assert "Snoozed until" in await page.locator("table.actions tbody").inner_text()
     await page.goto(f"{site}/accounts/wayne")
     assert "Acknowledged 1 reason" in await page.locator("table.actions tbody").inner_text()
+
+
+async def test_a_french_browser_reads_the_page_in_french(site: Site, tmp_path: Path) -> None:
+    """A browser set to French (its Accept-Language) gets the sign-in, the list and the
+    account page in French, with French amounts and dates."""
+    executable = ensure_chromium()
+    from playwright.async_api import async_playwright
+
+    def plain(text: str) -> str:
+        return text.replace("\u00a0", " ").replace("\u202f", " ")
+
+    shots = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path)
+    shots.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=executable, headless=True,
+                                           args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 900},
+                                          java_script_enabled=False, locale="fr-FR")
+            response = await page.goto(f"{site.url}/today")
+            assert response is not None and response.status == 401
+            assert await page.locator("h1").inner_text() == "Se connecter"
+            await page.fill("input[name=token]", TOKEN)
+            await page.click("form.login button")
+            await page.wait_for_url(f"{site.url}/today")
+            assert await page.locator("h1").inner_text() == "Aujourd'hui"
+            assert await page.locator("html").get_attribute("lang") == "fr"
+            head = plain(await page.locator("table.attention thead").inner_text()).lower()
+            assert "compte et raisons" in head and "renouvellement" in head  # CSS capitals
+            first = plain(await page.locator("table.attention tbody tr").nth(0).inner_text())
+            assert "Globex" in first and "180 000 $US" in first
+            assert "12 nov. 2026 (échu depuis" in first
+            assert "Un paiement de 15 000 $US a échoué" in first
+            await page.screenshot(path=str(shots / "today-fr.png"), full_page=True)
+
+            await page.locator("table.attention a.account", has_text="Acme Corp").click()
+            await page.wait_for_url(f"{site.url}/accounts/acme")
+            body = plain(await page.locator("main").inner_text())
+            assert "historique du score" in body.lower() and "pourquoi ce compte" in body.lower()
+            assert "42 000 $US" in body and "dernière activité" in body.lower()
+            assert "13 juin 2026" in body  # a user's last activity, as a French date
+            await page.screenshot(path=str(shots / "account-fr.png"), full_page=True)
+        finally:
+            await browser.close()

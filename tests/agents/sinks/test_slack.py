@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import aiohttp
 import pytest
 from slack_sdk.models.blocks import Block
@@ -85,3 +87,67 @@ def test_first_assessment_has_no_delta() -> None:
     message = slack.change_message(record(make_change(previous_score=None)), "http://x")
     assert validated(message["blocks"])[0]["text"]["text"] == (
         "Acme Corp: health 57 (first assessment)")
+
+
+def _french_payment_change() -> dict:
+    """The change the real core emits for a failed payment in a French, euro workspace."""
+    from dataclasses import replace
+
+    from scoring.config import LocaleSettings, load_config
+    from tests.scoring.story import Story
+
+    config = replace(load_config(), locale=LocaleSettings("fr", "EUR", "Europe/Paris"))
+    story = Story(config=config)
+    story.group(0, name="Acme", seats=5, created_at=story.iso_day(-300), arr=12000,
+                renewal_date=story.iso_day(60))
+    story.daily(["ana", "ben"], range(0, 30))
+    story.track(5, None, "Payment Failed", amount=1200)
+    return story.run_to(5, hour=12)[-1].to_dict()
+
+
+def test_a_french_workspace_is_alerted_in_french() -> None:
+    change = _french_payment_change()
+    blocks = validated(slack.change_message(change, "https://t.example")["blocks"])
+    text = json.dumps(blocks, ensure_ascii=False)
+    assert blocks[0]["text"]["text"] == "Acme\u00a0: santé 53 (−6)"
+    assert blocks[1]["text"]["text"] == (
+        "La santé a baissé de 6 points (59 → 53). En cause\u00a0: un paiement de "
+        "1\u202f200\u00a0€ a échoué.")
+    assert "*Statut*" in text and "À surveiller" in text and "*Responsable*" in text
+    assert "Principaux signaux" in text and "ARR 12\u202f000\u00a0€" in text
+    assert blocks[-1]["elements"][0]["text"]["text"] == "Ouvrir le compte"
+
+
+def test_a_reader_in_another_language_gets_the_change_said_again() -> None:
+    from scoring.i18n import translator
+
+    change = _french_payment_change()
+    blocks = validated(slack.change_message(change, "https://t.example",
+                                            translator("en", "EUR"))["blocks"])
+    assert blocks[0]["text"]["text"] == "Acme: health 53 (−6)"
+    assert blocks[1]["text"]["text"] == (
+        "Health fell 6 points (59 → 53) because a payment of €1,200 failed.")
+    text = json.dumps(blocks, ensure_ascii=False)
+    assert "a payment of €1,200 failed" in text and "ARR €12,000" in text
+
+
+def test_digests_in_french_count_with_french_plurals() -> None:
+    from agents.sinks import digest
+
+    assert slack.digest_message("demo", [], "http://h", language="fr")["text"] == (
+        "Aucun compte ne demande d'attention aujourd'hui")
+    docs = [{"account_id": f"a{i}", "account_name": f"Compte {i}", "score": 30, "band":
+             "at_risk", "owner": None, "owner_slack_id": None, "explanation": "x"}
+            for i in range(12)]
+    many = slack.digest_message("demo", docs, "http://h", language="fr")
+    text = json.dumps(validated(many["blocks"]), ensure_ascii=False)
+    assert many["text"] == "12 comptes demandent de l'attention aujourd'hui"
+    assert "(À risque) · sans responsable" in text
+    assert "…et 2 autres sur la <http://h/today|page Aujourd'hui>" in text
+    assert "Espace demo" in text
+    mine = digest.owner_digest("Riley", [], "http://h", slack_render, language="fr")
+    assert mine["text"] == "0 compte a besoin de vous aujourd'hui"
+
+
+def slack_render(reason: object, today: int) -> str:
+    raise AssertionError("no reason to render")
