@@ -264,7 +264,7 @@ async def french_workspace(settings: Settings, create_topics: Any, tmp_path: Any
     story.run_to(5, hour=12)
     readmodel = ReadModel.from_settings(settings)
     for change in story.changes:
-        await readmodel.apply(change.to_dict())
+        await readmodel.apply(record(change.to_dict()))
     app = create_page_app(settings, readmodel, playbooks=TEST_PLAYBOOKS)
     async with TestClient(TestServer(app)) as test_client:
         yield test_client

@@ -107,7 +107,7 @@ def _french_payment_change() -> dict:
 
 def test_a_french_workspace_is_alerted_in_french() -> None:
     change = _french_payment_change()
-    blocks = validated(slack.change_message(change, "https://t.example")["blocks"])
+    blocks = validated(slack.change_message(record(change), "https://t.example")["blocks"])
     text = json.dumps(blocks, ensure_ascii=False)
     assert blocks[0]["text"]["text"] == "Acme\u00a0: santé 53 (−6)"
     assert blocks[1]["text"]["text"] == (
@@ -122,7 +122,7 @@ def test_a_reader_in_another_language_gets_the_change_said_again() -> None:
     from scoring.i18n import translator
 
     change = _french_payment_change()
-    blocks = validated(slack.change_message(change, "https://t.example",
+    blocks = validated(slack.change_message(record(change), "https://t.example",
                                             translator("en", "EUR"))["blocks"])
     assert blocks[0]["text"]["text"] == "Acme: health 53 (−6)"
     assert blocks[1]["text"]["text"] == (
