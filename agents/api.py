@@ -215,7 +215,7 @@ class Api:
         """The renderer and translator of the reader's language: the browser's or
         client's ``Accept-Language`` when Telltale speaks it, else the workspace's."""
         own = self.workspaces.get(workspace) if self.workspaces is not None else None
-        locale = own.scoring.locale if own is not None and own.own_scoring else self.locale
+        locale = own.scoring.locale if own is not None else self.locale
         language = negotiate(request.headers.get("Accept-Language"), locale.language)
         t = translator(language, locale.currency, locale.time_zone)
         if t.language == "en" and t.currency == "USD":

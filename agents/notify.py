@@ -60,7 +60,7 @@ from agents.sinks.salesforce_oauth import salesforce_tokens
 from agents.workspaces import Workspaces
 from scoring import attention as core
 from scoring.attention import Playbook, Render
-from scoring.config import configured_playbooks
+from scoring.config import LocaleSettings, configured_playbooks, load_config
 from state.readmodel import ReadModel, while_redis_is_down
 from streams import health_change
 from streams.actions import epoch_day_of_date
@@ -113,6 +113,8 @@ class Notifier:
         self.playbooks = (configured_playbooks(settings.scoring_config) if playbooks is None
                           else playbooks)
         self.render = render
+        self.locale = (workspaces.shared.scoring.locale if workspaces is not None
+                       else load_config(settings.scoring_config).locale)
         self.readmodel = readmodel
         self.redis = readmodel.redis
         self.prefix = settings.topic_prefix
@@ -224,6 +226,13 @@ class Notifier:
         own = self.workspaces.get(workspace) if self.workspaces is not None else None
         return own.owners if own is not None and own.own_notifications else self.owners
 
+    def locale_for(self, workspace: str) -> LocaleSettings:
+        """The language, currency and time zone ``workspace``'s digests are written in:
+        those of its own scoring config (with its file's time zone), else the shared
+        one's."""
+        own = self.workspaces.get(workspace) if self.workspaces is not None else None
+        return own.scoring.locale if own is not None else self.locale
+
     def playbooks_for(self, workspace: str) -> Sequence[Playbook]:
         own = self.workspaces.get(workspace) if self.workspaces is not None else None
         return own.scoring.playbooks if own is not None and own.own_scoring else (
@@ -306,7 +315,8 @@ class Notifier:
                     workspace, today=epoch_day_of_date(day),
                     per_owner=self.settings.worklist_per_owner, playbooks=playbooks)
                 body = digest.team_digest(workspace, found.team, self.settings.public_url,
-                                          self.render)
+                                          self.render,
+                                          language=self.locale_for(workspace).translator())
                 if await self._queue(f"slack:{channel}", key, workspace, body):
                     sent.append(workspace)
             for route in self.owners_for(workspace).owners.values():
@@ -325,7 +335,8 @@ class Notifier:
                 if not items:  # nothing needs them: no message beats an empty one
                     continue
                 body = digest.owner_digest(route.owner, items, self.settings.public_url,
-                                           self.render)
+                                           self.render,
+                                           language=self.locale_for(workspace).translator())
                 if await self._queue(route.destination, key, workspace, body):
                     sent.append(f"{workspace}/{route.owner}")
         return sent

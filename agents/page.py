@@ -46,6 +46,7 @@ from agents.api import (
     serve_from_worker,
     token_identity,
 )
+from agents.workspaces import Workspaces
 from scoring import attention as core
 from scoring import explain
 from scoring.attention import Playbook, Render, reason_text, renderer
@@ -274,23 +275,36 @@ def _mini_list(docs: Sequence[AccountDocument], detail: Callable[[AccountDocumen
 class Page:
     def __init__(self, settings: Settings, readmodel: ReadModel, *,
                  publish: Publish | None = None, playbooks: Sequence[Playbook] | None = None,
-                 render_reason: Render = core.render) -> None:
+                 render_reason: Render = core.render,
+                 workspaces: Workspaces | None = None) -> None:
         self.readmodel = readmodel
         self.settings = settings
         self.tokens = settings.api_identities()
-        self.api = Api(settings, readmodel, playbooks, publish=publish, render=render_reason)
+        self.api = Api(settings, readmodel, playbooks, publish=publish, render=render_reason,
+                       workspaces=workspaces)
+        self.workspaces = workspaces  # a workspace's own [scoring]: bands, locale, playbooks
         self.render_reason = render_reason
         self.secure_cookie = settings.public_url.lower().startswith("https://")
         config = load_config(settings.scoring_config)
         self.bands = config.bands
         self.locale: LocaleSettings = config.locale
 
-    def translator(self, request: web.Request) -> Translator:
+    def _scoring_of(self, workspace: str | None) -> tuple[Bands, LocaleSettings]:
+        """The band limits and locale of ``workspace``'s own scoring config, else the
+        shared ones (before sign-in, when no workspace is known)."""
+        own = (self.workspaces.get(workspace)
+               if self.workspaces is not None and workspace is not None else None)
+        if own is not None:  # its own [scoring], or the shared one in its time zone
+            return own.scoring.bands, own.scoring.locale
+        return self.bands, self.locale
+
+    def translator(self, request: web.Request, workspace: str | None = None) -> Translator:
         """The reader's language: the browser's ``Accept-Language`` when it asks for one
         Telltale speaks, else the workspace's; amounts and dates in the workspace's
         currency and time zone."""
-        language = negotiate(request.headers.get("Accept-Language"), self.locale.language)
-        return translator(language, self.locale.currency, self.locale.time_zone)
+        locale = self._scoring_of(workspace)[1]
+        language = negotiate(request.headers.get("Accept-Language"), locale.language)
+        return translator(language, locale.currency, locale.time_zone)
 
     def _render_reason(self, t: Translator) -> Render:
         """The reasons' renderer for ``t``: the one given (English) or the catalogue's."""
@@ -445,11 +459,12 @@ class Page:
     # ------------------------------------------------------------------ the pages
 
     async def today(self, request: web.Request, session: Session) -> web.Response:
-        t = self.translator(request)
         workspace = session.identity.workspace
+        t = self.translator(request, workspace)
         wanted = request.query.get("owner")
         owner = session.identity.person if wanted == "me" else wanted
-        everyone = await self.readmodel.worklist(workspace, playbooks=self.playbooks)
+        everyone = await self.readmodel.worklist(workspace,
+                                                 playbooks=self.api.playbooks_for(workspace))
         listed = [i for i in everyone.team if owner is None or i.entry.owner == owner]
         headline = _headline(t, len(listed), wanted, owner)
         if wanted == "me" and session.identity.person is None:
@@ -552,8 +567,8 @@ class Page:
             + steps + "</details>")
 
     async def account(self, request: web.Request, session: Session) -> web.Response:
-        t = self.translator(request)
         workspace = session.identity.workspace
+        t = self.translator(request, workspace)
         account_id = request.match_info["account_id"]
         doc = await self.readmodel.account(workspace, account_id)
         if doc is None:
@@ -567,7 +582,8 @@ class Page:
         history = await self.readmodel.history(workspace, account_id)
         users = await self.readmodel.users(workspace, doc.user_ids)
         actions = await self.readmodel.actions(workspace, account_id)
-        entry = await self.readmodel.listing(workspace, account_id, playbooks=self.playbooks)
+        entry = await self.readmodel.listing(workspace, account_id,
+                                             playbooks=self.api.playbooks_for(workspace))
         band = str(doc.band)
         stages = " · ".join(x for x in (
             band_label(band, t),
@@ -621,7 +637,8 @@ class Page:
                                                          t),
             signals=(f'<p class="chips">{signal_chips(signals, with_text=True, t=t)}</p>'
                      if signals else ""),
-            kpis=kpis, chart=history_chart(history, self.bands, t=t), components=components,
+            kpis=kpis, chart=history_chart(history, self._scoring_of(workspace)[0], t=t),
+            components=components,
             notes="".join(
                 f'<div class="card spaced-sm"><p class="note">{e(a.text)}</p>'
                 f'<p class="sub">{e(a.actor)} · {e(_when(a.at, t))}</p></div>'
@@ -635,10 +652,10 @@ class Page:
         return render(str(doc.account_name or account_id), session, content, t=t)
 
     def _explanation(self, doc: AccountDocument, t: Translator) -> str:
-        """The last change's explanation in the reader's language: as written when that
-        is the workspace's, else said again from the change's structured fields."""
+        """The last change's explanation in the reader's language: as written when it was
+        written in that language, else said again from the change's structured fields."""
         stored = doc.explanation
-        if t.language == self.locale.language or not stored:
+        if t.language == str(doc.stored.get("language") or "en") or not stored:
             return stored
         try:
             return explain.retell(doc.stored, t)
@@ -927,13 +944,14 @@ def _pct(component: Mapping[str, Any]) -> int:
 
 def create_page_app(settings: Settings, readmodel: ReadModel | None = None, *,
                     with_api: bool = True, playbooks: Sequence[Playbook] | None = None,
-                    render_reason: Render = core.render) -> web.Application:
+                    render_reason: Render = core.render,
+                    workspaces: Workspaces | None = None) -> web.Application:
     """A stand-alone aiohttp application serving the page (and the API by default)."""
     from agents.api import standalone_app
 
     def routes(model: ReadModel, publish: Publish) -> list[web.RouteDef]:
         page = Page(settings, model, publish=publish, playbooks=playbooks,
-                    render_reason=render_reason)
+                    render_reason=render_reason, workspaces=workspaces)
         return page.routes() + page.api.routes() if with_api else page.routes()
 
     return standalone_app(settings, readmodel, routes)
@@ -942,6 +960,7 @@ def create_page_app(settings: Settings, readmodel: ReadModel | None = None, *,
 def register(app: Any, settings: Settings, readmodel: ReadModel | None = None) -> Page:
     """Serve the page from the Faust worker's web server."""
     page = Page(settings, readmodel or ReadModel.of_app(app, settings),
-                publish=faust_publisher(app, settings))
+                publish=faust_publisher(app, settings),
+                workspaces=Workspaces.of_app(app, settings))
     serve_from_worker(app, page.routes())
     return page

@@ -46,7 +46,7 @@ import logging
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -175,9 +175,20 @@ def parse_workspace(workspace: str, name: str, data: bytes, shared: SharedConfig
         notifications, owners = _notifications(
             _section(raw, "notifications", problems), problems,
             None if scoring_config is None else signal_types(scoring_config))
-    time_zone = raw.get("time_zone", "UTC")
+    # One time zone per workspace: the digest hour and "today" here, its dates in its
+    # scoring config's [locale]. Either may name it; naming two is a mistake.
+    locale_zone = scoring_config.locale.time_zone if scoring_config is not None else "UTC"
+    locale_table = _section(raw, "scoring", []).get("locale") if "scoring" in raw else None
+    own_zone = isinstance(locale_table, Mapping) and "time_zone" in locale_table
+    time_zone = raw.get("time_zone", locale_zone)
     if not isinstance(time_zone, str) or not _is_time_zone(time_zone):
         problems.append(f"time_zone {time_zone!r} is not an IANA time zone")
+    elif own_zone and time_zone != locale_zone:
+        problems.append(f"time_zone {time_zone!r} and [scoring.locale] time_zone "
+                        f"{locale_zone!r} disagree: name the workspace's time zone once")
+    elif scoring_config is not None and time_zone != locale_zone:
+        scoring_config = replace(scoring_config,
+                                 locale=replace(scoring_config.locale, time_zone=time_zone))
     digest_channel = raw.get("digest_channel")
     channels = notifications.slack_channels if notifications is not None else None
     if digest_channel is not None and not (

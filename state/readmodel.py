@@ -173,6 +173,10 @@ def account_document(change: HealthChangeRecord) -> dict[str, Any]:
         "updated_at": change.event_time,
         "change_id": change.id,
         "config_version": change.config_version,
+        # What the explanation and texts are written in, so a reader in another
+        # language gets them said again rather than assumed to be theirs.
+        "language": str(change.wire.get("language") or "en"),
+        "currency": str(change.wire.get("currency") or "USD"),
     }
     doc["arr_at_risk"] = arr_at_risk(doc)
     attention = change.attention

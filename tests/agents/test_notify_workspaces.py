@@ -46,6 +46,9 @@ reasons = ["band_changed"]
 to = ["slack:cs-fr"]
 [notifications.digest]
 hour = 9
+[scoring.locale]
+language = "fr"
+currency = "EUR"
 '''
 
 
@@ -184,3 +187,8 @@ async def test_a_team_digest_goes_out_at_the_hour_of_the_workspace_time_zone(
     assert [r.path for r in servers.acme_slack.accepted()] == ["/services/acme"] * 2
     assert [r.path for r in servers.shared_slack.accepted()] == ["/services/shared"] * 2
     assert all("Risky" in r.body.decode() for r in servers.acme_slack.accepted())
+    # Each in its workspace's language: acme's [scoring.locale] is French.
+    assert all("1 compte demande de l'attention aujourd'hui" in r.body.decode()
+               for r in servers.acme_slack.accepted())
+    assert all("1 account needs attention today" in r.body.decode()
+               for r in servers.shared_slack.accepted())

@@ -285,3 +285,37 @@ async def test_a_french_workspace_reads_in_french_and_a_browser_may_ask_for_engl
         **AUTH, "Accept-Language": "en-GB,en;q=0.8"})).text())
     assert "Health fell 6 points (59 → 53) because a payment of €1,200 failed." in english
     assert "€12,000" in english and "<h2>Score history</h2>" in english
+
+
+async def test_a_workspace_file_in_french_gives_its_page_in_french(
+        settings: Settings, create_topics: Any, tmp_path: Any) -> None:
+    """The shared model speaks English; the workspace's own file asks for French in
+    euros: its page is French, the English explanation said again in French."""
+    from agents.workspaces import Workspaces
+    from tests.scoring.story import Story
+
+    directory = tmp_path / "workspaces"
+    directory.mkdir()
+    (directory / "demo.toml").write_text(
+        '[scoring.locale]\nlanguage = "fr"\ncurrency = "EUR"\ntime_zone = "Europe/Paris"\n')
+    settings = settings.replace(api_tokens="page-token=demo", workspaces_dir=directory)
+    await create_topics(settings.topics.actions, partitions=settings.partitions)
+    story = Story(workspace="demo", account="acme")
+    story.group(0, name="Acme", seats=5, created_at=story.iso_day(-300), arr=12000,
+                renewal_date=story.iso_day(60))
+    story.daily(["ana", "ben"], range(0, 30))
+    story.track(5, None, "Payment Failed", amount=1200)
+    story.run_to(5, hour=12)
+    readmodel = ReadModel.from_settings(settings)
+    for change in story.changes:
+        await readmodel.apply(record(change.to_dict()))
+    app = create_page_app(settings, readmodel, playbooks=TEST_PLAYBOOKS,
+                          workspaces=Workspaces.from_settings(settings))
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/accounts/acme", headers=AUTH)
+        assert response.headers["Content-Language"] == "fr"
+        page = html.unescape(await response.text())
+        assert "Health fell" not in page
+        assert f"un paiement de 1{NNBSP}200{NBSP}€ a échoué" in page
+        assert f"<div class=\"value\">12{NNBSP}000{NBSP}€</div>" in page
+    await readmodel.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -114,7 +115,10 @@ def test_a_table_left_out_is_the_shared_one_and_a_table_given_replaces_it(
     shared = _shared()
     workspaces = load_workspaces(tmp_path, shared)
     acme, initech, globex = (workspaces[w] for w in ("acme", "initech", "globex"))
-    assert initech.scoring is shared.scoring and initech.notifications is shared.notifications
+    # The shared model, read in the workspace's own time zone.
+    assert initech.scoring == replace(shared.scoring, locale=replace(
+        shared.scoring.locale, time_zone="Asia/Tokyo"))
+    assert initech.notifications is shared.notifications
     assert (initech.own_scoring, initech.own_notifications) == (False, False)
     assert globex.scoring.version == "globex-1" and globex.notifications is shared.notifications
     assert "shared" not in acme.notifications.slack_channels, "its own table replaces it"
@@ -289,3 +293,23 @@ def test_settings_check_shows_each_workspace_in_force_or_every_problem(
     assert main(["settings", "--check"]) == 2
     err = capsys.readouterr().err
     assert f"workspaces_dir {tmp_path}: globex.toml: unknown key 'colour'" in err
+
+
+def test_a_workspace_has_one_time_zone_for_its_digests_and_its_dates(tmp_path: Path) -> None:
+    (tmp_path / "acme.toml").write_text(ACME)
+    (tmp_path / "lyon.toml").write_text(
+        '[scoring]\nversion = "lyon-1"\n[scoring.locale]\nlanguage = "fr"\ncurrency = "EUR"\n'
+        'time_zone = "Europe/Paris"\n')
+    (tmp_path / "kyoto.toml").write_text('time_zone = "Asia/Tokyo"\n')
+    workspaces = load_workspaces(tmp_path)
+    acme, lyon, kyoto = workspaces["acme"], workspaces["lyon"], workspaces["kyoto"]
+    assert acme.scoring.locale.time_zone == acme.time_zone == "Europe/Paris"
+    assert lyon.time_zone == "Europe/Paris", "the scoring [locale] names it too"
+    assert (lyon.scoring.locale.language, lyon.scoring.locale.currency) == ("fr", "EUR")
+    assert kyoto.scoring.locale.time_zone == "Asia/Tokyo"
+    assert not kyoto.own_scoring
+    assert kyoto.scoring.version == SharedConfig.defaults().scoring.version
+    (tmp_path / "kyoto.toml").write_text(
+        'time_zone = "Asia/Tokyo"\n[scoring.locale]\ntime_zone = "Europe/Paris"\n')
+    with pytest.raises(WorkspacesConfigError, match="disagree"):
+        load_workspaces(tmp_path)
