@@ -83,15 +83,20 @@ class SourcesConfig:
         return self.workspaces.get(workspace, {}).get(name)
 
 
+def read_sources_file(path: str | Path) -> dict[str, Any]:
+    """The sources file's TOML; :class:`SourcesConfigError` when it cannot be read."""
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SourcesConfigError(f"sources file {path}: {exc}") from None
+
+
 def load_sources(path: str | Path | None) -> SourcesConfig:
     """Read and validate the sources file; no path means no sources."""
     if path is None:
         return SourcesConfig()
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise SourcesConfigError(f"sources file {path}: {exc}") from None
+    raw = read_sources_file(path)
     problems: list[str] = []
     workspaces: dict[str, Mapping[str, SourceConfig]] = {}
     unknown = set(raw) - {"workspaces"}

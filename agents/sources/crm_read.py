@@ -40,7 +40,6 @@ import asyncio
 import logging
 import re
 import time
-import tomllib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -57,7 +56,12 @@ from agents.sources.intake import Intake, IntakeUnavailable
 from streams.dlq import DeadLetter
 from streams.events import Source
 from streams.sources.crm import HUBSPOT, READABLE_TRAITS, SALESFORCE, TraitMap, flatten, group_call
-from streams.sources_config import READERS, WORKSPACE
+from streams.sources_config import (
+    READERS,
+    WORKSPACE,
+    SourcesConfigError,
+    read_sources_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +130,10 @@ def load_readers(path: str | Path | None) -> list[Reader]:
     """The CRM readers of the sources file (none without a file), every problem at once."""
     if path is None:
         return []
-    path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise CrmReadConfigError(f"sources file {path}: {exc}") from None
+        raw = read_sources_file(path)
+    except SourcesConfigError as exc:
+        raise CrmReadConfigError(str(exc)) from None
     readers: list[Reader] = []
     problems: list[str] = []
     workspaces = raw.get("workspaces")

@@ -241,21 +241,10 @@ async def test_english_stays_the_default_and_shows_whole_amounts(client: TestCli
     assert "$180,000" in page and "2026-11-12 (20 days ago)" in page
 
 
-@pytest.fixture
-async def french_workspace(settings: Settings, create_topics: Any, tmp_path: Any
-                           ) -> AsyncIterator[TestClient]:
-    """A workspace whose scoring configuration speaks French in euros on Paris time,
-    with the changes the real core made for a failed payment of 1,200 €."""
-    from dataclasses import replace
-
-    from scoring.config import LocaleSettings, dump_config, load_config
+async def _failed_payment(settings: Settings, config: Any) -> ReadModel:
+    """The read model after the real core scored a failed payment of 1,200 at Acme."""
     from tests.scoring.story import Story
 
-    config = replace(load_config(), locale=LocaleSettings("fr", "EUR", "Europe/Paris"))
-    path = tmp_path / "scoring.toml"
-    path.write_text(dump_config(config), encoding="utf-8")
-    settings = settings.replace(api_tokens="page-token=demo", scoring_config=str(path))
-    await create_topics(settings.topics.actions, partitions=settings.partitions)
     story = Story(config=config, workspace="demo", account="acme")
     story.group(0, name="Acme", seats=5, created_at=story.iso_day(-300), arr=12000,
                 renewal_date=story.iso_day(60))
@@ -265,6 +254,24 @@ async def french_workspace(settings: Settings, create_topics: Any, tmp_path: Any
     readmodel = ReadModel.from_settings(settings)
     for change in story.changes:
         await readmodel.apply(record(change.to_dict()))
+    return readmodel
+
+
+@pytest.fixture
+async def french_workspace(settings: Settings, create_topics: Any, tmp_path: Any
+                           ) -> AsyncIterator[TestClient]:
+    """A workspace whose scoring configuration speaks French in euros on Paris time,
+    with the changes the real core made for a failed payment of 1,200 €."""
+    from dataclasses import replace
+
+    from scoring.config import LocaleSettings, dump_config, load_config
+
+    config = replace(load_config(), locale=LocaleSettings("fr", "EUR", "Europe/Paris"))
+    path = tmp_path / "scoring.toml"
+    path.write_text(dump_config(config), encoding="utf-8")
+    settings = settings.replace(api_tokens="page-token=demo", scoring_config=str(path))
+    await create_topics(settings.topics.actions, partitions=settings.partitions)
+    readmodel = await _failed_payment(settings, config)
     app = create_page_app(settings, readmodel, playbooks=TEST_PLAYBOOKS)
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
@@ -292,7 +299,7 @@ async def test_a_workspace_file_in_french_gives_its_page_in_french(
     """The shared model speaks English; the workspace's own file asks for French in
     euros: its page is French, the English explanation said again in French."""
     from agents.workspaces import Workspaces
-    from tests.scoring.story import Story
+    from scoring.config import load_config
 
     directory = tmp_path / "workspaces"
     directory.mkdir()
@@ -300,15 +307,7 @@ async def test_a_workspace_file_in_french_gives_its_page_in_french(
         '[scoring.locale]\nlanguage = "fr"\ncurrency = "EUR"\ntime_zone = "Europe/Paris"\n')
     settings = settings.replace(api_tokens="page-token=demo", workspaces_dir=directory)
     await create_topics(settings.topics.actions, partitions=settings.partitions)
-    story = Story(workspace="demo", account="acme")
-    story.group(0, name="Acme", seats=5, created_at=story.iso_day(-300), arr=12000,
-                renewal_date=story.iso_day(60))
-    story.daily(["ana", "ben"], range(0, 30))
-    story.track(5, None, "Payment Failed", amount=1200)
-    story.run_to(5, hour=12)
-    readmodel = ReadModel.from_settings(settings)
-    for change in story.changes:
-        await readmodel.apply(record(change.to_dict()))
+    readmodel = await _failed_payment(settings, load_config())
     app = create_page_app(settings, readmodel, playbooks=TEST_PLAYBOOKS,
                           workspaces=Workspaces.from_settings(settings))
     async with TestClient(TestServer(app)) as client:
