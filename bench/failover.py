@@ -39,6 +39,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
+import math
 import os
 import re
 import shutil
@@ -47,7 +49,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -58,6 +60,7 @@ import orjson
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from agents.worker import READY_MARKER  # noqa: E402
 from devstack.process import free_port  # noqa: E402
 from devstack.workers import WorkerProcess, start_worker  # noqa: E402
 from state import tables  # noqa: E402
@@ -65,7 +68,6 @@ from streams.envelope import encode_envelope, kafka_key  # noqa: E402
 from streams.events import Event, EventType, Source  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 
-DAY = 86_400.0
 T0 = 1_704_067_200.0  # 2024-01-01 UTC
 WORKSPACE = "bench"
 ACTIVITY = ("Logged In", "Dashboard Viewed", "Report Published", "Workflow Completed",
@@ -110,18 +112,24 @@ def state_messages(plan: Plan) -> Iterator[tuple[bytes, bytes]]:
         yield envelope(f"acc-{a:07d}", plan.users, T0 + 9 * 3600 + a % 3600)
 
 
-def trial_account(trial: int, n: int) -> str:
-    return f"t{trial}-{n:06d}"
+def trial_account(block: int, n: int) -> str:
+    return f"t{block}-{n:06d}"
 
 
-def trial_message(plan: Plan, trial: int, n: int) -> tuple[bytes, bytes]:
-    """The ``n``-th fresh account of ``trial`` (day ``trial + 1``): its first assessment
-    is a health change, so every envelope shows whether its partition is served."""
-    return envelope(trial_account(trial, n), 2, T0 + (trial + 1) * DAY + 9 * 3600 + n)
+def trial_message(plan: Plan, block: int, n: int) -> tuple[bytes, bytes]:
+    """The ``n``-th fresh account of traffic ``block`` (trial ``k`` sends block ``2k``
+    around the kill and ``2k + 1`` around the restart): its first assessment is a health
+    change, so every envelope shows whether its partition is served.
+
+    Its events stay on the state's day (0): a partition clock crossing midnight would
+    make every account of the partition due for re-evaluation in one message, and a
+    kill during that sweep times the sweep, not the failover."""
+    return envelope(trial_account(block, n), 2, T0 + 12 * 3600 + block * 1800 + n * 0.25)
 
 
 def trial_total(plan: Plan) -> int:
-    """Envelopes every trial sends, whatever its timing, so that runs stay comparable."""
+    """Envelopes every traffic block sends, whatever its timing, so that runs stay
+    comparable."""
     return int(plan.rate * plan.trial_timeout / 3)
 
 
@@ -188,11 +196,16 @@ class Change:
 class ChangeReader:
     """Reads the health-change topic from a given point on, in the background."""
 
-    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+    def __init__(self, bootstrap: str, topic: str, partitions: int,
+                 decode: bool = True) -> None:
+        """With ``decode=False`` (any other topic) only the first record timestamp seen
+        per partition is kept, in :attr:`first_seen`."""
         self.bootstrap = bootstrap
         self.topic = topic
         self.partitions = partitions
+        self.decode = decode
         self.changes: list[Change] = []
+        self.first_seen: dict[int, float] = {}
         self._task: asyncio.Task[None] | None = None
         self._consumer: Any = None
 
@@ -219,6 +232,10 @@ class ChangeReader:
         while True:
             batches = await self._consumer.getmany(timeout_ms=200, max_records=10_000)
             for tp, records in batches.items():
+                if records and tp.partition not in self.first_seen:
+                    self.first_seen[tp.partition] = records[0].timestamp / 1000.0
+                if not self.decode:
+                    continue
                 for record in records:
                     if not record.value:
                         continue
@@ -477,10 +494,17 @@ class Trial:
     trial: int
     moved: list[int]
     to_first_change: dict[int, float]  # partition → seconds from the kill
+    #: partition → seconds from the kill to a survivor's first write to its changelog
+    #: (the first message it processed there).
+    to_first_write: dict[int, float] = field(default_factory=dict)
     heard: float | None = None  # survivor logged the rebalance, s after the kill
     assigned: float | None = None  # survivor had its new assignment
     ready: float | None = None  # survivor recovered its tables and resumed
     replayed: int | None = None
+    #: Partitions the killed worker got back when it restarted, and the seconds from its
+    #: assignment to its first change for each (its local state was discarded as unclean).
+    back: list[int] = field(default_factory=list)
+    back_first_change: dict[int, float] = field(default_factory=dict)
     load: str = ""
     note: str = ""
 
@@ -493,15 +517,27 @@ class Trial:
         def s(x: float | None) -> str:
             return "   -" if x is None else f"{x:4.1f}"
 
+        writes = [self.to_first_write[p] for p in self.moved if p in self.to_first_write]
+        write = f"{max(writes):5.1f}" if writes else "    -"
         return (f"  {self.workers:>7} {self.accounts:>9,} {self.trial:>5}  "
-                f"{','.join(map(str, self.moved)):<12} {worst} {median}   "
+                f"{','.join(map(str, self.moved)):<12} {worst} {median} {write}   "
                 f"{s(self.heard)} {s(self.assigned)} {s(self.ready)} "
                 f"{'-' if self.replayed is None else f'{self.replayed:,}':>9}  {self.load}"
                 + (f"  missing {missing}" if missing else "") + self.note)
 
+    def back_line(self) -> str:
+        values = [self.back_first_change[p] for p in self.back if p in self.back_first_change]
+        if not self.back:
+            return "    restarted worker took no partitions back"
+        return (f"    restarted worker took back {','.join(map(str, self.back))}: first change "
+                f"after its assignment max {max(values) if values else math.nan:.1f} s, "
+                f"median {statistics.median(values) if values else math.nan:.1f} s"
+                + ("" if len(values) == len(self.back) else
+                   f" ({len(self.back) - len(values)} silent)"))
 
-HEADER = ("  workers  accounts trial  moved        max s  med s  heard asgn ready  replayed"
-          "  load (1, 5 min)")
+
+HEADER = ("  workers  accounts trial  moved        max s  med s write   heard asgn ready"
+          "  replayed  load (1, 5 min)")
 
 
 def load_average() -> str:
@@ -509,69 +545,125 @@ def load_average() -> str:
     return f"{one:.2f} {five:.2f}"
 
 
-async def run_trial(plan: Plan, settings: Settings, workers: list[WorkerProcess],
-                    victim: int, trial: int, producer: Producer) -> Trial:
-    """Kill ``workers[victim]`` while fresh accounts arrive; time each moved partition."""
+async def timed_traffic(plan: Plan, settings: Settings, producer: Producer, block: int,
+                        act: Callable[[], Awaitable[None]],
+                        done: Callable[[list[Change]], bool]) -> list[Change]:
+    """Send ``block``'s envelopes at ``plan.rate``; after one second, ``act()`` (the kill,
+    the restart); go on until ``done(changes since the start)`` holds for 3 s, then send
+    the rest of the block at once (every run sends the same stream) and wait for
+    ``done`` up to ``plan.trial_timeout``. Returns the changes seen."""
     topic = settings.topics.by_account
-    moved = sorted(actives(workers[victim], topic))
-    survivors = [w for i, w in enumerate(workers) if i != victim]
     reader = ChangeReader(settings.kafka_bootstrap, settings.topics.health_changes,
                           settings.partitions)
     await reader.start()
-    load = load_average()
     total = trial_total(plan)
-    sent = 0
     interval = 1.0 / plan.rate
-    killed_at = 0.0
-    first: dict[int, float] = {}
     began = time.monotonic()
-    seen = 0
-
-    def note_changes() -> None:
-        nonlocal seen
-        for change in reader.changes[seen:]:
-            p = producer.partition_of.get(change.account_id)
-            if p in moved and p not in first and change.timestamp >= killed_at:
-                first[p] = change.timestamp - killed_at
-        seen = len(reader.changes)
-
+    acted_at = finished_at = 0.0
+    sent = 0
     try:
-        # A second of traffic before the kill, so every partition is busy when it lands;
-        # then paced traffic until every moved partition answered (and 3 s more).
         while sent < total:
             if sent == int(plan.rate):
-                killed_at = kill_group(workers[victim])
-            key, value = trial_message(plan, trial, sent)
-            await producer.send(topic, trial_account(trial, sent), key, value)
+                await act()
+                acted_at = time.monotonic()
+            key, value = trial_message(plan, block, sent)
+            await producer.send(topic, trial_account(block, sent), key, value)
             sent += 1
-            if killed_at:
-                note_changes()
-                if len(first) == len(moved) and time.time() - killed_at > 3:
+            if acted_at:
+                if not finished_at and done(reader.changes):
+                    finished_at = time.monotonic()
+                if finished_at and time.monotonic() - finished_at > 3:
                     break
             delay = began + sent * interval - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-        # The rest of the trial's envelopes at once (every run sends the same stream),
-        # then wait for the moved partitions that have not answered yet.
         for n in range(sent, total):
-            key, value = trial_message(plan, trial, n)
-            await producer.send(topic, trial_account(trial, n), key, value)
-        while len(first) < len(moved) and time.time() - killed_at < plan.trial_timeout:
+            key, value = trial_message(plan, block, n)
+            await producer.send(topic, trial_account(block, n), key, value)
+        while not done(reader.changes) and time.monotonic() - acted_at < plan.trial_timeout:
             await asyncio.sleep(0.2)
-            note_changes()
+        await asyncio.sleep(0.5)
+        return list(reader.changes)
     finally:
         await reader.stop()
-    result = Trial(len(workers), plan.accounts, trial + 1, moved, first, load=load)
+
+
+def first_change(changes: Sequence[Change], partition_of: dict[str, int],
+                 partitions: set[int], since: float) -> dict[int, float]:
+    """Seconds from ``since`` to the first change at or after it, per partition."""
+    first: dict[int, float] = {}
+    for change in changes:
+        p = partition_of.get(change.account_id)
+        if p in partitions and change.timestamp >= since:
+            first[p] = min(first.get(p, math.inf), change.timestamp - since)
+    return first
+
+
+async def run_trial(plan: Plan, settings: Settings, workers: list[WorkerProcess],
+                    victim: int, trial: int, producer: Producer,
+                    restart: Callable[[], WorkerProcess]) -> Trial:
+    """Kill ``workers[victim]`` while fresh accounts arrive and time each moved partition;
+    then restart it and time the partitions it takes back."""
+    topic = settings.topics.by_account
+    moved = set(actives(workers[victim], topic))
+    survivors = [w for i, w in enumerate(workers) if i != victim]
+    # The changelog shows when a survivor processed its first message of a partition.
+    writes = ChangeReader(settings.kafka_bootstrap, changelog_topic(settings),
+                          settings.partitions, decode=False)
+    load = load_average()
+    killed_at = 0.0
+
+    async def kill() -> None:
+        nonlocal killed_at
+        killed_at = kill_group(workers[victim])
+        await writes.start()  # from the changelog's end at the kill
+
+    def all_moved_answered(changes: list[Change]) -> bool:
+        return len(first_change(changes, producer.partition_of, moved, killed_at)) == len(moved)
+
+    try:
+        changes = await timed_traffic(plan, settings, producer, 2 * trial, kill,
+                                      all_moved_answered)
+    finally:
+        await writes.stop()
+    result = Trial(len(workers), plan.accounts, trial + 1, sorted(moved),
+                   first_change(changes, producer.partition_of, moved, killed_at), load=load)
+    result.to_first_write = {p: max(0.0, t - killed_at) for p, t in writes.first_seen.items()
+                             if p in moved}
     # The survivor that took the most moved partitions tells the story.
-    best = max(survivors, key=lambda w: len(actives(w, topic) & set(moved)))
+    best = max(survivors, key=lambda w: len(actives(w, topic) & moved))
     events = log_events(best.log(), killed_at - 0.001)
     for name, pattern in (("heard", r"Heartbeat failed .* rebalancing|Revoking previously"),
                           ("assigned", r"Setting newly assigned partitions"),
                           ("ready", r"Worker ready")):
         t = first_after(events, pattern)
         setattr(result, name, None if t is None else t - killed_at)
-    result.replayed = replayed_records(best.log(), killed_at,
-                                       actives(best, topic) & set(moved))
+    result.replayed = replayed_records(best.log(), killed_at, actives(best, topic) & moved)
+
+    # The killed worker comes back: the partitions it is given are out of service from
+    # its assignment until it produces their changes.
+    returned: list[WorkerProcess] = []
+
+    async def start_again() -> None:
+        returned.append(restart())
+
+    def taken_back() -> tuple[set[int], float]:
+        if not returned or READY_MARKER not in returned[0].log():
+            return set(), 0.0
+        found = assignments(returned[0].log())
+        return found[-1][1].get(topic, set()), found[0][0]
+
+    def back_answered(changes: list[Change]) -> bool:
+        parts, since = taken_back()
+        return bool(parts) and len(first_change(changes, producer.partition_of, parts,
+                                                since)) == len(parts)
+
+    changes = await timed_traffic(plan, settings, producer, 2 * trial + 1, start_again,
+                                  back_answered)
+    workers[victim] = returned[0]
+    parts, since = taken_back()
+    result.back = sorted(parts)
+    result.back_first_change = first_change(changes, producer.partition_of, parts, since)
     return result
 
 
@@ -616,12 +708,13 @@ async def failover_run(bootstrap: str, plan: Plan, workers: int, work: Path,
                 print(f"    standbys within {lag:,} records of the changelog after "
                       f"{waited:.0f} s", flush=True)
                 victim = trial % workers
-                result = await run_trial(plan, base, procs, victim, trial, producer)
+                restart = functools.partial(start, configs[victim],
+                                            work / f"{prefix}-w{victim}-{trial + 1}.log")
+                result = await run_trial(plan, base, procs, victim, trial, producer, restart)
                 run.trials.append(result)
-                print(HEADER if trial == 0 else "", result.line(), sep="\n" if trial == 0
-                      else "", flush=True)
-                procs[victim] = start(configs[victim],
-                                      work / f"{prefix}-w{victim}-{trial + 1}.log")
+                if trial == 0:
+                    print(HEADER)
+                print(result.line(), result.back_line(), sep="\n", flush=True)
                 procs[victim].wait_ready(timeout=600)
                 await wait_committed(base, procs, timeout=600)
             if rebuild:
@@ -643,15 +736,15 @@ async def full_rebuild(run: Run, plan: Plan, base: Settings, procs: list[WorkerP
     reader = ChangeReader(base.kafka_bootstrap, base.topics.health_changes, base.partitions)
     await reader.start()
     run.rebuild_load = load_average()
-    trial = plan.trials
+    block = 2 * plan.trials
     try:
         started = time.time()
         procs[0] = start(alone, work / f"{base.app_id}-rebuild.log")
         n = 0
         first: dict[int, float] = {}
         while len(first) < plan.partitions and time.time() - started < 1800:
-            key, value = trial_message(plan, trial, n)
-            await producer.send(base.topics.by_account, trial_account(trial, n), key, value)
+            key, value = trial_message(plan, block, n)
+            await producer.send(base.topics.by_account, trial_account(block, n), key, value)
             n += 1
             for change in reader.changes:
                 p = producer.partition_of.get(change.account_id)
@@ -720,9 +813,9 @@ async def reference_run(bootstrap: str, plan: Plan, work: Path) -> Settings:
         worker.wait_ready(timeout=180)
         async with Producer(bootstrap) as producer:
             await producer.send_all(settings.topics.by_account, state_messages(plan))
-            for trial in range(plan.trials):
+            for block in range(2 * plan.trials):
                 await producer.send_all(settings.topics.by_account,
-                                        (trial_message(plan, trial, n)
+                                        (trial_message(plan, block, n)
                                          for n in range(trial_total(plan))))
         await wait_committed(settings, [worker], timeout=600)
     finally:
@@ -733,13 +826,20 @@ async def reference_run(bootstrap: str, plan: Plan, work: Path) -> Settings:
 QUICK = Plan(accounts=2_000, users=3, trials=1, partitions=4, rate=50.0, trial_timeout=60.0)
 
 
-async def quick_check(bootstrap: str, work: Path) -> tuple[Run, Comparison]:
+@dataclass
+class QuickResult:
+    run: Run  # two workers, one killed
+    reference: Settings  # the uninterrupted worker's topics and changelog
+    comparison: Comparison
+
+
+async def quick_check(bootstrap: str, work: Path) -> QuickResult:
     """Two workers, one kill -9; the changes against one uninterrupted worker's."""
     run = await failover_run(bootstrap, QUICK, 2, work, rebuild=False, tag="q")
     reference = await reference_run(bootstrap, QUICK, work)
-    result = compare(await all_changes(bootstrap, reference),
-                     await all_changes(bootstrap, run.settings))
-    return run, result
+    comparison = compare(await all_changes(bootstrap, reference),
+                         await all_changes(bootstrap, run.settings))
+    return QuickResult(run, reference, comparison)
 
 
 # --------------------------------------------------------------------------- main
@@ -765,7 +865,7 @@ async def main(opts: argparse.Namespace) -> int:
     try:
         print_settings(Settings.from_env(partitions=opts.partitions))
         if opts.quick:
-            run, result = await quick_check(bootstrap, work)
+            result = (await quick_check(bootstrap, work)).comparison
             print(f"quick: {result.reference} changes in the uninterrupted run; after the "
                   f"kill {result.distinct} distinct ids ({result.copies} re-sent copies), "
                   f"missing {len(result.missing)}, extra {len(result.extra)}, "
@@ -788,6 +888,7 @@ async def main(opts: argparse.Namespace) -> int:
         for run in runs:
             for trial in run.trials:
                 print(trial.line())
+                print(trial.back_line())
         for run in runs:
             if run.rebuild_ready is not None or run.rebuild_first_change:
                 values = sorted(run.rebuild_first_change.values())

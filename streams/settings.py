@@ -75,10 +75,10 @@ class Settings:
     rocksdb_write_buffer_mb: int = _setting(16, "RocksDB write buffer per partition DB, MiB")
     standby_replicas: int = _setting(1, "Faust standby replicas of each table partition")
     kafka_session_timeout_seconds: float = _setting(
-        10.0, "How long the group coordinator waits for a silent worker (one killed, or cut "
+        6.0, "How long the group coordinator waits for a silent worker (one killed, or cut "
         "off) before moving its partitions; the broker accepts 6 to 1800 by default")
     kafka_heartbeat_interval_seconds: float = _setting(
-        2.0, "Seconds between a worker's heartbeats; also how late a live worker may "
+        1.0, "Seconds between a worker's heartbeats; also how late a live worker may "
         "learn of a rebalance (at most a third of kafka_session_timeout_seconds)")
     kafka_rebalance_timeout_seconds: float = _setting(
         20.0, "How long a rebalance waits for every live worker to rejoin the group")
