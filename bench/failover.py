@@ -183,6 +183,15 @@ class Producer:
         metadata = await (await self._producer.send(topic, value, key=key))
         self.partition_of[account] = metadata.partition
 
+    async def send_accounts(self, topic: str,
+                            messages: Iterator[tuple[str, bytes, bytes]]) -> None:
+        """Send (account, key, value) messages without waiting for each one."""
+        pending: list[tuple[str, Any]] = []
+        for account, key, value in messages:
+            pending.append((account, await self._producer.send(topic, value, key=key)))
+        for account, future in pending:
+            self.partition_of[account] = (await future).partition
+
 
 @dataclass(frozen=True)
 class Change:
@@ -497,9 +506,9 @@ class Trial:
     #: partition → seconds from the kill to a survivor's first write to its changelog
     #: (the first message it processed there).
     to_first_write: dict[int, float] = field(default_factory=dict)
-    heard: float | None = None  # survivor logged the rebalance, s after the kill
+    heard: float | None = None  # a taking survivor logged the rebalance, s after the kill
     assigned: float | None = None  # survivor had its new assignment
-    ready: float | None = None  # survivor recovered its tables and resumed
+    ready: float | None = None  # the last taking survivor recovered its tables and resumed
     replayed: int | None = None
     #: Partitions the killed worker got back when it restarted, and the seconds from its
     #: assignment to its first change for each (its local state was discarded as unclean).
@@ -523,7 +532,10 @@ class Trial:
                 f"{','.join(map(str, self.moved)):<12} {worst} {median} {write}   "
                 f"{s(self.heard)} {s(self.assigned)} {s(self.ready)} "
                 f"{'-' if self.replayed is None else f'{self.replayed:,}':>9}  {self.load}"
-                + (f"  missing {missing}" if missing else "") + self.note)
+                + (f"  missing {missing}" if missing else "") + self.note
+                + "\n    per partition: " + ", ".join(
+                    f"{p}: {self.to_first_change[p]:.1f} s" for p in self.moved
+                    if p in self.to_first_change))
 
     def back_line(self) -> str:
         values = [self.back_first_change[p] for p in self.back if p in self.back_first_change]
@@ -577,9 +589,9 @@ async def timed_traffic(plan: Plan, settings: Settings, producer: Producer, bloc
             delay = began + sent * interval - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-        for n in range(sent, total):
-            key, value = trial_message(plan, block, n)
-            await producer.send(topic, trial_account(block, n), key, value)
+        await producer.send_accounts(topic, ((trial_account(block, n),
+                                              *trial_message(plan, block, n))
+                                             for n in range(sent, total)))
         while not done(reader.changes) and time.monotonic() - acted_at < plan.trial_timeout:
             await asyncio.sleep(0.2)
         await asyncio.sleep(0.5)
@@ -630,15 +642,19 @@ async def run_trial(plan: Plan, settings: Settings, workers: list[WorkerProcess]
                    first_change(changes, producer.partition_of, moved, killed_at), load=load)
     result.to_first_write = {p: max(0.0, t - killed_at) for p, t in writes.first_seen.items()
                              if p in moved}
-    # The survivor that took the most moved partitions tells the story.
-    best = max(survivors, key=lambda w: len(actives(w, topic) & moved))
-    events = log_events(best.log(), killed_at - 0.001)
-    for name, pattern in (("heard", r"Heartbeat failed .* rebalancing|Revoking previously"),
-                          ("assigned", r"Setting newly assigned partitions"),
-                          ("ready", r"Worker ready")):
-        t = first_after(events, pattern)
-        setattr(result, name, None if t is None else t - killed_at)
-    result.replayed = replayed_records(best.log(), killed_at, actives(best, topic) & moved)
+    # The survivors that took moved partitions tell the story: the first to hear of the
+    # rebalance and to be assigned, the last to be ready, and all they replayed.
+    takers = [w for w in survivors if actives(w, topic) & moved]
+    for name, pattern, pick in (
+            ("heard", r"Heartbeat failed .* rebalancing|Revoking previously", min),
+            ("assigned", r"Setting newly assigned partitions", min),
+            ("ready", r"Worker ready", max)):
+        times = [first_after(log_events(w.log(), killed_at - 0.001), pattern) for w in takers]
+        found = [t - killed_at for t in times if t is not None]
+        setattr(result, name, pick(found) if found else None)
+    replayed = [replayed_records(w.log(), killed_at, actives(w, topic) & moved)
+                for w in takers]
+    result.replayed = sum(r for r in replayed if r is not None) if takers else None
 
     # The killed worker comes back: the partitions it is given are out of service from
     # its assignment until it produces their changes.
@@ -845,11 +861,11 @@ async def quick_check(bootstrap: str, work: Path) -> QuickResult:
 # --------------------------------------------------------------------------- main
 
 
-def print_settings(settings: Settings) -> None:
+def print_settings(settings: Settings, standby_replicas: int) -> None:
     print(f"settings: session timeout {settings.kafka_session_timeout_seconds:g} s, "
           f"heartbeat {settings.kafka_heartbeat_interval_seconds:g} s, rebalance timeout "
-          f"{settings.kafka_rebalance_timeout_seconds:g} s, standby replicas on, "
-          f"{settings.partitions} partitions", flush=True)
+          f"{settings.kafka_rebalance_timeout_seconds:g} s, {standby_replicas} standby "
+          f"replica(s), {settings.partitions} partitions", flush=True)
 
 
 async def main(opts: argparse.Namespace) -> int:
@@ -863,7 +879,8 @@ async def main(opts: argparse.Namespace) -> int:
     work = Path(opts.keep) if opts.keep else Path(tempfile.mkdtemp(prefix="telltale-failover-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        print_settings(Settings.from_env(partitions=opts.partitions))
+        print_settings(Settings.from_env(partitions=opts.partitions),
+                       1 if opts.quick else opts.standby_replicas)
         if opts.quick:
             result = (await quick_check(bootstrap, work)).comparison
             print(f"quick: {result.reference} changes in the uninterrupted run; after the "
@@ -880,6 +897,7 @@ async def main(opts: argparse.Namespace) -> int:
         counts = [int(n) for n in opts.workers.split(",")]
         for i, count in enumerate(counts):
             runs.append(await failover_run(bootstrap, plan, count, work,
+                                           standby_replicas=opts.standby_replicas,
                                            rebuild=opts.rebuild and i == len(counts) - 1,
                                            tag=str(count)))
         print("\nkill -9 → first health change from a survivor, per moved partition "
@@ -916,6 +934,8 @@ def cli() -> None:
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--rate", type=float, default=100.0,
                         help="fresh-account envelopes per second during a trial")
+    parser.add_argument("--standby-replicas", type=int, default=1,
+                        help="standby replicas of each table partition (default 1)")
     parser.add_argument("--no-rebuild", dest="rebuild", action="store_false",
                         help="skip the full rebuild from the changelog")
     parser.add_argument("--quick", action="store_true",
