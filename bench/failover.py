@@ -466,24 +466,31 @@ def standby_offsets(worker: WorkerProcess, settings: Settings) -> dict[int, int]
     return found
 
 
+def standbys(worker: WorkerProcess, settings: Settings) -> set[int]:
+    """The partitions the worker holds as standby (from its last assignment in its log:
+    changelog partitions it was given, less the by-account partitions it owns)."""
+    found = assignments(worker.log())
+    if not found:
+        return set()
+    assigned = found[-1][1]
+    return assigned.get(changelog_topic(settings), set()) - assigned.get(
+        settings.topics.by_account, set())
+
+
 async def wait_standbys(settings: Settings, workers: Sequence[WorkerProcess],
                         timeout: float) -> tuple[float, int]:
-    """Wait until, for every partition, some worker other than its active owner holds a
-    copy at most a standby buffer behind the changelog's end. Returns seconds waited and
-    the largest lag left (records)."""
+    """Wait until every standby copy (every partition each worker was assigned as a
+    standby) is at most a standby buffer behind the changelog's end. Returns seconds
+    waited and the largest lag left (records)."""
     changelog = changelog_topic(settings)
     started = time.monotonic()
     worst = -1
     while time.monotonic() - started < timeout:
         ends = await end_offsets(settings.kafka_bootstrap, changelog, settings.partitions)
-        owners = {p: i for i, w in enumerate(workers)
-                  for p in actives(w, settings.topics.by_account)}
-        held = [standby_offsets(w, settings) for w in workers]
-        lags = []
-        for p, end in ends.items():
-            copies = [end - 1 - h[p] for i, h in enumerate(held)
-                      if i != owners.get(p) and p in h]
-            lags.append(min(copies) if copies else end)
+        lags = [0]
+        for worker in workers:
+            held = standby_offsets(worker, settings)
+            lags.extend(ends[p] - 1 - held.get(p, -1) for p in standbys(worker, settings))
         worst = max(lags)
         # Faust applies standby records in buffers of a table's standby_buffer_size
         # (1,000) and flushes the rest when a rebalance starts.
