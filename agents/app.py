@@ -64,11 +64,14 @@ def build_app(settings: Settings, modules: Sequence[str] | None = None) -> faust
         topic_allow_declare=True,
         table_standby_replicas=settings.standby_replicas,
         processing_guarantee="at_least_once",
-        # Faust's 60 s rebalance timeout can hold the first assignment for tens of
-        # seconds; a single-digit group of workers needs far less.
-        broker_rebalance_timeout=timedelta(seconds=20),
-        broker_session_timeout=timedelta(seconds=10),
-        broker_heartbeat_interval=timedelta(seconds=2),
+        # Failover (docs/deploy.md): a killed worker's partitions move once the
+        # coordinator has missed its heartbeats for the session timeout; the survivors
+        # hear of the rebalance on their next heartbeat. Faust's 60 s rebalance timeout
+        # can hold the first assignment for tens of seconds; a single-digit group of
+        # workers needs far less.
+        broker_rebalance_timeout=timedelta(seconds=settings.kafka_rebalance_timeout_seconds),
+        broker_session_timeout=timedelta(seconds=settings.kafka_session_timeout_seconds),
+        broker_heartbeat_interval=timedelta(seconds=settings.kafka_heartbeat_interval_seconds),
         broker_commit_interval=timedelta(seconds=1),
         consumer_auto_offset_reset="earliest",
         # Per-partition fetch size. With Faust's 1 MiB default an agent reading batch

@@ -74,6 +74,14 @@ class Settings:
     rocksdb_block_cache_mb: int = _setting(64, "RocksDB block cache per partition DB, MiB")
     rocksdb_write_buffer_mb: int = _setting(16, "RocksDB write buffer per partition DB, MiB")
     standby_replicas: int = _setting(1, "Faust standby replicas of each table partition")
+    kafka_session_timeout_seconds: float = _setting(
+        6.0, "How long the group coordinator waits for a silent worker (one killed, or cut "
+        "off) before moving its partitions; the broker accepts 6 to 1800 by default")
+    kafka_heartbeat_interval_seconds: float = _setting(
+        1.0, "Seconds between a worker's heartbeats; also how late a live worker may "
+        "learn of a rebalance (at most a third of kafka_session_timeout_seconds)")
+    kafka_rebalance_timeout_seconds: float = _setting(
+        20.0, "How long a rebalance waits for every live worker to rejoin the group")
     dedup_ttl_seconds: int = _setting(172_800, "How long collector message ids are remembered")
     collector_linger_ms: float = _setting(
         10.0, "How long the collector gathers requests' events into one Kafka message per "
@@ -258,6 +266,12 @@ class Settings:
             problems.append("tick_interval must be positive")
         if self.metrics_interval <= 0:
             problems.append("metrics_interval must be positive")
+        if not 0 < self.kafka_heartbeat_interval_seconds * 3 <= \
+                self.kafka_session_timeout_seconds:
+            problems.append("kafka_heartbeat_interval_seconds must be positive and at most "
+                            "a third of kafka_session_timeout_seconds")
+        if self.kafka_rebalance_timeout_seconds <= 0:
+            problems.append("kafka_rebalance_timeout_seconds must be positive")
         if self.resolve_link_seconds <= 0:
             problems.append("resolve_link_seconds must be positive")
         if not 0 <= self.collector_linger_ms <= 1000:
