@@ -119,3 +119,20 @@ def test_workspace_names_are_strict_tokens(workspace: str) -> None:
         Settings(write_keys=f"key-1={workspace}", api_tokens="token-1=acme").validate()
     with pytest.raises(SettingsError, match="workspace"):
         Settings(write_keys="key-1=acme", api_tokens=f"token-1={workspace}").validate()
+
+
+@pytest.mark.parametrize(("session", "heartbeat", "rebalance"), [
+    (6.0, 2.5, 20.0), (6.0, 0.0, 20.0), (6.0, 1.0, 0.0), (0.0, 1.0, 20.0)])
+def test_failover_timeouts_that_cannot_work_are_refused(session: float, heartbeat: float,
+                                                        rebalance: float) -> None:
+    with pytest.raises(SettingsError, match="kafka_"):
+        Settings(kafka_session_timeout_seconds=session,
+                 kafka_heartbeat_interval_seconds=heartbeat,
+                 kafka_rebalance_timeout_seconds=rebalance).validate()
+
+
+def test_the_failover_defaults_are_the_measured_ones() -> None:
+    settings = Settings()
+    settings.validate()
+    assert (settings.kafka_session_timeout_seconds,
+            settings.kafka_heartbeat_interval_seconds) == (6.0, 1.0)
