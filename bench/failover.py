@@ -64,7 +64,7 @@ from agents.worker import READY_MARKER  # noqa: E402
 from devstack.process import free_port  # noqa: E402
 from devstack.workers import WorkerProcess, start_worker  # noqa: E402
 from state import tables  # noqa: E402
-from streams.envelope import encode_envelope, kafka_key  # noqa: E402
+from streams.envelope import ENVELOPES, Envelope, kafka_key  # noqa: E402
 from streams.events import Event, EventType, Source  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 
@@ -103,7 +103,7 @@ def envelope(account: str, users: int, ts: float) -> tuple[bytes, bytes]:
     """One envelope for ``account``: one event for each of its ``users`` users."""
     events = [_event(account, f"{account}-u{u}", ACTIVITY[u % len(ACTIVITY)], ts + u * 60, u)
               for u in range(users)]
-    return kafka_key(WORKSPACE, account), encode_envelope(WORKSPACE, account, events)
+    return kafka_key(WORKSPACE, account), ENVELOPES.encode(Envelope(WORKSPACE, account, events))
 
 
 def state_messages(plan: Plan) -> Iterator[tuple[bytes, bytes]]:

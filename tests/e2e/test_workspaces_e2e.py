@@ -16,7 +16,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.envelope import encode_envelope, kafka_key
+from streams.envelope import ENVELOPES, Envelope, kafka_key
 from streams.events import Event, EventType, Source
 from streams.settings import Settings
 from tests.e2e.test_pipeline_support import DAY, T0, Message, group_event, produce_messages
@@ -67,7 +67,8 @@ def activity(workspace: str, account: str, day: int, *, first: bool) -> Message:
             timestamp=base + 60 * (i + 1), received_at=base + 60 * (i + 1),
             source=Source.KAFKA, name=name, user_id=f"{account}-u{i % 2}",
             account_id=account))
-    return Message(kafka_key(workspace, account), encode_envelope(workspace, account, events))
+    return Message(kafka_key(workspace, account),
+                   ENVELOPES.encode(Envelope(workspace, account, events)))
 
 
 def versions(records: list[Any]) -> dict[tuple[str, str], list[tuple[str, str]]]:
