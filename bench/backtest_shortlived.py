@@ -8,9 +8,13 @@ active stretch. Churners' usage fades over their stretch (a learnable signal, no
     .venv/bin/python bench/backtest_shortlived.py --accounts 50000 --jobs 1,2
 
 Writes the history (JSON lines) and its outcomes into a temporary folder (or ``--keep
-DIR``), then times ``telltale backtest`` for each ``--jobs``, reports events/s and the
-peak RSS of the command and its worker processes, and checks that every ``--jobs`` gives
-the same snapshots. Prints figures; asserts nothing else (timings depend on the load).
+DIR``), then times ``telltale backtest`` for each ``--jobs``, reports events/s (wall, and
+per CPU-second, which a loaded machine stretches less), the load average before each run
+and the peak RSS of the command and its worker processes, and checks that every
+``--jobs`` gives the same result. ``--reference FILE`` also compares each result with a
+``backtest-jobsN.json`` kept from an earlier run (another checkout's code, say): the
+snapshots and every figure of the report but the timings must be identical. Prints
+figures; exits non-zero only when results differ (timings depend on the load).
 """
 
 from __future__ import annotations
@@ -100,6 +104,12 @@ def write_history(accounts: int, events_path: Path, outcomes_path: Path,
     return len(lines)
 
 
+def comparable(result: dict[str, Any]) -> bytes:
+    """A backtest's result less what depends on the machine (timings, memory)."""
+    return orjson.dumps({k: v for k, v in result.items() if k != "replay"},
+                        option=orjson.OPT_SORT_KEYS)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=50_000)
@@ -107,6 +117,9 @@ def main() -> int:
     parser.add_argument("--jobs", default="1,2", help="process counts, comma-separated")
     parser.add_argument("--keep", type=Path, default=None,
                         help="folder to write the history and results into (kept)")
+    parser.add_argument("--reference", type=Path, default=None,
+                        help="a backtest JSON from an earlier run of the same history "
+                        "to compare every result with")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, load average "
           f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}")
@@ -123,13 +136,16 @@ def main() -> int:
         print(f"history: {args.accounts:,} accounts, {count:,} events "
               f"({count / args.accounts:.1f} per account) in "
               f"{time.perf_counter() - started:.1f} s")
-        snapshots: dict[int, bytes] = {}
+        results: dict[int, bytes] = {}
+        reference = comparable(orjson.loads(args.reference.read_bytes())) \
+            if args.reference else None
         for n in sorted({int(x) for x in args.jobs.split(",") if x.strip()}):
             out = folder / f"backtest-jobs{n}.json"
             telltale = Path(sys.executable).with_name("telltale")
             command = [str(telltale), "backtest", str(events_path), "--outcomes",
                        str(outcomes_path), "--quiet", "--jobs", str(n), "--json", str(out),
                        "--report", str(folder / f"report-jobs{n}")]
+            load = os.getloadavg()[0]
             started = time.perf_counter()
             cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
             subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
@@ -138,18 +154,25 @@ def main() -> int:
             used = (after.ru_utime + after.ru_stime) - (cpu.ru_utime + cpu.ru_stime)
             result = orjson.loads(out.read_bytes())
             replay = result["replay"]
-            snapshots[n] = orjson.dumps(result["snapshots"])
+            results[n] = comparable(result)
             # A loaded machine stretches wall time; CPU time per process says what a
             # quiet one would do.
-            print(f"telltale backtest --jobs {n}: {count:,} events in {seconds:.1f} s wall "
+            print(f"telltale backtest --jobs {n} (load average {load:.1f} before): "
+                  f"{count:,} events in {seconds:.1f} s wall "
                   f"({count / seconds:,.0f} events/s, import + replay + report), "
-                  f"{used:.1f} CPU s in all ({count * n / used:,.0f} events/s if each of the "
-                  f"{n} processes had a core); {replay['account_evaluations']:,} account "
-                  f"evaluations; peak RSS {replay['peak_rss_mib']:,.0f} MiB per process")
-        if len(snapshots) > 1:
-            same = len(set(snapshots.values())) == 1
-            print("snapshots identical for every --jobs: " + ("yes" if same else "NO"))
-    return 0
+                  f"{used:.1f} CPU s in all ({count / used:,.0f} events per CPU-second; "
+                  f"{count * n / used:,.0f} events/s if each of the {n} processes had a "
+                  f"core); {replay['account_evaluations']:,} account evaluations; "
+                  f"peak RSS {replay['peak_rss_mib']:,.0f} MiB per process")
+        same = True
+        if len(results) > 1:
+            same = len(set(results.values())) == 1
+            print("results identical for every --jobs: " + ("yes" if same else "NO"))
+        if reference is not None:
+            matches = all(r == reference for r in results.values())
+            print(f"results identical to {args.reference}: " + ("yes" if matches else "NO"))
+            same = same and matches
+    return 0 if same else 1
 
 
 if __name__ == "__main__":

@@ -62,11 +62,14 @@ def _tied_groups(risk: Sequence[float]) -> list[list[int]]:
     return groups
 
 
-def top_weights(risk: Sequence[float], k: float) -> list[float]:
-    """How much of each account falls in the riskiest ``k`` (fractional at a tie)."""
+def top_weights(risk: Sequence[float], k: float,
+                groups: Sequence[Sequence[int]] | None = None) -> list[float]:
+    """How much of each account falls in the riskiest ``k`` (fractional at a tie).
+    ``groups``: ``_tied_groups(risk)`` when the caller already has it (a ranking cut at
+    many points sorts once, not once per cut)."""
     weights = [0.0] * len(risk)
     left = float(k)
-    for group in _tied_groups(risk):
+    for group in groups if groups is not None else _tied_groups(risk):
         if left <= 0:
             break
         take = min(1.0, left / len(group))
@@ -87,9 +90,10 @@ def capture_curve(
     arr_values = arr if arr is not None else [1.0] * n
     total_arr = sum(a for a, c in zip(arr_values, churned, strict=True) if c)
     curve = [(0.0, 0.0, 0.0)]
+    groups = _tied_groups(risk)
     for step in range(1, points + 1):
         share = step / points
-        w = top_weights(risk, share * n)
+        w = top_weights(risk, share * n, groups)
         caught = sum(wi for wi, c in zip(w, churned, strict=True) if c)
         caught_arr = sum(
             wi * a for wi, a, c in zip(w, arr_values, churned, strict=True) if c
@@ -104,11 +108,12 @@ def capture_curve(
 
 def profit_at(
     risk: Sequence[float], churned: Sequence[bool], arr: Sequence[float], k: float,
-    params: ProfitParams,
+    params: ProfitParams, groups: Sequence[Sequence[int]] | None = None,
 ) -> float:
     """Expected profit of contacting the riskiest ``k`` accounts: saved margin on the ARR
-    of the churners among them times the save rate, minus the cost of every contact."""
-    w = top_weights(risk, k)
+    of the churners among them times the save rate, minus the cost of every contact
+    (``groups``: see :func:`top_weights`)."""
+    w = top_weights(risk, k, groups)
     saved = sum(
         wi * a for wi, a, c in zip(w, arr, churned, strict=True) if c
     ) * params.save_rate * params.margin
@@ -147,11 +152,12 @@ def evaluate_ranking(
     n_churned = sum(1 for c in churned if c)
     base = n_churned / n if n else 0.0
     decile = n * params.target_share
-    w = top_weights(risk, decile)
+    groups = _tied_groups(risk)
+    w = top_weights(risk, decile, groups)
     caught = sum(wi for wi, c in zip(w, churned, strict=True) if c)
     precision = caught / decile if decile else 0.0
     k = min(params.top_k, n)
-    wk = top_weights(risk, k)
+    wk = top_weights(risk, k, groups)
     caught_k = sum(wi for wi, c in zip(wk, churned, strict=True) if c)
     precision_k = caught_k / k if k else 0.0
     churned_arr = sum(a for a, c in zip(arr, churned, strict=True) if c)
@@ -159,7 +165,7 @@ def evaluate_ranking(
     best, best_share = 0.0, 0.0
     for step in range(1, 21):
         share = step / 20
-        value = profit_at(risk, churned, arr, share * n, params)
+        value = profit_at(risk, churned, arr, share * n, params, groups)
         if value > best:
             best, best_share = value, share
     return RankingReport(
@@ -174,10 +180,10 @@ def evaluate_ranking(
         top_k_precision=precision_k,
         top_k_lift=precision_k / base if base else 0.0,
         churned_arr_recall_top_decile=caught_arr / churned_arr if churned_arr else 0.0,
-        profit_top_decile=profit_at(risk, churned, arr, decile, params),
+        profit_top_decile=profit_at(risk, churned, arr, decile, params, groups),
         best_profit=best,
         best_profit_share=best_share,
-        profit_all=profit_at(risk, churned, arr, n, params),
+        profit_all=profit_at(risk, churned, arr, n, params, groups),
     )
 
 
@@ -204,8 +210,9 @@ def rate_by_quantile(
     n = len(risk)
     rows = []
     previous = [0.0] * n
+    groups = _tied_groups(risk)
     for b in range(1, buckets + 1):
-        upto = top_weights(risk, n * b / buckets)
+        upto = top_weights(risk, n * b / buckets, groups)
         share = [u - p for u, p in zip(upto, previous, strict=True)]
         size = sum(share)
         caught = sum(s for s, c in zip(share, churned, strict=True) if c)

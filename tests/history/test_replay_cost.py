@@ -4,12 +4,15 @@ and gives exactly what a plain replay of every account gives."""
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
-from bench.backtest_shortlived import write_history
-from history.backtest import replay_snapshots
+from bench.backtest_shortlived import comparable, write_history
+from history.backtest import HistorySource, replay_history, replay_snapshots, result_dict
+from history.evaluation import ProfitParams
 from history.importers import import_segment_jsonl, read_outcomes, segment_events
 from scoring.config import load_config
 from scoring.replay import Replay
@@ -92,3 +95,26 @@ def test_forgotten_accounts_leave_nothing_behind() -> None:
     assert replay.assess_at("default", "a", 1_760_000_000) is None
     replay.advance_to(1_760_000_000)  # its due time passes without stepping it again
     assert ("default", "a") not in replay.accounts
+
+
+def test_a_short_lived_portfolio_gives_one_result_in_one_process_or_two(
+    tmp_path: Path,
+) -> None:
+    """What ``telltale backtest --jobs 2`` writes equals ``--jobs 1``: every snapshot and
+    every figure of the report (the per-process split must not show)."""
+    write_history(300, tmp_path / "events.jsonl", tmp_path / "outcomes.csv", seed=5)
+    outcomes = read_outcomes(tmp_path / "outcomes.csv")
+    config = load_config(None)
+    source = HistorySource(tmp_path / "events.jsonl")
+
+    def backtest(jobs: int) -> bytes:
+        run, report = replay_history(source, outcomes, config, (90, 60, 30), jobs=jobs)
+        result = result_dict(run, outcomes, config, (90, 60, 30), ProfitParams())
+        result["import"] = report.summary()
+        return comparable(result)
+
+    alone = backtest(1)
+    assert alone == backtest(2)
+    result = orjson.loads(alone)
+    assert len(result["snapshots"]) >= 500  # two horizons fall within most lifetimes
+    assert result["horizons"][1]["models"]["score"]["auc"] is not None
