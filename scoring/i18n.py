@@ -157,10 +157,13 @@ class Translator:
     time_zone: str = DEFAULT_TIME_ZONE
     locale: Locale = field(init=False, compare=False, repr=False)
     _catalogue: Catalogue = field(init=False, compare=False, repr=False)
+    _locale_id: str = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "locale", Locale.parse(self.language))
         object.__setattr__(self, "_catalogue", catalogue(self.language))
+        # Babel builds a Locale's identifier on every str(): once here, not per sentence.
+        object.__setattr__(self, "_locale_id", str(self.locale))
 
     # ------------------------------------------------------------------ messages
 
@@ -178,9 +181,9 @@ class Translator:
         try:
             # The same sentence with the same figures comes back on every evaluation of
             # an account whose signal holds: said once, then remembered.
-            return _filled(self.language, str(self.locale), text, tuple(params.items()))
+            return _filled(self.language, self._locale_id, text, tuple(params.items()))
         except TypeError:  # a value that cannot be a key (a list): said each time
-            return _fill(self.language, str(self.locale), text, params)
+            return _fill(self.language, self._locale_id, text, params)
 
     def gettext(self, msgid: str, **params: object) -> str:
         """``msgid`` in this language, its placeholders filled from ``params``."""
@@ -216,11 +219,11 @@ class Translator:
 
     def number(self, value: float) -> str:
         """A number as the locale writes it (1,234.5 / 1 234,5)."""
-        return _decimal(value, str(self.locale))
+        return _decimal(value, self._locale_id)
 
     def percent(self, whole: float) -> str:
         """A percentage given in whole percent (20 → "20%" / "20 %")."""
-        return _percent(whole, str(self.locale))
+        return _percent(whole, self._locale_id)
 
     def money(self, amount: float, currency: str | None = None) -> str:
         """An amount in the workspace's currency: no cents when it is whole
