@@ -322,3 +322,16 @@ def test_workers_wait_for_healthy_kafka_and_redis() -> None:
         depends = service["depends_on"]
         assert depends["kafka"]["condition"] == "service_healthy", name
         assert depends["redis"]["condition"] == "service_healthy", name
+
+
+def test_the_valkey_override_is_valid_compose_and_replaces_only_the_store() -> None:
+    override = yaml.safe_load((REPO / "deploy" / "compose.valkey.yml").read_text())
+    assert set(override["services"]) == {"redis"}, "the workers keep their redis:// URL"
+    merged = _compose()
+    merged["services"]["redis"].update(override["services"]["redis"])
+    validator = jsonschema.Draft7Validator(load_schema("compose-spec.schema.json"))
+    assert [e.message for e in validator.iter_errors(merged)] == []
+    store = merged["services"]["redis"]
+    assert store["image"].startswith("valkey/valkey:")
+    assert store["command"][0] == "valkey-server" and "valkey-cli" in store["healthcheck"]["test"]
+    assert "redis-data:/data" in store["volumes"], "the data volume stays"
