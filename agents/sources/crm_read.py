@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import orjson
 import requests
 
 from agents import metrics
@@ -83,6 +84,8 @@ MIN_INTERVAL, MAX_INTERVAL = 60.0, 7 * 86_400.0
 LEASE_SHARE = 0.9
 """Share of the interval a poll's lease lasts: the next poll of the same worker finds it
 expired."""
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+"""Largest CRM answer read, bytes (decompressed)."""
 CHUNK = 500
 """Group calls handed to the collector per batch."""
 _HUBSPOT_KEYS = frozenset({"token", "api_url", "account_property", "interval_seconds",
@@ -253,11 +256,24 @@ class Page:
 
 
 def _json(answer: requests.Response, crm: str) -> Any:
-    if answer.status_code != 200:
-        raise CrmReadError(f"{crm} answered HTTP {answer.status_code}")
+    """The answer's JSON, read (decompressed) to at most :data:`MAX_ANSWER_BYTES`: a
+    page of 100 companies or 2,000 accounts is far smaller, and a larger answer is not
+    one to hold in memory."""
     try:
-        return answer.json()
-    except ValueError:
+        if answer.status_code != 200:
+            raise CrmReadError(f"{crm} answered HTTP {answer.status_code}")
+        body = bytearray()
+        for chunk in answer.iter_content(64 * 1024):
+            body += chunk
+            if len(body) > MAX_ANSWER_BYTES:
+                raise CrmReadError(f"{crm} answered more than {MAX_ANSWER_BYTES} bytes")
+    except requests.RequestException as exc:
+        raise CrmReadError(f"{crm} answer cut off: {type(exc).__name__}") from None
+    finally:
+        answer.close()
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
         raise CrmReadError(f"{crm} answered with something that is not JSON") from None
 
 
@@ -314,10 +330,9 @@ class HubSpotClient:
         if not isinstance(owner_id, str) or not owner_id.isdigit() or len(owner_id) > 20:
             return {}
         if owner_id not in self.owners:
-            answer = self._send("GET", f"/crm/v3/owners/{owner_id}")
             try:
-                found = answer.json() if answer.status_code == 200 else {}
-            except ValueError:
+                found = _json(self._send("GET", f"/crm/v3/owners/{owner_id}"), HUBSPOT)
+            except CrmReadError:  # an owner HubSpot does not know: no e-mail, no name
                 found = {}
             if len(self.owners) >= MAX_OWNERS:
                 self.owners.clear()
@@ -327,7 +342,7 @@ class HubSpotClient:
     def _send(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         try:
             return self.session.request(method, self.read.api_url + path,
-                                        timeout=TIMEOUT_SECONDS, **kwargs)
+                                        timeout=TIMEOUT_SECONDS, stream=True, **kwargs)
         except requests.RequestException as exc:
             raise CrmReadError(f"hubspot unreachable: {type(exc).__name__}") from None
 
@@ -368,12 +383,13 @@ class SalesforceClient:
         token = self.tokens.current()
         for attempt in range(2):
             try:
-                answer = self.session.get(url, timeout=TIMEOUT_SECONDS, headers={
+                answer = self.session.get(url, timeout=TIMEOUT_SECONDS, stream=True, headers={
                     "Authorization": f"Bearer {token}", "Accept": "application/json"})
             except requests.RequestException as exc:
                 raise CrmReadError(f"salesforce unreachable: {type(exc).__name__}") from None
             if answer.status_code != 401 or attempt:
                 return answer
+            answer.close()  # streamed: give the connection back before the retry
             token = self.tokens.renew(token)
         raise AssertionError("unreachable")
 

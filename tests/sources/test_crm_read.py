@@ -45,6 +45,7 @@ class FakeCrm:
     queries: list[str] = field(default_factory=list)
     tokens_issued: int = 0
     refuse_first_query: bool = False
+    padding: int = 0  # bytes of filler in every search answer (an answer too big to hold)
     next_url: str | None = None
     url: str = ""
 
@@ -64,6 +65,8 @@ class FakeCrm:
             for c in page]}
         if start + body["limit"] < len(matching):
             answer["paging"] = {"next": {"after": str(start + body["limit"])}}
+        if self.padding:
+            answer["filler"] = "x" * self.padding
         return web.json_response(answer)
 
     async def owner(self, request: web.Request) -> web.Response:
@@ -263,3 +266,17 @@ async def test_workers_share_one_poll_per_interval(crm: FakeCrm, intake: Intake)
         await asyncio.gather(*tasks, return_exceptions=True)
     assert len(crm.searches) == 1, "three workers, one poll"
     assert orjson.loads(await redis.get(key_prefix + "acme:hubspot")) == 1
+
+
+async def test_an_answer_too_big_to_hold_fails_the_poll_and_takes_nothing(
+        crm: FakeCrm, intake: Intake) -> None:
+    from agents.sources.crm_read import MAX_ANSWER_BYTES
+
+    crm.companies = [_company(n, 1_700_000_000_000 + n) for n in range(3)]
+    crm.padding = MAX_ANSWER_BYTES + 1
+    poller = CrmPoller([_hubspot(crm)], intake)
+    with pytest.raises(CrmReadError, match="more than"):
+        await poller.poll(0)
+    crm.padding = 0  # the next interval reads it whole
+    polled = await poller.poll(0)
+    assert (polled.records, polled.accepted) == (3, 3)
