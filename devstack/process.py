@@ -48,11 +48,24 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         pass
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A TCP port that was free a moment ago (the kernel picks it).
+
+    The kernel may offer a port again as soon as the probe closes, so two calls in a row
+    (a web port and a metrics port for one worker) could agree; a port is never handed
+    out twice by one process.
+    """
+    for _ in range(64):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise DevstackError("the kernel kept offering ports this process has already used")
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:

@@ -22,7 +22,7 @@ from devstack.kafka import (
     server_properties,
     start_kafka,
 )
-from devstack.process import DevstackError, pid_alive, wait_until
+from devstack.process import DevstackError, free_port, pid_alive, wait_until
 from devstack.redis import find_redis_server, ping, start_redis
 from devstack.workers import settings_env
 from streams.settings import Settings
@@ -233,3 +233,10 @@ def test_dev_up_without_java_fails_clearly_and_leaves_nothing(tmp_path: Path) ->
     time.sleep(0.2)
     status = _telltale("dev", "status", env=env)
     assert status.returncode == 3
+
+
+def test_free_port_never_hands_out_a_port_twice() -> None:
+    # A worker's web and metrics ports come from two calls in a row; the kernel may offer
+    # the same port again once the probe closes, and the worker then refuses to start.
+    ports = [free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports)
