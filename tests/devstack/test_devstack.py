@@ -235,8 +235,28 @@ def test_dev_up_without_java_fails_clearly_and_leaves_nothing(tmp_path: Path) ->
     assert status.returncode == 3
 
 
-def test_free_port_never_hands_out_a_port_twice() -> None:
+def test_free_port_never_hands_out_a_port_twice(monkeypatch: pytest.MonkeyPatch) -> None:
     # A worker's web and metrics ports come from two calls in a row; the kernel may offer
     # the same port again once the probe closes, and the worker then refuses to start.
-    ports = [free_port() for _ in range(200)]
-    assert len(set(ports)) == len(ports)
+    offered = iter([41_001, 41_001, 41_001, 41_002])
+
+    class Probe:
+        def __init__(self, *_: object) -> None:
+            self.port = next(offered)
+
+        def __enter__(self) -> Probe:
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            pass
+
+        def bind(self, _: object) -> None:
+            pass
+
+        def getsockname(self) -> tuple[str, int]:
+            return ("127.0.0.1", self.port)
+
+    import devstack.process as process
+    monkeypatch.setattr(process.socket, "socket", Probe)
+    monkeypatch.setattr(process, "_HANDED_OUT", set())
+    assert [free_port(), free_port()] == [41_001, 41_002]
