@@ -14,7 +14,7 @@ import faust
 from agents.app import MODULES, SKELETON_MODULES, build_app
 from agents.metrics import MetricsServer
 from agents.workspaces import Workspaces, WorkspacesConfigError
-from streams.kafka_admin import create_topics
+from streams.kafka_admin import create_topics, session_timeout_limits
 from streams.kafka_security import check_access
 from streams.settings import Settings, SettingsError
 
@@ -60,6 +60,7 @@ async def ensure_topics(settings: Settings, timeout: float = 60.0) -> None:
     """Create the shared topics with ``settings.partitions`` partitions if missing, once
     the broker has accepted this worker's credentials (else ``KafkaAccessError``)."""
     await check_access(settings.kafka_bootstrap, settings.kafka_security)
+    await check_session_timeout(settings)
     await create_topics(settings.kafka_bootstrap, shared_topics(settings),
                         partitions=settings.partitions,
                         replication_factor=settings.replication_factor, timeout=timeout,
@@ -69,6 +70,24 @@ async def ensure_topics(settings: Settings, timeout: float = 60.0) -> None:
                         replication_factor=settings.replication_factor,
                         config=ACTIONS_TOPIC_CONFIG, timeout=timeout,
                         security=settings.kafka_security)
+
+
+async def check_session_timeout(settings: Settings) -> None:
+    """Refuse a session timeout the brokers would refuse (``SettingsError``).
+
+    A group member asking for a session timeout outside the brokers'
+    ``group.min.session.timeout.ms``..``group.max.session.timeout.ms`` is turned away at
+    every join, and Faust keeps rejoining: the worker would never become ready and never
+    say why. When the brokers will not describe their configuration, the join decides."""
+    limits = await session_timeout_limits(settings.kafka_bootstrap,
+                                          security=settings.kafka_security)
+    wanted = settings.kafka_session_timeout_seconds
+    if limits is not None and not limits[0] <= wanted <= limits[1]:
+        low, high = limits
+        raise SettingsError(
+            f"kafka_session_timeout_seconds is {wanted:g} but the brokers accept "
+            f"{low:g} to {high:g} (group.min.session.timeout.ms, "
+            "group.max.session.timeout.ms)")
 
 
 def run_worker(settings: Settings, modules: Sequence[str] | None = None) -> NoReturn:
@@ -133,4 +152,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"telltale worker: refusing to start: {'; '.join(exc.problems)}",
               file=sys.stderr)
         return 2
-    run_worker(settings, modules)
+    try:
+        run_worker(settings, modules)
+    except SettingsError as exc:  # a setting only the brokers can judge
+        print(f"telltale worker: refusing to start: {'; '.join(exc.problems)}",
+              file=sys.stderr)
+        return 2

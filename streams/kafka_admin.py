@@ -87,3 +87,41 @@ async def topic_partitions(bootstrap: str, topic: str, timeout: float = 30.0, *,
         return (await _wait_for_topics(admin, [topic], timeout))[topic]
     finally:
         await admin.close()
+
+
+#: The broker settings that bound a consumer group member's session timeout.
+SESSION_TIMEOUT_LIMITS = ("group.min.session.timeout.ms", "group.max.session.timeout.ms")
+
+
+async def session_timeout_limits(bootstrap: str, *, timeout: float = 15.0,
+                                 security: KafkaSecurity = PLAINTEXT,
+                                 ) -> tuple[float, float] | None:
+    """The session timeouts (seconds, lowest and highest) every broker of the cluster
+    accepts from a group member; None when a broker will not say (a managed Kafka may
+    refuse to describe its brokers' configuration to a client)."""
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap,
+                                request_timeout_ms=int(timeout * 1000),
+                                **security.aiokafka_options())
+    await admin.start()
+    try:
+        cluster = await admin.describe_cluster()
+        resources = [ConfigResource(ConfigResourceType.BROKER, str(broker["node_id"]),
+                                    configs=dict.fromkeys(SESSION_TIMEOUT_LIMITS))
+                     for broker in cluster["brokers"]]
+        responses = await admin.describe_configs(resources)
+    except Exception:  # refused, or an old broker: the join itself will tell
+        return None
+    finally:
+        await admin.close()
+    low, high = 0.0, float("inf")
+    for response in responses:
+        for error_code, _message, _type, _name, entries, *_ in response.resources:
+            values = {entry[0]: entry[1] for entry in entries}
+            if error_code != 0 or any(values.get(name) is None
+                                      for name in SESSION_TIMEOUT_LIMITS):
+                return None
+            low = max(low, int(values[SESSION_TIMEOUT_LIMITS[0]]) / 1000)
+            high = min(high, int(values[SESSION_TIMEOUT_LIMITS[1]]) / 1000)
+    return (low, high) if responses else None
