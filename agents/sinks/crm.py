@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import requests
 
@@ -54,7 +54,6 @@ from streams.health_change import HealthChangeRecord
 from streams.identifiers import EXTERNAL_IDS, external_id
 
 HUBSPOT_API = "https://api.hubapi.com"
-_Fields = TypeVar("_Fields", dict[str, str], dict[str, Any])
 
 REASON_LIMIT = 1000
 """Characters of the explanation written to the CRM reason field."""
@@ -100,9 +99,9 @@ def _record_id(change: HealthChangeRecord, key: str, destination: str) -> str | 
 
 
 async def _write(change: HealthChangeRecord, key: str, destination: str,
-                 update: Callable[[str, _Fields], None],
-                 fields: Callable[[HealthChangeRecord], _Fields]) -> bool:
-    """``update(record id, fields(change))`` in a worker thread (both clients are
+                 update: Callable[[str, dict[str, Any]], None],
+                 fields: Callable[[HealthChangeRecord], dict[str, Any]]) -> bool:
+    """``update(record id, fields(change))`` in a worker thread (the client is
     synchronous); False when the change has no record id for ``key``."""
     record_id = _record_id(change, key, destination)
     if record_id is None:
@@ -154,7 +153,7 @@ ones that wake from the same Retry-After a moment apart, and is small beside a H
 round trip."""
 
 _RETRYABLE_CATEGORIES = frozenset({"RATE_LIMITS"})
-"""Categories of a 207 error that a later try may not get: HubSpot's rate limiting."""
+"""Categories of a 207 error that a later try can get past: HubSpot's rate limiting."""
 
 
 @dataclass(slots=True)
@@ -220,8 +219,9 @@ def _multi_status(company_ids: list[str], answer: Any,
     updated = {str(result.id) for result in getattr(answer, "results", None) or []}
     failed: dict[str, DeliveryError] = {}
     for error in getattr(answer, "errors", None) or []:
-        context = getattr(error, "context", None) or {}
-        for company_id in context.get("ids") or []:
+        context = getattr(error, "context", None)
+        named = context.get("ids") if isinstance(context, dict) else None
+        for company_id in named if isinstance(named, list) else []:
             failed.setdefault(str(company_id), _item_error(error, str(company_id),
                                                            retry_after))
     return {company_id: None if company_id in updated else failed.get(company_id)
