@@ -28,9 +28,11 @@ Both clients are synchronous, so calls run in a worker thread and never hold the
 
 The record id is event data: it is checked again here (``streams/identifiers.py``, the
 same check the scoring core applies to the trait) and a change carrying a malformed one
-is refused, not sent. Both clients build the request URL from it, so each also sends
-through a transport pinned to the configured host that does not follow redirects: even an
-id that slipped past the check cannot point the bearer token at another host.
+is refused, not sent, and does not hold up the other changes of its batch. Salesforce's
+client builds the request URL from it (HubSpot's batch update carries it in the body), and
+both clients send through a transport pinned to the configured host that does not follow
+redirects: even an id that slipped past the check cannot point the bearer token at another
+host.
 """
 
 from __future__ import annotations
