@@ -235,3 +235,36 @@ async def test_jobs_sent_together_that_are_not_done_are_left_at_shutdown() -> No
         dispatcher.submit(Job("hubspot", "change", {}, ref))
     left = await dispatcher.close(timeout=0.1, keep_leftovers=True)
     assert sorted(j.ref for j in left) == ["slow-1", "slow-2"]
+
+
+@pytest.mark.integration
+async def test_the_notifier_sends_its_queued_hubspot_writes_as_one_batch(
+        redis_url: str, unique_prefix: str, hubspot: RecordingServer) -> None:
+    """The notifier's own dispatcher and send path, with a real Redis behind it."""
+    from agents.notify import Notifier, change_job
+    from agents.sinks.routing import NotificationConfig
+    from state.readmodel import ReadModel
+    from streams.settings import Settings
+
+    settings = Settings(redis_url=redis_url, topic_prefix=unique_prefix)
+    config = NotificationConfig.from_dict({
+        "hubspot": {"access_token": "pat-test", "host": hubspot.url},
+        "rules": [{"name": "everything", "to": ["hubspot"]}]})
+    dead: list[dict[str, Any]] = []
+
+    async def dead_letter(record: dict[str, Any]) -> None:
+        dead.append(record)
+
+    readmodel = ReadModel.from_settings(settings)
+    notifier = Notifier(settings, config, readmodel, dead_letter)
+    try:
+        for n in range(5):
+            notifier.dispatcher.submit(change_job("hubspot", change(str(9100 + n))))
+        await notifier.dispatcher.drain(10)
+    finally:
+        await notifier.close()
+        await notifier.redis.delete(*[k async for k in notifier.redis.scan_iter(
+            match=f"{unique_prefix}:*")] or ["none"])
+        await readmodel.close()
+    assert dead == []
+    assert hubspot_inputs(hubspot.requests) == [[str(9100 + n) for n in range(5)]]
