@@ -52,7 +52,7 @@ from redis.exceptions import RedisError
 from agents import metrics
 from agents.sinks import DeliveryError, digest, slack, webhooks
 from agents.sinks.cooldown import Cooldown
-from agents.sinks.crm import HubSpotSync, SalesforceSync
+from agents.sinks.crm import HUBSPOT_BATCH_LIMIT, HubSpotSync, SalesforceSync
 from agents.sinks.dispatch import Dispatcher, Job, OwnerRoutes
 from agents.sinks.outbox import HEARTBEAT_EVERY_SECONDS, Outbox
 from agents.sinks.routing import NotificationConfig
@@ -127,7 +127,7 @@ class Notifier:
             self._send, dead_letter, max_attempts=config.max_attempts,
             backoff_seconds=config.backoff_seconds,
             max_backoff_seconds=config.max_backoff_seconds, queue_size=config.queue_size,
-            on_done=self.outbox.done)
+            on_done=self.outbox.done, batch_limits={"hubspot": HUBSPOT_BATCH_LIMIT})
 
     # ------------------------------------------------------------------ one change
 

@@ -3,11 +3,18 @@
 The record ids come from the account's group traits (``external_ids`` of the change:
 ``hubspot_company_id``, ``salesforce_account_id``); an account without one is skipped.
 
-HubSpot: ``PATCH /crm/v3/objects/companies/{id}`` with ``{"properties": {...}}`` through the
-official ``hubspot-api-client``. Create these custom company properties once (all text
-except the score, a number): telltale_health_score, telltale_health_band,
-telltale_forecast_stage, telltale_lifecycle_stage, telltale_health_reason,
-telltale_health_change_7d, telltale_health_updated_at.
+HubSpot: ``POST /crm/v3/objects/companies/batch/update`` with ``{"inputs": [{"id": ...,
+"properties": {...}}, ...]}`` through the official ``hubspot-api-client``. Changes waiting
+for HubSpot at the same moment (the dispatcher hands them over together) go out in one
+request of up to 100 companies, because HubSpot limits requests per ten seconds, not
+companies, and a burst of score changes (a new scoring config, a replay) would otherwise
+spend the limit one company at a time. Each change still gets its own outcome: a 207
+Multi-Status answer fails only the companies its errors name (for good when HubSpot says
+not found or invalid, for a retry when it says rate-limited or a 5xx), and a failed
+request fails each change in it as a single update would have. Create these custom
+company properties once (all text except the score, a number): telltale_health_score,
+telltale_health_band, telltale_forecast_stage, telltale_lifecycle_stage,
+telltale_health_reason, telltale_health_change_7d, telltale_health_updated_at.
 
 Salesforce: ``PATCH /services/data/vXX.X/sobjects/Account/{id}`` through ``simple-salesforce``.
 Create these custom Account fields: Telltale_Health_Score__c (Number),
@@ -21,9 +28,11 @@ Both clients are synchronous, so calls run in a worker thread and never hold the
 
 The record id is event data: it is checked again here (``streams/identifiers.py``, the
 same check the scoring core applies to the trait) and a change carrying a malformed one
-is refused, not sent. Both clients build the request URL from it, so each also sends
-through a transport pinned to the configured host that does not follow redirects: even an
-id that slipped past the check cannot point the bearer token at another host.
+is refused, not sent, and does not hold up the other changes of its batch. Salesforce's
+client builds the request URL from it (HubSpot's batch update carries it in the body), and
+both clients send through a transport pinned to the configured host that does not follow
+redirects: even an id that slipped past the check cannot point the bearer token at another
+host.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import requests
 
@@ -47,7 +56,6 @@ from streams.health_change import HealthChangeRecord
 from streams.identifiers import EXTERNAL_IDS, external_id
 
 HUBSPOT_API = "https://api.hubapi.com"
-_Fields = TypeVar("_Fields", dict[str, str], dict[str, Any])
 
 REASON_LIMIT = 1000
 """Characters of the explanation written to the CRM reason field."""
@@ -93,9 +101,9 @@ def _record_id(change: HealthChangeRecord, key: str, destination: str) -> str | 
 
 
 async def _write(change: HealthChangeRecord, key: str, destination: str,
-                 update: Callable[[str, _Fields], None],
-                 fields: Callable[[HealthChangeRecord], _Fields]) -> bool:
-    """``update(record id, fields(change))`` in a worker thread (both clients are
+                 update: Callable[[str, dict[str, Any]], None],
+                 fields: Callable[[HealthChangeRecord], dict[str, Any]]) -> bool:
+    """``update(record id, fields(change))`` in a worker thread (the client is
     synchronous); False when the change has no record id for ``key``."""
     record_id = _record_id(change, key, destination)
     if record_id is None:
@@ -137,17 +145,109 @@ def _retry_after(headers: Any) -> float | None:
         return None
 
 
+HUBSPOT_BATCH_LIMIT = 100
+"""Companies in one batch update: HubSpot's limit for the endpoint."""
+
+HUBSPOT_BATCH_WAIT_SECONDS = 0.02
+"""How long the first waiting change holds its batch open for others (seconds). The
+dispatcher hands over queued changes in one go, so they need no wait; this catches the
+ones that wake from the same Retry-After a moment apart, and is small beside a HubSpot
+round trip."""
+
+_RETRYABLE_CATEGORIES = frozenset({"RATE_LIMITS"})
+"""Categories of a 207 error that a later try can get past: HubSpot's rate limiting."""
+
+
+@dataclass(slots=True)
+class _Waiting:
+    """One change waiting for a batch: its company, its properties, its place in time
+    (the read model's order: event time, then change id) and its caller's outcome."""
+
+    company_id: str
+    properties: dict[str, str]
+    order: tuple[float, str]
+    outcome: asyncio.Future[None]
+
+
+@dataclass(slots=True)
+class _Batches:
+    """The changes waiting for the next HubSpot request, and the task that sends them."""
+
+    waiting: list[_Waiting] = field(default_factory=list)
+    sender: asyncio.Task[None] | None = None
+
+
+def _latest_per_company(waiting: list[_Waiting]) -> list[tuple[_Waiting, list[_Waiting]]]:
+    """Each company's newest change with the older ones it supersedes, companies in the
+    order they first came. A batch names a company once (HubSpot refuses duplicate ids),
+    and the newest change wins as it would have in the read model; of two with the same
+    place in time, the later to arrive."""
+    by_company: dict[str, list[_Waiting]] = {}
+    for item in waiting:
+        by_company.setdefault(item.company_id, []).append(item)
+    latest = []
+    for items in by_company.values():
+        newest = max(reversed(items), key=lambda item: item.order)
+        latest.append((newest, [item for item in items if item is not newest]))
+    return latest
+
+
+def _copy(error: DeliveryError) -> DeliveryError:
+    """The same failure as a new exception: each caller raises its own."""
+    return DeliveryError(error.reason, retryable=error.retryable,
+                         retry_after=error.retry_after)
+
+
+def _item_error(error: Any, company_id: str, retry_after: float | None) -> DeliveryError:
+    """The failure of one company named by a 207 error: retryable when HubSpot says it
+    was rate-limited or gives a retryable HTTP status, permanent otherwise (not found,
+    invalid property values: the same request would fail again)."""
+    category = str(getattr(error, "category", None) or "")
+    status = str(getattr(error, "status", None) or "")
+    message = str(getattr(error, "message", None) or "")[:200]
+    code = int(status) if status.isascii() and status.isdigit() else None
+    retryable = category in _RETRYABLE_CATEGORIES or (
+        code is not None and (code in RETRYABLE_STATUSES or code >= 500))
+    return DeliveryError(f"hubspot refused company {company_id}: "
+                         f"{category or status or 'error'}: {message}",
+                         retryable=retryable, retry_after=retry_after if retryable else None)
+
+
+def _multi_status(company_ids: list[str], answer: Any,
+                  retry_after: float | None) -> dict[str, DeliveryError | None]:
+    """Each company's outcome in a 207 answer: updated when its id is among the results,
+    the error that names it in ``context.ids`` otherwise. A company named by neither is
+    retryable: HubSpot did not say it was written, and writing it again is harmless."""
+    updated = {str(result.id) for result in getattr(answer, "results", None) or []}
+    failed: dict[str, DeliveryError] = {}
+    for error in getattr(answer, "errors", None) or []:
+        context = getattr(error, "context", None)
+        named = context.get("ids") if isinstance(context, dict) else None
+        for company_id in named if isinstance(named, list) else []:
+            failed.setdefault(str(company_id), _item_error(error, str(company_id),
+                                                           retry_after))
+    return {company_id: None if company_id in updated else failed.get(company_id)
+            or DeliveryError(f"hubspot answered no result for company {company_id}")
+            for company_id in company_ids}
+
+
 @dataclass(frozen=True, slots=True)
 class HubSpotSync:
-    """Writes health onto HubSpot companies. ``host`` overrides https://api.hubapi.com.
+    """Writes health onto HubSpot companies. ``host`` overrides https://api.hubapi.com;
+    ``batch_wait_seconds`` is how long a batch stays open for more changes (default
+    :data:`HUBSPOT_BATCH_WAIT_SECONDS`).
 
-    One client serves every write: its connection pool keeps the TLS connection to
-    HubSpot open between changes instead of a handshake per write (urllib3's pool is
-    safe to share between the worker threads). :meth:`close` closes it."""
+    Changes sent at the same moment share batch requests of up to
+    :data:`HUBSPOT_BATCH_LIMIT` companies, one request at a time. One client serves every
+    request: its connection pool keeps the TLS connection to HubSpot open between them
+    instead of a handshake per request. :meth:`close` closes it."""
 
     access_token: str
     host: str | None = None
+    batch_wait_seconds: float = HUBSPOT_BATCH_WAIT_SECONDS
     _client: list[Any] = field(default_factory=list, init=False, repr=False, compare=False)
+    _batches: _Batches = field(default_factory=_Batches, init=False, repr=False,
+                               compare=False)
 
     def _companies(self) -> Any:
         if not self._client:
@@ -155,35 +255,104 @@ class HubSpotSync:
 
             host = (self.host or HUBSPOT_API).rstrip("/")
             companies = HubSpot(access_token=self.access_token,
-                                host=host).crm.companies.basic_api
+                                host=host).crm.companies.batch_api
             rest = companies.api_client.rest_client
             rest.pool_manager = _PinnedPoolManager(rest.pool_manager, host)
             self._client.append(companies)
         return self._client[0]
 
     def close(self) -> None:
+        """Close the client; changes still waiting fail, retryably."""
+        sender = self._batches.sender
+        if sender is not None and not sender.done():
+            sender.cancel()
         if self._client:
             self._client.pop().api_client.rest_client.pool_manager.clear()
 
-    def _update(self, company_id: str, properties: dict[str, str]) -> None:
-        from hubspot.crm.companies import ApiException, SimplePublicObjectInput
+    def _update(self, updates: list[tuple[str, dict[str, str]]]
+                ) -> dict[str, DeliveryError | None]:
+        """One batch update of ``(company id, properties)``; each company's failure, None
+        for those written. A failed request fails every company in it alike."""
+        from hubspot.crm.companies import (
+            ApiException,
+            BatchInputSimplePublicObjectBatchInput,
+            SimplePublicObjectBatchInput,
+        )
 
-        companies = self._companies()
+        company_ids = [company_id for company_id, _ in updates]
+        body = BatchInputSimplePublicObjectBatchInput(inputs=[
+            SimplePublicObjectBatchInput(id=company_id, properties=properties)
+            for company_id, properties in updates])
         try:
-            body = SimplePublicObjectInput(properties=properties)
-            companies.update(company_id, simple_public_object_input=body)
+            answer, status, headers = self._companies().update_with_http_info(body)
         except ApiException as exc:
-            raise _answer_error("hubspot", int(exc.status or 0), f"company {company_id}",
-                                _retry_after(exc.headers)) from exc
-        except DeliveryError:
-            raise
+            code, retry_after = int(exc.status or 0), _retry_after(exc.headers)
+            return {company_id: _answer_error("hubspot", code, f"company {company_id}",
+                                              retry_after) for company_id in company_ids}
+        except DeliveryError as exc:  # refused by the pinned transport
+            return {company_id: _copy(exc) for company_id in company_ids}
         except Exception as exc:  # urllib3 connection errors and the like
-            raise DeliveryError(f"hubspot unreachable: {exc!r}") from exc
+            return {company_id: DeliveryError(f"hubspot unreachable: {exc!r}")
+                    for company_id in company_ids}
+        if status != 207:  # 200: every company was updated
+            return dict.fromkeys(company_ids)
+        return _multi_status(company_ids, answer, _retry_after(headers))
+
+    async def _send_waiting(self) -> None:
+        """Send what waits, in batches, until nothing does; settle each caller."""
+        batches = self._batches
+        taken: list[_Waiting] = []
+        try:
+            await asyncio.sleep(self.batch_wait_seconds)
+            while batches.waiting:
+                taken, batches.waiting = batches.waiting, []
+                latest = _latest_per_company(taken)
+                for start in range(0, len(latest), HUBSPOT_BATCH_LIMIT):
+                    chunk = latest[start:start + HUBSPOT_BATCH_LIMIT]
+                    outcomes = await asyncio.to_thread(
+                        self._update, [(newest.company_id, newest.properties)
+                                       for newest, _ in chunk])
+                    for newest, superseded in chunk:
+                        _settle(newest, outcomes[newest.company_id])
+                        for older in superseded:
+                            # Its company got newer health: retrying or dead-lettering
+                            # it would only put older health back.
+                            _settle(older, None)
+        except BaseException:
+            for item in [*taken, *batches.waiting]:
+                _settle(item, DeliveryError("hubspot batch was interrupted"))
+            batches.waiting.clear()
+            raise
 
     async def send(self, change: HealthChangeRecord) -> bool:
-        """Update the company; False when the account has no HubSpot id."""
-        return await _write(change, "hubspot_company_id", "hubspot", self._update,
-                            hubspot_properties)
+        """Update the company in the next batch; False when the account has no HubSpot
+        id. True also when a newer change for the same company in that batch was written
+        in its place. A malformed id is refused here, before it can join a batch."""
+        company_id = _record_id(change, "hubspot_company_id", "hubspot")
+        if company_id is None:
+            return False
+        loop = asyncio.get_running_loop()
+        batches = self._batches
+        if batches.sender is not None and batches.sender.get_loop() is not loop:
+            batches.waiting, batches.sender = [], None  # left by an event loop now gone
+        outcome: asyncio.Future[None] = loop.create_future()
+        batches.waiting.append(_Waiting(company_id, hubspot_properties(change),
+                                        (change.time, change.id), outcome))
+        if batches.sender is None or batches.sender.done():
+            batches.sender = asyncio.create_task(self._send_waiting(),
+                                                 name="telltale.hubspot.batch")
+        await outcome
+        return True
+
+
+def _settle(item: _Waiting, error: DeliveryError | None) -> None:
+    """Give a waiting caller its outcome, unless it stopped waiting (cancelled)."""
+    if item.outcome.done():
+        return
+    if error is None:
+        item.outcome.set_result(None)
+    else:
+        item.outcome.set_exception(error)
 
 
 class _SessionRefused(Exception):

@@ -7,6 +7,12 @@ order, so one slow or failing destination never delays another nor the stream. A
 deliveries dead-letter topic with its reason. Every outcome is counted in
 ``telltale_deliveries_total{destination,outcome}``.
 
+A destination that writes many deliveries in one request (HubSpot's batch update) is
+named in ``batch_limits``: its worker takes up to that many queued deliveries at once and
+sends them together, each still retried and dead-lettered on its own. The next ones are
+taken only when all of those are done, so no delivery overtakes an earlier one that is
+being retried, as with one at a time.
+
 The ``[owners]`` table of the notifications file (:class:`OwnerRoutes`) says where each
 owner's daily digest goes (a direct message or a channel) and at what hour of which time
 zone; ``agents/sinks/digest.py`` builds those digests.
@@ -90,7 +96,8 @@ class Dispatcher:
                  backoff_seconds: float = 1.0, max_backoff_seconds: float = 300.0,
                  queue_size: int = 10_000,
                  sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
-                 on_done: Callable[[Job], Awaitable[None]] | None = None) -> None:
+                 on_done: Callable[[Job], Awaitable[None]] | None = None,
+                 batch_limits: Mapping[str, int] | None = None) -> None:
         self.send = send
         self.dead_letter = dead_letter
         self.on_done = on_done
@@ -99,10 +106,12 @@ class Dispatcher:
         self.max_backoff_seconds = max_backoff_seconds
         self.queue_size = queue_size
         self.sleep = sleep
+        # Destination kind -> queued deliveries its worker sends at once (others: 1).
+        self.batch_limits = dict(batch_limits or {})
         self._queues: dict[str, asyncio.Queue[Job]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._pending_dead_letters: set[asyncio.Task[None]] = set()
-        self._in_flight: dict[str, Job] = {}
+        self._in_flight: dict[str, list[Job]] = {}
         self._closed = False
 
     def submit(self, job: Job) -> bool:
@@ -141,7 +150,7 @@ class Dispatcher:
         for task in self._workers.values():
             task.cancel()
         await asyncio.gather(*self._workers.values(), return_exceptions=True)
-        left = list(self._in_flight.values())
+        left = [job for jobs in self._in_flight.values() for job in jobs]
         for queue in self._queues.values():
             while not queue.empty():
                 left.append(queue.get_nowait())
@@ -178,18 +187,32 @@ class Dispatcher:
                         exc_info=True)
 
     async def _work(self, destination: str, queue: asyncio.Queue[Job]) -> None:
+        limit = self.batch_limits.get(destination.split(":", 1)[0], 1)
         while True:
-            job = await queue.get()
-            self._in_flight[destination] = job
+            jobs = [await queue.get()]
+            while len(jobs) < limit and not queue.empty():
+                jobs.append(queue.get_nowait())
+            in_flight = self._in_flight[destination] = list(jobs)
             try:
-                await self._deliver(job)
+                if len(jobs) == 1:
+                    await self._deliver_one(destination, jobs[0], in_flight)
+                else:  # sent together: each send joins the same batch request
+                    await asyncio.gather(*(self._deliver_one(destination, job, in_flight)
+                                           for job in jobs))
             except asyncio.CancelledError:
-                queue.task_done()
-                raise  # shutting down: close() dead-letters the job left in flight
-            except Exception:
-                log.exception("delivery worker for %s hit a bug", destination)
+                for _ in jobs:
+                    queue.task_done()
+                raise  # shutting down: close() dead-letters the jobs left in flight
             self._in_flight.pop(destination, None)
-            queue.task_done()
+            for _ in jobs:
+                queue.task_done()
+
+    async def _deliver_one(self, destination: str, job: Job, in_flight: list[Job]) -> None:
+        try:
+            await self._deliver(job)
+        except Exception:
+            log.exception("delivery worker for %s hit a bug", destination)
+        in_flight[:] = [other for other in in_flight if other is not job]
 
     async def _deliver(self, job: Job) -> None:
         kind = job.destination_kind

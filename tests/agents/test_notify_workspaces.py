@@ -16,6 +16,7 @@ from agents.notify import Notifier
 from agents.workspaces import Workspaces
 from state.readmodel import ReadModel
 from streams.settings import Settings
+from tests.agents.sinks.test_crm import hubspot_inputs
 from tests.fakes.changes import DAY, attention, make_change, reason, record, with_attention
 from tests.fakes.http import Answer, Recorded, RecordingServer
 
@@ -24,10 +25,12 @@ pytestmark = pytest.mark.integration
 
 def hubspot_api(request: Recorded) -> Answer:
     """Any bearer token: the test looks at which one each company update came with."""
-    company = request.path.rsplit("/", 1)[-1]
-    body = orjson.dumps({"id": company, "properties": {}, "archived": False,
-                         "createdAt": "2026-01-01T00:00:00Z",
-                         "updatedAt": "2026-06-01T00:00:00Z"})
+    results = [{"id": i["id"], "properties": {}, "archived": False,
+                "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-06-01T00:00:00Z"}
+               for i in request.json()["inputs"]]
+    body = orjson.dumps({"status": "COMPLETE", "results": results,
+                         "startedAt": "2026-06-01T00:00:00Z",
+                         "completedAt": "2026-06-01T00:00:01Z"})
     return 200, {"Content-Type": "application/json"}, body
 
 
@@ -143,8 +146,8 @@ async def test_each_workspace_reaches_only_its_own_destinations_and_credentials(
     assert globex.json()["workspace"] == "globex"
     [shared] = servers.shared_slack.accepted()
     assert b"demo-1" in shared.body, "a workspace without a file uses the shared file"
-    tokens = {r.path.rsplit("/", 1)[-1]: r.headers["Authorization"]
-              for r in servers.hubspot.accepted()}
+    tokens = {company: r.headers["Authorization"]
+              for r in servers.hubspot.accepted() for company in hubspot_inputs([r])[0]}
     assert tokens == {"101": "Bearer pat-acme", "202": "Bearer pat-globex",
                       "303": "Bearer pat-shared"}
 

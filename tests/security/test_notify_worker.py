@@ -16,7 +16,7 @@ import pytest
 from state.readmodel import ReadModel
 from streams.health_change import MAX_CHANGE_BYTES
 from streams.settings import Settings
-from tests.agents.sinks.test_crm import hubspot_api
+from tests.agents.sinks.test_crm import HUBSPOT_BATCH_PATH, hubspot_api, hubspot_inputs
 from tests.fakes.changes import make_change
 from tests.fakes.http import Answer, Recorded, RecordingServer
 
@@ -114,7 +114,8 @@ to = ["slack:cs", "hubspot"]
         bodies = [r.body.decode() for r in slack.requests]
         assert all("<!" not in body for body in bodies)
         assert any("&lt;!channel&gt; Hostile" in body and "Riley" in body for body in bodies)
-        assert [r.path for r in hubspot.requests] == ["/crm/v3/objects/companies/9001"]
+        assert [r.path for r in hubspot.requests] == [HUBSPOT_BATCH_PATH]
+        assert hubspot_inputs(hubspot.requests) == [["9001"]]
         assert elsewhere.requests == []
         assert [r.status for r in moved_hook.requests] == [302, 302]
 

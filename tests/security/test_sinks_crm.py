@@ -16,7 +16,12 @@ import requests
 
 from agents.sinks import DeliveryError
 from agents.sinks.crm import HubSpotSync, SalesforceSync, salesforce_fields
-from tests.agents.sinks.test_crm import hubspot_api, salesforce_api
+from tests.agents.sinks.test_crm import (
+    HUBSPOT_BATCH_PATH,
+    hubspot_api,
+    hubspot_inputs,
+    salesforce_api,
+)
 from tests.fakes.changes import make_change, make_record, record
 from tests.fakes.http import Answer, Recorded, RecordingServer
 from tests.fakes.tls import self_signed, server_context
@@ -106,7 +111,8 @@ async def test_forged_hubspot_ids_are_refused_and_valid_ones_still_go_out(
     assert hosts.crm.requests == []
     assert await sync.send(record(make_change(external_ids={"hubspot_company_id": "9001"})))
     (request,) = hosts.crm.requests
-    assert request.status == 200 and request.path == "/crm/v3/objects/companies/9001"
+    assert request.status == 200 and request.path == HUBSPOT_BATCH_PATH
+    assert hubspot_inputs([request]) == [["9001"]]
 
 
 async def test_the_salesforce_transport_is_pinned_even_if_an_id_slips_past_the_check(

@@ -16,7 +16,7 @@ import pytest
 
 from agents import app as app_modules
 from streams.settings import Settings
-from tests.agents.sinks.test_crm import hubspot_api
+from tests.agents.sinks.test_crm import HUBSPOT_BATCH_PATH, hubspot_api, hubspot_inputs
 from tests.fakes.http import RecordingServer
 from tests.security.test_sinks_slack import markup
 
@@ -104,7 +104,8 @@ to = ["slack:cs", "hubspot"]
         assert markup(acme) == set()  # no <!channel>, no <!here>, no mention
         assert "&lt;!channel&gt; Acme" in acme["text"] and "Riley Chen" in str(acme["blocks"])
         assert markup(globex) == {"<@U0G9QF9C6>"}
-        assert {r.path for r in hubspot.requests} == {"/crm/v3/objects/companies/9001"}
+        assert {r.path for r in hubspot.requests} == {HUBSPOT_BATCH_PATH}
+        assert {i for ids in hubspot_inputs(hubspot.requests) for i in ids} == {"9001"}
         assert all(r.status == 200 for r in hubspot.requests)
         assert elsewhere.requests == []
     finally:

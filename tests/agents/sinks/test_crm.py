@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -17,25 +19,68 @@ from tests.fakes.changes import make_change, make_record, record
 from tests.fakes.http import Answer, Flaky, Recorded, RecordingServer
 from tests.fakes.tls import self_signed, server_context
 
-HUBSPOT_PATH = re.compile(r"^/crm/v3/objects/companies/(\d+)$")
+HUBSPOT_BATCH_PATH = "/crm/v3/objects/companies/batch/update"
 SALESFORCE_PATH = re.compile(r"^/services/data/v\d+\.\d/sobjects/Account/(\w{15}|\w{18})$")
+_JSON = {"Content-Type": "application/json"}
 
 
-def hubspot_api(request: Recorded) -> Answer:
-    """Documented: PATCH /crm/v3/objects/companies/{companyId}, bearer token, JSON body
-    {"properties": {name: string}}; answers the updated object."""
-    match = HUBSPOT_PATH.match(request.path)
-    body = request.json() if request.body else None
-    if (request.method != "PATCH" or not match
-            or request.headers.get("Authorization") != "Bearer pat-test"
-            or not request.headers.get("Content-Type", "").startswith("application/json")
-            or not isinstance(body, dict) or set(body) != {"properties"}
-            or not all(isinstance(v, str) for v in body["properties"].values())):
-        return 400, {"Content-Type": "application/json"}, b'{"status":"error"}'
-    answer = {"id": match.group(1), "properties": body["properties"],
-              "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-06-01T00:00:00Z",
-              "archived": False}
-    return 200, {"Content-Type": "application/json"}, orjson.dumps(answer)
+def _hubspot_error(category: str, message: str, ids: list[str] | None = None) -> dict[str, Any]:
+    return {"status": "error", "category": category, "message": message,
+            "context": {"ids": ids} if ids is not None else {}, "links": {}, "errors": []}
+
+
+@dataclass
+class HubSpotCompanies:
+    """Documented: POST /crm/v3/objects/companies/batch/update, bearer token, JSON body
+    {"inputs": [{"id": string, "properties": {name: string}}]} of 1 to 100 distinct ids;
+    answers 200 with every updated company in ``results``, or 207 Multi-Status with the
+    updated ones in ``results`` and one error per failure in ``errors``, naming its ids
+    in ``context.ids``: OBJECT_NOT_FOUND for the ``missing`` ids, RATE_LIMITS for the
+    ``throttled`` ones."""
+
+    missing: frozenset[str] = frozenset()
+    throttled: frozenset[str] = frozenset()
+
+    def __call__(self, request: Recorded) -> Answer:
+        body = request.json() if request.body else None
+        inputs = body.get("inputs") if isinstance(body, dict) else None
+        if (request.method != "POST" or request.path != HUBSPOT_BATCH_PATH
+                or request.headers.get("Authorization") != "Bearer pat-test"
+                or not request.headers.get("Content-Type", "").startswith("application/json")
+                or not isinstance(inputs, list) or not 1 <= len(inputs) <= 100
+                or set(body) != {"inputs"}
+                or not all(isinstance(i, dict) and set(i) == {"id", "properties"}
+                           and isinstance(i["id"], str)
+                           and all(isinstance(v, str) for v in i["properties"].values())
+                           for i in inputs)):
+            return 400, _JSON, orjson.dumps(_hubspot_error("VALIDATION_ERROR", "invalid"))
+        ids = [i["id"] for i in inputs]
+        if len(set(ids)) != len(ids):
+            return 400, _JSON, orjson.dumps(_hubspot_error(
+                "VALIDATION_ERROR", "Duplicate IDs found in batch input"))
+        results = [{"id": i["id"], "properties": i["properties"],
+                    "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-06-01T00:00:00Z",
+                    "archived": False}
+                   for i in inputs if i["id"] not in self.missing | self.throttled]
+        errors = [_hubspot_error(category, message, named) for category, message, named in (
+            ("OBJECT_NOT_FOUND", "Could not get some COMPANY objects",
+             [i for i in ids if i in self.missing]),
+            ("RATE_LIMITS", "You have reached your secondly limit",
+             [i for i in ids if i in self.throttled])) if named]
+        answer: dict[str, Any] = {"status": "COMPLETE", "results": results,
+                                  "startedAt": "2026-06-01T00:00:00Z",
+                                  "completedAt": "2026-06-01T00:00:01Z"}
+        if errors:
+            answer |= {"errors": errors, "numErrors": len(errors)}
+        return 207 if errors else 200, _JSON, orjson.dumps(answer)
+
+
+hubspot_api = HubSpotCompanies()
+
+
+def hubspot_inputs(requests: list[Recorded]) -> list[list[str]]:
+    """The company ids of each batch update, in order."""
+    return [[i["id"] for i in r.json()["inputs"]] for r in requests]
 
 
 def salesforce_api(request: Recorded) -> Answer:
@@ -78,9 +123,9 @@ async def test_hubspot_company_gets_score_band_stages_and_reason(
     sync = HubSpotSync("pat-test", host=hubspot.url)
     assert await sync.send(CHANGE)
     (request,) = hubspot.requests
-    assert request.status == 200 and request.path == "/crm/v3/objects/companies/9001"
-    props = request.json()["properties"]
-    assert props == hubspot_properties(CHANGE)
+    assert request.status == 200 and request.path == HUBSPOT_BATCH_PATH
+    ((company, props),) = [(i["id"], i["properties"]) for i in request.json()["inputs"]]
+    assert company == "9001" and props == hubspot_properties(CHANGE)
     assert props["telltale_health_score"] == "57" and props["telltale_health_band"] == "watch"
     assert props["telltale_forecast_stage"] == "best_case"
     assert props["telltale_health_reason"].startswith("Health fell 15 points")
