@@ -42,17 +42,24 @@ counted and dead-lettered with reason ``tick_out_of_bounds``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import time
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import faust
 
 from state import tables
-from state.faust_adapter import committed_offsets, partition_db, run_before_first_start
+from state.faust_adapter import (
+    committed_offsets,
+    partition_db,
+    restore_before_recovery,
+    run_before_first_start,
+)
+from state.restore import restore
 from state.tables import AccountRecord, PartitionClock
 from streams.cloudevents import headers_of_encoded_change
 from streams.dlq import DEAD_LETTERS, DeadLetter
@@ -626,11 +633,28 @@ def register(app: faust.App, settings: Settings) -> None:
                         "rebuilding %s from its changelog", tables.STATE_TABLE)
 
     run_before_first_start(app, _check_local_state)
+    if settings.restore_bulk_records:
+        restore_before_recovery(app, table, functools.partial(_restore, settings))
 
     @app.on_before_shutdown.connect
     async def _mark_clean(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         await app.producer.flush()
         tables.mark_clean(tabledir)
+
+
+async def _restore(settings: Settings, topic: str, persisted: Mapping[int, int | None],
+                   deadline: float, db_for: Callable[[int], Any], offset_key: bytes,
+                   ) -> Mapping[int, int]:
+    """The state table's partitions restored in bulk before Faust's recovery (see
+    :mod:`state.restore`)."""
+    done = await restore(settings.kafka_bootstrap, topic, persisted, db_for, offset_key,
+                         deadline=deadline, min_records=settings.restore_bulk_records,
+                         security=settings.kafka_security)
+    if done.records:
+        log.info("score: restored %d changelog records into %d partitions in bulk in %.1f s"
+                 "%s", done.records, len(done.offsets), done.seconds,
+                 "; the rest is left to the usual recovery" if done.cut_short else "")
+    return done.offsets
 
 
 async def finish_even_if_cancelled(work: Coroutine[Any, Any, None]) -> None:

@@ -1,9 +1,9 @@
 """Every use of a Faust internal, in one place.
 
-Telltale's exactly-once effects and its cheap lag figures rely on four things Faust does
-but does not promise. Each is reached only here, and tests/state/test_faust_adapter.py pins
-each one against the installed Faust, so that an upgrade that changes them fails in the
-suite rather than silently in production:
+Telltale's exactly-once effects, its cheap lag figures and its fast rebuilds rely on
+things Faust does but does not promise. Each is reached only here, and
+tests/state/test_faust_adapter.py pins each one against the installed Faust, so that an
+upgrade that changes them fails in the suite rather than silently in production:
 
 - :func:`partition_db`: a table partition's RocksDB (``Store._db_for_partition``), read
   directly by the resolver and the score agent.
@@ -17,10 +17,14 @@ suite rather than silently in production:
   (``Store._dbs_for_actives``), for the table-size gauge.
 - :func:`recovery_remaining`: changelog records still to replay (the table manager's
   ``recovery``, which Faust's ``TableManagerT`` protocol does not declare).
+- :func:`restore_before_recovery`: the recovery's ``_build_offsets`` step, wrapped so that
+  a table's active partitions are first restored in bulk (:mod:`state.restore`), and the
+  store's ``offset_key``, under which a partition DB keeps its persisted offset.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -113,3 +117,42 @@ def run_before_first_start(app: faust.App, hook: Callable[[], Awaitable[None]]) 
         await first_start()
 
     setattr(app, "on_first_start", hook_then_start)  # noqa: B010
+
+
+def restore_before_recovery(
+    app: faust.App, table: CollectionT,
+    restore: Callable[[str, Mapping[int, int | None], float, Callable[[int], Rdict], bytes],
+                      Awaitable[Mapping[int, int]]],
+) -> None:
+    """Let ``restore(changelog topic, persisted, deadline, db_for, offset_key)`` bring
+    ``table``'s active partitions up to date from the changelog before Faust's recovery
+    replays them.
+
+    Faust's recovery reads the offsets each changelog partition holds up to (its persisted
+    offsets) in ``Recovery._build_offsets`` and then replays everything after them, one
+    record at a time; ``restore`` is awaited just before, for the active partitions of this
+    table, and returns the offset it brought each partition to, from which Faust carries on.
+    Faust cuts that step off after ``broker_request_timeout``, so ``restore`` gets a
+    deadline well inside it and leaves whatever it has not reached to Faust.
+    """
+    recovery = cast(Any, app.tables).recovery  # TableManagerT does not declare it
+    build_offsets = recovery._build_offsets
+    changelog = table.changelog_topic.get_topic_name()
+    store = cast(Any, table).data
+    offset_key: bytes = type(store).offset_key
+    budget = 0.5 * float(app.conf.broker_request_timeout)
+
+    async def restore_then_build(consumer: Any, tps: Any, destination: Any,
+                                 title: str) -> None:
+        mine = {tp.partition: tp for tp in tps if tp.topic == changelog}
+        if title == "active" and mine:
+            reached = await restore(changelog,
+                                    {p: destination.get(tp) for p, tp in mine.items()},
+                                    time.monotonic() + budget, store._db_for_partition,
+                                    offset_key)
+            for p, offset in reached.items():
+                before = destination.get(mine[p])
+                destination[mine[p]] = offset if before is None else max(before, offset)
+        await build_offsets(consumer, tps, destination, title)
+
+    recovery._build_offsets = restore_then_build

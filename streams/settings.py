@@ -74,6 +74,9 @@ class Settings:
     rocksdb_block_cache_mb: int = _setting(64, "RocksDB block cache per partition DB, MiB")
     rocksdb_write_buffer_mb: int = _setting(16, "RocksDB write buffer per partition DB, MiB")
     standby_replicas: int = _setting(1, "Faust standby replicas of each table partition")
+    restore_bulk_records: int = _setting(
+        1000, "Changelog records a table partition must lack for a worker to restore it in "
+        "bulk before Faust's record-by-record recovery (0: never)")
     kafka_session_timeout_seconds: float = _setting(
         6.0, "How long the group coordinator waits for a silent worker (one killed, or cut "
         "off) before moving its partitions; the broker accepts 6 to 1800 by default")
@@ -270,6 +273,8 @@ class Settings:
                 self.kafka_session_timeout_seconds:
             problems.append("kafka_heartbeat_interval_seconds must be positive and at most "
                             "a third of kafka_session_timeout_seconds")
+        if self.restore_bulk_records < 0:
+            problems.append("restore_bulk_records must be 0 (never) or more")
         if self.kafka_rebalance_timeout_seconds <= 0:
             problems.append("kafka_rebalance_timeout_seconds must be positive")
         if self.resolve_link_seconds <= 0:

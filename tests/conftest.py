@@ -107,6 +107,8 @@ def settings(kafka_bootstrap: str, redis_url: str, unique_prefix: str,
         standby_replicas=0,
         rocksdb_block_cache_mb=8,
         rocksdb_write_buffer_mb=4,
+        # Every rebuild in the suite goes through the bulk restore, however small.
+        restore_bulk_records=1,
     )
 
 

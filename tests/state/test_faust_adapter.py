@@ -115,3 +115,39 @@ async def test_active_partition_dbs_are_rocksdb_only(app: faust.App) -> None:
 
 async def test_recovery_remaining_before_any_assignment(app: faust.App) -> None:
     assert faust_adapter.recovery_remaining(app) == 0
+
+
+async def test_recovery_builds_active_offsets_through_a_replaceable_step(app: faust.App) -> None:
+    table = _table(app)
+    topic = table.changelog_topic.get_topic_name()
+    recovery = app.tables.recovery
+    built: list[tuple[str, dict[TP, int | None]]] = []
+
+    async def build_offsets(consumer: Any, tps: Any, destination: Any, title: str) -> None:
+        built.append((title, dict(destination)))
+
+    recovery._build_offsets = build_offsets
+    asked: list[tuple[str, dict[int, int | None], bytes]] = []
+
+    async def restore(changelog: str, persisted: Any, deadline: float, db_for: Any,
+                      offset_key: bytes) -> dict[int, int]:
+        asked.append((changelog, dict(persisted), offset_key))
+        assert db_for(1) is faust_adapter.partition_db(table, 1)
+        return {1: 99}
+
+    faust_adapter.restore_before_recovery(app, table, restore)
+    ours, other = TP(topic, 1), TP("elsewhere-changelog", 1)
+    active = {ours: 41, other: 5}
+    await recovery._build_offsets(None, {ours, other}, active, "active")
+    standby = {TP(topic, 0): None}
+    await recovery._build_offsets(None, set(standby), standby, "standby")
+    # Only this table's active partitions are restored; Faust then carries on from there.
+    assert asked == [(topic, {1: 41}, rocksdb.Store.offset_key)]
+    assert built == [("active", {ours: 99, other: 5}), ("standby", {TP(topic, 0): None})]
+    # The step Faust's recovery awaits, with the persisted offsets it starts from.
+    source = " ".join(inspect.getsource(faust_recovery.Recovery).split())
+    assert 'T(self._build_offsets)( consumer, assigned_active_tps, active_offsets, "active"' \
+        in source
+    assert "persisted_offset = table.persisted_offset(tp)" in inspect.getsource(
+        faust_recovery.Recovery._add)
+    assert rocksdb.Store.offset_key == b"__faust\0offset__"
