@@ -104,9 +104,10 @@ class AccountAssessment:
     signals, attention, users, explanation drivers and bounded daily score history.
 
     ``change_id`` names the health change decided at this assessment (None when there
-    was nothing worth telling) and ``alert`` says whether people are told of it. Steps
-    run with ``emit=False`` leave ``drivers`` and ``explanation`` empty: nobody is going
-    to read them.
+    was nothing worth telling) and ``alert`` says whether people are told of it.
+    ``drivers`` and ``explanation`` are those of that change: empty when no change was
+    decided, and in steps run with ``emit=False`` (nobody is going to read them). The
+    signals' texts are in the workspace's language whenever the step emits.
     """
 
     workspace: str
@@ -419,8 +420,9 @@ def evaluate(
     explanation are built (see :func:`step`).
 
     Four steps: :func:`assess` (what the account looks like today), :func:`decide_change`
-    (whether that is news since the last report), :func:`render` (the sentences) and
-    :func:`remember` (the memory the next evaluation starts from)."""
+    (whether that is news since the last report), :func:`render` (the sentences, only
+    for a change that is emitted) and :func:`remember` (the memory the next evaluation
+    starts from)."""
     tr = config.locale.translator() if emit else None
     a, active, started, ended = assess(acc, t, config, tr)
     rep = acc.reported
@@ -434,11 +436,6 @@ def evaluate(
             changes.append(_told(decided, acc, a, rep, reasons, worse, started, ended,
                                  comp_dicts, config, tr))
         acc.reported = _reported(a, comp_dicts)
-    elif tr is not None:
-        a.drivers, a.explanation = render(
-            acc, a, rep, reasons, worse,
-            started if tr.language == DEFAULT_LANGUAGE else _said(started, tr), ended,
-            config, tr)
     remember(acc, a, active)
     return a, changes
 
@@ -702,7 +699,9 @@ def render(
 ) -> tuple[list[Driver], str]:
     """The drivers and the paragraph of the change decided at ``a``, in ``tr``'s language:
     the headline against the last report ``rep``, what moved the score, what started
-    (``started`` as said in ``tr``), what ended and the notes (:func:`_notes`)."""
+    (``started`` as said in ``tr``), what ended and the notes (:func:`_notes`). Written
+    only for a change that is emitted: nobody reads them otherwise, and most
+    evaluations decide none."""
     delta = _delta(a, rep)
     drivers = _drivers(a.components, rep, delta, tr)
     reason_texts = [d.text for d in drivers]
