@@ -289,128 +289,6 @@ def _prune(
 # --------------------------------------------------------------------------- evaluation
 
 
-def user_views(
-    acc: AccountState, today: int, config: ScoringConfig, limit: int | None = None
-) -> list[UserView]:
-    """Users ranked power users first, then most recently seen; scored at ``today``."""
-    ranked = sorted(
-        acc.users.items(),
-        key=lambda kv: (
-            not kv[1].power,
-            -(kv[1].last_day if kv[1].last_day is not None else -(10**9)),
-            kv[0],
-        ),
-    )
-    if limit is not None:
-        ranked = ranked[:limit]
-    out = []
-    for uid, s in ranked:
-        score, comps = user_score(s, today, config)
-        out.append(UserView(
-            user_id=uid, name=s.name, email=s.email, score=score,
-            band=band_of(score, config.bands), power_user=s.power, last_seen=s.last_seen,
-            days_inactive=None if s.last_day is None else today - s.last_day,
-            components=comps,
-        ))
-    return out
-
-
-def _history_at(acc: AccountState, day: int) -> int | None:
-    return acc.history.get(day)
-
-
-def _defaulted(c: Component) -> bool:
-    """A component resting on its no-data default (no NPS answers, no meetings)."""
-    d = c.detail
-    return c.name == "relationship" and not d.get("responses") and not (
-        d.get("meetings_missed") or d.get("qbrs_skipped") or d.get("held")
-    )
-
-
-def _drivers(
-    comps: list[Component], reported: Reported | None, delta: int, t: Translator
-) -> list[Driver]:
-    if reported is None:
-        short = sorted(
-            (
-                c for c in comps
-                if c.weight - c.points >= max(1, c.weight * 0.3) and not _defaulted(c)
-            ),
-            key=lambda c: (-(c.weight - c.points), c.name),
-        )[:2]
-        return [
-            Driver(c.name, c.points - c.weight, explain.weakest_text(c.name, c.detail, t))
-            for c in short
-        ]
-    prev = reported.components
-    # Moves are measured on unrounded points: a component whose numbers did not change
-    # can still gain or lose a rounded point when the others move, which explains nothing.
-    moves = []
-    for c in comps:
-        p = prev.get(c.name)
-        before = (p.get("raw", p["points"]) if p else 0.0)
-        d_raw = c.raw - before
-        if abs(d_raw) >= 0.5:
-            moves.append((d_raw, c, p))
-    if delta < 0:
-        moves = sorted((m for m in moves if m[0] < 0), key=lambda m: (m[0], m[1].name))
-    elif delta > 0:
-        moves = sorted((m for m in moves if m[0] > 0), key=lambda m: (-m[0], m[1].name))
-    else:
-        moves = sorted(moves, key=lambda m: (-abs(m[0]), m[1].name))
-    out = []
-    for d_raw, c, p in moves[:3]:
-        d = int(d_raw + (0.5 if d_raw > 0 else -0.5))  # half away from zero: never 0
-        before_detail = p["detail"] if p else None
-        out.append(Driver(c.name, d, explain.component_change_text(
-            c.name, before_detail, c.detail, d, t), before_detail))
-    return out
-
-
-def _ended_text(acc: AccountState, s: SignalState, config: ScoringConfig, today: int,
-                t: Translator) -> str:
-    """Why a signal ended; a quiet person's episode also ends when they have been away so
-    long they are no longer counted, which is not a return."""
-    if _inactivity_rank(s) >= 0 and s.subject is not None:
-        summary = acc.users.get(s.subject)
-        forget = config.signals.user_forget_days
-        if summary is None or summary.last_day is None or today - summary.last_day >= forget:
-            return explain.user_gone_text(s.detail, forget, t)
-    return explain.signal_ended_text(s.type, s.detail, t)
-
-
-def _said(signals: list[SignalState], t: Translator) -> list[SignalState]:
-    """Copies of ``signals`` with their text in ``t``'s language."""
-    return [replace(s, text=explain.signal_text(s.type, s.detail, t)) for s in signals]
-
-
-def _inactivity_rank(s: SignalState) -> int:
-    if s.type == "power_user_inactive":
-        return 10_000
-    if s.type.startswith("user_inactive_"):
-        return int(s.type[len("user_inactive_"):-1])
-    return -1
-
-
-def _for_text(signals: list[SignalState], reasons: list[str]) -> list[SignalState]:
-    """Signals worth a sentence: one per quiet person (the strongest), none for people
-    the reasons already name; risks first, then expansion, then info."""
-    strongest: dict[str, SignalState] = {}
-    out: list[SignalState] = []
-    for s in signals:
-        rank = _inactivity_rank(s)
-        if rank < 0 or s.subject is None:
-            out.append(s)
-            continue
-        if any(str(s.detail.get("name")) in r for r in reasons):
-            continue
-        cur = strongest.get(s.subject)
-        if cur is None or rank > _inactivity_rank(cur):
-            strongest[s.subject] = s
-    out.extend(strongest.values())
-    return sorted(out, key=lambda s: (_SEVERITY_RANK[s.severity], s.key))
-
-
 def evaluate(
     acc: AccountState, t: float, config: ScoringConfig, emit: bool = True
 ) -> tuple[AccountAssessment, list[HealthChange]]:
@@ -428,6 +306,7 @@ def evaluate(
     rep = acc.reported
     reasons, keys, worse, alert = decide_change(a, rep, started, ended, acc, config)
     changes: list[HealthChange] = []
+    comp_dicts: dict[str, dict[str, Any]] | None = None
     if reasons:
         a.change_id = decided = change_id(acc.workspace, acc.account_id, keys, a.day)
         a.alert = alert
@@ -435,8 +314,7 @@ def evaluate(
         if tr is not None:
             changes.append(_told(decided, acc, a, rep, reasons, worse, started, ended,
                                  comp_dicts, config, tr))
-        acc.reported = _reported(a, comp_dicts)
-    remember(acc, a, active)
+    remember(acc, a, active, comp_dicts)
     return a, changes
 
 
@@ -553,6 +431,10 @@ def _attention(
     )
 
 
+def _history_at(acc: AccountState, day: int) -> int | None:
+    return acc.history.get(day)
+
+
 # --------------------------------------------------------------------------- deciding
 
 
@@ -638,13 +520,14 @@ def _attention_moves(
 
 
 def _told(
-    decided: str, acc: AccountState, a: AccountAssessment, rep: Reported | None, reasons: list[str],
-    worse: list[AttentionReason], started: list[SignalState], ended: list[SignalState],
-    comp_dicts: dict[str, dict[str, Any]], config: ScoringConfig, tr: Translator,
+    decided: str, acc: AccountState, a: AccountAssessment, rep: Reported | None,
+    reasons: list[str], worse: list[AttentionReason], started: list[SignalState],
+    ended: list[SignalState], comp_dicts: dict[str, dict[str, Any]], config: ScoringConfig,
+    tr: Translator,
 ) -> HealthChange:
-    """The health change ``decided`` (its id) at ``a``, written in ``tr``'s language; ``a`` gets the
-    same drivers and explanation. ``previous`` is always the last report, so the
-    headline, the delta and the drivers share one reference."""
+    """The health change ``decided`` (its id) at ``a``, written in ``tr``'s language;
+    ``a`` gets the same drivers and explanation. ``previous`` is always the last report,
+    so the headline, the delta and the drivers share one reference."""
     told_started, told_ended = started, ended
     if tr.language != DEFAULT_LANGUAGE:
         told_started, told_ended = _said(started, tr), _said(ended, tr)
@@ -753,6 +636,98 @@ def _notes(
     return notes
 
 
+def _drivers(
+    comps: list[Component], reported: Reported | None, delta: int, t: Translator
+) -> list[Driver]:
+    if reported is None:
+        short = sorted(
+            (
+                c for c in comps
+                if c.weight - c.points >= max(1, c.weight * 0.3) and not _defaulted(c)
+            ),
+            key=lambda c: (-(c.weight - c.points), c.name),
+        )[:2]
+        return [
+            Driver(c.name, c.points - c.weight, explain.weakest_text(c.name, c.detail, t))
+            for c in short
+        ]
+    prev = reported.components
+    # Moves are measured on unrounded points: a component whose numbers did not change
+    # can still gain or lose a rounded point when the others move, which explains nothing.
+    moves = []
+    for c in comps:
+        p = prev.get(c.name)
+        before = (p.get("raw", p["points"]) if p else 0.0)
+        d_raw = c.raw - before
+        if abs(d_raw) >= 0.5:
+            moves.append((d_raw, c, p))
+    if delta < 0:
+        moves = sorted((m for m in moves if m[0] < 0), key=lambda m: (m[0], m[1].name))
+    elif delta > 0:
+        moves = sorted((m for m in moves if m[0] > 0), key=lambda m: (-m[0], m[1].name))
+    else:
+        moves = sorted(moves, key=lambda m: (-abs(m[0]), m[1].name))
+    out = []
+    for d_raw, c, p in moves[:3]:
+        d = int(d_raw + (0.5 if d_raw > 0 else -0.5))  # half away from zero: never 0
+        before_detail = p["detail"] if p else None
+        out.append(Driver(c.name, d, explain.component_change_text(
+            c.name, before_detail, c.detail, d, t), before_detail))
+    return out
+
+
+def _defaulted(c: Component) -> bool:
+    """A component resting on its no-data default (no NPS answers, no meetings)."""
+    d = c.detail
+    return c.name == "relationship" and not d.get("responses") and not (
+        d.get("meetings_missed") or d.get("qbrs_skipped") or d.get("held")
+    )
+
+
+def _ended_text(acc: AccountState, s: SignalState, config: ScoringConfig, today: int,
+                t: Translator) -> str:
+    """Why a signal ended; a quiet person's episode also ends when they have been away so
+    long they are no longer counted, which is not a return."""
+    if _inactivity_rank(s) >= 0 and s.subject is not None:
+        summary = acc.users.get(s.subject)
+        forget = config.signals.user_forget_days
+        if summary is None or summary.last_day is None or today - summary.last_day >= forget:
+            return explain.user_gone_text(s.detail, forget, t)
+    return explain.signal_ended_text(s.type, s.detail, t)
+
+
+def _said(signals: list[SignalState], t: Translator) -> list[SignalState]:
+    """Copies of ``signals`` with their text in ``t``'s language."""
+    return [replace(s, text=explain.signal_text(s.type, s.detail, t)) for s in signals]
+
+
+def _inactivity_rank(s: SignalState) -> int:
+    if s.type == "power_user_inactive":
+        return 10_000
+    if s.type.startswith("user_inactive_"):
+        return int(s.type[len("user_inactive_"):-1])
+    return -1
+
+
+def _for_text(signals: list[SignalState], reasons: list[str]) -> list[SignalState]:
+    """Signals worth a sentence: one per quiet person (the strongest), none for people
+    the reasons already name; risks first, then expansion, then info."""
+    strongest: dict[str, SignalState] = {}
+    out: list[SignalState] = []
+    for s in signals:
+        rank = _inactivity_rank(s)
+        if rank < 0 or s.subject is None:
+            out.append(s)
+            continue
+        if any(str(s.detail.get("name")) in r for r in reasons):
+            continue
+        cur = strongest.get(s.subject)
+        if cur is None or rank > _inactivity_rank(cur):
+            strongest[s.subject] = s
+    out.extend(strongest.values())
+    return sorted(out, key=lambda s: (_SEVERITY_RANK[s.severity], s.key))
+
+
 # --------------------------------------------------------------------------- remembering
 
 
@@ -766,14 +741,50 @@ def _reported(a: AccountAssessment, comp_dicts: dict[str, dict[str, Any]]) -> Re
     }, [[r.key, r.severity.rank] for r in a.attention.reasons])
 
 
-def remember(acc: AccountState, a: AccountAssessment, active: dict[str, SignalState]) -> None:
+def remember(
+    acc: AccountState, a: AccountAssessment, active: dict[str, SignalState],
+    reported: dict[str, dict[str, Any]] | None,
+) -> None:
     """Keep what the next evaluation starts from: the score, the band (sticky), the
-    stages and the active signal episodes (the last report is kept with the change)."""
+    stages and the active signal episodes; and when a change was decided, its report
+    (``reported``: the components as the change carries them), which the next change
+    is measured against."""
+    if reported is not None:
+        acc.reported = _reported(a, reported)
     acc.score = a.score
     acc.band = a.band
     acc.forecast = a.forecast
     acc.lifecycle = a.lifecycle
     acc.signals = active
+
+
+# --------------------------------------------------------------------------- users
+
+
+def user_views(
+    acc: AccountState, today: int, config: ScoringConfig, limit: int | None = None
+) -> list[UserView]:
+    """Users ranked power users first, then most recently seen; scored at ``today``."""
+    ranked = sorted(
+        acc.users.items(),
+        key=lambda kv: (
+            not kv[1].power,
+            -(kv[1].last_day if kv[1].last_day is not None else -(10**9)),
+            kv[0],
+        ),
+    )
+    if limit is not None:
+        ranked = ranked[:limit]
+    out = []
+    for uid, s in ranked:
+        score, comps = user_score(s, today, config)
+        out.append(UserView(
+            user_id=uid, name=s.name, email=s.email, score=score,
+            band=band_of(score, config.bands), power_user=s.power, last_seen=s.last_seen,
+            days_inactive=None if s.last_day is None else today - s.last_day,
+            components=comps,
+        ))
+    return out
 
 
 # --------------------------------------------------------------------------- due time
@@ -803,8 +814,12 @@ __all__ = [
     "AccountAssessment",
     "StepResult",
     "UserView",
+    "assess",
+    "decide_change",
     "evaluate",
     "next_due",
+    "remember",
+    "render",
     "step",
     "user_views",
 ]
