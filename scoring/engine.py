@@ -46,6 +46,7 @@ from scoring.scores import (
 )
 from scoring.signals import DUE_RULES, detect, merge
 from scoring.signals.billing import BILLING_TYPES
+from scoring.signals.people import quiet_rank
 from scoring.stages import (
     created_day,
     days_to_renewal,
@@ -688,7 +689,7 @@ def _ended_text(acc: AccountState, s: SignalState, config: ScoringConfig, today:
                 t: Translator) -> str:
     """Why a signal ended; a quiet person's episode also ends when they have been away so
     long they are no longer counted, which is not a return."""
-    if _inactivity_rank(s) >= 0 and s.subject is not None:
+    if quiet_rank(s.type) >= 0 and s.subject is not None:
         summary = acc.users.get(s.subject)
         forget = config.signals.user_forget_days
         if summary is None or summary.last_day is None or today - summary.last_day >= forget:
@@ -701,28 +702,20 @@ def _said(signals: list[SignalState], t: Translator) -> list[SignalState]:
     return [replace(s, text=explain.signal_text(s.type, s.detail, t)) for s in signals]
 
 
-def _inactivity_rank(s: SignalState) -> int:
-    if s.type == "power_user_inactive":
-        return 10_000
-    if s.type.startswith("user_inactive_"):
-        return int(s.type[len("user_inactive_"):-1])
-    return -1
-
-
 def _for_text(signals: list[SignalState], reasons: list[str]) -> list[SignalState]:
     """Signals worth a sentence: one per quiet person (the strongest), none for people
     the reasons already name; risks first, then expansion, then info."""
     strongest: dict[str, SignalState] = {}
     out: list[SignalState] = []
     for s in signals:
-        rank = _inactivity_rank(s)
+        rank = quiet_rank(s.type)
         if rank < 0 or s.subject is None:
             out.append(s)
             continue
         if any(str(s.detail.get("name")) in r for r in reasons):
             continue
         cur = strongest.get(s.subject)
-        if cur is None or rank > _inactivity_rank(cur):
+        if cur is None or rank > quiet_rank(cur.type):
             strongest[s.subject] = s
     out.extend(strongest.values())
     return sorted(out, key=lambda s: (_SEVERITY_RANK[s.severity], s.key))

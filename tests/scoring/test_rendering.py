@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from scoring import explain
+from scoring import explain, signals
 from scoring.changes import HealthChange
 from scoring.config import LocaleSettings, ScoringConfig, load_config
 from scoring.engine import AccountAssessment, step
+from scoring.signals.people import quiet_rank, user_inactive_type
 from state.aggregates import DAY, AccountState, UserState
 from streams.events import Event, EventType, Source
 
@@ -85,3 +86,15 @@ def test_emit_changes_only_the_sentences() -> None:
             lean.score, lean.band, lean.change_id, lean.alert)
         assert lean.explanation == "" and lean.drivers == []
         assert bool(changes) == (told.change_id is not None)
+
+
+def test_the_people_unit_ranks_its_own_quiet_signals() -> None:
+    """Which signal is the strongest of a quiet person (the one a paragraph says) is
+    decided by the unit that names those types, for every threshold configured."""
+    names = [n for _, kind in signals.signal_kinds() for n in kind.names(ENGLISH)]
+    quiet = {n: quiet_rank(n) for n in names if quiet_rank(n) >= 0}
+    thresholds = ENGLISH.signals.user_inactive_days
+    assert quiet == {"power_user_inactive": 10_000,
+                     **{user_inactive_type(n): n for n in thresholds}}
+    assert all(quiet["power_user_inactive"] > quiet_rank(user_inactive_type(n))
+               for n in range(1, 1000))
