@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 from scoring import explain
 from scoring.changes import iso_date
 from scoring.i18n import DEFAULT_LANGUAGE, Lang, as_translator
-from scoring.labels import Band
+from scoring.labels import Band, SignalSeverity
+from scoring.labels import ReasonType as ReasonType  # re-exported: long imported from here
+from scoring.signals import SIGNAL_REASONS, signal_kinds
 from state.aggregates import SignalState, epoch_day
 
 if TYPE_CHECKING:  # the configuration imports this module for the types below
@@ -34,33 +36,12 @@ ATTENTION_SCHEMA = "telltale.attention/1"
 ParamValue = str | int | float | bool | None
 
 
-class ReasonType(StrEnum):
-    """Why an account is on someone's list. Values are stable wire names."""
-
-    CHAMPION_QUIET = "champion_quiet"  # a power user not seen for N days
-    SEATS_FELL = "seats_fell"  # active seats fell N% in 30 days
-    CORE_USAGE_FELL = "core_usage_fell"  # core ("sticky") feature use fell N%
-    HEALTH_FELL = "health_fell"  # score fell N points within the week
-    HEALTH_AT_RISK = "health_at_risk"  # score in the at-risk band
-    RENEWAL_AT_RISK = "renewal_at_risk"  # renewal near while health is weak or falling
-    PAYMENT_FAILED = "payment_failed"
-    PLAN_DOWNGRADED = "plan_downgraded"
-    SEATS_REDUCED = "seats_reduced"
-    SUPPORT_SPIKE = "support_spike"  # several tickets within a few days
-    TICKET_OPEN_LONG = "ticket_open_long"
-    NPS_DETRACTOR = "nps_detractor"
-    MEETING_MISSED = "meeting_missed"
-    ONBOARDING_MISSED = "onboarding_missed"
-    ACCOUNT_INACTIVE = "account_inactive"  # nobody active for N days
-    PLAYBOOK_STEP_OVERDUE = "playbook_step_overdue"  # decided on the worklist, not here
-    # Expansion leads: a separate list, never mixed into risk.
-    SEAT_SATURATION = "seat_saturation"
-    GATED_FEATURE = "gated_feature"
-    UPGRADE_INTEREST = "upgrade_interest"
-
-
+#: Reasons that are expansion leads (a separate list, never mixed into risk): those the
+#: registry's expansion signals raise. Which signal raises which reason is declared once,
+#: on its unit (:data:`scoring.signals.SIGNAL_REASONS`).
 EXPANSION_REASONS = frozenset(
-    {ReasonType.SEAT_SATURATION, ReasonType.GATED_FEATURE, ReasonType.UPGRADE_INTEREST}
+    kind.reason for _, kind in signal_kinds()
+    if kind.reason is not None and kind.severity == SignalSeverity.EXPANSION
 )
 
 
@@ -262,25 +243,6 @@ class HealthFacts:
     cancelled: bool = False
 
 
-# Signal type → reason type. Signals not listed (a regular user quiet 10 or 14 days, a
-# renewal checkpoint) are not reasons on their own.
-SIGNAL_REASONS: Mapping[str, ReasonType] = {
-    "power_user_inactive": ReasonType.CHAMPION_QUIET,
-    "seat_utilisation_drop": ReasonType.SEATS_FELL,
-    "core_feature_decline": ReasonType.CORE_USAGE_FELL,
-    "payment_failed": ReasonType.PAYMENT_FAILED,
-    "plan_downgraded": ReasonType.PLAN_DOWNGRADED,
-    "seats_reduced": ReasonType.SEATS_REDUCED,
-    "ticket_spike": ReasonType.SUPPORT_SPIKE,
-    "ticket_open_long": ReasonType.TICKET_OPEN_LONG,
-    "nps_detractor": ReasonType.NPS_DETRACTOR,
-    "meeting_missed": ReasonType.MEETING_MISSED,
-    "onboarding_milestone_missed": ReasonType.ONBOARDING_MISSED,
-    "account_inactive": ReasonType.ACCOUNT_INACTIVE,
-    "seat_saturation": ReasonType.SEAT_SATURATION,
-    "gated_feature_clicked": ReasonType.GATED_FEATURE,
-    "upgrade_interest": ReasonType.UPGRADE_INTEREST,
-}
 _ORDER = {t: i for i, t in enumerate(ReasonType)}
 _LEVELS = tuple(Severity)
 _SIGNAL_DETAIL = {  # detail numbers and names a sentence needs, per reason type

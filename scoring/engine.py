@@ -46,6 +46,7 @@ from scoring.scores import (
 )
 from scoring.signals import DUE_RULES, detect, merge
 from scoring.signals.billing import BILLING_TYPES
+from scoring.signals.people import quiet_rank
 from scoring.stages import (
     created_day,
     days_to_renewal,
@@ -104,9 +105,10 @@ class AccountAssessment:
     signals, attention, users, explanation drivers and bounded daily score history.
 
     ``change_id`` names the health change decided at this assessment (None when there
-    was nothing worth telling) and ``alert`` says whether people are told of it. Steps
-    run with ``emit=False`` leave ``drivers`` and ``explanation`` empty: nobody is going
-    to read them.
+    was nothing worth telling) and ``alert`` says whether people are told of it.
+    ``drivers`` and ``explanation`` are those of that change: empty when no change was
+    decided, and in steps run with ``emit=False`` (nobody is going to read them). The
+    signals' texts are in the workspace's language whenever the step emits.
     """
 
     workspace: str
@@ -288,42 +290,351 @@ def _prune(
 # --------------------------------------------------------------------------- evaluation
 
 
-def user_views(
-    acc: AccountState, today: int, config: ScoringConfig, limit: int | None = None
-) -> list[UserView]:
-    """Users ranked power users first, then most recently seen; scored at ``today``."""
-    ranked = sorted(
-        acc.users.items(),
-        key=lambda kv: (
-            not kv[1].power,
-            -(kv[1].last_day if kv[1].last_day is not None else -(10**9)),
-            kv[0],
-        ),
+def evaluate(
+    acc: AccountState, t: float, config: ScoringConfig, emit: bool = True
+) -> tuple[AccountAssessment, list[HealthChange]]:
+    """Assess the account at ``t`` and decide whether to emit a health change; updates
+    the account's assessment memory (band, stages, signals, history, last report).
+    With ``emit=False`` the decision and the memory are the same, but no change and no
+    explanation are built (see :func:`step`).
+
+    Four steps: :func:`assess` (what the account looks like today), :func:`decide_change`
+    (whether that is news since the last report), :func:`render` (the sentences, only
+    for a change that is emitted) and :func:`remember` (the memory the next evaluation
+    starts from)."""
+    tr = config.locale.translator() if emit else None
+    a, active, started, ended = assess(acc, t, config, tr)
+    rep = acc.reported
+    reasons, keys, worse, alert = decide_change(a, rep, started, ended, acc, config)
+    changes: list[HealthChange] = []
+    comp_dicts: dict[str, dict[str, Any]] | None = None
+    if reasons:
+        a.change_id = decided = change_id(acc.workspace, acc.account_id, keys, a.day)
+        a.alert = alert
+        comp_dicts = {c.name: c.to_dict() for c in a.components}
+        if tr is not None:
+            changes.append(_told(decided, acc, a, rep, reasons, worse, started, ended,
+                                 comp_dicts, config, tr))
+    remember(acc, a, active, comp_dicts)
+    return a, changes
+
+
+# --------------------------------------------------------------------------- assessing
+
+
+def assess(
+    acc: AccountState, t: float, config: ScoringConfig, tr: Translator | None
+) -> tuple[AccountAssessment, dict[str, SignalState], list[SignalState], list[SignalState]]:
+    """The account at ``t``: score, band, forecast, lifecycle, signal episodes and
+    attention, as an assessment with no change decided and nothing rendered yet; with
+    the active episodes by key and those that started and ended today.
+
+    Records today's score in ``acc.history`` and what the stages remember (a pending
+    forecast, churn); the rest of the assessment memory is :func:`remember`'s. With a
+    translator (``emit``) the signals' texts are said in its language."""
+    today = epoch_day(t)
+    f: Facts = measure(acc, today, config)
+    comps = account_components(acc, f, config)
+    score = sum(c.points for c in comps)
+    band = sticky_band(score, acc.band, config.bands)
+    seg = segment(acc, config)
+    dtr = days_to_renewal(acc, today)
+    detected = detect(acc, f, config, created_day(acc), dtr)
+    active, started, ended = merge(acc.signals, detected)
+
+    acc.history[today] = score
+    h7 = _history_at(acc, today - 7)
+    h30 = _history_at(acc, today - 30)
+    change_7d = score - h7 if h7 is not None else 0
+    change_30d = score - h30 if h30 is not None else 0
+    life = lifecycle(acc, f, config, seg, dtr)
+    fc = _forecast(acc, band, life, change_30d, dtr, seg, active, today, config)
+    attention = _attention(acc, today, score, band, change_30d, fc, seg, active, config)
+    # The signals keep their English text in state; an assessment in another language
+    # carries copies said in it.
+    signals = list(active.values())
+    if tr is not None and tr.language != DEFAULT_LANGUAGE:
+        signals = _said(signals, tr)
+    active_7 = sum(1 for s in acc.users.values()
+                   if s.last_day is not None and today - s.last_day < 7)
+    wow = comps[2].detail.get("week_over_week_pct") if len(comps) > 2 else None
+    assessment = AccountAssessment(
+        workspace=acc.workspace,
+        account_id=acc.account_id,
+        account_name=acc.name,
+        time=t,
+        day=today,
+        score=score,
+        band=band,
+        components=comps,
+        forecast=fc,
+        lifecycle=life,
+        signals=signals,
+        drivers=[],
+        explanation="",
+        change_7d=change_7d,
+        change_30d=change_30d,
+        engagement_wow_pct=wow,
+        segment=seg,
+        arr=acc.arr,
+        seats=acc.seats,
+        active_users_7d=active_7,
+        active_users_30d=f.active_30,
+        power_users=list(f.power),
+        renewal_date=iso_date(acc.renewal_day),
+        days_to_renewal=dtr,
+        owner=acc.owner,
+        owner_email=acc.owner_email,
+        owner_slack_id=acc.owner_slack_id,
+        external_ids=dict(acc.external_ids),
+        history=sorted(acc.history.items()),
+        config_version=config.version,
+        attention=attention,
+        _source=(acc, today, config),
     )
-    if limit is not None:
-        ranked = ranked[:limit]
-    out = []
-    for uid, s in ranked:
-        score, comps = user_score(s, today, config)
-        out.append(UserView(
-            user_id=uid, name=s.name, email=s.email, score=score,
-            band=band_of(score, config.bands), power_user=s.power, last_seen=s.last_seen,
-            days_inactive=None if s.last_day is None else today - s.last_day,
-            components=comps,
-        ))
-    return out
+    return assessment, active, started, ended
+
+
+def _forecast(
+    acc: AccountState, band: str, life: str, change_30d: int, dtr: int | None, seg: str,
+    active: Mapping[str, SignalState], today: int, config: ScoringConfig,
+) -> str | None:
+    """The forecast stage shown today: a new stage must hold before it replaces the old
+    one (:func:`~scoring.stages.settle_forecast`), but a move to at risk with the band at
+    risk, or the account churned, is at once."""
+    billing = sum(1 for s in active.values() if s.type in BILLING_SIGNALS)
+    candidate = forecast(band, life, change_30d, dtr, config, seg, billing, acc.forecast)
+    if candidate == ForecastStage.AT_RISK and (band == Band.AT_RISK
+                                              or life == Lifecycle.CHURNED):
+        acc.forecast_pending = None
+        return candidate
+    return settle_forecast(acc, candidate, today, config)
+
+
+def _attention(
+    acc: AccountState, today: int, score: int, band: str, change_30d: int, fc: str | None,
+    seg: str, active: Mapping[str, SignalState], config: ScoringConfig,
+) -> Attention:
+    """Whether the account needs a person today (:func:`scoring.attention.decide`); a
+    score-derived reason already reported keeps the onset it was reported with."""
+    rep = acc.reported
+    return decide(
+        HealthFacts(
+            today=today, score=score, band=band,
+            score_before=_history_at(acc, today - config.attention.health_fell_days),
+            change_30d=change_30d, forecast=fc, segment=seg, arr=acc.arr,
+            renewal_day=acc.renewal_day, renewal_window=config.renewal.windows[seg],
+            cancelled=acc.cancelled_day is not None,
+        ),
+        active.values(), config.attention, config.playbooks,
+        reported_onsets(k for k, _ in rep.attention) if rep is not None and rep.attention
+        else None,
+    )
 
 
 def _history_at(acc: AccountState, day: int) -> int | None:
     return acc.history.get(day)
 
 
-def _defaulted(c: Component) -> bool:
-    """A component resting on its no-data default (no NPS answers, no meetings)."""
-    d = c.detail
-    return c.name == "relationship" and not d.get("responses") and not (
-        d.get("meetings_missed") or d.get("qbrs_skipped") or d.get("held")
+# --------------------------------------------------------------------------- deciding
+
+
+def decide_change(
+    a: AccountAssessment, rep: Reported | None, started: list[SignalState],
+    ended: list[SignalState], acc: AccountState, config: ScoringConfig,
+) -> tuple[list[str], list[str], list[AttentionReason], bool]:
+    """Whether assessment ``a`` is news since ``rep`` (the last report, None before the
+    first): the change reasons (none: nothing worth telling), the keys its id is hashed
+    from, the attention reasons new or worse than reported, and whether people are told
+    (``alert``) or only systems.
+
+    Reads the account's score history and whether it was ever active; changes nothing."""
+    today, score, band = a.day, a.score, a.band
+    dec = config.decisions
+    worse, gone = _attention_moves(a.attention.reasons, rep)
+    reasons: list[str] = []
+    keys: list[str] = []
+    if rep is None:
+        # First report: at once when there is activity or something to say, else the
+        # next day (a group call usually arrives before anyone has used the product).
+        alarming = any(sig.severity != "info" for sig in started)
+        if acc.last_seen is not None or alarming or any(d < today for d in acc.history):
+            reasons.append(ChangeReason.BAND_CHANGED)
+            keys.append(f"band:{band}")
+    else:
+        if band != rep.band:
+            reasons.append(ChangeReason.BAND_CHANGED)
+            keys.append(f"band:{band}")
+        # moved N+ points since the last report, or within the last 7 days when the last
+        # report is older than that
+        moved = abs(score - rep.score) >= dec.score_move_points
+        if not moved and a.time - rep.time >= dec.score_move_days * DAY:
+            h = _history_at(acc, today - dec.score_move_days)
+            moved = h is not None and abs(score - h) >= dec.score_move_points
+        if moved:
+            reasons.append(ChangeReason.SCORE_MOVED)
+            keys.append(f"score:{score}")
+        if a.forecast != rep.forecast:
+            reasons.append(ChangeReason.FORECAST_CHANGED)
+            keys.append(f"forecast:{a.forecast}")
+        if a.lifecycle != rep.lifecycle:
+            reasons.append(ChangeReason.LIFECYCLE_CHANGED)
+            keys.append(f"lifecycle:{a.lifecycle}")
+    if started and (rep is not None or reasons):
+        reasons.append(ChangeReason.SIGNAL_STARTED)
+        keys.extend(f"start:{s.key}" for s in started)
+    if ended and rep is not None:
+        reasons.append(ChangeReason.SIGNAL_ENDED)
+        keys.extend(f"end:{s.key}" for s in ended)
+    if (worse or gone) and (rep is not None or reasons):
+        reasons.append(ChangeReason.ATTENTION_CHANGED)
+        keys.extend(f"attention:{r.key}:{r.severity.value}" for r in worse)
+        keys.extend(f"attention_end:{k}" for k in gone)
+    # People are told of news they would act on; the rest (a minor signal resolved, an
+    # info checkpoint, a score that only held, a reason ending) goes to systems only.
+    floor = Severity(config.attention.alert_severity).rank
+    alert = any(r.severity.rank >= floor for r in worse) or bool(
+        _ALERT_REASONS.intersection(reasons)) or (
+        rep is not None and ChangeReason.BAND_CHANGED in reasons)
+    return reasons, keys, worse, alert
+
+
+def _attention_moves(
+    reasons: tuple[AttentionReason, ...], rep: Reported | None
+) -> tuple[list[AttentionReason], list[str]]:
+    """Reasons new or worse than last reported, and keys of reported reasons now gone.
+
+    A record from before attention was kept adopts today's standing silently: an
+    upgrade must not announce every open reason of every account at once."""
+    if rep is None:
+        last: dict[str, int] = {}
+    elif rep.attention is None:
+        last = {r.key: r.severity.rank for r in reasons}
+    else:
+        last = {k: v for k, v in rep.attention}
+    worse = [r for r in reasons if r.severity.rank > last.get(r.key, -1)]
+    now = {r.key for r in reasons}
+    return worse, [k for k in last if k not in now]
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _told(
+    decided: str, acc: AccountState, a: AccountAssessment, rep: Reported | None,
+    reasons: list[str], worse: list[AttentionReason], started: list[SignalState],
+    ended: list[SignalState], comp_dicts: dict[str, dict[str, Any]], config: ScoringConfig,
+    tr: Translator,
+) -> HealthChange:
+    """The health change ``decided`` (its id) at ``a``, written in ``tr``'s language;
+    ``a`` gets the same drivers and explanation. ``previous`` is always the last report,
+    so the headline, the delta and the drivers share one reference."""
+    told_started, told_ended = started, ended
+    if tr.language != DEFAULT_LANGUAGE:
+        told_started, told_ended = _said(started, tr), _said(ended, tr)
+    a.drivers, a.explanation = render(acc, a, rep, reasons, worse, told_started, ended,
+                                      config, tr)
+    return HealthChange(
+        id=decided,
+        workspace=a.workspace,
+        account_id=a.account_id,
+        account_name=a.account_name,
+        time=a.time,
+        day=a.day,
+        reasons=reasons,
+        previous=None if rep is None else Snapshot(rep.score, rep.band, rep.forecast,
+                                                   rep.lifecycle),
+        current=Snapshot(a.score, a.band, a.forecast, a.lifecycle),
+        components=comp_dicts,
+        delta=_delta(a, rep),
+        change_7d=a.change_7d,
+        signals_started=told_started,
+        signals_ended=told_ended,
+        active_signals=a.signals,
+        explanation=a.explanation,
+        drivers=a.drivers,
+        owner=a.owner,
+        owner_email=a.owner_email,
+        owner_slack_id=a.owner_slack_id,
+        segment=a.segment,
+        arr=a.arr,
+        renewal_date=a.renewal_date,
+        days_to_renewal=a.days_to_renewal,
+        external_ids=a.external_ids,
+        users=[u.to_dict() for u in a.users],
+        config_version=a.config_version,
+        attention=a.attention,
+        alert=a.alert,
+        language=config.locale.language,
+        currency=config.locale.currency,
+        attention_new=[r.key for r in worse],
     )
+
+
+def _delta(a: AccountAssessment, rep: Reported | None) -> int:
+    """Points moved since the last report (0 on the first)."""
+    return a.score - rep.score if rep is not None else 0
+
+
+def render(
+    acc: AccountState, a: AccountAssessment, rep: Reported | None, reasons: list[str],
+    worse: list[AttentionReason], started: list[SignalState], ended: list[SignalState],
+    config: ScoringConfig, tr: Translator,
+) -> tuple[list[Driver], str]:
+    """The drivers and the paragraph of the change decided at ``a``, in ``tr``'s language:
+    the headline against the last report ``rep``, what moved the score, what started
+    (``started`` as said in ``tr``), what ended and the notes (:func:`_notes`). Written
+    only for a change that is emitted: nobody reads them otherwise, and most
+    evaluations decide none."""
+    delta = _delta(a, rep)
+    drivers = _drivers(a.components, rep, delta, tr)
+    reason_texts = [d.text for d in drivers]
+    text = explain.paragraph(
+        None if rep is None else rep.score, a.score, a.band,
+        reason_texts if delta != 0 or rep is None else [],
+        [s.text for s in _for_text(started, reason_texts)],
+        a.change_7d if abs(a.change_7d) >= config.decisions.score_move_points else None,
+        [
+            line
+            for line in (
+                _ended_text(acc, s, config, a.day, tr) for s in _for_text(ended, reason_texts)
+            )
+            if line not in reason_texts
+        ],
+        _notes(a, rep, reasons, worse, tr),
+        tr,
+    )
+    return drivers, text
+
+
+def _notes(
+    a: AccountAssessment, rep: Reported | None, reasons: list[str],
+    worse: list[AttentionReason], tr: Translator,
+) -> list[str]:
+    """What the paragraph says besides the score: the band, forecast and lifecycle moves
+    (the stages as they stand on a first report) and, for a change only about attention,
+    why the account is (or is no longer) on someone's list."""
+    notes: list[str] = []
+    if rep is not None:
+        if ChangeReason.BAND_CHANGED in reasons:
+            notes.append(explain.band_note(rep.band, a.band, tr))
+        if ChangeReason.FORECAST_CHANGED in reasons:
+            notes.append(explain.forecast_note(rep.forecast, a.forecast, tr))
+        if ChangeReason.LIFECYCLE_CHANGED in reasons:
+            notes.append(explain.lifecycle_note(rep.lifecycle, a.lifecycle, tr))
+    else:
+        notes.append(explain.lifecycle_note(None, a.lifecycle, tr))
+        if a.forecast is not None:
+            notes.append(explain.forecast_note(None, a.forecast, tr))
+    if reasons == [ChangeReason.ATTENTION_CHANGED]:
+        # In the worklist's words; in any other change the headline, the drivers and the
+        # signals already name the cause.
+        note = explain.attention_note(
+            [explain.attention_text(r.type.value, r.params, r.since_day, a.day, tr)
+             for r in worse[:2]], still_needed=bool(a.attention.reasons), language=tr)
+        if note:
+            notes.append(note)
+    return notes
 
 
 def _drivers(
@@ -366,11 +677,19 @@ def _drivers(
     return out
 
 
+def _defaulted(c: Component) -> bool:
+    """A component resting on its no-data default (no NPS answers, no meetings)."""
+    d = c.detail
+    return c.name == "relationship" and not d.get("responses") and not (
+        d.get("meetings_missed") or d.get("qbrs_skipped") or d.get("held")
+    )
+
+
 def _ended_text(acc: AccountState, s: SignalState, config: ScoringConfig, today: int,
                 t: Translator) -> str:
     """Why a signal ended; a quiet person's episode also ends when they have been away so
     long they are no longer counted, which is not a return."""
-    if _inactivity_rank(s) >= 0 and s.subject is not None:
+    if quiet_rank(s.type) >= 0 and s.subject is not None:
         summary = acc.users.get(s.subject)
         forget = config.signals.user_forget_days
         if summary is None or summary.last_day is None or today - summary.last_day >= forget:
@@ -383,277 +702,82 @@ def _said(signals: list[SignalState], t: Translator) -> list[SignalState]:
     return [replace(s, text=explain.signal_text(s.type, s.detail, t)) for s in signals]
 
 
-def _inactivity_rank(s: SignalState) -> int:
-    if s.type == "power_user_inactive":
-        return 10_000
-    if s.type.startswith("user_inactive_"):
-        return int(s.type[len("user_inactive_"):-1])
-    return -1
-
-
 def _for_text(signals: list[SignalState], reasons: list[str]) -> list[SignalState]:
     """Signals worth a sentence: one per quiet person (the strongest), none for people
     the reasons already name; risks first, then expansion, then info."""
     strongest: dict[str, SignalState] = {}
     out: list[SignalState] = []
     for s in signals:
-        rank = _inactivity_rank(s)
+        rank = quiet_rank(s.type)
         if rank < 0 or s.subject is None:
             out.append(s)
             continue
         if any(str(s.detail.get("name")) in r for r in reasons):
             continue
         cur = strongest.get(s.subject)
-        if cur is None or rank > _inactivity_rank(cur):
+        if cur is None or rank > quiet_rank(cur.type):
             strongest[s.subject] = s
     out.extend(strongest.values())
     return sorted(out, key=lambda s: (_SEVERITY_RANK[s.severity], s.key))
 
 
-def evaluate(
-    acc: AccountState, t: float, config: ScoringConfig, emit: bool = True
-) -> tuple[AccountAssessment, list[HealthChange]]:
-    """Assess the account at ``t`` and decide whether to emit a health change; updates
-    the account's assessment memory (band, stages, signals, history, last report).
-    With ``emit=False`` the decision and the memory are the same, but no change and no
-    explanation are built (see :func:`step`)."""
-    today = epoch_day(t)
-    f: Facts = measure(acc, today, config)
-    comps = account_components(acc, f, config)
-    score = sum(c.points for c in comps)
-    band = sticky_band(score, acc.band, config.bands)
-    seg = segment(acc, config)
-    dtr = days_to_renewal(acc, today)
-    detected = detect(acc, f, config, created_day(acc), dtr)
-    active, started, ended = merge(acc.signals, detected)
+# --------------------------------------------------------------------------- remembering
 
-    acc.history[today] = score
-    h7 = _history_at(acc, today - 7)
-    h30 = _history_at(acc, today - 30)
-    change_7d = score - h7 if h7 is not None else 0
-    change_30d = score - h30 if h30 is not None else 0
-    life = lifecycle(acc, f, config, seg, dtr)
-    billing = sum(1 for s in active.values() if s.type in BILLING_SIGNALS)
-    candidate = forecast(band, life, change_30d, dtr, config, seg, billing, acc.forecast)
-    fc: str | None
-    if candidate == ForecastStage.AT_RISK and (band == Band.AT_RISK
-                                              or life == Lifecycle.CHURNED):
-        acc.forecast_pending = None
-        fc = candidate
-    else:
-        fc = settle_forecast(acc, candidate, today, config)
 
-    rep = acc.reported
-    dec = config.decisions
-    attention = decide(
-        HealthFacts(
-            today=today, score=score, band=band,
-            score_before=_history_at(acc, today - config.attention.health_fell_days),
-            change_30d=change_30d, forecast=fc, segment=seg, arr=acc.arr,
-            renewal_day=acc.renewal_day, renewal_window=config.renewal.windows[seg],
-            cancelled=acc.cancelled_day is not None,
-        ),
-        active.values(), config.attention, config.playbooks,
-        reported_onsets(k for k, _ in rep.attention) if rep is not None and rep.attention
-        else None,
-    )
-    standing = [[r.key, r.severity.rank] for r in attention.reasons]
-    worse, gone = _attention_moves(attention.reasons, rep, standing)
-    # "previous" is always what the reader was last told (the last health change), so
-    # the headline, the delta and the drivers all share one reference.
-    prev_score = rep.score if rep is not None else None
-    reasons: list[str] = []
-    keys: list[str] = []
-    if rep is None:
-        # First report: at once when there is activity or something to say, else the
-        # next day (a group call usually arrives before anyone has used the product).
-        alarming = any(sig.severity != "info" for sig in started)
-        if acc.last_seen is not None or alarming or any(d < today for d in acc.history):
-            reasons.append(ChangeReason.BAND_CHANGED)
-            keys.append(f"band:{band}")
-    else:
-        if band != rep.band:
-            reasons.append(ChangeReason.BAND_CHANGED)
-            keys.append(f"band:{band}")
-        # moved N+ points since the last report, or within the last 7 days when the last
-        # report is older than that
-        moved = abs(score - rep.score) >= dec.score_move_points
-        if not moved and t - rep.time >= dec.score_move_days * DAY:
-            h = _history_at(acc, today - dec.score_move_days)
-            moved = h is not None and abs(score - h) >= dec.score_move_points
-        if moved:
-            reasons.append(ChangeReason.SCORE_MOVED)
-            keys.append(f"score:{score}")
-        if fc != rep.forecast:
-            reasons.append(ChangeReason.FORECAST_CHANGED)
-            keys.append(f"forecast:{fc}")
-        if life != rep.lifecycle:
-            reasons.append(ChangeReason.LIFECYCLE_CHANGED)
-            keys.append(f"lifecycle:{life}")
-    if started and (rep is not None or reasons):
-        reasons.append(ChangeReason.SIGNAL_STARTED)
-        keys.extend(f"start:{s.key}" for s in started)
-    if ended and rep is not None:
-        reasons.append(ChangeReason.SIGNAL_ENDED)
-        keys.extend(f"end:{s.key}" for s in ended)
-    if (worse or gone) and (rep is not None or reasons):
-        reasons.append(ChangeReason.ATTENTION_CHANGED)
-        keys.extend(f"attention:{r.key}:{r.severity.value}" for r in worse)
-        keys.extend(f"attention_end:{k}" for k in gone)
-    # People are told of news they would act on; the rest (a minor signal resolved, an
-    # info checkpoint, a score that only held, a reason ending) goes to systems only.
-    floor = Severity(config.attention.alert_severity).rank
-    alert = any(r.severity.rank >= floor for r in worse) or bool(
-        _ALERT_REASONS.intersection(reasons)) or (
-        rep is not None and ChangeReason.BAND_CHANGED in reasons)
+def _reported(a: AccountAssessment, comp_dicts: dict[str, dict[str, Any]]) -> Reported:
+    """The last report the next evaluation compares with: the stages, each component's
+    points and detail, and the attention standing as [key, severity rank] pairs."""
+    return Reported(a.time, a.score, a.band, a.forecast, a.lifecycle, {
+        c.name: {"points": c.points, "raw": round(c.raw, 3),
+                 "detail": comp_dicts[c.name]["detail"]}
+        for c in a.components
+    }, [[r.key, r.severity.rank] for r in a.attention.reasons])
 
-    delta = score - prev_score if prev_score is not None else 0
-    drivers: list[Driver] = []
-    text = ""
-    # Sentences are written only for what is emitted, in the workspace's language; the
-    # signals keep their English text in state, and a change in another language carries
-    # copies said in it.
-    told_started, told_ended, told_active = started, ended, list(active.values())
-    if emit:
-        tr = config.locale.translator()
-        if tr.language != DEFAULT_LANGUAGE:
-            told_started, told_ended, told_active = (
-                _said(started, tr), _said(ended, tr), _said(told_active, tr))
-        drivers = _drivers(comps, rep, delta, tr)
-        notes: list[str] = []
-        if rep is not None:
-            if ChangeReason.BAND_CHANGED in reasons:
-                notes.append(explain.band_note(rep.band, band, tr))
-            if ChangeReason.FORECAST_CHANGED in reasons:
-                notes.append(explain.forecast_note(rep.forecast, fc, tr))
-            if ChangeReason.LIFECYCLE_CHANGED in reasons:
-                notes.append(explain.lifecycle_note(rep.lifecycle, life, tr))
-        else:
-            notes.append(explain.lifecycle_note(None, life, tr))
-            if fc is not None:
-                notes.append(explain.forecast_note(None, fc, tr))
-        if reasons == [ChangeReason.ATTENTION_CHANGED]:
-            # A change that is only about attention says why the account is (or is no
-            # longer) on someone's list, in the worklist's words; in any other change
-            # the headline, the drivers and the signals already name the cause.
-            note = explain.attention_note(
-                [explain.attention_text(r.type.value, r.params, r.since_day, today, tr)
-                 for r in worse[:2]], still_needed=bool(attention.reasons), language=tr)
-            if note:
-                notes.append(note)
-        reason_texts = [d.text for d in drivers]
-        text = explain.paragraph(
-            prev_score, score, band, reason_texts if delta != 0 or rep is None else [],
-            [s.text for s in _for_text(told_started, reason_texts)],
-            change_7d if abs(change_7d) >= dec.score_move_points else None,
-            [
-                line
-                for line in (
-                    _ended_text(acc, s, config, today, tr)
-                    for s in _for_text(ended, reason_texts)
-                )
-                if line not in reason_texts
-            ],
-            notes,
-            tr,
-        )
-    active_7 = sum(1 for s in acc.users.values()
-                   if s.last_day is not None and today - s.last_day < 7)
-    wow = comps[2].detail.get("week_over_week_pct") if len(comps) > 2 else None
-    decided = change_id(acc.workspace, acc.account_id, keys, today) if reasons else None
-    # What the assessment and a health change both say about the account.
-    shared: dict[str, Any] = dict(
-        workspace=acc.workspace,
-        account_id=acc.account_id,
-        account_name=acc.name,
-        time=t,
-        day=today,
-        explanation=text,
-        drivers=drivers,
-        segment=seg,
-        arr=acc.arr,
-        renewal_date=iso_date(acc.renewal_day),
-        days_to_renewal=dtr,
-        owner=acc.owner,
-        owner_email=acc.owner_email,
-        owner_slack_id=acc.owner_slack_id,
-        external_ids=dict(acc.external_ids),
-        config_version=config.version,
-    )
-    assessment = AccountAssessment(
-        **shared,
-        score=score,
-        band=band,
-        components=comps,
-        forecast=fc,
-        lifecycle=life,
-        signals=told_active,
-        change_7d=change_7d,
-        change_30d=change_30d,
-        engagement_wow_pct=wow,
-        seats=acc.seats,
-        active_users_7d=active_7,
-        active_users_30d=f.active_30,
-        power_users=list(f.power),
-        history=sorted(acc.history.items()),
-        attention=attention,
-        change_id=decided,
-        alert=alert and decided is not None,
-        _source=(acc, today, config),
-    )
-    changes: list[HealthChange] = []
-    if decided is not None:
-        comp_dicts = {c.name: c.to_dict() for c in comps}
-        if emit:
-            changes.append(HealthChange(
-                **shared,
-                id=decided,
-                reasons=reasons,
-                previous=None if rep is None else Snapshot(rep.score, rep.band, rep.forecast,
-                                                           rep.lifecycle),
-                current=Snapshot(score, band, fc, life),
-                components=comp_dicts,
-                delta=delta,
-                change_7d=change_7d,
-                signals_started=told_started,
-                signals_ended=told_ended,
-                active_signals=told_active,
-                users=[u.to_dict() for u in assessment.users],
-                attention=attention,
-                alert=alert,
-                language=config.locale.language,
-                currency=config.locale.currency,
-                attention_new=[r.key for r in worse],
-            ))
-        acc.reported = Reported(t, score, band, fc, life, {
-            c.name: {"points": c.points, "raw": round(c.raw, 3),
-                     "detail": comp_dicts[c.name]["detail"]}
-            for c in comps
-        }, standing)
-    acc.score = score
-    acc.band = band
-    acc.forecast = fc
-    acc.lifecycle = life
+
+def remember(
+    acc: AccountState, a: AccountAssessment, active: dict[str, SignalState],
+    reported: dict[str, dict[str, Any]] | None,
+) -> None:
+    """Keep what the next evaluation starts from: the score, the band (sticky), the
+    stages and the active signal episodes; and when a change was decided, its report
+    (``reported``: the components as the change carries them), which the next change
+    is measured against."""
+    if reported is not None:
+        acc.reported = _reported(a, reported)
+    acc.score = a.score
+    acc.band = a.band
+    acc.forecast = a.forecast
+    acc.lifecycle = a.lifecycle
     acc.signals = active
-    return assessment, changes
 
 
-def _attention_moves(
-    reasons: tuple[AttentionReason, ...], rep: Reported | None, standing: list[list[Any]]
-) -> tuple[list[AttentionReason], list[str]]:
-    """Reasons new or worse than last reported, and keys of reported reasons now gone.
+# --------------------------------------------------------------------------- users
 
-    A record from before attention was kept adopts today's standing silently: an
-    upgrade must not announce every open reason of every account at once."""
-    if rep is None:
-        last: dict[str, int] = {}
-    elif rep.attention is None:
-        last = {k: v for k, v in standing}
-    else:
-        last = {k: v for k, v in rep.attention}
-    worse = [r for r in reasons if r.severity.rank > last.get(r.key, -1)]
-    now = {r.key for r in reasons}
-    return worse, [k for k in last if k not in now]
+
+def user_views(
+    acc: AccountState, today: int, config: ScoringConfig, limit: int | None = None
+) -> list[UserView]:
+    """Users ranked power users first, then most recently seen; scored at ``today``."""
+    ranked = sorted(
+        acc.users.items(),
+        key=lambda kv: (
+            not kv[1].power,
+            -(kv[1].last_day if kv[1].last_day is not None else -(10**9)),
+            kv[0],
+        ),
+    )
+    if limit is not None:
+        ranked = ranked[:limit]
+    out = []
+    for uid, s in ranked:
+        score, comps = user_score(s, today, config)
+        out.append(UserView(
+            user_id=uid, name=s.name, email=s.email, score=score,
+            band=band_of(score, config.bands), power_user=s.power, last_seen=s.last_seen,
+            days_inactive=None if s.last_day is None else today - s.last_day,
+            components=comps,
+        ))
+    return out
 
 
 # --------------------------------------------------------------------------- due time
@@ -683,8 +807,12 @@ __all__ = [
     "AccountAssessment",
     "StepResult",
     "UserView",
+    "assess",
+    "decide_change",
     "evaluate",
     "next_due",
+    "remember",
+    "render",
     "step",
     "user_views",
 ]

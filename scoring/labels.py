@@ -1,6 +1,7 @@
-"""The core's closed vocabularies, in one place: band, stages, change reasons and signal
-severities, each as an enum (the values the wire format carries), with the label people
-read (the page, Slack, reports) and the lower-case name sentences use (explanations).
+"""The core's closed vocabularies, in one place: band, stages, change reasons, signal
+severities and attention reasons, each as an enum (the values the wire format carries),
+with the label people read (the page, Slack, reports) and the lower-case name sentences
+use (explanations).
 
 The tables below are the English labels, which are also the message ids: the functions
 at the end look them up in the reader's language (``scoring/i18n.py``).
@@ -55,6 +56,33 @@ class SignalSeverity(StrEnum):
     RISK = "risk"
     EXPANSION = "expansion"
     INFO = "info"
+
+
+class ReasonType(StrEnum):
+    """Why an account is on someone's list (:mod:`scoring.attention`). Values are stable
+    wire names. Kept here, below the signal units, because each unit names the reason its
+    types raise and attention reads those declarations."""
+
+    CHAMPION_QUIET = "champion_quiet"  # a power user not seen for N days
+    SEATS_FELL = "seats_fell"  # active seats fell N% in 30 days
+    CORE_USAGE_FELL = "core_usage_fell"  # core ("sticky") feature use fell N%
+    HEALTH_FELL = "health_fell"  # score fell N points within the week
+    HEALTH_AT_RISK = "health_at_risk"  # score in the at-risk band
+    RENEWAL_AT_RISK = "renewal_at_risk"  # renewal near while health is weak or falling
+    PAYMENT_FAILED = "payment_failed"
+    PLAN_DOWNGRADED = "plan_downgraded"
+    SEATS_REDUCED = "seats_reduced"
+    SUPPORT_SPIKE = "support_spike"  # several tickets within a few days
+    TICKET_OPEN_LONG = "ticket_open_long"
+    NPS_DETRACTOR = "nps_detractor"
+    MEETING_MISSED = "meeting_missed"
+    ONBOARDING_MISSED = "onboarding_missed"
+    ACCOUNT_INACTIVE = "account_inactive"  # nobody active for N days
+    PLAYBOOK_STEP_OVERDUE = "playbook_step_overdue"  # decided on the worklist, not here
+    # Expansion leads: a separate list, never mixed into risk.
+    SEAT_SATURATION = "seat_saturation"
+    GATED_FEATURE = "gated_feature"
+    UPGRADE_INTEREST = "upgrade_interest"
 
 
 BAND_LABELS: dict[str, str] = {Band.HEALTHY: N_("band", "Healthy"),

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from scoring.config import ScoringConfig
+from typing import TYPE_CHECKING
+
 from scoring.labels import Band, ForecastStage, Lifecycle
-from scoring.scores import Facts
 from state.aggregates import AccountState
+
+if TYPE_CHECKING:  # a signal unit reads created_day, and attention reads the units
+    from scoring.config import ScoringConfig
+    from scoring.scores import Facts
 
 
 def segment(account: AccountState, config: ScoringConfig) -> str:

@@ -11,11 +11,13 @@ from scoring.signals.people import user_inactive_type
 from scoring.signals.registry import (
     DUE_RULES,
     FIXED_SIGNAL_TYPES,
+    SIGNAL_REASONS,
     UNITS,
     detect,
     routing_patterns,
     routing_tags,
     signal_kinds,
+    signal_reasons,
     signal_types,
     signals_markdown,
 )
@@ -24,6 +26,7 @@ from scoring.signals.unit import Detected, Look, SignalType, SignalUnit
 __all__ = [
     "DUE_RULES",
     "FIXED_SIGNAL_TYPES",
+    "SIGNAL_REASONS",
     "UNITS",
     "Detected",
     "Look",
@@ -34,6 +37,7 @@ __all__ = [
     "routing_patterns",
     "routing_tags",
     "signal_kinds",
+    "signal_reasons",
     "signal_types",
     "signals_markdown",
     "user_inactive_type",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from scoring.attention import ReasonType
+from scoring.labels import ReasonType
 from scoring.signals.unit import EXPANSION, Detected, Look, SignalType, SignalUnit, after
 from state.aggregates import AccountState
 

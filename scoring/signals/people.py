@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from scoring.attention import ReasonType
+from scoring.labels import ReasonType
 from scoring.signals.unit import INFO, RISK, Detected, Look, SignalType, SignalUnit
 from state.aggregates import AccountState
 
@@ -13,9 +13,12 @@ if TYPE_CHECKING:
     from scoring.config import ScoringConfig
 
 
+_USER_INACTIVE_PREFIX = "user_inactive_"
+
+
 def user_inactive_type(days: int) -> str:
     """The signal type of a regular user quiet for ``days`` days (a configured threshold)."""
-    return f"user_inactive_{days}d"
+    return f"{_USER_INACTIVE_PREFIX}{days}d"
 
 
 POWER_USER_INACTIVE = SignalType(
@@ -33,6 +36,17 @@ USER_INACTIVE = SignalType(
     route_pattern="user_inactive_*", severity_doc="info (first threshold), risk",
     expand=lambda config: tuple(user_inactive_type(n) for n in config.signals.user_inactive_days),
 )
+
+
+def quiet_rank(signal_type: str) -> int:
+    """How strong a person's quiet signal is: the threshold of a regular user's
+    (:func:`user_inactive_type`), above any of them a power user's; -1 for a signal that
+    is not about a quiet person. One sentence per quiet person names the strongest."""
+    if signal_type == POWER_USER_INACTIVE.name:
+        return 10_000
+    if signal_type.startswith(_USER_INACTIVE_PREFIX):
+        return int(signal_type[len(_USER_INACTIVE_PREFIX):-1])
+    return -1
 
 
 def detect(look: Look) -> list[Detected]:

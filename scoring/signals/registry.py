@@ -8,9 +8,10 @@ has its configuration, text, documentation, due rule and routing tags.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
+from scoring.labels import ReasonType
 from scoring.signals import (
     account_lost,
     billing,
@@ -60,6 +61,18 @@ def signal_kinds() -> Iterator[tuple[SignalUnit, SignalType]]:
 #: (:func:`~scoring.signals.people.user_inactive_type`) are not listed here.
 FIXED_SIGNAL_TYPES: tuple[str, ...] = tuple(
     kind.name for _, kind in signal_kinds() if kind.expand is None)
+
+
+def signal_reasons(units: Iterable[SignalUnit] = UNITS) -> dict[str, ReasonType]:
+    """Signal type → the attention reason it raises, as ``units`` declare it (a type
+    without a reason is not one on its own: a regular user quiet 10 days, a renewal
+    checkpoint)."""
+    return {kind.name: kind.reason for unit in units for kind in unit.types
+            if kind.reason is not None}
+
+
+#: The registry's :func:`signal_reasons`: what :func:`scoring.attention.decide` reads.
+SIGNAL_REASONS: Mapping[str, ReasonType] = signal_reasons()
 
 
 def signal_types(config: ScoringConfig) -> tuple[str, ...]:

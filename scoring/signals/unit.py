@@ -14,11 +14,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from scoring.labels import SignalSeverity
+from scoring.labels import ReasonType, SignalSeverity
 from state.aggregates import AccountState, SignalState
 
 if TYPE_CHECKING:
-    from scoring.attention import ReasonType
     from scoring.config import ScoringConfig
     from scoring.scores import Facts
 
@@ -84,6 +83,12 @@ class SignalType:
     route_pattern: str = ""
     severity_doc: str = ""
     expand: Callable[[ScoringConfig], tuple[str, ...]] | None = None
+
+    def __post_init__(self) -> None:
+        # Attention finds a signal's reason by its type name; a type per threshold has
+        # no name until a configuration makes one.
+        if self.reason is not None and self.expand is not None:
+            raise ValueError(f"{self.name}: a type per threshold cannot raise a reason")
 
     @property
     def key(self) -> str:
