@@ -188,7 +188,9 @@ class ScoreProcessor:
 
     async def _process_one(self, partition: int, offset: int, raw: bytes | None) -> None:
         # Reads go straight to this partition's RocksDB (Faust's table API would check
-        # membership and then read: two lookups); writes are collected per message.
+        # membership and then read: two lookups), under the writes not in it yet (this
+        # message's and the partition's unacknowledged flushes); writes are collected
+        # per message.
         db = partition_db(self.table, partition)
         self._writes = self._new_writes(partition)
         self._outgoing = []
