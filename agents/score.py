@@ -19,8 +19,9 @@ Exactly-once effects from at-least-once delivery (see docs/guarantees.md): the a
 record stores the offset last applied and is written before the user records, carrying
 them; a redelivered offset is never applied again, its user records and health changes
 are re-written and re-sent from the record instead. A message's writes are applied
-together (one RocksDB write batch, then the changelog records in order, to changelog
-partition ``p``: see ``state.tables.MessageWrites``), during stream processing.
+together (the changelog records in order, to changelog partition ``p``, then, once the
+broker has them, one RocksDB write batch: see ``state.tables.MessageWrites``), so the
+local RocksDB is never ahead of the changelog and survives a ``kill -9``.
 
 Each workspace is scored under its own scoring config when it has a file in
 ``settings.workspaces_dir`` (``agents/workspaces.py``), else under the shared one; the
@@ -131,6 +132,9 @@ class ScoreProcessor:
         self._configs: dict[str, ScoringConfig] = {}
         self.table = table
         self.changes_topic_name: str = changes_topic.get_topic_name()
+        # Per partition, the flushed writes not yet acknowledged by the changelog, hence
+        # not yet in RocksDB: every read of the partition looks there first.
+        self._pending: dict[int, tables.PendingWrites] = {}
         self._writes = tables.MessageWrites()
         self._outgoing: list[tuple[bytes, bytes]] = []
         self._dead_letters: list[DeadLetter] = []
@@ -148,6 +152,7 @@ class ScoreProcessor:
     async def process(self, partition: int, offset: int, raw: bytes | None) -> None:
         """Handle one by-account message; its writes land together (see MessageWrites)."""
         db = partition_db(self.table, partition)
+        self._writes = self._new_writes(partition)
         last = self._load_clock(db, partition).offset
         if last >= 0 and offset > last + 1:
             await self._fill_gap(partition, last + 1, offset)
@@ -190,9 +195,11 @@ class ScoreProcessor:
 
     async def _process_one(self, partition: int, offset: int, raw: bytes | None) -> None:
         # Reads go straight to this partition's RocksDB (Faust's table API would check
-        # membership and then read: two lookups); writes are collected per message.
+        # membership and then read: two lookups), under the writes not in it yet (this
+        # message's and the partition's unacknowledged flushes); writes are collected
+        # per message.
         db = partition_db(self.table, partition)
-        self._writes = tables.MessageWrites()
+        self._writes = self._new_writes(partition)
         self._outgoing = []
         self._dead_letters = []
         self._configs = {}
@@ -305,10 +312,11 @@ class ScoreProcessor:
                 return [], []
         touched: list[tuple[str, str]] = []
         stale: list[bytes] = []
-        entries = list(tables.due_entries(db, until))
+        pending = self._writes.pending
+        entries = list(tables.due_entries(db, until, pending))
         # Everything at or before ``until`` is handled below; the new due entries the
         # steps write lower this hint again through _note_due.
-        self._first_due[partition] = tables.first_due(db, after=until)
+        self._first_due[partition] = tables.first_due(db, after=until, pending=pending)
         self._first_due_known.add(partition)
         for key, due, workspace, account_id in entries:
             if skip == (workspace, account_id):
@@ -520,6 +528,26 @@ class ScoreProcessor:
             if record is not None and record.applied >= offset:
                 await self._redeliver_account(partition, offset, workspace, account_id, record)
 
+    # ----------------------------------------------------------------- local state
+
+    def _new_writes(self, partition: int) -> tables.MessageWrites:
+        """An empty write set for a message of ``partition``, reading through its pending
+        flushes."""
+        pending = self._pending.get(partition)
+        if pending is None:
+            pending = self._pending[partition] = tables.PendingWrites()
+        return tables.MessageWrites(pending)
+
+    async def settle(self) -> None:
+        """Wait until every message flushed so far is in this worker's RocksDB.
+
+        Before a rebalance hands partitions over (Faust then drops its handles on their
+        DBs, and a flush applied later would hold one open) and before the worker stops
+        (what is acknowledged is then kept locally instead of replayed at the next start).
+        """
+        for pending in list(self._pending.values()):
+            await pending.drain()
+
     # ----------------------------------------------------------------- helpers
 
     def config_for(self, workspace: str) -> ScoringConfig:
@@ -628,18 +656,28 @@ def register(app: faust.App, settings: Settings) -> None:
     # The check must run before any partition DB is opened, and only in a process that
     # starts the app (tests and tools build apps they never start).
     async def _check_local_state() -> None:
-        if tables.discard_unclean_local_state(tabledir):
-            log.warning("score: local state was not closed cleanly; "
-                        "rebuilding %s from its changelog", tables.STATE_TABLE)
+        if tables.discard_untrusted_local_state(tabledir):
+            log.warning("score: local state was left by a worker that wrote RocksDB before "
+                        "the changelog and did not stop cleanly; rebuilding %s from its "
+                        "changelog", tables.STATE_TABLE)
+        else:
+            log.info("score: keeping local state of %s; recovery replays its changelog "
+                     "from each partition's persisted offset", tables.STATE_TABLE)
 
     run_before_first_start(app, _check_local_state)
     if settings.restore_bulk_records:
         restore_before_recovery(app, table, functools.partial(_restore, settings))
 
+    @app.on_partitions_revoked.connect
+    async def _settle_before_handover(sender: Any, /, *args: Any, signal: Any,
+                                      **kwargs: Any) -> None:
+        await processor.settle()
+
     @app.on_before_shutdown.connect
-    async def _mark_clean(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    async def _settle_before_stop(sender: Any, /, *args: Any, signal: Any,
+                                  **kwargs: Any) -> None:
         await app.producer.flush()
-        tables.mark_clean(tabledir)
+        await processor.settle()
 
 
 async def _restore(settings: Settings, topic: str, persisted: Mapping[int, int | None],

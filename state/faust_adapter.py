@@ -17,6 +17,9 @@ upgrade that changes them fails in the suite rather than silently in production:
   (``Store._dbs_for_actives``), for the table-size gauge.
 - :func:`recovery_remaining`: changelog records still to replay (the table manager's
   ``recovery``, which Faust's ``TableManagerT`` protocol does not declare).
+- :func:`persisted_offset_entry`: the key and value under which a partition DB keeps the
+  changelog offset it holds up to (``Store.offset_key``, ``set_persisted_offset``), so the
+  score agent can write it in the same RocksDB batch as the records it covers.
 - :func:`restore_before_recovery`: the recovery's ``_build_offsets`` step, wrapped so that
   a table's active partitions are first restored in bulk (:mod:`state.restore`), and the
   store's ``offset_key``, under which a partition DB keeps its persisted offset.
@@ -81,6 +84,18 @@ def skip_changelog_records_held(table: Any) -> None:
             apply_batch(fresh)
 
     table.apply_changelog_batch = apply
+
+
+def persisted_offset_entry(offset: int) -> tuple[bytes, bytes]:
+    """The RocksDB key and value by which a partition DB says it holds its changelog up to
+    ``offset``: what Faust's ``set_persisted_offset`` puts, and where its recovery starts.
+
+    Written by the score agent inside the write batch of the records the offset covers, so
+    the records and the offset that vouches for them land together or not at all.
+    """
+    from faust.stores.rocksdb import Store
+
+    return Store.offset_key, str(offset).encode()
 
 
 def active_partition_dbs(table: CollectionT) -> list[Rdict] | None:

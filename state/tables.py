@@ -27,16 +27,17 @@ Values are bytes end to end (``raw`` serialisers): Faust's JSON codec never runs
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import logging
 import math
 import os
 import shutil
 import struct
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import orjson
 
@@ -285,6 +286,122 @@ def define_state_table(app: faust.App, settings: Settings) -> TableT:
     return table
 
 
+class PendingWrites:
+    """One partition's writes that were sent to its changelog and are not acknowledged yet.
+
+    The local RocksDB must never be ahead of the changelog: after a ``kill -9`` it is
+    trusted as it is, and Faust's recovery replays only the changelog records after the
+    offset it holds (see :func:`discard_untrusted_local_state`). So a message's writes go
+    to the changelog first and wait here; when the broker acknowledges the last record of
+    a flush, :meth:`acked` writes that flush to RocksDB as one ``WriteBatch`` together
+    with the changelog offset it brings the DB up to. Meanwhile every read of the
+    partition (:meth:`MessageWrites.get`, the due-index scans) sees the pending value
+    over RocksDB's, so processing sees what it would have seen with RocksDB written first.
+
+    Flushes are applied in the order they were sent, whatever order their
+    acknowledgements arrive in: a flush acknowledged early waits for the ones before it.
+
+    Memory: only unacknowledged writes are held, one value per key (the newest). The
+    producer keeps at most two batches per changelog partition (one in flight, one being
+    filled; ``producer.send`` waits while both are full), so this holds at most about
+    two producer batches of records per partition (2 × 512 KiB with Telltale's producer
+    settings) plus the writes of the message being sent: milliseconds of traffic.
+    """
+
+    __slots__ = ("_due", "_flushes", "_idle", "_latest", "_sent")
+
+    def __init__(self) -> None:
+        # key → (sequence number of the flush that wrote it, value; None for a delete)
+        self._latest: dict[bytes, tuple[int, bytes | None]] = {}
+        self._due: set[bytes] = set()  # the due-index keys among them, for range scans
+        self._flushes: deque[_Flush] = deque()
+        self._sent = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def __len__(self) -> int:
+        """Keys with a pending value."""
+        return len(self._latest)
+
+    @property
+    def flushes(self) -> int:
+        """Flushes sent and not yet written to RocksDB."""
+        return len(self._flushes)
+
+    def lookup(self, key: bytes) -> tuple[bool, bytes | None]:
+        """(whether ``key`` has a pending write, its newest pending value)."""
+        entry = self._latest.get(key)
+        return (False, None) if entry is None else (True, entry[1])
+
+    def writes(self) -> Iterator[tuple[bytes, bytes | None]]:
+        """(key, newest pending value) of every pending key, in no particular order."""
+        return ((key, value) for key, (_, value) in self._latest.items())
+
+    def due_range(self, start: bytes, stop: bytes) -> list[tuple[bytes, bytes | None]]:
+        """Pending due-index writes with ``start`` ≤ key < ``stop``, in key order."""
+        return [(key, self._latest[key][1])
+                for key in sorted(k for k in self._due if start <= k < stop)]
+
+    def add(self, db: Any, writes: list[tuple[bytes, bytes | None]]) -> _Flush:
+        """Hold ``writes`` (in write order) for ``db`` until :meth:`acked` says the
+        changelog has them; call before the first of them is sent."""
+        self._sent += 1
+        flush = _Flush(self._sent, db, writes)
+        for key, value in writes:
+            self._latest[key] = (flush.sequence, value)
+            if key[:1] == DUE:
+                self._due.add(key)
+        self._flushes.append(flush)
+        self._idle.clear()
+        return flush
+
+    def acked(self, flush: _Flush, offset: int) -> None:
+        """The changelog has ``flush`` up to its last record, at ``offset``: write it,
+        and every flush before it that is acknowledged too, to RocksDB in send order."""
+        flush.offset = offset
+        while self._flushes and self._flushes[0].offset is not None:
+            self._apply(self._flushes.popleft())
+        if not self._flushes:
+            self._idle.set()
+
+    def _apply(self, flush: _Flush) -> None:
+        import rocksdict
+
+        from state.faust_adapter import persisted_offset_entry
+
+        assert flush.offset is not None
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        for key, value in flush.writes:
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        batch.put(*persisted_offset_entry(flush.offset))
+        flush.db.write(batch)
+        for key, _ in flush.writes:
+            entry = self._latest.get(key)
+            # A later flush that wrote the key again keeps its value pending.
+            if entry is not None and entry[0] == flush.sequence:
+                del self._latest[key]
+                self._due.discard(key)
+
+    async def drain(self) -> None:
+        """Wait until every flush sent so far is in RocksDB (before a partition is handed
+        over and before the worker stops)."""
+        await self._idle.wait()
+
+
+@dataclass(slots=True)
+class _Flush:
+    """One message's writes on their way: sent to the changelog, not yet in RocksDB."""
+
+    sequence: int
+    db: Any
+    writes: list[tuple[bytes, bytes | None]]
+    #: Changelog offset of the last record, once the broker acknowledged it.
+    offset: int | None = None
+
+
 class MessageWrites:
     """The writes one by-account message makes, applied together.
 
@@ -292,16 +409,24 @@ class MessageWrites:
     persisted-offset put per key, and its 100-record producer buffer then stalls the
     stream: with a message writing an account, a dozen users, due entries and the clock,
     that per-key cost dominated. So the agent collects a message's writes here and
-    :meth:`flush` applies them at once: one atomic RocksDB ``WriteBatch`` on the
-    partition's DB, then the changelog records in write order to the same changelog
-    partition (Faust's commit flushes the producer before committing source offsets, as
-    for its own writes), and the persisted offset once, when the last record is acked.
-    Reads of keys written earlier in the same message see the pending value.
+    :meth:`flush` applies them at once: the changelog records in write order to the
+    message's changelog partition (Faust's commit flushes the producer before committing
+    source offsets, as for its own writes), then, when the last record is acked, one
+    atomic RocksDB ``WriteBatch`` with the persisted offset (:class:`PendingWrites`).
+    Reads see the message's own pending values, then the partition's pending flushes,
+    then RocksDB. Every write of the state table goes through here: one written another
+    way could put RocksDB ahead of the changelog.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, pending: PendingWrites | None = None) -> None:
+        self._pending = pending if pending is not None else PendingWrites()
         self._order: list[tuple[bytes, bytes | None]] = []
         self._latest: dict[bytes, bytes | None] = {}
+
+    @property
+    def pending(self) -> PendingWrites:
+        """The partition's flushes that are not in RocksDB yet."""
+        return self._pending
 
     def put(self, key: bytes, value: bytes) -> None:
         self._order.append((key, value))
@@ -314,6 +439,9 @@ class MessageWrites:
     def get(self, db: Any, key: bytes) -> bytes | None:
         if key in self._latest:
             return self._latest[key]
+        found, pending = self._pending.lookup(key)
+        if found:
+            return pending
         value: bytes | None = db.get(key)
         return value
 
@@ -323,106 +451,145 @@ class MessageWrites:
     async def flush(self, table: Any, db: Any, partition: int) -> None:
         if not self._order:
             return
-        import rocksdict
         from faust.types import TP
 
-        batch = rocksdict.WriteBatch(raw_mode=True)
-        for key, value in self._order:
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
-        db.write(batch)
         producer = table.app.producer
         topic = table.changelog_topic.get_topic_name()
-        future: Any = None
-        for key, value in self._order:
-            future = await producer.send(topic, key, value, partition, None, None)
         tp = TP(topic, partition)
+        flush = self._pending.add(db, self._order)
+        pending = self._pending
+        future: Any = None
+        try:
+            for key, value in self._order:
+                future = await producer.send(topic, key, value, partition, None, None)
+        except Exception as exc:  # any refusal leaves a partial flush
+            _stop_hard(tp, exc)
 
         def _persisted(done: Any) -> None:
             if done.cancelled() or done.exception() is not None:
-                # The producer gave up after its retries. The commit that follows could
-                # still pass these source offsets, so stop hard, like a crash: the
-                # messages are redelivered and the local state is rebuilt.
-                log.critical("changelog write to %s failed: %r; stopping", tp,
-                             None if done.cancelled() else done.exception())
-                os._exit(70)
-            with contextlib.suppress(Exception):  # partition revoked, its DB closed
-                table.data.set_persisted_offset(tp, done.result().offset)
+                _stop_hard(tp, None if done.cancelled() else done.exception())
+            try:
+                pending.acked(flush, done.result().offset)
+            except Exception as exc:  # RocksDB refused the write
+                _stop_hard(tp, exc)
 
         future.add_done_callback(_persisted)
         self._order = []
         self._latest = {}
 
 
-def due_entries(db: Any, until: int) -> Iterator[tuple[bytes, int, str, str]]:
-    """Due-index entries of one partition DB with due second ≤ ``until``, oldest first:
-    (key, due second, workspace, account id). A key-ordered range scan."""
-    start = DUE + SEP
-    stop = DUE + SEP + due_part(until + 1)
+def _stop_hard(tp: Any, why: BaseException | None) -> NoReturn:
+    """A flush could not complete (the producer gave up after its retries, or RocksDB
+    refused the batch). The commit that follows could still pass its source offsets, so
+    stop like a crash: the messages are redelivered, and the local DB, never ahead of the
+    changelog, is kept."""
+    log.critical("changelog write to %s failed: %r; stopping", tp, why)
+    os._exit(70)
+
+
+def _due_keys(db: Any, start: bytes, stop: bytes,
+              pending: PendingWrites | None) -> Iterator[bytes]:
+    """Due-index keys with ``start`` ≤ key < ``stop`` in key order: RocksDB's range with
+    the partition's pending writes over it (a pending delete hides a key)."""
     it = db.iter()
     it.seek(start)
-    while it.valid():
+
+    def stored() -> bytes | None:
+        if not it.valid():
+            return None
         key = bytes(it.key())
-        if key >= stop:
-            break
+        return key if key < stop else None
+
+    overlay = pending.due_range(start, stop) if pending is not None else []
+    key = stored()
+    for pending_key, value in overlay:
+        while key is not None and key < pending_key:
+            yield key
+            it.next()
+            key = stored()
+        if key == pending_key:
+            it.next()
+            key = stored()
+        if value is not None:
+            yield pending_key
+    while key is not None:
+        yield key
+        it.next()
+        key = stored()
+
+
+#: Just past every due-index key (the byte after the separator).
+_DUE_END = DUE + bytes([SEP[0] + 1])
+
+
+def due_entries(db: Any, until: int, pending: PendingWrites | None = None,
+                ) -> Iterator[tuple[bytes, int, str, str]]:
+    """Due-index entries of one partition with due second ≤ ``until``, oldest first:
+    (key, due second, workspace, account id). A key-ordered range scan of its RocksDB,
+    with its ``pending`` writes merged in."""
+    for key in _due_keys(db, DUE + SEP, DUE + SEP + due_part(until + 1), pending):
         due, workspace, account = parse_due_key(key)
         yield key, due, workspace, account
-        it.next()
 
 
-def first_due(db: Any, after: int = -1) -> int | None:
-    """Earliest due second later than ``after`` in one partition DB (``None``: none)."""
-    it = db.iter()
-    it.seek(DUE + SEP + b"%012d" % (after + 1) if after >= 0 else DUE + SEP)
-    if it.valid():
-        key = bytes(it.key())
-        if key.startswith(DUE + SEP):
-            return parse_due_key(key)[0]
+def first_due(db: Any, after: int = -1, pending: PendingWrites | None = None) -> int | None:
+    """Earliest due second later than ``after`` in one partition, ``pending`` writes
+    included (``None``: none)."""
+    start = DUE + SEP + b"%012d" % (after + 1) if after >= 0 else DUE + SEP
+    for key in _due_keys(db, start, _DUE_END, pending):
+        return parse_due_key(key)[0]
     return None
 
 
-def count_keys(db: Any) -> dict[str, int]:
-    """Keys per record kind in one partition DB (RocksDB scan; for gauges and tests)."""
+def count_keys(db: Any, pending: PendingWrites | None = None) -> dict[str, int]:
+    """Keys per record kind in one partition (RocksDB scan, ``pending`` writes included;
+    for gauges and tests)."""
     counts = {"account": 0, "user": 0, "due": 0}
     names = {ACCOUNT: "account", USER: "user", DUE: "due"}
     for key in db.keys():  # noqa: SIM118 - Rdict.keys() is a key-only scan
         name = names.get(bytes(key[:1]))
         if name is not None:
             counts[name] += 1
+    for key, value in (pending.writes() if pending is not None else ()):
+        name = names.get(key[:1])
+        if name is not None:
+            counts[name] += (value is not None) - (db.get(key) is not None)
     return counts
 
 
 # ------------------------------------------------------------------------- local state
 
 
-def _clean_marker(tabledir: Path) -> Path:
+def _trusted_marker(tabledir: Path) -> Path:
+    # The name predates the changelog-first writes, when only a clean shutdown left it:
+    # a worker of that time removes it when it starts, so a directory it ran on last
+    # (and may have left ahead of the changelog) is never taken for a trusted one.
     return tabledir / f"{STATE_TABLE}.clean"
 
 
-def discard_unclean_local_state(tabledir: Path) -> bool:
-    """Delete this table's local RocksDB unless the last worker left it cleanly.
+def discard_untrusted_local_state(tabledir: Path) -> bool:
+    """Delete this table's local RocksDB unless it is known to be a prefix of the changelog,
+    then mark the directory as such. Returns True when something was discarded.
 
-    Faust writes RocksDB first and the changelog afterwards, asynchronously: after a
-    ``kill -9`` the local DB may hold writes the changelog never got, and Faust would keep
-    them while the changelog (and every other replica) lacks them. The changelog is the
-    record, so local state is only trusted after a clean shutdown (which flushes the
-    producer and leaves a marker); otherwise it is rebuilt from the changelog. Returns True
-    when something was discarded. Removes the marker: a running worker is never "clean".
+    Since :class:`MessageWrites` writes the changelog first and RocksDB only once the
+    broker acknowledged it (with the persisted offset in the same batch), a partition DB
+    holds nothing the changelog lacks, even after ``kill -9``: it is kept, and Faust's
+    recovery replays only the changelog records after the offset it holds. The marker
+    says so for the directory, and stays while the worker runs. Workers before that wrote
+    RocksDB first and left the marker only after a clean shutdown, removing it when they
+    started: a directory without it may hold writes the changelog never got, and is
+    rebuilt from the changelog (the path of last resort, as for an empty directory).
     """
-    marker = _clean_marker(tabledir)
-    was_clean = marker.exists()
-    marker.unlink(missing_ok=True)
+    marker = _trusted_marker(tabledir)
     paths = [*tabledir.glob(f"{STATE_TABLE}-*.db"), *tabledir.glob(f"{STATE_TABLE}-backups")]
-    if was_clean or not paths:
-        return False
-    for path in paths:
+    discard = bool(paths) and not marker.exists()
+    for path in paths if discard else ():
         shutil.rmtree(path, ignore_errors=True)
-    return True
+    mark_trusted(tabledir)
+    return discard
 
 
-def mark_clean(tabledir: Path) -> None:
-    """Record that the local state equals the changelog (call after the final flush)."""
-    if tabledir.is_dir():
-        _clean_marker(tabledir).touch()
+def mark_trusted(tabledir: Path) -> None:
+    """Record that this directory's local state never runs ahead of its changelog."""
+    tabledir.mkdir(parents=True, exist_ok=True)
+    _trusted_marker(tabledir).touch()

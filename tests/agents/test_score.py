@@ -92,7 +92,9 @@ def test_message_writes_read_their_own_pending_values(db: Any) -> None:
     assert db.get(b"k1") == b"old", "nothing reaches RocksDB before flush"
 
 
-def test_unclean_local_state_is_discarded_and_clean_state_kept(tmp_path: Path) -> None:
+def test_local_state_of_an_older_unclean_worker_is_discarded_and_trusted_state_kept(
+    tmp_path: Path,
+) -> None:
     tabledir = tmp_path / "tables"
     partition_db = tabledir / f"{tables.STATE_TABLE}-0.db"
     partition_db.mkdir(parents=True)
@@ -100,14 +102,24 @@ def test_unclean_local_state_is_discarded_and_clean_state_kept(tmp_path: Path) -
     other = tabledir / "resolve-state-0.db"
     other.mkdir()
 
-    tables.mark_clean(tabledir)
-    assert not tables.discard_unclean_local_state(tabledir)
-    assert partition_db.exists()
-    # Running now: the marker is gone, so a crash from here on is detected.
-    assert tables.discard_unclean_local_state(tabledir)
+    # No marker: left by a worker that wrote RocksDB before the changelog and never
+    # stopped cleanly (it removed the marker when it started).
+    assert tables.discard_untrusted_local_state(tabledir)
     assert not partition_db.exists()
     assert other.exists(), "only this table's state is touched"
-    assert not tables.discard_unclean_local_state(tabledir), "nothing left to discard"
+
+    # From now on the directory is trusted, also after a kill -9 (the marker stays).
+    partition_db.mkdir()
+    assert not tables.discard_untrusted_local_state(tabledir)
+    assert not tables.discard_untrusted_local_state(tabledir)
+    assert partition_db.exists()
+
+
+def test_an_empty_directory_is_marked_trusted(tmp_path: Path) -> None:
+    tabledir = tmp_path / "absent" / "tables"
+    assert not tables.discard_untrusted_local_state(tabledir), "nothing to discard"
+    (tabledir / f"{tables.STATE_TABLE}-1.db").mkdir()
+    assert not tables.discard_untrusted_local_state(tabledir)
 
 
 def _processor(replay: bool) -> ScoreProcessor:

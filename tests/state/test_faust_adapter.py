@@ -62,6 +62,24 @@ async def test_each_partition_db_keeps_the_changelog_offset_it_holds(app: faust.
     assert table.data.persisted_offset(TP(tp.topic, 0)) is None
 
 
+async def test_a_persisted_offset_written_in_a_batch_is_the_one_faust_reads(
+    app: faust.App,
+) -> None:
+    import rocksdict
+
+    table = _table(app)
+    tp = TP(table.changelog_topic.get_topic_name(), 1)
+    batch = rocksdict.WriteBatch(raw_mode=True)
+    batch.put(b"k", b"v")
+    batch.put(*faust_adapter.persisted_offset_entry(57))
+    faust_adapter.partition_db(table, 1).write(batch)
+    assert table.data.persisted_offset(tp) == 57
+    table.data.set_persisted_offset(tp, 58)  # and Faust's own write is the same key
+    assert faust_adapter.partition_db(table, 1).get(
+        faust_adapter.persisted_offset_entry(0)[0]) == b"58"
+    assert list(table.data._visible_keys(faust_adapter.partition_db(table, 1))) == [b"k"]
+
+
 async def test_changelog_records_a_partition_db_holds_are_not_applied_again(app: faust.App) -> None:
     table = _table(app)
     topic = table.changelog_topic.get_topic_name()
