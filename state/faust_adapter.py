@@ -153,14 +153,16 @@ def restore_before_recovery(
     recovery = cast(Any, app.tables).recovery  # TableManagerT does not declare it
     build_offsets = recovery._build_offsets
     changelog = table.changelog_topic.get_topic_name()
-    store = cast(Any, table).data
-    offset_key: bytes = type(store).offset_key
+    offset_key = persisted_offset_entry(0)[0]
     budget = 0.5 * float(app.conf.broker_request_timeout)
 
     async def restore_then_build(consumer: Any, tps: Any, destination: Any,
                                  title: str) -> None:
         mine = {tp.partition: tp for tp in tps if tp.topic == changelog}
         if title == "active" and mine:
+            # Not before: the store is made the first time it is asked for, and only the
+            # running worker may make it (after its local state has been checked).
+            store = cast(Any, table).data
             reached = await restore(changelog,
                                     {p: destination.get(tp) for p, tp in mine.items()},
                                     time.monotonic() + budget, store._db_for_partition,
