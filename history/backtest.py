@@ -61,6 +61,7 @@ from history.importers import (
     read_outcomes,
 )
 from scoring.config import ScoringConfig, load_config
+from scoring.i18n import N_
 from scoring.replay import Replay
 from scoring.vocabulary import NON_ACTIVITY
 from state.aggregates import DAY, SignalState
@@ -561,12 +562,20 @@ MODELS: dict[str, RiskFn] = {"score": lambda s: 100.0 - s.score, **BASELINES}
 SCORED_MODELS = ("score", "calibrated", "learned_logistic", "learned_boosting")
 
 
+NO_LOGINS = N_("not computable", "no Logged In event in the 30 days before any assessment")
+ONE_SEAT = N_("not computable",
+              "one seat per account, so the share of seats active says no more than recency")
+ALL_ALIKE = N_("not computable", "every account has the same value")
+NOT_COMPUTABLE = (NO_LOGINS, ONE_SEAT, ALL_ALIKE)
+"""Why a baseline was not computed: English in the JSON, said again by the report."""
+
+
 def _why_not_computable(name: str, rows: Sequence[Snapshot]) -> str:
     if name == "baseline_logins" and not any(s.logins_30d for s in rows):
-        return "no Logged In event in the 30 days before any assessment"
+        return NO_LOGINS
     if name == "baseline_active_users" and all(s.seats <= 1 for s in rows):
-        return "one seat per account, so the share of seats active says no more than recency"
-    return "every account has the same value"
+        return ONE_SEAT
+    return ALL_ALIKE
 
 
 def best_baseline(models: dict[str, dict[str, Any]]) -> str | None:

@@ -17,6 +17,7 @@ from typing import Any
 from babel.lists import format_list
 
 from history import plots
+from history.backtest import NOT_COMPUTABLE
 from scoring.config import LocaleSettings
 from scoring.i18n import N_, Translator, translator
 from scoring.labels import band_label, component_label
@@ -356,22 +357,9 @@ def _horizon_lines(h: dict[str, Any], t: Translator) -> list[str]:
     return lines
 
 
-#: Why a baseline could not be computed (history.backtest says it in English, which the
-#: JSON keeps): said again in the reader's language.
-_WHY = {
-    "no Logged In event in the 30 days before any assessment": N_(
-        "not computable", "no Logged In event in the 30 days before any assessment"),
-    "one seat per account, so the share of seats active says no more than recency": N_(
-        "not computable",
-        "one seat per account, so the share of seats active says no more than recency"),
-    "every account has the same value": N_("not computable",
-                                           "every account has the same value"),
-}
-
-
 def _why(text: str, t: Translator) -> str:
-    known = _WHY.get(text)
-    return text if known is None else t.pgettext("not computable", known)
+    """Why a baseline was not computed (the JSON's English) in ``t``'s language."""
+    return t.pgettext("not computable", text) if text in NOT_COMPUTABLE else text
 
 
 _CSS = """
