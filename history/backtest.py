@@ -60,8 +60,8 @@ from history.importers import (
     import_events,
     read_outcomes,
 )
+from history.report import ALL_ALIKE, NO_LOGINS, ONE_SEAT
 from scoring.config import ScoringConfig, load_config
-from scoring.i18n import N_
 from scoring.replay import Replay
 from scoring.vocabulary import NON_ACTIVITY
 from state.aggregates import DAY, SignalState
@@ -560,14 +560,6 @@ MODELS: dict[str, RiskFn] = {"score": lambda s: 100.0 - s.score, **BASELINES}
 
 # Rankings that are compared with the best baseline, when present.
 SCORED_MODELS = ("score", "calibrated", "learned_logistic", "learned_boosting")
-
-
-NO_LOGINS = N_("not computable", "no Logged In event in the 30 days before any assessment")
-ONE_SEAT = N_("not computable",
-              "one seat per account, so the share of seats active says no more than recency")
-ALL_ALIKE = N_("not computable", "every account has the same value")
-NOT_COMPUTABLE = (NO_LOGINS, ONE_SEAT, ALL_ALIKE)
-"""Why a baseline was not computed: English in the JSON, said again by the report."""
 
 
 def _why_not_computable(name: str, rows: Sequence[Snapshot]) -> str:

@@ -17,7 +17,6 @@ from typing import Any
 from babel.lists import format_list
 
 from history import plots
-from history.backtest import NOT_COMPUTABLE
 from scoring.config import LocaleSettings
 from scoring.i18n import N_, Translator, translator
 from scoring.labels import band_label, component_label
@@ -87,6 +86,12 @@ CHURN_REASON_LABELS = {
     "other": N_("churn reason", "other"),
     "unknown": N_("churn reason", "unknown"),
 }
+NO_LOGINS = N_("not computable", "no Logged In event in the 30 days before any assessment")
+ONE_SEAT = N_("not computable",
+              "one seat per account, so the share of seats active says no more than recency")
+ALL_ALIKE = N_("not computable", "every account has the same value")
+NOT_COMPUTABLE = (NO_LOGINS, ONE_SEAT, ALL_ALIKE)
+"""Why the backtest could not compute a baseline: English in its JSON, said again here."""
 CHARTED = ("score", "calibrated", "learned_logistic", "learned_boosting")
 TOP_SHARE = 10  # percent: the "top 10%" every figure of the report is cut at
 
