@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCES = (
     "scoring/explain.py", "scoring/labels.py", "scoring/attention.py", "scoring/i18n.py",
     "agents/page.py", "agents/sinks/slack.py", "agents/sinks/digest.py",
+    "history/report.py", "history/plots.py", "history/calibrate.py", "history/business.py",
+    "history/backtest.py",
 )
 """Modules whose messages are in the catalogues (paths from the repository root)."""
 

@@ -60,6 +60,7 @@ from history.importers import (
     import_events,
     read_outcomes,
 )
+from history.report import ALL_ALIKE, NO_LOGINS, ONE_SEAT
 from scoring.config import ScoringConfig, load_config
 from scoring.replay import Replay
 from scoring.vocabulary import NON_ACTIVITY
@@ -563,10 +564,10 @@ SCORED_MODELS = ("score", "calibrated", "learned_logistic", "learned_boosting")
 
 def _why_not_computable(name: str, rows: Sequence[Snapshot]) -> str:
     if name == "baseline_logins" and not any(s.logins_30d for s in rows):
-        return "no Logged In event in the 30 days before any assessment"
+        return NO_LOGINS
     if name == "baseline_active_users" and all(s.seats <= 1 for s in rows):
-        return "one seat per account, so the share of seats active says no more than recency"
-    return "every account has the same value"
+        return ONE_SEAT
+    return ALL_ALIKE
 
 
 def best_baseline(models: dict[str, dict[str, Any]]) -> str | None:
@@ -767,7 +768,7 @@ def result_dict(
 
 def add_common_arguments(parser: Any) -> None:
     """Arguments shared by ``backtest`` and ``calibrate``."""
-    from history.cli_args import checked
+    from history.cli_args import add_language_argument, checked
 
     parser.add_argument("events", type=Path,
                         help="history: Segment JSON lines (.jsonl[.gz]) or CSV (.csv[.gz])")
@@ -780,7 +781,7 @@ def add_common_arguments(parser: Any) -> None:
     parser.add_argument("--horizons", default="90,60,30", type=checked(horizons_from),
                         help="days before the outcome to assess at, comma-separated")
     parser.add_argument("--intervention-cost", type=float, default=500.0,
-                        help="USD per account contacted")
+                        help="cost per account contacted, in the scoring config's currency")
     parser.add_argument("--save-rate", type=float, default=0.3,
                         help="share of contacted would-be churners who stay")
     parser.add_argument("--margin", type=float, default=0.8, help="gross margin on ARR")
@@ -797,6 +798,7 @@ def add_common_arguments(parser: Any) -> None:
                         help="the workers' per-workspace files: without --config, the "
                         "history is scored under its workspace's own [scoring] "
                         "(default: TELLTALE_WORKSPACES_DIR)")
+    add_language_argument(parser)
 
 
 def scoring_config_for(config: Path | None, workspaces_dir: Path | None,
@@ -861,9 +863,10 @@ def default_jobs() -> int:
 def run(args: Any) -> int:
     import orjson
 
-    from history.report import terminal_summary, write_html
+    from history.report import reader, terminal_summary, where_written, write_html
 
     config = scoring_config_for(args.config, args.workspaces_dir, args.workspace)
+    t = reader(args.language, config.locale)
     horizons = horizons_from(args.horizons)
     outcomes = read_outcomes(args.outcomes)
     source = HistorySource(args.events, args.workspace, args.columns)
@@ -872,8 +875,10 @@ def run(args: Any) -> int:
     result = result_dict(replayed, outcomes, config, horizons, params_from(args))
     result["import"] = report.summary()
     args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
-    page = write_html(result, args.report, title="Does the health score predict churn?")
+    page = write_html(result, args.report, t.gettext("Does the health score predict churn?"),
+                      t)
     print(report.summary(), file=sys.stderr)
-    print(terminal_summary(result))
-    print(f"\nJSON: {args.json}\nReport: {page}")
+    print(terminal_summary(result, t))
+    print()
+    print(where_written(args.json, page, t))
     return 0

@@ -20,6 +20,7 @@ Definitions (the usual SaaS ones):
 from __future__ import annotations
 
 import asyncio
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,9 +29,11 @@ from typing import Any
 
 from history.churn import UNKNOWN_REASON, ChurnEvidence
 from history.importers import OutcomeRecord
+from scoring.i18n import Translator, translator
 from streams.events import Event, EventType
 
 DAY = 86_400.0
+ENGLISH = translator()
 
 
 def _month(d: date) -> str:
@@ -305,60 +308,124 @@ def _next_day(d: date) -> date:
     return date.fromordinal(d.toordinal() + 1)
 
 
-def format_summary(metrics: dict[str, Any]) -> str:
-    """Plain-text summary for the terminal."""
+def format_summary(metrics: dict[str, Any], t: Translator = ENGLISH) -> str:
+    """Plain-text summary for the terminal, in ``t``'s language and currency."""
+    from history.report import churn_reason_label, churn_type_label, day
+
     if not metrics.get("months"):
-        return "no events in the history"
+        return t.gettext("no events in the history")
+    pct = t.percent
+    period = metrics["period"]
     lines = [
-        f"History {metrics['period']['start']} to {metrics['period']['end']}, "
-        f"{metrics['accounts']} accounts",
-        f"Monthly churn rate (average): {metrics['monthly_churn_rate']:.2%}  "
-        f"(annualised {metrics['annual_churn_rate']:.1%})",
+        t.ngettext("History %(start)s to %(end)s, %(count)s account",
+                   "History %(start)s to %(end)s, %(count)s accounts", metrics["accounts"],
+                   start=day(date.fromisoformat(period["start"]), t),
+                   end=day(date.fromisoformat(period["end"]), t)),
+        t.gettext("Monthly churn rate (average): %(monthly)s  (annualised %(annual)s)",
+                  monthly=pct(100 * metrics["monthly_churn_rate"], 2),
+                  annual=pct(100 * metrics["annual_churn_rate"], 1)),
     ]
     ret = metrics["retention"]
     if ret["grr"] is not None:
-        lines.append(
-            f"Renewals: {ret['renewals']} worth ${ret['arr_up_for_renewal']:,.0f} ARR; "
-            f"gross revenue retention {ret['grr']:.1%}, net revenue retention {ret['nrr']:.1%}"
-        )
-    for key, title in (("churn_by_type", "type"), ("churn_by_reason", "reason")):
+        lines.append(t.ngettext(
+            "Renewals: %(count)s worth %(arr)s ARR; gross revenue retention %(grr)s, net "
+            "revenue retention %(nrr)s",
+            "Renewals: %(count)s worth %(arr)s ARR; gross revenue retention %(grr)s, net "
+            "revenue retention %(nrr)s", ret["renewals"],
+            arr=t.money(round(ret["arr_up_for_renewal"])), grr=pct(100 * ret["grr"], 1),
+            nrr=pct(100 * ret["nrr"], 1)))
+    for key, label in (("churn_by_type", churn_type_label),
+                       ("churn_by_reason", churn_reason_label)):
         for row in metrics.get(key) or []:
-            lines.append(
-                f"Churn by {title}, {row['group']}: {row['accounts']} accounts "
-                f"({row['churn_rate']:.1%} of renewals), ${row['arr_lost']:,.0f} ARR lost "
-                f"({row['share_of_arr_lost']:.1%}); without it GRR {row['grr_without']:.1%}, "
-                f"NRR {row['nrr_without']:.1%}")
+            figures = {"group": label(row["group"], t), "rate": pct(100 * row["churn_rate"], 1),
+                       "lost": t.money(round(row["arr_lost"])),
+                       "share": pct(100 * row["share_of_arr_lost"], 1),
+                       "grr": pct(100 * row["grr_without"], 1),
+                       "nrr": pct(100 * row["nrr_without"], 1)}
+            if key == "churn_by_type":
+                lines.append(t.ngettext(
+                    "Churn by type, %(group)s: %(count)s account (%(rate)s of renewals), "
+                    "%(lost)s ARR lost (%(share)s); without it GRR %(grr)s, NRR %(nrr)s",
+                    "Churn by type, %(group)s: %(count)s accounts (%(rate)s of renewals), "
+                    "%(lost)s ARR lost (%(share)s); without it GRR %(grr)s, NRR %(nrr)s",
+                    row["accounts"], **figures))
+            else:
+                lines.append(t.ngettext(
+                    "Churn by reason, %(group)s: %(count)s account (%(rate)s of renewals), "
+                    "%(lost)s ARR lost (%(share)s); without it GRR %(grr)s, NRR %(nrr)s",
+                    "Churn by reason, %(group)s: %(count)s accounts (%(rate)s of renewals), "
+                    "%(lost)s ARR lost (%(share)s); without it GRR %(grr)s, NRR %(nrr)s",
+                    row["accounts"], **figures))
     clv = metrics["clv"]
     if clv and clv["clv"] is not None:
-        lines.append(f"Customer lifetime value: ${clv['clv']:,.0f} (average ARR "
-                     f"${clv['average_arr']:,.0f}, margin {clv['margin']:.0%})")
+        lines.append(t.gettext(
+            "Customer lifetime value: %(clv)s (average ARR %(arr)s, margin %(margin)s)",
+            clv=t.money(round(clv["clv"])), arr=t.money(round(clv["average_arr"])),
+            margin=pct(100 * clv["margin"])))
     lines.append("")
-    lines.append("month     customers  lost  churn   NPS (n)        active users  days/user")
+    lines.extend(_monthly_table(metrics, t))
+    lines.append("")
+    lines.extend(_cohort_table(metrics, t))
+    return "\n".join(lines)
+
+
+def _month_label(month: str, t: Translator, pattern: str = "MMM y") -> str:
+    """A ``YYYY-MM`` month as the locale writes it; English keeps the ISO month."""
+    if t.language == "en":
+        return month if pattern == "MMM y" else month[2:]
+    from babel.dates import format_date
+
+    return format_date(date.fromisoformat(month + "-01"), pattern, locale=t.locale)
+
+
+def _quarter_label(quarter: str, t: Translator) -> str:
+    """A ``YYYY-Qn`` cohort as the locale writes it (2024-Q4 / T4 2024)."""
+    year, _, q = quarter.partition("-Q")
+    return t.pgettext("quarter", "%(year)s-Q%(quarter)s", year=year, quarter=q)
+
+
+def _monthly_table(metrics: dict[str, Any], t: Translator) -> list[str]:
+    head = (t.pgettext("metrics table", "month"), t.pgettext("metrics table", "customers"),
+            t.pgettext("metrics table", "lost"), t.pgettext("metrics table", "churn"),
+            t.pgettext("metrics table", "NPS (n)"),
+            t.pgettext("metrics table", "active users"),
+            t.pgettext("metrics table", "days/user"))
+    lines = [f"{head[0]:<9} {head[1]:>10}  {head[2]:>4}  {head[3]:<5}   {head[4]:<14} "
+             f"{head[5]:>12}  {head[6]:>9}".rstrip()]
     for churn, nps, eng in zip(metrics["churn"], metrics["nps"], metrics["engagement"],
                                strict=True):
-        rate = "-" if churn["churn_rate"] is None else f"{churn['churn_rate']:.1%}"
+        rate = "-" if churn["churn_rate"] is None else t.percent(100 * churn["churn_rate"], 1)
         score = "-" if nps["nps"] is None else f"{nps['nps']:+.0f}"
         per_user = ("-" if eng["active_days_per_user"] is None
-                    else f"{eng['active_days_per_user']:.1f}")
+                    else t.fixed(eng["active_days_per_user"], 1))
         lines.append(
-            f"{churn['month']}  {churn['customers_at_start']:>9}  {churn['lost']:>4}  "
-            f"{rate:>5}   {score:>4} ({nps['responses']:>4})   "
+            f"{_month_label(churn['month'], t):<9} {churn['customers_at_start']:>10}  "
+            f"{churn['lost']:>4}  {rate:>5}   {score:>4} ({nps['responses']:>4})   "
             f"{eng['monthly_active_users']:>12}  {per_user:>9}"
         )
-    lines.append("")
+    return lines
+
+
+def _cohort_table(metrics: dict[str, Any], t: Translator) -> list[str]:
     months = metrics["cohorts"]["months"]
-    lines.append("Cohort retention (share of the cohort still a customer at month end)")
-    lines.append("cohort    accounts  " + " ".join(m[2:] for m in months))
+    cohort, accounts = (t.pgettext("metrics table", "cohort"),
+                        t.pgettext("metrics table", "accounts"))
+    lines = [t.gettext("Cohort retention (share of the cohort still a customer at month end)"),
+             f"{cohort:<9} {accounts:>8}  "
+             + " ".join(f"{_month_label(m, t, 'MM/yy'):>5}" for m in months)]
     for row in metrics["cohorts"]["rows"]:
-        cells = " ".join("  -  " if v is None else f"{v:5.0%}" for v in row["retained"])
-        lines.append(f"{row['cohort']:<9} {row['accounts']:>8}  {cells}")
-    return "\n".join(lines)
+        cells = " ".join("  -  " if v is None else f"{t.percent(100 * v):>5}"
+                         for v in row["retained"])
+        lines.append(f"{_quarter_label(row['cohort'], t):<9} {row['accounts']:>8}  {cells}")
+    return lines
 
 
 # --------------------------------------------------------------------------- CLI
 
 
 def add_parser(subparsers: Any) -> Any:
+    from history.cli_args import add_language_argument
+
     parser = subparsers.add_parser(
         "metrics", help="business metrics of a history: churn, GRR/NRR, cohorts, NPS, CLV",
         description="Compute business metrics from an events file and an outcomes CSV.",
@@ -367,6 +434,15 @@ def add_parser(subparsers: Any) -> Any:
     parser.add_argument("--outcomes", type=_path, required=True, help="outcomes CSV")
     parser.add_argument("--workspace", default="default", help="workspace name")
     parser.add_argument("--margin", type=float, default=0.8, help="gross margin for CLV")
+    parser.add_argument("--config", type=_path, default=None,
+                        help="scoring config TOML whose [locale] the summary is written in "
+                        "(default: the workspace's own in --workspaces-dir, else the "
+                        "shipped one)")
+    parser.add_argument("--workspaces-dir", type=_path,
+                        default=os.environ.get("TELLTALE_WORKSPACES_DIR") or None,
+                        help="the workers' per-workspace files, for the workspace's "
+                        "[locale] (default: TELLTALE_WORKSPACES_DIR)")
+    add_language_argument(parser)
     parser.add_argument("--json", type=_path, default=None, help="also write the metrics here")
     parser.add_argument("--publish", action="store_true",
                         help="also store them in Redis (TELLTALE_REDIS_URL) for the API's "
@@ -384,16 +460,20 @@ def _path(value: str) -> Any:
 def run(args: Any) -> int:
     import orjson
 
+    from history.backtest import scoring_config_for
     from history.importers import import_events, read_outcomes
+    from history.report import reader
 
+    locale = scoring_config_for(args.config, args.workspaces_dir, args.workspace).locale
+    t = reader(args.language, locale)
     outcomes = read_outcomes(args.outcomes)
     metrics = compute(import_events(args.events, args.workspace), outcomes, margin=args.margin)
-    print(format_summary(metrics))
+    print(format_summary(metrics, t))
     if args.json is not None:
         args.json.write_bytes(orjson.dumps(metrics, option=orjson.OPT_INDENT_2))
     if args.publish:
         where = asyncio.run(publish(metrics, args.workspace, args.events.name))
-        print(f"published to {where}")
+        print(t.gettext("published to %(where)s", where=where))
     return 0
 
 

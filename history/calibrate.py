@@ -44,7 +44,9 @@ from history.backtest import (
 from history.evaluation import ProfitParams, brier_score, reliability_curve
 from history.importers import OutcomeRecord, OutcomesError
 from history.learned import learned_models
+from history.report import ENGLISH, day
 from scoring.config import Bands, ScoringConfig, dump_config
+from scoring.i18n import N_, Translator
 from scoring.scores import split_points
 
 MIN_WEIGHT = 2
@@ -141,8 +143,13 @@ class Calibration:
     bands_before: tuple[int, int]
     bands_after: tuple[int, int]
     probability: list[dict[str, float]]
-    explanation: str
+    explanation: str  # in English, as the JSON keeps it; explain(t) for another language
     probability_model: tuple[float, float] = (0.0, 0.0)  # logit = a + b × score / 100
+    story: Story | None = None  # what the explanation is said from
+
+    def explain(self, t: Translator = ENGLISH) -> str:
+        """What the calibration learnt, in ``t``'s language."""
+        return self.explanation if self.story is None else explain(self.story, t)
 
     def churn_probability(self, score: float) -> float:
         """Churn probability of an account at this (calibrated) score, as learnt."""
@@ -179,13 +186,26 @@ def _is_train(s: Snapshot, split: date) -> bool:
     return date.fromisoformat(s.outcome_date) <= split
 
 
+@dataclass(frozen=True, slots=True)
+class BandEvidence:
+    """Why the bands moved or stayed: ``outcome`` is ``few`` (too few outcomes), ``unclear``
+    (no score level separated churners clearly enough) or ``separated``, with the training
+    churn rates (0-1) under the new watch level, overall, and from the new healthy one."""
+
+    outcome: str
+    below_rate: float = 0.0
+    below_assessments: int = 0
+    base_rate: float = 0.0
+    above_rate: float = 0.0
+
+
 def _thresholds(
     scores: Sequence[float], churned: Sequence[bool], current: Bands
-) -> tuple[int, int, str]:
+) -> tuple[int, int, BandEvidence]:
     n = len(scores)
     base = sum(churned) / n if n else 0.0
     if n < 20 or base <= 0:
-        return current.watch, current.healthy, "too few outcomes to move the bands"
+        return current.watch, current.healthy, BandEvidence("few")
     pairs = sorted(zip(scores, churned, strict=True))
     # At risk: the largest group of lowest scores, at most a quarter of the accounts (a
     # list a team can work through), whose churn rate is at least twice the average.
@@ -209,16 +229,11 @@ def _thresholds(
                 healthy = t
                 break
     if watch is None or healthy is None:
-        return current.watch, current.healthy, (
-            "no score level separated churners clearly enough to move the bands")
+        return current.watch, current.healthy, BandEvidence("unclear")
     below = [c for s, c in pairs if s < watch]
     above = [c for s, c in pairs if s >= healthy]
-    why = (
-        f"in training, accounts scoring under {watch} churned at "
-        f"{sum(below) / len(below):.0%} ({len(below)} assessments) against {base:.0%} overall, "
-        f"and accounts at {healthy} or more at {sum(above) / len(above):.0%}"
-    )
-    return watch, healthy, why
+    return watch, healthy, BandEvidence("separated", sum(below) / len(below), len(below),
+                                        base, sum(above) / len(above))
 
 
 def calibrate(
@@ -289,10 +304,13 @@ def calibrate(
     weight_table = {
         n: {"before": d, "after": w} for n, d, w in zip(names, default_w, weights, strict=True)
     }
-    text = _explain(
-        names, default_w, weights, share_means, len({s.account_id for s in train}),
-        train_churned, len(train), split, alpha, (config.bands.watch, config.bands.healthy),
-        (watch, healthy), band_why, probability, len(test_accounts),
+    story = Story(
+        names=tuple(names), before=tuple(default_w), after=tuple(weights),
+        share_means=share_means, train_accounts=len({s.account_id for s in train}),
+        train_churned_rows=train_churned, train_rows=len(train), split=split, alpha=alpha,
+        bands_before=(config.bands.watch, config.bands.healthy), bands_after=(watch, healthy),
+        bands_why=band_why, probability=tuple(probability),
+        test_accounts=len(test_accounts),
     )
     return Calibration(
         config=new_config,
@@ -306,76 +324,132 @@ def calibrate(
         bands_before=(config.bands.watch, config.bands.healthy),
         bands_after=(watch, healthy),
         probability=probability,
-        explanation=text,
+        explanation=explain(story),
         probability_model=(a, c[0]),
+        story=story,
     )
 
 
 _PLAIN = {
-    "active_seats": "share of seats in use",
-    "power_users": "power users staying active",
-    "engagement": "weighted engagement and its trend",
-    "core_features": "core-feature use trend",
-    "support": "support friction",
-    "financial": "billing trouble",
-    "relationship": "NPS and meetings",
+    "active_seats": N_("component in words", "share of seats in use"),
+    "power_users": N_("component in words", "power users staying active"),
+    "engagement": N_("component in words", "weighted engagement and its trend"),
+    "core_features": N_("component in words", "core-feature use trend"),
+    "support": N_("component in words", "support friction"),
+    "financial": N_("component in words", "billing trouble"),
+    "relationship": N_("component in words", "NPS and meetings"),
 }
 
 
-def _explain(
-    names: list[str], before: list[int], after: list[int],
-    share_means: dict[str, dict[str, float]], train_accounts: int, train_churned_rows: int,
-    train_rows: int, split: date, alpha: float, bands_before: tuple[int, int],
-    bands_after: tuple[int, int], band_why: str, probability: list[dict[str, float]],
-    test_accounts: int,
-) -> str:
-    parts = [
-        f"Learnt from {train_accounts} renewals and churns up to {split.isoformat()} "
-        f"({train_rows} assessments, {train_churned_rows} of them of accounts that churned); "
-        f"checked on the {test_accounts} that came after, which the fit never saw."
-    ]
-    if alpha <= 0:
-        parts.append("No component separated churners from renewers, so the weights stay "
-                     "as they were.")
+@dataclass(frozen=True, slots=True)
+class Story:
+    """What a calibration learnt, as figures: the explanation is said from these in any
+    language. Weights in points, shares and ``alpha`` 0-1, ``split`` the last training
+    outcome's date."""
+
+    names: tuple[str, ...]
+    before: tuple[int, ...]
+    after: tuple[int, ...]
+    share_means: dict[str, dict[str, float]]
+    train_accounts: int
+    train_churned_rows: int
+    train_rows: int
+    split: date
+    alpha: float
+    bands_before: tuple[int, int]
+    bands_after: tuple[int, int]
+    bands_why: BandEvidence
+    probability: tuple[dict[str, float], ...]
+    test_accounts: int
+
+
+def explain(story: Story, t: Translator = ENGLISH) -> str:
+    """The calibration in a paragraph a CS lead can read: what it learnt from, how much
+    the fit counts, each weight that moved and why, the bands, the churn probability."""
+    pct = t.percent
+    parts = [t.ngettext(
+        "Learnt from %(count)s renewal or churn up to %(split)s (%(rows)s); checked on the "
+        "%(test)s that came after, which the fit never saw.",
+        "Learnt from %(count)s renewals and churns up to %(split)s (%(rows)s); checked on the "
+        "%(test)s that came after, which the fit never saw.", story.train_accounts,
+        split=day(story.split, t), test=story.test_accounts,
+        rows=t.ngettext("%(count)s assessment, %(churned)s of them of accounts that churned",
+                        "%(count)s assessments, %(churned)s of them of accounts that churned",
+                        story.train_rows, churned=story.train_churned_rows))]
+    if story.alpha <= 0:
+        parts.append(t.gettext("No component separated churners from renewers, so the weights "
+                               "stay as they were."))
     else:
-        parts.append(
-            f"The fitted weights count for {alpha:.0%} and the current ones for the rest "
-            "(the fewer churners there are to learn from, the more the current weights hold)."
-        )
-    moves = sorted(
-        zip(names, before, after, strict=True), key=lambda t: -abs(t[2] - t[1])
-    )
+        parts.append(t.gettext(
+            "The fitted weights count for %(share)s and the current ones for the rest (the "
+            "fewer churners there are to learn from, the more the current weights hold).",
+            share=pct(100 * story.alpha)))
+    moves = sorted(zip(story.names, story.before, story.after, strict=True),
+                   key=lambda m: -abs(m[2] - m[1]))
     for n, b, a in moves:
-        if a == b:
-            continue
-        m = share_means[n]
-        gap = m["retained"] - m["churned"]
-        if a > b:
-            why = (f"accounts that churned earned {m['churned']:.0%} of these points against "
-                   f"{m['retained']:.0%} for those that stayed")
-        elif gap <= 0.01:
-            why = ("it told churners and renewers apart no better than chance "
-                   f"({m['churned']:.0%} vs {m['retained']:.0%} of its points)")
-        else:
-            why = (f"other components already carry what it says ({m['churned']:.0%} vs "
-                   f"{m['retained']:.0%} of its points)")
-        direction = "up" if a > b else "down"
-        plain = _PLAIN.get(n, n)
-        parts.append(f"{plain[0].upper()}{plain[1:]} ({n}) {direction} from {b} to {a} "
-                     f"points: {why}.")
-    if bands_after != bands_before:
-        parts.append(
-            f"Bands: at risk below {bands_after[0]} (was {bands_before[0]}), healthy from "
-            f"{bands_after[1]} (was {bands_before[1]}), because {band_why}."
-        )
-    else:
-        parts.append(f"Bands unchanged ({band_why}).")
-    probs = ", ".join(
-        f"{p['score']:.0f} → {p['churn_probability']:.0%}" for p in probability
-    )
-    parts.append(f"On this history, the calibrated score maps to a churn probability as "
-                 f"follows: {probs}.")
+        if a != b:
+            parts.append(_weight_moved(n, b, a, story.share_means[n], t))
+    parts.append(_bands_said(story, t))
+    probs = ", ".join(f"{p['score']:.0f} → {pct(100 * p['churn_probability'])}"
+                      for p in story.probability)
+    parts.append(t.gettext("On this history, the calibrated score maps to a churn probability "
+                           "as follows: %(probabilities)s.", probabilities=probs))
     return " ".join(parts)
+
+
+def _weight_moved(name: str, before: int, after: int, means: dict[str, float],
+                  t: Translator) -> str:
+    churned, retained = t.percent(100 * means["churned"]), t.percent(100 * means["retained"])
+    if after > before:
+        why = t.gettext("accounts that churned earned %(churned)s of these points against "
+                        "%(retained)s for those that stayed", churned=churned,
+                        retained=retained)
+    elif means["retained"] - means["churned"] <= 0.01:
+        why = t.gettext("it told churners and renewers apart no better than chance "
+                        "(%(churned)s vs %(retained)s of its points)", churned=churned,
+                        retained=retained)
+    else:
+        why = t.gettext("other components already carry what it says (%(churned)s vs "
+                        "%(retained)s of its points)", churned=churned, retained=retained)
+    plain = _PLAIN.get(name)
+    said = name if plain is None else t.pgettext("component in words", plain)
+    said = said[:1].upper() + said[1:]
+    if after > before:
+        return t.ngettext("%(component)s (%(name)s) up from %(before)s to %(count)s point: "
+                          "%(why)s.",
+                          "%(component)s (%(name)s) up from %(before)s to %(count)s points: "
+                          "%(why)s.", after, component=said, name=name, before=before,
+                          why=why)
+    return t.ngettext("%(component)s (%(name)s) down from %(before)s to %(count)s point: "
+                      "%(why)s.",
+                      "%(component)s (%(name)s) down from %(before)s to %(count)s points: "
+                      "%(why)s.", after, component=said, name=name, before=before, why=why)
+
+
+def _bands_said(story: Story, t: Translator) -> str:
+    why = story.bands_why
+    if why.outcome == "few":
+        reason = t.gettext("too few outcomes to move the bands")
+    elif why.outcome == "unclear":
+        reason = t.gettext("no score level separated churners clearly enough to move the "
+                           "bands")
+    else:
+        reason = t.ngettext(
+            "in training, accounts scoring under %(watch)s churned at %(below)s (%(count)s "
+            "assessment) against %(base)s overall, and accounts at %(healthy)s or more at "
+            "%(above)s",
+            "in training, accounts scoring under %(watch)s churned at %(below)s (%(count)s "
+            "assessments) against %(base)s overall, and accounts at %(healthy)s or more at "
+            "%(above)s", why.below_assessments, watch=story.bands_after[0],
+            healthy=story.bands_after[1], below=t.percent(100 * why.below_rate),
+            base=t.percent(100 * why.base_rate), above=t.percent(100 * why.above_rate))
+    if story.bands_after == story.bands_before:
+        return t.gettext("Bands unchanged (%(why)s).", why=reason)
+    return t.gettext("Bands: at risk below %(watch)s (was %(watch_before)s), healthy from "
+                     "%(healthy)s (was %(healthy_before)s), because %(why)s.",
+                     watch=story.bands_after[0], watch_before=story.bands_before[0],
+                     healthy=story.bands_after[1], healthy_before=story.bands_before[1],
+                     why=reason)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -472,6 +546,8 @@ def run_calibration(
         f"renewals and churns after {split.isoformat()} only; the calibrated weights were "
         "learnt from the ones before."
     ]
+    # the same note as figures, which the report says in its own language
+    result["out_of_time"] = {"outcomes": len(test_outcomes), "split_date": split.isoformat()}
     # the calibrated score's own bands on the test set
     cal_bands = {(s.account_id, s.horizon_days): s.band for s in second.snapshots}
     for h in result["horizons"]:
@@ -519,9 +595,10 @@ def run(args: Any) -> int:
 
     from history.backtest import horizons_from, params_from, scoring_config_for
     from history.importers import read_outcomes
-    from history.report import terminal_summary, write_html
+    from history.report import reader, terminal_summary, where_written, write_html
 
     config = scoring_config_for(args.config, args.workspaces_dir, args.workspace)
+    t = reader(args.language, config.locale)
     outcomes = read_outcomes(args.outcomes)
     source = HistorySource(args.events, args.workspace, args.columns)
     calibration, result = run_calibration(
@@ -531,12 +608,17 @@ def run(args: Any) -> int:
     )
     args.out.write_text(dump_config(calibration.config), encoding="utf-8")
     args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
-    page = write_html(result, args.report, title="Calibrated score, tested out of time")
+    said = calibration.explain(t)
+    page = write_html(result, args.report, t.gettext("Calibrated score, tested out of time"),
+                      t, calibration_text=said)
     if "import" in result:
         print(result["import"], file=sys.stderr)
-    print(calibration.explanation)
+    print(said)
     print()
-    print(terminal_summary(result))
-    print(f"\nNew config ({calibration.config.version}): {args.out}\nJSON: {args.json}\n"
-          f"Report: {page}")
+    print(terminal_summary(result, t))
+    print()
+    print(t.gettext("New config (%(version)s): %(path)s", version=calibration.config.version,
+                    path=str(args.out)))
+    print(where_written(args.json, page, t))
     return 0
+

@@ -32,3 +32,22 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def language(text: str) -> str:
+    """A language Telltale writes its reports in (en, fr)."""
+    from scoring.i18n import check_language
+
+    problem = check_language(text)
+    if problem:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
+def add_language_argument(parser: argparse.ArgumentParser) -> None:
+    """``--language``: what the command's summary and report are written in."""
+    from scoring.i18n import LANGUAGES
+
+    parser.add_argument("--language", type=language, default=None, metavar="LANG",
+                        help=f"language of the summary and report ({', '.join(LANGUAGES)}; "
+                        "default: the scoring config's [locale] language)")

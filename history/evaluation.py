@@ -19,8 +19,9 @@ from typing import Any
 @dataclass(frozen=True, slots=True)
 class ProfitParams:
     """Economics of a save motion. ``save_rate``: share of contacted would-be churners
-    who then stay; ``intervention_cost``: USD per account contacted; ``margin``: gross
-    margin on ARR (profit counts margin on one year of saved ARR)."""
+    who then stay; ``intervention_cost``: per account contacted, in the scoring config's
+    currency (the report's); ``margin``: gross margin on ARR (profit counts margin on one
+    year of saved ARR)."""
 
     intervention_cost: float = 500.0
     save_rate: float = 0.3

@@ -12,6 +12,10 @@ import math
 from collections.abc import Sequence
 from html import escape
 
+from scoring.i18n import Translator, translator
+
+ENGLISH = translator()
+
 WIDTH = 560
 HEIGHT = 340
 _MARGIN_LEFT = 58
@@ -51,11 +55,13 @@ def _y(v: float, lo: float, hi: float) -> float:
     return _MARGIN_TOP + plot_h - (v - lo) / (hi - lo) * plot_h if hi > lo else _MARGIN_TOP
 
 
-def _ticks(lo: float, hi: float, n: int, fmt: str, axis: str) -> list[str]:
+def _ticks(lo: float, hi: float, n: int, fmt: str, axis: str,
+           t: Translator = ENGLISH) -> list[str]:
+    """Tick marks; ``fmt`` "{:.0%}" writes a share as the locale writes a percent."""
     out = []
     for i in range(n + 1):
         v = lo + (hi - lo) * i / n
-        label = fmt.format(v)
+        label = t.percent(100 * v) if fmt == "{:.0%}" else fmt.format(v)
         if axis == "x":
             x = _x(v, lo, hi)
             y0 = HEIGHT - _MARGIN_BOTTOM
@@ -106,20 +112,23 @@ def _legend_row(names: Sequence[str], colours: Sequence[str]) -> list[str]:
 
 
 def gains_chart(
-    title: str, curves: Sequence[tuple[str, Sequence[tuple[float, float]]]]
+    title: str, curves: Sequence[tuple[str, Sequence[tuple[float, float]]]],
+    t: Translator = ENGLISH,
 ) -> str:
     """Cumulative gains: share of churners caught (y) when contacting the riskiest share
-    of accounts (x), one line per model, and the diagonal of a random pick."""
-    body = _ticks(0, 1, 5, "{:.0%}", "x") + _ticks(0, 1, 5, "{:.0%}", "y")
+    of accounts (x), one line per model, and the diagonal of a random pick; labels in
+    ``t``'s language."""
+    body = _ticks(0, 1, 5, "{:.0%}", "x", t) + _ticks(0, 1, 5, "{:.0%}", "y", t)
     body.append(
         f"<line x1='{_x(0, 0, 1):.1f}' y1='{_y(0, 0, 1):.1f}' x2='{_x(1, 0, 1):.1f}' "
         f"y2='{_y(1, 0, 1):.1f}' stroke='#999' stroke-width='1.5' stroke-dasharray='5,4'/>"
     )
     x10 = _x(0.1, 0, 1)
+    top = t.pgettext("chart", "top %(share)s", share=t.percent(10))
     body.append(f"<line x1='{x10:.1f}' y1='{_MARGIN_TOP}' x2='{x10:.1f}' "
                 f"y2='{HEIGHT - _MARGIN_BOTTOM}' stroke='#d9d9d9' stroke-width='1'/>")
     body.append(f"<text x='{x10 + 3:.1f}' y='{HEIGHT - _MARGIN_BOTTOM - 6}' {_FONT} "
-                "font-size='10' fill='#777'>top 10%</text>")
+                f"font-size='10' fill='#777'>{escape(top)}</text>")
     names, colours = [], []
     for i, (name, points) in enumerate(curves):
         colour = PALETTE[i % len(PALETTE)]
@@ -128,16 +137,17 @@ def gains_chart(
                     "stroke-width='2.5'/>")
         names.append(name)
         colours.append(colour)
-    names.append("random pick")
+    names.append(t.pgettext("chart", "random pick"))
     colours.append("#999")
     body += _legend(names, colours, [False] * (len(names) - 1) + [True], where="bottom-right")
-    return _frame(title, "share of accounts contacted (riskiest first)",
-                  "share of churners caught", body)
+    return _frame(title, t.pgettext("chart", "share of accounts contacted (riskiest first)"),
+                  t.pgettext("chart", "share of churners caught"), body)
 
 
 def distribution_chart(
     title: str, groups: Sequence[tuple[str, Sequence[float]]], lo: float = 0.0,
-    hi: float = 100.0, bins: int = 20, x_label: str = "health score",
+    hi: float = 100.0, bins: int = 20, x_label: str | None = None,
+    t: Translator = ENGLISH,
 ) -> str:
     """Histograms (share of each group per bin) drawn as outlined step lines so that the
     groups stay readable on top of one another."""
@@ -152,7 +162,7 @@ def distribution_chart(
         shares.append([c / total for c in counts])
     top = max((max(s) for s in shares if s), default=0.0)
     top = max(0.04, min(1.0, math.ceil(top * 25 + 1e-9) / 25))  # ticks on whole percents
-    body = _ticks(lo, hi, 5, "{:.0f}", "x") + _ticks(0, top, 4, "{:.0%}", "y")
+    body = _ticks(lo, hi, 5, "{:.0f}", "x", t) + _ticks(0, top, 4, "{:.0%}", "y", t)
     names, colours = [], []
     for i, ((name, values), share) in enumerate(zip(groups, shares, strict=True)):
         colour = PALETTE[i % len(PALETTE)]
@@ -168,12 +178,13 @@ def distribution_chart(
         names.append(f"{name} (n={len(values)})")
         colours.append(colour)
     body += _legend(names, colours)
-    return _frame(title, x_label, "share of accounts", body)
+    x_label = t.pgettext("chart", "health score") if x_label is None else x_label
+    return _frame(title, x_label, t.pgettext("chart", "share of accounts"), body)
 
 
 def rate_chart(
     title: str, series: Sequence[tuple[str, Sequence[tuple[str, float | None, float]]]],
-    base_rate: float | None = None, x_label: str = "",
+    base_rate: float | None = None, x_label: str = "", t: Translator = ENGLISH,
 ) -> str:
     """Grouped bars: churn rate (y) per category, one bar per series; each bar is labelled
     with its rate and the number of accounts behind it. ``series``: (name, [(category,
@@ -182,10 +193,11 @@ def rate_chart(
     rates = [r for _, rows in series for _, r, _ in rows if r is not None]
     top = max([*rates, base_rate or 0.0, 0.05])
     top = min(1.0, (int(top * 10) + 1) / 10)
-    body = _ticks(0, top, 5, "{:.0%}", "y")
+    body = _ticks(0, top, 5, "{:.0%}", "y", t)
     plot_w = WIDTH - _MARGIN_LEFT - _MARGIN_RIGHT
     slot = plot_w / max(1, len(categories))
     bar = slot * 0.7 / max(1, len(series))
+    none = t.pgettext("chart", "none")
     for ci, category in enumerate(categories):
         cx = _MARGIN_LEFT + slot * ci + slot / 2
         body.append(f"<text x='{cx:.1f}' y='{HEIGHT - _MARGIN_BOTTOM + 17}' {_FONT} "
@@ -195,23 +207,25 @@ def rate_chart(
             colour = PALETTE[si % len(PALETTE)]
             x0 = cx - slot * 0.35 + si * bar
             if rate is None:
-                body.append(f"<text x='{x0 + bar / 2:.1f}' y='{_y(0, 0, top) - 4:.1f}' {_FONT} "
-                            "font-size='10' text-anchor='middle' fill='#999'>none</text>")
+                body.append(f"<text x='{x0 + bar / 2:.1f}' y='{_y(0, 0, top) - 4:.1f}' "
+                            f"{_FONT} font-size='10' text-anchor='middle' fill='#999'>"
+                            f"{escape(none)}</text>")
                 continue
             y = _y(rate, 0, top)
             h = _y(0, 0, top) - y
             body.append(f"<rect x='{x0:.1f}' y='{y:.1f}' width='{bar - 2:.1f}' "
                         f"height='{max(h, 0.5):.1f}' fill='{colour}'/>")
-            label = f"{rate:.0%}" if len(series) > 1 else f"{rate:.0%} (n={count:.0f})"
+            label = t.percent(100 * rate)
+            label = label if len(series) > 1 else f"{label} (n={count:.0f})"
             body.append(f"<text x='{x0 + bar / 2 - 1:.1f}' y='{y - 4:.1f}' {_FONT} "
                         f"font-size='10' text-anchor='middle' fill='#222'>{label}</text>")
     if base_rate is not None:
         y = _y(base_rate, 0, top)
+        average = t.pgettext("chart", "average churn %(rate)s", rate=t.percent(100 * base_rate))
         body.append(f"<line x1='{_MARGIN_LEFT}' y1='{y:.1f}' x2='{WIDTH - _MARGIN_RIGHT}' "
                     f"y2='{y:.1f}' stroke='#b8336a' stroke-width='1.5' stroke-dasharray='6,4'/>")
         body.append(f"<text x='{WIDTH - _MARGIN_RIGHT - 4}' y='{y - 5:.1f}' {_FONT} "
-                    f"font-size='11' text-anchor='end' fill='#b8336a'>average churn "
-                    f"{base_rate:.0%}</text>")
+                    f"font-size='11' text-anchor='end' fill='#b8336a'>{escape(average)}</text>")
     if len(series) > 1:
         body += _legend_row([n for n, _ in series], PALETTE[: len(series)])
-    return _frame(title, x_label, "churn rate", body)
+    return _frame(title, x_label, t.pgettext("chart", "churn rate"), body)

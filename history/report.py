@@ -8,163 +8,363 @@ served as it is.
 
 from __future__ import annotations
 
+import re
+from datetime import date
 from html import escape
 from pathlib import Path
 from typing import Any
 
+from babel.lists import format_list
+
 from history import plots
-from scoring.labels import BAND_LABELS
+from scoring.config import LocaleSettings
+from scoring.i18n import N_, Translator, translator
+from scoring.labels import band_label, component_label
+
+ENGLISH = translator()
 
 MODEL_LABELS = {
-    "score": "Telltale health score",
-    "calibrated": "Calibrated score",
-    "learned_logistic": "Learned reference: logistic regression",
-    "learned_boosting": "Learned reference: gradient boosting",
-    "baseline_recency": "Baseline: days since last use",
-    "baseline_events_7d": "Baseline: product events (7 days)",
-    "baseline_events_30d": "Baseline: product events (30 days)",
-    "baseline_active_days_14d": "Baseline: active days (14 days)",
-    "baseline_active_days_30d": "Baseline: active days (30 days)",
-    "baseline_active_users": "Baseline: active users (30 days)",
-    "baseline_logins": "Baseline: logins (30 days)",
+    "score": N_("model", "Telltale health score"),
+    "calibrated": N_("model", "Calibrated score"),
+    "learned_logistic": N_("model", "Learned reference: logistic regression"),
+    "learned_boosting": N_("model", "Learned reference: gradient boosting"),
+    "baseline_recency": N_("model", "Baseline: days since last use"),
+    "baseline_events_7d": N_("model", "Baseline: product events (7 days)"),
+    "baseline_events_30d": N_("model", "Baseline: product events (30 days)"),
+    "baseline_active_days_14d": N_("model", "Baseline: active days (14 days)"),
+    "baseline_active_days_30d": N_("model", "Baseline: active days (30 days)"),
+    "baseline_active_users": N_("model", "Baseline: active users (30 days)"),
+    "baseline_logins": N_("model", "Baseline: logins (30 days)"),
 }
+#: The same rankings inside a sentence ("Warning: X beats the Telltale health score"):
+#: English says the label, French needs its article ("le score de santé Telltale").
+MODEL_NAMES = {
+    "score": N_("model name", "Telltale health score"),
+    "calibrated": N_("model name", "Calibrated score"),
+    "learned_logistic": N_("model name", "Learned reference: logistic regression"),
+    "learned_boosting": N_("model name", "Learned reference: gradient boosting"),
+    "baseline_recency": N_("model name", "Baseline: days since last use"),
+    "baseline_events_7d": N_("model name", "Baseline: product events (7 days)"),
+    "baseline_events_30d": N_("model name", "Baseline: product events (30 days)"),
+    "baseline_active_days_14d": N_("model name", "Baseline: active days (14 days)"),
+    "baseline_active_days_30d": N_("model name", "Baseline: active days (30 days)"),
+    "baseline_active_users": N_("model name", "Baseline: active users (30 days)"),
+    "baseline_logins": N_("model name", "Baseline: logins (30 days)"),
+}
+#: Signal types as the report's tables name them (the JSON keeps the type).
+SIGNAL_LABELS = {
+    "power_user_inactive": N_("signal", "power user inactive"),
+    "seat_utilisation_drop": N_("signal", "seat use dropping"),
+    "core_feature_decline": N_("signal", "core-feature use declining"),
+    "ticket_spike": N_("signal", "support ticket spike"),
+    "ticket_open_long": N_("signal", "ticket open for long"),
+    "payment_failed": N_("signal", "payment failed"),
+    "plan_downgraded": N_("signal", "plan downgraded"),
+    "seats_reduced": N_("signal", "seats reduced"),
+    "nps_detractor": N_("signal", "NPS detractor"),
+    "meeting_missed": N_("signal", "meeting missed"),
+    "onboarding_milestone_missed": N_("signal", "onboarding milestone missed"),
+    "account_inactive": N_("signal", "account inactive"),
+    "seat_saturation": N_("signal", "seats saturated"),
+    "gated_feature_clicked": N_("signal", "gated feature clicked"),
+    "upgrade_interest": N_("signal", "upgrade interest"),
+    "renewal_checkpoint": N_("signal", "renewal checkpoint"),
+}
+#: Churn types and reasons (history.churn's vocabulary) as people read them.
+CHURN_TYPE_LABELS = {
+    "voluntary": N_("churn type", "voluntary"),
+    "involuntary": N_("churn type", "involuntary"),
+    "downgrade": N_("churn type", "downgrade"),
+}
+CHURN_REASON_LABELS = {
+    "price": N_("churn reason", "price"),
+    "missing_feature": N_("churn reason", "missing feature"),
+    "competitor": N_("churn reason", "competitor"),
+    "no_value": N_("churn reason", "no value seen"),
+    "business_closed": N_("churn reason", "business closed"),
+    "payment": N_("churn reason", "payment"),
+    "other": N_("churn reason", "other"),
+    "unknown": N_("churn reason", "unknown"),
+}
+NO_LOGINS = N_("not computable", "no Logged In event in the 30 days before any assessment")
+ONE_SEAT = N_("not computable",
+              "one seat per account, so the share of seats active says no more than recency")
+ALL_ALIKE = N_("not computable", "every account has the same value")
+NOT_COMPUTABLE = (NO_LOGINS, ONE_SEAT, ALL_ALIKE)
+"""Why the backtest could not compute a baseline: English in its JSON, said again here."""
 CHARTED = ("score", "calibrated", "learned_logistic", "learned_boosting")
+TOP_SHARE = 10  # percent: the "top 10%" every figure of the report is cut at
 
 
-def _label(model: str) -> str:
-    return MODEL_LABELS.get(model, model.replace("_", " "))
+def reader(language: str | None, locale: LocaleSettings) -> Translator:
+    """The translator a report is written with: ``language`` when given (``--language``),
+    else the scoring config's; amounts in the config's currency, dates on its clock."""
+    return translator(language or locale.language, locale.currency, locale.time_zone)
 
 
-def _fmt(value: Any, kind: str = "num") -> str:
+def _said(table: dict[str, str], context: str, key: str, t: Translator) -> str:
+    """``key``'s label from ``table`` in ``t``'s language; an unknown key in words."""
+    label = table.get(key)
+    return key.replace("_", " ") if label is None else t.pgettext(context, label)
+
+
+def _label(model: str, t: Translator = ENGLISH) -> str:
+    return _said(MODEL_LABELS, "model", model, t)
+
+
+def _name(model: str, t: Translator = ENGLISH) -> str:
+    return _said(MODEL_NAMES, "model name", model, t)
+
+
+_USER_INACTIVE = re.compile(r"user_inactive_(\d+)d")
+
+
+def signal_label(kind: str, t: Translator = ENGLISH) -> str:
+    """A signal type as a table row names it ("payment failed" / "paiement échoué")."""
+    quiet = _USER_INACTIVE.fullmatch(kind)
+    if quiet:  # one type per configured threshold (user_inactive_14d)
+        return t.ngettext("user inactive for %(count)s day", "user inactive for %(count)s days",
+                          int(quiet.group(1)))
+    return _said(SIGNAL_LABELS, "signal", kind, t)
+
+
+def churn_type_label(kind: str, t: Translator = ENGLISH) -> str:
+    return _said(CHURN_TYPE_LABELS, "churn type", kind, t)
+
+
+def churn_reason_label(reason: str, t: Translator = ENGLISH) -> str:
+    return _said(CHURN_REASON_LABELS, "churn reason", reason, t)
+
+
+def day(value: date, t: Translator = ENGLISH) -> str:
+    """A date in a report: ISO in English (2026-12-03, as the JSON says it), in full
+    elsewhere (3 décembre 2026)."""
+    return value.isoformat() if t.language == "en" else t.date(value, "long")
+
+
+def _top(t: Translator) -> str:
+    return t.percent(TOP_SHARE)
+
+
+def _fmt(value: Any, kind: str = "num", t: Translator = ENGLISH) -> str:
+    """A figure as the locale writes it: ``pct`` a share (0.12 → 12%), ``x`` a lift,
+    ``money`` an amount in the report's currency, ``auc``, ``days``, else a count."""
     if value is None:
         return "–"
     if kind == "pct":
-        return f"{value:.0%}"
+        return t.percent(100 * value)
     if kind == "x":
-        return f"{value:.2f}×"
-    if kind == "usd":
-        sign = "−" if value < 0 else ""
-        return f"{sign}${abs(value):,.0f}"
+        return t.fixed(value, 2) + "×"
+    if kind == "money":
+        return t.money(round(value))
     if kind == "auc":
-        return f"{value:.3f}"
+        return t.fixed(value, 3)
     if kind == "days":
-        return f"{value:.0f} d"
-    return f"{value:,.0f}" if isinstance(value, float) else str(value)
+        return t.pgettext("report", "%(days)s d", days=t.fixed(value, 0))
+    return t.number(round(value)) if isinstance(value, float) else str(value)
 
 
-def _signed(value: float, kind: str) -> str:
+def _signed(value: float, kind: str, t: Translator = ENGLISH) -> str:
     sign = "+" if value >= 0 else "−"
-    return f"{sign}{abs(value):.3f}" if kind == "auc" else f"{sign}{abs(value):.2f}×"
+    return sign + (t.fixed(abs(value), 3) if kind == "auc" else t.fixed(abs(value), 2) + "×")
 
 
-def comparison_sentences(h: dict[str, Any]) -> list[str]:
-    """Each scored ranking against the horizon's best baseline, in words, and every
-    baseline that beats it: a baseline that wins is always said."""
-    out: list[str] = []
+def _comparisons(h: dict[str, Any], t: Translator) -> list[tuple[str, bool]]:
+    """:func:`comparison_sentences`, each with whether it warns."""
+    out: list[tuple[str, bool]] = []
+    top = _top(t)
     for name, c in h.get("comparisons", {}).items():
-        base = c["baseline"]
-        text = f"{_label(name)} against the best baseline ({_label(base)}): "
+        parts = []
         if c["auc_difference"] is not None:
-            text += f"AUC {_signed(c['auc_difference'], 'auc')}"
+            said = t.gettext("AUC %(difference)s", difference=_signed(c["auc_difference"],
+                                                                      "auc", t))
             if c["auc_interval"]:
                 lo, hi = c["auc_interval"]
-                text += f" ({c['level']:.0%} interval {_signed(lo, 'auc')} to {_signed(hi, 'auc')})"
-            text += ", "
-        text += f"top-10% lift {_signed(c['lift_difference'], 'x')}"
+                said = t.gettext("%(figure)s (%(level)s interval %(low)s to %(high)s)",
+                                 figure=said, level=t.percent(100 * c["level"]),
+                                 low=_signed(lo, "auc", t), high=_signed(hi, "auc", t))
+            parts.append(said)
+        lift = t.gettext("top-%(top)s lift %(difference)s", top=top,
+                         difference=_signed(c["lift_difference"], "x", t))
         if c["lift_interval"]:
             lo, hi = c["lift_interval"]
-            text += f" ({_signed(lo, 'x')} to {_signed(hi, 'x')})"
-        out.append(text + ".")
+            lift = t.gettext("%(figure)s (%(low)s to %(high)s)", figure=lift,
+                             low=_signed(lo, "x", t), high=_signed(hi, "x", t))
+        parts.append(lift)
+        out.append((t.gettext("%(model)s against the best baseline (%(baseline)s): "
+                              "%(figures)s.", model=_label(name, t),
+                              baseline=_label(c["baseline"], t),
+                              figures=", ".join(parts)), False))
     models = h.get("models", {})
     learned = [m["auc"] for n, m in models.items()
                if n.startswith("learned_") and m["auc"] is not None]
     ceiling = max(learned, default=None)
     for name in ("score", "calibrated"):
-        auc = (models.get(name) or {}).get("auc")
+        auc: float | None = (models.get(name) or {}).get("auc")
         if ceiling is not None and auc is not None and ceiling > 0.5:
             # above chance, as a share of what the fitted models found above chance
-            out.append(f"{_label(name)} captures {(auc - 0.5) / (ceiling - 0.5):.0%} of "
-                       f"the learnable signal (AUC {auc:.3f} against the learned "
-                       f"reference's {ceiling:.3f}).")
+            out.append((t.gettext(
+                "%(model)s captures %(share)s of the learnable signal (AUC %(auc)s against "
+                "the learned reference's %(ceiling)s).", model=_label(name, t),
+                share=t.percent(100 * (auc - 0.5) / (ceiling - 0.5)),
+                auc=_fmt(auc, "auc", t), ceiling=_fmt(ceiling, "auc", t)), False))
     for name, beating in h.get("baselines_beating", {}).items():
         if beating:
-            out.append(f"Warning: {', '.join(_label(b) for b in beating)} "
-                       f"{'beats' if len(beating) == 1 else 'beat'} the "
-                       f"{_label(name)} on AUC or top-10% lift at this horizon.")
+            names = format_list([_name(b, t) for b in beating], locale=t.locale)
+            out.append((t.ngettext(
+                "Warning: %(baselines)s beats the %(model)s on AUC or top-%(top)s lift at "
+                "this horizon.",
+                "Warning: %(baselines)s beat the %(model)s on AUC or top-%(top)s lift at "
+                "this horizon.", len(beating), baselines=names, model=_name(name, t),
+                top=top), True))
     return out
 
 
-def terminal_summary(result: dict[str, Any]) -> str:
+def comparison_sentences(h: dict[str, Any], t: Translator = ENGLISH) -> list[str]:
+    """Each scored ranking against the horizon's best baseline, in words, and every
+    baseline that beats it: a baseline that wins is always said."""
+    return [text for text, _ in _comparisons(h, t)]
+
+
+def verdict(h: dict[str, Any], t: Translator = ENGLISH) -> str | None:
+    """One sentence a CS leader can repeat: does the health score tell the accounts that
+    churned apart better than the best simple baseline, at this horizon? "Better" or
+    "worse" only when the bootstrap interval of the AUC difference leaves out zero."""
+    c = h.get("comparisons", {}).get("score")
+    if not c or c["auc_difference"] is None:
+        return None
+    low, high = c["auc_interval"] or (c["auc_difference"], c["auc_difference"])
+    if low > 0:
+        return t.gettext("The health score separates the accounts that churned better than "
+                         "the best simple baseline.")
+    if high < 0:
+        return t.gettext("The best simple baseline separates the accounts that churned better "
+                         "than the health score: look at the weights before trusting it.")
+    return t.gettext("On this history, the health score separates the accounts that churned "
+                     "no more clearly than the best simple baseline.")
+
+
+def _days_before(days: int, t: Translator) -> str:
+    return t.ngettext("%(count)s day before the outcome", "%(count)s days before the outcome",
+                      days)
+
+
+def terminal_summary(result: dict[str, Any], t: Translator = ENGLISH) -> str:
     """A few lines per horizon: each model's AUC, top-decile lift, ARR recall, profit."""
-    lines = [
-        f"Backtest of scoring config {result['config_version']!r}: "
-        f"{result['events']:,} events, {result['accounts_with_outcome']:,} accounts with an "
-        f"outcome; {result['replay']['events_per_second']:,.0f} events/s read and replayed "
-        f"(scoring alone {result['replay']['replay_events_per_second']:,.0f}/s)",
-    ]
     replay = result["replay"]
+    lines = [t.gettext(
+        "Backtest of scoring config %(version)s: %(events)s, %(accounts)s; %(rate)s events/s "
+        "read and replayed (scoring alone %(scoring)s/s)",
+        version=repr(result["config_version"]),
+        events=t.ngettext("%(count)s event", "%(count)s events", result["events"]),
+        accounts=t.ngettext("%(count)s account with an outcome",
+                            "%(count)s accounts with an outcome",
+                            result["accounts_with_outcome"]),
+        rate=t.number(round(replay["events_per_second"])),
+        scoring=t.number(round(replay["replay_events_per_second"])))]
     if replay.get("cpu_seconds"):
-        lines.append(
-            f"{replay['account_evaluations']:,} account evaluations, "
-            f"{replay['events_per_cpu_second']:,.0f} events per CPU second, peak memory "
-            f"{replay['peak_rss_mib']:,.0f} MiB per process"
-        )
-    params = result["params"]
-    lines.append(
-        f"Profit assumes ${params['intervention_cost']:,.0f} per account contacted, "
-        f"{params['save_rate']:.0%} of contacted churners saved, {params['margin']:.0%} margin."
-    )
+        lines.append(t.ngettext(
+            "%(count)s account evaluation, %(rate)s events per CPU second, peak memory "
+            "%(memory)s MiB per process",
+            "%(count)s account evaluations, %(rate)s events per CPU second, peak memory "
+            "%(memory)s MiB per process", replay["account_evaluations"],
+            rate=t.number(round(replay["events_per_cpu_second"])),
+            memory=t.number(round(replay["peak_rss_mib"]))))
+    lines.append(_profit_assumptions(result["params"], t))
     for h in result["horizons"]:
         lines.append("")
-        lines.append(
-            f"{h['horizon_days']} days before the outcome: {h['accounts']} accounts, "
-            f"{h['churned']} churned ({h['base_rate']:.1%})"
-        )
-        lines.append(
-            f"  {'model':<36} {'AUC':>6} {'lift@10%':>9} {'prec@10%':>9} "
-            f"{'lift@k':>7} {'ARR caught':>10} {'profit@10%':>12}"
-        )
-        for name, m in h["models"].items():
-            lines.append(
-                f"  {_label(name):<36} {_fmt(m['auc'], 'auc'):>6} "
-                f"{m['top_decile_lift']:>8.2f}× {m['top_decile_precision']:>9.1%} "
-                f"{m['top_k_lift']:>6.2f}× {m['churned_arr_recall_top_decile']:>10.1%} "
-                f"{_fmt(m['profit_top_decile'], 'usd'):>12}"
-            )
-        for name, why in h.get("not_computable", {}).items():
-            lines.append(f"  {_label(name):<36} not computable here: {why}")
-        lines.extend(f"  {line}" for line in comparison_sentences(h))
-        for kind, t in (h.get("by_churn_type") or {}).items():
-            aucs = ", ".join(f"{_label(m)} {_fmt(a, 'auc')}" for m, a in t["auc"].items())
-            lines.append(f"  {kind} churn ({t['accounts']} accounts) against those that "
-                         f"stayed whole, AUC: {aucs}")
-        table = h.get("preceded_churn") or []
-        if table:
-            lines.append("  what preceded churn (signal active at the horizon → churn rate "
-                         "where active / not; how often active; median lead):")
-        for row in table[:8]:  # the most telling; the page has them all
-            lines.append(
-                f"    {row['signal']:<30} {_fmt(row['churn_rate_active'], 'pct'):>5} / "
-                f"{_fmt(row['churn_rate_inactive'], 'pct'):<5} active "
-                f"{row['share_active']:.0%}, lead "
-                f"{_fmt(row['median_lead_days'], 'days')}"
-            )
-        bands = h.get("bands")
-        if bands:
-            text = ", ".join(
-                f"{BAND_LABELS.get(b['group'], b['group'])} {_fmt(b['churn_rate'], 'pct')} "
-                f"of {b['accounts']}" for b in bands
-            )
-            lines.append(f"  churn by band: {text}")
+        lines.extend(_horizon_lines(h, t))
     check = result.get("probability_check")
     if check and check.get("brier") is not None:
-        curve = ", ".join(f"{r['predicted']:.0%}→{r['observed']:.0%}"
-                          for r in check["reliability"])
+        curve = ", ".join(
+            f"{_fmt(r['predicted'], 'pct', t)}→{_fmt(r['observed'], 'pct', t)}"
+            for r in check["reliability"])
         lines.append("")
-        lines.append(f"Churn probability out of time: Brier {check['brier']:.3f} (the "
-                     f"earlier churn rate alone {check['brier_training_rate']:.3f}); "
-                     f"predicted → observed by fifth: {curve}")
+        lines.append(t.gettext(
+            "Churn probability out of time: Brier %(brier)s (the earlier churn rate alone "
+            "%(reference)s); predicted → observed by fifth: %(curve)s",
+            brier=_fmt(check["brier"], "auc", t),
+            reference=_fmt(check["brier_training_rate"], "auc", t), curve=curve))
     return "\n".join(lines)
+
+
+def _profit_assumptions(params: dict[str, Any], t: Translator) -> str:
+    return t.gettext("Profit assumes %(cost)s per account contacted, %(saved)s of contacted "
+                     "churners saved, %(margin)s margin.",
+                     cost=_fmt(params["intervention_cost"], "money", t),
+                     saved=_fmt(params["save_rate"], "pct", t),
+                     margin=_fmt(params["margin"], "pct", t))
+
+
+def _horizon_lines(h: dict[str, Any], t: Translator) -> list[str]:
+    """One horizon of :func:`terminal_summary`."""
+    top = _top(t)
+    lines = [t.ngettext(
+        "%(before)s: %(count)s account, %(churned)s churned (%(rate)s)",
+        "%(before)s: %(count)s accounts, %(churned)s churned (%(rate)s)", h["accounts"],
+        before=_days_before(h["horizon_days"], t), churned=h["churned"],
+        rate=t.percent(100 * h["base_rate"], 1))]
+    header = (t.pgettext("report table", "model"), t.pgettext("report table", "AUC"),
+              t.pgettext("report table", "lift@%(top)s", top=top),
+              t.pgettext("report table", "prec@%(top)s", top=top),
+              t.pgettext("report table", "lift@k"), t.pgettext("report table", "ARR caught"),
+              t.pgettext("report table", "profit@%(top)s", top=top))
+    # French labels run longer than English: the column is as wide as the widest
+    width = max([36, *(len(_label(n, t)) for n in (*h["models"], *h.get("not_computable", {})))])
+    lines.append(f"  {header[0]:<{width}} {header[1]:>6} {header[2]:>9} {header[3]:>9} "
+                 f"{header[4]:>7} {header[5]:>10} {header[6]:>12}")
+    for name, m in h["models"].items():
+        lines.append(
+            f"  {_label(name, t):<{width}} {_fmt(m['auc'], 'auc', t):>6} "
+            f"{_fmt(m['top_decile_lift'], 'x', t):>9} "
+            f"{t.percent(100 * m['top_decile_precision'], 1):>9} "
+            f"{_fmt(m['top_k_lift'], 'x', t):>7} "
+            f"{t.percent(100 * m['churned_arr_recall_top_decile'], 1):>10} "
+            f"{_fmt(m['profit_top_decile'], 'money', t):>12}")
+    for name, why in h.get("not_computable", {}).items():
+        said = t.gettext("%(model)s not computable here: %(why)s",
+                         model=f"{_label(name, t):<{width}}", why=_why(why, t))
+        lines.append(f"  {said}")
+    overall = verdict(h, t)
+    if overall:
+        lines.append(f"  {overall}")
+    lines.extend(f"  {line}" for line in comparison_sentences(h, t))
+    for kind, kt in (h.get("by_churn_type") or {}).items():
+        aucs = ", ".join(
+            f"{_label(m, t)} {_fmt(a, 'auc', t)}" for m, a in kt["auc"].items())
+        lines.append("  " + t.ngettext(
+            "%(kind)s churn (%(count)s account) against those that stayed whole, AUC: "
+            "%(aucs)s",
+            "%(kind)s churn (%(count)s accounts) against those that stayed whole, AUC: "
+            "%(aucs)s", kt["accounts"], kind=churn_type_label(kind, t), aucs=aucs))
+    table = h.get("preceded_churn") or []
+    if table:
+        lines.append("  " + t.gettext(
+            "what preceded churn (signal active at the horizon → churn rate where active / "
+            "not; how often active; median lead):"))
+    shown = table[:8]  # the most telling; the page has them all
+    width = max([30, *(len(signal_label(row["signal"], t)) for row in shown)])
+    for row in shown:
+        lines.append("    " + t.gettext(
+            "%(signal)s %(active)s / %(inactive)s active %(share)s, lead %(lead)s",
+            signal=f"{signal_label(row['signal'], t):<{width}}",
+            active=f"{_fmt(row['churn_rate_active'], 'pct', t):>5}",
+            inactive=f"{_fmt(row['churn_rate_inactive'], 'pct', t):<5}",
+            share=_fmt(row["share_active"], "pct", t),
+            lead=_fmt(row["median_lead_days"], "days", t)))
+    bands = h.get("bands")
+    if bands:
+        text = ", ".join(
+            t.gettext("%(band)s %(rate)s of %(accounts)s", band=band_label(b["group"], t),
+                      rate=_fmt(b["churn_rate"], "pct", t), accounts=b["accounts"])
+            for b in bands)
+        lines.append("  " + t.gettext("churn by band: %(bands)s", bands=text))
+    return lines
+
+
+def _why(text: str, t: Translator) -> str:
+    """Why a baseline was not computed (the JSON's English) in ``t``'s language."""
+    return t.pgettext("not computable", text) if text in NOT_COMPUTABLE else text
 
 
 _CSS = """
@@ -187,249 +387,381 @@ figcaption{font-size:13px;color:#555;max-width:560px}
 """
 
 
-def _model_table(h: dict[str, Any]) -> str:
-    rows = [
-        "<table><tr><th>Ranking</th><th>AUC</th><th>Lift, top 10%</th>"
-        "<th>Churners in top 10%</th><th>Lift, top k</th><th>Churned ARR in top 10%</th>"
-        "<th>Profit, top 10%</th><th>Best profit (share contacted)</th></tr>"
-    ]
+def _model_table(h: dict[str, Any], t: Translator) -> str:
+    top = _top(t)
+    head = "".join(f"<th>{escape(cell)}</th>" for cell in (
+        t.pgettext("report table", "Ranking"), t.pgettext("report table", "AUC"),
+        t.pgettext("report table", "Lift, top %(top)s", top=top),
+        t.pgettext("report table", "Churners in top %(top)s", top=top),
+        t.pgettext("report table", "Lift, top k"),
+        t.pgettext("report table", "Churned ARR in top %(top)s", top=top),
+        t.pgettext("report table", "Profit, top %(top)s", top=top),
+        t.pgettext("report table", "Best profit (share contacted)")))
+    rows = [f"<table><tr>{head}</tr>"]
     for name, m in h["models"].items():
         rows.append(
-            f"<tr><td>{escape(_label(name))}</td><td>{_fmt(m['auc'], 'auc')}</td>"
-            f"<td>{_fmt(m['top_decile_lift'], 'x')}</td>"
-            f"<td>{_fmt(m['top_decile_precision'], 'pct')}</td>"
-            f"<td>{_fmt(m['top_k_lift'], 'x')} (k={m['top_k']})</td>"
-            f"<td>{_fmt(m['churned_arr_recall_top_decile'], 'pct')}</td>"
-            f"<td>{_fmt(m['profit_top_decile'], 'usd')}</td>"
-            f"<td>{_fmt(m['best_profit'], 'usd')} ({_fmt(m['best_profit_share'], 'pct')})</td>"
-            "</tr>"
+            f"<tr><td>{escape(_label(name, t))}</td><td>{_fmt(m['auc'], 'auc', t)}</td>"
+            f"<td>{_fmt(m['top_decile_lift'], 'x', t)}</td>"
+            f"<td>{_fmt(m['top_decile_precision'], 'pct', t)}</td>"
+            f"<td>{_fmt(m['top_k_lift'], 'x', t)} (k={m['top_k']})</td>"
+            f"<td>{_fmt(m['churned_arr_recall_top_decile'], 'pct', t)}</td>"
+            f"<td>{escape(_fmt(m['profit_top_decile'], 'money', t))}</td>"
+            f"<td>{escape(_fmt(m['best_profit'], 'money', t))} "
+            f"({_fmt(m['best_profit_share'], 'pct', t)})</td></tr>"
         )
     for name, why in h.get("not_computable", {}).items():
-        rows.append(f"<tr><td>{escape(_label(name))}</td>"
-                    f"<td colspan='7'>not computable on this history: {escape(why)}</td></tr>")
+        said = t.gettext("not computable on this history: %(why)s", why=_why(why, t))
+        rows.append(f"<tr><td>{escape(_label(name, t))}</td>"
+                    f"<td colspan='7'>{escape(said)}</td></tr>")
     rows.append("</table>")
-    for line in comparison_sentences(h):
-        css = "note bad" if line.startswith("Warning") else "note"
+    for line, warns in _comparisons(h, t):
+        css = "note bad" if warns else "note"
         rows.append(f"<p class='{css}'>{escape(line)}</p>")
     return "\n".join(rows)
 
 
-def _preceded_table(h: dict[str, Any]) -> str:
+def _header(*cells: str) -> str:
+    return "<tr>" + "".join(f"<th>{escape(c)}</th>" for c in cells) + "</tr>"
+
+
+def _preceded_table(h: dict[str, Any], t: Translator) -> str:
     table = h.get("preceded_churn") or []
     if not table:
         return ""
     cells = "".join(
-        f"<tr><td>{escape(r['signal'].replace('_', ' '))}</td>"
-        f"<td>{_fmt(r['churn_rate_active'], 'pct')}</td>"
-        f"<td>{_fmt(r['churn_rate_inactive'], 'pct')}</td>"
-        f"<td>{_fmt(r['share_active'], 'pct')} ({r['accounts_active']})</td>"
-        f"<td>{_fmt(r['churners_flagged'], 'pct')}</td>"
-        f"<td>{_fmt(r['median_lead_days'], 'days')}</td></tr>"
+        f"<tr><td>{escape(signal_label(r['signal'], t))}</td>"
+        f"<td>{_fmt(r['churn_rate_active'], 'pct', t)}</td>"
+        f"<td>{_fmt(r['churn_rate_inactive'], 'pct', t)}</td>"
+        f"<td>{_fmt(r['share_active'], 'pct', t)} ({r['accounts_active']})</td>"
+        f"<td>{_fmt(r['churners_flagged'], 'pct', t)}</td>"
+        f"<td>{_fmt(r['median_lead_days'], 'days', t)}</td></tr>"
         for r in table
     )
-    return ("<h3>What preceded churn</h3><p>For each signal: the churn rate of the accounts "
-            "where it was active at this horizon against those where it was not, how often "
-            "it was active, the share of churners it flagged, and the median days from its "
-            "start to the churn. Trust the signals whose two rates differ most.</p>"
-            "<table><tr><th>Signal</th><th>Churn rate, active</th><th>Churn rate, not "
-            "active</th><th>Active on</th><th>Churners flagged</th><th>Median lead</th></tr>"
-            f"{cells}</table>")
+    title = t.gettext("What preceded churn")
+    intro = t.gettext(
+        "For each signal: the churn rate of the accounts where it was active at this "
+        "horizon against those where it was not, how often it was active, the share of "
+        "churners it flagged, and the median days from its start to the churn. Trust the "
+        "signals whose two rates differ most.")
+    head = _header(t.pgettext("report table", "Signal"),
+                   t.pgettext("report table", "Churn rate, active"),
+                   t.pgettext("report table", "Churn rate, not active"),
+                   t.pgettext("report table", "Active on"),
+                   t.pgettext("report table", "Churners flagged"),
+                   t.pgettext("report table", "Median lead"))
+    return (f"<h3>{escape(title)}</h3><p>{escape(intro)}</p>"
+            f"<table>{head}{cells}</table>")
 
 
-def _churn_type_table(h: dict[str, Any]) -> str:
+def _churn_type_table(h: dict[str, Any], t: Translator) -> str:
     kinds = h.get("by_churn_type") or {}
     if not kinds:
         return ""
     models = list(next(iter(kinds.values()))["auc"])
-    head = "".join(f"<th>AUC, {escape(_label(m))}</th>" for m in models)
+    head = _header(t.pgettext("report table", "Type"),
+                   t.pgettext("report table", "Accounts"),
+                   t.pgettext("report table", "Reasons"),
+                   *(t.pgettext("report table", "AUC, %(model)s", model=_label(m, t))
+                     for m in models))
     cells = "".join(
-        f"<tr><td>{escape(kind)}</td><td>{t['accounts']}</td>"
-        f"<td>{escape(', '.join(f'{r} {n}' for r, n in t['reasons'].items()))}</td>"
-        + "".join(f"<td>{_fmt(t['auc'].get(m), 'auc')}</td>" for m in models) + "</tr>"
-        for kind, t in kinds.items()
+        f"<tr><td>{escape(churn_type_label(kind, t))}</td><td>{kt['accounts']}</td>"
+        f"<td>{escape(_reasons(kt['reasons'], t))}</td>"
+        + "".join(f"<td>{_fmt(kt['auc'].get(m), 'auc', t)}</td>" for m in models) + "</tr>"
+        for kind, kt in kinds.items()
     )
-    return ("<h3>By type of churn</h3><p>Each kind of churn against the accounts that "
-            "stayed whole: a score can see a customer deciding to leave long before it "
-            "sees a card expire.</p>"
-            f"<table><tr><th>Type</th><th>Accounts</th><th>Reasons</th>{head}</tr>{cells}"
-            "</table>")
+    title = t.gettext("By type of churn")
+    intro = t.gettext("Each kind of churn against the accounts that stayed whole: a score "
+                      "can see a customer deciding to leave long before it sees a card "
+                      "expire.")
+    return (f"<h3>{escape(title)}</h3><p>{escape(intro)}</p>"
+            f"<table>{head}{cells}</table>")
 
 
-def _band_table(h: dict[str, Any], key: str = "bands",
-                title: str = "Band at the time") -> str:
+def _reasons(reasons: dict[str, int], t: Translator) -> str:
+    return ", ".join(f"{churn_reason_label(r, t)} {n}" for r, n in reasons.items())
+
+
+def _band_table(h: dict[str, Any], t: Translator, key: str = "bands",
+                calibrated: bool = False) -> str:
     bands = h.get(key) or []
     if not bands:
         return ""
     cells = "".join(
-        f"<tr><td>{escape(BAND_LABELS.get(b['group'], b['group']))}</td><td>{b['accounts']}</td>"
-        f"<td>{b['churned']}</td><td>{_fmt(b['churn_rate'], 'pct')}</td></tr>"
+        f"<tr><td>{escape(band_label(b['group'], t))}</td><td>{b['accounts']}</td>"
+        f"<td>{b['churned']}</td><td>{_fmt(b['churn_rate'], 'pct', t)}</td></tr>"
         for b in bands
     )
-    return (f"<table><tr><th>{escape(title)}</th><th>Accounts</th><th>Churned</th>"
-            f"<th>Churn rate</th></tr>{cells}</table>")
+    title = (t.pgettext("report table", "Calibrated band at the time") if calibrated
+             else t.pgettext("report table", "Band at the time"))
+    head = _header(title, t.pgettext("report table", "Accounts"),
+                   t.pgettext("report table", "Churned"),
+                   t.pgettext("report table", "Churn rate"))
+    return f"<table>{head}{cells}</table>"
 
 
-def _headline(result: dict[str, Any], h: dict[str, Any]) -> str:
+def _headline(h: dict[str, Any], t: Translator) -> str:
     models = h["models"]
     score = models.get("score")
     best = h.get("best_baseline")
     base = models.get(best) if best else None
     if score is None:
         return ""
+    top = _top(t)
+
+    def baseline(figure: str, kind: str) -> str:
+        return "" if base is None else t.gettext("baseline %(figure)s",
+                                                 figure=_fmt(base[figure], kind, t))
+
     cards = [
-        ("Churners in the riskiest 10%", _fmt(score["top_decile_precision"], "pct"),
-         f"vs {_fmt(h['base_rate'], 'pct')} on average"),
-        ("Lift in the riskiest 10%", _fmt(score["top_decile_lift"], "x"),
-         f"best baseline {_fmt(base['top_decile_lift'], 'x')}" if base else ""),
-        ("Churned ARR flagged (top 10%)", _fmt(score["churned_arr_recall_top_decile"], "pct"),
-         f"baseline {_fmt(base['churned_arr_recall_top_decile'], 'pct')}" if base else ""),
-        ("Expected profit, top 10%", _fmt(score["profit_top_decile"], "usd"),
-         f"baseline {_fmt(base['profit_top_decile'], 'usd')}" if base else ""),
+        (t.gettext("Churners in the riskiest %(top)s", top=top),
+         _fmt(score["top_decile_precision"], "pct", t),
+         t.gettext("vs %(rate)s on average", rate=_fmt(h["base_rate"], "pct", t))),
+        (t.gettext("Lift in the riskiest %(top)s", top=top),
+         _fmt(score["top_decile_lift"], "x", t),
+         "" if base is None else t.gettext("best baseline %(figure)s",
+                                           figure=_fmt(base["top_decile_lift"], "x", t))),
+        (t.gettext("Churned ARR flagged (top %(top)s)", top=top),
+         _fmt(score["churned_arr_recall_top_decile"], "pct", t),
+         baseline("churned_arr_recall_top_decile", "pct")),
+        (t.gettext("Expected profit, top %(top)s", top=top),
+         _fmt(score["profit_top_decile"], "money", t), baseline("profit_top_decile", "money")),
     ]
     if "calibrated" in models:
         cal = models["calibrated"]
-        cards.append(("Calibrated score lift (top 10%)", _fmt(cal["top_decile_lift"], "x"),
-                      f"AUC {_fmt(cal['auc'], 'auc')}"))
+        cards.append((t.gettext("Calibrated score lift (top %(top)s)", top=top),
+                      _fmt(cal["top_decile_lift"], "x", t),
+                      t.gettext("AUC %(auc)s", auc=_fmt(cal["auc"], "auc", t))))
     inner = "".join(
-        f"<div class='card'><div class='lbl'>{escape(t)}</div><div class='big'>{escape(v)}</div>"
-        f"<div class='lbl'>{escape(s)}</div></div>" for t, v, s in cards
+        f"<div class='card'><div class='lbl'>{escape(c)}</div><div class='big'>{escape(v)}"
+        f"</div><div class='lbl'>{escape(s)}</div></div>" for c, v, s in cards
     )
-    return f"<div class='cards'>{inner}</div>"
+    said = verdict(h, t)
+    lead = f"<p><b>{escape(said)}</b></p>" if said else ""
+    return f"{lead}<div class='cards'>{inner}</div>"
 
 
-def _charts_for(h: dict[str, Any], folder: Path) -> list[tuple[str, str]]:
+def _charts_for(h: dict[str, Any], folder: Path, t: Translator) -> list[tuple[str, str]]:
     """Write the horizon's charts; returns (file name, caption) pairs."""
     days = h["horizon_days"]
+    before = _days_before(days, t)
     written: list[tuple[str, str]] = []
     # the scored rankings and the best baseline: seven baseline curves would hide them
     shown = {*CHARTED, h.get("best_baseline")}
-    curves = [(_label(name), [(x, y) for x, y, _ in pts]) for name, pts in h["gains"].items()
-              if name in shown]
+    curves = [(_label(name, t), [(x, y) for x, y, _ in pts])
+              for name, pts in h["gains"].items() if name in shown]
     name = f"lift_{days}d.svg"
     (folder / name).write_text(plots.gains_chart(
-        f"Churners caught, {days} days before the outcome", curves), encoding="utf-8")
-    written.append((name, "Contacting accounts from the riskiest down: how many of the "
-                    "accounts that later churned are reached. Higher and further left is "
-                    "better; the dashed diagonal is picking at random."))
+        t.gettext("Churners caught, %(before)s", before=before), curves, t), encoding="utf-8")
+    written.append((name, t.gettext(
+        "Contacting accounts from the riskiest down: how many of the accounts that later "
+        "churned are reached. Higher and further left is better; the dashed diagonal is "
+        "picking at random.")))
     dist = h.get("score_distribution")
     if dist:
         name = f"scores_{days}d.svg"
-        groups = [("churned", dist["churned"]), ("renewed or contracted", dist["retained"])]
+        groups = [(t.pgettext("outcome", "churned"), dist["churned"]),
+                  (t.pgettext("outcome", "renewed or contracted"), dist["retained"])]
         (folder / name).write_text(plots.distribution_chart(
-            f"Health score {days} days before the outcome", groups), encoding="utf-8")
-        written.append((name, "Where the accounts that churned and the accounts that stayed "
-                        "sat on the 0-100 health score. The less the two shapes overlap, the "
-                        "better the score separates them."))
+            t.gettext("Health score %(before)s", before=before), groups, t=t),
+            encoding="utf-8")
+        written.append((name, t.gettext(
+            "Where the accounts that churned and the accounts that stayed sat on the 0-100 "
+            "health score. The less the two shapes overlap, the better the score separates "
+            "them.")))
     bands = h.get("bands")
     if bands:
-        series = [("score", [(BAND_LABELS.get(b["group"], b["group"]), b["churn_rate"],
-                              b["accounts"]) for b in bands])]
+        series = [(t.pgettext("chart", "score"),
+                   [(band_label(b["group"], t), b["churn_rate"], b["accounts"])
+                    for b in bands])]
         name = f"bands_{days}d.svg"
         (folder / name).write_text(plots.rate_chart(
-            f"Churn rate by health band, {days} days before", series,
-            base_rate=h["base_rate"], x_label="band at the time"), encoding="utf-8")
-        written.append((name, "Calibration by band: the share of accounts in each band that "
-                        "went on to churn. A useful score has a clearly higher rate in "
-                        "'At risk' than in 'Healthy'."))
+            t.ngettext("Churn rate by health band, %(count)s day before",
+                       "Churn rate by health band, %(count)s days before", days), series,
+            base_rate=h["base_rate"], x_label=t.pgettext("chart", "band at the time"), t=t),
+            encoding="utf-8")
+        written.append((name, t.gettext(
+            "Calibration by band: the share of accounts in each band that went on to churn. "
+            "A useful score has a clearly higher rate in '%(at_risk)s' than in "
+            "'%(healthy)s'.", at_risk=band_label("at_risk", t),
+            healthy=band_label("healthy", t))))
     quint = h.get("quintiles")
     if quint:
         series = [
-            (_label(model), [(row["group"], row["churn_rate"], row["accounts"]) for row in rows])
+            (_label(model, t), [(row["group"], row["churn_rate"], row["accounts"])
+                                for row in rows])
             for model, rows in quint.items()
         ]
         name = f"quintiles_{days}d.svg"
         (folder / name).write_text(plots.rate_chart(
-            f"Churn rate by risk quintile, {days} days before", series,
-            base_rate=h["base_rate"], x_label="risk quintile (Q1 = riskiest 20%)"),
+            t.ngettext("Churn rate by risk quintile, %(count)s day before",
+                       "Churn rate by risk quintile, %(count)s days before", days), series,
+            base_rate=h["base_rate"],
+            x_label=t.pgettext("chart", "risk quintile (Q1 = riskiest %(share)s)",
+                               share=t.percent(20)), t=t),
             encoding="utf-8")
-        written.append((name, "Accounts split in five equal groups by each ranking, riskiest "
-                        "first. A good ranking puts most churn in Q1 and little in Q5."))
+        written.append((name, t.gettext(
+            "Accounts split in five equal groups by each ranking, riskiest first. A good "
+            "ranking puts most churn in Q1 and little in Q5.")))
     return written
 
 
-def write_html(result: dict[str, Any], folder: Path, title: str = "Churn backtest") -> Path:
-    """Write ``index.html`` and the SVG charts into ``folder``; returns the page path."""
+def _period(result: dict[str, Any], t: Translator) -> str:
+    """The history's span, from the result's ISO dates ("2025-01-02 to 2025-06-30"), as
+    the locale writes dates; anything else as it is."""
+    first, _, last = str(result.get("period") or "").partition(" to ")
+    try:
+        start, end = date.fromisoformat(first), date.fromisoformat(last)
+    except ValueError:
+        return str(result.get("period") or "")
+    return t.gettext("%(start)s to %(end)s", start=day(start, t), end=day(end, t))
+
+
+def write_html(result: dict[str, Any], folder: Path, title: str | None = None,
+               t: Translator = ENGLISH, calibration_text: str | None = None) -> Path:
+    """Write ``index.html`` and the SVG charts into ``folder``; returns the page path.
+    ``title`` defaults to "Churn backtest" in the report's language; ``calibration_text``
+    is what the calibration learnt, said in that language (default: the result's)."""
     folder.mkdir(parents=True, exist_ok=True)
+    title = title or t.gettext("Churn backtest")
     params = result["params"]
     parts = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<!doctype html><html lang='{escape(t.language)}'><head><meta charset='utf-8'>",
         f"<title>{escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
-        f"<p class='sub'>Scoring config <b>{escape(str(result['config_version']))}</b> replayed "
-        f"over {result['events']:,} events; {result['accounts_with_outcome']:,} accounts with a "
-        f"known outcome ({escape(result.get('period', ''))}).</p>",
+        "<p class='sub'>" + escape(t.ngettext(
+            "Scoring config %(version)s replayed over %(events)s; %(count)s account with a "
+            "known outcome (%(period)s).",
+            "Scoring config %(version)s replayed over %(events)s; %(count)s accounts with a "
+            "known outcome (%(period)s).", result["accounts_with_outcome"],
+            version=str(result["config_version"]),
+            events=t.ngettext("%(count)s event", "%(count)s events", result["events"]),
+            period=_period(result, t))) + "</p>",
     ]
     primary = result.get("primary_horizon")
     horizons = result["horizons"]
     main = next((h for h in horizons if h["horizon_days"] == primary), horizons[0] if horizons
                 else None)
     if main is not None:
-        parts.append(f"<h2>At a glance: {main['horizon_days']} days before renewal or "
-                     "churn</h2>")
-        parts.append(_headline(result, main))
-        parts.append(
-            "<p class='note'>Each account is scored as it stood on the day shown, using only "
-            "what had happened until then, exactly as Telltale would have scored it live. "
-            "The baselines rank the same accounts by simple usage counts (days since last "
-            "use, product events, active days, active seats, logins); the cards compare the "
+        heading = t.ngettext("At a glance: %(count)s day before renewal or churn",
+                             "At a glance: %(count)s days before renewal or churn",
+                             main["horizon_days"])
+        parts.append(f"<h2>{escape(heading)}</h2>")
+        parts.append(_headline(main, t))
+        parts.append("<p class='note'>" + escape(t.gettext(
+            "Each account is scored as it stood on the day shown, using only what had "
+            "happened until then, exactly as Telltale would have scored it live. The "
+            "baselines rank the same accounts by simple usage counts (days since last use, "
+            "product events, active days, active seats, logins); the cards compare the "
             "score with the best of them at this horizon. Profit assumes contacting an "
-            f"account costs ${params['intervention_cost']:,.0f}, "
-            f"{params['save_rate']:.0%} of contacted would-be churners are saved, and "
-            f"{params['margin']:.0%} gross margin on one year "
-            "of their ARR.</p>"
-        )
-    for note in result.get("notes", []):
+            "account costs %(cost)s, %(saved)s of contacted would-be churners are saved, "
+            "and %(margin)s gross margin on one year of their ARR.",
+            cost=_fmt(params["intervention_cost"], "money", t),
+            saved=_fmt(params["save_rate"], "pct", t),
+            margin=_fmt(params["margin"], "pct", t))) + "</p>")
+    for note in _notes(result, t):
         parts.append(f"<p class='note'>{escape(note)}</p>")
     for h in horizons:
-        parts.append(f"<h2>{h['horizon_days']} days before the outcome</h2>")
-        parts.append(
-            f"<p>{h['accounts']} accounts, of which {h['churned']} churned "
-            f"({_fmt(h['base_rate'], 'pct')}).</p>"
-        )
-        parts.append(_model_table(h))
-        parts.append(_band_table(h))
-        parts.append(_band_table(h, "bands_calibrated", "Calibrated band at the time"))
-        parts.append(_churn_type_table(h))
-        parts.append(_preceded_table(h))
+        parts.append(f"<h2>{escape(_days_before(h['horizon_days'], t))}</h2>")
+        parts.append("<p>" + escape(t.ngettext(
+            "%(count)s account, of which %(churned)s churned (%(rate)s).",
+            "%(count)s accounts, of which %(churned)s churned (%(rate)s).", h["accounts"],
+            churned=h["churned"], rate=_fmt(h["base_rate"], "pct", t))) + "</p>")
+        parts.append(_model_table(h, t))
+        parts.append(_band_table(h, t))
+        parts.append(_band_table(h, t, "bands_calibrated", calibrated=True))
+        parts.append(_churn_type_table(h, t))
+        parts.append(_preceded_table(h, t))
         parts.append("<div class='charts'>")
-        for name, caption in _charts_for(h, folder):
+        for name, caption in _charts_for(h, folder, t):
             parts.append(f"<figure><img src='{escape(name)}' alt='{escape(caption)}'>"
                          f"<figcaption>{escape(caption)}</figcaption></figure>")
         parts.append("</div>")
-    calibration = result.get("calibration")
-    if calibration:
-        parts.append("<h2>Calibration: what your history says about the weights</h2>")
-        parts.append(f"<p>{escape(calibration.get('explanation', ''))}</p>")
-        weights = calibration.get("weights", {})
-        if weights:
-            rows = "".join(
-                f"<tr><td>{escape(k)}</td><td>{v['before']}</td><td>{v['after']}</td></tr>"
-                for k, v in weights.items()
-            )
-            parts.append("<table><tr><th>Component</th><th>Default weight</th>"
-                         f"<th>Calibrated weight</th></tr>{rows}</table>")
-    check = result.get("probability_check")
-    if check and check.get("brier") is not None:
-        rows = "".join(
-            f"<tr><td>{_fmt(r['predicted'], 'pct')}</td><td>{_fmt(r['observed'], 'pct')}</td>"
-            f"<td>{r['accounts']}</td></tr>" for r in check["reliability"]
-        )
-        parts.append(
-            "<h2>Churn probability, tested out of time</h2><p>Each later account's "
-            "calibrated score turned into a churn probability as learnt on the earlier "
-            f"ones. Brier score {check['brier']:.3f} (always predicting the earlier churn "
-            f"rate: {check['brier_training_rate']:.3f}; lower is better).</p>"
-            "<table><tr><th>Predicted churn</th><th>Observed churn</th><th>Accounts</th>"
-            f"</tr>{rows}</table>")
-    parts.append("<h2>How to read this</h2><ul>"
-                 "<li><b>Lift in the top 10%</b>: how many times more churners are among the "
-                 "10% of accounts the ranking flags as riskiest than in the portfolio as a "
-                 "whole. 1× is no better than chance.</li>"
-                 "<li><b>AUC</b>: the chance that an account that churned was ranked riskier "
-                 "than one that stayed (0.5 is chance, 1.0 perfect).</li>"
-                 "<li><b>Profit</b>: saved margin minus the cost of the outreach, if the team "
-                 "contacted exactly the flagged accounts.</li></ul>")
+    parts.extend(_calibration_section(result, t, calibration_text))
+    parts.extend(_probability_section(result, t))
+    parts.append(_how_to_read(t))
     parts.append("</body></html>")
     page = folder / "index.html"
     page.write_text("\n".join(parts), encoding="utf-8")
     return page
+
+
+def _notes(result: dict[str, Any], t: Translator) -> list[str]:
+    """The result's notes: the out-of-time test's said from its figures (``test``), any
+    other note as it is."""
+    test = result.get("out_of_time")
+    if not test:
+        return list(result.get("notes", []))
+    return [t.ngettext(
+        "Out-of-time test: every figure below is computed on the %(count)s renewal or churn "
+        "after %(split)s only; the calibrated weights were learnt from the ones before.",
+        "Out-of-time test: every figure below is computed on the %(count)s renewals and "
+        "churns after %(split)s only; the calibrated weights were learnt from the ones "
+        "before.", test["outcomes"],
+        split=day(date.fromisoformat(test["split_date"]), t))]
+
+
+def _calibration_section(result: dict[str, Any], t: Translator,
+                         text: str | None) -> list[str]:
+    calibration = result.get("calibration")
+    if not calibration:
+        return []
+    title = t.gettext("Calibration: what your history says about the weights")
+    said = text if text is not None else calibration.get("explanation", "")
+    parts = [f"<h2>{escape(title)}</h2>", f"<p>{escape(said)}</p>"]
+    weights = calibration.get("weights", {})
+    if weights:
+        rows = "".join(
+            f"<tr><td>{escape(component_label(k, t))}</td><td>{v['before']}</td>"
+            f"<td>{v['after']}</td></tr>" for k, v in weights.items())
+        head = _header(t.pgettext("report table", "Component"),
+                       t.pgettext("report table", "Default weight"),
+                       t.pgettext("report table", "Calibrated weight"))
+        parts.append(f"<table>{head}{rows}</table>")
+    return parts
+
+
+def _probability_section(result: dict[str, Any], t: Translator) -> list[str]:
+    check = result.get("probability_check")
+    if not check or check.get("brier") is None:
+        return []
+    rows = "".join(
+        f"<tr><td>{_fmt(r['predicted'], 'pct', t)}</td><td>{_fmt(r['observed'], 'pct', t)}"
+        f"</td><td>{r['accounts']}</td></tr>" for r in check["reliability"])
+    title = t.gettext("Churn probability, tested out of time")
+    intro = t.gettext(
+        "Each later account's calibrated score turned into a churn probability as learnt on "
+        "the earlier ones. Brier score %(brier)s (always predicting the earlier churn rate: "
+        "%(reference)s; lower is better).", brier=_fmt(check["brier"], "auc", t),
+        reference=_fmt(check["brier_training_rate"], "auc", t))
+    head = _header(t.pgettext("report table", "Predicted churn"),
+                   t.pgettext("report table", "Observed churn"),
+                   t.pgettext("report table", "Accounts"))
+    return [f"<h2>{escape(title)}</h2><p>{escape(intro)}</p><table>{head}{rows}</table>"]
+
+
+def _how_to_read(t: Translator) -> str:
+    top = _top(t)
+    items = (
+        (t.gettext("Lift in the top %(top)s", top=top), t.gettext(
+            "how many times more churners are among the %(top)s of accounts the ranking "
+            "flags as riskiest than in the portfolio as a whole. 1× is no better than "
+            "chance.", top=top)),
+        (t.pgettext("report table", "AUC"), t.gettext(
+            "the chance that an account that churned was ranked riskier than one that "
+            "stayed (%(chance)s is chance, %(perfect)s perfect).",
+            chance=t.fixed(0.5, 1), perfect=t.fixed(1.0, 1))),
+        (t.gettext("Profit"), t.gettext(
+            "saved margin minus the cost of the outreach, if the team contacted exactly the "
+            "flagged accounts.")),
+    )
+    colon = t.pgettext("report", ": ")
+    cells = "".join(f"<li><b>{escape(term)}</b>{escape(colon)}{escape(meaning)}</li>"
+                    for term, meaning in items)
+    heading = t.gettext("How to read this")
+    return f"<h2>{escape(heading)}</h2><ul>{cells}</ul>"
+
+
+def where_written(json_path: Path, page: Path, t: Translator = ENGLISH) -> str:
+    """The lines a command ends on: where it wrote its JSON and its report."""
+    return "\n".join((t.gettext("JSON: %(path)s", path=str(json_path)),
+                      t.gettext("Report: %(path)s", path=str(page))))

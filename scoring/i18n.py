@@ -33,7 +33,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel import Locale
 from babel.messages.pofile import read_po
-from babel.numbers import format_decimal, format_percent, is_currency, parse_pattern
+from babel.numbers import (
+    NumberPattern,
+    format_decimal,
+    format_percent,
+    is_currency,
+    parse_pattern,
+)
 
 LANGUAGES = ("en", "fr")
 """Languages with a complete catalogue; the first is the default."""
@@ -148,6 +154,13 @@ def _percent(whole: float, locale: str) -> str:
     return str(format_percent(whole / 100, locale=locale))
 
 
+def _fixed_pattern(pattern: str, digits: int) -> NumberPattern:
+    """A locale's number pattern with exactly ``digits`` decimals (a report's column)."""
+    fixed = parse_pattern(pattern)
+    fixed.frac_prec = (digits, digits)
+    return fixed
+
+
 @dataclass(frozen=True, slots=True)
 class Translator:
     """Messages and formats of one language, with a workspace's currency and time zone."""
@@ -221,9 +234,19 @@ class Translator:
         """A number as the locale writes it (1,234.5 / 1 234,5)."""
         return _decimal(value, self._locale_id)
 
-    def percent(self, whole: float) -> str:
-        """A percentage given in whole percent (20 → "20%" / "20 %")."""
-        return _percent(whole, self._locale_id)
+    def percent(self, whole: float, digits: int = 0) -> str:
+        """A percentage given in whole percent (20 → "20%" / "20 %"); ``digits``
+        decimals when asked for (42.86 → "42.9%" / "42,9 %")."""
+        if not digits:
+            return _percent(whole, self._locale_id)
+        pattern = _fixed_pattern(self.locale.percent_formats[None].pattern, digits)
+        return str(pattern.apply(whole / 100, self.locale))
+
+    def fixed(self, value: float, digits: int) -> str:
+        """A number with exactly ``digits`` decimals (0.85 / "0,85"), for figures read
+        side by side in a report."""
+        pattern = _fixed_pattern(self.locale.decimal_formats[None].pattern, digits)
+        return str(pattern.apply(value, self.locale))
 
     def money(self, amount: float, currency: str | None = None) -> str:
         """An amount in the workspace's currency: no cents when it is whole

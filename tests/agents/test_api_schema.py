@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import functools
+import inspect
 import json
 import threading
 import uuid
@@ -21,6 +23,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.generation.modes import GenerationMode
 
+from agents import api as api_module
 from agents.api import create_api_app
 from devstack.process import free_port
 from state.readmodel import ReadModel
@@ -129,3 +132,73 @@ def test_api_conforms_to_its_openapi_document(case: Any, live_api: LiveApi,
     broken_headers = header_info is not None and header_info.mode == GenerationMode.NEGATIVE
     headers = {} if broken_headers else {"Authorization": f"Bearer {TOKEN}"}
     case.call_and_validate(base_url=live_api.url, session=http, headers=headers)
+
+
+def _negotiating_operations() -> set[tuple[str, str]]:
+    """(method, path) of every route whose handler answers in the reader's language: it
+    calls ``Api._reader`` (which reads ``Accept-Language``), itself or through another
+    method of the API. Read from the code, so a new route that negotiates is found."""
+    tree = ast.parse(inspect.getsource(api_module.Api))
+    methods = {node.name: node for node in ast.walk(tree)
+               if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)}
+
+    def calls(node: ast.AST) -> set[str]:
+        return {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)
+                and isinstance(n.value, ast.Name) and n.value.id == "self"}
+
+    negotiating = {"_reader"}
+    while True:
+        more = {name for name, node in methods.items() if calls(node) & negotiating}
+        if more <= negotiating:
+            break
+        negotiating |= more
+    found = set()
+    for call in ast.walk(methods["routes"]):
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+                and isinstance(call.func.value, ast.Name) and call.func.value.id == "web"):
+            continue
+        path = _text(call.args[0])
+        if calls(call.args[1]) & (negotiating - {"_reader"}):
+            found.add((call.func.attr, path))
+    return found
+
+
+def _text(node: ast.expr) -> str:
+    """A route's path as written: literals and the module's constants, joined by ``+``."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.Name):
+        return str(getattr(api_module, node.id))
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _text(node.left) + _text(node.right)
+    raise AssertionError(f"a route path this test cannot read: {ast.unparse(node)}")
+
+
+def _parameters(operation: dict[str, Any], document: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for parameter in operation.get("parameters", []):
+        ref = parameter.get("$ref")
+        if ref:
+            parameter = document
+            for part in ref.removeprefix("#/").split("/"):
+                parameter = parameter[part]
+        out.append(parameter)
+    return out
+
+
+def test_every_operation_that_answers_in_the_readers_language_documents_accept_language(
+) -> None:
+    document = json.loads(resources.files("agents").joinpath("openapi.json").read_text())
+    negotiating = _negotiating_operations()
+    assert ("get", "/api/v1/workspaces/{workspace}/worklist") in negotiating
+    for method, path in sorted(negotiating):
+        operation = document["paths"][path][method]
+        headers = {p["name"].lower() for p in _parameters(operation, document)
+                   if p["in"] == "header"}
+        assert "accept-language" in headers, f"{method.upper()} {path}: Accept-Language"
+    # and nothing claims to negotiate that does not
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if any(p["in"] == "header" and p["name"].lower() == "accept-language"
+                   for p in _parameters(operation, document)):
+                assert (method, path) in negotiating, f"{method.upper()} {path}"

@@ -68,6 +68,8 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
      "calibration needs both churned and retained accounts"),
     (("backtest", "events.jsonl", "--outcomes", "missing.csv", "--jobs", "1"),
      "missing.csv"),
+    (("metrics", "events.jsonl", "--outcomes", "outcomes.csv", "--language", "de"),
+     "argument --language: must be one of ['en', 'fr'], got 'de'"),
     (("--no-such-option",), "unrecognized arguments"),
 ])
 def test_a_mistake_is_one_line(history: Path, args: tuple[str, ...], says: str) -> None:
