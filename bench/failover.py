@@ -518,7 +518,8 @@ class Trial:
     ready: float | None = None  # the last taking survivor recovered its tables and resumed
     replayed: int | None = None
     #: Partitions the killed worker got back when it restarted, and the seconds from its
-    #: assignment to its first change for each (its local state was discarded as unclean).
+    #: assignment to its first change for each (it keeps its local state and replays only
+    #: the changelog written after it).
     back: list[int] = field(default_factory=list)
     back_first_change: dict[int, float] = field(default_factory=dict)
     load: str = ""

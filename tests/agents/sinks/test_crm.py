@@ -96,13 +96,6 @@ def salesforce_api(request: Recorded) -> Answer:
 
 
 @pytest.fixture
-async def hubspot() -> AsyncIterator[RecordingServer]:
-    server = await RecordingServer(hubspot_api).start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
 async def salesforce(tmp_path: Path) -> AsyncIterator[tuple[RecordingServer, requests.Session]]:
     cert, key = self_signed(tmp_path)
     server = await RecordingServer(salesforce_api, ssl_context=server_context(cert, key)).start()

@@ -5,7 +5,7 @@ HubSpot of ``test_crm`` over real sockets, through the official client."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -19,13 +19,6 @@ from tests.fakes.changes import make_record
 from tests.fakes.http import Flaky, RecordingServer
 
 T0 = 1_780_000_000.0
-
-
-@pytest.fixture
-async def hubspot() -> AsyncIterator[RecordingServer]:
-    server = await RecordingServer(hubspot_api).start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture
