@@ -681,11 +681,10 @@ def register(app: faust.App, settings: Settings) -> None:
 
 
 async def _restore(settings: Settings, topic: str, persisted: Mapping[int, int | None],
-                   deadline: float, db_for: Callable[[int], Any], offset_key: bytes,
-                   ) -> Mapping[int, int]:
+                   deadline: float, db_for: Callable[[int], Any]) -> Mapping[int, int]:
     """The state table's partitions restored in bulk before Faust's recovery (see
     :mod:`state.restore`)."""
-    done = await restore(settings.kafka_bootstrap, topic, persisted, db_for, offset_key,
+    done = await restore(settings.kafka_bootstrap, topic, persisted, db_for,
                          deadline=deadline, min_records=settings.restore_bulk_records,
                          security=settings.kafka_security)
     if done.records:

@@ -53,6 +53,7 @@ from bench.failover import (  # noqa: E402
     wait_committed,
     worker_settings,
 )
+from bench.pipeline import peak_rss_mib, rss_mib  # noqa: E402
 from devstack.workers import WorkerProcess  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 
@@ -83,13 +84,8 @@ class Size:
 
 
 def memory_mib(pid: int) -> tuple[float, float]:
-    """(resident, peak resident) memory of process ``pid`` in MiB, from /proc."""
-    fields: dict[str, float] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            fields[name] = int(value.split()[0]) / 1024  # kB
-    return fields["VmRSS"], fields["VmHWM"]
+    """(resident, peak resident) memory of process ``pid`` in MiB."""
+    return rss_mib(pid), peak_rss_mib(pid)
 
 
 def directory_mib(path: Path, prefix: str = "", suffix: str = "") -> float:

@@ -21,8 +21,7 @@ upgrade that changes them fails in the suite rather than silently in production:
   changelog offset it holds up to (``Store.offset_key``, ``set_persisted_offset``), so the
   score agent can write it in the same RocksDB batch as the records it covers.
 - :func:`restore_before_recovery`: the recovery's ``_build_offsets`` step, wrapped so that
-  a table's active partitions are first restored in bulk (:mod:`state.restore`), and the
-  store's ``offset_key``, under which a partition DB keeps its persisted offset.
+  a table's active partitions are first restored in bulk (:mod:`state.restore`).
 """
 
 from __future__ import annotations
@@ -136,10 +135,10 @@ def run_before_first_start(app: faust.App, hook: Callable[[], Awaitable[None]]) 
 
 def restore_before_recovery(
     app: faust.App, table: CollectionT,
-    restore: Callable[[str, Mapping[int, int | None], float, Callable[[int], Rdict], bytes],
+    restore: Callable[[str, Mapping[int, int | None], float, Callable[[int], Rdict]],
                       Awaitable[Mapping[int, int]]],
 ) -> None:
-    """Let ``restore(changelog topic, persisted, deadline, db_for, offset_key)`` bring
+    """Let ``restore(changelog topic, persisted, deadline, db_for)`` bring
     ``table``'s active partitions up to date from the changelog before Faust's recovery
     replays them.
 
@@ -153,7 +152,6 @@ def restore_before_recovery(
     recovery = cast(Any, app.tables).recovery  # TableManagerT does not declare it
     build_offsets = recovery._build_offsets
     changelog = table.changelog_topic.get_topic_name()
-    offset_key = persisted_offset_entry(0)[0]
     budget = 0.5 * float(app.conf.broker_request_timeout)
 
     async def restore_then_build(consumer: Any, tps: Any, destination: Any,
@@ -165,8 +163,7 @@ def restore_before_recovery(
             store = cast(Any, table).data
             reached = await restore(changelog,
                                     {p: destination.get(tp) for p, tp in mine.items()},
-                                    time.monotonic() + budget, store._db_for_partition,
-                                    offset_key)
+                                    time.monotonic() + budget, store._db_for_partition)
             for p, offset in reached.items():
                 before = destination.get(mine[p])
                 destination[mine[p]] = offset if before is None else max(before, offset)

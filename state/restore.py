@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from state.tables import write_with_offset
 from streams.kafka_security import PLAINTEXT, KafkaSecurity
 
 if TYPE_CHECKING:
@@ -53,7 +54,6 @@ async def restore(
     topic: str,
     persisted: Mapping[int, int | None],
     db_for: Callable[[int], Rdict],
-    offset_key: bytes,
     *,
     deadline: float,
     min_records: int = 0,
@@ -62,7 +62,6 @@ async def restore(
     """Apply ``topic``'s records after each partition's ``persisted`` offset (None: none
     yet) up to the partition's end now, into ``db_for(partition)``; stop by ``deadline``
     (``time.monotonic()``). A partition fewer than ``min_records`` behind is left to Faust.
-    ``offset_key`` is the key under which the store keeps a partition's persisted offset.
     """
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -89,7 +88,7 @@ async def restore(
             fetched = await consumer.getmany(*pending.values(), timeout_ms=500,
                                              max_records=FETCH_RECORDS)
             for tp, batch in fetched.items():
-                count, last = _apply(db_for(tp.partition), batch, offset_key, ends[tp])
+                count, last = _apply(db_for(tp.partition), batch, ends[tp])
                 records += count
                 if last is not None:
                     reached[tp.partition] = last
@@ -109,28 +108,14 @@ def _offset(value: int | None) -> int:
     return -1 if value is None else int(value)
 
 
-def _apply(db: Rdict, batch: list[Any], offset_key: bytes, end: int,
-           ) -> tuple[int, int | None]:
-    """One WriteBatch: the records below ``end`` in order, then the persisted offset;
+def _apply(db: Rdict, batch: list[Any], end: int) -> tuple[int, int | None]:
+    """The records below ``end`` in order and the persisted offset, as one WriteBatch;
     returns how many it applied and the offset of the last."""
-    import rocksdict
-
-    writes = rocksdict.WriteBatch(raw_mode=True)
-    last = None
-    count = 0
-    for record in batch:
-        if record.offset >= end:
-            break
-        if record.value is None:
-            writes.delete(record.key)
-        else:
-            writes.put(record.key, record.value)
-        last = record.offset
-        count += 1
-    if last is not None:
-        writes.put(offset_key, str(last).encode())
-        db.write(writes)
-    return count, last
+    kept = [record for record in batch if record.offset < end]
+    if not kept:
+        return 0, None
+    write_with_offset(db, ((r.key, r.value) for r in kept), kept[-1].offset)
+    return len(kept), kept[-1].offset
 
 
 __all__ = ["Restored", "restore"]

@@ -34,7 +34,7 @@ import os
 import shutil
 import struct
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -365,19 +365,8 @@ class PendingWrites:
             self._idle.set()
 
     def _apply(self, flush: _Flush) -> None:
-        import rocksdict
-
-        from state.faust_adapter import persisted_offset_entry
-
         assert flush.offset is not None
-        batch = rocksdict.WriteBatch(raw_mode=True)
-        for key, value in flush.writes:
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
-        batch.put(*persisted_offset_entry(flush.offset))
-        flush.db.write(batch)
+        write_with_offset(flush.db, flush.writes, flush.offset)
         for key, _ in flush.writes:
             entry = self._latest.get(key)
             # A later flush that wrote the key again keeps its value pending.
@@ -389,6 +378,25 @@ class PendingWrites:
         """Wait until every flush sent so far is in RocksDB (before a partition is handed
         over and before the worker stops)."""
         await self._idle.wait()
+
+
+def write_with_offset(db: Any, writes: Iterable[tuple[bytes, bytes | None]],
+                      offset: int) -> None:
+    """``writes`` (key, value; None deletes) in order, and the changelog ``offset`` they
+    bring ``db`` up to, as one atomic RocksDB ``WriteBatch``: the records and the offset
+    that vouches for them land together or not at all."""
+    import rocksdict
+
+    from state.faust_adapter import persisted_offset_entry
+
+    batch = rocksdict.WriteBatch(raw_mode=True)
+    for key, value in writes:
+        if value is None:
+            batch.delete(key)
+        else:
+            batch.put(key, value)
+    batch.put(*persisted_offset_entry(offset))
+    db.write(batch)
 
 
 @dataclass(slots=True)

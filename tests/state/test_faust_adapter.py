@@ -145,11 +145,11 @@ async def test_recovery_builds_active_offsets_through_a_replaceable_step(app: fa
         built.append((title, dict(destination)))
 
     recovery._build_offsets = build_offsets
-    asked: list[tuple[str, dict[int, int | None], bytes]] = []
+    asked: list[tuple[str, dict[int, int | None]]] = []
 
-    async def restore(changelog: str, persisted: Any, deadline: float, db_for: Any,
-                      offset_key: bytes) -> dict[int, int]:
-        asked.append((changelog, dict(persisted), offset_key))
+    async def restore(changelog: str, persisted: Any, deadline: float,
+                      db_for: Any) -> dict[int, int]:
+        asked.append((changelog, dict(persisted)))
         assert db_for(1) is faust_adapter.partition_db(table, 1)
         return {1: 99}
 
@@ -160,7 +160,7 @@ async def test_recovery_builds_active_offsets_through_a_replaceable_step(app: fa
     standby = {TP(topic, 0): None}
     await recovery._build_offsets(None, set(standby), standby, "standby")
     # Only this table's active partitions are restored; Faust then carries on from there.
-    assert asked == [(topic, {1: 41}, rocksdb.Store.offset_key)]
+    assert asked == [(topic, {1: 41})]
     assert built == [("active", {ours: 99, other: 5}), ("standby", {TP(topic, 0): None})]
     # The step Faust's recovery awaits, with the persisted offsets it starts from.
     source = " ".join(inspect.getsource(faust_recovery.Recovery).split())

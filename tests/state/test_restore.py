@@ -81,7 +81,7 @@ async def test_a_restore_leaves_what_a_replay_of_every_record_would(
     records = history(1, 5_000)
     await send(kafka_bootstrap, topic, records)
     done = await restore(kafka_bootstrap, topic, dict.fromkeys(range(PARTITIONS)),
-                         dbs.__getitem__, OFFSET_KEY, deadline=time.monotonic() + 60)
+                         dbs.__getitem__, deadline=time.monotonic() + 60)
     assert done.records == len(records) and not done.cut_short
     for p in range(PARTITIONS):
         count = sum(1 for r in records if r[0] == p)
@@ -101,7 +101,7 @@ async def test_records_at_or_below_the_persisted_offset_are_never_applied_again(
     dbs[0][b"a"] = b"old"
     dbs[0][b"b"] = b"2"
     dbs[0][OFFSET_KEY] = b"1"
-    done = await restore(kafka_bootstrap, topic, {0: 1}, dbs.__getitem__, OFFSET_KEY,
+    done = await restore(kafka_bootstrap, topic, {0: 1}, dbs.__getitem__,
                          deadline=time.monotonic() + 60)
     assert done.records == 1
     assert content(dbs[0]) == {b"a": b"new", b"b": b"2"}
@@ -116,7 +116,7 @@ async def test_a_partition_only_a_little_behind_is_left_to_the_usual_recovery(
     await send(kafka_bootstrap, topic, [(0, b"k%d" % n, b"v") for n in range(50)]
                + [(1, b"k%d" % n, b"v") for n in range(500)])
     done = await restore(kafka_bootstrap, topic, {0: None, 1: None}, dbs.__getitem__,
-                         OFFSET_KEY, deadline=time.monotonic() + 60, min_records=100)
+                         deadline=time.monotonic() + 60, min_records=100)
     assert done.offsets == {1: 499} and done.records == 500
     assert content(dbs[0]) == {} and OFFSET_KEY not in dbs[0]
 
@@ -128,16 +128,16 @@ async def test_a_restore_cut_short_by_its_deadline_leaves_a_prefix_to_resume_fro
     await create_topics(topic, partitions=1)
     records = [(0, b"k%d" % (n % 700), b"v%d" % n) for n in range(60_000)]
     await send(kafka_bootstrap, topic, records)
-    first = await restore(kafka_bootstrap, topic, {0: None}, dbs.__getitem__, OFFSET_KEY,
+    first = await restore(kafka_bootstrap, topic, {0: None}, dbs.__getitem__,
                           deadline=time.monotonic())
     assert first.cut_short and first.records == 0 and OFFSET_KEY not in dbs[0]
     # Stopped somewhere (most likely midway): whatever it wrote is a prefix.
-    second = await restore(kafka_bootstrap, topic, {0: None}, dbs.__getitem__, OFFSET_KEY,
+    second = await restore(kafka_bootstrap, topic, {0: None}, dbs.__getitem__,
                            deadline=time.monotonic() + 0.3)
     held = int(dbs[0][OFFSET_KEY]) if OFFSET_KEY in dbs[0] else -1
     assert second.records == held + 1
     assert content(dbs[0]) == replayed(records[:held + 1], 0)
-    rest = await restore(kafka_bootstrap, topic, {0: held}, dbs.__getitem__, OFFSET_KEY,
+    rest = await restore(kafka_bootstrap, topic, {0: held}, dbs.__getitem__,
                          deadline=time.monotonic() + 60)
     assert rest.records == len(records) - held - 1 and not rest.cut_short
     assert content(dbs[0]) == replayed(records, 0)
