@@ -194,11 +194,9 @@ class Dispatcher:
                 jobs.append(queue.get_nowait())
             in_flight = self._in_flight[destination] = list(jobs)
             try:
-                if len(jobs) == 1:
-                    await self._deliver_one(destination, jobs[0], in_flight)
-                else:  # sent together: each send joins the same batch request
-                    await asyncio.gather(*(self._deliver_one(destination, job, in_flight)
-                                           for job in jobs))
+                # Sent together: the sends of a batching destination join one request.
+                await asyncio.gather(*(self._deliver_one(destination, job, in_flight)
+                                       for job in jobs))
             except asyncio.CancelledError:
                 for _ in jobs:
                     queue.task_done()
