@@ -88,12 +88,11 @@ Faust's fixed per-message cost is shared by many events.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import orjson
 
@@ -109,6 +108,7 @@ from state.identity import (
     map_key,
     parse_expiry_key,
 )
+from state.keyed import KeyedStore, TableState
 from streams.dlq import DEAD_LETTERS, DeadLetter
 from streams.envelope import (
     ENVELOPES,
@@ -143,18 +143,6 @@ forever."""
 _LINKING = (EventType.IDENTIFY.value, EventType.ALIAS.value)
 
 
-class Store(Protocol):
-    """What the resolver needs of its table (a Faust table, or a dict in unit tests)."""
-
-    def get(self, key: bytes, default: None = None) -> bytes | None: ...
-    def __setitem__(self, key: bytes, value: bytes) -> None: ...
-    def __delitem__(self, key: bytes) -> None: ...
-
-
-ExpiryScan = Callable[[int, int], Iterable[bytes]]
-"""(partition, until epoch second) → expiry keys of that partition due by then."""
-
-
 @dataclass(frozen=True, slots=True)
 class Output:
     """One Kafka message to send: the agent sends them in order after each input."""
@@ -168,7 +156,7 @@ class Output:
 class Resolver:
     """The resolve stage without Faust: input message in, table writes and outputs out."""
 
-    def __init__(self, settings: Settings, store: Store, expiry_scan: ExpiryScan,
+    def __init__(self, settings: Settings, store: KeyedStore,
                  now: Callable[[], float] = time.time) -> None:
         self.topics = settings.topics
         self.partitions = settings.partitions
@@ -176,8 +164,9 @@ class Resolver:
         self.hold_max = max(1, settings.resolve_hold_max_events)
         self.record_max_bytes = settings.state_record_max_bytes
         self.link_seconds = settings.resolve_link_seconds
+        # The partition of the message being processed (the agent begins each message
+        # on it): identity records, held events and the expiry index of holds and links.
         self.store = store
-        self.expiry_scan = expiry_scan
         self.now = now
         self.workspaces_by_key = Settings.parse_pairs(settings.write_keys)
         workspaces = set(self.workspaces_by_key.values())
@@ -236,8 +225,7 @@ class Resolver:
                 return
             if isinstance(header, Tick):
                 if header.partition == partition:
-                    self.expire(partition, self._bounded_tick(header, value, received_at, out),
-                                out)
+                    self.expire(self._bounded_tick(header, value, received_at, out), out)
                 return
             wires = self._checked(header.events, header.workspace, received_at, out)
         else:
@@ -384,7 +372,7 @@ class Resolver:
             if moves < MAX_MOVES:
                 self._move(workspace, record.linked_to, wires, moves + 1, "forwarded", out)
                 if self._renew_link(workspace, person, record):
-                    self.store[mkey] = record.to_bytes()
+                    self.store.put(mkey, record.to_bytes())
                 return []
             log.warning("events of %s followed %d links; a cycle of identify or alias "
                         "calls? resolving them here", person, moves)
@@ -416,7 +404,7 @@ class Resolver:
             self._hold(workspace, person, record, waiting, out)
             changed = True
         if changed:
-            self.store[mkey] = record.to_bytes()
+            self.store.put(mkey, record.to_bytes())
         return attributed
 
     def _hold(self, workspace: str, person: str, record: IdentityRecord,
@@ -434,10 +422,10 @@ class Resolver:
         raw = orjson.dumps(held)
         if len(raw) > self.record_max_bytes:
             raw = self._shed_held(held, len(raw), person, out)
-        self.store[hkey] = raw
+        self.store.put(hkey, raw)
         if record.hold_due is None:
             due = int(self.now() + self.hold_seconds) + 1
-            self.store[expiry_key(due, workspace, person)] = b""
+            self.store.put(expiry_key(due, workspace, person), b"")
             record.hold_due = due
         record.held = len(held)
 
@@ -462,7 +450,7 @@ class Resolver:
     def _release(self, workspace: str, person: str, record: IdentityRecord) -> list[Wire]:
         hkey = held_key(workspace, person)
         raw = self.store.get(hkey)
-        _delete(self.store, hkey)
+        self.store.delete(hkey)
         due = record.hold_due
         record.held, record.hold_due = 0, None
         self._unschedule(workspace, person, record, due)
@@ -474,10 +462,11 @@ class Resolver:
                 log.warning("dropping an unreadable held event of %s", person)
         return released
 
-    def expire(self, partition: int, now: float, out: list[Output]) -> None:
-        """Dead-letter the holds of ``partition`` due by ``now`` (epoch seconds)."""
-        for xkey in list(self.expiry_scan(partition, int(now))):
-            _delete(self.store, xkey)
+    def expire(self, now: float, out: list[Output]) -> None:
+        """Dead-letter the holds of the message's partition due by ``now`` (epoch
+        seconds), and forget the links due by then."""
+        for xkey in list(self.store.scan(EXPIRY + SEP, expiry_range_end(int(now)))):
+            self.store.delete(xkey)
             due, workspace, person = parse_expiry_key(xkey)
             mkey = map_key(workspace, person)
             record = IdentityRecord.from_bytes(self.store.get(mkey))
@@ -489,14 +478,14 @@ class Resolver:
                     self._dead(out, _dead_wire(wire, Reason.UNATTRIBUTED,
                                                f"no account known for {person} within "
                                                f"{self.hold_seconds:g} s"))
-                _delete(self.store, hkey)
+                self.store.delete(hkey)
                 record.held, record.hold_due = 0, None
             if record.link_due == due:
                 record.unlink_user()
             if record.empty:
-                _delete(self.store, mkey)
+                self.store.delete(mkey)
             else:
-                self.store[mkey] = record.to_bytes()
+                self.store.put(mkey, record.to_bytes())
 
     # --------------------------------------------------------------------- links
 
@@ -545,7 +534,7 @@ class Resolver:
         # case they have none of their own yet.
         self._move(workspace, link.target, released, 1, "held", out,
                    record.accounts[:MAX_MOVED_ACCOUNTS])
-        self.store[mkey] = record.to_bytes()
+        self.store.put(mkey, record.to_bytes())
 
     def _inherit(self, key: bytes | None, partition: int, moved: Moved,
                  out: list[Output]) -> list[Wire]:
@@ -568,7 +557,7 @@ class Resolver:
         for account in reversed(moved.accounts):
             record.link(account)
         released = self._release(workspace, user, record) if record.held else []
-        self.store[mkey] = record.to_bytes()
+        self.store.put(mkey, record.to_bytes())
         return released
 
     def _move(self, workspace: str, user: str, wires: list[Wire], moves: int, kind: str,
@@ -594,14 +583,14 @@ class Resolver:
         due = int(now + self.link_seconds) + 1
         record.link_due = due
         self._unschedule(workspace, person, record, old)
-        self.store[expiry_key(due, workspace, person)] = b""
+        self.store.put(expiry_key(due, workspace, person), b"")
         return True
 
     def _unschedule(self, workspace: str, person: str, record: IdentityRecord,
                     due: int | None) -> None:
         """Drop the expiry key at ``due`` unless the record still uses it."""
         if due is not None and not record.uses_due(due):
-            _delete(self.store, expiry_key(due, workspace, person))
+            self.store.delete(expiry_key(due, workspace, person))
 
     # --------------------------------------------------------------------- output
 
@@ -622,11 +611,6 @@ class Resolver:
         metrics.EVENTS_DEAD_LETTERED.labels(reason=dead.reason).inc()
         out.append(Output(self.topics.events_dlq, DEAD_LETTERS.key(dead),
                           DEAD_LETTERS.encode(dead)))
-
-
-def _delete(store: Store, key: bytes) -> None:
-    with contextlib.suppress(KeyError):
-        del store[key]
 
 
 def _dead_wire(wire: Wire, reason: str, detail: str,
@@ -652,69 +636,24 @@ def _type_label(result: Event | Rejection) -> str:
     return result.type.value if isinstance(result, Event) else "other"
 
 
-def dict_expiry_scan(store: dict[bytes, bytes]) -> ExpiryScan:
-    """Expiry scan over a plain dict store (unit tests, replays without Faust)."""
-
-    def scan(_partition: int, until: int) -> Iterator[bytes]:
-        end = expiry_range_end(until)
-        start = EXPIRY + SEP
-        return iter(sorted(k for k in store if start <= k < end))
-
-    return scan
-
-
 # ------------------------------------------------------------------------- Faust
-
-
-class _PartitionStore:
-    """The resolve table as a :class:`Store`: reads go straight to the RocksDB of the
-    partition being processed (what the table would read, without its per-call
-    overhead); writes and deletes go through the table, so they reach its changelog."""
-
-    def __init__(self, table: Any, partition_db: Callable[[Any, int], Any]) -> None:
-        self.table = table
-        self.partition_db = partition_db
-        self.partition = 0
-
-    def get(self, key: bytes, default: None = None) -> bytes | None:
-        value = self.partition_db(self.table, self.partition).get(key)
-        return None if value is None else bytes(value)
-
-    def __setitem__(self, key: bytes, value: bytes) -> None:
-        self.table[key] = value
-
-    def __delitem__(self, key: bytes) -> None:
-        del self.table[key]
 
 
 def register(app: Any, settings: Settings) -> None:
     """Declare the resolve agent, its table and its tick timer on ``app``."""
     import faust
 
-    from state.faust_adapter import partition_db
-    from state.tables import raw_schema, raw_table
+    from state.tables import keyed_table, raw_schema
 
     names = settings.topics
     events_topic = app.topic(names.events, schema=raw_schema(),
                              partitions=settings.partitions)
-    table = raw_table(app, settings, STATE_TABLE,
-                      "Identity map (person → accounts, linked user) and events held for an "
-                      "account")
-
-    def scan(partition: int, until: int) -> Iterator[bytes]:
-        db = partition_db(table, partition)
-        end = expiry_range_end(until)
-        it = db.iter()
-        it.seek(EXPIRY + SEP)
-        while it.valid():
-            key = bytes(it.key())
-            if key >= end:
-                break
-            yield key
-            it.next()
-
-    store = _PartitionStore(table, partition_db)
-    resolver = Resolver(settings, store, scan)
+    table = keyed_table(app, settings, STATE_TABLE,
+                        "Identity map (person → accounts, linked user) and events held for an "
+                        "account")
+    store = TableState(table, names.events, indexed=(EXPIRY,))
+    store.settle_at_handover(app)
+    resolver = Resolver(settings, store)
 
     @app.agent(events_topic, name="resolve", concurrency=1)
     async def resolve(stream: faust.StreamT[bytes]) -> None:
@@ -724,11 +663,14 @@ def register(app: Any, settings: Settings) -> None:
         producer = app.producer
         async for event in stream.events():
             message = event.message
-            store.partition = message.partition
+            store.begin(message.partition)
             # Faust gives the Kafka timestamp in seconds: when the producer created it.
             received_at = message.timestamp if message.timestamp else time.time()
-            for output in resolver.process(message.key, message.value, message.partition,
-                                           received_at, message.offset):
+            outputs = resolver.process(message.key, message.value, message.partition,
+                                       received_at, message.offset)
+            if not await store.flush():
+                continue  # handed over meanwhile: its new owner resolves it again
+            for output in outputs:
                 await producer.send(output.topic, output.key, output.value, output.partition,
                                     None, None)
 
@@ -741,4 +683,4 @@ def register(app: Any, settings: Settings) -> None:
                                         partition=tp.partition)
 
 
-__all__ = ["Output", "Resolver", "dict_expiry_scan", "register"]
+__all__ = ["Output", "Resolver", "register"]

@@ -20,7 +20,7 @@ record stores the offset last applied and is written before the user records, ca
 them; a redelivered offset is never applied again, its user records and health changes
 are re-written and re-sent from the record instead. A message's writes are applied
 together (the changelog records in order, to changelog partition ``p``, then, once the
-broker has them, one RocksDB write batch: see ``state.tables.MessageWrites``), so the
+broker has them, one RocksDB write batch: see ``state.keyed.TableState``), so the
 local RocksDB is never ahead of the changelog and survives a ``kill -9``.
 
 Each workspace is scored under its own scoring config when it has a file in
@@ -56,10 +56,10 @@ import faust
 from state import tables
 from state.faust_adapter import (
     committed_offsets,
-    partition_db,
     restore_before_recovery,
     run_before_first_start,
 )
+from state.keyed import TableState
 from state.restore import restore
 from state.tables import AccountRecord, PartitionClock
 from streams.cloudevents import headers_of_encoded_change
@@ -130,12 +130,11 @@ class ScoreProcessor:
         # once per message, so a configuration change lands between two messages and
         # never in the middle of one (its writes and changes all come from one config).
         self._configs: dict[str, ScoringConfig] = {}
-        self.table = table
         self.changes_topic_name: str = changes_topic.get_topic_name()
-        # Per partition, the flushed writes not yet acknowledged by the changelog, hence
-        # not yet in RocksDB: every read of the partition looks there first.
-        self._pending: dict[int, tables.PendingWrites] = {}
-        self._writes = tables.MessageWrites()
+        # The table, one message at a time: reads see the message's own writes and the
+        # partition's flushes not yet acknowledged by the changelog (hence not yet in
+        # RocksDB) over RocksDB; the due index is a range of its keys.
+        self.state = TableState(table, settings.topics.by_account, indexed=(tables.DUE,))
         self._outgoing: list[tuple[bytes, bytes]] = []
         self._dead_letters: list[DeadLetter] = []
         # Earliest due second per partition (None: nothing due): saves the range scan on
@@ -150,10 +149,9 @@ class ScoreProcessor:
     # ----------------------------------------------------------------- one message
 
     async def process(self, partition: int, offset: int, raw: bytes | None) -> None:
-        """Handle one by-account message; its writes land together (see MessageWrites)."""
-        db = partition_db(self.table, partition)
-        self._writes = self._new_writes(partition)
-        last = self._load_clock(db, partition).offset
+        """Handle one by-account message; its writes land together (see TableState)."""
+        self.state.begin(partition)
+        last = self._load_clock(partition).offset
         if last >= 0 and offset > last + 1:
             await self._fill_gap(partition, last + 1, offset)
         await self._process_one(partition, offset, raw)
@@ -194,21 +192,15 @@ class ScoreProcessor:
             await consumer.stop()
 
     async def _process_one(self, partition: int, offset: int, raw: bytes | None) -> None:
-        # Reads go straight to this partition's RocksDB (Faust's table API would check
-        # membership and then read: two lookups), under the writes not in it yet (this
-        # message's and the partition's unacknowledged flushes); writes are collected
-        # per message.
-        db = partition_db(self.table, partition)
-        self._writes = self._new_writes(partition)
+        self.state.begin(partition)
         self._outgoing = []
         self._dead_letters = []
         self._configs = {}
-        await self._process(db, partition, offset, raw)
-        if not self._still_assigned(partition):
+        await self._process(partition, offset, raw)
+        if not await self.state.flush():
             log.info("score: p%d was revoked while processing offset %d; its new owner "
                      "processes it again", partition, offset)
             return
-        await self._writes.flush(self.table, db, partition)
         producer = self.app.producer
         for key, change in self._outgoing:
             await producer.send(self.changes_topic_name, key, change, None, None,
@@ -217,7 +209,7 @@ class ScoreProcessor:
             await producer.send(self.settings.topics.events_dlq, DEAD_LETTERS.key(dead),
                                 DEAD_LETTERS.encode(dead), None, None, None)
 
-    async def _process(self, db: Any, partition: int, offset: int, raw: bytes | None) -> None:
+    async def _process(self, partition: int, offset: int, raw: bytes | None) -> None:
         try:
             message = ENVELOPES.decode(raw)
         except EnvelopeError as exc:
@@ -229,13 +221,13 @@ class ScoreProcessor:
             # was misrouted and must not move this partition's clock.
             self._count_dead_letter("misrouted_tick")
             return
-        clock = self._load_clock(db, partition)
+        clock = self._load_clock(partition)
         if self._hint_offset.get(partition) != clock.offset:
             # Another worker (or a crash) moved this partition on: the hint is stale.
             self._first_due_known.discard(partition)
         self._hint_offset[partition] = offset
         if offset <= clock.offset:
-            await self._redeliver_partition(db, partition, offset, clock, message)
+            await self._redeliver_partition(partition, offset, clock, message)
             return
         if isinstance(message, Tick):
             limit = self.tick_limit(clock.newest_event)
@@ -252,19 +244,19 @@ class ScoreProcessor:
             newest_event = max(newest_event,
                                max((e.timestamp for e in envelope.events), default=0.0))
         skip = (envelope.workspace, envelope.key) if envelope is not None else None
-        due_touched, stale = await self._run_due(db, partition, offset, now, skip)
+        due_touched, stale = await self._run_due(partition, offset, now, skip)
         if envelope is not None:
-            await self._apply_envelope(db, partition, offset, now, envelope)
+            await self._apply_envelope(partition, offset, now, envelope)
         committed = self._committed(partition)
         recent = [(o, accs) for o, accs in clock.recent if o >= committed]
         if due_touched:
             recent.append((offset, due_touched))
         new_clock = PartitionClock(now, offset, recent[-MAX_RECENT_OFFSETS:], newest_event)
-        self._writes.put(tables.clock_key(partition), new_clock.to_bytes())
+        self.state.put(tables.clock_key(partition), new_clock.to_bytes())
         # Stale due entries go last: until the clock above is in the changelog, they are
         # how a redelivery finds the accounts this offset re-evaluated.
         for key in stale:
-            self._writes.delete(key)
+            self.state.delete(key)
         if self._metrics is not None:
             self._metrics.MESSAGES_PROCESSED.labels(agent=AGENT).inc()
             if envelope is not None:
@@ -298,7 +290,7 @@ class ScoreProcessor:
     # ----------------------------------------------------------------- due index
 
     async def _run_due(
-        self, db: Any, partition: int, offset: int, now: float, skip: tuple[str, str] | None
+        self, partition: int, offset: int, now: float, skip: tuple[str, str] | None
     ) -> tuple[list[tuple[str, str]], list[bytes]]:
         """Re-evaluate the accounts due at or before ``now``.
 
@@ -312,17 +304,16 @@ class ScoreProcessor:
                 return [], []
         touched: list[tuple[str, str]] = []
         stale: list[bytes] = []
-        pending = self._writes.pending
-        entries = list(tables.due_entries(db, until, pending))
+        entries = list(tables.due_entries(self.state, until))
         # Everything at or before ``until`` is handled below; the new due entries the
         # steps write lower this hint again through _note_due.
-        self._first_due[partition] = tables.first_due(db, after=until, pending=pending)
+        self._first_due[partition] = tables.first_due(self.state, after=until)
         self._first_due_known.add(partition)
         for key, due, workspace, account_id in entries:
             if skip == (workspace, account_id):
                 self._note_due(partition, due)  # until the envelope's step replaces it
                 continue  # the envelope of this message re-evaluates it with its events
-            record = self._load_account(db, workspace, account_id)
+            record = self._load_account(workspace, account_id)
             if record is None:
                 stale.append(key)
                 continue
@@ -336,7 +327,7 @@ class ScoreProcessor:
                 stale.append(key)  # left behind by an earlier crash; the real one exists
                 continue
             outcome = await self._step(
-                db, partition, offset, now, workspace, account_id, record, [], delete_old_due=False
+                partition, offset, now, workspace, account_id, record, [], delete_old_due=False
             )
             if record.due is not None:
                 stale.append(key)
@@ -355,14 +346,14 @@ class ScoreProcessor:
     # ----------------------------------------------------------------- envelopes
 
     async def _apply_envelope(
-        self, db: Any, partition: int, offset: int, now: float, envelope: Envelope
+        self, partition: int, offset: int, now: float, envelope: Envelope
     ) -> None:
         workspace, account_id = envelope.workspace, envelope.key
         if not account_id:
             self._count_dead_letter("no_account")
             return
         try:
-            record = self._load_account(db, workspace, account_id)
+            record = self._load_account(workspace, account_id)
         except tables.StateKeyError as exc:
             log.warning("score: skipping p%d@%d: %s", partition, offset, exc)
             self._count_dead_letter("bad_key")
@@ -372,7 +363,7 @@ class ScoreProcessor:
             return
         events = [e for e in envelope.events if e.workspace == workspace]
         outcome = await self._step(
-            db, partition, offset, now, workspace, account_id, record, events,
+            partition, offset, now, workspace, account_id, record, events,
             delete_old_due=True,
         )
         if outcome.changes and self._metrics is not None and events:
@@ -383,7 +374,6 @@ class ScoreProcessor:
 
     async def _step(
         self,
-        db: Any,
         partition: int,
         offset: int,
         now: float,
@@ -401,7 +391,7 @@ class ScoreProcessor:
         user_ids = sorted({e.user_id for e in events if e.user_id})
         users = {}
         for user_id in user_ids:
-            raw = self._writes.get(db, keys.user(user_id))
+            raw = self.state.get(keys.user(user_id))
             if raw is not None:
                 users[user_id] = UserState.from_bytes(raw)
         account = AccountState.from_bytes(record.state) if record is not None else None
@@ -463,14 +453,14 @@ class ScoreProcessor:
         # Order matters (one changelog partition keeps it): the new due entry, then the
         # account record (the commit point, carrying the users), then the users.
         if new_due is not None and new_due != old_due:
-            self._writes.put(keys.due(new_due), b"")
+            self.state.put(keys.due(new_due), b"")
             self._note_due(partition, new_due)
-        self._writes.put(keys.account, raw_record)
+        self.state.put(keys.account, raw_record)
         for user_id, raw_user in redo:
-            self._writes.put(keys.user(user_id), raw_user)
+            self.state.put(keys.user(user_id), raw_user)
         outcome.wrote_users = bool(redo)
         if delete_old_due and old_due is not None and old_due != new_due:
-            self._writes.delete(keys.due(old_due))
+            self.state.delete(keys.due(old_due))
         self._send(workspace, account_id, outcome.changes)
         if self._metrics is not None:
             for reason in outcome.reasons:
@@ -507,14 +497,14 @@ class ScoreProcessor:
         if record.applied == offset:
             keys = tables.AccountKeys(workspace, account_id)
             for user_id, raw_user in record.redo:
-                self._writes.put(keys.user(user_id), raw_user)
+                self.state.put(keys.user(user_id), raw_user)
             if record.due is not None:
-                self._writes.put(keys.due(record.due), b"")
+                self.state.put(keys.due(record.due), b"")
                 self._note_due(partition, record.due)
         self._send(workspace, account_id, record.outbox_for(offset))
 
     async def _redeliver_partition(
-        self, db: Any, partition: int, offset: int, clock: PartitionClock, message: Envelope | Tick
+        self, partition: int, offset: int, clock: PartitionClock, message: Envelope | Tick
     ) -> None:
         """The clock says ``offset`` was fully processed: re-send and re-write its effects."""
         accounts = list(clock.recent_for(offset))
@@ -522,31 +512,11 @@ class ScoreProcessor:
             accounts.append((message.workspace, message.key))
         for workspace, account_id in accounts:
             try:
-                record = self._load_account(db, workspace, account_id)
+                record = self._load_account(workspace, account_id)
             except tables.StateKeyError:
                 continue
             if record is not None and record.applied >= offset:
                 await self._redeliver_account(partition, offset, workspace, account_id, record)
-
-    # ----------------------------------------------------------------- local state
-
-    def _new_writes(self, partition: int) -> tables.MessageWrites:
-        """An empty write set for a message of ``partition``, reading through its pending
-        flushes."""
-        pending = self._pending.get(partition)
-        if pending is None:
-            pending = self._pending[partition] = tables.PendingWrites()
-        return tables.MessageWrites(pending)
-
-    async def settle(self) -> None:
-        """Wait until every message flushed so far is in this worker's RocksDB.
-
-        Before a rebalance hands partitions over (Faust then drops its handles on their
-        DBs, and a flush applied later would hold one open) and before the worker stops
-        (what is acknowledged is then kept locally instead of replayed at the next start).
-        """
-        for pending in list(self._pending.values()):
-            await pending.drain()
 
     # ----------------------------------------------------------------- helpers
 
@@ -566,26 +536,12 @@ class ScoreProcessor:
         key = change_key(workspace, account_id)
         self._outgoing.extend((key, change) for change in changes)
 
-    def _still_assigned(self, partition: int) -> bool:
-        """Whether this worker still owns ``partition`` of the by-account topic.
-
-        Faust stops the flow on revocation but lets a message in flight finish; its
-        writes would then land in the changelog after those of the partition's new
-        owner and roll its records back. Checked right before the writes go out.
-        """
-        try:
-            assignment = self.app.consumer.assignment()
-        except Exception:  # consumer stopping
-            return False
-        topic = self.settings.topics.by_account
-        return any(tp.topic == topic and tp.partition == partition for tp in assignment)
-
-    def _load_account(self, db: Any, workspace: str, account_id: str) -> AccountRecord | None:
-        raw = self._writes.get(db, tables.account_key(workspace, account_id))
+    def _load_account(self, workspace: str, account_id: str) -> AccountRecord | None:
+        raw = self.state.get(tables.account_key(workspace, account_id))
         return AccountRecord.from_bytes(raw) if raw is not None else None
 
-    def _load_clock(self, db: Any, partition: int) -> PartitionClock:
-        raw = self._writes.get(db, tables.clock_key(partition))
+    def _load_clock(self, partition: int) -> PartitionClock:
+        raw = self.state.get(tables.clock_key(partition))
         return PartitionClock.from_bytes(raw) if raw is not None else PartitionClock()
 
     def _committed(self, partition: int) -> int:
@@ -668,16 +624,7 @@ def register(app: faust.App, settings: Settings) -> None:
     if settings.restore_bulk_records:
         restore_before_recovery(app, table, functools.partial(_restore, settings))
 
-    @app.on_partitions_revoked.connect
-    async def _settle_before_handover(sender: Any, /, *args: Any, signal: Any,
-                                      **kwargs: Any) -> None:
-        await processor.settle()
-
-    @app.on_before_shutdown.connect
-    async def _settle_before_stop(sender: Any, /, *args: Any, signal: Any,
-                                  **kwargs: Any) -> None:
-        await app.producer.flush()
-        await processor.settle()
+    processor.state.settle_at_handover(app)
 
 
 async def _restore(settings: Settings, topic: str, persisted: Mapping[int, int | None],

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from state.tables import write_with_offset
+from state.keyed import write_with_offset
 from streams.kafka_security import PLAINTEXT, KafkaSecurity
 
 if TYPE_CHECKING:

@@ -16,8 +16,9 @@ told apart by a one-byte key prefix:
 (␟ is the ASCII unit separator, 0x1F, which ids never contain in practice; ids that do are
 rejected by :func:`state.keys.part`.)
 
-Every key is written while the agent processes a message of the by-account topic, so Faust
-puts it in the RocksDB store and changelog partition of *that* message: a user key lives in
+Every key is written while the agent processes a message of the by-account topic, to the
+RocksDB and changelog partition of *that* message (:class:`state.keyed.TableState`, which
+the resolver's identity table goes through too): a user key lives in
 the same partition as its account, and the due index of partition ``p`` is a range of keys
 in ``p``'s own RocksDB, which the agent scans in key order (:func:`due_entries`) — the cost
 of a tick grows with what is due, never with the number of accounts.
@@ -27,23 +28,23 @@ Values are bytes end to end (``raw`` serialisers): Faust's JSON codec never runs
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-import os
 import shutil
 import struct
-from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from state.faust_adapter import skip_changelog_records_held
 from state.keys import MAX_DUE, SEP, KeyPartError, due_part, make_key
 from state.keys import part as key_part
+
+if TYPE_CHECKING:
+    from state.keyed import KeyedStore, PendingWrites
 
 if TYPE_CHECKING:
     import faust
@@ -278,273 +279,38 @@ def raw_table(app: faust.App, settings: Settings, name: str, help: str) -> Table
                      help=help)
 
 
-def define_state_table(app: faust.App, settings: Settings) -> TableT:
-    """The health-state table, co-partitioned with the by-account topic."""
-    table = raw_table(app, settings, STATE_TABLE,
-                      "Account, user, due-index and clock records of the score agent")
+def keyed_table(app: faust.App, settings: Settings, name: str, help: str) -> TableT:
+    """A stream processor's state table, written only through :class:`state.keyed.TableState`
+    (changelog first, then RocksDB with the offset it holds up to): a raw table whose
+    recovery skips the changelog records a partition DB already holds."""
+    table = raw_table(app, settings, name, help)
     skip_changelog_records_held(table)
     return table
 
 
-class PendingWrites:
-    """One partition's writes that were sent to its changelog and are not acknowledged yet.
-
-    The local RocksDB must never be ahead of the changelog: after a ``kill -9`` it is
-    trusted as it is, and Faust's recovery replays only the changelog records after the
-    offset it holds (see :func:`discard_untrusted_local_state`). So a message's writes go
-    to the changelog first and wait here; when the broker acknowledges the last record of
-    a flush, :meth:`acked` writes that flush to RocksDB as one ``WriteBatch`` together
-    with the changelog offset it brings the DB up to. Meanwhile every read of the
-    partition (:meth:`MessageWrites.get`, the due-index scans) sees the pending value
-    over RocksDB's, so processing sees what it would have seen with RocksDB written first.
-
-    Flushes are applied in the order they were sent, whatever order their
-    acknowledgements arrive in: a flush acknowledged early waits for the ones before it.
-
-    Memory: only unacknowledged writes are held, one value per key (the newest). The
-    producer keeps at most two batches per changelog partition (one in flight, one being
-    filled; ``producer.send`` waits while both are full), so this holds at most about
-    two producer batches of records per partition (2 × 512 KiB with Telltale's producer
-    settings) plus the writes of the message being sent: milliseconds of traffic.
-    """
-
-    __slots__ = ("_due", "_flushes", "_idle", "_latest", "_sent")
-
-    def __init__(self) -> None:
-        # key → (sequence number of the flush that wrote it, value; None for a delete)
-        self._latest: dict[bytes, tuple[int, bytes | None]] = {}
-        self._due: set[bytes] = set()  # the due-index keys among them, for range scans
-        self._flushes: deque[_Flush] = deque()
-        self._sent = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    def __len__(self) -> int:
-        """Keys with a pending value."""
-        return len(self._latest)
-
-    @property
-    def flushes(self) -> int:
-        """Flushes sent and not yet written to RocksDB."""
-        return len(self._flushes)
-
-    def lookup(self, key: bytes) -> tuple[bool, bytes | None]:
-        """(whether ``key`` has a pending write, its newest pending value)."""
-        entry = self._latest.get(key)
-        return (False, None) if entry is None else (True, entry[1])
-
-    def writes(self) -> Iterator[tuple[bytes, bytes | None]]:
-        """(key, newest pending value) of every pending key, in no particular order."""
-        return ((key, value) for key, (_, value) in self._latest.items())
-
-    def due_range(self, start: bytes, stop: bytes) -> list[tuple[bytes, bytes | None]]:
-        """Pending due-index writes with ``start`` ≤ key < ``stop``, in key order."""
-        return [(key, self._latest[key][1])
-                for key in sorted(k for k in self._due if start <= k < stop)]
-
-    def add(self, db: Any, writes: list[tuple[bytes, bytes | None]]) -> _Flush:
-        """Hold ``writes`` (in write order) for ``db`` until :meth:`acked` says the
-        changelog has them; call before the first of them is sent."""
-        self._sent += 1
-        flush = _Flush(self._sent, db, writes)
-        for key, value in writes:
-            self._latest[key] = (flush.sequence, value)
-            if key[:1] == DUE:
-                self._due.add(key)
-        self._flushes.append(flush)
-        self._idle.clear()
-        return flush
-
-    def acked(self, flush: _Flush, offset: int) -> None:
-        """The changelog has ``flush`` up to its last record, at ``offset``: write it,
-        and every flush before it that is acknowledged too, to RocksDB in send order."""
-        flush.offset = offset
-        while self._flushes and self._flushes[0].offset is not None:
-            self._apply(self._flushes.popleft())
-        if not self._flushes:
-            self._idle.set()
-
-    def _apply(self, flush: _Flush) -> None:
-        assert flush.offset is not None
-        write_with_offset(flush.db, flush.writes, flush.offset)
-        for key, _ in flush.writes:
-            entry = self._latest.get(key)
-            # A later flush that wrote the key again keeps its value pending.
-            if entry is not None and entry[0] == flush.sequence:
-                del self._latest[key]
-                self._due.discard(key)
-
-    async def drain(self) -> None:
-        """Wait until every flush sent so far is in RocksDB (before a partition is handed
-        over and before the worker stops)."""
-        await self._idle.wait()
-
-
-def write_with_offset(db: Any, writes: Iterable[tuple[bytes, bytes | None]],
-                      offset: int) -> None:
-    """``writes`` (key, value; None deletes) in order, and the changelog ``offset`` they
-    bring ``db`` up to, as one atomic RocksDB ``WriteBatch``: the records and the offset
-    that vouches for them land together or not at all."""
-    import rocksdict
-
-    from state.faust_adapter import persisted_offset_entry
-
-    batch = rocksdict.WriteBatch(raw_mode=True)
-    for key, value in writes:
-        if value is None:
-            batch.delete(key)
-        else:
-            batch.put(key, value)
-    batch.put(*persisted_offset_entry(offset))
-    db.write(batch)
-
-
-@dataclass(slots=True)
-class _Flush:
-    """One message's writes on their way: sent to the changelog, not yet in RocksDB."""
-
-    sequence: int
-    db: Any
-    writes: list[tuple[bytes, bytes | None]]
-    #: Changelog offset of the last record, once the broker acknowledged it.
-    offset: int | None = None
-
-
-class MessageWrites:
-    """The writes one by-account message makes, applied together.
-
-    Faust's ``table[key] = value`` costs a RocksDB put, a buffered changelog send and a
-    persisted-offset put per key, and its 100-record producer buffer then stalls the
-    stream: with a message writing an account, a dozen users, due entries and the clock,
-    that per-key cost dominated. So the agent collects a message's writes here and
-    :meth:`flush` applies them at once: the changelog records in write order to the
-    message's changelog partition (Faust's commit flushes the producer before committing
-    source offsets, as for its own writes), then, when the last record is acked, one
-    atomic RocksDB ``WriteBatch`` with the persisted offset (:class:`PendingWrites`).
-    Reads see the message's own pending values, then the partition's pending flushes,
-    then RocksDB. Every write of the state table goes through here: one written another
-    way could put RocksDB ahead of the changelog.
-    """
-
-    def __init__(self, pending: PendingWrites | None = None) -> None:
-        self._pending = pending if pending is not None else PendingWrites()
-        self._order: list[tuple[bytes, bytes | None]] = []
-        self._latest: dict[bytes, bytes | None] = {}
-
-    @property
-    def pending(self) -> PendingWrites:
-        """The partition's flushes that are not in RocksDB yet."""
-        return self._pending
-
-    def put(self, key: bytes, value: bytes) -> None:
-        self._order.append((key, value))
-        self._latest[key] = value
-
-    def delete(self, key: bytes) -> None:
-        self._order.append((key, None))
-        self._latest[key] = None
-
-    def get(self, db: Any, key: bytes) -> bytes | None:
-        if key in self._latest:
-            return self._latest[key]
-        found, pending = self._pending.lookup(key)
-        if found:
-            return pending
-        value: bytes | None = db.get(key)
-        return value
-
-    def __len__(self) -> int:
-        return len(self._order)
-
-    async def flush(self, table: Any, db: Any, partition: int) -> None:
-        if not self._order:
-            return
-        from faust.types import TP
-
-        producer = table.app.producer
-        topic = table.changelog_topic.get_topic_name()
-        tp = TP(topic, partition)
-        flush = self._pending.add(db, self._order)
-        pending = self._pending
-        future: Any = None
-        try:
-            for key, value in self._order:
-                future = await producer.send(topic, key, value, partition, None, None)
-        except Exception as exc:  # any refusal leaves a partial flush
-            _stop_hard(tp, exc)
-
-        def _persisted(done: Any) -> None:
-            if done.cancelled() or done.exception() is not None:
-                _stop_hard(tp, None if done.cancelled() else done.exception())
-            try:
-                pending.acked(flush, done.result().offset)
-            except Exception as exc:  # RocksDB refused the write
-                _stop_hard(tp, exc)
-
-        future.add_done_callback(_persisted)
-        self._order = []
-        self._latest = {}
-
-
-def _stop_hard(tp: Any, why: BaseException | None) -> NoReturn:
-    """A flush could not complete (the producer gave up after its retries, or RocksDB
-    refused the batch). The commit that follows could still pass its source offsets, so
-    stop like a crash: the messages are redelivered, and the local DB, never ahead of the
-    changelog, is kept."""
-    log.critical("changelog write to %s failed: %r; stopping", tp, why)
-    os._exit(70)
-
-
-def _due_keys(db: Any, start: bytes, stop: bytes,
-              pending: PendingWrites | None) -> Iterator[bytes]:
-    """Due-index keys with ``start`` ≤ key < ``stop`` in key order: RocksDB's range with
-    the partition's pending writes over it (a pending delete hides a key)."""
-    it = db.iter()
-    it.seek(start)
-
-    def stored() -> bytes | None:
-        if not it.valid():
-            return None
-        key = bytes(it.key())
-        return key if key < stop else None
-
-    overlay = pending.due_range(start, stop) if pending is not None else []
-    key = stored()
-    for pending_key, value in overlay:
-        while key is not None and key < pending_key:
-            yield key
-            it.next()
-            key = stored()
-        if key == pending_key:
-            it.next()
-            key = stored()
-        if value is not None:
-            yield pending_key
-    while key is not None:
-        yield key
-        it.next()
-        key = stored()
+def define_state_table(app: faust.App, settings: Settings) -> TableT:
+    """The health-state table, co-partitioned with the by-account topic."""
+    return keyed_table(app, settings, STATE_TABLE,
+                       "Account, user, due-index and clock records of the score agent")
 
 
 #: Just past every due-index key (the byte after the separator).
 _DUE_END = DUE + bytes([SEP[0] + 1])
 
 
-def due_entries(db: Any, until: int, pending: PendingWrites | None = None,
-                ) -> Iterator[tuple[bytes, int, str, str]]:
+def due_entries(store: KeyedStore, until: int) -> Iterator[tuple[bytes, int, str, str]]:
     """Due-index entries of one partition with due second ≤ ``until``, oldest first:
-    (key, due second, workspace, account id). A key-ordered range scan of its RocksDB,
-    with its ``pending`` writes merged in."""
-    for key in _due_keys(db, DUE + SEP, DUE + SEP + due_part(until + 1), pending):
+    (key, due second, workspace, account id). A key-ordered range scan of its state,
+    writes not yet in RocksDB included."""
+    for key in store.scan(DUE + SEP, DUE + SEP + due_part(until + 1)):
         due, workspace, account = parse_due_key(key)
         yield key, due, workspace, account
 
 
-def first_due(db: Any, after: int = -1, pending: PendingWrites | None = None) -> int | None:
-    """Earliest due second later than ``after`` in one partition, ``pending`` writes
-    included (``None``: none)."""
+def first_due(store: KeyedStore, after: int = -1) -> int | None:
+    """Earliest due second later than ``after`` in one partition (``None``: none)."""
     start = DUE + SEP + b"%012d" % (after + 1) if after >= 0 else DUE + SEP
-    for key in _due_keys(db, start, _DUE_END, pending):
+    for key in store.scan(start, _DUE_END):
         return parse_due_key(key)[0]
     return None
 
@@ -579,7 +345,7 @@ def discard_untrusted_local_state(tabledir: Path) -> bool:
     """Delete this table's local RocksDB unless it is known to be a prefix of the changelog,
     then mark the directory as such. Returns True when something was discarded.
 
-    Since :class:`MessageWrites` writes the changelog first and RocksDB only once the
+    Since :class:`state.keyed.TableState` writes the changelog first and RocksDB only once the
     broker acknowledged it (with the persisted offset in the same batch), a partition DB
     holds nothing the changelog lacks, even after ``kill -9``: it is kept, and Faust's
     recovery replays only the changelog records after the offset it holds. The marker

@@ -1,4 +1,4 @@
-"""The resolve stage's logic on a plain dict store (the Faust table in production)."""
+"""The resolve stage's logic on an in-memory keyed store (a changelogged table in production)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agents.resolve import Output, Resolver, dict_expiry_scan
+from agents.resolve import Output, Resolver
 from state.identity import IdentityRecord, map_key
+from state.keyed import MemoryState
 from streams.envelope import ENVELOPES, Envelope, Tick, kafka_key
 from streams.events import Event, EventType, Source
 from streams.normalize import REASONS
@@ -28,13 +29,13 @@ class Clock:
         return self.now
 
 
-def _resolver(**overrides: Any) -> tuple[Resolver, dict[bytes, bytes], Clock]:
-    store: dict[bytes, bytes] = {}
+def _resolver(**overrides: Any) -> tuple[Resolver, MemoryState, Clock]:
+    store = MemoryState()
     clock = Clock()
     fields: dict[str, Any] = {"topic_prefix": "t", "partitions": PARTITIONS,
                               "write_keys": "wk=acme", "resolve_hold_seconds": 60.0}
     config = Settings(**{**fields, **overrides})
-    return Resolver(config, store, dict_expiry_scan(store), now=clock), store, clock
+    return Resolver(config, store, now=clock), store, clock
 
 
 def _event(mid: str, user: str | None = "u1", type_: EventType = EventType.TRACK,

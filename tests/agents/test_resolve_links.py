@@ -11,8 +11,9 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from agents import metrics
-from agents.resolve import MAX_MOVES, Output, Resolver, dict_expiry_scan
+from agents.resolve import MAX_MOVES, Output, Resolver
 from state.identity import IdentityRecord, map_key
+from state.keyed import MemoryState
 from streams.envelope import (
     ENVELOPES,
     Envelope,
@@ -43,13 +44,13 @@ class Pipeline:
     """A resolver, and the events topic between its partitions."""
 
     def __init__(self, **overrides: Any) -> None:
-        self.store: dict[bytes, bytes] = {}
+        self.store = MemoryState()
         self.clock = Clock()
         fields: dict[str, Any] = {"topic_prefix": "t", "partitions": PARTITIONS,
                                   "write_keys": "wk=acme", "resolve_hold_seconds": 60.0,
                                   "resolve_link_seconds": LINK_SECONDS}
         self.resolver = Resolver(Settings(**{**fields, **overrides}), self.store,
-                                 dict_expiry_scan(self.store), now=self.clock)
+                                 now=self.clock)
         self.offset = 0
         self.internal: list[Output] = []  # what went back to the events topic
 

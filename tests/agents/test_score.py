@@ -13,7 +13,8 @@ import rocksdict
 
 from agents.score import FUTURE_TOLERANCE_SECONDS, ScoreProcessor, change_key
 from state import tables
-from state.tables import AccountRecord, MessageWrites, PartitionClock
+from state.keyed import TableState
+from state.tables import AccountRecord, PartitionClock
 from streams.envelope import TICK_SKEW_SECONDS, Envelope, Tick, kafka_key
 from streams.events import Event, EventType, Source
 from streams.settings import Settings
@@ -26,6 +27,12 @@ def db(tmp_path: Path) -> Any:
     database = rocksdict.Rdict(str(tmp_path / "p0.db"), options=options)
     yield database
     database.close()
+
+
+def _state(db: Any) -> TableState:
+    state = TableState(None, "t.by-account", indexed=(tables.DUE,), db_for=lambda _: db)
+    state.begin(0)
+    return state
 
 
 def test_account_record_round_trip_keeps_binary_users_and_outbox() -> None:
@@ -63,12 +70,13 @@ def test_due_scan_is_a_key_ordered_range(db: Any) -> None:
         db[tables.due_key(due, "w", account)] = b""
     db[tables.account_key("w", "a")] = b"x"  # other kinds never show up in the scan
     db[tables.clock_key(0)] = b"x"
-    found = [(due, acc) for _, due, _, acc in tables.due_entries(db, 250)]
+    state = _state(db)
+    found = [(due, acc) for _, due, _, acc in tables.due_entries(state, 250)]
     assert found == [(100, "a"), (200, "a2"), (200, "b")]
-    assert [acc for _, _, _, acc in tables.due_entries(db, 99)] == []
-    assert tables.first_due(db) == 100
-    assert tables.first_due(db, after=200) == 300
-    assert tables.first_due(db, after=10**9) is None
+    assert [acc for _, _, _, acc in tables.due_entries(state, 99)] == []
+    assert tables.first_due(state) == 100
+    assert tables.first_due(state, after=200) == 300
+    assert tables.first_due(state, after=10**9) is None
 
 
 def test_count_keys_by_kind(db: Any) -> None:
@@ -81,13 +89,13 @@ def test_count_keys_by_kind(db: Any) -> None:
 
 def test_message_writes_read_their_own_pending_values(db: Any) -> None:
     db[b"k1"] = b"old"
-    writes = MessageWrites()
-    assert writes.get(db, b"k1") == b"old"
+    writes = _state(db)
+    assert writes.get(b"k1") == b"old"
     writes.put(b"k1", b"new")
     writes.put(b"k2", b"v2")
     writes.delete(b"k2")
-    assert writes.get(db, b"k1") == b"new"
-    assert writes.get(db, b"k2") is None
+    assert writes.get(b"k1") == b"new"
+    assert writes.get(b"k2") is None
     assert len(writes) == 3
     assert db.get(b"k1") == b"old", "nothing reaches RocksDB before flush"
 
@@ -175,9 +183,10 @@ async def test_what_the_core_skips_is_dead_lettered_with_its_reason(db: Any) -> 
     processor = _processor(replay=True)
     processor.config = load_config(None)
     processor._committed = lambda partition: 0  # type: ignore[method-assign]
+    processor.state = _state(db)
     group = Event(workspace="w", message_id="g1", type=EventType.GROUP, timestamp=1.7e9,
                   received_at=1.7e9, source=Source.KAFKA, user_id="u", account_id="a",
                   traits={"salesforce_account_id": "//other.host/x"})
-    await processor._step(db, 0, 7, 1.7e9, "w", "a", None, [group], delete_old_due=False)
+    await processor._step(0, 7, 1.7e9, "w", "a", None, [group], delete_old_due=False)
     dead = [d for d in processor._dead_letters if d.reason == "skipped_by_scoring"]
     assert len(dead) == 1 and "salesforce" in dead[0].detail

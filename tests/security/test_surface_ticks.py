@@ -10,8 +10,9 @@ from typing import Any
 
 import orjson
 
-from agents.resolve import Resolver, dict_expiry_scan
+from agents.resolve import Resolver
 from devstack.workers import WorkerProcess
+from state.keyed import MemoryState
 from streams.dlq import DEAD_LETTERS
 from streams.envelope import (
     ENVELOPES,
@@ -94,9 +95,9 @@ async def test_a_forged_future_tick_changes_nothing_and_is_counted(
 def test_a_forged_tick_on_the_events_topic_expires_no_hold() -> None:
     settings = Settings(topic_prefix="t", partitions=2, write_keys="wk=acme",
                         resolve_hold_seconds=600.0)
-    store: dict[bytes, bytes] = {}
+    store = MemoryState()
     wall = 1_800_000_000.0
-    resolver = Resolver(settings, store, dict_expiry_scan(store), now=lambda: wall)
+    resolver = Resolver(settings, store, now=lambda: wall)
     person = "dana"
     partition = resolver.owner_partition(WORKSPACE, person)
     held = Event(workspace=WORKSPACE, message_id="e1", type=EventType.TRACK, timestamp=wall,
