@@ -20,6 +20,7 @@ import requests
 import schemathesis
 from aiohttp import web
 from hypothesis import HealthCheck, settings
+from schemathesis.config import SchemathesisConfig
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.generation.modes import GenerationMode
 
@@ -35,8 +36,15 @@ from tests.fakes.portfolio import ACCOUNTS, business_metrics, populate, replayed
 pytestmark = pytest.mark.integration
 
 TOKEN = "schema-token"
+#: A schema-violating request must be refused with one of these: schemathesis's own list,
+#: and 413, since a body over the API's 16 KiB limit is refused before it is read,
+#: whatever else is wrong with it (the document says so for each operation with a body).
+REFUSALS = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428",
+            "429", "5xx"]
 schema = schemathesis.openapi.from_dict(
-    json.loads(resources.files("agents").joinpath("openapi.json").read_text()))
+    json.loads(resources.files("agents").joinpath("openapi.json").read_text()),
+    config=SchemathesisConfig.from_dict(
+        {"checks": {"negative_data_rejection": {"expected-statuses": REFUSALS}}}))
 
 
 @functools.cache
