@@ -45,15 +45,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import math
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import faust
 
+from scoring.driver import AccountKey, Driver, Loaded
+from scoring.engine import StepResult
 from state import tables
+from state.aggregates import AccountState, UserState, encode_within
 from state.faust_adapter import (
     committed_offsets,
     restore_before_recovery,
@@ -73,6 +75,7 @@ from streams.envelope import (
     Tick,
     kafka_key,
 )
+from streams.events import Event
 from streams.health_change import HEALTH_CHANGES
 from streams.settings import Settings
 
@@ -98,12 +101,22 @@ def change_key(workspace: str, account_id: str) -> bytes:
 
 
 @dataclass(slots=True)
-class _Outcome:
-    """What one step of one account produced, for sending and metrics."""
+class _Message:
+    """The message being processed: where and when, and what its steps leave behind."""
 
-    changes: list[bytes] = field(default_factory=list)
-    reasons: list[str] = field(default_factory=list)
-    wrote_users: bool = False
+    partition: int
+    offset: int
+    now: float
+    #: The envelope's account, when it is stepped with its events.
+    arrival: AccountKey | None = None
+    #: Records of the due accounts to step, read once by the due scan.
+    records: dict[AccountKey, AccountRecord] = field(default_factory=dict)
+    #: The record of the account being stepped, as it was before the step.
+    before: AccountRecord | None = None
+    #: Due accounts re-evaluated with effects (changes or user writes), for the clock.
+    touched: list[AccountKey] = field(default_factory=list)
+    #: Due-index keys to delete after the clock is written.
+    stale: list[bytes] = field(default_factory=list)
 
 
 class ScoreProcessor:
@@ -145,6 +158,10 @@ class ScoreProcessor:
         self._first_due_known: set[int] = set()
         self._hint_offset: dict[int, int] = {}
         self._metrics: Any = _metrics()
+        # The core runs through the one driver every shell shares; this processor is its
+        # store of accounts and its due index, over the table.
+        self._driver = Driver(self, self, self.config_for)
+        self._message = _Message(-1, -1, 0.0)
 
     # ----------------------------------------------------------------- one message
 
@@ -196,7 +213,7 @@ class ScoreProcessor:
         self._outgoing = []
         self._dead_letters = []
         self._configs = {}
-        await self._process(partition, offset, raw)
+        self._process(partition, offset, raw)
         if not await self.state.flush():
             log.info("score: p%d was revoked while processing offset %d; its new owner "
                      "processes it again", partition, offset)
@@ -209,7 +226,7 @@ class ScoreProcessor:
             await producer.send(self.settings.topics.events_dlq, DEAD_LETTERS.key(dead),
                                 DEAD_LETTERS.encode(dead), None, None, None)
 
-    async def _process(self, partition: int, offset: int, raw: bytes | None) -> None:
+    def _process(self, partition: int, offset: int, raw: bytes | None) -> None:
         try:
             message = ENVELOPES.decode(raw)
         except EnvelopeError as exc:
@@ -227,7 +244,7 @@ class ScoreProcessor:
             self._first_due_known.discard(partition)
         self._hint_offset[partition] = offset
         if offset <= clock.offset:
-            await self._redeliver_partition(partition, offset, clock, message)
+            self._redeliver_partition(offset, clock, message)
             return
         if isinstance(message, Tick):
             limit = self.tick_limit(clock.newest_event)
@@ -239,28 +256,27 @@ class ScoreProcessor:
                 message = Tick(limit, message.partition)
         now = self._advance(clock.now, message)
         newest_event = clock.newest_event
-        envelope = message if isinstance(message, Envelope) else None
-        if envelope is not None:
+        self._message = _Message(partition, offset, now)
+        arrivals: dict[AccountKey, list[Event]] = {}
+        if isinstance(message, Envelope):
             newest_event = max(newest_event,
-                               max((e.timestamp for e in envelope.events), default=0.0))
-        skip = (envelope.workspace, envelope.key) if envelope is not None else None
-        due_touched, stale = await self._run_due(partition, offset, now, skip)
-        if envelope is not None:
-            await self._apply_envelope(partition, offset, now, envelope)
+                               max((e.timestamp for e in message.events), default=0.0))
+            arrivals = self._arrivals(message)
+        self._driver.advance(now, arrivals)
         committed = self._committed(partition)
         recent = [(o, accs) for o, accs in clock.recent if o >= committed]
-        if due_touched:
-            recent.append((offset, due_touched))
+        if self._message.touched:
+            recent.append((offset, self._message.touched))
         new_clock = PartitionClock(now, offset, recent[-MAX_RECENT_OFFSETS:], newest_event)
         self.state.put(tables.clock_key(partition), new_clock.to_bytes())
         # Stale due entries go last: until the clock above is in the changelog, they are
         # how a redelivery finds the accounts this offset re-evaluated.
-        for key in stale:
+        for key in self._message.stale:
             self.state.delete(key)
         if self._metrics is not None:
             self._metrics.MESSAGES_PROCESSED.labels(agent=AGENT).inc()
-            if envelope is not None:
-                self._metrics.EVENTS_PROCESSED.labels(agent=AGENT).inc(len(envelope.events))
+            if isinstance(message, Envelope):
+                self._metrics.EVENTS_PROCESSED.labels(agent=AGENT).inc(len(message.events))
 
     def tick_limit(self, newest_event: float) -> float:
         """The latest time a tick may move a partition's clock to, in epoch seconds.
@@ -287,53 +303,63 @@ class ScoreProcessor:
             now = max(now, wall)
         return now
 
+    def _arrivals(self, envelope: Envelope) -> dict[AccountKey, list[Event]]:
+        """The envelope's account and its events, unless it cannot be stepped."""
+        workspace, account_id = envelope.workspace, envelope.key
+        if not account_id:
+            self._count_dead_letter("no_account")
+            return {}
+        try:
+            tables.AccountKeys(workspace, account_id)
+        except tables.StateKeyError as exc:
+            log.warning("score: skipping p%d@%d: %s", self._message.partition,
+                        self._message.offset, exc)
+            self._count_dead_letter("bad_key")
+            return {}
+        self._message.arrival = (workspace, account_id)
+        return {self._message.arrival: [e for e in envelope.events if e.workspace == workspace]}
+
     # ----------------------------------------------------------------- due index
 
-    async def _run_due(
-        self, partition: int, offset: int, now: float, skip: tuple[str, str] | None
-    ) -> tuple[list[tuple[str, str]], list[bytes]]:
-        """Re-evaluate the accounts due at or before ``now``.
+    def pop_until(self, until: int, arriving: Collection[AccountKey]) -> list[AccountKey]:
+        """The accounts of the message's partition due at or before ``until`` (the
+        driver's :class:`~scoring.driver.DueIndex`): a key-ordered range scan of its
+        RocksDB, saved when the partition's earliest due second is known to be later.
 
-        Returns the accounts re-evaluated with effects (for the clock record) and the
-        due keys to delete after the clock is written.
+        Entries that no account record backs any more (left behind by an earlier crash)
+        are deleted after the clock is written; an account this offset already
+        re-evaluated (a redelivery) has its effects re-written and re-sent instead.
         """
-        until = math.floor(now)
+        message = self._message
+        partition = message.partition
         if partition in self._first_due_known:
             first = self._first_due.get(partition)
             if first is None or first > until:
-                return [], []
-        touched: list[tuple[str, str]] = []
-        stale: list[bytes] = []
+                return []
         entries = list(tables.due_entries(self.state, until))
         # Everything at or before ``until`` is handled below; the new due entries the
         # steps write lower this hint again through _note_due.
         self._first_due[partition] = tables.first_due(self.state, after=until)
         self._first_due_known.add(partition)
-        for key, due, workspace, account_id in entries:
-            if skip == (workspace, account_id):
-                self._note_due(partition, due)  # until the envelope's step replaces it
+        due: list[AccountKey] = []
+        for key, second, workspace, account_id in entries:
+            account = (workspace, account_id)
+            if account in arriving:
+                self._note_due(partition, second)  # until the envelope's step replaces it
                 continue  # the envelope of this message re-evaluates it with its events
             record = self._load_account(workspace, account_id)
-            if record is None:
-                stale.append(key)
-                continue
-            if record.applied >= offset:
-                # Redelivery: this offset already re-evaluated the account.
-                await self._redeliver_account(partition, offset, workspace, account_id, record)
-                if record.due != due:
-                    stale.append(key)
-                continue
-            if record.due != due:
-                stale.append(key)  # left behind by an earlier crash; the real one exists
-                continue
-            outcome = await self._step(
-                partition, offset, now, workspace, account_id, record, [], delete_old_due=False
-            )
-            if record.due is not None:
-                stale.append(key)
-            if outcome.changes or outcome.wrote_users:
-                touched.append((workspace, account_id))
-        return touched, stale
+            if record is not None and record.applied >= message.offset:
+                # Redelivery: this offset already re-evaluated the account (and wrote the
+                # entry its record names again).
+                self._redeliver_account(message.offset, workspace, account_id, record)
+                if record.due == second:
+                    continue
+            elif record is not None and record.due == second:
+                message.records[account] = record
+                due.append(account)  # its step writes the next entry
+            # else: left behind by an earlier crash; the real one exists, if any
+            message.stale.append(key)
+        return due
 
     def _note_due(self, partition: int, due: int | None) -> None:
         if due is None or partition not in self._first_due_known:
@@ -342,102 +368,64 @@ class ScoreProcessor:
         if first is None or due < first:
             self._first_due[partition] = due
 
+    # ----------------------------------------------------------------- accounts
 
-    # ----------------------------------------------------------------- envelopes
-
-    async def _apply_envelope(
-        self, partition: int, offset: int, now: float, envelope: Envelope
-    ) -> None:
-        workspace, account_id = envelope.workspace, envelope.key
-        if not account_id:
-            self._count_dead_letter("no_account")
-            return
-        try:
-            record = self._load_account(workspace, account_id)
-        except tables.StateKeyError as exc:
-            log.warning("score: skipping p%d@%d: %s", partition, offset, exc)
-            self._count_dead_letter("bad_key")
-            return
-        if record is not None and record.applied >= offset:
-            await self._redeliver_account(partition, offset, workspace, account_id, record)
-            return
-        events = [e for e in envelope.events if e.workspace == workspace]
-        outcome = await self._step(
-            partition, offset, now, workspace, account_id, record, events,
-            delete_old_due=True,
-        )
-        if outcome.changes and self._metrics is not None and events:
-            newest = max(e.received_at for e in events)
-            latency = max(0.0, time.time() - newest)
-            for _ in outcome.changes:
-                self._metrics.EVENT_TO_CHANGE_LATENCY.observe(latency)
-
-    async def _step(
-        self,
-        partition: int,
-        offset: int,
-        now: float,
-        workspace: str,
-        account_id: str,
-        record: AccountRecord | None,
-        events: Sequence[Any],
-        *,
-        delete_old_due: bool,
-    ) -> _Outcome:
-        from scoring.engine import step
-        from state.aggregates import AccountState, UserState
-
-        keys = tables.AccountKeys(workspace, account_id)
-        user_ids = sorted({e.user_id for e in events if e.user_id})
+    def load(self, key: AccountKey, user_ids: Sequence[str]) -> Loaded | None:
+        """The account's state and its users' before a step (the driver's
+        :class:`~scoring.driver.Accounts`); None for an envelope this account applied
+        already, whose effects are re-written and re-sent instead."""
+        message = self._message
+        record: AccountRecord | None
+        if key in message.records:
+            record = message.records.pop(key)  # due: checked by pop_until
+        else:
+            record = self._load_account(*key)
+            if record is not None and record.applied >= message.offset:
+                self._redeliver_account(message.offset, *key, record)
+                return None
+        message.before = record
+        keys = tables.AccountKeys(*key)
         users = {}
         for user_id in user_ids:
             raw = self.state.get(keys.user(user_id))
             if raw is not None:
                 users[user_id] = UserState.from_bytes(raw)
         account = AccountState.from_bytes(record.state) if record is not None else None
-        try:
-            result = step(account, users, events, now, self.config_for(workspace), workspace,
-                          account_id)
-        except Exception:
-            # A bug or an input the core cannot take must not stop the partition: the
-            # message is counted and logged, and the account keeps its previous state.
-            log.exception("score: step failed for %s/%s at p%d@%d",
-                          workspace, account_id, partition, offset)
-            self._count_dead_letter("score_failed")
-            return _Outcome()
+        return Loaded(account, users)
 
+    def failed(self, key: AccountKey, error: Exception) -> None:
+        # A bug or an input the core cannot take must not stop the partition: the
+        # message is counted and logged, and the account keeps its previous state.
+        log.error("score: step failed for %s/%s at p%d@%d", *key, self._message.partition,
+                  self._message.offset, exc_info=error)
+        self._count_dead_letter("score_failed")
+
+    def save(self, key: AccountKey, result: StepResult, due: int | None,
+             events: Sequence[Event]) -> None:
+        """Write the account record (the commit point, carrying the users), its users and
+        its due entry, and queue its changes (see the module doc)."""
+        message = self._message
+        offset, record = message.offset, message.before
+        workspace, account_id = key
         # The core drops what it cannot use (a malformed event, a trait that fails its
         # check) and goes on: say so where operators look, a bounded number per message.
         for why in result.skipped[:MAX_SKIPPED_REPORTED]:
             self._dead_letter("skipped_by_scoring", why[:500], workspace=workspace,
                               payload={"account_id": account_id, "offset": offset})
-
-        from state.aggregates import encode_within
-
-        outcome = _Outcome()
-        for change in result.changes:
-            outcome.changes.append(HEALTH_CHANGES.encode(change))
-            outcome.reasons.extend(getattr(change, "reasons", ()) or ())
-        new_due = tables.due_second(max(result.next_due, now + 1)) \
-            if result.next_due is not None else None
+        changes = [HEALTH_CHANGES.encode(change) for change in result.changes]
         redo = [(uid, user.to_bytes()) for uid, user in sorted(result.users.items())]
-        committed = self._committed(partition)
+        committed = self._committed(message.partition)
         outbox = [(o, cs) for o, cs in (record.outbox if record else []) if o >= committed]
-        if outcome.changes:
-            outbox.append((offset, outcome.changes))
+        if changes:
+            outbox.append((offset, changes))
         # The account state gets half of the record's byte budget, the users and changes
         # it carries the rest. Shedding depends on the state alone, so replay and live
         # agree; the outbox (which depends on commits) is only ever trimmed below.
         state, shed = encode_within(result.account, self.settings.state_record_max_bytes // 2)
         if shed and self._metrics is not None:
             self._metrics.STATE_USERS_SHED.inc(len(shed))
-        new_record = AccountRecord(
-            state=state,
-            applied=offset,
-            due=new_due,
-            redo=redo,
-            outbox=outbox[-MAX_RECENT_OFFSETS:],
-        )
+        new_record = AccountRecord(state=state, applied=offset, due=due, redo=redo,
+                                   outbox=outbox[-MAX_RECENT_OFFSETS:])
         raw_record = self._bounded_record(new_record, offset)
         if raw_record is None:
             self._dead_letter(
@@ -448,24 +436,32 @@ class ScoreProcessor:
                 workspace=workspace,
                 payload={"account_id": account_id, "offset": offset,
                          "events": [e.message_id for e in events[:100]]})
-            return _Outcome()
+            return
+        keys = tables.AccountKeys(workspace, account_id)
         old_due = record.due if record is not None else None
         # Order matters (one changelog partition keeps it): the new due entry, then the
         # account record (the commit point, carrying the users), then the users.
-        if new_due is not None and new_due != old_due:
-            self.state.put(keys.due(new_due), b"")
-            self._note_due(partition, new_due)
+        if due is not None and due != old_due:
+            self.state.put(keys.due(due), b"")
+            self._note_due(message.partition, due)
         self.state.put(keys.account, raw_record)
         for user_id, raw_user in redo:
             self.state.put(keys.user(user_id), raw_user)
-        outcome.wrote_users = bool(redo)
-        if delete_old_due and old_due is not None and old_due != new_due:
-            self.state.delete(keys.due(old_due))
-        self._send(workspace, account_id, outcome.changes)
+        if key == message.arrival:
+            # A due account's old entry is among the stale ones, deleted after the clock.
+            if old_due is not None and old_due != due:
+                self.state.delete(keys.due(old_due))
+        elif changes or redo:
+            message.touched.append(key)
+        self._send(workspace, account_id, changes)
         if self._metrics is not None:
-            for reason in outcome.reasons:
-                self._metrics.HEALTH_CHANGES.labels(reason=reason).inc()
-        return outcome
+            for change in result.changes:
+                for reason in change.reasons:
+                    self._metrics.HEALTH_CHANGES.labels(reason=reason).inc()
+            if changes and events:
+                latency = max(0.0, time.time() - max(e.received_at for e in events))
+                for _ in changes:
+                    self._metrics.EVENT_TO_CHANGE_LATENCY.observe(latency)
 
     def _bounded_record(self, record: AccountRecord, offset: int) -> bytes | None:
         """``record`` serialised within ``state_record_max_bytes``, or None.
@@ -484,9 +480,8 @@ class ScoreProcessor:
 
     # ----------------------------------------------------------------- redelivery
 
-    async def _redeliver_account(
-        self, partition: int, offset: int, workspace: str, account_id: str,
-        record: AccountRecord,
+    def _redeliver_account(
+        self, offset: int, workspace: str, account_id: str, record: AccountRecord,
     ) -> None:
         """``offset`` was already applied to this account: complete, never re-apply.
 
@@ -500,11 +495,11 @@ class ScoreProcessor:
                 self.state.put(keys.user(user_id), raw_user)
             if record.due is not None:
                 self.state.put(keys.due(record.due), b"")
-                self._note_due(partition, record.due)
+                self._note_due(self._message.partition, record.due)
         self._send(workspace, account_id, record.outbox_for(offset))
 
-    async def _redeliver_partition(
-        self, partition: int, offset: int, clock: PartitionClock, message: Envelope | Tick
+    def _redeliver_partition(
+        self, offset: int, clock: PartitionClock, message: Envelope | Tick
     ) -> None:
         """The clock says ``offset`` was fully processed: re-send and re-write its effects."""
         accounts = list(clock.recent_for(offset))
@@ -516,7 +511,7 @@ class ScoreProcessor:
             except tables.StateKeyError:
                 continue
             if record is not None and record.applied >= offset:
-                await self._redeliver_account(partition, offset, workspace, account_id, record)
+                self._redeliver_account(offset, workspace, account_id, record)
 
     # ----------------------------------------------------------------- helpers
 

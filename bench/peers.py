@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import heapq
-import math
 import os
 import resource
 import shutil
@@ -42,7 +40,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -56,11 +54,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 import pipeline  # noqa: E402
 
 from scoring.config import ScoringConfig, load_config  # noqa: E402
-from scoring.engine import step  # noqa: E402
+from scoring.driver import AccountKey, Driver, Loaded, MemoryDueIndex  # noqa: E402
+from scoring.engine import StepResult  # noqa: E402
 from state import tables  # noqa: E402
 from state.aggregates import AccountState, UserState, encode_within  # noqa: E402
 from state.tables import AccountRecord, PartitionClock  # noqa: E402
 from streams.envelope import ENVELOPES, Envelope  # noqa: E402
+from streams.events import Event  # noqa: E402
 from streams.health_change import HEALTH_CHANGES  # noqa: E402
 from streams.settings import Settings  # noqa: E402
 
@@ -92,42 +92,17 @@ class Store(Protocol):
     def save_clock(self, partition: int, clock: PartitionClock) -> None: ...
 
 
-@dataclass
-class DueIndex:
-    """Accounts of one partition by due second: a heap with the live due per account,
-    popped in the order of the agent's key-ordered range scan (due, workspace, account)."""
-
-    heap: list[tuple[int, str, str]] = field(default_factory=list)
-    due: dict[tuple[str, str], int] = field(default_factory=dict)
-
-    def set(self, workspace: str, account_id: str, due: int | None) -> None:
-        if due is None:
-            self.due.pop((workspace, account_id), None)
-            return
-        if self.due.get((workspace, account_id)) != due:
-            self.due[(workspace, account_id)] = due
-            heapq.heappush(self.heap, (due, workspace, account_id))
-
-    def pop_until(self, until: int) -> list[tuple[str, str]]:
-        """Accounts due at or before ``until`` (removed; stepping them sets a new due)."""
-        out = []
-        while self.heap and self.heap[0][0] <= until:
-            due, workspace, account_id = heapq.heappop(self.heap)
-            if self.due.get((workspace, account_id)) == due:
-                del self.due[(workspace, account_id)]
-                out.append((workspace, account_id))
-        return out
-
-
 class Shell:
     """The score agent's logic for one message, minus what a peer's engine gives it
     (durability, exactly-once): the partition clock (replay mode: time from the events
-    only), the due accounts re-evaluated first, then the envelope's account."""
+    only), and the core through the driver every shell shares
+    (:class:`scoring.driver.Driver`: the due accounts re-evaluated first, then the
+    envelope's account)."""
 
     def __init__(self, config: ScoringConfig, record_max_bytes: int) -> None:
         self.config = config
         self.record_max_bytes = record_max_bytes
-        self.due: dict[int, DueIndex] = {}
+        self.due: dict[int, MemoryDueIndex] = {}
 
     def process(self, store: Store, partition: int, offset: int, raw: bytes) -> list[bytes]:
         """The encoded health changes of one by-account message."""
@@ -138,35 +113,44 @@ class Shell:
         if offset <= clock.offset:
             return []  # neither peer redelivers what it applied
         now = max(clock.now, max((e.timestamp for e in message.events), default=clock.now))
-        index = self.due.setdefault(partition, DueIndex())
-        mine = (message.workspace, message.key)
-        changes: list[bytes] = []
-        for workspace, account_id in index.pop_until(math.floor(now)):
-            if (workspace, account_id) == mine:
-                continue  # the envelope's own step re-evaluates it
-            changes += self._step(store, index, offset, now, workspace, account_id, [])
+        index = self.due.setdefault(partition, MemoryDueIndex())
+        accounts = _Accounts(store, index, offset, self.record_max_bytes)
+        arrivals = {}
         if message.key:
-            events = [e for e in message.events if e.workspace == message.workspace]
-            changes += self._step(store, index, offset, now, *mine, events)
+            arrivals[(message.workspace, message.key)] = [
+                e for e in message.events if e.workspace == message.workspace]
+        Driver(accounts, index, lambda _workspace: self.config).advance(now, arrivals)
         newest = max(clock.newest_event, max((e.timestamp for e in message.events),
                                              default=0.0))
         store.save_clock(partition, PartitionClock(now, offset, [], newest))
-        return changes
+        return accounts.changes
 
-    def _step(self, store: Store, index: DueIndex, offset: int, now: float, workspace: str,
-              account_id: str, events: list[Any]) -> list[bytes]:
-        account, applied = store.account(workspace, account_id)
-        if applied >= offset:
-            return []
-        users = store.users(workspace, account_id,
-                            sorted({e.user_id for e in events if e.user_id}))
-        result = step(account, users, events, now, self.config, workspace, account_id)
-        due = (tables.due_second(max(result.next_due, now + 1))
-               if result.next_due is not None else None)
+
+@dataclass
+class _Accounts:
+    """A peer's :class:`Store` as the driver's accounts, for one message at ``offset``."""
+
+    store: Store
+    index: MemoryDueIndex
+    offset: int
+    record_max_bytes: int
+    changes: list[bytes] = field(default_factory=list)
+
+    def load(self, key: AccountKey, user_ids: Sequence[str]) -> Loaded | None:
+        account, applied = self.store.account(*key)
+        if applied >= self.offset:
+            return None
+        return Loaded(account, self.store.users(*key, user_ids))
+
+    def save(self, key: AccountKey, result: StepResult, due: int | None,
+             events: Sequence[Event]) -> None:
         state, _shed = encode_within(result.account, self.record_max_bytes // 2)
-        store.save(workspace, account_id, result.account, state, offset, due, result.users)
-        index.set(workspace, account_id, due)
-        return [HEALTH_CHANGES.encode(change) for change in result.changes]
+        self.store.save(*key, result.account, state, self.offset, due, result.users)
+        self.index.set(key, due)
+        self.changes.extend(HEALTH_CHANGES.encode(change) for change in result.changes)
+
+    def failed(self, key: AccountKey, error: Exception) -> None:
+        raise error
 
 
 def shell_from_settings() -> Shell:

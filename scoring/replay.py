@@ -16,18 +16,16 @@ without changing the replay.
 
 from __future__ import annotations
 
-import heapq
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from scoring.changes import HealthChange
 from scoring.config import ScoringConfig, load_config
-from scoring.engine import AccountAssessment, step
+from scoring.driver import AccountKey, Driver, Loaded, MemoryDueIndex
+from scoring.engine import AccountAssessment, StepResult, step
 from state.aggregates import DAY, AccountState, UserState
 from streams.events import Event
-
-AccountKey = tuple[str, str]
 
 
 @dataclass(slots=True)
@@ -56,15 +54,16 @@ class Replay:
     stats: ReplayStats = field(default_factory=ReplayStats)
     _latest: dict[AccountKey, AccountAssessment] = field(default_factory=dict)
     _pending: dict[AccountKey, list[Event]] = field(default_factory=dict)
-    _due: list[tuple[float, AccountKey]] = field(default_factory=list)
-    _due_at: dict[AccountKey, float] = field(default_factory=dict)
+    _index: MemoryDueIndex = field(default_factory=MemoryDueIndex)
     _user_ids: dict[AccountKey, set[str]] = field(default_factory=dict)  # to forget them
     _next_point: float | None = None
     _last_point: float | None = None
+    _decided: list[HealthChange] = field(default_factory=list)  # at the current point
 
     def __post_init__(self) -> None:
         if self.interval <= 0:
             raise ValueError("interval must be positive seconds")
+        self._driver = Driver(self, self._index, self.config_for, self.emits)
 
     # ------------------------------------------------------------------ feeding
 
@@ -109,18 +108,19 @@ class Replay:
         out: list[HealthChange] = []
         if self._next_point is None:
             self._next_point = self._grid_after(now)
-            if self._due:
-                self._next_point = min(self._next_point, self._grid_at_or_after(self._due[0][0]))
+            first = self._index.first()
+            if first is not None:
+                self._next_point = min(self._next_point, self._grid_at_or_after(first))
         while self._next_point is not None and self._next_point <= now:
             point = self._next_point
             out.extend(self._evaluate_point(point))
             self._last_point = point
             nxt = point + self.interval
-            if not self._pending and self._due:
+            if not self._pending:
                 # skip empty stretches straight to the next due account
-                nxt = max(nxt, self._grid_at_or_after(self._due[0][0]))
-            elif not self._pending and not self._due:
-                nxt = max(nxt, self._grid_after(now))
+                first = self._index.first()
+                nxt = max(nxt, self._grid_after(now) if first is None
+                          else self._grid_at_or_after(first))
             self._next_point = nxt
         return out
 
@@ -178,7 +178,7 @@ class Replay:
         for uid in self._user_ids.pop(key, ()):
             self.users.pop((workspace, account_id, uid), None)
         self._latest.pop(key, None)
-        self._due_at.pop(key, None)  # its heap entry is skipped when popped
+        self._index.discard(key)
 
     # ------------------------------------------------------------------ internals
 
@@ -193,30 +193,22 @@ class Replay:
         return None if u is None else UserState.from_list(u.to_list())
 
     def _evaluate_point(self, point: float) -> list[HealthChange]:
-        keys = set(self._pending)
-        while self._due and self._due[0][0] <= point:
-            due, key = heapq.heappop(self._due)
-            if self._due_at.get(key) == due:
-                del self._due_at[key]
-                keys.add(key)
-                if key not in self._pending:
-                    self.stats.due_steps += 1
-        out: list[HealthChange] = []
-        for key in sorted(keys):
-            events = self._pending.pop(key, [])
-            out.extend(self._step(key, events, point))
-        return out
+        arrivals = {key: self._pending.pop(key) for key in sorted(self._pending)}
+        self._decided = []
+        self.stats.due_steps += self._driver.advance(point, arrivals)
+        return self._decided
 
-    def _step(self, key: AccountKey, events: list[Event], now: float) -> list[HealthChange]:
+    # ------------------------------------------------------------------ the driver's store
+
+    def load(self, key: AccountKey, user_ids: Sequence[str]) -> Loaded:
         ws, acc_id = key
-        user_ids = {e.user_id for e in events if e.user_id is not None}
-        users = {
-            uid: self.users[(ws, acc_id, uid)]
-            for uid in user_ids
-            if (ws, acc_id, uid) in self.users
-        }
-        result = step(self.accounts.get(key), users, events, now, self.config_for(ws), ws,
-                      acc_id, self.emits)
+        users = {uid: self.users[(ws, acc_id, uid)]
+                 for uid in user_ids if (ws, acc_id, uid) in self.users}
+        return Loaded(self.accounts.get(key), users)
+
+    def save(self, key: AccountKey, result: StepResult, due: int | None,
+             events: Sequence[Event]) -> None:
+        ws, acc_id = key
         self.stats.steps += 1
         self.accounts[key] = result.account
         if result.users:
@@ -227,11 +219,7 @@ class Replay:
                 self.users[(ws, acc_id, uid)] = state
                 known.add(uid)
         self._latest[key] = result.assessment
-        if result.next_due is not None:
-            self._due_at[key] = result.next_due
-            heapq.heappush(self._due, (result.next_due, key))
-        else:
-            self._due_at.pop(key, None)
+        self._index.set(key, due)
         if result.assessment.change_id is not None:
             self.stats.changes += 1
         for change in result.changes:
@@ -239,4 +227,7 @@ class Replay:
                 self.changes.append(change)
             if self.on_change is not None:
                 self.on_change(change)
-        return result.changes
+        self._decided.extend(result.changes)
+
+    def failed(self, key: AccountKey, error: Exception) -> None:
+        raise error  # a replay is a test of the core: a failing step fails it

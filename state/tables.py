@@ -29,7 +29,6 @@ Values are bytes end to end (``raw`` serialisers): Faust's JSON codec never runs
 from __future__ import annotations
 
 import logging
-import math
 import shutil
 import struct
 from collections.abc import Iterator
@@ -40,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from state.faust_adapter import skip_changelog_records_held
-from state.keys import MAX_DUE, SEP, KeyPartError, due_part, make_key
+from state.keys import SEP, KeyPartError, due_part, make_key
 from state.keys import part as key_part
 
 if TYPE_CHECKING:
@@ -101,11 +100,6 @@ class AccountKeys:
 
 def clock_key(partition: int) -> bytes:
     return CLOCK + SEP + b"%d" % partition
-
-
-def due_second(due: float) -> int:
-    """Due times are kept in whole seconds, rounded up (never re-evaluate early)."""
-    return min(max(0, math.ceil(due)), MAX_DUE)
 
 
 def parse_due_key(key: bytes) -> tuple[int, str, str]:

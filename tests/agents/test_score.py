@@ -15,7 +15,7 @@ from agents.score import FUTURE_TOLERANCE_SECONDS, ScoreProcessor, change_key
 from state import tables
 from state.keyed import TableState
 from state.tables import AccountRecord, PartitionClock
-from streams.envelope import TICK_SKEW_SECONDS, Envelope, Tick, kafka_key
+from streams.envelope import ENVELOPES, TICK_SKEW_SECONDS, Envelope, Tick, kafka_key
 from streams.events import Event, EventType, Source
 from streams.settings import Settings
 
@@ -61,8 +61,6 @@ def test_keys_separate_kinds_and_refuse_the_separator() -> None:
         tables.account_key("w", "bad\x1fid")
     with pytest.raises(tables.StateKeyError):
         tables.user_key("w", "a", "")
-    assert tables.due_second(10.0) == 10
-    assert tables.due_second(10.2) == 11  # never re-evaluate early
 
 
 def test_due_scan_is_a_key_ordered_range(db: Any) -> None:
@@ -177,7 +175,7 @@ def test_changes_are_keyed_like_the_account_messages() -> None:
     assert change_key("acme", "acc-1") == kafka_key("acme", "acc-1")
 
 
-async def test_what_the_core_skips_is_dead_lettered_with_its_reason(db: Any) -> None:
+def test_what_the_core_skips_is_dead_lettered_with_its_reason(db: Any) -> None:
     from scoring.config import load_config
 
     processor = _processor(replay=True)
@@ -187,6 +185,6 @@ async def test_what_the_core_skips_is_dead_lettered_with_its_reason(db: Any) -> 
     group = Event(workspace="w", message_id="g1", type=EventType.GROUP, timestamp=1.7e9,
                   received_at=1.7e9, source=Source.KAFKA, user_id="u", account_id="a",
                   traits={"salesforce_account_id": "//other.host/x"})
-    await processor._step(0, 7, 1.7e9, "w", "a", None, [group], delete_old_due=False)
+    processor._process(0, 7, ENVELOPES.encode(Envelope("w", "a", [group])))
     dead = [d for d in processor._dead_letters if d.reason == "skipped_by_scoring"]
     assert len(dead) == 1 and "salesforce" in dead[0].detail

@@ -1,10 +1,11 @@
 """The shell that bench/peers.py runs the scoring core in on Quix Streams and on a bare
-consumer: due order as the score agent's key scan, and the same health changes whether
-state stays live objects or goes through the records' bytes."""
+consumer: the same health changes whether state stays live objects or goes through the
+records' bytes, and due accounts re-evaluated between their envelopes."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import peers
 import pipeline
 
-from state import tables
+from scoring.driver import AccountKey, MemoryDueIndex
 from streams.envelope import ENVELOPES, Envelope, kafka_key
 
 
@@ -46,21 +47,6 @@ def run(shell: peers.Shell, stores: list[Any]) -> list[bytes]:
     return changes
 
 
-def test_due_accounts_come_in_the_order_of_the_agents_key_scan() -> None:
-    index = peers.DueIndex()
-    index.set("ws", "b", 200)
-    index.set("ws", "a", 200)
-    index.set("ws", "c", 100)
-    index.set("ws", "c", 300)  # moved later: its entry at 100 no longer counts
-    index.set("ws", "d", 150)
-    index.set("ws", "d", None)  # nothing due any more
-    keys = sorted(tables.due_key(due, ws, acc) for (ws, acc), due in index.due.items()
-                  if due <= 250)
-    assert index.pop_until(250) == [tables.parse_due_key(k)[1:] for k in keys]
-    assert index.pop_until(250) == []
-    assert index.pop_until(300) == [("ws", "c")]
-
-
 def test_records_in_bytes_give_the_same_changes_as_live_objects() -> None:
     live = run(peers.shell_from_settings(), [peers.MemoryStore()] * 2)
     stored = run(peers.shell_from_settings(),
@@ -70,8 +56,8 @@ def test_records_in_bytes_give_the_same_changes_as_live_objects() -> None:
 
 
 def test_due_accounts_are_re_evaluated_between_their_envelopes() -> None:
-    class NothingDue(peers.DueIndex):
-        def pop_until(self, until: int) -> list[tuple[str, str]]:
+    class NothingDue(MemoryDueIndex):
+        def pop_until(self, until: int, arriving: Collection[AccountKey]) -> list[AccountKey]:
             return []
 
     shell = peers.shell_from_settings()

@@ -27,9 +27,9 @@ from aiokafka.partitioner import DefaultPartitioner
 from history.importers import segment_events
 from history.simulate import simulate
 from scoring.config import load_config
+from scoring.driver import due_second
 from scoring.engine import evaluate, step
 from scoring.replay import Replay
-from state import tables
 from state.aggregates import DAY, AccountState, UserState
 from streams.envelope import ENVELOPES, Envelope, Tick, kafka_key
 from streams.events import Event
@@ -91,7 +91,7 @@ def _drive_like_the_agent(messages: list[Message]) -> list[dict[str, Any]]:
         if result.next_due is None:
             due.pop(account, None)
         else:
-            due[account] = tables.due_second(max(result.next_due, now + 1))
+            due[account] = due_second(max(result.next_due, now + 1))
         changes.extend(c.to_dict() for c in result.changes)
 
     partition_of: dict[str, int] = {}
