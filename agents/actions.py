@@ -13,13 +13,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from agents import metrics
 from state.readmodel import ReadModel, while_redis_is_down
 from streams.actions import ACTIONS, ActionError
 from streams.dlq import DEAD_LETTERS, DeadLetter
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    import faust
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,7 @@ class ActionApplier:
         return await while_redis_is_down(lambda: self.handle(raw), redis_attempts, "action")
 
 
-def register(app: Any, settings: Settings) -> None:
+def register(app: faust.App, settings: Settings) -> None:
     """Declare the actions agent on ``app``."""
     actions = app.topic(settings.topics.actions, key_type=bytes, value_type=bytes,
                         key_serializer="raw", value_serializer="raw")

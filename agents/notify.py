@@ -42,7 +42,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -70,6 +70,9 @@ from streams.health_change import (
     HealthChangeRecord,
 )
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    import faust
 
 log = logging.getLogger(__name__)
 
@@ -392,7 +395,7 @@ def _slack_body(job_body: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in job_body.items() if k != "workspace"}
 
 
-def register(app: Any, settings: Settings, *, config: NotificationConfig | None = None,
+def register(app: faust.App, settings: Settings, *, config: NotificationConfig | None = None,
              salesforce_session: Any = None) -> None:
     """Declare the notify agent, its dead-letter topic and the digest timer on ``app``."""
     workspaces = Workspaces.of_app(app, settings)
@@ -437,7 +440,7 @@ def register(app: Any, settings: Settings, *, config: NotificationConfig | None 
           Notifier.send_digests)
 
     @app.on_before_shutdown.connect
-    async def close_notifier(sender: Any, **kwargs: Any) -> None:
+    async def close_notifier(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         if "n" in holder:
             await holder.pop("n").close()
 

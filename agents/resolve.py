@@ -92,7 +92,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -126,6 +126,9 @@ from streams.envelope import (
 from streams.events import Event, EventType, Source
 from streams.normalize import NormalizeContext, Reason, Rejection, normalize_direct
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    import faust
 
 log = logging.getLogger(__name__)
 
@@ -639,9 +642,8 @@ def _type_label(result: Event | Rejection) -> str:
 # ------------------------------------------------------------------------- Faust
 
 
-def register(app: Any, settings: Settings) -> None:
+def register(app: faust.App, settings: Settings) -> None:
     """Declare the resolve agent, its table and its tick timer on ``app``."""
-    import faust
 
     from state.tables import keyed_table, raw_schema
 

@@ -80,6 +80,8 @@ from streams.health_change import HEALTH_CHANGES
 from streams.settings import Settings
 
 if TYPE_CHECKING:
+    from faust.types import CollectionT
+
     from agents.workspaces import Workspaces
     from scoring.config import ScoringConfig
 
@@ -131,8 +133,8 @@ class ScoreProcessor:
         app: faust.App,
         settings: Settings,
         config: ScoringConfig,
-        table: Any,
-        changes_topic: Any,
+        table: CollectionT,
+        changes_topic: faust.TopicT,
         workspaces: Workspaces | None = None,
     ) -> None:
         self.app = app

@@ -26,14 +26,20 @@ For each input message::
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, NoReturn, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from state.faust_adapter import partition_db, persisted_offset_entry
+
+if TYPE_CHECKING:
+    import faust
+    from faust.types import CollectionT
+    from rocksdict import Rdict
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +132,7 @@ class PendingWrites:
         return [(key, self._latest[key][1])
                 for key in sorted(k for k in self._indexed if start <= k < stop)]
 
-    def add(self, db: Any, writes: list[tuple[bytes, bytes | None]]) -> _Flush:
+    def add(self, db: Rdict, writes: list[tuple[bytes, bytes | None]]) -> _Flush:
         """Hold ``writes`` (in write order) for ``db`` until :meth:`acked` says the
         changelog has them; call before the first of them is sent."""
         self._sent += 1
@@ -169,13 +175,13 @@ class _Flush:
     """One message's writes on their way: sent to the changelog, not yet in RocksDB."""
 
     sequence: int
-    db: Any
+    db: Rdict
     writes: list[tuple[bytes, bytes | None]]
     #: Changelog offset of the last record, once the broker acknowledged it.
     offset: int | None = None
 
 
-def write_with_offset(db: Any, writes: Iterable[tuple[bytes, bytes | None]],
+def write_with_offset(db: Rdict, writes: Iterable[tuple[bytes, bytes | None]],
                       offset: int) -> None:
     """``writes`` (key, value; None deletes) in order, and the changelog ``offset`` they
     bring ``db`` up to, as one atomic RocksDB ``WriteBatch``: the records and the offset
@@ -192,7 +198,7 @@ def write_with_offset(db: Any, writes: Iterable[tuple[bytes, bytes | None]],
     db.write(batch)
 
 
-def scan_keys(db: Any, start: bytes, stop: bytes,
+def scan_keys(db: Rdict, start: bytes, stop: bytes,
               pending: PendingWrites | None = None) -> Iterator[bytes]:
     """Keys with ``start`` ≤ key < ``stop`` in key order: RocksDB's range with the
     partition's ``pending`` writes over it (a pending delete hides a key)."""
@@ -233,18 +239,22 @@ class TableState:
     ``indexed`` the key prefixes that are range-scanned (due indexes). Reads see this
     message's own writes, then the partition's flushes not yet acknowledged, then
     RocksDB (read directly: Faust's table API would check membership, then read).
+    Without a table (``db_for`` gives each partition's RocksDB) it only reads and holds
+    writes: tests over a bare RocksDB.
     """
 
-    def __init__(self, table: Any, source_topic: str, indexed: Iterable[bytes] = (),
-                 db_for: Any = None) -> None:
+    def __init__(self, table: CollectionT | None, source_topic: str,
+                 indexed: Iterable[bytes] = (),
+                 db_for: Callable[[int], Rdict] | None = None) -> None:
         self.table = table
         self.source_topic = source_topic
         self.indexed = tuple(indexed)
-        self._db_for = db_for if db_for is not None else (
-            lambda partition: partition_db(table, partition))
+        if db_for is None:
+            db_for = _no_db if table is None else functools.partial(partition_db, table)
+        self._db_for = db_for
         self._pending: dict[int, PendingWrites] = {}
         self.partition = -1
-        self.db: Any = None
+        self.db: Rdict | None = None
         self._flushing = PendingWrites(self.indexed)
         self._order: list[tuple[bytes, bytes | None]] = []
         self._latest: dict[bytes, bytes | None] = {}
@@ -272,8 +282,8 @@ class TableState:
         found, pending = self._flushing.lookup(key)
         if found:
             return pending
-        value = self.db.get(key)
-        return None if value is None else bytes(value)
+        value: bytes | None = self._db().get(key)
+        return value
 
     def put(self, key: bytes, value: bytes) -> None:
         self._order.append((key, value))
@@ -285,10 +295,10 @@ class TableState:
 
     def scan(self, start: bytes, stop: bytes) -> Iterator[bytes]:
         if not self._latest:
-            return scan_keys(self.db, start, stop, self._flushing)
+            return scan_keys(self._db(), start, stop, self._flushing)
         # This message's own writes in the range go over the flushed ones.
         own = {k: v for k, v in self._latest.items() if start <= k < stop}
-        merged = set(scan_keys(self.db, start, stop, self._flushing)) | set(own)
+        merged = set(scan_keys(self._db(), start, stop, self._flushing)) | set(own)
         return iter(sorted(k for k in merged if own.get(k, b"") is not None))
 
     def __len__(self) -> int:
@@ -311,6 +321,7 @@ class TableState:
             return True
         from faust.types import TP
 
+        assert self.table is not None, "a keyed state without a table cannot flush"
         producer = self.table.app.producer
         topic = self.table.changelog_topic.get_topic_name()
         partition = self.partition
@@ -339,7 +350,7 @@ class TableState:
         """Make this message's writes the partition's next pending flush (read by every
         later message until the broker acknowledges them) and start afresh; what
         :meth:`flush` does before it sends them."""
-        flush = self._flushing.add(self.db, self._order)
+        flush = self._flushing.add(self._db(), self._order)
         self._order, self._latest = [], {}
         return flush
 
@@ -353,7 +364,7 @@ class TableState:
         for pending in list(self._pending.values()):
             await pending.drain()
 
-    def settle_at_handover(self, app: Any) -> None:
+    def settle_at_handover(self, app: faust.App) -> None:
         """:meth:`settle` whenever ``app`` hands partitions over, and before it stops."""
 
         @app.on_partitions_revoked.connect
@@ -367,13 +378,24 @@ class TableState:
             await app.producer.flush()
             await self.settle()
 
+    def _db(self) -> Rdict:
+        if self.db is None:
+            raise RuntimeError("begin a message before reading or writing the state")
+        return self.db
+
     def _still_assigned(self) -> bool:
+        if self.table is None:
+            return False
         try:
             assignment = self.table.app.consumer.assignment()
         except Exception:  # consumer stopping
             return False
         return any(tp.topic == self.source_topic and tp.partition == self.partition
                    for tp in assignment)
+
+
+def _no_db(partition: int) -> Rdict:
+    raise RuntimeError(f"no table, so no RocksDB for partition {partition}")
 
 
 def _stop_hard(tp: Any, why: BaseException | None) -> NoReturn:

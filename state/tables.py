@@ -34,7 +34,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 
@@ -43,6 +43,8 @@ from state.keys import SEP, KeyPartError, due_part, make_key
 from state.keys import part as key_part
 
 if TYPE_CHECKING:
+    from rocksdict import Rdict
+
     from state.keyed import KeyedStore, PendingWrites
 
 if TYPE_CHECKING:
@@ -309,13 +311,13 @@ def first_due(store: KeyedStore, after: int = -1) -> int | None:
     return None
 
 
-def count_keys(db: Any, pending: PendingWrites | None = None) -> dict[str, int]:
+def count_keys(db: Rdict, pending: PendingWrites | None = None) -> dict[str, int]:
     """Keys per record kind in one partition (RocksDB scan, ``pending`` writes included;
     for gauges and tests)."""
     counts = {"account": 0, "user": 0, "due": 0}
     names = {ACCOUNT: "account", USER: "user", DUE: "due"}
     for key in db.keys():  # noqa: SIM118 - Rdict.keys() is a key-only scan
-        name = names.get(bytes(key[:1]))
+        name = names.get(bytes(cast(bytes, key)[:1]))  # raw mode: keys are bytes
         if name is not None:
             counts[name] += 1
     for key, value in (pending.writes() if pending is not None else ()):

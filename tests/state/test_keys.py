@@ -7,7 +7,7 @@ import pytest
 
 from state import tables
 from state.aggregates import AccountState, UserSummary, encode_within, shed_users
-from state.keys import KeyPartError
+from state.keys import MAX_DUE, KeyPartError
 
 
 @pytest.mark.parametrize(("workspace", "account", "user"), [
@@ -17,7 +17,7 @@ def test_account_keys_are_the_table_keys(workspace: str, account: str, user: str
     keys = tables.AccountKeys(workspace, account)
     assert keys.account == tables.account_key(workspace, account)
     assert keys.user(user) == tables.user_key(workspace, account, user)
-    for due in (0, 1_780_000_000, tables.MAX_DUE + 5):
+    for due in (0, 1_780_000_000, MAX_DUE + 5):
         assert keys.due(due) == tables.due_key(due, workspace, account)
         assert tables.parse_due_key(keys.due(due))[1:] == (workspace, account)
 
