@@ -5,7 +5,9 @@ health-change topic and the score table's changelog (the record of the state).""
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import signal
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +25,8 @@ from streams.settings import Settings
 DAY = 86_400.0
 #: Monday 2024-01-01 00:00 UTC: the scenario's day 0.
 T0 = 1_704_067_200.0
+#: Arguments of a worker that runs the score stage alone.
+SCORE_WORKER = ("--module", "agents.score")
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +288,45 @@ async def uninterrupted_run(bootstrap: str, settings: Settings, messages: Sequen
     state = await wait_processed(bootstrap, settings, timeout=timeout, alive=[worker])
     worker.stop()
     return RunResult(state, await change_ids(bootstrap, settings))
+
+
+async def reference_run(bootstrap: str, settings: Settings, messages: Sequence[Message],
+                        start_worker: Any, tmp_path: Any) -> RunResult:
+    """The uninterrupted score-worker run that a disturbed run on ``settings`` must equal,
+    on topics, an app id and a data dir of its own (tag ``r``)."""
+    return await uninterrupted_run(bootstrap, namespaced(settings, "r", tmp_path), messages,
+                                   start_worker, SCORE_WORKER)
+
+
+async def finished_run(bootstrap: str, settings: Settings, state: FinalState) -> RunResult:
+    """The final ``state`` of the run on ``settings`` with the health-change ids it emitted."""
+    return RunResult(state, await change_ids(bootstrap, settings))
+
+
+def assert_same_run(reference: RunResult, result: RunResult) -> None:
+    """The same distinct health-change ids and the same final state as the reference."""
+    assert result.id_set == reference.id_set
+    assert result.state.comparable() == reference.state.comparable(), \
+        describe_difference(reference.state, result.state)
+
+
+async def kill_9(worker: Any) -> None:
+    """``kill -9`` the worker and wait until its process is gone."""
+    os.kill(worker.process.pid, signal.SIGKILL)
+    while worker.process.alive:
+        await asyncio.sleep(0.05)
+
+
+async def wait_all_partitions_past(bootstrap: str, settings: Settings, offset: int) -> None:
+    """Wait until every partition's clock (in the changelog) is past ``offset``: whoever
+    holds a partition has worked on the stream."""
+    while True:
+        state = await read_state(bootstrap, settings)
+        if len(state.clocks) == settings.partitions and all(
+            c.offset > offset for c in state.clocks.values()
+        ):
+            return
+        await asyncio.sleep(0.2)
 
 
 def describe_difference(expected: FinalState, actual: FinalState, limit: int = 3) -> str:
