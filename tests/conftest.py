@@ -20,6 +20,7 @@ Fixtures:
                                ready when it returns, stopped at the end of the test
     start_pipeline    function await start_pipeline(settings, modules) -> WorkerProcess: the
                                pipeline's topics created, then a worker of those modules
+    promtool_bin      session  Path of Prometheus's promtool (fetched once when missing)
     quiet_sdk_loggers function the Segment, RudderStack and PostHog SDKs' loggers (and the
                                retry libraries under them) at CRITICAL for the test
 """
@@ -204,3 +205,13 @@ def quiet_sdk_loggers() -> Iterator[None]:
     yield
     for name, level in previous.items():
         logging.getLogger(name).setLevel(level)
+
+
+@pytest.fixture(scope="session")
+def promtool_bin() -> Path:
+    from tests.deploy.promtool import PromtoolUnavailable, ensure_promtool
+
+    try:
+        return ensure_promtool()
+    except PromtoolUnavailable as exc:
+        pytest.fail(str(exc))

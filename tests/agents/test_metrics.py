@@ -13,7 +13,7 @@ from agents import lag, metrics
 from devstack.process import free_port
 from state.readmodel import ReadModel
 from streams.settings import Settings
-from tests.deploy.promtool import PromtoolUnavailable, ensure_promtool, promtool
+from tests.deploy.promtool import promtool
 from tests.fakes.changes import make_change, record, signal
 
 # The metrics contract shared by every agent:
@@ -91,14 +91,6 @@ def _exercise_every_metric() -> None:
 def snapshot() -> Iterator[metrics.PortfolioSnapshot]:
     yield metrics.SNAPSHOT
     metrics.SNAPSHOT.clear()
-
-
-@pytest.fixture(scope="module")
-def promtool_bin() -> Path:
-    try:
-        return ensure_promtool()
-    except PromtoolUnavailable as exc:
-        pytest.fail(str(exc))
 
 
 def test_contract_metrics_have_their_types_labels_and_help(
