@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -40,6 +41,7 @@ _FORBIDDEN_IN_ID = re.compile(
 EARLIEST_EVENT_TIME = 946_684_800.0  # 2000-01-01
 LATEST_EVENT_TIME = 4_102_444_800.0  # 2100-01-01
 _INT64 = 2**63
+_T = TypeVar("_T")
 
 
 class Reason:
@@ -149,8 +151,13 @@ def in_event_range(seconds: float, field: str) -> float:
 
 def parse_time_lenient(value: Any) -> float | None:
     """Like :func:`parse_time` but ``None`` instead of an error (for ``sentAt``)."""
+    return _or_none(parse_time, value, "sentAt")
+
+
+def _or_none(parse: Callable[[Any, str], _T], value: Any, field: str) -> _T | None:
+    """``parse(value, field)``, or ``None`` where it finds the value invalid."""
     try:
-        return parse_time(value, "sentAt")
+        return parse(value, field)
     except Invalid:
         return None
 
@@ -215,10 +222,7 @@ def identity(value: Any, field: str) -> str | None:
 
 def identity_lenient(value: Any) -> str | None:
     """Like :func:`identity` but ``None`` instead of an error."""
-    try:
-        return identity(value, "")
-    except Invalid:
-        return None
+    return _or_none(identity, value, "")
 
 
 def message_id(value: Any, payload: dict[str, Any], field: str) -> str:
