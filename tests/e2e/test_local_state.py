@@ -24,10 +24,10 @@ from tests.e2e.test_pipeline_support import (
     kill_9,
     last_offsets,
     namespaced,
-    prepare,
     produce_messages,
     read_state,
     reference_run,
+    score_worker_run,
     wait_processed,
 )
 
@@ -56,9 +56,7 @@ async def test_a_killed_worker_keeps_its_local_state_and_replays_only_the_tail(
 
     killed = namespaced(settings, "k", tmp_path)
     half = len(messages) // 2
-    await prepare(kafka_bootstrap, killed, messages[:half])
-    worker = start_worker(killed, *SCORE_WORKER)
-    await wait_processed(kafka_bootstrap, killed, timeout=150, alive=[worker])
+    worker, _ = await score_worker_run(kafka_bootstrap, killed, messages[:half], start_worker)
     # The rest arrives at once, and the kill lands while the worker works through it,
     # with changelog writes in flight.
     changelog = changelog_topic(killed)

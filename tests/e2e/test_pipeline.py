@@ -20,14 +20,12 @@ from streams.health_change import validate
 from streams.settings import Settings
 from tests.e2e.test_pipeline_support import (
     DAY,
-    SCORE_WORKER,
     T0,
     Message,
     Scenario,
     changelog_topic,
-    prepare,
     read_topic,
-    wait_processed,
+    score_worker_run,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -55,9 +53,8 @@ async def test_events_in_health_changes_out_with_inactivity_from_ticks_alone(
     settings = settings.replace(replay=True)
     names = settings.topics
     scenario = Scenario(accounts=6, users=3, days=30, silent_after=10)
-    await prepare(kafka_bootstrap, settings, scenario.build(settings.partitions))
-    worker = start_worker(settings, *SCORE_WORKER)
-    state = await wait_processed(kafka_bootstrap, settings, timeout=150, alive=[worker])
+    _, state = await score_worker_run(kafka_bootstrap, settings,
+                                      scenario.build(settings.partitions), start_worker)
 
     records = await read_topic(kafka_bootstrap, names.health_changes, settings.partitions)
     changes = [orjson.loads(r.value) for r in records]
@@ -106,9 +103,8 @@ async def test_user_records_live_in_their_accounts_partition(
     settings = settings.replace(replay=True)
     names = settings.topics
     scenario = Scenario(accounts=8, users=2, days=2, silent_after=99)
-    await prepare(kafka_bootstrap, settings, scenario.build(settings.partitions))
-    worker = start_worker(settings, *SCORE_WORKER)
-    await wait_processed(kafka_bootstrap, settings, timeout=120, alive=[worker])
+    await score_worker_run(kafka_bootstrap, settings, scenario.build(settings.partitions),
+                           start_worker, timeout=120)
 
     source = await read_topic(kafka_bootstrap, names.by_account, settings.partitions)
     account_partition = {
@@ -138,8 +134,7 @@ async def test_bad_messages_are_skipped_and_processing_goes_on(
         Message(key, orjson.dumps({"v": 9, "kind": "tick"})),
         Message(None, ENVELOPES.encode(Tick(T0, 0)), 0),
     ]
-    await prepare(kafka_bootstrap, settings, garbage + good)
-    worker = start_worker(settings, *SCORE_WORKER)
-    state = await wait_processed(kafka_bootstrap, settings, timeout=120, alive=[worker])
+    worker, state = await score_worker_run(kafka_bootstrap, settings, garbage + good,
+                                           start_worker, timeout=120)
     assert len(state.accounts) == 2
     assert worker.process.alive

@@ -279,23 +279,24 @@ class RunResult:
         return set(self.ids)
 
 
-async def uninterrupted_run(bootstrap: str, settings: Settings, messages: Sequence[Message],
-                            start_worker: Any, worker_args: Sequence[str],
-                            timeout: float = 150) -> RunResult:
-    """The reference: one worker processes the whole stream without interruption."""
+async def score_worker_run(bootstrap: str, settings: Settings, messages: Sequence[Message],
+                           start_worker: Any, timeout: float = 150) -> tuple[Any, FinalState]:
+    """``messages`` on the topics of ``settings`` (created first), through one score worker
+    until every partition has processed them: the worker, still running, and the state."""
     await prepare(bootstrap, settings, messages)
-    worker = start_worker(settings, *worker_args)
-    state = await wait_processed(bootstrap, settings, timeout=timeout, alive=[worker])
-    worker.stop()
-    return RunResult(state, await change_ids(bootstrap, settings))
+    worker = start_worker(settings, *SCORE_WORKER)
+    return worker, await wait_processed(bootstrap, settings, timeout=timeout, alive=[worker])
 
 
 async def reference_run(bootstrap: str, settings: Settings, messages: Sequence[Message],
                         start_worker: Any, tmp_path: Any) -> RunResult:
-    """The uninterrupted score-worker run that a disturbed run on ``settings`` must equal,
-    on topics, an app id and a data dir of its own (tag ``r``)."""
-    return await uninterrupted_run(bootstrap, namespaced(settings, "r", tmp_path), messages,
-                                   start_worker, SCORE_WORKER)
+    """The run that a disturbed run on ``settings`` must equal: one score worker through
+    the whole stream without interruption, on topics, an app id and a data dir of its own
+    (tag ``r``)."""
+    reference = namespaced(settings, "r", tmp_path)
+    worker, state = await score_worker_run(bootstrap, reference, messages, start_worker)
+    worker.stop()
+    return await finished_run(bootstrap, reference, state)
 
 
 async def finished_run(bootstrap: str, settings: Settings, state: FinalState) -> RunResult:
