@@ -1,6 +1,8 @@
-"""What the pipeline, crash and rebalance tests share: a known stream of by-account
-messages, a producer that keeps each message in its partition, and readers for the
-health-change topic and the score table's changelog (the record of the state)."""
+"""What the pipeline, crash, rebalance and local-state tests share: a known stream of
+by-account messages, a producer that keeps each message in its partition, readers for the
+health-change topic and the score table's changelog (the record of the state), a score
+worker's run through the stream, the uninterrupted reference a disturbed run must equal,
+and the kill -9 that disturbs it."""
 
 from __future__ import annotations
 
