@@ -3,6 +3,7 @@ how properties and traits are trimmed to what scoring can use."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -13,7 +14,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from streams.events import Source
+from streams.events import Event, Source
 
 MAX_MESSAGE_BYTES = 32 * 1024
 """Largest accepted message, as the Segment HTTP API documents (32 KB)."""
@@ -114,6 +115,21 @@ class Invalid(Exception):
 
     def rejection(self) -> Rejection:
         return Rejection(self.reason, self.detail)
+
+
+def rejecting(parse: Callable[[Any, NormalizeContext], Event]
+              ) -> Callable[[Any, NormalizeContext], Event | Rejection]:
+    """Make a normaliser total: the :class:`Invalid` ``parse`` raises becomes the
+    :class:`Rejection` it returns."""
+
+    @functools.wraps(parse)
+    def normalize(payload: Any, ctx: NormalizeContext) -> Event | Rejection:
+        try:
+            return parse(payload, ctx)
+        except Invalid as exc:
+            return exc.rejection()
+
+    return normalize
 
 
 def parse_time(value: Any, field: str) -> float | None:
