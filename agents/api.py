@@ -43,7 +43,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from aiohttp import web
@@ -650,11 +650,26 @@ def faust_publisher(app: Any, settings: Settings) -> Publish:
 
 def register(app: Any, settings: Settings, readmodel: ReadModel | None = None) -> Api:
     """Serve the API from the Faust worker's web server."""
-    api = Api(settings, readmodel or ReadModel.of_app(app, settings),
-              publish=faust_publisher(app, settings),
-              workspaces=Workspaces.of_app(app, settings))
-    serve_from_worker(app, api.routes())
-    return api
+    return serve_site_from_worker(app, settings, readmodel, Api)
+
+
+class _Site(Protocol):
+    def routes(self) -> list[web.RouteDef]: ...
+
+
+_SiteT = TypeVar("_SiteT", bound=_Site)
+
+
+def serve_site_from_worker(app: Any, settings: Settings, readmodel: ReadModel | None,
+                           site: Callable[..., _SiteT]) -> _SiteT:
+    """Build ``site`` (the API or the page) over the worker's read model (or
+    ``readmodel``), its producer for actions and its workspaces, and serve its routes from
+    the worker's web server."""
+    served = site(settings, readmodel or ReadModel.of_app(app, settings),
+                  publish=faust_publisher(app, settings),
+                  workspaces=Workspaces.of_app(app, settings))
+    serve_from_worker(app, served.routes())
+    return served
 
 
 def serve_from_worker(app: Any, routes: list[web.RouteDef]) -> None:

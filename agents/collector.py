@@ -65,8 +65,6 @@ shared by more events; when traffic is light a request waits at most the linger.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import functools
 import itertools
 import logging
@@ -89,6 +87,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from agents import metrics
+from agents.basic_auth import basic_credentials
 from state.readmodel import redis_client
 from streams.dlq import DEAD_LETTERS, DeadLetter
 from streams.envelope import ENVELOPES, KeyPartitions, kafka_key
@@ -841,13 +840,10 @@ def _message_id_of(message: Any) -> str | None:
 def _basic_auth_user(header: str | None) -> str | None:
     """The write key of a Basic ``Authorization`` header: the user name (what the Segment
     and RudderStack SDKs send), or the password when the user name is empty."""
-    if not header or header[:6].lower() != "basic ":
+    credentials = basic_credentials(header)
+    if credentials is None:
         return None
-    try:
-        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
-    user, _, password = decoded.partition(":")
+    user, password = credentials
     return user or password or None
 
 

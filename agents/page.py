@@ -42,8 +42,7 @@ from agents.api import (
     Problem,
     Publish,
     days_to_renewal,
-    faust_publisher,
-    serve_from_worker,
+    serve_site_from_worker,
     token_identity,
 )
 from agents.workspaces import Workspaces
@@ -959,8 +958,4 @@ def create_page_app(settings: Settings, readmodel: ReadModel | None = None, *,
 
 def register(app: Any, settings: Settings, readmodel: ReadModel | None = None) -> Page:
     """Serve the page from the Faust worker's web server."""
-    page = Page(settings, readmodel or ReadModel.of_app(app, settings),
-                publish=faust_publisher(app, settings),
-                workspaces=Workspaces.of_app(app, settings))
-    serve_from_worker(app, page.routes())
-    return page
+    return serve_site_from_worker(app, settings, readmodel, Page)

@@ -38,6 +38,8 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.simulated import machine_line
+
 START = date(2025, 1, 1)
 SPAN_DAYS = 270  # nine months
 STRETCH_DAYS = 42  # each account's active stretch
@@ -121,8 +123,7 @@ def main() -> int:
                         help="a backtest JSON from an earlier run of the same history "
                         "to compare every result with")
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} cores, load average "
-          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(machine_line())
     with tempfile.TemporaryDirectory(prefix="telltale-bench-") as tmp:
         folder = args.keep or Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)

@@ -61,6 +61,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agents.worker import READY_MARKER  # noqa: E402
+from bench.pipeline import kafka, parser_with_broker  # noqa: E402
 from devstack.process import free_port  # noqa: E402
 from devstack.workers import WorkerProcess, start_worker  # noqa: E402
 from state import tables  # noqa: E402
@@ -877,64 +878,55 @@ def print_settings(settings: Settings, standby_replicas: int) -> None:
 
 
 async def main(opts: argparse.Namespace) -> int:
-    broker = None
-    bootstrap = opts.bootstrap
-    if not bootstrap:
-        from devstack.kafka import start_kafka
-
-        broker = start_kafka(partitions=opts.partitions)
-        bootstrap = broker.bootstrap
-    work = Path(opts.keep) if opts.keep else Path(tempfile.mkdtemp(prefix="telltale-failover-"))
-    work.mkdir(parents=True, exist_ok=True)
-    try:
-        print_settings(Settings.from_env(partitions=opts.partitions),
-                       1 if opts.quick else opts.standby_replicas)
-        if opts.quick:
-            result = (await quick_check(bootstrap, work)).comparison
-            print(f"quick: {result.reference} changes in the uninterrupted run; after the "
-                  f"kill {result.distinct} distinct ids ({result.copies} re-sent copies), "
-                  f"missing {len(result.missing)}, extra {len(result.extra)}, "
-                  f"conflicting {len(result.conflicting)}", flush=True)
-            return 0 if result.same else 1
-        plan = Plan(accounts=opts.accounts, users=opts.users, trials=opts.trials,
-                    partitions=opts.partitions, rate=opts.rate)
-        print(f"plan: {plan.accounts:,} accounts x {plan.users} users, {plan.trials} "
-              f"trials per worker count, {plan.rate:g} fresh-account envelopes/s during "
-              f"a trial", flush=True)
-        runs = []
-        counts = [int(n) for n in opts.workers.split(",")]
-        for i, count in enumerate(counts):
-            runs.append(await failover_run(bootstrap, plan, count, work,
-                                           standby_replicas=opts.standby_replicas,
-                                           rebuild=opts.rebuild and i == len(counts) - 1,
-                                           tag=str(count)))
-        print("\nkill -9 → first health change from a survivor, per moved partition "
-              "(heard/asgn/ready: the survivor's log, s after the kill)")
-        print(HEADER)
-        for run in runs:
-            for trial in run.trials:
-                print(trial.line())
-                print(trial.back_line())
-        for run in runs:
-            if run.rebuild_ready is not None or run.rebuild_first_change:
-                values = sorted(run.rebuild_first_change.values())
-                print(f"\nfull rebuild (one worker, empty directory, no standby, "
-                      f"{plan.accounts:,} accounts): ready after "
-                      f"{run.rebuild_ready or float('nan'):.1f} s; first change per "
-                      f"partition max {max(values) if values else float('nan'):.1f} s, "
-                      f"median {statistics.median(values) if values else float('nan'):.1f}"
-                      f" s (load {run.rebuild_load})")
-        return 0
-    finally:
-        if not opts.keep:
-            shutil.rmtree(work, ignore_errors=True)
-        if broker is not None:
-            broker.stop()
+    with kafka(opts.bootstrap, opts.partitions) as bootstrap:
+        work = Path(opts.keep) if opts.keep else Path(tempfile.mkdtemp(prefix="telltale-failover-"))
+        work.mkdir(parents=True, exist_ok=True)
+        try:
+            print_settings(Settings.from_env(partitions=opts.partitions),
+                           1 if opts.quick else opts.standby_replicas)
+            if opts.quick:
+                result = (await quick_check(bootstrap, work)).comparison
+                print(f"quick: {result.reference} changes in the uninterrupted run; after the "
+                      f"kill {result.distinct} distinct ids ({result.copies} re-sent copies), "
+                      f"missing {len(result.missing)}, extra {len(result.extra)}, "
+                      f"conflicting {len(result.conflicting)}", flush=True)
+                return 0 if result.same else 1
+            plan = Plan(accounts=opts.accounts, users=opts.users, trials=opts.trials,
+                        partitions=opts.partitions, rate=opts.rate)
+            print(f"plan: {plan.accounts:,} accounts x {plan.users} users, {plan.trials} "
+                  f"trials per worker count, {plan.rate:g} fresh-account envelopes/s during "
+                  f"a trial", flush=True)
+            runs = []
+            counts = [int(n) for n in opts.workers.split(",")]
+            for i, count in enumerate(counts):
+                runs.append(await failover_run(bootstrap, plan, count, work,
+                                               standby_replicas=opts.standby_replicas,
+                                               rebuild=opts.rebuild and i == len(counts) - 1,
+                                               tag=str(count)))
+            print("\nkill -9 → first health change from a survivor, per moved partition "
+                  "(heard/asgn/ready: the survivor's log, s after the kill)")
+            print(HEADER)
+            for run in runs:
+                for trial in run.trials:
+                    print(trial.line())
+                    print(trial.back_line())
+            for run in runs:
+                if run.rebuild_ready is not None or run.rebuild_first_change:
+                    values = sorted(run.rebuild_first_change.values())
+                    print(f"\nfull rebuild (one worker, empty directory, no standby, "
+                          f"{plan.accounts:,} accounts): ready after "
+                          f"{run.rebuild_ready or float('nan'):.1f} s; first change per "
+                          f"partition max {max(values) if values else float('nan'):.1f} s, "
+                          f"median {statistics.median(values) if values else float('nan'):.1f}"
+                          f" s (load {run.rebuild_load})")
+            return 0
+        finally:
+            if not opts.keep:
+                shutil.rmtree(work, ignore_errors=True)
 
 
 def cli() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bootstrap", help="host:port of a running broker (else start one)")
+    parser = parser_with_broker(__doc__)
     parser.add_argument("--workers", default="2,3", help="worker counts, comma-separated")
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--users", type=int, default=10)

@@ -465,71 +465,62 @@ async def change_ids(bootstrap: str, topic: str) -> Counter[str]:
 
 
 async def main(opts: argparse.Namespace) -> None:
-    broker = None
-    bootstrap = opts.bootstrap
-    if not bootstrap:
-        from devstack.kafka import start_kafka
+    with pipeline.kafka(opts.bootstrap, opts.partitions) as bootstrap:
+        work = Path(tempfile.mkdtemp(prefix="telltale-peers-"))
+        try:
+            slices = pipeline.generate(opts.events, opts.accounts, opts.users, opts.days)
+            events = sum(len(b) for _, b in slices)
+            prefix = f"bp{uuid.uuid4().hex[:8]}"
+            settings = pipeline.worker_settings(bootstrap, prefix, opts.partitions,
+                                                work / prefix, replay=True)
+            topic = settings.topics.by_account
+            messages = await pipeline.produce(bootstrap, topic,
+                                              pipeline.envelope_messages(slices), opts.partitions)
+            print(f"data: {events:,} events in {messages:,} envelopes on {topic} "
+                  f"({opts.accounts:,} accounts x {opts.users} users, {opts.days} days, "
+                  f"{opts.partitions} partitions)", flush=True)
 
-        broker = start_kafka(partitions=opts.partitions)
-        bootstrap = broker.bootstrap
-    work = Path(tempfile.mkdtemp(prefix="telltale-peers-"))
-    try:
-        slices = pipeline.generate(opts.events, opts.accounts, opts.users, opts.days)
-        events = sum(len(b) for _, b in slices)
-        prefix = f"bp{uuid.uuid4().hex[:8]}"
-        settings = pipeline.worker_settings(bootstrap, prefix, opts.partitions,
-                                            work / prefix, replay=True)
-        topic = settings.topics.by_account
-        messages = await pipeline.produce(bootstrap, topic,
-                                          pipeline.envelope_messages(slices), opts.partitions)
-        print(f"data: {events:,} events in {messages:,} envelopes on {topic} "
-              f"({opts.accounts:,} accounts x {opts.users} users, {opts.days} days, "
-              f"{opts.partitions} partitions)", flush=True)
+            if opts.profile:
+                session = Path(opts.session or work / "agent.pyisession").resolve()
+                await profile_agent(bootstrap, messages, events, settings, session, work)
+                return
+            seconds, peak, cpu = await pipeline.drain_score_worker(bootstrap, settings,
+                                                                   messages, work)
+            peers = [Peer("(a) Telltale score agent", events, seconds, cpu, peak,
+                          await change_ids(bootstrap, settings.topics.health_changes))]
+            for phase, name in (("quix", "(b) Quix Streams, exactly-once"),
+                                ("bare", "(c) bare aiokafka, dict state")):
+                out_topic = f"{prefix}.{phase}.health-changes"
+                result = pipeline.run_phase(
+                    ["--phase", phase, "--bootstrap", bootstrap, "--topic", topic,
+                     "--out-topic", out_topic, "--expected", str(messages),
+                     "--state-dir", str(work / phase)], script=__file__)
+                peers.append(Peer(name, events, result["seconds"], result["cpu_s"],
+                                  result["peak_rss_mib"], await change_ids(bootstrap, out_topic)))
 
-        if opts.profile:
-            session = Path(opts.session or work / "agent.pyisession").resolve()
-            await profile_agent(bootstrap, messages, events, settings, session, work)
-            return
-        seconds, peak, cpu = await pipeline.drain_score_worker(bootstrap, settings,
-                                                               messages, work)
-        peers = [Peer("(a) Telltale score agent", events, seconds, cpu, peak,
-                      await change_ids(bootstrap, settings.topics.health_changes))]
-        for phase, name in (("quix", "(b) Quix Streams, exactly-once"),
-                            ("bare", "(c) bare aiokafka, dict state")):
-            out_topic = f"{prefix}.{phase}.health-changes"
-            result = pipeline.run_phase(
-                ["--phase", phase, "--bootstrap", bootstrap, "--topic", topic,
-                 "--out-topic", out_topic, "--expected", str(messages),
-                 "--state-dir", str(work / phase)], script=__file__)
-            peers.append(Peer(name, events, result["seconds"], result["cpu_s"],
-                              result["peak_rss_mib"], await change_ids(bootstrap, out_topic)))
-
-        print(f"  {'':<34} {'events/s':>9} {'CPU µs/ev':>9} {'peak MiB':>9} {'changes':>9}")
-        for peer in peers:
-            print(peer.line())
-        agent, quix, bare = peers
-        print(f"  agent/bare = {agent.rate / bare.rate:.2f}   "
-              f"agent/quix = {agent.rate / quix.rate:.2f}   (events/s; CPU per event: "
-              f"agent/bare {agent.cpu_us_per_event / bare.cpu_us_per_event:.2f}, "
-              f"agent/quix {agent.cpu_us_per_event / quix.cpu_us_per_event:.2f})")
-        same = all(peer.change_ids == agent.change_ids for peer in peers)
-        print(f"health changes: {sum(agent.change_ids.values()):,} "
-              f"({len(agent.change_ids):,} distinct ids); identical across the three: "
-              f"{'yes' if same else 'NO'}", flush=True)
-        if not same:
-            for peer in peers[1:]:
-                print(f"  {peer.name}: missing {len(agent.change_ids - peer.change_ids)}, "
-                      f"extra {len(peer.change_ids - agent.change_ids)}")
-            raise SystemExit("the peers emitted different health changes")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-        if broker is not None:
-            broker.stop()
+            print(f"  {'':<34} {'events/s':>9} {'CPU µs/ev':>9} {'peak MiB':>9} {'changes':>9}")
+            for peer in peers:
+                print(peer.line())
+            agent, quix, bare = peers
+            print(f"  agent/bare = {agent.rate / bare.rate:.2f}   "
+                  f"agent/quix = {agent.rate / quix.rate:.2f}   (events/s; CPU per event: "
+                  f"agent/bare {agent.cpu_us_per_event / bare.cpu_us_per_event:.2f}, "
+                  f"agent/quix {agent.cpu_us_per_event / quix.cpu_us_per_event:.2f})")
+            same = all(peer.change_ids == agent.change_ids for peer in peers)
+            print(f"health changes: {sum(agent.change_ids.values()):,} "
+                  f"({len(agent.change_ids):,} distinct ids); identical across the three: "
+                  f"{'yes' if same else 'NO'}", flush=True)
+            if not same:
+                for peer in peers[1:]:
+                    print(f"  {peer.name}: missing {len(agent.change_ids - peer.change_ids)}, "
+                          f"extra {len(peer.change_ids - agent.change_ids)}")
+                raise SystemExit("the peers emitted different health changes")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def cli() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bootstrap", help="host:port of a running broker (else start one)")
+    parser = pipeline.parser_with_broker(__doc__)
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--accounts", type=int, default=150)
     parser.add_argument("--users", type=int, default=20)

@@ -554,13 +554,17 @@ async def state_size(bootstrap: str, accounts: int, users: int, partitions: int,
 # --------------------------------------------------------------------------- main
 
 
-async def main(opts: argparse.Namespace) -> None:
+@contextlib.contextmanager
+def kafka(bootstrap: str | None, partitions: int, sasl: bool = False) -> Iterator[str]:
+    """The ``--bootstrap`` broker, or one started for the run (``partitions`` partitions
+    a topic) and stopped after it. ``sasl`` starts one whose clients all log in with
+    SCRAM-SHA-512, whatever ``bootstrap`` says, and sets the ``TELLTALE_KAFKA_*``
+    variables of that login for this process and its children."""
     broker = None
-    bootstrap = opts.bootstrap
-    if opts.sasl:
+    if sasl:
         from devstack.kafka import start_kafka_with_login
 
-        broker, bootstrap, security = start_kafka_with_login(partitions=opts.partitions)
+        broker, bootstrap, security = start_kafka_with_login(partitions=partitions)
         # The phases and workers run in child processes: they inherit the login this way.
         os.environ.update({name: value for name, value in
                            settings_env(Settings().with_kafka(bootstrap, security)).items()
@@ -568,67 +572,81 @@ async def main(opts: argparse.Namespace) -> None:
     elif not bootstrap:
         from devstack.kafka import start_kafka
 
-        broker = start_kafka(partitions=opts.partitions)
+        broker = start_kafka(partitions=partitions)
         bootstrap = broker.bootstrap
-    work = Path(tempfile.mkdtemp(prefix="telltale-bench-"))
     try:
-        slices = generate(opts.events, opts.accounts, opts.users, opts.days)
-        events = sum(len(b) for _, b in slices)
-        print(f"data: {events:,} events, {opts.accounts:,} accounts x {opts.users} users, "
-              f"{opts.days} days, {opts.partitions} partitions; envelopes of "
-              f"{events // len(slices)} events (one account-day each)", flush=True)
-
-        raw_topic = f"br{uuid.uuid4().hex[:8]}.events"
-        await produce(bootstrap, raw_topic, single_event_messages(slices), opts.partitions)
-        a = Figure("(a) raw aiokafka getmany + orjson", **run_phase(
-            ["--phase", "raw", "--bootstrap", bootstrap, "--topic", raw_topic,
-             "--expected", str(events)]))
-        print(a.line(), flush=True)
-
-        naive_events = min(opts.naive_events, events)
-        naive_topic = f"bn{uuid.uuid4().hex[:8]}.events"
-        await produce(bootstrap, naive_topic, single_event_messages(slices, naive_events),
-                      opts.partitions)
-        b = Figure(f"(b) naive Faust agent, 1 update/event ({naive_events:,})", **run_phase(
-            ["--phase", "naive", "--bootstrap", bootstrap, "--topic", naive_topic,
-             "--expected", str(naive_events), "--data-dir", str(work / "naive")]))
-        print(b.line(), flush=True)
-
-        c, _per_message = await score_throughput(bootstrap, slices, opts.partitions, work)
-        print(c.line(), flush=True)
-        print(f"  c/a = {c.rate / a.rate:.2f}   c/b = {c.rate / b.rate:.1f}x", flush=True)
-
-        half = c.rate / 2
-        per_envelope = events // len(slices)  # the envelope size (c) was measured with
-        latencies = await score_latency(bootstrap, half, opts.partitions, work,
-                                        per_envelope, opts.latency_seconds)
-        if latencies:
-            qs = statistics.quantiles(latencies, n=100)
-            print(f"latency at {half:,.0f} events/s (half of c; envelopes of "
-                  f"{per_envelope}, live mode, {len(latencies):,} changes): "
-                  f"p50 {qs[49] * 1000:.0f} ms, p99 {qs[98] * 1000:.0f} ms", flush=True)
-
-        if opts.state_accounts:
-            s = await state_size(bootstrap, opts.state_accounts, opts.state_users,
-                                 opts.partitions, work)
-            n_users = opts.state_accounts * opts.state_users
-            print(f"state: {opts.state_accounts:,} accounts / {n_users:,} users "
-                  f"({s['messages']:,.0f} envelopes, produced in {s['produce_s']:.0f} s, "
-                  f"processed in {s['process_s']:.0f} s)", flush=True)
-            print(f"  RocksDB on disk {s['disk_mib']:,.0f} MiB, worker RSS "
-                  f"{s['rss_mib']:,.0f} MiB (peak {s['peak_rss_mib']:,.0f} MiB)")
-            print(f"  rebuild from the changelog after deleting the local state: "
-                  f"{s['recovery_s']:.1f} s to ready, RSS {s['recovered_rss_mib']:,.0f} MiB, "
-                  f"disk {s['recovered_disk_mib']:,.0f} MiB", flush=True)
+        yield bootstrap
     finally:
-        shutil.rmtree(work, ignore_errors=True)
         if broker is not None:
             broker.stop()
 
 
-def cli() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parser_with_broker(doc: str) -> argparse.ArgumentParser:
+    """A bench's command line: described by the first paragraph of ``doc``, with
+    ``--bootstrap`` (see :func:`kafka`)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--bootstrap", help="host:port of a running broker (else start one)")
+    return parser
+
+
+async def main(opts: argparse.Namespace) -> None:
+    with kafka(opts.bootstrap, opts.partitions, sasl=opts.sasl) as bootstrap:
+        work = Path(tempfile.mkdtemp(prefix="telltale-bench-"))
+        try:
+            slices = generate(opts.events, opts.accounts, opts.users, opts.days)
+            events = sum(len(b) for _, b in slices)
+            print(f"data: {events:,} events, {opts.accounts:,} accounts x {opts.users} users, "
+                  f"{opts.days} days, {opts.partitions} partitions; envelopes of "
+                  f"{events // len(slices)} events (one account-day each)", flush=True)
+
+            raw_topic = f"br{uuid.uuid4().hex[:8]}.events"
+            await produce(bootstrap, raw_topic, single_event_messages(slices), opts.partitions)
+            a = Figure("(a) raw aiokafka getmany + orjson", **run_phase(
+                ["--phase", "raw", "--bootstrap", bootstrap, "--topic", raw_topic,
+                 "--expected", str(events)]))
+            print(a.line(), flush=True)
+
+            naive_events = min(opts.naive_events, events)
+            naive_topic = f"bn{uuid.uuid4().hex[:8]}.events"
+            await produce(bootstrap, naive_topic, single_event_messages(slices, naive_events),
+                          opts.partitions)
+            b = Figure(f"(b) naive Faust agent, 1 update/event ({naive_events:,})", **run_phase(
+                ["--phase", "naive", "--bootstrap", bootstrap, "--topic", naive_topic,
+                 "--expected", str(naive_events), "--data-dir", str(work / "naive")]))
+            print(b.line(), flush=True)
+
+            c, _per_message = await score_throughput(bootstrap, slices, opts.partitions, work)
+            print(c.line(), flush=True)
+            print(f"  c/a = {c.rate / a.rate:.2f}   c/b = {c.rate / b.rate:.1f}x", flush=True)
+
+            half = c.rate / 2
+            per_envelope = events // len(slices)  # the envelope size (c) was measured with
+            latencies = await score_latency(bootstrap, half, opts.partitions, work,
+                                            per_envelope, opts.latency_seconds)
+            if latencies:
+                qs = statistics.quantiles(latencies, n=100)
+                print(f"latency at {half:,.0f} events/s (half of c; envelopes of "
+                      f"{per_envelope}, live mode, {len(latencies):,} changes): "
+                      f"p50 {qs[49] * 1000:.0f} ms, p99 {qs[98] * 1000:.0f} ms", flush=True)
+
+            if opts.state_accounts:
+                s = await state_size(bootstrap, opts.state_accounts, opts.state_users,
+                                     opts.partitions, work)
+                n_users = opts.state_accounts * opts.state_users
+                print(f"state: {opts.state_accounts:,} accounts / {n_users:,} users "
+                      f"({s['messages']:,.0f} envelopes, produced in {s['produce_s']:.0f} s, "
+                      f"processed in {s['process_s']:.0f} s)", flush=True)
+                print(f"  RocksDB on disk {s['disk_mib']:,.0f} MiB, worker RSS "
+                      f"{s['rss_mib']:,.0f} MiB (peak {s['peak_rss_mib']:,.0f} MiB)")
+                print(f"  rebuild from the changelog after deleting the local state: "
+                      f"{s['recovery_s']:.1f} s to ready, RSS {s['recovered_rss_mib']:,.0f} MiB, "
+                      f"disk {s['recovered_disk_mib']:,.0f} MiB", flush=True)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def cli() -> None:
+    parser = parser_with_broker(__doc__)
     parser.add_argument("--sasl", action="store_true",
                         help="start a broker whose clients all log in with SCRAM-SHA-512")
     parser.add_argument("--events", type=int, default=300_000)

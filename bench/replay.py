@@ -18,7 +18,6 @@ Usage: ``python bench/replay.py [--accounts 1000] [--days 365] [--intervals 1,7,
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.simulated import machine_line, portfolio_parser
 from history.backtest import replay_snapshots
 from history.importers import ImportReport, import_segment_jsonl, read_outcomes
 from history.simulate import simulate, write_simulation
@@ -35,10 +35,7 @@ from scoring.config import load_config
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--accounts", type=int, default=1000)
-    parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--seed", type=int, default=7)
+    parser = portfolio_parser(__doc__)
     parser.add_argument("--intervals", default="1,7,30",
                         help="evaluation grids to time, in days, comma-separated")
     parser.add_argument("--cli-interval", type=float, default=1.0,
@@ -46,8 +43,7 @@ def main() -> int:
     parser.add_argument("--jobs", default=f"1,{os.cpu_count() or 1}",
                         help="process counts to time telltale backtest with, comma-separated")
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} cores, load average "
-          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(machine_line())
 
     with tempfile.TemporaryDirectory(prefix="telltale-bench-") as tmp:
         folder = Path(tmp)

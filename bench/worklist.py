@@ -14,28 +14,23 @@ Usage: ``python bench/worklist.py [--accounts 1000] [--days 365] [--seed 7] [--t
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.simulated import machine_line, portfolio_parser
 from history.worklist_eval import run_simulated
 from scoring.config import load_config
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--accounts", type=int, default=1000)
-    parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--seed", type=int, default=7)
+    parser = portfolio_parser(__doc__)
     parser.add_argument("--top", type=int, default=None,
                         help="list size per owner per day (default: attention.worklist_size)")
     args = parser.parse_args()
-    print(f"machine: {os.cpu_count()} cores, load average "
-          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(machine_line())
     config = load_config()
     started = time.perf_counter()
     report = run_simulated(args.accounts, args.days, args.seed, config, args.top)

@@ -30,10 +30,11 @@ import uuid
 from collections.abc import Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from devstack.process import (
     DevstackError,
+    LocalServer,
     ManagedProcess,
     free_port,
     pid_alive,
@@ -386,7 +387,7 @@ def _port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 
 @dataclass
-class KafkaBroker:
+class KafkaBroker(LocalServer):
     """A running broker. ``bootstrap`` is ``127.0.0.1:PORT`` (PLAINTEXT);
     ``sasl_bootstraps`` maps SASL_PLAINTEXT and SASL_SSL to theirs, when started with
     :class:`SaslListeners`."""
@@ -398,6 +399,7 @@ class KafkaBroker:
     cluster_id: str
     owns_work_dir: bool = field(default=True)
     sasl_bootstraps: dict[str, str] = field(default_factory=dict)
+    stop_timeout: ClassVar[float] = 30.0
 
     @property
     def url(self) -> str:
@@ -424,17 +426,6 @@ class KafkaBroker:
         run_checked(main_class, [*jvm, main_class, "--bootstrap-server", self.bootstrap,
                                  *arguments],
                     log_path=self.work_dir / "tools.log", timeout=timeout)
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self.process.stop(timeout=timeout)
-        if self.owns_work_dir:
-            shutil.rmtree(self.work_dir, ignore_errors=True)
-
-    def __enter__(self) -> KafkaBroker:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def start_kafka(

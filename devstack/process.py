@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import errno
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,7 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, Any, ClassVar, Self
 
 
 class DevstackError(RuntimeError):
@@ -135,6 +136,28 @@ class ManagedProcess:
         """SIGTERM the process group, wait up to ``timeout`` seconds, then SIGKILL it."""
         _forget(self)
         stop_group(self.pid, timeout, popen=self._popen)
+
+
+class LocalServer:
+    """What a server started here (Kafka, Redis) shares: stopping it stops its process and
+    removes its work dir when it made that dir; as a context manager it stops on exit."""
+
+    process: ManagedProcess
+    work_dir: Path
+    owns_work_dir: bool
+    #: Seconds a stop waits for SIGTERM to work before it sends SIGKILL.
+    stop_timeout: ClassVar[float] = 20.0
+
+    def stop(self, timeout: float | None = None) -> None:
+        self.process.stop(timeout=self.stop_timeout if timeout is None else timeout)
+        if self.owns_work_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def stop_group(pid: int, timeout: float = 20.0,

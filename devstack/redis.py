@@ -11,8 +11,17 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
-from devstack.process import DevstackError, ManagedProcess, free_port, port_is_free, spawn, tail
+from devstack.process import (
+    DevstackError,
+    LocalServer,
+    ManagedProcess,
+    free_port,
+    port_is_free,
+    spawn,
+    tail,
+)
 
 _SEARCH_PATH = ("/usr/bin", "/usr/local/bin", "/usr/sbin", "/opt/homebrew/bin")
 
@@ -67,28 +76,18 @@ def ping(port: int, host: str = "127.0.0.1", timeout: float = 1.0) -> bool:
 
 
 @dataclass
-class RedisServer:
+class RedisServer(LocalServer):
     """A running redis-server; ``url`` is ``redis://127.0.0.1:PORT/0``."""
 
     port: int
     work_dir: Path
     process: ManagedProcess
     owns_work_dir: bool = True
+    stop_timeout: ClassVar[float] = 10.0
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self.process.stop(timeout=timeout)
-        if self.owns_work_dir:
-            shutil.rmtree(self.work_dir, ignore_errors=True)
-
-    def __enter__(self) -> RedisServer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def start_redis(*, work_dir: Path | None = None, port: int | None = None,

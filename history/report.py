@@ -545,45 +545,46 @@ def _charts_for(h: dict[str, Any], folder: Path, t: Translator) -> list[tuple[st
     days = h["horizon_days"]
     before = _days_before(days, t)
     written: list[tuple[str, str]] = []
+
+    def chart(kind: str, svg: str, caption: str) -> None:
+        name = f"{kind}_{days}d.svg"
+        (folder / name).write_text(svg, encoding="utf-8")
+        written.append((name, caption))
+
     # the scored rankings and the best baseline: seven baseline curves would hide them
     shown = {*CHARTED, h.get("best_baseline")}
     curves = [(_label(name, t), [(x, y) for x, y, _ in pts])
               for name, pts in h["gains"].items() if name in shown]
-    name = f"lift_{days}d.svg"
-    (folder / name).write_text(plots.gains_chart(
-        t.gettext("Churners caught, %(before)s", before=before), curves, t), encoding="utf-8")
-    written.append((name, t.gettext(
-        "Contacting accounts from the riskiest down: how many of the accounts that later "
-        "churned are reached. Higher and further left is better; the dashed diagonal is "
-        "picking at random.")))
+    chart("lift",
+          plots.gains_chart(t.gettext("Churners caught, %(before)s", before=before), curves, t),
+          t.gettext("Contacting accounts from the riskiest down: how many of the accounts "
+                    "that later churned are reached. Higher and further left is better; the "
+                    "dashed diagonal is picking at random."))
     dist = h.get("score_distribution")
     if dist:
-        name = f"scores_{days}d.svg"
         groups = [(t.pgettext("outcome", "churned"), dist["churned"]),
                   (t.pgettext("outcome", "renewed or contracted"), dist["retained"])]
-        (folder / name).write_text(plots.distribution_chart(
-            t.gettext("Health score %(before)s", before=before), groups, t=t),
-            encoding="utf-8")
-        written.append((name, t.gettext(
-            "Where the accounts that churned and the accounts that stayed sat on the 0-100 "
-            "health score. The less the two shapes overlap, the better the score separates "
-            "them.")))
+        chart("scores",
+              plots.distribution_chart(t.gettext("Health score %(before)s", before=before),
+                                       groups, t=t),
+              t.gettext("Where the accounts that churned and the accounts that stayed sat on "
+                        "the 0-100 health score. The less the two shapes overlap, the better "
+                        "the score separates them."))
     bands = h.get("bands")
     if bands:
         series = [(t.pgettext("chart", "score"),
                    [(band_label(b["group"], t), b["churn_rate"], b["accounts"])
                     for b in bands])]
-        name = f"bands_{days}d.svg"
-        (folder / name).write_text(plots.rate_chart(
-            t.ngettext("Churn rate by health band, %(count)s day before",
-                       "Churn rate by health band, %(count)s days before", days), series,
-            base_rate=h["base_rate"], x_label=t.pgettext("chart", "band at the time"), t=t),
-            encoding="utf-8")
-        written.append((name, t.gettext(
-            "Calibration by band: the share of accounts in each band that went on to churn. "
-            "A useful score has a clearly higher rate in '%(at_risk)s' than in "
-            "'%(healthy)s'.", at_risk=band_label("at_risk", t),
-            healthy=band_label("healthy", t))))
+        chart("bands",
+              plots.rate_chart(
+                  t.ngettext("Churn rate by health band, %(count)s day before",
+                             "Churn rate by health band, %(count)s days before", days),
+                  series, base_rate=h["base_rate"],
+                  x_label=t.pgettext("chart", "band at the time"), t=t),
+              t.gettext("Calibration by band: the share of accounts in each band that went "
+                        "on to churn. A useful score has a clearly higher rate in "
+                        "'%(at_risk)s' than in '%(healthy)s'.",
+                        at_risk=band_label("at_risk", t), healthy=band_label("healthy", t)))
     quint = h.get("quintiles")
     if quint:
         series = [
@@ -591,17 +592,15 @@ def _charts_for(h: dict[str, Any], folder: Path, t: Translator) -> list[tuple[st
                                 for row in rows])
             for model, rows in quint.items()
         ]
-        name = f"quintiles_{days}d.svg"
-        (folder / name).write_text(plots.rate_chart(
-            t.ngettext("Churn rate by risk quintile, %(count)s day before",
-                       "Churn rate by risk quintile, %(count)s days before", days), series,
-            base_rate=h["base_rate"],
-            x_label=t.pgettext("chart", "risk quintile (Q1 = riskiest %(share)s)",
-                               share=t.percent(20)), t=t),
-            encoding="utf-8")
-        written.append((name, t.gettext(
-            "Accounts split in five equal groups by each ranking, riskiest first. A good "
-            "ranking puts most churn in Q1 and little in Q5.")))
+        chart("quintiles",
+              plots.rate_chart(
+                  t.ngettext("Churn rate by risk quintile, %(count)s day before",
+                             "Churn rate by risk quintile, %(count)s days before", days),
+                  series, base_rate=h["base_rate"],
+                  x_label=t.pgettext("chart", "risk quintile (Q1 = riskiest %(share)s)",
+                                     share=t.percent(20)), t=t),
+              t.gettext("Accounts split in five equal groups by each ranking, riskiest "
+                        "first. A good ranking puts most churn in Q1 and little in Q5."))
     return written
 
 

@@ -582,6 +582,16 @@ class _Generator:
         m, s = divmod(rem, 60)
         return epoch, f"{self._day_prefix}T{h:02d}:{m:02d}:{s:02d}.{ms:03d}Z"
 
+    def _call(self, out: list[tuple[float, dict[str, Any]]], day: int, seconds: float,
+              type_: str, user_id: str, **fields: Any) -> dict[str, Any]:
+        """One Segment call of ``user_id`` at ``seconds`` after midnight of ``day``, added
+        to ``out``: its type, a fresh message id, the user, ``fields``, then its time."""
+        epoch, stamp = self._stamp(day, seconds)
+        message: dict[str, Any] = {"type": type_, "messageId": self._message_id(),
+                                   "userId": user_id, **fields, "timestamp": stamp}
+        out.append((epoch, message))
+        return message
+
     def _track(
         self,
         out: list[tuple[float, dict[str, Any]]],
@@ -592,32 +602,17 @@ class _Generator:
         properties: dict[str, Any] | None = None,
         group_id: str | None = None,
     ) -> None:
-        epoch, stamp = self._stamp(day, seconds)
-        message: dict[str, Any] = {
-            "type": "track",
-            "messageId": self._message_id(),
-            "userId": user_id,
-            "event": event,
-            "properties": properties or {},
-            "timestamp": stamp,
-        }
+        message = self._call(out, day, seconds, "track", user_id, event=event,
+                             properties=properties or {})
         if group_id is not None:
             message["context"] = {"groupId": group_id}
-        out.append((epoch, message))
 
     def _page(
         self, out: list[tuple[float, dict[str, Any]]], day: int, seconds: float,
         user_id: str, name: str,
     ) -> None:
-        epoch, stamp = self._stamp(day, seconds)
-        out.append((epoch, {
-            "type": "page",
-            "messageId": self._message_id(),
-            "userId": user_id,
-            "name": name,
-            "properties": {"path": "/" + name.lower()},
-            "timestamp": stamp,
-        }))
+        self._call(out, day, seconds, "page", user_id, name=name,
+                   properties={"path": "/" + name.lower()})
 
     def _announce(
         self, out: list[tuple[float, dict[str, Any]]], day: int, seconds: float,
@@ -625,23 +620,10 @@ class _Generator:
     ) -> None:
         # The group call first, so that a single pass over the history (like the live
         # identity map) already knows the account when the identify arrives.
-        epoch, stamp = self._stamp(day, seconds)
-        out.append((epoch, {
-            "type": "group",
-            "messageId": self._message_id(),
-            "userId": user.user_id,
-            "groupId": acc.account_id,
-            "traits": acc.traits(),
-            "timestamp": stamp,
-        }))
-        epoch, stamp = self._stamp(day, seconds + 0.5)
-        out.append((epoch, {
-            "type": "identify",
-            "messageId": self._message_id(),
-            "userId": user.user_id,
-            "traits": {"name": user.name, "email": user.email, "role": user.role},
-            "timestamp": stamp,
-        }))
+        self._call(out, day, seconds, "group", user.user_id, groupId=acc.account_id,
+                   traits=acc.traits())
+        self._call(out, day, seconds + 0.5, "identify", user.user_id,
+                   traits={"name": user.name, "email": user.email, "role": user.role})
 
     def _work_time(self) -> float:
         # Business hours with a tail into the evening, in seconds after midnight UTC.

@@ -18,10 +18,17 @@ Fixtures:
     start_worker      function start_worker(settings, *worker_args, env=None, wait=True)
                                -> WorkerProcess: `telltale worker` in a child process,
                                ready when it returns, stopped at the end of the test
+    start_pipeline    function await start_pipeline(settings, modules) -> WorkerProcess: the
+                               pipeline's topics created, then a worker of those modules
+    promtool_bin      session  Path of Prometheus's promtool (fetched once when missing)
+    quiet_sdk_loggers function the Segment, RudderStack and PostHog SDKs' loggers (and the
+                               retry libraries under them) at CRITICAL for the test
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -165,3 +172,46 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture
+def start_pipeline(create_topics: CreateTopics, start_worker: Callable[..., WorkerProcess]
+                   ) -> Callable[..., Awaitable[WorkerProcess]]:
+    async def start(settings: Settings, modules: Iterable[str]) -> WorkerProcess:
+        from agents import app as app_modules
+
+        topics = settings.topics
+        await create_topics(topics.events, topics.by_account, topics.health_changes,
+                            partitions=settings.partitions)
+        await create_topics(topics.events_dlq, topics.deliveries_dlq)
+        # The production worker once it holds every module needed; else exactly those.
+        args = ([] if set(modules) <= set(app_modules.MODULES)
+                else [arg for module in modules for arg in ("--module", module)])
+        return await asyncio.to_thread(start_worker, settings, *args, ready_timeout=180)
+
+    return start
+
+
+#: Loggers of the SDKs the end-to-end tests send with, and of the retry libraries under them.
+SDK_LOGGERS = ("segment", "rudder", "posthog", "backoff", "urllib3")
+
+
+@pytest.fixture
+def quiet_sdk_loggers() -> Iterator[None]:
+    """The SDKs log every retried request; keep the test output to what matters."""
+    previous = {name: logging.getLogger(name).level for name in SDK_LOGGERS}
+    for name in SDK_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    yield
+    for name, level in previous.items():
+        logging.getLogger(name).setLevel(level)
+
+
+@pytest.fixture(scope="session")
+def promtool_bin() -> Path:
+    from tests.deploy.promtool import PromtoolUnavailable, ensure_promtool
+
+    try:
+        return ensure_promtool()
+    except PromtoolUnavailable as exc:
+        pytest.fail(str(exc))

@@ -7,13 +7,13 @@ and answers only yes or no: why a signature failed is not told to the sender.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from agents.basic_auth import basic_credentials
 from streams.sources_config import SourceConfig
 
 
@@ -99,20 +99,16 @@ def segment_signature(delivery: Delivery, source: SourceConfig) -> bool:
 
 def basic_auth(delivery: Delivery, source: SourceConfig) -> bool:
     """HTTP basic auth with the source's username and password."""
-    header = delivery.headers.get("Authorization", "")
-    if source.username is None or source.password is None or header[:6].lower() != "basic ":
+    credentials = basic_credentials(delivery.headers.get("Authorization", ""))
+    if source.username is None or source.password is None or credentials is None:
         return False
-    try:
-        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return False
-    user, sep, password = decoded.partition(":")
+    user, password = credentials
     # Both compared whatever the first gives, so timing says nothing about which failed.
     user_ok = _equal(hashlib.sha256(source.username.encode()).hexdigest(),
                      hashlib.sha256(user.encode()).hexdigest())
     password_ok = _equal(hashlib.sha256(source.password.encode()).hexdigest(),
-                         hashlib.sha256(password.encode()).hexdigest())
-    return bool(sep) and user_ok and password_ok
+                         hashlib.sha256((password or "").encode()).hexdigest())
+    return password is not None and user_ok and password_ok
 
 
 def token(delivery: Delivery, source: SourceConfig) -> bool:

@@ -3,16 +3,18 @@ how properties and traits are trimmed to what scoring can use."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
-from streams.events import Source
+from streams.events import Event, Source
 
 MAX_MESSAGE_BYTES = 32 * 1024
 """Largest accepted message, as the Segment HTTP API documents (32 KB)."""
@@ -40,6 +42,7 @@ _FORBIDDEN_IN_ID = re.compile(
 EARLIEST_EVENT_TIME = 946_684_800.0  # 2000-01-01
 LATEST_EVENT_TIME = 4_102_444_800.0  # 2100-01-01
 _INT64 = 2**63
+_T = TypeVar("_T")
 
 
 class Reason:
@@ -114,6 +117,21 @@ class Invalid(Exception):
         return Rejection(self.reason, self.detail)
 
 
+def rejecting(parse: Callable[[Any, NormalizeContext], Event]
+              ) -> Callable[[Any, NormalizeContext], Event | Rejection]:
+    """Make a normaliser total: the :class:`Invalid` ``parse`` raises becomes the
+    :class:`Rejection` it returns."""
+
+    @functools.wraps(parse)
+    def normalize(payload: Any, ctx: NormalizeContext) -> Event | Rejection:
+        try:
+            return parse(payload, ctx)
+        except Invalid as exc:
+            return exc.rejection()
+
+    return normalize
+
+
 def parse_time(value: Any, field: str) -> float | None:
     """ISO-8601 string (``Z`` or offset; naive means UTC) or epoch seconds/milliseconds.
 
@@ -149,8 +167,13 @@ def in_event_range(seconds: float, field: str) -> float:
 
 def parse_time_lenient(value: Any) -> float | None:
     """Like :func:`parse_time` but ``None`` instead of an error (for ``sentAt``)."""
+    return _or_none(parse_time, value, "sentAt")
+
+
+def _or_none(parse: Callable[[Any, str], _T], value: Any, field: str) -> _T | None:
+    """``parse(value, field)``, or ``None`` where it finds the value invalid."""
     try:
-        return parse_time(value, "sentAt")
+        return parse(value, field)
     except Invalid:
         return None
 
@@ -215,10 +238,7 @@ def identity(value: Any, field: str) -> str | None:
 
 def identity_lenient(value: Any) -> str | None:
     """Like :func:`identity` but ``None`` instead of an error."""
-    try:
-        return identity(value, "")
-    except Invalid:
-        return None
+    return _or_none(identity, value, "")
 
 
 def message_id(value: Any, payload: dict[str, Any], field: str) -> str:

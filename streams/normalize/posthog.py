@@ -27,13 +27,13 @@ from streams.normalize._common import (
     Invalid,
     NormalizeContext,
     Reason,
-    Rejection,
     check_measure,
     identity,
     message_id,
     name,
     parse_time,
     parse_time_lenient,
+    rejecting,
     scalars,
     skew_corrected,
 )
@@ -41,14 +41,8 @@ from streams.normalize._common import (
 ACCOUNT_GROUP_TYPES = ("company", "organization", "organisation", "account")
 
 
-def normalize_posthog(payload: Any, ctx: NormalizeContext) -> Event | Rejection:
-    try:
-        return _normalize(payload, ctx)
-    except Invalid as exc:
-        return exc.rejection()
-
-
-def _normalize(payload: Any, ctx: NormalizeContext) -> Event:
+@rejecting
+def normalize_posthog(payload: Any, ctx: NormalizeContext) -> Event:
     if not isinstance(payload, dict):
         raise Invalid(Reason.NOT_AN_OBJECT, "expected a JSON object")
     if ctx.check_size:

@@ -18,13 +18,13 @@ from streams.normalize._common import (
     Invalid,
     NormalizeContext,
     Reason,
-    Rejection,
     check_measure,
     identity,
     message_id,
     name,
     parse_time,
     parse_time_lenient,
+    rejecting,
     scalars,
     skew_corrected,
 )
@@ -34,15 +34,9 @@ _TYPES = {t.value: t for t in EventType}
 _TRAIT_ALIASES = {"createdAt": "created_at", "renewalDate": "renewal_date"}
 
 
-def normalize_segment(payload: Any, ctx: NormalizeContext) -> Event | Rejection:
+@rejecting
+def normalize_segment(payload: Any, ctx: NormalizeContext) -> Event:
     """One Segment-spec message → an :class:`Event`, or a :class:`Rejection` with a reason."""
-    try:
-        return _normalize(payload, ctx)
-    except Invalid as exc:
-        return exc.rejection()
-
-
-def _normalize(payload: Any, ctx: NormalizeContext) -> Event:
     if not isinstance(payload, dict):
         raise Invalid(Reason.NOT_AN_OBJECT, f"expected a JSON object, got {_kind(payload)}")
     if ctx.check_size:

@@ -10,13 +10,12 @@ from typing import Any
 
 import orjson
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from agents.api import Api, standalone_app
-from state.readmodel import ReadModel
 from streams.settings import ApiIdentity, Settings, SettingsError, parse_api_tokens
 from tests.fakes.changes import TEST_PLAYBOOKS, english
-from tests.fakes.portfolio import LAST_DAY, populate
+from tests.fakes.portfolio import LAST_DAY, portfolio_client
 
 pytestmark = pytest.mark.integration
 
@@ -36,18 +35,14 @@ def test_a_token_may_name_the_person_it_signs_in() -> None:
 
 
 @pytest.fixture
-async def client(settings: Settings, create_topics: Any) -> AsyncIterator[TestClient]:
+async def client(settings: Settings) -> AsyncIterator[TestClient]:
     settings = settings.replace(api_tokens="riley-token=demo:riley@vendor.example,"
                                            "shared-token=demo,other-token=other")
-    await create_topics(settings.topics.actions, partitions=settings.partitions)
-    readmodel = ReadModel.from_settings(settings)
-    await populate(readmodel)
-    app = standalone_app(settings, readmodel, lambda model, publish: Api(
-        settings, model, TEST_PLAYBOOKS, publish=publish, render=english).routes())
-    async with TestClient(TestServer(app)) as test_client:
+    async with portfolio_client(settings, lambda readmodel: standalone_app(
+            settings, readmodel, lambda model, publish: Api(
+                settings, model, TEST_PLAYBOOKS, publish=publish, render=english).routes())
+    ) as (test_client, _):
         yield test_client
-    await readmodel.clear()
-    await readmodel.close()
 
 
 def ids(items: list[dict[str, Any]]) -> list[str]:

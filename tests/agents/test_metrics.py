@@ -13,7 +13,7 @@ from agents import lag, metrics
 from devstack.process import free_port
 from state.readmodel import ReadModel
 from streams.settings import Settings
-from tests.deploy.promtool import PromtoolUnavailable, ensure_promtool, promtool
+from tests.deploy.promtool import promtool
 from tests.fakes.changes import make_change, record, signal
 
 # The metrics contract shared by every agent:
@@ -91,14 +91,6 @@ def _exercise_every_metric() -> None:
 def snapshot() -> Iterator[metrics.PortfolioSnapshot]:
     yield metrics.SNAPSHOT
     metrics.SNAPSHOT.clear()
-
-
-@pytest.fixture(scope="module")
-def promtool_bin() -> Path:
-    try:
-        return ensure_promtool()
-    except PromtoolUnavailable as exc:
-        pytest.fail(str(exc))
 
 
 def test_contract_metrics_have_their_types_labels_and_help(
@@ -192,30 +184,21 @@ def test_cleared_snapshot_exports_no_portfolio_samples(
                         "telltale_portfolio_refreshed_timestamp_seconds"}
 
 
-async def test_non_leader_clears_its_snapshot(snapshot: metrics.PortfolioSnapshot) -> None:
-    snapshot.replace({"demo": PORTFOLIO})
-    before = _value(_scrape(), "telltale_portfolio_refreshes_total", outcome="skipped")
-    unreachable = ReadModel.from_url(f"redis://127.0.0.1:{free_port()}/0")
-    try:
-        assert not await lag.refresh_portfolio(unreachable, ["demo"], is_leader=False)
-    finally:
-        await unreachable.close()
-    assert snapshot.read() == ({}, None)
-    after = _value(_scrape(), "telltale_portfolio_refreshes_total", outcome="skipped")
-    assert after - before == 1
-
-
-async def test_unreachable_read_model_keeps_the_last_snapshot(
-        snapshot: metrics.PortfolioSnapshot) -> None:
+@pytest.mark.parametrize(("is_leader", "outcome", "kept"), [
+    (False, "skipped", False),
+    (True, "failed", True),
+], ids=["non_leader_clears_its_snapshot", "unreachable_read_model_keeps_the_last_snapshot"])
+async def test_a_refresh_without_the_read_model(
+        snapshot: metrics.PortfolioSnapshot, is_leader: bool, outcome: str, kept: bool) -> None:
     snapshot.replace({"demo": PORTFOLIO}, now=1_780_000_000.0)
-    before = _value(_scrape(), "telltale_portfolio_refreshes_total", outcome="failed")
+    before = _value(_scrape(), "telltale_portfolio_refreshes_total", outcome=outcome)
     unreachable = ReadModel.from_url(f"redis://127.0.0.1:{free_port()}/0")
     try:
-        assert not await lag.refresh_portfolio(unreachable, ["demo"], is_leader=True)
+        assert not await lag.refresh_portfolio(unreachable, ["demo"], is_leader=is_leader)
     finally:
         await unreachable.close()
-    assert snapshot.read() == ({"demo": PORTFOLIO}, 1_780_000_000.0)
-    after = _value(_scrape(), "telltale_portfolio_refreshes_total", outcome="failed")
+    assert snapshot.read() == (({"demo": PORTFOLIO}, 1_780_000_000.0) if kept else ({}, None))
+    after = _value(_scrape(), "telltale_portfolio_refreshes_total", outcome=outcome)
     assert after - before == 1
 
 

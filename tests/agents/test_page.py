@@ -13,7 +13,7 @@ from agents.page import create_page_app, history_chart
 from state.readmodel import ReadModel
 from streams.settings import Settings
 from tests.fakes.changes import TEST_PLAYBOOKS, english, make_change, record
-from tests.fakes.portfolio import populate
+from tests.fakes.portfolio import portfolio_client
 
 pytestmark = pytest.mark.integration
 
@@ -21,18 +21,14 @@ AUTH = {"Authorization": "Bearer page-token"}
 
 
 @pytest.fixture
-async def client(settings: Settings, create_topics: Any) -> AsyncIterator[TestClient]:
+async def client(settings: Settings) -> AsyncIterator[TestClient]:
     settings = settings.replace(api_tokens="page-token=demo,"
                                            "riley-token=demo:riley@vendor.example")
-    await create_topics(settings.topics.actions, partitions=settings.partitions)
-    readmodel = ReadModel.from_settings(settings)
-    await populate(readmodel)
-    app = create_page_app(settings, readmodel, playbooks=TEST_PLAYBOOKS, render_reason=english)
-    async with TestClient(TestServer(app)) as test_client:
+    async with portfolio_client(settings, lambda readmodel: create_page_app(
+            settings, readmodel, playbooks=TEST_PLAYBOOKS, render_reason=english)
+    ) as (test_client, readmodel):
         test_client.readmodel = readmodel  # type: ignore[attr-defined]
         yield test_client
-    await readmodel.clear()
-    await readmodel.close()
 
 
 async def test_without_a_token_the_page_asks_for_one(client: TestClient) -> None:

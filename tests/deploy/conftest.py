@@ -1,4 +1,5 @@
-"""Fixtures of the deployment tests: the repository, the schemas and promtool."""
+"""Fixtures of the deployment tests: the repository and the schemas (promtool's is
+``promtool_bin`` of tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.deploy.promtool import PromtoolUnavailable, ensure_promtool
 
 REPO = Path(__file__).resolve().parents[2]
 VENDORED_SCHEMAS = Path(__file__).resolve().parent / "schemas"
@@ -30,11 +29,3 @@ def load_schema(name: str) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO
-
-
-@pytest.fixture(scope="session")
-def promtool_bin() -> Path:
-    try:
-        return ensure_promtool()
-    except PromtoolUnavailable as exc:
-        pytest.fail(str(exc))

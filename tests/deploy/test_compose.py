@@ -78,12 +78,16 @@ def _host_ports(service: dict[str, Any]) -> list[str]:
     return ports
 
 
-def _mount_target(service: dict[str, Any], source: str) -> str:
+def _mount(service: dict[str, Any], source: str | None = None,
+           target: str | None = None) -> tuple[str, str]:
+    """(source, target) of the volume of ``service`` mounted from ``source`` or at
+    ``target``."""
     for volume in service.get("volumes", []):
         parts = volume.split(":")
-        if parts[0] == source:
-            return parts[1]
-    raise AssertionError(f"{source} is not mounted")
+        if parts[0] == source or parts[1] == target:
+            return parts[0], parts[1]
+    raise AssertionError(f"{source} is not mounted" if source is not None
+                         else f"nothing is mounted at {target}")
 
 
 def test_compose_validates_against_the_compose_spec() -> None:
@@ -193,7 +197,7 @@ def test_every_worker_reads_the_workspaces_directory_it_mounts() -> None:
 
     for name, service in _telltale_services().items():
         directory = service["environment"]["TELLTALE_WORKSPACES_DIR"]
-        source = _mount_target_source(service, directory)
+        source = _mount(service, target=directory)[0]
         assert source == "./deploy/workspaces", name
         assert not [v for v in service["volumes"] if v.startswith(source)
                     and not v.endswith(":ro")], f"{name}: the workers only read it"
@@ -205,14 +209,6 @@ def test_every_worker_reads_the_workspaces_directory_it_mounts() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         shutil.copy(folder / "example.toml.sample", Path(scratch) / "acme.toml")
         assert load_workspaces(Path(scratch))["acme"].scoring.version == "acme-1"
-
-
-def _mount_target_source(service: dict[str, Any], target: str) -> str:
-    for volume in service.get("volumes", []):
-        parts = volume.split(":")
-        if parts[1] == target:
-            return parts[0]
-    raise AssertionError(f"nothing is mounted at {target}")
 
 
 def test_every_published_port_is_bound_to_loopback() -> None:
@@ -278,8 +274,8 @@ def test_image_installs_with_the_test_pins() -> None:
 
 def test_prometheus_mounts_config_and_rules_where_the_config_expects_them() -> None:
     prometheus = _services()["prometheus"]
-    config_target = _mount_target(prometheus, "./deploy/prometheus/prometheus.yml")
-    rules_target = _mount_target(prometheus, "./deploy/prometheus/rules")
+    config_target = _mount(prometheus, "./deploy/prometheus/prometheus.yml")[1]
+    rules_target = _mount(prometheus, "./deploy/prometheus/rules")[1]
     assert f"--config.file={config_target}" in prometheus["command"]
     config = yaml.safe_load((REPO / "deploy/prometheus/prometheus.yml").read_text())
     for pattern in config["rule_files"]:
@@ -290,9 +286,9 @@ def test_prometheus_mounts_config_and_rules_where_the_config_expects_them() -> N
 
 def test_grafana_provisioning_paths_line_up() -> None:
     grafana = _services()["grafana"]
-    datasources = _mount_target(grafana, "./deploy/grafana/provisioning/datasources")
-    dashboards_cfg = _mount_target(grafana, "./deploy/grafana/provisioning/dashboards")
-    dashboards = _mount_target(grafana, "./deploy/grafana/dashboards")
+    datasources = _mount(grafana, "./deploy/grafana/provisioning/datasources")[1]
+    dashboards_cfg = _mount(grafana, "./deploy/grafana/provisioning/dashboards")[1]
+    dashboards = _mount(grafana, "./deploy/grafana/dashboards")[1]
     assert datasources == "/etc/grafana/provisioning/datasources"
     assert dashboards_cfg == "/etc/grafana/provisioning/dashboards"
     provider_files = list((REPO / "deploy/grafana/provisioning/dashboards").glob("*.yml"))

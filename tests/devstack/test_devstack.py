@@ -102,50 +102,44 @@ def test_settings_round_trip_through_environment(tmp_path: Path) -> None:
     assert Settings.from_env(settings_env(settings)) == settings
 
 
-def test_children_die_with_a_parent_killed_by_sigkill(tmp_path: Path) -> None:
+@pytest.fixture
+def parent_of_a_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """A Python process that spawned a server (``sleep 120``) through devstack, and the
+    server's pid."""
+    pid_file = tmp_path / "child.pid"
+    script = textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from devstack.process import spawn
+        proc = spawn("sleeper", ["sleep", "120"], log_path=Path({str(tmp_path / 'log')!r}))
+        Path({str(pid_file)!r}).write_text(str(proc.pid))
+        time.sleep(120)
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+    try:
+        assert wait_until(pid_file.exists, timeout=20)
+        yield parent, int(pid_file.read_text())
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def test_children_die_with_a_parent_killed_by_sigkill(
+        parent_of_a_server: tuple[subprocess.Popen[bytes], int]) -> None:
     """Even SIGKILL of the parent (no atexit, no handler) takes its servers down."""
-    pid_file = tmp_path / "child.pid"
-    script = textwrap.dedent(f"""
-        import time
-        from pathlib import Path
-        from devstack.process import spawn
-        proc = spawn("sleeper", ["sleep", "120"], log_path=Path({str(tmp_path / 'log')!r}))
-        Path({str(pid_file)!r}).write_text(str(proc.pid))
-        time.sleep(120)
-    """)
-    parent = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
-    try:
-        assert wait_until(pid_file.exists, timeout=20)
-        child = int(pid_file.read_text())
-        assert pid_alive(child)
-        parent.send_signal(signal.SIGKILL)
-        parent.wait(timeout=10)
-        assert wait_until(lambda: not pid_alive(child), timeout=10)
-    finally:
-        parent.kill()
-        parent.wait()
+    parent, child = parent_of_a_server
+    assert pid_alive(child)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(timeout=10)
+    assert wait_until(lambda: not pid_alive(child), timeout=10)
 
 
-def test_children_stop_when_the_parent_gets_sigterm(tmp_path: Path) -> None:
-    pid_file = tmp_path / "child.pid"
-    script = textwrap.dedent(f"""
-        import time
-        from pathlib import Path
-        from devstack.process import spawn
-        proc = spawn("sleeper", ["sleep", "120"], log_path=Path({str(tmp_path / 'log')!r}))
-        Path({str(pid_file)!r}).write_text(str(proc.pid))
-        time.sleep(120)
-    """)
-    parent = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
-    try:
-        assert wait_until(pid_file.exists, timeout=20)
-        child = int(pid_file.read_text())
-        parent.terminate()
-        assert parent.wait(timeout=15) == -signal.SIGTERM
-        assert wait_until(lambda: not pid_alive(child), timeout=10)
-    finally:
-        parent.kill()
-        parent.wait()
+def test_children_stop_when_the_parent_gets_sigterm(
+        parent_of_a_server: tuple[subprocess.Popen[bytes], int]) -> None:
+    parent, child = parent_of_a_server
+    parent.terminate()
+    assert parent.wait(timeout=15) == -signal.SIGTERM
+    assert wait_until(lambda: not pid_alive(child), timeout=10)
 
 
 @pytest.mark.integration

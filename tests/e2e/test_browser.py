@@ -86,6 +86,35 @@ async def site(settings: Settings, create_topics: Any, produce: Any) -> AsyncIte
     await readmodel.close()
 
 
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    """The folder the screenshots go to (``TELLTALE_SCREENSHOT_DIR``, else ``tmp_path``)."""
+    folder = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """A headless Chromium, closed at the end of the test."""
+    executable = ensure_chromium()
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path=executable, headless=True,
+                                            args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def new_page(browser: Any, **options: Any) -> Any:
+    """A desktop-sized page with JavaScript off: the page must work without it."""
+    return await browser.new_page(viewport={"width": 1280, "height": 900},
+                                  java_script_enabled=False, **options)
+
+
 async def sign_in(page: Any, site: str, token: str = TOKEN) -> None:
     response = await page.goto(f"{site}/today")
     assert response is not None and response.status == 401
@@ -94,104 +123,80 @@ async def sign_in(page: Any, site: str, token: str = TOKEN) -> None:
     await page.wait_for_url(f"{site}/today")
 
 
-async def test_today_page_leads_to_an_account(site: Site, tmp_path: Path) -> None:
-    executable = ensure_chromium()
-    from playwright.async_api import async_playwright
+async def test_today_page_leads_to_an_account(site: Site, browser: Any, shots: Path) -> None:
+    page = await new_page(browser)
+    await sign_in(page, site.url)
+    assert "token" not in page.url
+    assert await page.locator("h1").inner_text() == "Today"
+    rows = page.locator("table.attention tbody tr")
+    assert await rows.count() == 4
+    first = rows.nth(0)
+    assert "Globex" in await first.inner_text()
+    assert "Payment failed for" in await first.inner_text()
+    assert "Sam Ito" in await first.inner_text()
+    await page.screenshot(path=str(shots / "today.png"), full_page=True)
 
-    shots = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path)
-    shots.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=executable, headless=True,
-                                           args=CHROMIUM_ARGS)
-        try:
-            page = await browser.new_page(viewport={"width": 1280, "height": 900},
-                                          java_script_enabled=False)
-            await sign_in(page, site.url)
-            assert "token" not in page.url
-            assert await page.locator("h1").inner_text() == "Today"
-            rows = page.locator("table.attention tbody tr")
-            assert await rows.count() == 4
-            first = rows.nth(0)
-            assert "Globex" in await first.inner_text()
-            assert "Payment failed for" in await first.inner_text()
-            assert "Sam Ito" in await first.inner_text()
-            await page.screenshot(path=str(shots / "today.png"), full_page=True)
-
-            await page.locator("table.attention a.account", has_text="Acme Corp").click()
-            await page.wait_for_url(f"{site.url}/accounts/acme")
-            assert "Acme Corp" in await page.locator("h1").inner_text()
-            assert await page.locator("h1 .score").inner_text() == "57"
-            chart = page.locator("svg.history")
-            assert await chart.is_visible()
-            assert await chart.locator("circle").count() == 7
-            users = page.locator("table.users tbody tr")
-            assert await users.count() == 4
-            assert "power user" in await users.nth(0).inner_text()
-            assert await page.locator("table.components tbody tr").count() == 4
-            await page.screenshot(path=str(shots / "account.png"), full_page=True)
-        finally:
-            await browser.close()
+    await page.locator("table.attention a.account", has_text="Acme Corp").click()
+    await page.wait_for_url(f"{site.url}/accounts/acme")
+    assert "Acme Corp" in await page.locator("h1").inner_text()
+    assert await page.locator("h1 .score").inner_text() == "57"
+    chart = page.locator("svg.history")
+    assert await chart.is_visible()
+    assert await chart.locator("circle").count() == 7
+    users = page.locator("table.users tbody tr")
+    assert await users.count() == 4
+    assert "power user" in await users.nth(0).inner_text()
+    assert await page.locator("table.components tbody tr").count() == 4
+    await page.screenshot(path=str(shots / "account.png"), full_page=True)
     assert (shots / "account.png").stat().st_size > 10_000
 
 
 async def test_a_csm_works_through_her_list_and_a_rebuild_keeps_what_she_did(
-        site: Site, tmp_path: Path) -> None:
-    executable = ensure_chromium()
-    from playwright.async_api import async_playwright
+        site: Site, browser: Any, shots: Path) -> None:
+    page = await new_page(browser)
+    await sign_in(page, site.url)
+    await page.click("p.filters a:has-text('My accounts')")
+    await page.wait_for_url(f"{site.url}/today?owner=me")
+    assert await listed(page) == ["Wayne Enterprises", "Acme Corp", "Initech"]
 
-    shots = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path)
-    shots.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=executable, headless=True,
-                                           args=CHROMIUM_ARGS)
-        try:
-            page = await browser.new_page(viewport={"width": 1280, "height": 900},
-                                          java_script_enabled=False)
-            await sign_in(page, site.url)
-            await page.click("p.filters a:has-text('My accounts')")
-            await page.wait_for_url(f"{site.url}/today?owner=me")
-            assert await listed(page) == ["Wayne Enterprises", "Acme Corp", "Initech"]
+    await act(page, "Wayne Enterprises", "form.act-acknowledge button")
+    assert await listed(page) == ["Acme Corp", "Initech"]
+    await act(page, "Acme Corp", "form.act-snooze button")  # a week, as offered
+    assert await listed(page) == ["Initech"]
+    row = page.locator("table.attention tbody tr", has_text="Initech")
+    await row.locator("summary").click()
+    await row.locator("form.act-note textarea").fill("Renewal call booked for Friday")
+    await row.locator("form.act-note button").click()
+    await page.wait_for_url(f"{site.url}/today?owner=me")
+    await page.screenshot(path=str(shots / "mine.png"), full_page=True)
+    await check_account_pages(page, site.url)
 
-            await act(page, "Wayne Enterprises", "form.act-acknowledge button")
-            assert await listed(page) == ["Acme Corp", "Initech"]
-            await act(page, "Acme Corp", "form.act-snooze button")  # a week, as offered
-            assert await listed(page) == ["Initech"]
-            row = page.locator("table.attention tbody tr", has_text="Initech")
-            await row.locator("summary").click()
-            await row.locator("form.act-note textarea").fill("Renewal call booked for Friday")
-            await row.locator("form.act-note button").click()
-            await page.wait_for_url(f"{site.url}/today?owner=me")
-            await page.screenshot(path=str(shots / "mine.png"), full_page=True)
-            await check_account_pages(page, site.url)
+    # The same through the API.
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    base = f"{site.url}/api/v1/workspaces/demo"
+    async with aiohttp.ClientSession(headers=auth) as http:
+        async with http.get(f"{base}/worklist?owner=me") as response:
+            mine = await response.json()
+        assert [i["account_id"] for i in mine["team"]] == ["initech"]
+        async with http.get(f"{base}/accounts/acme/actions") as response:
+            trail = (await response.json())["items"]
+        assert [(a["type"], a["actor"]) for a in trail] == [
+            ("snooze", "riley@vendor.example")]
 
-            # The same through the API.
-            auth = {"Authorization": f"Bearer {TOKEN}"}
-            base = f"{site.url}/api/v1/workspaces/demo"
-            async with aiohttp.ClientSession(headers=auth) as http:
-                async with http.get(f"{base}/worklist?owner=me") as response:
-                    mine = await response.json()
-                assert [i["account_id"] for i in mine["team"]] == ["initech"]
-                async with http.get(f"{base}/accounts/acme/actions") as response:
-                    trail = (await response.json())["items"]
-                assert [(a["type"], a["actor"]) for a in trail] == [
-                    ("snooze", "riley@vendor.example")]
-
-            # The operator's rebuild, configured from the environment, keeps all of it.
-            await site.readmodel.clear()
-            await page.goto(f"{site.url}/today?owner=me")
-            assert await listed(page) == []
-            done = await asyncio.to_thread(
-                subprocess.run, [sys.executable, "-m", "agents.cli", "rebuild-read-model",
-                                 "--timeout", "60"],
-                env={**os.environ, **settings_env(site.settings)}, capture_output=True,
-                text=True, timeout=120)
-            assert done.returncode == 0, done.stderr
-            assert "3 actions applied" in done.stdout
-            await page.goto(f"{site.url}/today?owner=me")
-            assert await listed(page) == ["Initech"]
-            await check_account_pages(page, site.url)
-        finally:
-            await browser.close()
+    # The operator's rebuild, configured from the environment, keeps all of it.
+    await site.readmodel.clear()
+    await page.goto(f"{site.url}/today?owner=me")
+    assert await listed(page) == []
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "agents.cli", "rebuild-read-model",
+                         "--timeout", "60"],
+        env={**os.environ, **settings_env(site.settings)}, capture_output=True,
+        text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "3 actions applied" in done.stdout
+    await page.goto(f"{site.url}/today?owner=me")
+    assert await listed(page) == ["Initech"]
+    await check_account_pages(page, site.url)
 
 
 async def listed(page: Any) -> list[str]:
@@ -219,45 +224,35 @@ async def check_account_pages(page: Any, site: str) -> None:
     assert "Acknowledged 1 reason" in await page.locator("table.actions tbody").inner_text()
 
 
-async def test_a_french_browser_reads_the_page_in_french(site: Site, tmp_path: Path) -> None:
+async def test_a_french_browser_reads_the_page_in_french(
+        site: Site, browser: Any, shots: Path) -> None:
     """A browser set to French (its Accept-Language) gets the sign-in, the list and the
     account page in French, with French amounts and dates."""
-    executable = ensure_chromium()
-    from playwright.async_api import async_playwright
 
     def plain(text: str) -> str:
         return text.replace("\u00a0", " ").replace("\u202f", " ")
 
-    shots = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path)
-    shots.mkdir(parents=True, exist_ok=True)
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=executable, headless=True,
-                                           args=CHROMIUM_ARGS)
-        try:
-            page = await browser.new_page(viewport={"width": 1280, "height": 900},
-                                          java_script_enabled=False, locale="fr-FR")
-            response = await page.goto(f"{site.url}/today")
-            assert response is not None and response.status == 401
-            assert await page.locator("h1").inner_text() == "Se connecter"
-            await page.fill("input[name=token]", TOKEN)
-            await page.click("form.login button")
-            await page.wait_for_url(f"{site.url}/today")
-            assert await page.locator("h1").inner_text() == "Aujourd'hui"
-            assert await page.locator("html").get_attribute("lang") == "fr"
-            head = plain(await page.locator("table.attention thead").inner_text()).lower()
-            assert "compte et raisons" in head and "renouvellement" in head  # CSS capitals
-            first = plain(await page.locator("table.attention tbody tr").nth(0).inner_text())
-            assert "Globex" in first and "180 000 $US" in first
-            assert "12 nov. 2026 (échu depuis" in first
-            assert "Un paiement de 15 000 $US a échoué" in first
-            await page.screenshot(path=str(shots / "today-fr.png"), full_page=True)
+    page = await new_page(browser, locale="fr-FR")
+    response = await page.goto(f"{site.url}/today")
+    assert response is not None and response.status == 401
+    assert await page.locator("h1").inner_text() == "Se connecter"
+    await page.fill("input[name=token]", TOKEN)
+    await page.click("form.login button")
+    await page.wait_for_url(f"{site.url}/today")
+    assert await page.locator("h1").inner_text() == "Aujourd'hui"
+    assert await page.locator("html").get_attribute("lang") == "fr"
+    head = plain(await page.locator("table.attention thead").inner_text()).lower()
+    assert "compte et raisons" in head and "renouvellement" in head  # CSS capitals
+    first = plain(await page.locator("table.attention tbody tr").nth(0).inner_text())
+    assert "Globex" in first and "180 000 $US" in first
+    assert "12 nov. 2026 (échu depuis" in first
+    assert "Un paiement de 15 000 $US a échoué" in first
+    await page.screenshot(path=str(shots / "today-fr.png"), full_page=True)
 
-            await page.locator("table.attention a.account", has_text="Acme Corp").click()
-            await page.wait_for_url(f"{site.url}/accounts/acme")
-            body = plain(await page.locator("main").inner_text())
-            assert "historique du score" in body.lower() and "pourquoi ce compte" in body.lower()
-            assert "42 000 $US" in body and "dernière activité" in body.lower()
-            assert "13 juin 2026" in body  # a user's last activity, as a French date
-            await page.screenshot(path=str(shots / "account-fr.png"), full_page=True)
-        finally:
-            await browser.close()
+    await page.locator("table.attention a.account", has_text="Acme Corp").click()
+    await page.wait_for_url(f"{site.url}/accounts/acme")
+    body = plain(await page.locator("main").inner_text())
+    assert "historique du score" in body.lower() and "pourquoi ce compte" in body.lower()
+    assert "42 000 $US" in body and "dernière activité" in body.lower()
+    assert "13 juin 2026" in body  # a user's last activity, as a French date
+    await page.screenshot(path=str(shots / "account-fr.png"), full_page=True)

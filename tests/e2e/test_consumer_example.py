@@ -19,9 +19,8 @@ from streams.health_change import validate
 from streams.settings import Settings
 from tests.e2e.test_pipeline_support import (
     Scenario,
-    produce_messages,
     read_topic,
-    wait_processed,
+    score_worker_run,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -37,15 +36,12 @@ def _run_example(bootstrap: str, topic: str, group: str) -> list[dict[str, Any]]
 
 
 async def test_each_change_is_a_cloudevent_and_the_example_handles_it_once(
-        settings: Settings, kafka_bootstrap: str, create_topics: Any,
-        start_worker: Any) -> None:
+        settings: Settings, kafka_bootstrap: str, start_worker: Any) -> None:
     settings = settings.replace(replay=True)
     names = settings.topics
-    await create_topics(names.by_account, names.health_changes, partitions=settings.partitions)
     scenario = Scenario(accounts=4, users=2, days=20, silent_after=8)
-    await produce_messages(kafka_bootstrap, names.by_account, scenario.build(settings.partitions))
-    worker = start_worker(settings, "--module", "agents.score")
-    await wait_processed(kafka_bootstrap, settings, timeout=150, alive=[worker])
+    await score_worker_run(kafka_bootstrap, settings, scenario.build(settings.partitions),
+                           start_worker)
 
     records = await read_topic(kafka_bootstrap, names.health_changes, settings.partitions)
     assert records

@@ -11,7 +11,6 @@ import asyncio
 import os
 import random
 import shutil
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -19,29 +18,23 @@ import pytest
 
 from streams.settings import Settings
 from tests.e2e.test_pipeline_support import (
-    RunResult,
+    SCORE_WORKER,
     Scenario,
-    change_ids,
-    describe_difference,
+    assert_same_run,
+    finished_run,
+    kill_9,
     namespaced,
     prepare,
     produce_messages,
     read_state,
-    uninterrupted_run,
+    reference_run,
     wait_processed,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420)]
 
-WORKER_ARGS = ("--module", "agents.score")
 KILLS = 5
 FEED_SECONDS = 30.0
-
-
-async def _kill(worker: Any) -> None:
-    os.kill(worker.process.pid, signal.SIGKILL)
-    while worker.process.alive:
-        await asyncio.sleep(0.05)
 
 
 async def test_kill_9_at_random_points_changes_nothing(
@@ -49,8 +42,7 @@ async def test_kill_9_at_random_points_changes_nothing(
 ) -> None:
     settings = settings.replace(replay=True)
     messages = Scenario(accounts=24, users=3, days=30, silent_after=6).build(settings.partitions)
-    reference = await uninterrupted_run(kafka_bootstrap, namespaced(settings, "r", tmp_path),
-                                        messages, start_worker, WORKER_ARGS)
+    reference = await reference_run(kafka_bootstrap, settings, messages, start_worker, tmp_path)
 
     crashed = namespaced(settings, "c", tmp_path)
     await prepare(kafka_bootstrap, crashed, [])
@@ -60,10 +52,10 @@ async def test_kill_9_at_random_points_changes_nothing(
     seed = int(os.environ.get("TELLTALE_CRASH_SEED", "20240101"))
     rng = random.Random(seed)
     mid_stream = 0
-    worker = start_worker(crashed, *WORKER_ARGS)
+    worker = start_worker(crashed, *SCORE_WORKER)
     for kill in range(KILLS):
         await asyncio.sleep(rng.uniform(0.5, 3.0))
-        await _kill(worker)
+        await kill_9(worker)
         state = await read_state(kafka_bootstrap, crashed)
         progress = {p: c.offset for p, c in sorted(state.clocks.items())}
         if not feed.done():
@@ -74,17 +66,15 @@ async def test_kill_9_at_random_points_changes_nothing(
         arriving = "still arriving" if not feed.done() else "complete"
         print(f"kill {kill + 1}: processed up to offsets {progress}, local state "
               f"{'deleted' if wipe else 'kept'}, input {arriving}")
-        worker = start_worker(crashed, *WORKER_ARGS)
+        worker = start_worker(crashed, *SCORE_WORKER)
         assert "rebuilding" not in worker.log(), "a directory left by a kill -9 is kept"
     await feed
     state = await wait_processed(kafka_bootstrap, crashed, timeout=150, alive=[worker])
     worker.stop()
-    result = RunResult(state, await change_ids(kafka_bootstrap, crashed))
+    result = await finished_run(kafka_bootstrap, crashed, state)
     print(f"seed {seed}: survived {KILLS} kills ({mid_stream} mid-stream); "
           f"{len(result.ids)} changes emitted, {len(result.id_set)} distinct; "
           f"reference {len(reference.id_set)}")
 
     assert mid_stream >= 3, "the kills must land while the stream is being processed"
-    assert result.id_set == reference.id_set
-    assert state.comparable() == reference.state.comparable(), \
-        describe_difference(reference.state, state)
+    assert_same_run(reference, result)

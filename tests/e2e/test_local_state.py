@@ -7,9 +7,7 @@ that was never interrupted. The same with the directory lost is tests/e2e/test_c
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,17 +16,18 @@ import pytest
 
 from streams.settings import Settings
 from tests.e2e.test_pipeline_support import (
-    RunResult,
+    SCORE_WORKER,
     Scenario,
-    change_ids,
+    assert_same_run,
     changelog_topic,
-    describe_difference,
+    finished_run,
+    kill_9,
     last_offsets,
     namespaced,
-    prepare,
     produce_messages,
     read_state,
-    uninterrupted_run,
+    reference_run,
+    score_worker_run,
     wait_processed,
 )
 
@@ -38,7 +37,6 @@ import failover
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(420)]
 
-WORKER_ARGS = ("--module", "agents.score")
 #: Changelog records the worker writes from the second half before it is killed.
 BUSY_RECORDS = 300
 
@@ -54,14 +52,11 @@ async def test_a_killed_worker_keeps_its_local_state_and_replays_only_the_tail(
 ) -> None:
     settings = settings.replace(replay=True)
     messages = Scenario(accounts=60, users=4, days=20, silent_after=5).build(settings.partitions)
-    reference = await uninterrupted_run(kafka_bootstrap, namespaced(settings, "r", tmp_path),
-                                        messages, start_worker, WORKER_ARGS)
+    reference = await reference_run(kafka_bootstrap, settings, messages, start_worker, tmp_path)
 
     killed = namespaced(settings, "k", tmp_path)
     half = len(messages) // 2
-    await prepare(kafka_bootstrap, killed, messages[:half])
-    worker = start_worker(killed, *WORKER_ARGS)
-    await wait_processed(kafka_bootstrap, killed, timeout=150, alive=[worker])
+    worker, _ = await score_worker_run(kafka_bootstrap, killed, messages[:half], start_worker)
     # The rest arrives at once, and the kill lands while the worker works through it,
     # with changelog writes in flight.
     changelog = changelog_topic(killed)
@@ -71,9 +66,7 @@ async def test_a_killed_worker_keeps_its_local_state_and_replays_only_the_tail(
             < before + BUSY_RECORDS:
         assert worker.process.alive, worker.log()[-3000:]
         await asyncio.sleep(0.02)
-    os.kill(worker.process.pid, signal.SIGKILL)
-    while worker.process.alive:
-        await asyncio.sleep(0.05)
+    await kill_9(worker)
     inputs = await last_offsets(kafka_bootstrap, killed.topics.by_account, killed.partitions)
     clocks = (await read_state(kafka_bootstrap, killed)).clocks
     assert any(clocks[p].offset < inputs[p] for p in inputs), \
@@ -88,7 +81,7 @@ async def test_a_killed_worker_keeps_its_local_state_and_replays_only_the_tail(
           f"changelog ends at {ends}: {tail} records newer than the DBs")
     assert len(identities) == killed.partitions and len(held) == killed.partitions
 
-    back = start_worker(killed, *WORKER_ARGS)
+    back = start_worker(killed, *SCORE_WORKER)
     log = back.log()
     assert "rebuilding" not in log, "the local state was discarded"
     assert "keeping local state" in log
@@ -103,7 +96,4 @@ async def test_a_killed_worker_keeps_its_local_state_and_replays_only_the_tail(
 
     state = await wait_processed(kafka_bootstrap, killed, timeout=150, alive=[back])
     back.stop()
-    result = RunResult(state, await change_ids(kafka_bootstrap, killed))
-    assert result.id_set == reference.id_set
-    assert state.comparable() == reference.state.comparable(), \
-        describe_difference(reference.state, state)
+    assert_same_run(reference, await finished_run(kafka_bootstrap, killed, state))

@@ -24,14 +24,11 @@ from tests.e2e.test_pipeline_support import (
     Message,
     Scenario,
     changelog_topic,
-    produce_messages,
     read_topic,
-    wait_processed,
+    score_worker_run,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
-
-WORKER_ARGS = ("--module", "agents.score")
 
 
 def _day(change: dict[str, Any]) -> int:
@@ -51,15 +48,13 @@ def _last_active_day_per_user(messages: list[Message]) -> dict[str, int]:
 
 
 async def test_events_in_health_changes_out_with_inactivity_from_ticks_alone(
-    settings: Settings, kafka_bootstrap: str, create_topics: Any, start_worker: Any,
+    settings: Settings, kafka_bootstrap: str, start_worker: Any,
 ) -> None:
     settings = settings.replace(replay=True)
     names = settings.topics
-    await create_topics(names.by_account, names.health_changes, partitions=settings.partitions)
     scenario = Scenario(accounts=6, users=3, days=30, silent_after=10)
-    await produce_messages(kafka_bootstrap, names.by_account, scenario.build(settings.partitions))
-    worker = start_worker(settings, *WORKER_ARGS)
-    state = await wait_processed(kafka_bootstrap, settings, timeout=150, alive=[worker])
+    _, state = await score_worker_run(kafka_bootstrap, settings,
+                                      scenario.build(settings.partitions), start_worker)
 
     records = await read_topic(kafka_bootstrap, names.health_changes, settings.partitions)
     changes = [orjson.loads(r.value) for r in records]
@@ -101,18 +96,15 @@ async def test_events_in_health_changes_out_with_inactivity_from_ticks_alone(
 
 
 async def test_user_records_live_in_their_accounts_partition(
-    settings: Settings, kafka_bootstrap: str, create_topics: Any, start_worker: Any,
+    settings: Settings, kafka_bootstrap: str, start_worker: Any,
 ) -> None:
     """Faust files a table write under the partition of the message being processed;
     the user records must therefore share the account's changelog partition."""
     settings = settings.replace(replay=True)
     names = settings.topics
-    await create_topics(names.by_account, names.health_changes, partitions=settings.partitions)
     scenario = Scenario(accounts=8, users=2, days=2, silent_after=99)
-    messages = scenario.build(settings.partitions)
-    await produce_messages(kafka_bootstrap, names.by_account, messages)
-    worker = start_worker(settings, *WORKER_ARGS)
-    await wait_processed(kafka_bootstrap, settings, timeout=120, alive=[worker])
+    await score_worker_run(kafka_bootstrap, settings, scenario.build(settings.partitions),
+                           start_worker, timeout=120)
 
     source = await read_topic(kafka_bootstrap, names.by_account, settings.partitions)
     account_partition = {
@@ -131,11 +123,9 @@ async def test_user_records_live_in_their_accounts_partition(
 
 
 async def test_bad_messages_are_skipped_and_processing_goes_on(
-    settings: Settings, kafka_bootstrap: str, create_topics: Any, start_worker: Any,
+    settings: Settings, kafka_bootstrap: str, start_worker: Any,
 ) -> None:
     settings = settings.replace(replay=True)
-    names = settings.topics
-    await create_topics(names.by_account, names.health_changes, partitions=settings.partitions)
     good = Scenario(accounts=2, users=1, days=1).build(settings.partitions)
     key = kafka_key("acme", "acc-000")
     garbage = [
@@ -144,8 +134,7 @@ async def test_bad_messages_are_skipped_and_processing_goes_on(
         Message(key, orjson.dumps({"v": 9, "kind": "tick"})),
         Message(None, ENVELOPES.encode(Tick(T0, 0)), 0),
     ]
-    await produce_messages(kafka_bootstrap, names.by_account, garbage + good)
-    worker = start_worker(settings, *WORKER_ARGS)
-    state = await wait_processed(kafka_bootstrap, settings, timeout=120, alive=[worker])
+    worker, state = await score_worker_run(kafka_bootstrap, settings, garbage + good,
+                                           start_worker, timeout=120)
     assert len(state.accounts) == 2
     assert worker.process.alive

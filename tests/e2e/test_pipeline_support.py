@@ -1,11 +1,15 @@
-"""What the pipeline, crash and rebalance tests share: a known stream of by-account
-messages, a producer that keeps each message in its partition, and readers for the
-health-change topic and the score table's changelog (the record of the state)."""
+"""What the pipeline, crash, rebalance and local-state tests share: a known stream of
+by-account messages, a producer that keeps each message in its partition, readers for the
+health-change topic and the score table's changelog (the record of the state), a score
+worker's run through the stream, the uninterrupted reference a disturbed run must equal,
+and the kill -9 that disturbs it."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import signal
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +27,8 @@ from streams.settings import Settings
 DAY = 86_400.0
 #: Monday 2024-01-01 00:00 UTC: the scenario's day 0.
 T0 = 1_704_067_200.0
+#: Arguments of a worker that runs the score stage alone.
+SCORE_WORKER = ("--module", "agents.score")
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,15 +281,55 @@ class RunResult:
         return set(self.ids)
 
 
-async def uninterrupted_run(bootstrap: str, settings: Settings, messages: Sequence[Message],
-                            start_worker: Any, worker_args: Sequence[str],
-                            timeout: float = 150) -> RunResult:
-    """The reference: one worker processes the whole stream without interruption."""
+async def score_worker_run(bootstrap: str, settings: Settings, messages: Sequence[Message],
+                           start_worker: Any, timeout: float = 150) -> tuple[Any, FinalState]:
+    """``messages`` on the topics of ``settings`` (created first), through one score worker
+    until every partition has processed them: the worker, still running, and the state."""
     await prepare(bootstrap, settings, messages)
-    worker = start_worker(settings, *worker_args)
-    state = await wait_processed(bootstrap, settings, timeout=timeout, alive=[worker])
+    worker = start_worker(settings, *SCORE_WORKER)
+    return worker, await wait_processed(bootstrap, settings, timeout=timeout, alive=[worker])
+
+
+async def reference_run(bootstrap: str, settings: Settings, messages: Sequence[Message],
+                        start_worker: Any, tmp_path: Any) -> RunResult:
+    """The run that a disturbed run on ``settings`` must equal: one score worker through
+    the whole stream without interruption, on topics, an app id and a data dir of its own
+    (tag ``r``)."""
+    reference = namespaced(settings, "r", tmp_path)
+    worker, state = await score_worker_run(bootstrap, reference, messages, start_worker)
     worker.stop()
+    return await finished_run(bootstrap, reference, state)
+
+
+async def finished_run(bootstrap: str, settings: Settings, state: FinalState) -> RunResult:
+    """The final ``state`` of the run on ``settings`` with the health-change ids it emitted."""
     return RunResult(state, await change_ids(bootstrap, settings))
+
+
+def assert_same_run(reference: RunResult, result: RunResult) -> None:
+    """The same distinct health-change ids and the same final state as the reference."""
+    assert result.id_set == reference.id_set
+    assert result.state.comparable() == reference.state.comparable(), \
+        describe_difference(reference.state, result.state)
+
+
+async def kill_9(worker: Any) -> None:
+    """``kill -9`` the worker and wait until its process is gone."""
+    os.kill(worker.process.pid, signal.SIGKILL)
+    while worker.process.alive:
+        await asyncio.sleep(0.05)
+
+
+async def wait_all_partitions_past(bootstrap: str, settings: Settings, offset: int) -> None:
+    """Wait until every partition's clock (in the changelog) is past ``offset``: whoever
+    holds a partition has worked on the stream."""
+    while True:
+        state = await read_state(bootstrap, settings)
+        if len(state.clocks) == settings.partitions and all(
+            c.offset > offset for c in state.clocks.values()
+        ):
+            return
+        await asyncio.sleep(0.2)
 
 
 def describe_difference(expected: FinalState, actual: FinalState, limit: int = 3) -> str:

@@ -36,9 +36,8 @@ from streams.events import Event
 from streams.settings import Settings
 from tests.e2e.test_pipeline_support import (
     Message,
-    produce_messages,
     read_topic,
-    wait_processed,
+    score_worker_run,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -123,16 +122,14 @@ def _signature(change: dict[str, Any]) -> tuple[Any, ...]:
 
 
 async def test_live_pipeline_replay_and_backtest_agree(
-    settings: Settings, kafka_bootstrap: str, create_topics: Any, start_worker: Any,
+    settings: Settings, kafka_bootstrap: str, start_worker: Any,
 ) -> None:
     settings = settings.replace(replay=True)
     names = settings.topics
     events, end = _history()
     messages = _messages(events, settings.partitions)
-    await create_topics(names.by_account, names.health_changes, partitions=settings.partitions)
-    await produce_messages(kafka_bootstrap, names.by_account, messages)
-    worker = start_worker(settings, "--module", "agents.score")
-    state = await wait_processed(kafka_bootstrap, settings, timeout=200, alive=[worker])
+    _, state = await score_worker_run(kafka_bootstrap, settings, messages, start_worker,
+                                      timeout=200)
     records = await read_topic(kafka_bootstrap, names.health_changes, settings.partitions)
     live = [orjson.loads(r.value) for r in records if r.value]
     assert len(live) > ACCOUNTS, "a month of a portfolio produces health changes"

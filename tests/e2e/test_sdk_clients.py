@@ -10,10 +10,9 @@ collector served by the worker itself, which shows one process running everythin
 from __future__ import annotations
 
 import asyncio
-import logging
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +29,8 @@ from streams.envelope import ENVELOPES, Envelope
 from streams.events import Event, EventType, Source
 from streams.settings import Settings
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300),
+              pytest.mark.usefixtures("quiet_sdk_loggers")]
 
 KEY = "wk-e2e"
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,17 +86,6 @@ def _events(records: list[Record]) -> list[Event]:
 def _of(records: list[Record], user: str) -> list[Event]:
     return [e for e in _events(records) if e.user_id == user]
 
-
-@pytest.fixture(autouse=True)
-def _quiet_sdk_loggers() -> Iterator[None]:
-    # The SDKs log every retried request; keep the test output to what matters.
-    names = ("segment", "rudder", "posthog", "backoff", "urllib3")
-    previous = {name: logging.getLogger(name).level for name in names}
-    for name in names:
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-    yield
-    for name, level in previous.items():
-        logging.getLogger(name).setLevel(level)
 
 
 def _assert_attributed(events: list[Event], user: str, account: str, when: datetime,

@@ -6,9 +6,7 @@ the page); a local server stands in for Slack's incoming webhook and records wha
 from __future__ import annotations
 
 import asyncio
-import logging
 import urllib.request
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,28 +14,17 @@ from typing import Any
 import pytest
 from slack_sdk.models.blocks import Block
 
-from agents import app as app_modules
 from streams.settings import Settings
 from tests.fakes.http import RecordingServer
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300),
+              pytest.mark.usefixtures("quiet_sdk_loggers")]
 
 WRITE_KEY = "wk-slack-e2e"
 TOKEN = "slack-e2e-token"
 MODULES = ("agents.intake", "agents.resolve", "agents.score", "agents.notify",
            "agents.page")
 REASON = "a payment of $1,200 failed"
-
-
-@pytest.fixture(autouse=True)
-def _quiet_sdk_loggers() -> Iterator[None]:
-    names = ("segment", "backoff", "urllib3")
-    previous = {name: logging.getLogger(name).level for name in names}
-    for name in names:
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-    yield
-    for name, level in previous.items():
-        logging.getLogger(name).setLevel(level)
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -53,20 +40,13 @@ def _message_text(payload: dict[str, Any]) -> str:
 
 
 async def test_sdk_calls_end_as_a_valid_slack_alert_with_the_reason(
-        settings: Settings, create_topics: Any, start_worker: Any, tmp_path: Path) -> None:
+        settings: Settings, start_pipeline: Any, tmp_path: Path) -> None:
     from segment.analytics import Client as SegmentClient
 
     slack = await RecordingServer().start()
     settings = settings.replace(write_keys=f"{WRITE_KEY}=demo", api_tokens=f"{TOKEN}=demo",
                                 slack_webhook_url=f"{slack.url}/services/T0/B0/E2E")
-    topics = settings.topics
-    await create_topics(topics.events, topics.by_account, topics.health_changes,
-                        partitions=settings.partitions)
-    await create_topics(topics.events_dlq, topics.deliveries_dlq)
-    # The production worker once it holds every module needed; else exactly those.
-    args = ([] if set(MODULES) <= set(app_modules.MODULES)
-            else [arg for module in MODULES for arg in ("--module", module)])
-    worker = await asyncio.to_thread(start_worker, settings, *args, ready_timeout=180)
+    worker = await start_pipeline(settings, MODULES)
     try:
         when = datetime.now(UTC) - timedelta(minutes=5)
         client = SegmentClient(WRITE_KEY, host=worker.url, upload_interval=0.05, timeout=10,

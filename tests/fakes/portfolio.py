@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from scoring.attention import Attention, AttentionReason
 from state.readmodel import ReadModel
+from streams.kafka_admin import create_topics
+from streams.settings import Settings
 from tests.fakes.changes import DAY, attention, make_change, reason, record, signal, with_attention
 
 T0 = 1_780_000_000.0
@@ -154,3 +161,21 @@ def business_metrics(workspace: str = "demo", accounts: int = 12, days: int = 12
     outcomes = [OutcomeRecord(o.account_id, o.date, o.outcome, o.arr, o.new_arr, o.segment)
                 for o in sim.outcomes]
     return compute(segment_events(sim.events(), workspace=workspace), outcomes)
+
+
+@contextlib.asynccontextmanager
+async def portfolio_client(settings: Settings, app: Callable[[ReadModel], web.Application]
+                           ) -> AsyncIterator[tuple[TestClient, ReadModel]]:
+    """A test client of ``app`` over the read model of ``settings`` holding the portfolio
+    (:func:`populate`), with the actions topic created for what people do on it; the
+    read model is emptied and closed after."""
+    await create_topics(settings.kafka_bootstrap, [settings.topics.actions],
+                        partitions=settings.partitions)
+    readmodel = ReadModel.from_settings(settings)
+    try:
+        await populate(readmodel)
+        async with TestClient(TestServer(app(readmodel))) as client:
+            yield client, readmodel
+    finally:
+        await readmodel.clear()
+        await readmodel.close()

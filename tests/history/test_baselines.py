@@ -4,6 +4,7 @@ ranking that really knows, and never hides a baseline that beats the score."""
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,14 @@ class _History:
         self.outcomes.append(OutcomeRecord(account, OUTCOME, "churned" if churned else
                                            "renewed", 12_000.0))
 
+    def accounts(self, count: int) -> Iterator[tuple[str, bool]]:
+        """``count`` accounts ``acct-00``, ``acct-01``…, every fourth one churning, each
+        announced by its group call before it is yielded."""
+        for i in range(count):
+            account, churned = f"acct-{i:02d}", i % 4 == 0
+            self.account(account, churned)
+            yield account, churned
+
     def track(self, account: str, day: date, event: str, n: int = 1,
               properties: dict[str, Any] | None = None) -> None:
         for i in range(n):
@@ -68,10 +77,7 @@ def _recency_is_the_truth() -> _History:
     way."""
     rng = random.Random(7)
     h = _History()
-    for i in range(60):
-        account = f"acct-{i:02d}"
-        churned = i % 4 == 0
-        h.account(account, churned)
+    for account, churned in h.accounts(60):
         if churned:
             for back in range(rng.randint(5, 7), 75):
                 h.track(account, ASSESSED - timedelta(days=back), "Report Published", 3)
@@ -86,10 +92,7 @@ def _signals_are_the_truth() -> _History:
     tickets and answer NPS as detractors in the month before the assessment."""
     rng = random.Random(11)
     h = _History()
-    for i in range(80):
-        account = f"acct-{i:02d}"
-        churned = i % 4 == 0
-        h.account(account, churned)
+    for account, churned in h.accounts(80):
         for back in range(1, 90):
             if rng.random() < 0.4:
                 h.track(account, ASSESSED - timedelta(days=back), "Report Published",

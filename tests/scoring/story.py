@@ -106,3 +106,30 @@ class Story:
     @staticmethod
     def ended(changes: list[HealthChange], type_: str) -> list[SignalState]:
         return [s for c in changes for s in c.signals_ended if s.type == type_]
+
+
+def small_account(s: Story) -> Story:
+    """Acme: 5 seats, created 300 days before day 0; ana and ben active on days 0-29."""
+    s.group(0, name="Acme", seats=5, created_at=s.iso_day(-300))
+    s.daily(["ana", "ben"], range(0, 30))
+    return s
+
+
+def saturated_account(s: Story, active: int) -> Story:
+    """Acme: 30 seats, ``active`` users on days 0-9 and an advanced feature used on day 5;
+    run to noon of day 9."""
+    s.group(0, name="Acme", seats=30, created_at=s.iso_day(-300))
+    s.daily([f"u{i:02d}" for i in range(active)], range(0, 10))
+    s.track(5, "u00", "Export Created")
+    s.run_to(9, hour=12)
+    return s
+
+
+def upgrade_curious_account(s: Story) -> Story:
+    """The :func:`small_account` with a gated-feature click (sso) on day 3 and a look at
+    the Pricing page on day 4; run to noon of day 4."""
+    small_account(s)
+    s.track(3, "ana", "Feature Gated Clicked", feature="sso")
+    s.page(4, "ben", "Pricing")
+    s.run_to(4, hour=12)
+    return s

@@ -33,8 +33,8 @@ from scoring.config import (
 )
 from scoring.engine import step
 from state.aggregates import AccountState
-from tests.scoring.story import START_DAY, Story
-from tests.scoring.test_signals import _seat_story, _support_account, all_valid, team_account
+from tests.scoring.story import START_DAY, Story, small_account
+from tests.scoring.test_signals import _seat_story, all_valid, team_account
 
 
 def types(attention: Attention) -> list[ReasonType]:
@@ -156,7 +156,7 @@ def test_a_seat_drop_is_a_reason_with_its_numbers() -> None:
 
 def test_a_failed_payment_is_listed_until_paid_and_its_end_is_not_an_alert() -> None:
     s = Story()
-    _support_account(s)
+    small_account(s)
     s.track(5, None, "Payment Failed", amount=1200)
     changes = s.run_to(5, hour=12)
     a = s.assessment.attention
@@ -189,7 +189,7 @@ def test_an_onboarding_milestone_missed_starts_the_onboarding_playbook() -> None
 
 def test_an_nps_detractor_names_the_person() -> None:
     s = Story()
-    _support_account(s)
+    small_account(s)
     s.identify(0, "ana", "Ana Silva")
     s.track(4, "ana", "NPS Submitted", score=6)
     s.run_to(4, hour=12)
@@ -220,7 +220,7 @@ def test_expansion_leads_are_kept_apart_from_risk() -> None:
 
 def test_a_minor_reason_and_its_resolution_are_not_alerts() -> None:
     s = Story()
-    _support_account(s)
+    small_account(s)
     s.track(3, None, "Meeting Missed")
     changes = s.run_to(3, hour=12)
     (missed,) = [r for r in s.assessment.attention.reasons
@@ -236,7 +236,7 @@ def test_a_minor_reason_and_its_resolution_are_not_alerts() -> None:
 
 def test_a_cancelled_account_is_lost_not_listed() -> None:
     s = Story()
-    _support_account(s)
+    small_account(s)
     s.track(3, None, "Payment Failed", amount=100)
     s.track(5, None, "Subscription Cancelled")
     s.run_to(5, hour=12)
@@ -246,7 +246,7 @@ def test_a_cancelled_account_is_lost_not_listed() -> None:
 
 def test_a_record_from_before_attention_was_kept_adopts_the_standing_silently() -> None:
     s = Story()
-    _support_account(s)
+    small_account(s)
     s.track(3, None, "Payment Failed", amount=100)
     s.run_to(3, hour=12)
     acc = s.replay.accounts[("ws", "acme")].copy()
@@ -433,7 +433,7 @@ def test_playbooks_trigger_on_their_situations_only() -> None:
 
 def test_the_reported_standing_is_kept_in_the_account_record() -> None:
     s = Story()
-    _support_account(s)
+    small_account(s)
     s.track(3, None, "Payment Failed", amount=100)
     s.run_to(3, hour=12)
     acc = s.replay.accounts[("ws", "acme")]

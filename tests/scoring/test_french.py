@@ -9,7 +9,7 @@ from dataclasses import replace
 from scoring.attention import render
 from scoring.config import LocaleSettings, load_config
 from streams.health_change import validate
-from tests.scoring.story import Story
+from tests.scoring.story import Story, saturated_account, small_account, upgrade_curious_account
 
 NBSP, NNBSP = "\u00a0", "\u202f"
 FRENCH = replace(load_config(), locale=LocaleSettings("fr", "EUR", "Europe/Paris"))
@@ -73,14 +73,9 @@ def test_seat_drop_in_french_numbers() -> None:
     all_valid(s)
 
 
-def _small_account(s: Story) -> None:
-    s.group(0, name="Acme", seats=5, created_at=s.iso_day(-300))
-    s.daily(["ana", "ben"], range(0, 30))
-
-
 def test_failed_payment_in_euros_then_settled() -> None:
     s = french()
-    _small_account(s)
+    small_account(s)
     s.track(5, None, "Payment Failed", amount=1200)
     changes = s.run_to(5, hour=12)
     assert [x.text for x in s.started(changes, "payment_failed")] == [
@@ -119,22 +114,14 @@ def test_renewal_checkpoint_is_said_with_its_playbook_name() -> None:
 
 
 def test_expansion_signals_in_french() -> None:
-    s = french()
-    s.group(0, name="Acme", seats=30, created_at=s.iso_day(-300))
-    s.daily([f"u{i:02d}" for i in range(24)], range(0, 10))
-    s.track(5, "u00", "Export Created")
-    s.run_to(9, hour=12)
+    s = saturated_account(french(), 24)
     assert [x.text for x in s.active("seat_saturation")] == [
         f"24 sièges sur 30 sont occupés (80{NBSP}%) et les fonctionnalités avancées sont "
         "utilisées"]
     assert s.changes[-1].explanation.endswith(
         f"Nouveau{NBSP}: 24 sièges sur 30 sont occupés (80{NBSP}%) et les fonctionnalités "
         "avancées sont utilisées.")
-    g = french()
-    _small_account(g)
-    g.track(3, "ana", "Feature Gated Clicked", feature="sso")
-    g.page(4, "ben", "Pricing")
-    g.run_to(4, hour=12)
+    g = upgrade_curious_account(french())
     assert [x.text for x in g.active("gated_feature_clicked")] == [
         "des utilisateurs ont cliqué sur une fonctionnalité hors offre (sso)"]
     assert [x.text for x in g.active("upgrade_interest")] == [
@@ -147,11 +134,11 @@ def test_the_same_events_make_the_same_changes_in_either_language() -> None:
     """The language is only how changes are said: the same events make the same
     decisions (change ids), and English says what it said before."""
     s = french()
-    _small_account(s)
+    small_account(s)
     s.track(5, None, "Payment Failed", amount=1200)
     s.run_to(5, hour=12)
     english = Story()
-    _small_account(english)
+    small_account(english)
     english.track(5, None, "Payment Failed", amount=1200)
     english.run_to(5, hour=12)
     assert [c.id for c in s.changes] == [c.id for c in english.changes]

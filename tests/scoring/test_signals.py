@@ -4,7 +4,7 @@ sentences Telltale writes."""
 from __future__ import annotations
 
 from streams.health_change import validate
-from tests.scoring.story import Story
+from tests.scoring.story import Story, saturated_account, small_account, upgrade_curious_account
 
 OTHERS = [f"u{i:02d}" for i in range(1, 25)]
 
@@ -176,11 +176,6 @@ def test_core_feature_decline_of_20_percent_does_not_fire() -> None:
     assert s.active("core_feature_decline") == []
 
 
-def _support_account(s: Story) -> None:
-    s.group(0, name="Acme", seats=5, created_at=s.iso_day(-300))
-    s.daily(["ana", "ben"], range(0, 30))
-
-
 def test_ticket_spike_three_tickets_within_ten_days() -> None:
     s = _support_account_story([1, 5, 10])
     changes = s.run_to(10, hour=12)
@@ -196,7 +191,7 @@ def test_ticket_spike_three_tickets_within_ten_days() -> None:
 
 def _support_account_story(days: list[int]) -> Story:
     s = Story()
-    _support_account(s)
+    small_account(s)
     for i, d in enumerate(days):
         s.track(d, "ana", "Ticket Opened", ticket_id=f"T-{i}", priority="high")
         s.track(d, "ana", "Ticket Resolved", ticket_id=f"T-{i}")
@@ -205,7 +200,7 @@ def _support_account_story(days: list[int]) -> Story:
 
 def test_ticket_open_five_days() -> None:
     s = Story()
-    _support_account(s)
+    small_account(s)
     s.track(3, "ana", "Ticket Opened", ticket_id="T-7", priority="low")
     s.run_to(7, hour=23)
     assert s.active("ticket_open_long") == []
@@ -221,7 +216,7 @@ def test_ticket_open_five_days() -> None:
 
 def test_payment_failed_until_paid() -> None:
     s = Story()
-    _support_account(s)
+    small_account(s)
     s.track(5, None, "Payment Failed", amount=1200)
     changes = s.run_to(5, hour=12)
     sig = s.started(changes, "payment_failed")
@@ -239,7 +234,7 @@ def test_payment_failed_until_paid() -> None:
 
 def test_downgrade_and_seat_reduction_last_thirty_days() -> None:
     s = Story()
-    _support_account(s)
+    small_account(s)
     s.track(5, None, "Plan Downgraded", from_plan="Pro", to_plan="Starter")
     s.track(6, None, "Seats Changed", seats=3, previous_seats=5)
     s.run_to(6, hour=12)
@@ -258,7 +253,7 @@ def test_downgrade_and_seat_reduction_last_thirty_days() -> None:
 
 def test_seat_reduction_from_group_trait() -> None:
     s = Story()
-    _support_account(s)
+    small_account(s)
     s.group(4, seats=4)
     s.run_to(4, hour=12)
     assert [x.text for x in s.active("seats_reduced")] == ["seats were cut from 5 to 4"]
@@ -266,7 +261,7 @@ def test_seat_reduction_from_group_trait() -> None:
 
 def test_nps_below_seven_is_a_detractor_seven_is_not() -> None:
     s = Story()
-    _support_account(s)
+    small_account(s)
     s.identify(0, "ana", "Ana Silva")
     s.track(3, "ben", "NPS Submitted", score=7)
     s.track(4, "ana", "NPS Submitted", score=6)
@@ -281,7 +276,7 @@ def test_nps_below_seven_is_a_detractor_seven_is_not() -> None:
 
 def test_meeting_missed_until_a_meeting_is_held() -> None:
     s = Story()
-    _support_account(s)
+    small_account(s)
     s.track(3, None, "QBR Skipped")
     changes = s.run_to(3, hour=12)
     assert [x.text for x in s.started(changes, "meeting_missed")] == ["a QBR was skipped"]
@@ -329,28 +324,16 @@ def test_account_inactive_45_days_is_lost() -> None:
 
 
 def test_seat_saturation_with_advanced_use_is_expansion() -> None:
-    def story(active: int) -> Story:
-        s = Story()
-        s.group(0, name="Acme", seats=30, created_at=s.iso_day(-300))
-        s.daily([f"u{i:02d}" for i in range(active)], range(0, 10))
-        s.track(5, "u00", "Export Created")
-        s.run_to(9, hour=12)
-        return s
-
-    s = story(24)  # 80% of 30 seats
+    s = saturated_account(Story(), 24)  # 80% of 30 seats
     sig = s.active("seat_saturation")
     assert [(x.severity, x.text) for x in sig] == [
         ("expansion", "24 of 30 seats are in use (80%) and advanced features are being used")
     ]
-    assert story(23).active("seat_saturation") == []
+    assert saturated_account(Story(), 23).active("seat_saturation") == []
 
 
 def test_gated_feature_click_and_upgrade_page_are_expansion_signals() -> None:
-    s = Story()
-    _support_account(s)
-    s.track(3, "ana", "Feature Gated Clicked", feature="sso")
-    s.page(4, "ben", "Pricing")
-    s.run_to(4, hour=12)
+    s = upgrade_curious_account(Story())
     assert [x.text for x in s.active("gated_feature_clicked")] == [
         "users clicked a gated feature (sso)"
     ]
@@ -381,7 +364,7 @@ def test_renewal_checkpoints_are_info_signals() -> None:
 
 def test_higher_tier_question_and_upgrade_page_event_are_upgrade_interest() -> None:
     s = Story()
-    _support_account(s)
+    small_account(s)
     s.track(3, "ana", "Higher Tier Asked")
     s.track(3, "ben", "Upgrade Page Viewed")
     s.page(3, "ben", "Upgrade")
@@ -394,7 +377,7 @@ def test_higher_tier_question_and_upgrade_page_event_are_upgrade_interest() -> N
 
 def test_a_user_away_for_90_days_is_no_longer_counted_not_back() -> None:
     s = Story()
-    _support_account(s)  # ana and ben active days 0-29
+    small_account(s)  # ana and ben active days 0-29
     s.identify(0, "ana", "Ana Silva")
     s.daily(["ben"], range(30, 130))
     s.run_to(39, hour=0)

@@ -6,40 +6,27 @@ written to the configured HubSpot only."""
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agents import app as app_modules
 from streams.settings import Settings
 from tests.agents.sinks.test_crm import HUBSPOT_BATCH_PATH, hubspot_api, hubspot_inputs
 from tests.fakes.http import RecordingServer
 from tests.security.test_sinks_slack import markup
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300),
+              pytest.mark.usefixtures("quiet_sdk_loggers")]
 
 WRITE_KEY = "wk-sinks-security"
 MODULES = ("agents.intake", "agents.resolve", "agents.score", "agents.notify")
 REASON = "a payment of $1,200 failed"
 
 
-@pytest.fixture(autouse=True)
-def _quiet_sdk_loggers() -> Iterator[None]:
-    names = ("segment", "backoff", "urllib3")
-    previous = {name: logging.getLogger(name).level for name in names}
-    for name in names:
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-    yield
-    for name, level in previous.items():
-        logging.getLogger(name).setLevel(level)
-
-
 async def test_hostile_traits_from_an_sdk_reach_no_mention_and_no_crm_url(
-        settings: Settings, create_topics: Any, start_worker: Any, tmp_path: Path) -> None:
+        settings: Settings, start_pipeline: Any, tmp_path: Path) -> None:
     from segment.analytics import Client as SegmentClient
 
     slack, hubspot, elsewhere = [await RecordingServer().start() for _ in range(3)]
@@ -58,13 +45,7 @@ name = "everything"
 to = ["slack:cs", "hubspot"]
 """)
     settings = settings.replace(write_keys=f"{WRITE_KEY}=demo", notifications_config=config)
-    topics = settings.topics
-    await create_topics(topics.events, topics.by_account, topics.health_changes,
-                        partitions=settings.partitions)
-    await create_topics(topics.events_dlq, topics.deliveries_dlq)
-    args = ([] if set(MODULES) <= set(app_modules.MODULES)
-            else [arg for module in MODULES for arg in ("--module", module)])
-    worker = await asyncio.to_thread(start_worker, settings, *args, ready_timeout=180)
+    worker = await start_pipeline(settings, MODULES)
     try:
         when = datetime.now(UTC) - timedelta(minutes=5)
         client = SegmentClient(WRITE_KEY, host=worker.url, upload_interval=0.05, timeout=10,

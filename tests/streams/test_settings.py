@@ -42,33 +42,30 @@ def test_environment_values_are_typed() -> None:
     assert settings.topics.health_changes == "acme.health-changes"
 
 
-def test_every_problem_is_listed_at_once() -> None:
+@pytest.mark.parametrize(("env", "expected"), [
+    pytest.param({
+        "TELLTALE_PARTITIONS": "many",
+        "TELLTALE_REPLAY": "perhaps",
+        "TELLTALE_TICK_INTERVAL": "soon",
+    }, ("TELLTALE_PARTITIONS: expected an integer, got 'many'",
+        "TELLTALE_REPLAY: expected a boolean, got 'perhaps'",
+        "TELLTALE_TICK_INTERVAL: expected a number, got 'soon'"), id="unreadable"),
+    pytest.param({
+        "TELLTALE_PARTITIONS": "0",
+        "TELLTALE_WEB_PORT": "70000",
+        "TELLTALE_LOG_LEVEL": "loud",
+        "TELLTALE_WRITE_KEYS": "no-equals-sign",
+        "TELLTALE_SCORING_CONFIG": "/nonexistent/scoring.yaml",
+    }, ("partitions must be at least 1", "web_port must be between", "log_level 'loud'",
+        "write_keys: expected key=value",
+        "scoring_config /nonexistent/scoring.yaml does not exist"), id="out_of_range"),
+])
+def test_every_problem_is_listed_at_once(env: dict[str, str], expected: tuple[str, ...]) -> None:
     with pytest.raises(SettingsError) as raised:
-        Settings.from_env({
-            "TELLTALE_PARTITIONS": "many",
-            "TELLTALE_REPLAY": "perhaps",
-            "TELLTALE_TICK_INTERVAL": "soon",
-        })
+        Settings.from_env(env)
     message = str(raised.value)
-    assert "TELLTALE_PARTITIONS: expected an integer, got 'many'" in message
-    assert "TELLTALE_REPLAY: expected a boolean, got 'perhaps'" in message
-    assert "TELLTALE_TICK_INTERVAL: expected a number, got 'soon'" in message
-
-
-def test_validation_lists_every_out_of_range_value() -> None:
-    with pytest.raises(SettingsError) as raised:
-        Settings.from_env({
-            "TELLTALE_PARTITIONS": "0",
-            "TELLTALE_WEB_PORT": "70000",
-            "TELLTALE_LOG_LEVEL": "loud",
-            "TELLTALE_WRITE_KEYS": "no-equals-sign",
-            "TELLTALE_SCORING_CONFIG": "/nonexistent/scoring.yaml",
-        })
-    message = str(raised.value)
-    for expected in ("partitions must be at least 1", "web_port must be between",
-                     "log_level 'loud'", "write_keys: expected key=value",
-                     "scoring_config /nonexistent/scoring.yaml does not exist"):
-        assert expected in message
+    for problem in expected:
+        assert problem in message
 
 
 def test_overrides_win_over_the_environment(tmp_path: Path) -> None:
