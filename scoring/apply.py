@@ -8,7 +8,7 @@ computed here but once per batch in :mod:`scoring.assess`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
 from operator import attrgetter
 from typing import Any
@@ -444,20 +444,14 @@ def _group_traits(account: AccountState, traits: dict[str, Any], day: int,
                 account.created_day = d
         elif key == "owner" and isinstance(value, str):
             account.owner = value
-        elif key == "owner_email":
+        elif key in _OWNER_CONTACTS:
             # Ids and addresses end up in CRM URLs and Slack mentions: a value that is not
             # strictly one is dropped here (the one already known stays), never stored.
-            if is_email(value):
-                account.owner_email = value
+            valid, what = _OWNER_CONTACTS[key]
+            if valid(value):
+                setattr(account, key, value)
             else:
-                dropped.append(f"group trait owner_email dropped: {_shown(value)} is not an "
-                               "email address")
-        elif key == "owner_slack_id":
-            if is_slack_user_id(value):
-                account.owner_slack_id = value
-            else:
-                dropped.append(f"group trait owner_slack_id dropped: {_shown(value)} is not a "
-                               "Slack user id")
+                dropped.append(f"group trait {key} dropped: {_shown(value)} is not {what}")
         elif key in EXTERNAL_IDS:
             record_id = external_id(key, value)
             if record_id is not None:
@@ -466,6 +460,13 @@ def _group_traits(account: AccountState, traits: dict[str, Any], day: int,
                 dropped.append(f"group trait {key} dropped: {_shown(value)} is "
                                f"{EXTERNAL_IDS[key][1]}")
     return dropped
+
+
+#: Group traits naming the owner's contact: (the check a value must pass, what it must be).
+_OWNER_CONTACTS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "owner_email": (is_email, "an email address"),
+    "owner_slack_id": (is_slack_user_id, "a Slack user id"),
+}
 
 
 def _shown(value: Any) -> str:
