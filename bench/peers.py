@@ -347,7 +347,7 @@ PROFILE_CATEGORIES: tuple[tuple[str, frozenset[str], str], ...] = (
     ("RocksDB write batch", frozenset({"Rdict.write", "WriteBatch.put",
                                        "WriteBatch.delete"}), ""),
     ("changelog records (queue to producer, persisted offset)",
-     frozenset({"flush", "_persisted"}), "state/tables.py"),
+     frozenset({"flush", "seal", "_persisted"}), "state/keyed.py"),
     ("health change encoding", frozenset({"encode"}), "health_change"),
     ("state (de)serialisation", frozenset({"to_bytes", "from_bytes"}), "state/"),
     ("scoring core (step)", frozenset({"step"}), "scoring/engine.py"),
