@@ -109,12 +109,14 @@ class _Message:
     partition: int
     offset: int
     now: float
-    #: The envelope's account, when it is stepped with its events.
+    #: The envelope's account, when it is stepped with its events, and its keys.
     arrival: AccountKey | None = None
+    arrival_keys: tables.AccountKeys | None = None
     #: Records of the due accounts to step, read once by the due scan.
     records: dict[AccountKey, AccountRecord] = field(default_factory=dict)
-    #: The record of the account being stepped, as it was before the step.
+    #: The record of the account being stepped, as it was before the step, and its keys.
     before: AccountRecord | None = None
+    keys: tables.AccountKeys | None = None
     #: Due accounts re-evaluated with effects (changes or user writes), for the clock.
     touched: list[AccountKey] = field(default_factory=list)
     #: Due-index keys to delete after the clock is written.
@@ -312,7 +314,7 @@ class ScoreProcessor:
             self._count_dead_letter("no_account")
             return {}
         try:
-            tables.AccountKeys(workspace, account_id)
+            self._message.arrival_keys = tables.AccountKeys(workspace, account_id)
         except tables.StateKeyError as exc:
             log.warning("score: skipping p%d@%d: %s", self._message.partition,
                         self._message.offset, exc)
@@ -377,16 +379,19 @@ class ScoreProcessor:
         :class:`~scoring.driver.Accounts`); None for an envelope this account applied
         already, whose effects are re-written and re-sent instead."""
         message = self._message
+        # The envelope's account had its keys checked and built by _arrivals.
+        keys = message.arrival_keys if key == message.arrival and message.arrival_keys \
+            else tables.AccountKeys(*key)
         record: AccountRecord | None
         if key in message.records:
             record = message.records.pop(key)  # due: checked by pop_until
         else:
-            record = self._load_account(*key)
+            raw = self.state.get(keys.account)
+            record = AccountRecord.from_bytes(raw) if raw is not None else None
             if record is not None and record.applied >= message.offset:
                 self._redeliver_account(message.offset, *key, record)
                 return None
-        message.before = record
-        keys = tables.AccountKeys(*key)
+        message.before, message.keys = record, keys
         users = {}
         for user_id in user_ids:
             raw = self.state.get(keys.user(user_id))
@@ -439,7 +444,8 @@ class ScoreProcessor:
                 payload={"account_id": account_id, "offset": offset,
                          "events": [e.message_id for e in events[:100]]})
             return
-        keys = tables.AccountKeys(workspace, account_id)
+        keys = message.keys
+        assert keys is not None  # built by load for this very account
         old_due = record.due if record is not None else None
         # Order matters (one changelog partition keeps it): the new due entry, then the
         # account record (the commit point, carrying the users), then the users.

@@ -282,7 +282,8 @@ class TableState:
         found, pending = self._flushing.lookup(key)
         if found:
             return pending
-        value: bytes | None = self._db().get(key)
+        db = self.db if self.db is not None else self._db()
+        value: bytes | None = db.get(key)
         return value
 
     def put(self, key: bytes, value: bytes) -> None:
