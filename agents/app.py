@@ -11,10 +11,11 @@ app-wide setting), so every table passes ``state.tables.rocksdb_options(settings
 
 from __future__ import annotations
 
+import asyncio
 import importlib
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from datetime import timedelta
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 import faust
 
@@ -114,3 +115,18 @@ def load_register(module_name: str) -> Register:
     if not callable(register):
         raise TypeError(f"{module_name} has no register(app, settings) function")
     return cast(Register, register)
+
+
+async def finish_even_if_cancelled(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work`` to the end even when the agent is cancelled meanwhile (shutdown).
+
+    Faust acks the message being processed when its agent is cancelled, and commits on
+    the way out: a message cut off halfway would be committed without all its writes.
+    So a cancellation waits for the message to finish, then goes on.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task
+        raise

@@ -644,7 +644,7 @@ def _type_label(result: Event | Rejection) -> str:
 
 def register(app: faust.App, settings: Settings) -> None:
     """Declare the resolve agent, its table and its tick timer on ``app``."""
-
+    from agents.app import finish_even_if_cancelled
     from state.tables import keyed_table, raw_schema
 
     names = settings.topics
@@ -663,18 +663,22 @@ def register(app: faust.App, settings: Settings) -> None:
         # serialisation and bookkeeping of Faust's topic.send (a large share of the
         # stage's cost, per message sent). The worker creates the shared topics at start.
         producer = app.producer
-        async for event in stream.events():
-            message = event.message
+
+        async def resolve_one(message: Any) -> None:
             store.begin(message.partition)
             # Faust gives the Kafka timestamp in seconds: when the producer created it.
             received_at = message.timestamp if message.timestamp else time.time()
             outputs = resolver.process(message.key, message.value, message.partition,
                                        received_at, message.offset)
             if not await store.flush():
-                continue  # handed over meanwhile: its new owner resolves it again
+                return  # handed over meanwhile: its new owner resolves it again
             for output in outputs:
                 await producer.send(output.topic, output.key, output.value, output.partition,
                                     None, None)
+
+        async for event in stream.events():
+            # A shutdown must not cut a message between its writes and its envelopes.
+            await finish_even_if_cancelled(resolve_one(event.message))
 
     @app.timer(interval=settings.tick_interval, name="resolve-ticks")
     async def send_ticks() -> None:

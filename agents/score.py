@@ -42,16 +42,16 @@ counted and dead-lettered with reason ``tick_out_of_bounds``.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import faust
 
+from agents.app import finish_even_if_cancelled
 from scoring.driver import AccountKey, Driver, Loaded
 from scoring.engine import StepResult
 from state import tables
@@ -642,21 +642,6 @@ async def _restore(settings: Settings, topic: str, persisted: Mapping[int, int |
                  "%s", done.records, len(done.offsets), done.seconds,
                  "; the rest is left to the usual recovery" if done.cut_short else "")
     return done.offsets
-
-
-async def finish_even_if_cancelled(work: Coroutine[Any, Any, None]) -> None:
-    """Run ``work`` to the end even when the agent is cancelled meanwhile (shutdown).
-
-    Faust acks the message being processed when its agent is cancelled, and commits on
-    the way out: a message cut off halfway would be committed without all its writes.
-    So a cancellation waits for the message to finish, then goes on.
-    """
-    task = asyncio.ensure_future(work)
-    try:
-        await asyncio.shield(task)
-    except asyncio.CancelledError:
-        await task
-        raise
 
 
 async def send_ticks_now(topic: Any, partitions: int, now: float) -> None:
