@@ -108,19 +108,24 @@ class _Message:
 
     partition: int
     offset: int
-    now: float
     #: The envelope's account, when it is stepped with its events, and its keys.
     arrival: AccountKey | None = None
     arrival_keys: tables.AccountKeys | None = None
     #: Records of the due accounts to step, read once by the due scan.
     records: dict[AccountKey, AccountRecord] = field(default_factory=dict)
-    #: The record of the account being stepped, as it was before the step, and its keys.
-    before: AccountRecord | None = None
-    keys: tables.AccountKeys | None = None
     #: Due accounts re-evaluated with effects (changes or user writes), for the clock.
     touched: list[AccountKey] = field(default_factory=list)
     #: Due-index keys to delete after the clock is written.
     stale: list[bytes] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded(Loaded):
+    """An account before its step, with its record as it was (None: a new account) and its
+    state keys, for :meth:`ScoreProcessor.save`."""
+
+    record: AccountRecord | None
+    keys: tables.AccountKeys
 
 
 class ScoreProcessor:
@@ -165,7 +170,7 @@ class ScoreProcessor:
         # The core runs through the one driver every shell shares; this processor is its
         # store of accounts and its due index, over the table.
         self._driver = Driver(self, self, self.config_for)
-        self._message = _Message(-1, -1, 0.0)
+        self._message = _Message(-1, -1)
 
     # ----------------------------------------------------------------- one message
 
@@ -260,7 +265,7 @@ class ScoreProcessor:
                 message = Tick(limit, message.partition)
         now = self._advance(clock.now, message)
         newest_event = clock.newest_event
-        self._message = _Message(partition, offset, now)
+        self._message = _Message(partition, offset)
         arrivals: dict[AccountKey, list[Event]] = {}
         if isinstance(message, Envelope):
             newest_event = max(newest_event,
@@ -374,7 +379,7 @@ class ScoreProcessor:
 
     # ----------------------------------------------------------------- accounts
 
-    def load(self, key: AccountKey, user_ids: Sequence[str]) -> Loaded | None:
+    def load(self, key: AccountKey, user_ids: Sequence[str]) -> _Loaded | None:
         """The account's state and its users' before a step (the driver's
         :class:`~scoring.driver.Accounts`); None for an envelope this account applied
         already, whose effects are re-written and re-sent instead."""
@@ -391,14 +396,13 @@ class ScoreProcessor:
             if record is not None and record.applied >= message.offset:
                 self._redeliver_account(message.offset, *key, record)
                 return None
-        message.before, message.keys = record, keys
         users = {}
         for user_id in user_ids:
             raw = self.state.get(keys.user(user_id))
             if raw is not None:
                 users[user_id] = UserState.from_bytes(raw)
         account = AccountState.from_bytes(record.state) if record is not None else None
-        return Loaded(account, users)
+        return _Loaded(account, users, record, keys)
 
     def failed(self, key: AccountKey, error: Exception) -> None:
         # A bug or an input the core cannot take must not stop the partition: the
@@ -407,12 +411,13 @@ class ScoreProcessor:
                   self._message.offset, exc_info=error)
         self._count_dead_letter("score_failed")
 
-    def save(self, key: AccountKey, result: StepResult, due: int | None,
+    def save(self, key: AccountKey, loaded: Loaded, result: StepResult, due: int | None,
              events: Sequence[Event]) -> None:
         """Write the account record (the commit point, carrying the users), its users and
         its due entry, and queue its changes (see the module doc)."""
+        assert isinstance(loaded, _Loaded)  # what load gave for this step
         message = self._message
-        offset, record = message.offset, message.before
+        offset, record, keys = message.offset, loaded.record, loaded.keys
         workspace, account_id = key
         # The core drops what it cannot use (a malformed event, a trait that fails its
         # check) and goes on: say so where operators look, a bounded number per message.
@@ -444,8 +449,6 @@ class ScoreProcessor:
                 payload={"account_id": account_id, "offset": offset,
                          "events": [e.message_id for e in events[:100]]})
             return
-        keys = message.keys
-        assert keys is not None  # built by load for this very account
         old_due = record.due if record is not None else None
         # Order matters (one changelog partition keeps it): the new due entry, then the
         # account record (the commit point, carrying the users), then the users.

@@ -142,7 +142,7 @@ class _Accounts:
             return None
         return Loaded(account, self.store.users(*key, user_ids))
 
-    def save(self, key: AccountKey, result: StepResult, due: int | None,
+    def save(self, key: AccountKey, loaded: Loaded, result: StepResult, due: int | None,
              events: Sequence[Event]) -> None:
         state, _shed = encode_within(result.account, self.record_max_bytes // 2)
         self.store.save(*key, result.account, state, self.offset, due, result.users)

@@ -54,7 +54,8 @@ def next_due_second(result: StepResult, now: float) -> int | None:
 @dataclass(frozen=True, slots=True)
 class Loaded:
     """An account's state before a step (None: not seen yet) and those of the users the
-    step's events name that exist."""
+    step's events name that exist. A shell may hand back a subclass that carries what
+    its :meth:`Accounts.save` needs of the account as it was (the driver passes it on)."""
 
     account: AccountState | None
     users: Mapping[str, UserState]
@@ -67,10 +68,11 @@ class Accounts(Protocol):
         """The account and those of ``user_ids`` that exist; None when the shell will not
         have the account stepped now (the live agent: this message was applied already)."""
 
-    def save(self, key: AccountKey, result: StepResult, due: int | None,
+    def save(self, key: AccountKey, loaded: Loaded, result: StepResult, due: int | None,
              events: Sequence[Event]) -> None:
         """Keep ``result`` (the account, the users it changed, its changes) and the
-        account's next due second; ``events`` are the ones it was stepped with."""
+        account's next due second; ``loaded`` is what :meth:`load` gave for this step,
+        ``events`` the events it was stepped with."""
 
     def failed(self, key: AccountKey, error: Exception) -> None:
         """The step raised: the account keeps its previous state, the shell reports it."""
@@ -125,7 +127,7 @@ class Driver:
         except Exception as error:  # a bug or an input the core cannot take
             self.accounts.failed(key, error)
             return None
-        self.accounts.save(key, result, next_due_second(result, now), events)
+        self.accounts.save(key, loaded, result, next_due_second(result, now), events)
         return result
 
 

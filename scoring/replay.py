@@ -206,7 +206,7 @@ class Replay:
                  for uid in user_ids if (ws, acc_id, uid) in self.users}
         return Loaded(self.accounts.get(key), users)
 
-    def save(self, key: AccountKey, result: StepResult, due: int | None,
+    def save(self, key: AccountKey, loaded: Loaded, result: StepResult, due: int | None,
              events: Sequence[Event]) -> None:
         ws, acc_id = key
         self.stats.steps += 1

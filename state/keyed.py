@@ -255,7 +255,8 @@ class TableState:
         self._pending: dict[int, PendingWrites] = {}
         self.partition = -1
         self.db: Rdict | None = None
-        self._flushing = PendingWrites(self.indexed)
+        # The current partition's flushes not in RocksDB yet (one of ``_pending``).
+        self._here = PendingWrites(self.indexed)
         self._order: list[tuple[bytes, bytes | None]] = []
         self._latest: dict[bytes, bytes | None] = {}
 
@@ -267,19 +268,19 @@ class TableState:
         pending = self._pending.get(partition)
         if pending is None:
             pending = self._pending[partition] = PendingWrites(self.indexed)
-        self._flushing = pending
+        self._here = pending
         self._order = []
         self._latest = {}
 
     @property
     def pending(self) -> PendingWrites:
         """The current partition's flushes not in RocksDB yet."""
-        return self._flushing
+        return self._here
 
     def get(self, key: bytes) -> bytes | None:
         if key in self._latest:
             return self._latest[key]
-        found, pending = self._flushing.lookup(key)
+        found, pending = self._here.lookup(key)
         if found:
             return pending
         db = self.db if self.db is not None else self._db()
@@ -296,10 +297,10 @@ class TableState:
 
     def scan(self, start: bytes, stop: bytes) -> Iterator[bytes]:
         if not self._latest:
-            return scan_keys(self._db(), start, stop, self._flushing)
+            return scan_keys(self._db(), start, stop, self._here)
         # This message's own writes in the range go over the flushed ones.
         own = {k: v for k, v in self._latest.items() if start <= k < stop}
-        merged = set(scan_keys(self._db(), start, stop, self._flushing)) | set(own)
+        merged = set(scan_keys(self._db(), start, stop, self._here)) | set(own)
         return iter(sorted(k for k in merged if own.get(k, b"") is not None))
 
     def __len__(self) -> int:
@@ -327,7 +328,7 @@ class TableState:
         topic = self.table.changelog_topic.get_topic_name()
         partition = self.partition
         tp = TP(topic, partition)
-        pending = self._flushing
+        pending = self._here
         flush = self.seal()
         future: Any = None
         try:
@@ -351,7 +352,7 @@ class TableState:
         """Make this message's writes the partition's next pending flush (read by every
         later message until the broker acknowledges them) and start afresh; what
         :meth:`flush` does before it sends them."""
-        flush = self._flushing.add(self._db(), self._order)
+        flush = self._here.add(self._db(), self._order)
         self._order, self._latest = [], {}
         return flush
 

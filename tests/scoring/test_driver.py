@@ -55,7 +55,7 @@ class Shell:
         users = {u: self.users[(key, u)] for u in user_ids if (key, u) in self.users}
         return Loaded(self.accounts.get(key), users)
 
-    def save(self, key: AccountKey, result: StepResult, due: int | None,
+    def save(self, key: AccountKey, loaded: Loaded, result: StepResult, due: int | None,
              events: Sequence[Event]) -> None:
         self.accounts[key] = result.account
         for user_id, user in result.users.items():
