@@ -50,8 +50,14 @@ class ConfigError(ValueError):
 
     def __init__(self, problems: list[str], source: str = "scoring config") -> None:
         self.problems = problems
+        self.source = source
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"{source} is invalid ({len(problems)} problem(s)):\n{lines}")
+
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[list[str], str]]:
+        # rebuilt from its problems when it crosses a process boundary (backtest jobs);
+        # the default would pass the message back in and list it letter by letter
+        return type(self), (self.problems, self.source)
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,3 +117,14 @@ def test_validate_rejects_bad_programmatic_config() -> None:
     with pytest.raises(ConfigError, match="weights must sum to 100"):
         replace(base, metrics={**base.metrics,
                                "support": replace(base.metrics["support"], weight=1)}).validate()
+
+
+def test_a_config_error_keeps_its_problems_across_processes() -> None:
+    """Backtest jobs raise it in a worker process; it must arrive whole in the parent."""
+    import pickle
+
+    error = ConfigError(["metrics: missing ['recency']", "bands: bad"], "workspace.toml")
+    again = pickle.loads(pickle.dumps(error))
+    assert again.problems == error.problems
+    assert str(again) == str(error)
+    assert "workspace.toml is invalid (2 problem(s))" in str(again)
