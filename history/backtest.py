@@ -114,6 +114,12 @@ class Snapshot:
         return self.outcome == "churned"
 
     @property
+    def key(self) -> tuple[str, str, int]:
+        """Which assessment this is: an account renewing every year has an outcome (and
+        so a snapshot per horizon) for each renewal."""
+        return self.account_id, self.outcome_date, self.horizon_days
+
+    @property
     def active_share(self) -> float:
         return self.active_users_30d / max(1, self.seats)
 
@@ -347,20 +353,23 @@ def replay_snapshots(
     replay = Replay(config=config, interval=interval_days * DAY, keep_changes=False)
     baseline = _BaselineTracker(config)
     evidence = ChurnEvidence()
-    by_account = {o.account_id: o for o in outcomes}
+    with_outcome = {o.account_id for o in outcomes}
+    # one request per outcome and horizon: an account has an outcome per renewal
     requests = sorted(
-        (o.epoch - h * DAY, h, o.account_id) for o in outcomes for h in horizons
+        (o.epoch - h * DAY, h, o.account_id, i) for i, o in enumerate(outcomes)
+        for h in horizons
     )
     times = [r[0] for r in requests]
     # assessments still to come per account; an account leaves when it reaches none
     remaining: dict[str, int] = defaultdict(int)
-    for _, _, account in requests:
+    for _, _, account, _ in requests:
         remaining[account] += 1
     span_end = times[-1] if times else None
     next_i = 0
     workspace: str | None = None
     workspaces: set[str] = set()
     snapshots: list[Snapshot] = []
+    judged: list[OutcomeRecord] = []  # each snapshot's outcome
     first: float | None = None
     last: float | None = None
     count = 0
@@ -374,9 +383,9 @@ def replay_snapshots(
     def take(until_index: int) -> None:
         nonlocal next_i, replay_time
         while next_i < until_index:
-            at, horizon, account = requests[next_i]
+            at, horizon, account, index = requests[next_i]
             next_i += 1
-            o = by_account[account]
+            o = outcomes[index]
             ws = workspace if workspace is not None else "default"
             t0 = time.perf_counter()
             replay.advance_to(at)
@@ -411,6 +420,7 @@ def replay_snapshots(
                 segment=o.segment or assessment.segment,
                 usage=usage,
             ))
+            judged.append(o)
 
     def flush() -> None:
         nonlocal replay_time
@@ -431,7 +441,7 @@ def replay_snapshots(
         workspaces.add(e.workspace)
         count += 1
         last = ts
-        if e.account_id in by_account:
+        if e.account_id in with_outcome:
             evidence.add(e)  # a cancellation comes after the last assessment
         if e.account_id not in remaining:
             continue  # another shard's, without an outcome, or past its last assessment
@@ -443,8 +453,8 @@ def replay_snapshots(
                 progress.update((ts - first) / max(span_end - first, 1.0), count)
     flush()
     take(len(requests))
-    for snap in snapshots:
-        snap.churn_type, snap.churn_reason = evidence.classify(by_account[snap.account_id])
+    for snap, o in zip(snapshots, judged, strict=True):
+        snap.churn_type, snap.churn_reason = evidence.classify(o)
     seconds = time.perf_counter() - started
     if progress is not None:
         progress.done(count)

@@ -462,14 +462,14 @@ def compare(
 ) -> tuple[list[Snapshot], dict[str, RiskFn]]:
     """Test-set snapshots (outcome after ``split``) present in both runs, and the models
     to rank them by: default score, calibrated score and the baselines."""
-    cal = {(s.account_id, s.horizon_days): s.score for s in calibrated_snapshots}
+    cal = {s.key: s.score for s in calibrated_snapshots}
     rows = [
         s for s in default_snapshots
-        if not _is_train(s, split) and (s.account_id, s.horizon_days) in cal
+        if not _is_train(s, split) and s.key in cal
     ]
     models: dict[str, RiskFn] = {
         "score": MODELS["score"],
-        "calibrated": lambda s: 100.0 - cal[(s.account_id, s.horizon_days)],
+        "calibrated": lambda s: 100.0 - cal[s.key],
         **BASELINES,
     }
     return rows, models
@@ -480,8 +480,8 @@ def probability_check(calibration: Calibration, test_rows: Sequence[Snapshot],
     """Out of time: the learnt churn probability of each test account's calibrated score
     against what happened: Brier score (and that of always predicting the training churn
     rate, for reference) and the reliability curve."""
-    cal = {(s.account_id, s.horizon_days): s.score for s in calibrated}
-    predicted = [calibration.churn_probability(cal[(s.account_id, s.horizon_days)])
+    cal = {s.key: s.score for s in calibrated}
+    predicted = [calibration.churn_probability(cal[s.key])
                  for s in test_rows]
     churned = [s.churned for s in test_rows]
     base = calibration.train_churned / calibration.train_renewals \
@@ -549,13 +549,13 @@ def run_calibration(
     # the same note as figures, which the report says in its own language
     result["out_of_time"] = {"outcomes": len(test_outcomes), "split_date": split.isoformat()}
     # the calibrated score's own bands on the test set
-    cal_bands = {(s.account_id, s.horizon_days): s.band for s in second.snapshots}
+    cal_bands = {s.key: s.band for s in second.snapshots}
     for h in result["horizons"]:
         hrows = [s for s in rows if s.horizon_days == h["horizon_days"]]
         from history.evaluation import rate_by_group
 
         h["bands_calibrated"] = rate_by_group(
-            [cal_bands[(s.account_id, s.horizon_days)] for s in hrows],
+            [cal_bands[s.key] for s in hrows],
             [s.churned for s in hrows], ("healthy", "watch", "at_risk"),
         )
     return calibration, result

@@ -71,7 +71,7 @@ def learned_models(train: Sequence[Snapshot], test: Sequence[Snapshot],
             min_samples_leaf=max(3, min(20, len(x) // 20)),
             random_state=seed).fit(x, y),
     }
-    keys = [(s.account_id, s.horizon_days) for s in test]
+    keys = [s.key for s in test]
     rows = [_features(s, components, signals) for s in test]
     out: dict[str, RiskFn] = {}
     for name, model in fitted.items():
@@ -80,5 +80,5 @@ def learned_models(train: Sequence[Snapshot], test: Sequence[Snapshot],
     return out
 
 
-def _lookup(risk: dict[tuple[str, int], float]) -> RiskFn:
-    return lambda s: risk[(s.account_id, s.horizon_days)]
+def _lookup(risk: dict[tuple[str, str, int], float]) -> RiskFn:
+    return lambda s: risk[s.key]

@@ -204,3 +204,24 @@ def test_calibrate_cli_writes_a_loadable_config_and_an_out_of_time_report(
     # the learned ceiling sits beside them whenever the ml extra is installed
     assert ("learned_boosting" in h["models"]) == learned_available()
     assert ("of the learnable signal" in html) == learned_available()
+
+
+def test_an_account_renewing_twice_is_assessed_for_each_renewal_with_its_own_outcome(
+    history: tuple[list[Event], list[OutcomeRecord]],
+) -> None:
+    """Accounts renew every year: an account with two outcomes gets a snapshot per
+    outcome and horizon, each labelled with its own outcome (not the last one's)."""
+    events, outcomes = history
+    first = outcomes[0]
+    earlier = OutcomeRecord(first.account_id, date.fromordinal(first.date.toordinal() - 60),
+                            "churned" if first.outcome != "churned" else "renewed", first.arr)
+    run = replay_snapshots(events, [earlier, *outcomes], load_config(None), (30,), 1.0)
+    mine = sorted((s for s in run.snapshots if s.account_id == first.account_id),
+                  key=lambda s: s.at)
+    assert [(s.outcome_date, s.outcome) for s in mine] == [
+        (earlier.date.isoformat(), earlier.outcome), (first.date.isoformat(), first.outcome)]
+    assert len({s.key for s in run.snapshots}) == len(run.snapshots)
+    # the other accounts are assessed exactly as without the extra outcome
+    alone = replay_snapshots(events, outcomes, load_config(None), (30,), 1.0)
+    assert [(s.key, s.score) for s in alone.snapshots] == [
+        (s.key, s.score) for s in run.snapshots if s.key != mine[0].key]
