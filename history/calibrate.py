@@ -335,6 +335,7 @@ _PLAIN = {
     "power_users": N_("component in words", "power users staying active"),
     "engagement": N_("component in words", "weighted engagement and its trend"),
     "core_features": N_("component in words", "core-feature use trend"),
+    "recency": N_("component in words", "days since the product was last used"),
     "support": N_("component in words", "support friction"),
     "financial": N_("component in words", "billing trouble"),
     "relationship": N_("component in words", "NPS and meetings"),

@@ -38,6 +38,7 @@ METRIC_NAMES = (
     "power_users",
     "engagement",
     "core_features",
+    "recency",
     "support",
     "financial",
     "relationship",
@@ -459,7 +460,7 @@ def _default_events() -> dict[str, EventRule]:
 def _default_metrics() -> dict[str, Metric]:
     return {
         "active_seats": Metric(
-            20, Curve(((0, 0), (25, 30), (50, 65), (80, 100))),
+            18, Curve(((0, 0), (25, 30), (50, 65), (80, 100))),
             "percent of licensed seats active in the last 30 days",
         ),
         "power_users": Metric(
@@ -467,15 +468,19 @@ def _default_metrics() -> dict[str, Metric]:
             "percent of power users active in the last 14 days",
         ),
         "engagement": Metric(
-            20, Curve(((0, 0), (5, 30), (20, 70), (50, 100))),
+            18, Curve(((0, 0), (5, 30), (20, 70), (50, 100))),
             "weighted points per seat per week (30 days), blended with the change of the "
             "last 30 days against the 60 before (percent)",
             trend_curve=Curve(((-50, 0), (-20, 40), (0, 75), (20, 100))),
             trend_share=0.5,
         ),
         "core_features": Metric(
-            15, Curve(((-60, 0), (-30, 40), (0, 80), (20, 100))),
+            7, Curve(((-60, 0), (-30, 40), (0, 80), (20, 100))),
             "change of core-feature events, last 28 days against the 28 before (percent)",
+        ),
+        "recency": Metric(
+            12, Curve(((0, 100), (7, 85), (30, 50), (90, 20), (180, 0))),
+            "days since anyone last used the product",
         ),
         "support": Metric(
             10, Curve(((0, 100), (2, 70), (5, 30), (8, 0))),

@@ -424,6 +424,18 @@ def component_change_text(
         return t.gettext("core-feature use is %(trend)s on the 28 days before (%(old)s → "
                          "%(new)s events%(was)s)", trend=_updown(t, ch), old=c0, new=c1,
                          was=was)
+    if name == "recency":
+        days, quiet = cur["days"], p.get("days")
+        if days is None:
+            return t.gettext("nobody has used the product yet")
+        if quiet is not None and days < quiet and quiet >= 7:
+            return t.ngettext("the product was used again after %(count)s quiet day",
+                              "the product was used again after %(count)s quiet days",
+                              quiet)
+        if days == 0:
+            return t.gettext("the product was used today")
+        return t.ngettext("the product was last used %(count)s day ago",
+                          "the product was last used %(count)s days ago", days)
     if name == "support":
         parts = []
         if cur.get("spike"):

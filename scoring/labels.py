@@ -123,6 +123,7 @@ COMPONENT_LABELS: dict[str, str] = {
     "power_users": N_("component", "Power users"),
     "engagement": N_("component", "Engagement"),
     "core_features": N_("component", "Core features"),
+    "recency": N_("component", "Recency"),
     "support": N_("component", "Support"),
     "financial": N_("component", "Financial"),
     "relationship": N_("component", "Relationship"),

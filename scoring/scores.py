@@ -1,4 +1,4 @@
-"""Scores: the seven account metrics, the user score, bands (with hysteresis) and the
+"""Scores: the eight account metrics, the user score, bands (with hysteresis) and the
 exact integer split of a score into component points."""
 
 from __future__ import annotations
@@ -321,7 +321,11 @@ def _engagement(account: AccountState, f: Facts, config: ScoringConfig) -> Measu
         pct_change(f.points_30, f.points_prev_60 / cov_60 * 30.0, _POINTS_PRIOR)
         if cov_60 >= 14 else None
     )
-    trend_value = trend if trend is not None else 0.0
+    # No trend reads as steady, except for an account old enough to have one and with
+    # no use at all in 30 days: once its earlier activity has left the windows it is not
+    # steady, it is gone (else its score would rise as the last of its use ages out).
+    gone = trend is None and cov_60 >= 14 and f.points_30 <= 0
+    trend_value = -100.0 if gone else (trend if trend is not None else 0.0)
     frac = (1.0 - eng.trend_share) * eng.curve(level)
     if eng.trend_curve is not None:
         frac += eng.trend_share * eng.trend_curve(trend_value)
@@ -354,6 +358,14 @@ def _core_features(account: AccountState, f: Facts, config: ScoringConfig) -> Me
         "events_28d": f.core_28, "previous_28d": prev_28,
         "change_pct": None if core_change is None else round(core_change, 1),
     }
+
+
+def _recency(account: AccountState, f: Facts, config: ScoringConfig) -> Measured:
+    """Days since anyone last used the product; never used earns nothing."""
+    days = f.inactive_days
+    if days is None:
+        return None, 0.0, {"days": None}
+    return float(days), config.metrics["recency"].curve(days), {"days": days}
 
 
 def _support(account: AccountState, f: Facts, config: ScoringConfig) -> Measured:
@@ -448,6 +460,15 @@ def _while_core(account: AccountState, today: int, config: ScoringConfig) -> lis
     return []
 
 
+def _while_recent(account: AccountState, today: int, config: ScoringConfig) -> list[int]:
+    """Every day until the last activity is as old as the recency curve's last point."""
+    if account.last_seen is None:
+        return []
+    last = int(account.last_seen // 86400)
+    end = config.metrics["recency"].curve.points[-1][0]
+    return [today + 1] if today - last < end else []
+
+
 def _support_due(account: AccountState, today: int, config: ScoringConfig) -> list[int]:
     """Every day while a ticket is open; else when recent tickets and CSAT answers
     leave their windows."""
@@ -483,7 +504,7 @@ class ComponentUnit:
     due: Callable[[AccountState, int, ScoringConfig], list[int]]
 
 
-#: The seven components in score order.
+#: The eight components in score order.
 COMPONENTS: tuple[ComponentUnit, ...] = (
     ComponentUnit("active_seats", _active_seats, (), _while_active),
     ComponentUnit("power_users", _power_users,
@@ -491,6 +512,7 @@ COMPONENTS: tuple[ComponentUnit, ...] = (
                    "power_users.relative_min", "power_users.max_users"), _while_active),
     ComponentUnit("engagement", _engagement, (), _while_points),
     ComponentUnit("core_features", _core_features, (), _while_core),
+    ComponentUnit("recency", _recency, (), _while_recent),
     ComponentUnit("support", _support,
                   ("support.open_ticket", "support.aged_ticket", "support.spike",
                    "support.low_csat", "support.csat_days", "signals.ticket_spike_count",
@@ -506,14 +528,14 @@ COMPONENTS: tuple[ComponentUnit, ...] = (
                    "relationship.lookback_days", "signals.nps_days"), _relationship_due),
 )
 #: Each component's due rule once, the cheapest of the daily ones first.
-_DUE = (_while_points, _while_active, _while_core, _support_due, _financial_due,
-        _relationship_due)
+_DUE = (_while_points, _while_active, _while_core, _while_recent, _support_due,
+        _financial_due, _relationship_due)
 
 
 def account_components(
     account: AccountState, f: Facts, config: ScoringConfig
 ) -> list[Component]:
-    """The seven components, with integer points summing exactly to the score."""
+    """The components, with integer points summing exactly to the score."""
     m = config.metrics
     measured: list[tuple[str, float | None, dict[str, Any]]] = []
     raws: list[float] = []

@@ -288,13 +288,13 @@ async def test_a_french_workspace_reads_in_french_and_a_browser_may_ask_for_engl
     response = await french_workspace.get("/accounts/acme", headers=AUTH)
     assert response.headers["Content-Language"] == "fr"
     page = html.unescape(await response.text())
-    assert (f"La santé a baissé de 6 points (59 → 53). En cause{NBSP}: un paiement de "
+    assert (f"La santé a baissé de 6 points (69 → 63). En cause{NBSP}: un paiement de "
             f"1{NNBSP}200{NBSP}€ a échoué.") in page
     assert f"<div class=\"value\">12{NNBSP}000{NBSP}€</div>" in page
     assert "un paiement de 1\u202f200\u00a0€ a échoué" in page  # the signal's chip
     english = html.unescape(await (await french_workspace.get("/accounts/acme", headers={
         **AUTH, "Accept-Language": "en-GB,en;q=0.8"})).text())
-    assert "Health fell 6 points (59 → 53) because a payment of €1,200 failed." in english
+    assert "Health fell 6 points (69 → 63) because a payment of €1,200 failed." in english
     assert "€12,000" in english and "<h2>Score history</h2>" in english
 
 

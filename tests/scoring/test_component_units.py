@@ -73,3 +73,34 @@ def test_every_component_has_text_for_what_it_measures(unit: ComponentUnit) -> N
                      component_change_text(unit.name, before, after, -1)):
             assert text.strip() and text != generic, (unit.name, after)
             assert not re.search(r"[{}<>]|None|\bnan\b", text), (unit.name, text)
+
+
+def test_recency_keeps_ordering_a_quiet_account_after_the_usage_windows_empty() -> None:
+    """Three people stop on day 30. The 90-day windows of the other usage components
+    are empty by day 121 (and the score does not rise as they empty), but it keeps
+    falling with the days since anyone used the product until the curve's last point
+    (180 days), then rests; re-evaluating it on time alone stops there, and nothing was
+    missed meanwhile."""
+    from tests.scoring.story import Story
+
+    s = Story()
+    s.group(0, name="Acme", seats=3, created_at=s.iso_day(-100))
+    s.daily(["ana", "ben", "cy"], range(0, 31), "Report Published")
+    score_on: dict[int, int] = {}
+    for day in (100, 121, 150, 180, 211, 300):
+        s.run_to(day, hour=12)
+        score_on[day] = s.assessment.score
+        exact = s.replay.assess_at("ws", "acme", s.ts(day, 12))
+        assert exact is not None and exact.score == score_on[day], day
+    assert score_on[100] > score_on[121] > score_on[180] > score_on[211] == score_on[300]
+    assert score_on[121] >= score_on[150] >= score_on[180]
+    recency = {c.name: c for c in s.assessment.components}["recency"]
+    days = recency.detail["days"]
+    assert recency.points == 0 and days >= 180
+    assert weakest_text("recency", recency.detail) == (
+        f"the product was last used {days} days ago")
+    acc = s.replay.accounts[("ws", "acme")]
+    last = int(acc.last_seen // DAY) if acc.last_seen is not None else None
+    assert last is not None
+    assert scores._while_recent(acc, last + 179, CONFIG) == [last + 180]
+    assert scores._while_recent(acc, last + 180, CONFIG) == []

@@ -97,7 +97,9 @@ def test_not_toml_is_a_clear_error(tmp_path: Path) -> None:
 def test_programmatic_change_and_dump_round_trip(tmp_path: Path) -> None:
     base = load_config()
     metrics = dict(base.metrics)
-    metrics["active_seats"] = replace(metrics["active_seats"], weight=30)
+    moved = metrics["relationship"].weight
+    metrics["active_seats"] = replace(metrics["active_seats"],
+                                      weight=metrics["active_seats"].weight + moved)
     metrics["relationship"] = replace(metrics["relationship"], weight=0)
     changed = replace(
         base,

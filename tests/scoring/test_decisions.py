@@ -126,23 +126,23 @@ def test_score_moved_ten_points_since_the_last_report() -> None:
 
 
 def test_score_moved_ten_points_within_seven_days() -> None:
-    """The last report is weeks old and the score rose 9 points since, unreported; a
+    """The last report is weeks old and the score rose 4 points since, unreported; a
     10-point fall within the week is still news, told against the last report."""
     s = _steady_account()
     s.run_to(29, hour=12)
     last = s.changes[-1]
-    assert last.day == 20_001
+    assert last.day == 20_006
     before = s.assessment.score
-    assert before - last.current.score == 9
+    assert before - last.current.score == 4
     s.track(29, None, "Payment Failed", hour=14, amount=10)
     s.track(29, None, "Plan Downgraded", hour=14, from_plan="Pro", to_plan="Lite")
     changes = s.run_to(29, hour=16)
     moved = [c for c in changes if "score_moved" in c.reasons]
     assert len(moved) == 1
-    assert moved[0].delta == -1
+    assert moved[0].delta == -6
     assert moved[0].change_7d == -10
     assert moved[0].explanation == (
-        f"Health fell 1 point ({last.current.score} → {before - 10}; down 10 in 7 days) "
+        f"Health fell 6 points ({last.current.score} → {before - 10}; down 10 in 7 days) "
         "because a payment of $10 failed and the plan was downgraded from Pro to Lite."
     )
 

@@ -41,12 +41,12 @@ def test_champion_loss_names_her_with_elision() -> None:
     changes = s.run_to(24, hour=1)
     fall = [c for c in changes if c.delta < 0][-1]
     assert fall.explanation == (
-        f"La santé a baissé de 14 points (85 → 71). En cause{NBSP}: aucune activité "
+        f"La santé a baissé de 14 points (87 → 73). En cause{NBSP}: aucune activité "
         "d'Élodie Martin, power user, depuis 14 jours."
     )
     assert fall.attention is not None
     assert [render(r, fall.day, "fr") for r in fall.attention.reasons] == [
-        "La santé a baissé de 14 points en 7 jours (85 → 71)"]
+        "La santé a baissé de 14 points en 7 jours (87 → 73)"]
     s.run_to(31, hour=1)
     quiet = s.assessment.attention
     assert render(quiet.reasons[0], s.assessment.day, "fr") == (
@@ -65,10 +65,10 @@ def test_seat_drop_in_french_numbers() -> None:
     assert [x.text for x in s.started(changes, "seat_utilisation_drop")] == [
         f"l'utilisation des sièges a baissé de 20{NBSP}% (25 → 20 sur 30 sièges)"]
     assert changes[-1].explanation == (
-        f"La santé a baissé de 3 points (66 → 63). En cause{NBSP}: l'utilisation des sièges a "
+        f"La santé a baissé de 5 points (77 → 72). En cause{NBSP}: l'utilisation des sièges a "
         f"baissé de 20{NBSP}% (25 → 20 sur 30 sièges) et l'engagement pondéré est de 9,4 "
         f"points par siège et par semaine, en baisse de 19{NBSP}% par rapport aux 60 jours "
-        f"précédents (auparavant en baisse de 16{NBSP}%)."
+        f"précédents (auparavant en baisse de 8{NBSP}%)."
     )
     all_valid(s)
 
@@ -81,7 +81,7 @@ def test_failed_payment_in_euros_then_settled() -> None:
     assert [x.text for x in s.started(changes, "payment_failed")] == [
         f"un paiement de 1{NNBSP}200{NBSP}€ a échoué"]
     assert changes[-1].explanation == (
-        f"La santé a baissé de 6 points (59 → 53). En cause{NBSP}: un paiement de "
+        f"La santé a baissé de 6 points (69 → 63). En cause{NBSP}: un paiement de "
         f"1{NNBSP}200{NBSP}€ a échoué."
     )
     attention = changes[-1].attention
@@ -91,7 +91,7 @@ def test_failed_payment_in_euros_then_settled() -> None:
     s.track(7, None, "Payment Succeeded", amount=1200)
     changes = s.run_to(7, hour=12)
     assert changes[-1].explanation == (
-        f"La santé a progressé de 6 points (53 → 59). En cause{NBSP}: le paiement en échec a "
+        f"La santé a progressé de 7 points (63 → 70). En cause{NBSP}: le paiement en échec a "
         "été régularisé."
     )
     all_valid(s)
@@ -106,7 +106,7 @@ def test_renewal_checkpoint_is_said_with_its_playbook_name() -> None:
     assert [(x.severity, x.text) for x in s.started(changes, "renewal_checkpoint")] == [
         ("info", f"renouvellement dans 180 jours{NBSP}: T-180, bilan de santé")]
     assert changes[-1].explanation == (
-        f"La santé a progressé de 2 points (59 → 61). En cause{NBSP}: l'engagement pondéré "
+        f"La santé a progressé de 2 points (69 → 71). En cause{NBSP}: l'engagement pondéré "
         f"est de 3,7 points par siège et par semaine (auparavant 1,3). Nouveau{NBSP}: "
         f"renouvellement dans 180 jours{NBSP}: T-180, bilan de santé."
     )
@@ -143,7 +143,7 @@ def test_the_same_events_make_the_same_changes_in_either_language() -> None:
     english.run_to(5, hour=12)
     assert [c.id for c in s.changes] == [c.id for c in english.changes]
     assert english.changes[-1].explanation == (
-        "Health fell 6 points (59 → 53) because a payment of $1,200 failed.")
+        "Health fell 6 points (69 → 63) because a payment of $1,200 failed.")
 
 
 def test_any_change_said_again_in_the_other_language_is_what_that_language_says() -> None:

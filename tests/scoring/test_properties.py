@@ -154,7 +154,8 @@ def test_step_aggregates_do_not_depend_on_batching(
     assert again.changes == []
 
 
-weights = st.lists(st.integers(0, 40), min_size=7, max_size=7).filter(lambda w: sum(w) > 0)
+weights = st.lists(st.integers(0, 40), min_size=len(CONFIG.metrics),
+                   max_size=len(CONFIG.metrics)).filter(lambda w: sum(w) > 0)
 
 
 @FAST

@@ -109,9 +109,9 @@ def test_a_french_workspace_is_alerted_in_french() -> None:
     change = _french_payment_change()
     blocks = validated(slack.change_message(record(change), "https://t.example")["blocks"])
     text = json.dumps(blocks, ensure_ascii=False)
-    assert blocks[0]["text"]["text"] == "Acme\u00a0: santé 53 (−6)"
+    assert blocks[0]["text"]["text"] == "Acme\u00a0: santé 63 (−6)"
     assert blocks[1]["text"]["text"] == (
-        "La santé a baissé de 6 points (59 → 53). En cause\u00a0: un paiement de "
+        "La santé a baissé de 6 points (69 → 63). En cause\u00a0: un paiement de "
         "1\u202f200\u00a0€ a échoué.")
     assert "*Statut*" in text and "À surveiller" in text and "*Responsable*" in text
     assert "Principaux signaux" in text and "ARR 12\u202f000\u00a0€" in text
@@ -124,9 +124,9 @@ def test_a_reader_in_another_language_gets_the_change_said_again() -> None:
     change = _french_payment_change()
     blocks = validated(slack.change_message(record(change), "https://t.example",
                                             translator("en", "EUR"))["blocks"])
-    assert blocks[0]["text"]["text"] == "Acme: health 53 (−6)"
+    assert blocks[0]["text"]["text"] == "Acme: health 63 (−6)"
     assert blocks[1]["text"]["text"] == (
-        "Health fell 6 points (59 → 53) because a payment of €1,200 failed.")
+        "Health fell 6 points (69 → 63) because a payment of €1,200 failed.")
     text = json.dumps(blocks, ensure_ascii=False)
     assert "a payment of €1,200 failed" in text and "ARR €12,000" in text
 
