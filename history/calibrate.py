@@ -45,13 +45,19 @@ from history.evaluation import ProfitParams, brier_score, reliability_curve
 from history.importers import OutcomeRecord, OutcomesError
 from history.learned import learned_models
 from history.report import ENGLISH, day
-from scoring.config import Bands, ScoringConfig, dump_config
+from scoring.config import Bands, Curve, ScoringConfig, dump_config
 from scoring.i18n import N_, Translator
 from scoring.scores import split_points
 
 MIN_WEIGHT = 2
 DEFAULT_PRIOR_CHURNERS = 20.0
 DEFAULT_L2 = 1.0
+#: Stretches of the recency curve's days that are tried: how long an account may stay
+#: quiet before its recency points are gone is learnt from the history, not assumed.
+RECENCY_SCALES = (1.0, 1.5, 2.0)
+#: Log-likelihood a stretch must gain on the training rows over the shipped curve to be
+#: taken: one more parameter, as Akaike's criterion counts it.
+SCALE_GAIN = 1.0
 
 
 # --------------------------------------------------------------------------- the model
@@ -186,6 +192,70 @@ def _is_train(s: Snapshot, split: date) -> bool:
     return date.fromisoformat(s.outcome_date) <= split
 
 
+def _shares(s: Snapshot, names: Sequence[str], recency: Curve | None) -> list[float]:
+    """Each component's share (0-1) of its weight; recency's from its value (days)
+    through ``recency``, so that another curve can be tried without a replay."""
+    row = []
+    for n in names:
+        value = (s.components.get(n) or {}).get("value")
+        if n == "recency" and recency is not None:
+            row.append(0.0 if not isinstance(value, int | float)
+                       else max(0.0, min(1.0, recency(value) / 100.0)))
+        else:
+            row.append(s.fraction(n))
+    return row
+
+
+def _stretched(curve: Curve, scale: float) -> Curve:
+    return Curve(tuple((round(x * scale, 6), p) for x, p in curve.points))
+
+
+@dataclass(frozen=True, slots=True)
+class _Fit:
+    scale: float
+    curve: Curve | None
+    xs: list[list[float]]
+    coef: list[float]
+    sds: list[float]
+    log_likelihood: float
+
+
+def _fit(train: Sequence[Snapshot], names: Sequence[str], curve: Curve | None,
+         scale: float, l2: float) -> _Fit:
+    ys = [s.churned for s in train]
+    xs = [_shares(s, names, curve) for s in train]
+    means = [sum(col) / len(col) for col in zip(*xs, strict=True)]
+    sds = [
+        max(1e-6, math.sqrt(sum((v - m) ** 2 for v in col) / len(col)))
+        for col, m in zip(zip(*xs, strict=True), means, strict=True)
+    ]
+    standard = [[(v - m) / sd for v, m, sd in zip(r, means, sds, strict=True)] for r in xs]
+    intercept, coef = fit_logistic(standard, ys, l2)
+    ll = 0.0
+    for r, y in zip(standard, ys, strict=True):
+        p = min(max(_sigmoid(intercept + sum(c * v for c, v in zip(coef, r, strict=True))),
+                    1e-12), 1 - 1e-12)
+        ll += math.log(p if y else 1.0 - p)
+    return _Fit(scale, curve, xs, coef, sds, ll)
+
+
+def _best_fit(train: Sequence[Snapshot], names: Sequence[str], config: ScoringConfig,
+              l2: float) -> _Fit:
+    """The weights' fit with the shipped recency curve, or with a stretched one when it
+    explains the training outcomes clearly better."""
+    shipped = config.metrics["recency"].curve if "recency" in names else None
+    best = _fit(train, names, shipped, 1.0, l2)
+    if shipped is None:
+        return best
+    for scale in RECENCY_SCALES:
+        if scale == 1.0:
+            continue
+        other = _fit(train, names, _stretched(shipped, scale), scale, l2)
+        if other.log_likelihood > best.log_likelihood + SCALE_GAIN * (best.scale == 1.0):
+            best = other
+    return best
+
+
 @dataclass(frozen=True, slots=True)
 class BandEvidence:
     """Why the bands moved or stayed: ``outcome`` is ``few`` (too few outcomes), ``unclear``
@@ -250,16 +320,10 @@ def calibrate(
     if not train or not any(s.churned for s in train) or all(s.churned for s in train):
         raise OutcomesError("calibration needs both churned and retained accounts before the "
                             "split date")
-    xs = [[s.fraction(n) for n in names] for s in train]
     ys = [s.churned for s in train]
-    means = [sum(col) / len(col) for col in zip(*xs, strict=True)]
-    sds = [
-        max(1e-6, math.sqrt(sum((v - m) ** 2 for v in col) / len(col)))
-        for col, m in zip(zip(*xs, strict=True), means, strict=True)
-    ]
-    standard = [[(v - m) / sd for v, m, sd in zip(r, means, sds, strict=True)] for r in xs]
-    _, coef = fit_logistic(standard, ys, l2)
-    raw_coef = [c / sd for c, sd in zip(coef, sds, strict=True)]
+    fit = _best_fit(train, names, config, l2)
+    xs = fit.xs
+    raw_coef = [c / sd for c, sd in zip(fit.coef, fit.sds, strict=True)]
     # Protective components have negative coefficients (more of it, less churn).
     fitted = [max(0.0, -c) for c in raw_coef]
     default_w = [config.metrics[n].weight for n in names]
@@ -285,9 +349,14 @@ def calibrate(
     metrics = dict(config.metrics)
     for n, w in zip(names, weights, strict=True):
         metrics[n] = replace(metrics[n], weight=w)
+    recency_days: tuple[float, float] | None = None
+    if fit.curve is not None and fit.scale != 1.0:
+        shipped = config.metrics["recency"].curve
+        metrics["recency"] = replace(metrics["recency"], curve=fit.curve)
+        recency_days = (shipped.points[-1][0], fit.curve.points[-1][0])
     digest = hashlib.sha1(
         ",".join(f"{n}={w}" for n, w in zip(names, weights, strict=True)).encode()
-        + f"|{watch}|{healthy}".encode(),
+        + f"|{watch}|{healthy}|{fit.scale:g}".encode(),
         usedforsecurity=False,
     ).hexdigest()[:6]
     version = f"{config.version}+cal.{split:%Y%m%d}.{digest}"
@@ -310,7 +379,7 @@ def calibrate(
         train_churned_rows=train_churned, train_rows=len(train), split=split, alpha=alpha,
         bands_before=(config.bands.watch, config.bands.healthy), bands_after=(watch, healthy),
         bands_why=band_why, probability=tuple(probability),
-        test_accounts=len(test_accounts),
+        test_accounts=len(test_accounts), recency_days=recency_days,
     )
     return Calibration(
         config=new_config,
@@ -362,6 +431,8 @@ class Story:
     bands_why: BandEvidence
     probability: tuple[dict[str, float], ...]
     test_accounts: int
+    #: the recency curve's last day before and after, when the calibration stretched it
+    recency_days: tuple[float, float] | None = None
 
 
 def explain(story: Story, t: Translator = ENGLISH) -> str:
@@ -390,6 +461,12 @@ def explain(story: Story, t: Translator = ENGLISH) -> str:
     for n, b, a in moves:
         if a != b:
             parts.append(_weight_moved(n, b, a, story.share_means[n], t))
+    if story.recency_days is not None:
+        before, after = story.recency_days
+        parts.append(t.gettext(
+            "Recency's points now run out after %(days)s days without use instead of "
+            "%(before)s: the longer curve told churners and renewers apart better on this "
+            "history.", days=round(after), before=round(before)))
     parts.append(_bands_said(story, t))
     probs = ", ".join(f"{p['score']:.0f} → {pct(100 * p['churn_probability'])}"
                       for p in story.probability)
