@@ -27,9 +27,9 @@ from scoring.attention import (
     AttentionReason,
     Playbook,
     PlaybookStep,
-    ReasonType,
     Severity,
 )
+from scoring.labels import ReasonType
 
 DEFAULT_PER_OWNER = 5
 """Accounts shown per owner unless configured otherwise."""

@@ -15,21 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from scoring import vocabulary as v
-from streams.sources import (
-    Ignored,
-    Mapped,
-    Outcome,
-    account_of,
-    canonical,
-    iso_time,
-    major_units,
-    mapper,
-    number,
-    obj,
-    opt_obj,
-    text,
-    vendor_id,
-)
+from streams import sources as s
 
 SOURCE = "chargebee"
 _EVENTS = {
@@ -41,48 +27,49 @@ _EVENTS = {
 }
 
 
-@mapper
-def map_chargebee(event: dict[str, Any], accounts: Mapping[str, str]) -> Outcome:
+@s.mapper
+def map_chargebee(event: dict[str, Any], accounts: Mapping[str, str]) -> s.Outcome:
     """One Chargebee event → the billing event it means."""
-    event_id = vendor_id(event.get("id"), "id")
+    event_id = s.vendor_id(event.get("id"), "id")
     name = _EVENTS.get(str(event.get("event_type")))
     if name is None:
-        return Ignored("a Chargebee event type Telltale does not read")
-    content = obj(event.get("content"), "content")
-    customer = opt_obj(content.get("customer"))
-    subscription = opt_obj(content.get("subscription"))
-    invoice = opt_obj(content.get("invoice"))
-    transaction = opt_obj(content.get("transaction"))
+        return s.Ignored("a Chargebee event type Telltale does not read")
+    content = s.obj(event.get("content"), "content")
+    customer = s.opt_obj(content.get("customer"))
+    subscription = s.opt_obj(content.get("subscription"))
+    invoice = s.opt_obj(content.get("invoice"))
+    transaction = s.opt_obj(content.get("transaction"))
     customer_id = (customer.get("id") or subscription.get("customer_id")
                    or invoice.get("customer_id") or transaction.get("customer_id"))
-    account = account_of([subscription.get("meta_data"), customer.get("meta_data")],
-                         customer_id, accounts)
+    account = s.account_of([subscription.get("meta_data"), customer.get("meta_data")],
+                           customer_id, accounts)
     props: dict[str, Any] = {}
     if subscription.get("id") is not None:
-        props["subscription_id"] = vendor_id(subscription.get("id"), "subscription.id")
+        props["subscription_id"] = s.vendor_id(subscription.get("id"), "subscription.id")
     if name == v.PAYMENT_FAILED:
         minor = transaction.get("amount", invoice.get("amount_due"))
         currency = transaction.get("currency_code", invoice.get("currency_code"))
-        props[v.AMOUNT] = major_units(minor, currency)
+        props[v.AMOUNT] = s.major_units(minor, currency)
     elif name == v.SEATS_CHANGED:
         seats = _seats(subscription)
         if seats is None:
-            return Ignored("a subscription without a quantity")
+            return s.Ignored("a subscription without a quantity")
         props[v.SEATS] = seats
     elif name == v.SUBSCRIPTION_CANCELLED:
-        props["reason"] = text(subscription.get("cancel_reason_code")) or text(
+        props["reason"] = s.text(subscription.get("cancel_reason_code")) or s.text(
             subscription.get("cancel_reason"))
-    message = canonical(SOURCE, event_id, name, account, iso_time(event.get("occurred_at")),
-                        props)
-    return Mapped([message])
+    message = s.canonical(SOURCE, event_id, name, account,
+                          s.iso_time(event.get("occurred_at")), props)
+    return s.Mapped([message])
 
 
 def _seats(subscription: dict[str, Any]) -> int | None:
-    quantity = number(subscription.get("plan_quantity"))
+    quantity = s.number(subscription.get("plan_quantity"))
     if quantity is None:
         items = subscription.get("subscription_items")
         if isinstance(items, list):
-            plans = [opt_obj(item) for item in items if opt_obj(item).get("item_type") == "plan"]
+            plans = [s.opt_obj(item) for item in items
+                     if s.opt_obj(item).get("item_type") == "plan"]
             if plans:
-                quantity = number(plans[0].get("quantity"))
+                quantity = s.number(plans[0].get("quantity"))
     return int(quantity) if quantity is not None and quantity >= 0 else None

@@ -7,15 +7,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from streams.sources import Ignored, Mapped, Outcome, mapper
+from streams import sources as s
 
 CALLS = frozenset({"track", "identify", "group", "page", "screen", "alias"})
 
 
-@mapper
-def map_destination(message: dict[str, Any], _accounts: Mapping[str, str]) -> Outcome:
+@s.mapper
+def map_destination(message: dict[str, Any], _accounts: Mapping[str, str]) -> s.Outcome:
     """A destination's message → itself, or ignored when it is no Segment call."""
     kind = message.get("type")
     if not isinstance(kind, str) or kind.lower() not in CALLS:
-        return Ignored("not a Segment call type")
-    return Mapped([message])
+        return s.Ignored("not a Segment call type")
+    return s.Mapped([message])

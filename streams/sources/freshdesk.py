@@ -17,17 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from scoring import vocabulary as v
-from streams.sources import (
-    Ignored,
-    Mapped,
-    Outcome,
-    account_of,
-    canonical,
-    mapper,
-    number,
-    obj,
-    vendor_id,
-)
+from streams import sources as s
 
 SOURCE = "freshdesk"
 # Freshdesk's status names and their numeric codes (4 resolved, 5 closed).
@@ -36,30 +26,30 @@ _RATINGS = {"extremely happy": 5, "very happy": 5, "happy": 4, "neutral": 3,
             "unhappy": 2, "very unhappy": 1, "extremely unhappy": 1}
 
 
-@mapper
-def map_freshdesk(payload: dict[str, Any], accounts: Mapping[str, str]) -> Outcome:
+@s.mapper
+def map_freshdesk(payload: dict[str, Any], accounts: Mapping[str, str]) -> s.Outcome:
     """One Freshdesk automation webhook → the support event it means."""
-    body = obj(payload.get("freshdesk_webhook"), "freshdesk_webhook")
+    body = s.obj(payload.get("freshdesk_webhook"), "freshdesk_webhook")
     event = body.get("event")
-    ticket = vendor_id(body.get("ticket_id"), "ticket_id")
+    ticket = s.vendor_id(body.get("ticket_id"), "ticket_id")
     props: dict[str, Any] = {v.TICKET_ID: ticket}
     if event == "ticket_created":
         name, key = v.TICKET_OPENED, "opened"
     elif event == "ticket_updated":
         status = body.get("ticket_status")
         if not (isinstance(status, str | int) and str(status).strip().lower() in _RESOLVED):
-            return Ignored("a ticket update that does not resolve it")
+            return s.Ignored("a ticket update that does not resolve it")
         name, key = v.TICKET_RESOLVED, "resolved"
     elif event == "satisfaction":
         score = _score(body.get("rating"))
         if score is None:
-            return Ignored("a satisfaction rating Telltale cannot read")
+            return s.Ignored("a satisfaction rating Telltale cannot read")
         name, key = v.CSAT_SUBMITTED, f"csat:{score}"
         props[v.SCORE] = score
     else:
-        return Ignored("a Freshdesk event Telltale does not read")
-    account = account_of([], body.get("company"), accounts)
-    return Mapped([canonical(SOURCE, f"{ticket}:{key}", name, account, None, props)])
+        return s.Ignored("a Freshdesk event Telltale does not read")
+    account = s.account_of([], body.get("company"), accounts)
+    return s.Mapped([s.canonical(SOURCE, f"{ticket}:{key}", name, account, None, props)])
 
 
 def _score(rating: Any) -> int | None:
@@ -71,5 +61,5 @@ def _score(rating: Any) -> int | None:
             rating = float(rating)
         except ValueError:
             return None
-    value = number(rating)
+    value = s.number(rating)
     return int(value) if value is not None and 1 <= value <= 5 else None

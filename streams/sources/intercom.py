@@ -15,22 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from scoring import vocabulary as v
-from streams.sources import (
-    MALFORMED,
-    Ignored,
-    Mapped,
-    Outcome,
-    Refusal,
-    account_of,
-    canonical,
-    iso_time,
-    lookup_key,
-    mapper,
-    number,
-    obj,
-    opt_obj,
-    vendor_id,
-)
+from streams import sources as s
 
 SOURCE = "intercom"
 _TOPICS = {
@@ -42,34 +27,34 @@ _TOPICS = {
 }
 
 
-@mapper
-def map_intercom(payload: dict[str, Any], accounts: Mapping[str, str]) -> Outcome:
+@s.mapper
+def map_intercom(payload: dict[str, Any], accounts: Mapping[str, str]) -> s.Outcome:
     """One Intercom notification → the support event it means."""
     if payload.get("type") != "notification_event":
-        raise Refusal(MALFORMED, "not an Intercom notification")
+        raise s.Refusal(s.MALFORMED, "not an Intercom notification")
     name = _TOPICS.get(str(payload.get("topic")))
     if name is None:
-        return Ignored("an Intercom topic Telltale does not read")
-    notification = vendor_id(payload.get("id"), "id")
-    item = obj(obj(payload.get("data"), "data").get("item"), "data.item")
-    conversation = vendor_id(item.get("id"), "data.item.id")
+        return s.Ignored("an Intercom topic Telltale does not read")
+    notification = s.vendor_id(payload.get("id"), "id")
+    item = s.obj(s.obj(payload.get("data"), "data").get("item"), "data.item")
+    conversation = s.vendor_id(item.get("id"), "data.item.id")
     props: dict[str, Any] = {v.TICKET_ID: conversation}
     if name == v.CSAT_SUBMITTED:
-        rating = number(opt_obj(item.get("conversation_rating")).get("rating"))
+        rating = s.number(s.opt_obj(item.get("conversation_rating")).get("rating"))
         if rating is None:
-            return Ignored("a rating without a score")
+            return s.Ignored("a rating without a score")
         props[v.SCORE] = rating
-    account = account_of([item.get("custom_attributes")], _contact(item, accounts), accounts)
-    return Mapped([canonical(SOURCE, notification, name, account,
-                             iso_time(payload.get("created_at")), props)])
+    account = s.account_of([item.get("custom_attributes")], _contact(item, accounts), accounts)
+    return s.Mapped([s.canonical(SOURCE, notification, name, account,
+                                 s.iso_time(payload.get("created_at")), props)])
 
 
 def _contact(item: dict[str, Any], accounts: Mapping[str, str]) -> str | None:
     """The first of the conversation's contact ids that the mapping knows."""
-    contacts = opt_obj(item.get("contacts")).get("contacts")
+    contacts = s.opt_obj(item.get("contacts")).get("contacts")
     for contact in contacts if isinstance(contacts, list) else []:
         for key in ("external_id", "id"):
-            found = lookup_key(opt_obj(contact).get(key))
+            found = s.lookup_key(s.opt_obj(contact).get(key))
             if found is not None and found in accounts:
                 return found
     return None

@@ -14,23 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from scoring import vocabulary as v
-from streams.sources import (
-    MALFORMED,
-    Ignored,
-    Mapped,
-    Outcome,
-    Refusal,
-    account_of,
-    canonical,
-    iso_time,
-    major_units,
-    mapper,
-    number,
-    obj,
-    opt_obj,
-    text,
-    vendor_id,
-)
+from streams import sources as s
 
 SOURCE = "stripe"
 _INVOICE_EVENTS = {
@@ -43,45 +27,45 @@ _SUBSCRIPTION_EVENTS = frozenset({"customer.subscription.created",
                                   "customer.subscription.deleted"})
 
 
-@mapper
-def map_stripe(event: dict[str, Any], accounts: Mapping[str, str]) -> Outcome:
+@s.mapper
+def map_stripe(event: dict[str, Any], accounts: Mapping[str, str]) -> s.Outcome:
     """One Stripe event → the billing events it means."""
     if event.get("object") != "event":
-        raise Refusal(MALFORMED, "not a Stripe event object")
-    event_id = vendor_id(event.get("id"), "id")
+        raise s.Refusal(s.MALFORMED, "not a Stripe event object")
+    event_id = s.vendor_id(event.get("id"), "id")
     kind = event.get("type")
     if kind not in _INVOICE_EVENTS and kind not in _SUBSCRIPTION_EVENTS:
-        return Ignored("a Stripe event type Telltale does not read")
-    data = obj(event.get("data"), "data")
-    item = obj(data.get("object"), "data.object")
-    when = iso_time(event.get("created"))
+        return s.Ignored("a Stripe event type Telltale does not read")
+    data = s.obj(event.get("data"), "data")
+    item = s.obj(data.get("object"), "data.object")
+    when = s.iso_time(event.get("created"))
     metadata = [item.get("metadata")]
     if kind in _INVOICE_EVENTS:
-        parent = opt_obj(item.get("parent"))
-        metadata += [opt_obj(item.get("subscription_details")).get("metadata"),
-                     opt_obj(parent.get("subscription_details")).get("metadata")]
-    account = account_of(metadata, item.get("customer"), accounts)
+        parent = s.opt_obj(item.get("parent"))
+        metadata += [s.opt_obj(item.get("subscription_details")).get("metadata"),
+                     s.opt_obj(parent.get("subscription_details")).get("metadata")]
+    account = s.account_of(metadata, item.get("customer"), accounts)
 
     def message(name: str, props: dict[str, Any], part: str = "") -> dict[str, Any]:
-        return canonical(SOURCE, event_id + part, name, account, when, props)
+        return s.canonical(SOURCE, event_id + part, name, account, when, props)
 
-    object_id = vendor_id(item.get("id"), "data.object.id")
+    object_id = s.vendor_id(item.get("id"), "data.object.id")
     if kind in _INVOICE_EVENTS:
         name = _INVOICE_EVENTS[kind]
         props: dict[str, Any] = {"invoice_id": object_id}
         if name == v.PAYMENT_FAILED:
-            props[v.AMOUNT] = major_units(item.get("amount_due"), item.get("currency"))
-        return Mapped([message(name, props)])
+            props[v.AMOUNT] = s.major_units(item.get("amount_due"), item.get("currency"))
+        return s.Mapped([message(name, props)])
     props = {"subscription_id": object_id}
     if kind == "customer.subscription.deleted":
-        reason = text(opt_obj(item.get("cancellation_details")).get("reason"))
-        return Mapped([message(v.SUBSCRIPTION_CANCELLED, {**props, "reason": reason})])
+        reason = s.text(s.opt_obj(item.get("cancellation_details")).get("reason"))
+        return s.Mapped([message(v.SUBSCRIPTION_CANCELLED, {**props, "reason": reason})])
     seats = _quantity(item)
     if kind == "customer.subscription.created":
         if seats is None:
-            return Ignored("a subscription without a quantity")
-        return Mapped([message(v.SEATS_CHANGED, {**props, v.SEATS: seats})])
-    previous = opt_obj(data.get("previous_attributes"))
+            return s.Ignored("a subscription without a quantity")
+        return s.Mapped([message(v.SEATS_CHANGED, {**props, v.SEATS: seats})])
+    previous = s.opt_obj(data.get("previous_attributes"))
     messages: list[dict[str, Any]] = []
     before = _quantity(previous)
     if before is not None and seats is not None and before != seats:
@@ -89,22 +73,22 @@ def map_stripe(event: dict[str, Any], accounts: Mapping[str, str]) -> Outcome:
                                                   v.PREVIOUS_SEATS: before}, ":seats"))
     old_price, new_price = _price(previous), _price(item)
     if old_price is not None and new_price is not None:
-        old_amount, new_amount = number(old_price.get("unit_amount")), number(
+        old_amount, new_amount = s.number(old_price.get("unit_amount")), s.number(
             new_price.get("unit_amount"))
         if old_amount is not None and new_amount is not None and new_amount < old_amount:
             messages.append(message(v.PLAN_DOWNGRADED, {
                 **props, v.FROM_PLAN: _plan_name(old_price), v.TO_PLAN: _plan_name(new_price),
             }, ":plan"))
     if not messages:
-        return Ignored("a subscription update that neither lowers the plan nor changes seats")
-    return Mapped(messages)
+        return s.Ignored("a subscription update that neither lowers the plan nor changes seats")
+    return s.Mapped(messages)
 
 
 def _items(subscription: dict[str, Any]) -> list[dict[str, Any]] | None:
     items = subscription.get("items")
     if not isinstance(items, dict) or not isinstance(items.get("data"), list):
         return None
-    return [opt_obj(entry) for entry in items["data"]]
+    return [s.opt_obj(entry) for entry in items["data"]]
 
 
 def _quantity(subscription: dict[str, Any]) -> int | None:
@@ -112,11 +96,11 @@ def _quantity(subscription: dict[str, Any]) -> int | None:
     added up, or the older top-level ``quantity``."""
     items = _items(subscription)
     if items is not None:
-        quantities = [number(entry.get("quantity")) for entry in items]
+        quantities = [s.number(entry.get("quantity")) for entry in items]
         if quantities and all(q is not None and q >= 0 for q in quantities):
             return int(sum(q for q in quantities if q is not None))
         return None
-    quantity = number(subscription.get("quantity"))
+    quantity = s.number(subscription.get("quantity"))
     return int(quantity) if quantity is not None and quantity >= 0 else None
 
 
@@ -131,7 +115,7 @@ def _price(subscription: dict[str, Any]) -> dict[str, Any] | None:
 
 def _plan_name(price: dict[str, Any]) -> str | None:
     for key in ("nickname", "lookup_key", "id"):
-        name = text(price.get(key))
+        name = s.text(price.get(key))
         if name:
             return name
     return None

@@ -15,18 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from scoring import vocabulary as v
-from streams.sources import (
-    Ignored,
-    Mapped,
-    Outcome,
-    account_of,
-    canonical,
-    iso_time,
-    mapper,
-    obj,
-    opt_obj,
-    vendor_id,
-)
+from streams import sources as s
 
 SOURCE = "zendesk"
 _CREATED = "zen:event-type:ticket.created"
@@ -37,37 +26,37 @@ _RESOLVED = frozenset({"solved", "closed"})
 _RATINGS = {"good": 5, "bad": 1}
 
 
-@mapper
-def map_zendesk(payload: dict[str, Any], accounts: Mapping[str, str]) -> Outcome:
+@s.mapper
+def map_zendesk(payload: dict[str, Any], accounts: Mapping[str, str]) -> s.Outcome:
     """One Zendesk webhook → the support event it means."""
     kind = payload.get("type")
     if kind == _RATED:
-        ticket = vendor_id(payload.get("ticket_id"), "ticket_id")
+        ticket = s.vendor_id(payload.get("ticket_id"), "ticket_id")
         rating = payload.get("rating")
         score = _RATINGS.get(rating.strip().lower()) if isinstance(rating, str) else None
         if score is None:
-            return Ignored("a satisfaction rating that is neither good nor bad")
-        account = account_of([], payload.get("organization_id"), accounts)
+            return s.Ignored("a satisfaction rating that is neither good nor bad")
+        account = s.account_of([], payload.get("organization_id"), accounts)
         # One rating per ticket and value: a resend of the same rating is the same event.
-        return Mapped([canonical(SOURCE, f"csat:{ticket}:{score}", v.CSAT_SUBMITTED, account,
-                                 iso_time(payload.get("time")),
-                                 {v.SCORE: score, v.TICKET_ID: ticket})])
+        return s.Mapped([s.canonical(SOURCE, f"csat:{ticket}:{score}", v.CSAT_SUBMITTED,
+                                     account, s.iso_time(payload.get("time")),
+                                     {v.SCORE: score, v.TICKET_ID: ticket})])
     if kind not in (_CREATED, _STATUS_CHANGED):
-        return Ignored("a Zendesk event type Telltale does not read")
-    event_id = vendor_id(payload.get("id"), "id")
-    detail = obj(payload.get("detail"), "detail")
-    ticket = vendor_id(detail.get("id"), "detail.id")
+        return s.Ignored("a Zendesk event type Telltale does not read")
+    event_id = s.vendor_id(payload.get("id"), "id")
+    detail = s.obj(payload.get("detail"), "detail")
+    ticket = s.vendor_id(detail.get("id"), "detail.id")
     if kind == _CREATED:
         name = v.TICKET_OPENED
     else:
-        current = opt_obj(payload.get("event")).get("current")
+        current = s.opt_obj(payload.get("event")).get("current")
         if isinstance(current, dict):
             current = current.get("status")
         if current is None:  # the ticket as it is now says it too
             current = detail.get("status")
         if not (isinstance(current, str) and current.lower() in _RESOLVED):
-            return Ignored("a status change that does not solve the ticket")
+            return s.Ignored("a status change that does not solve the ticket")
         name = v.TICKET_RESOLVED
-    account = account_of([], detail.get("organization_id"), accounts)
-    return Mapped([canonical(SOURCE, event_id, name, account, iso_time(payload.get("time")),
-                             {v.TICKET_ID: ticket})])
+    account = s.account_of([], detail.get("organization_id"), accounts)
+    return s.Mapped([s.canonical(SOURCE, event_id, name, account,
+                                 s.iso_time(payload.get("time")), {v.TICKET_ID: ticket})])

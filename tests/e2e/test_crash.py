@@ -11,23 +11,20 @@ import asyncio
 import os
 import random
 import shutil
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from streams.settings import Settings
 from tests.e2e.test_pipeline_support import (
     SCORE_WORKER,
+    PrepareRun,
     Scenario,
     assert_same_run,
     finished_run,
     kill_9,
-    namespaced,
     prepare,
     produce_messages,
     read_state,
-    reference_run,
     wait_processed,
 )
 
@@ -38,13 +35,10 @@ FEED_SECONDS = 30.0
 
 
 async def test_kill_9_at_random_points_changes_nothing(
-    settings: Settings, kafka_bootstrap: str, start_worker: Any, tmp_path: Path,
+    kafka_bootstrap: str, start_worker: Any, against_reference: PrepareRun,
 ) -> None:
-    settings = settings.replace(replay=True)
-    messages = Scenario(accounts=24, users=3, days=30, silent_after=6).build(settings.partitions)
-    reference = await reference_run(kafka_bootstrap, settings, messages, start_worker, tmp_path)
-
-    crashed = namespaced(settings, "c", tmp_path)
+    messages, reference, crashed = await against_reference(
+        Scenario(accounts=24, users=3, days=30, silent_after=6), "c")
     await prepare(kafka_bootstrap, crashed, [])
     # The stream arrives while the worker runs and dies, so every kill lands mid-stream.
     feed = asyncio.create_task(produce_messages(

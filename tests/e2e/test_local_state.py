@@ -17,16 +17,15 @@ import pytest
 from streams.settings import Settings
 from tests.e2e.test_pipeline_support import (
     SCORE_WORKER,
+    PrepareRun,
     Scenario,
     assert_same_run,
     changelog_topic,
     finished_run,
     kill_9,
     last_offsets,
-    namespaced,
     produce_messages,
     read_state,
-    reference_run,
     score_worker_run,
     wait_processed,
 )
@@ -48,13 +47,10 @@ def _identities(settings: Settings) -> dict[str, str]:
 
 
 async def test_a_killed_worker_keeps_its_local_state_and_replays_only_the_tail(
-    settings: Settings, kafka_bootstrap: str, start_worker: Any, tmp_path: Path,
+    kafka_bootstrap: str, start_worker: Any, against_reference: PrepareRun,
 ) -> None:
-    settings = settings.replace(replay=True)
-    messages = Scenario(accounts=60, users=4, days=20, silent_after=5).build(settings.partitions)
-    reference = await reference_run(kafka_bootstrap, settings, messages, start_worker, tmp_path)
-
-    killed = namespaced(settings, "k", tmp_path)
+    messages, reference, killed = await against_reference(
+        Scenario(accounts=60, users=4, days=20, silent_after=5), "k")
     half = len(messages) // 2
     worker, _ = await score_worker_run(kafka_bootstrap, killed, messages[:half], start_worker)
     # The rest arrives at once, and the kill lands while the worker works through it,

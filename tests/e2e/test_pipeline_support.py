@@ -11,7 +11,7 @@ import os
 import random
 import signal
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -288,6 +288,10 @@ async def score_worker_run(bootstrap: str, settings: Settings, messages: Sequenc
     await prepare(bootstrap, settings, messages)
     worker = start_worker(settings, *SCORE_WORKER)
     return worker, await wait_processed(bootstrap, settings, timeout=timeout, alive=[worker])
+
+
+PrepareRun = Callable[..., Awaitable[tuple[list[Message], RunResult, Settings]]]
+"""The ``against_reference`` fixture (tests/e2e/conftest.py)."""
 
 
 async def reference_run(bootstrap: str, settings: Settings, messages: Sequence[Message],

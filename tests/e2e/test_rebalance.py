@@ -16,14 +16,13 @@ from devstack.process import free_port
 from streams.settings import Settings
 from tests.e2e.test_pipeline_support import (
     SCORE_WORKER,
+    PrepareRun,
     Scenario,
     assert_same_run,
     finished_run,
     kill_9,
-    namespaced,
     prepare,
     produce_messages,
-    reference_run,
     wait_all_partitions_past,
     wait_processed,
 )
@@ -44,13 +43,10 @@ def _worker_settings(shared: Settings, tmp_path: Path, n: int) -> Settings:
 
 
 async def test_second_worker_stops_mid_stream_and_the_first_finishes(
-    settings: Settings, kafka_bootstrap: str, start_worker: Any, tmp_path: Path,
+    kafka_bootstrap: str, start_worker: Any, tmp_path: Path, against_reference: PrepareRun,
 ) -> None:
-    settings = settings.replace(replay=True, standby_replicas=1)
-    messages = Scenario(accounts=24, users=3, days=30, silent_after=6).build(settings.partitions)
-    reference = await reference_run(kafka_bootstrap, settings, messages, start_worker, tmp_path)
-
-    shared = namespaced(settings, "s", tmp_path)
+    messages, reference, shared = await against_reference(
+        Scenario(accounts=24, users=3, days=30, silent_after=6), "s", standby_replicas=1)
     first_worker = start_worker(shared, *SCORE_WORKER)
     second_worker = start_worker(_worker_settings(shared, tmp_path, 2), *SCORE_WORKER)
     await prepare(kafka_bootstrap, shared, messages)
@@ -65,13 +61,11 @@ async def test_second_worker_stops_mid_stream_and_the_first_finishes(
 
 
 async def test_three_workers_one_killed_and_one_added_mid_stream(
-    settings: Settings, kafka_bootstrap: str, start_worker: Any, tmp_path: Path,
+    kafka_bootstrap: str, start_worker: Any, tmp_path: Path, against_reference: PrepareRun,
 ) -> None:
-    settings = settings.replace(replay=True, standby_replicas=1, partitions=6)
-    messages = Scenario(accounts=36, users=3, days=30, silent_after=6).build(settings.partitions)
-    reference = await reference_run(kafka_bootstrap, settings, messages, start_worker, tmp_path)
-
-    shared = namespaced(settings, "t", tmp_path)
+    messages, reference, shared = await against_reference(
+        Scenario(accounts=36, users=3, days=30, silent_after=6), "t", standby_replicas=1,
+        partitions=6)
     await prepare(kafka_bootstrap, shared, [])
     workers = [start_worker(_worker_settings(shared, tmp_path, n), *SCORE_WORKER)
                for n in range(3)]

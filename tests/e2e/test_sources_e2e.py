@@ -6,8 +6,6 @@ retries; the account's health change names the payment failure, started once."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -17,17 +15,15 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-import stripe
 
 from devstack.topics import Record
 from streams.health_change import HEALTH_CHANGES
 from streams.settings import Settings
 from tests.sources.fixtures import payload
+from tests.sources.vendors import SOURCES, signed
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 
-STRIPE_SECRET = "whsec_e2e_0123456789abcdef"
-SEGMENT_SECRET = "segment-e2e-0123456789ab"
 MODULES = ("agents.intake", "agents.resolve", "agents.score")
 
 
@@ -39,10 +35,10 @@ async def _post(url: str, raw: bytes, headers: dict[str, str]) -> dict[str, Any]
         return result
 
 
-async def _segment(url: str, message: dict[str, Any]) -> dict[str, Any]:
-    raw = orjson.dumps(message)
-    signature = hmac.new(SEGMENT_SECRET.encode(), raw, hashlib.sha1).hexdigest()
-    return await _post(url, raw, {"X-Signature": signature})
+async def _send(worker_url: str, source: str, raw: bytes) -> dict[str, Any]:
+    """``raw`` posted to the worker as ``source`` sends it, signed afresh."""
+    path, headers = signed(source, raw)
+    return await _post(worker_url + path, raw, headers)
 
 
 def _changes(records: list[Record]) -> list[dict[str, Any]]:
@@ -56,15 +52,8 @@ def _payment_failed(change: dict[str, Any]) -> bool:
 async def test_a_failed_stripe_invoice_starts_the_payment_failed_signal(
         settings: Settings, create_topics: Callable[..., Any], start_worker: Any,
         consume_until: Callable[..., Any], tmp_path: Path) -> None:
-    (tmp_path / "sources.toml").write_text(f"""
-[workspaces.demo.stripe]
-secret = "{STRIPE_SECRET}"
-[workspaces.demo.stripe.accounts]
-cus_NffrFeUfNV2Hib = "acme"
-[workspaces.demo.segment]
-secret = "{SEGMENT_SECRET}"
-""")
-    settings = settings.replace(write_keys="wk-e2e=demo",
+    (tmp_path / "sources.toml").write_text(SOURCES)
+    settings = settings.replace(write_keys="wk-e2e=acme",
                                 sources_config=tmp_path / "sources.toml")
     topics = settings.topics
     await create_topics(topics.events, topics.by_account, topics.health_changes,
@@ -74,28 +63,23 @@ secret = "{SEGMENT_SECRET}"
     worker = await asyncio.to_thread(start_worker, settings, *args, ready_timeout=180)
     try:
         when = datetime.now(UTC) - timedelta(minutes=5)
-        segment_url = f"{worker.url}/sources/demo/segment"
-        await _segment(segment_url, {
+        await _send(worker.url, "segment", orjson.dumps({
             "type": "group", "messageId": "seg-group-1", "userId": "dana", "groupId": "acme",
             "timestamp": when.isoformat(),
             "traits": {"name": "Acme Corp", "seats": 30, "plan": "team", "arr": 42_000,
                        "renewal_date": (when + timedelta(days=75)).date().isoformat(),
-                       "created_at": (when - timedelta(days=400)).isoformat()}})
-        await _segment(segment_url, {
+                       "created_at": (when - timedelta(days=400)).isoformat()}}))
+        await _send(worker.url, "segment", orjson.dumps({
             "type": "track", "messageId": "seg-track-1", "userId": "dana",
             "event": "Report Published", "timestamp": when.isoformat(),
-            "context": {"groupId": "acme"}})
+            "context": {"groupId": "acme"}}))
 
         invoice = payload("stripe_invoice_payment_failed")
         invoice["created"] = int(time.time()) - 60
         invoice["data"]["object"]["subscription_details"] = None  # account from the mapping
         raw = orjson.dumps(invoice)
-        stripe_url = f"{worker.url}/sources/demo/stripe"
-        answers = []
-        for _ in range(2):  # the second is Stripe's retry after a lost answer
-            header = stripe.WebhookSignature.generate_signature_header(
-                raw.decode(), STRIPE_SECRET, timestamp=int(time.time()))
-            answers.append(await _post(stripe_url, raw, {"Stripe-Signature": header}))
+        # the second is Stripe's retry after a lost answer
+        answers = [await _send(worker.url, "stripe", raw) for _ in range(2)]
         assert [(a["accepted"], a["duplicates"]) for a in answers] == [(1, 0), (0, 1)]
 
         records = await consume_until(
@@ -105,7 +89,7 @@ secret = "{SEGMENT_SECRET}"
         started = [c for c in changes if _payment_failed(c)]
         assert len(started) == 1
         change = started[0]
-        assert change["workspace"] == "demo"
+        assert change["workspace"] == "acme"
         assert "payment" in change["explanation"].lower()
         assert "1,200" in change["explanation"]
         signal = next(s for s in change["signals_started"] if s["type"] == "payment_failed")

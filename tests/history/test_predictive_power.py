@@ -46,6 +46,17 @@ def _line(name: str, m: dict[str, Any]) -> str:
             f"precision {m['top_decile_precision']:.1%}  profit@10% ${m['profit_top_decile']:,.0f}")
 
 
+def _sixty_days_before(horizons: list[dict[str, Any]], heading: str) -> dict[str, Any]:
+    """The models' figures on the renewals of ``horizons`` 60 days before, printed under
+    ``heading``."""
+    (h,) = [h for h in horizons if h["horizon_days"] == 60]
+    print(f"\n{heading} {h['accounts']} renewals, 60 days before ({h['churned']} churned, "
+          f"{h['base_rate']:.1%}):")
+    for name, m in h["models"].items():
+        print(_line(name, m))
+    return h["models"]
+
+
 @pytest.fixture(scope="module")
 def calibrated() -> tuple[Any, dict[str, Any]]:
     sim = simulate(accounts=ACCOUNTS, days=DAYS, seed=SEED)
@@ -60,14 +71,10 @@ def test_default_score_beats_the_activity_baseline_at_60_days(
     calibrated: tuple[Any, dict[str, Any]]
 ) -> None:
     _, result = calibrated
-    (h,) = [h for h in result["all_renewals"] if h["horizon_days"] == 60]
-    score = h["models"]["score"]
-    active = h["models"]["baseline_active_users"]
-    logins = h["models"]["baseline_logins"]
-    print(f"\nAll {h['accounts']} renewals, 60 days before ({h['churned']} churned, "
-          f"{h['base_rate']:.1%}):")
-    for name, m in h["models"].items():
-        print(_line(name, m))
+    models = _sixty_days_before(result["all_renewals"], "All")
+    score = models["score"]
+    active = models["baseline_active_users"]
+    logins = models["baseline_logins"]
     assert score["top_decile_lift"] > active["top_decile_lift"]
     assert score["auc"] > active["auc"]
     # The score is not just logins in disguise either.
@@ -80,13 +87,9 @@ def test_calibration_improves_the_score_out_of_time(
     calibrated: tuple[Any, dict[str, Any]]
 ) -> None:
     calibration, result = calibrated
-    (h,) = [h for h in result["horizons"] if h["horizon_days"] == 60]
-    default = h["models"]["score"]
-    tuned = h["models"]["calibrated"]
-    print(f"\nOut of time: {h['accounts']} renewals after {calibration.split_date} "
-          f"({h['churned']} churned), 60 days before:")
-    for name, m in h["models"].items():
-        print(_line(name, m))
+    models = _sixty_days_before(result["horizons"], f"Out of time, after {calibration.split_date}:")
+    default = models["score"]
+    tuned = models["calibrated"]
     print("\n" + calibration.explanation)
     print("\n" + terminal_summary(result))
     assert tuned["top_decile_lift"] > default["top_decile_lift"]

@@ -90,6 +90,14 @@ class Story:
         self.changes.extend(out)
         return out
 
+    def starts_on(self, day: int, type_: str) -> tuple[list[HealthChange], list[SignalState]]:
+        """Run to the last hour before ``day``, where no ``type_`` signal may be active yet,
+        then into ``day``: that run's changes and the ``type_`` signals they start."""
+        self.run_to(day - 1, hour=23)
+        assert self.active(type_) == [], f"{type_} is active before day {day}"
+        changes = self.run_to(day)
+        return changes, self.started(changes, type_)
+
     @property
     def assessment(self) -> AccountAssessment:
         a = self.replay.assessment(self.workspace, self.account)

@@ -98,19 +98,12 @@ def test_user_inactive_10_and_14_days_for_regular_users_only() -> None:
     s.daily(["sam"], range(0, 20))  # last active day 19
     s.identify(0, "kai", "Kai Brown")
     s.daily(["kai"], range(18, 20))  # only two days: not a regular user
-    s.run_to(28, hour=23)
-    assert s.active("user_inactive_10d") == []
-    changes = s.run_to(29)
-    sig = s.started(changes, "user_inactive_10d")
+    changes, sig = s.starts_on(29, "user_inactive_10d")
     assert [(x.subject, x.text, x.severity) for x in sig] == [
         ("sam", "Sam Ortiz has been inactive for 10 days", "info")
     ]
-    s.run_to(32, hour=23)
-    assert s.active("user_inactive_14d") == []
-    changes = s.run_to(33)
-    assert [x.text for x in s.started(changes, "user_inactive_14d")] == [
-        "Sam Ortiz has been inactive for 14 days"
-    ]
+    changes, sig = s.starts_on(33, "user_inactive_14d")
+    assert [x.text for x in sig] == ["Sam Ortiz has been inactive for 14 days"]
     assert changes[-1].explanation == (
         "Health held at 89 (healthy). New: Sam Ortiz has been inactive for 14 days."
     )
@@ -132,11 +125,7 @@ def _seat_story(stoppers: int) -> Story:
 
 
 def test_seat_utilisation_drop_of_20_percent_fires() -> None:
-    s = _seat_story(5)
-    s.run_to(88, hour=23)
-    assert s.active("seat_utilisation_drop") == []
-    changes = s.run_to(89)
-    sig = s.started(changes, "seat_utilisation_drop")
+    changes, sig = _seat_story(5).starts_on(89, "seat_utilisation_drop")
     assert [x.text for x in sig] == ["seat usage fell 20% (25 → 20 of 30 seats)"]
     assert changes[-1].explanation == (
         "Health fell 5 points (77 → 72) because seat usage fell 20% (25 → 20 of 30 seats) "
@@ -161,13 +150,8 @@ def _core_story(after: int) -> Story:
 
 
 def test_core_feature_decline_of_30_percent_fires() -> None:
-    s = _core_story(7)
-    s.run_to(97, hour=23)
-    assert s.active("core_feature_decline") == []
-    changes = s.run_to(98)
-    assert [x.text for x in s.started(changes, "core_feature_decline")] == [
-        "core-feature use fell 30% (280 → 196 events in 28 days)"
-    ]
+    _, sig = _core_story(7).starts_on(98, "core_feature_decline")
+    assert [x.text for x in sig] == ["core-feature use fell 30% (280 → 196 events in 28 days)"]
 
 
 def test_core_feature_decline_of_20_percent_does_not_fire() -> None:
@@ -202,10 +186,7 @@ def test_ticket_open_five_days() -> None:
     s = Story()
     small_account(s)
     s.track(3, "ana", "Ticket Opened", ticket_id="T-7", priority="low")
-    s.run_to(7, hour=23)
-    assert s.active("ticket_open_long") == []
-    changes = s.run_to(8)
-    sig = s.started(changes, "ticket_open_long")
+    changes, sig = s.starts_on(8, "ticket_open_long")
     assert [x.text for x in sig] == ["support ticket T-7 has been open for 5 days"]
     assert sig[0].key == "ticket_open_long:T-7@20008"
     s.track(9, None, "Ticket Resolved", ticket_id="T-7")
@@ -349,10 +330,7 @@ def test_renewal_checkpoints_are_info_signals() -> None:
     s = Story()
     s.group(0, name="Acme", seats=5, created_at=s.iso_day(-300), renewal_date=s.iso_day(200))
     s.daily(["ana", "ben"], range(0, 120))
-    s.run_to(19, hour=23)
-    assert s.active("renewal_checkpoint") == []
-    changes = s.run_to(20)
-    sig = s.started(changes, "renewal_checkpoint")
+    _, sig = s.starts_on(20, "renewal_checkpoint")
     assert [(x.severity, x.text) for x in sig] == [
         ("info", "renewal in 180 days: T-180 health check")
     ]

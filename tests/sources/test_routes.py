@@ -7,9 +7,6 @@ unattributed ones go to the dead-letter topic with their reason."""
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +15,6 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-import stripe
 from aiohttp import web
 
 from agents import metrics
@@ -31,45 +27,16 @@ from streams.envelope import ENVELOPES, Envelope
 from streams.events import Event, Source
 from streams.settings import Settings
 from tests.sources.fixtures import body
+from tests.sources.vendors import (
+    CHARGEBEE_PASSWORD,
+    SOURCES,
+    STRIPE_SECRET,
+    segment_headers,
+    signed,
+    stripe_headers,
+)
 
 pytestmark = pytest.mark.integration
-
-STRIPE_SECRET = "whsec_routes_0123456789abcdef"
-SEGMENT_SECRET = "segment-shared-0123456789"
-CHARGEBEE_PASSWORD = "chargebee-0123456789abcd"
-ZENDESK_SECRET = "zendesk-0123456789abcdef"
-INTERCOM_SECRET = "intercom-0123456789abcdef"
-FRESHDESK_TOKEN = "freshdesk0123456789abcdef"
-RUDDERSTACK_TOKEN = "rudderstack0123456789abcd"
-SOURCES = f"""
-[workspaces.acme.stripe]
-secret = "{STRIPE_SECRET}"
-[workspaces.acme.stripe.accounts]
-cus_NffrFeUfNV2Hib = "acme"
-
-[workspaces.acme.chargebee]
-username = "telltale"
-password = "{CHARGEBEE_PASSWORD}"
-accounts = {{ "16BPgETyVrQbiGh8" = "globex" }}
-
-[workspaces.acme.segment]
-secret = "{SEGMENT_SECRET}"
-
-[workspaces.acme.zendesk]
-secret = "{ZENDESK_SECRET}"
-accounts = {{ "509974" = "initech" }}
-
-[workspaces.acme.intercom]
-secret = "{INTERCOM_SECRET}"
-accounts = {{ "u-dana" = "initech" }}
-
-[workspaces.acme.freshdesk]
-token = "{FRESHDESK_TOKEN}"
-accounts = {{ "Umbrella Corp" = "umbrella" }}
-
-[workspaces.acme.rudderstack]
-token = "{RUDDERSTACK_TOKEN}"
-"""
 
 
 @dataclass
@@ -106,36 +73,6 @@ async def served(settings: Settings, create_topics: Callable[..., Any], tmp_path
         await runner.cleanup()
 
 
-def _stripe_headers(payload: bytes, secret: str = STRIPE_SECRET) -> dict[str, str]:
-    return {"Stripe-Signature": stripe.WebhookSignature.generate_signature_header(
-        payload.decode(), secret, timestamp=int(time.time()))}
-
-
-def _signed(source: str, payload: bytes) -> tuple[str, dict[str, str]]:
-    """The path and headers each vendor sends ``payload`` with, signed its way."""
-    path = f"/sources/acme/{source}"
-    if source == "stripe":
-        return path, _stripe_headers(payload)
-    if source == "chargebee":
-        return path, {"Authorization": "Basic " + base64.b64encode(
-            f"telltale:{CHARGEBEE_PASSWORD}".encode()).decode()}
-    if source == "zendesk":
-        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        digest = hmac.new(ZENDESK_SECRET.encode(), at.encode() + payload,
-                          hashlib.sha256).digest()
-        return path, {"X-Zendesk-Webhook-Signature": base64.b64encode(digest).decode(),
-                      "X-Zendesk-Webhook-Signature-Timestamp": at}
-    if source == "intercom":
-        return path, {"X-Hub-Signature": "sha1=" + hmac.new(
-            INTERCOM_SECRET.encode(), payload, hashlib.sha1).hexdigest()}
-    if source == "freshdesk":
-        return f"{path}/{FRESHDESK_TOKEN}", {}
-    if source == "rudderstack":
-        return path, {"Authorization": f"Bearer {RUDDERSTACK_TOKEN}"}
-    return path, {"X-Signature": hmac.new(SEGMENT_SECRET.encode(), payload,
-                                          hashlib.sha1).hexdigest()}
-
-
 SIGNED = frozenset({"stripe", "zendesk", "intercom", "segment"})
 FIXTURES = [("stripe", "stripe_subscription_updated", 2),
             ("chargebee", "chargebee_subscription_created", 1),
@@ -155,7 +92,7 @@ async def test_each_source_accepts_its_vendors_webhook_once(
         served: Served, source: str, fixture: str, events: int) -> None:
     payload = body(fixture)
     for attempt in range(2):
-        path, headers = _signed(source, payload)
+        path, headers = signed(source, payload)
         status, answer = await served.post(path, payload, headers)
         assert status == 200, answer
         assert (answer["accepted"], answer["duplicates"]) == (
@@ -187,15 +124,15 @@ async def test_a_stripe_retry_is_one_event(served: Served,
     payload = body("stripe_invoice_payment_failed")
     accepted = _count("stripe", "accepted")
     status, answer = await served.post("/sources/acme/stripe", payload,
-                                       _stripe_headers(payload))
+                                       stripe_headers(payload))
     assert (status, answer["accepted"]) == (200, 1)
     for _ in range(2):  # Stripe retries with a fresh signature each time
         status, answer = await served.post("/sources/acme/stripe", payload,
-                                           _stripe_headers(payload))
+                                           stripe_headers(payload))
         assert (status, answer["accepted"], answer["duplicates"]) == (200, 0, 1)
     assert _count("stripe", "accepted") == accepted + 1
     marker = body("stripe_invoice_paid")
-    await served.post("/sources/acme/stripe", marker, _stripe_headers(marker))
+    await served.post("/sources/acme/stripe", marker, stripe_headers(marker))
     records = await consume_until(
         served.settings.topics.events,
         lambda rs: any(e.message_id.startswith("stripe:evt_1NG9Aa") for e in _events(rs)))
@@ -213,17 +150,17 @@ async def test_bad_signatures_unknown_sources_and_big_bodies_are_refused(
     payload = body("stripe_invoice_payment_failed")
     unauthorized = _count("stripe", "unauthorized")
     tampered = payload.replace(b"120000", b"120001")
-    status, _ = await served.post("/sources/acme/stripe", tampered, _stripe_headers(payload))
+    status, _ = await served.post("/sources/acme/stripe", tampered, stripe_headers(payload))
     assert status == 401
     status, _ = await served.post("/sources/acme/stripe", payload,
-                                  _stripe_headers(payload, STRIPE_SECRET + "x"))
+                                  stripe_headers(payload, STRIPE_SECRET + "x"))
     assert status == 401
     assert _count("stripe", "unauthorized") == unauthorized + 2
     for path in ("/sources/other/stripe", "/sources/other/zendesk", "/sources/acme/paypal"):
-        status, _ = await served.post(path, payload, _stripe_headers(payload))
+        status, _ = await served.post(path, payload, stripe_headers(payload))
         assert status == 404, path
     big = b'{"pad": "' + b"x" * MAX_BODY_BYTES + b'"}'
-    status, _ = await served.post("/sources/acme/stripe", big, _stripe_headers(big))
+    status, _ = await served.post("/sources/acme/stripe", big, stripe_headers(big))
     assert status == 413
 
 
@@ -233,17 +170,17 @@ async def test_unread_types_are_acknowledged_and_bad_bodies_dead_lettered(
     refund["type"], refund["id"] = "charge.refunded", "evt_refund_1"
     ignored = _count("stripe", "ignored")
     raw = orjson.dumps(refund)
-    status, answer = await served.post("/sources/acme/stripe", raw, _stripe_headers(raw))
+    status, answer = await served.post("/sources/acme/stripe", raw, stripe_headers(raw))
     assert status == 200 and "ignored" in answer
     assert _count("stripe", "ignored") == ignored + 1
 
     stranger = orjson.loads(body("stripe_invoice_paid"))
     stranger["data"]["object"]["customer"] = "cus_nobody"
     raw = orjson.dumps(stranger)
-    status, answer = await served.post("/sources/acme/stripe", raw, _stripe_headers(raw))
+    status, answer = await served.post("/sources/acme/stripe", raw, stripe_headers(raw))
     assert (status, answer["dead_lettered"]) == (200, 1)
     status, answer = await served.post("/sources/acme/stripe", b"{not json",
-                                       _stripe_headers(b"{not json"))
+                                       stripe_headers(b"{not json"))
     assert (status, answer["dead_lettered"]) == (200, 1)
     records = await consume_until(served.settings.topics.events_dlq,
                                   lambda rs: len(rs) >= 2)
@@ -273,16 +210,14 @@ async def test_chargebee_needs_its_basic_auth(served: Served,
 async def test_segment_destination_messages_are_verified_and_accepted(
         served: Served, consume_until: Callable[..., Any]) -> None:
     payload = body("segment_track")
-    signature = hmac.new(SEGMENT_SECRET.encode(), payload, hashlib.sha1).hexdigest()
     status, _ = await served.post("/sources/acme/segment", payload, {"X-Signature": "0" * 40})
     assert status == 401
     status, answer = await served.post("/sources/acme/segment", payload,
-                                       {"X-Signature": signature})
+                                       segment_headers(payload))
     assert (status, answer["accepted"]) == (200, 1)
     unknown = orjson.dumps({**orjson.loads(payload), "type": "screenview"})
-    signed = hmac.new(SEGMENT_SECRET.encode(), unknown, hashlib.sha1).hexdigest()
     status, answer = await served.post("/sources/acme/segment", unknown,
-                                       {"X-Signature": signed})
+                                       segment_headers(unknown))
     assert status == 200 and "ignored" in answer
     records = await consume_until(served.settings.topics.events,
                                   lambda rs: any(e.user_id == "dana@acme.io"

@@ -56,6 +56,21 @@ def notifier(redis_url: str, prefix: str, url: str, backoff: float,
     return Notifier(settings, config, ReadModel.from_settings(settings), dead_letter)
 
 
+@pytest.fixture
+async def pair(redis_url: str, unique_prefix: str, hook: tuple[RecordingServer, Switch]
+               ) -> AsyncIterator[tuple[Notifier, Notifier]]:
+    """Two notifiers webhooking to ``hook``: the first waits 30 s before each retry, so
+    what it fails to deliver stays unfinished; the second retries at once."""
+    server, _ = hook
+    first = notifier(redis_url, unique_prefix, server.url, backoff=30.0)
+    second = notifier(redis_url, unique_prefix, server.url, backoff=0.01)
+    yield first, second
+    for n in (second, first):
+        if not n.dispatcher._closed:  # a test may have stopped one cleanly itself
+            await n.close()
+    await cleanup(second, first)
+
+
 async def cleanup(*notifiers: Notifier) -> None:
     first = notifiers[0]
     await first.readmodel.clear()
@@ -83,54 +98,43 @@ async def test_claim_is_all_or_nothing(redis_url: str, unique_prefix: str) -> No
 
 
 async def test_a_dead_workers_deliveries_are_finished_by_another(
-        redis_url: str, unique_prefix: str, hook: tuple[RecordingServer, Switch]) -> None:
+        hook: tuple[RecordingServer, Switch], pair: tuple[Notifier, Notifier]) -> None:
     server, switch = hook
-    crashed = notifier(redis_url, unique_prefix, server.url, backoff=30.0)
-    survivor = notifier(redis_url, unique_prefix, server.url, backoff=0.01)
-    try:
-        change = make_change()
-        assert await crashed.handle(orjson.dumps(change)) == "notified"
-        await server.wait_for(1, accepted=False)  # first attempt failed; now backing off
-        # The survivor does not touch the work of a live notifier.
-        assert await survivor.recover() == 0
-        # The worker dies: its tasks stop and its heartbeat lapses.
-        for task in crashed.dispatcher._workers.values():
-            task.cancel()
-        await crashed.redis.delete(crashed.outbox.owner_prefix + crashed.outbox.owner)
-        switch.up = True
-        assert await crashed.handle(orjson.dumps(change)) == "duplicate"  # Kafka redelivery
-        assert await survivor.recover() == 1
-        await server.wait_for(1)
-        await survivor.dispatcher.drain(10)
-        assert [r.headers["X-Telltale-Change-Id"] for r in server.accepted()] == [change["id"]]
-        assert await survivor.redis.hlen(survivor.outbox.key) == 0
-        assert await survivor.recover() == 0
-    finally:
-        await survivor.close()
-        await crashed.close()
-        await cleanup(survivor, crashed)
+    crashed, survivor = pair
+    change = make_change()
+    assert await crashed.handle(orjson.dumps(change)) == "notified"
+    await server.wait_for(1, accepted=False)  # first attempt failed; now backing off
+    # The survivor does not touch the work of a live notifier.
+    assert await survivor.recover() == 0
+    # The worker dies: its tasks stop and its heartbeat lapses.
+    for task in crashed.dispatcher._workers.values():
+        task.cancel()
+    await crashed.redis.delete(crashed.outbox.owner_prefix + crashed.outbox.owner)
+    switch.up = True
+    assert await crashed.handle(orjson.dumps(change)) == "duplicate"  # Kafka redelivery
+    assert await survivor.recover() == 1
+    await server.wait_for(1)
+    await survivor.dispatcher.drain(10)
+    assert [r.headers["X-Telltale-Change-Id"] for r in server.accepted()] == [change["id"]]
+    assert await survivor.redis.hlen(survivor.outbox.key) == 0
+    assert await survivor.recover() == 0
 
 
 async def test_a_clean_stop_hands_unfinished_deliveries_over_at_once(
-        redis_url: str, unique_prefix: str, hook: tuple[RecordingServer, Switch]) -> None:
+        hook: tuple[RecordingServer, Switch], pair: tuple[Notifier, Notifier]) -> None:
     server, switch = hook
-    stopping = notifier(redis_url, unique_prefix, server.url, backoff=30.0)
-    other = notifier(redis_url, unique_prefix, server.url, backoff=0.01)
-    try:
-        changes = [make_change(account_id=f"a{i}") for i in range(3)]
-        for change in changes:
-            await stopping.handle(orjson.dumps(change))
-        await server.wait_for(1, accepted=False)
-        await asyncio.wait_for(stopping.close(), 15)
-        switch.up = True
-        assert await other.recover() == 3
-        await server.wait_for(3)
-        await other.dispatcher.drain(10)
-        assert sorted(r.headers["X-Telltale-Change-Id"] for r in server.accepted()) == sorted(
-            c["id"] for c in changes)
-    finally:
-        await other.close()
-        await cleanup(other, stopping)
+    stopping, other = pair
+    changes = [make_change(account_id=f"a{i}") for i in range(3)]
+    for change in changes:
+        await stopping.handle(orjson.dumps(change))
+    await server.wait_for(1, accepted=False)
+    await asyncio.wait_for(stopping.close(), 15)
+    switch.up = True
+    assert await other.recover() == 3
+    await server.wait_for(3)
+    await other.dispatcher.drain(10)
+    assert sorted(r.headers["X-Telltale-Change-Id"] for r in server.accepted()) == sorted(
+        c["id"] for c in changes)
 
 
 async def test_an_adopted_copy_that_no_longer_decodes_is_dead_lettered_not_sent(
