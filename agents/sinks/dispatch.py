@@ -154,6 +154,7 @@ class Dispatcher:
         for queue in self._queues.values():
             while not queue.empty():
                 left.append(queue.get_nowait())
+                queue.task_done()  # taken over here: a later drain must not wait for it
         self._in_flight.clear()
         if keep_leftovers:
             return left
