@@ -28,7 +28,7 @@ def test_demo_prints_explained_changes_and_the_accounts_needing_attention(
            "TELLTALE_REDIS_URL": redis_url}
     port = free_port()
     run = subprocess.run(
-        [sys.executable, "-m", "agents.cli", "demo", "--accounts", "8", "--days", "30",
+        [sys.executable, "-m", "agents.cli", "demo", "--accounts", "20", "--days", "30",
          "--once", "--duration", "180", "--web-port", str(port)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, check=False,
     )
