@@ -84,6 +84,9 @@ class Usage:
     events_30d: int
     active_days_14d: int
     active_days_30d: int
+    #: product-usage events of the scoring config's vocabulary in the last 30 days, by
+    #: name (what calibration weighs the events by); not in the JSON
+    by_event_30d: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(slots=True)
@@ -176,6 +179,9 @@ class _BaselineTracker:
         self.logins: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
         self.seats: dict[str, int] = {}
         self.users_seen: dict[str, set[str]] = defaultdict(set)
+        # (day, event name) → count, for the named events of the vocabulary
+        self.named: dict[str, dict[tuple[int, str], int]] = defaultdict(
+            lambda: defaultdict(int))
 
     def is_usage(self, e: Event) -> bool:
         """Whether the event is product usage: what the score counts as activity, less
@@ -208,6 +214,12 @@ class _BaselineTracker:
             for d in [d for d in per_day if d <= day - BASELINE_WINDOW_DAYS - 1]:
                 del per_day[d]
         self.last_day[account] = max(day, self.last_day.get(account, day))
+        if e.name is not None and e.name in self.rules:
+            named = self.named[account]
+            named[(day, e.name)] += 1
+            if len(named) > 4 * BASELINE_WINDOW_DAYS * max(1, len(self.rules)):
+                for key in [k for k in named if k[0] <= day - BASELINE_WINDOW_DAYS - 1]:
+                    del named[key]
         user = e.user_id or e.anonymous_id
         if user is None:
             return
@@ -218,7 +230,7 @@ class _BaselineTracker:
 
     def forget(self, account: str) -> None:
         for table in (self.last_active, self.usage, self.last_day, self.logins, self.seats,
-                      self.users_seen):
+                      self.users_seen, self.named):
             table.pop(account, None)
 
     def measure(self, account: str, at: float) -> tuple[int, int, int, Usage]:
@@ -237,12 +249,17 @@ class _BaselineTracker:
         last = self.last_day.get(account)
         if last is not None and last >= today:  # an event at the very moment: not before it
             last = max((d for d in usage if d < today), default=None)
+        by_event: dict[str, int] = defaultdict(int)
+        for (d, name), n in self.named.get(account, {}).items():
+            if since <= d < today:
+                by_event[name] += n
         return active, logins, seats, Usage(
             days_since_active=None if last is None else today - last,
             events_7d=sum(n for d, n in days if d >= today - 7),
             events_30d=sum(n for _, n in days),
             active_days_14d=sum(1 for d, _ in days if d >= today - 14),
             active_days_30d=len(days),
+            by_event_30d=tuple(sorted(by_event.items())),
         )
 
 

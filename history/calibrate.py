@@ -1,7 +1,7 @@
-"""Calibration: learn the score's component weights and band thresholds from your own
-renewals and churns, and check the result out of time.
+"""Calibration: learn the score's component weights, band thresholds, event weights and
+recency curve from your own renewals and churns, and check the result out of time.
 
-The model stays the one people can read: the score is still the sum of the seven
+The model stays the one people can read: the score is still the sum of its
 components, each earning a share of its weight. Calibration fits an L2-regularised
 logistic regression of churn on those shares (one row per account and horizon, from a
 backtest with the current config), on the renewals up to a split date only. A component
@@ -58,6 +58,12 @@ RECENCY_SCALES = (1.0, 1.5, 2.0)
 #: Log-likelihood a stretch must gain on the training rows over the shipped curve to be
 #: taken: one more parameter, as Akaike's criterion counts it.
 SCALE_GAIN = 1.0
+#: An event is weighed again only when at least this share of the training assessments
+#: saw it in their 30 days, churned and renewed alike: too rare an event says nothing.
+EVENT_MIN_SHARE = 0.05
+EVENT_MIN_ROWS = 10
+#: Points an event's weight moves at most in one calibration.
+EVENT_MAX_MOVE = 3
 
 
 # --------------------------------------------------------------------------- the model
@@ -211,6 +217,78 @@ def _stretched(curve: Curve, scale: float) -> Curve:
 
 
 @dataclass(frozen=True, slots=True)
+class EventMove:
+    """One event's weight before and after, and how often (per seat, in 30 days) the
+    training accounts that churned and those that stayed used it."""
+
+    name: str
+    before: int
+    after: int
+    churned: float
+    retained: float
+
+
+def event_weights(train: Sequence[Snapshot], config: ScoringConfig, alpha: float
+                  ) -> tuple[dict[str, int], list[EventMove]]:
+    """Weights 1-10 of the vocabulary's usage events, learnt from the training rows.
+
+    Engagement is the weighted sum of an account's events per seat. Each event judged on
+    its own (events go together, so a joint fit would hand one event's credit to
+    another at random): its weight is multiplied by how much more the accounts that
+    stayed used it per seat in their 30 days than those that churned (between half and
+    double), the weights are rescaled so the events' weighted total over the training
+    rows is what it was (engagement's curve keeps its meaning), pulled toward the
+    current weights by ``alpha`` as the component weights are, and moved by at most
+    :data:`EVENT_MAX_MOVE` points. Events too rare to judge keep theirs."""
+    current = {n: r.weight for n, r in config.events.items() if r.family == "adoption"}
+    counts = [dict(s.usage.by_event_30d) for s in train]
+    ys = [s.churned for s in train]
+    seats = [max(1, s.seats) for s in train]
+    names = []
+    for n in sorted(current):
+        used = [y for c, y in zip(counts, ys, strict=True) if c.get(n)]
+        if (len(used) >= max(EVENT_MIN_ROWS, EVENT_MIN_SHARE * len(train))
+                and EVENT_MIN_ROWS <= sum(used) <= len(used) - EVENT_MIN_ROWS):
+            names.append(n)
+    if len(names) < 2 or alpha <= 0:
+        return dict(current), []
+    churned_rows = sum(ys)
+    retained_rows = len(ys) - churned_rows
+    rates: dict[str, tuple[float, float]] = {}
+    totals: dict[str, float] = {}
+    for n in names:
+        per_seat = [c.get(n, 0) / k for c, k in zip(counts, seats, strict=True)]
+        ch = sum(v for v, y in zip(per_seat, ys, strict=True) if y) / churned_rows
+        st = sum(v for v, y in zip(per_seat, ys, strict=True) if not y) / retained_rows
+        rates[n] = (ch, st)
+        totals[n] = sum(per_seat)
+    fitted = {n: current[n] * max(0.5, min(2.0, _ratio(st, ch))) for n, (ch, st) in rates.items()}
+    before_total = sum(current[n] * totals[n] for n in names)
+    after_total = sum(fitted[n] * totals[n] for n in names) or 1.0
+    out = dict(current)
+    moves = []
+    for n in names:
+        target = fitted[n] * before_total / after_total
+        blended = alpha * target + (1 - alpha) * current[n]
+        w = math.floor(blended + 0.5)
+        w = max(1, current[n] - EVENT_MAX_MOVE, min(10, current[n] + EVENT_MAX_MOVE, w))
+        out[n] = w
+        if w != current[n]:
+            ch, st = rates[n]
+            moves.append(EventMove(n, current[n], w, ch, st))
+    moves.sort(key=lambda m: (-abs(m.after - m.before), m.name))
+    return out, moves
+
+
+def _ratio(retained: float, churned: float) -> float:
+    """How many times more the accounts that stayed used an event; a twentieth of its
+    mean rate is added to both sides, so that an event nobody who churned used is not
+    infinitely telling."""
+    floor = 0.05 * (retained + churned) / 2 + 1e-12
+    return (retained + floor) / (churned + floor)
+
+
+@dataclass(frozen=True, slots=True)
 class _Fit:
     scale: float
     curve: Curve | None
@@ -349,6 +427,9 @@ def calibrate(
     metrics = dict(config.metrics)
     for n, w in zip(names, weights, strict=True):
         metrics[n] = replace(metrics[n], weight=w)
+    learnt_events, event_moves = event_weights(train, config, alpha)
+    events = {n: replace(r, weight=learnt_events.get(n, r.weight))
+              for n, r in config.events.items()}
     recency_days: tuple[float, float] | None = None
     if fit.curve is not None and fit.scale != 1.0:
         shipped = config.metrics["recency"].curve
@@ -356,12 +437,13 @@ def calibrate(
         recency_days = (shipped.points[-1][0], fit.curve.points[-1][0])
     digest = hashlib.sha1(
         ",".join(f"{n}={w}" for n, w in zip(names, weights, strict=True)).encode()
-        + f"|{watch}|{healthy}|{fit.scale:g}".encode(),
+        + f"|{watch}|{healthy}|{fit.scale:g}|".encode()
+        + ",".join(f"{n}={r.weight}" for n, r in sorted(events.items())).encode(),
         usedforsecurity=False,
     ).hexdigest()[:6]
     version = f"{config.version}+cal.{split:%Y%m%d}.{digest}"
     new_config = replace(
-        config, version=version, metrics=metrics,
+        config, version=version, metrics=metrics, events=events,
         bands=replace(config.bands, watch=watch, healthy=healthy),
     ).validate()
 
@@ -380,6 +462,7 @@ def calibrate(
         bands_before=(config.bands.watch, config.bands.healthy), bands_after=(watch, healthy),
         bands_why=band_why, probability=tuple(probability),
         test_accounts=len(test_accounts), recency_days=recency_days,
+        event_moves=tuple(event_moves),
     )
     return Calibration(
         config=new_config,
@@ -433,6 +516,7 @@ class Story:
     test_accounts: int
     #: the recency curve's last day before and after, when the calibration stretched it
     recency_days: tuple[float, float] | None = None
+    event_moves: tuple[EventMove, ...] = ()
 
 
 def explain(story: Story, t: Translator = ENGLISH) -> str:
@@ -461,6 +545,18 @@ def explain(story: Story, t: Translator = ENGLISH) -> str:
     for n, b, a in moves:
         if a != b:
             parts.append(_weight_moved(n, b, a, story.share_means[n], t))
+    if story.event_moves:
+        said = [t.gettext("%(event)s %(before)s → %(after)s (%(retained)s a seat among "
+                          "those that stayed, %(churned)s among those that churned)",
+                          event=m.name, before=m.before, after=m.after,
+                          retained=t.fixed(m.retained, 1), churned=t.fixed(m.churned, 1))
+                for m in story.event_moves[:4]]
+        more = len(story.event_moves) - len(said)
+        parts.append(t.gettext(
+            "Event weights, from how often each event was used in the 30 days before: "
+            "%(events)s%(more)s.", events="; ".join(said),
+            more=t.ngettext("; %(count)s more moved", "; %(count)s more moved", more)
+            if more > 0 else ""))
     if story.recency_days is not None:
         before, after = story.recency_days
         parts.append(t.gettext(
