@@ -181,6 +181,14 @@ class Calibration:
             "bands": {"before": {"watch": self.bands_before[0], "healthy": self.bands_before[1]},
                       "after": {"watch": self.bands_after[0], "healthy": self.bands_after[1]}},
             "churn_probability_by_score": self.probability,
+            "event_weights": [] if self.story is None else [
+                {"event": m.name, "before": m.before, "after": m.after,
+                 "per_seat_30d": {"churned": round(m.churned, 3),
+                                  "retained": round(m.retained, 3)}}
+                for m in self.story.event_moves],
+            "recency_curve_last_day": None
+            if self.story is None or self.story.recency_days is None
+            else {"before": self.story.recency_days[0], "after": self.story.recency_days[1]},
             "explanation": self.explanation,
         }
 

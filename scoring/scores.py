@@ -10,7 +10,7 @@ from typing import Any
 
 from scoring.config import Bands, ScoringConfig
 from scoring.labels import Band
-from state.aggregates import AccountState, UserSummary, epoch_week
+from state.aggregates import DAY, AccountState, UserSummary, epoch_week
 
 _BAND_RANK: dict[str, int] = {Band.AT_RISK: 0, Band.WATCH: 1, Band.HEALTHY: 2}
 
@@ -464,7 +464,7 @@ def _while_recent(account: AccountState, today: int, config: ScoringConfig) -> l
     """Every day until the last activity is as old as the recency curve's last point."""
     if account.last_seen is None:
         return []
-    last = int(account.last_seen // 86400)
+    last = int(account.last_seen // DAY)
     end = config.metrics["recency"].curve.points[-1][0]
     return [today + 1] if today - last < end else []
 

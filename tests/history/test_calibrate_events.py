@@ -63,6 +63,9 @@ def test_the_calibrated_config_carries_the_weights_and_says_why() -> None:
     said = explain(calibration.story)
     assert "Event weights, from how often each event was used in the 30 days before: " in said
     assert f"{WARNS} {CONFIG.events[WARNS].weight} → {warns.weight} (" in said
+    written = {e["event"]: e for e in calibration.to_dict()["event_weights"]}
+    assert written[WARNS]["after"] == warns.weight
+    assert written[WARNS]["per_seat_30d"]["churned"] > written[WARNS]["per_seat_30d"]["retained"]
 
 
 def test_without_evidence_the_weights_stay() -> None:

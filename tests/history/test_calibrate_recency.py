@@ -48,6 +48,8 @@ def test_a_history_whose_churners_stayed_quiet_past_the_curve_stretches_it() -> 
     assert (f"Recency's points now run out after {learnt[-1][0]:g} days without use "
             f"instead of {shipped[-1][0]:g}") in said
     assert calibration.config.metrics["recency"].weight > CONFIG.metrics["recency"].weight
+    assert calibration.to_dict()["recency_curve_last_day"] == {
+        "before": shipped[-1][0], "after": learnt[-1][0]}
 
 
 def test_a_history_whose_churners_left_within_the_curve_keeps_it() -> None:
