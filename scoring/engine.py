@@ -139,14 +139,14 @@ class AccountAssessment:
     owner_email: str | None
     owner_slack_id: str | None
     external_ids: dict[str, str]
-    history: list[tuple[int, int]]
     config_version: str
     attention: Attention
     change_id: str | None = None
     alert: bool = False
-    # Users are scored on first access (most steps never need them); valid until the
-    # account is stepped again.
+    # Users and the score history are read from the account on first access (most steps
+    # never need them); valid until the account is stepped again.
     _users: list[UserView] | None = None
+    _history: list[tuple[int, int]] | None = None
     _source: tuple[AccountState, int, ScoringConfig] | None = None
 
     @property
@@ -157,8 +157,16 @@ class AccountAssessment:
                 return []
             acc, today, config = self._source
             self._users = user_views(acc, today, config, config.decisions.max_users_in_change)
-            self._source = None
         return self._users
+
+    @property
+    def history(self) -> list[tuple[int, int]]:
+        """The daily scores kept (epoch day, score), oldest first, up to today's."""
+        if self._history is None:
+            if self._source is None:
+                return []
+            self._history = sorted(self._source[0].history.items())
+        return self._history
 
     def component(self, name: str) -> Component:
         for c in self.components:
@@ -387,7 +395,6 @@ def assess(
         owner_email=acc.owner_email,
         owner_slack_id=acc.owner_slack_id,
         external_ids=dict(acc.external_ids),
-        history=sorted(acc.history.items()),
         config_version=config.version,
         attention=attention,
         _source=(acc, today, config),

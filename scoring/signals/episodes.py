@@ -11,9 +11,32 @@ every resolution.
 
 from __future__ import annotations
 
+from typing import Any
+
 from scoring import explain
 from scoring.signals.unit import Detected
 from state.aggregates import DAY, SignalState
+
+#: Texts already said, by type and detail numbers: many signals hold for weeks with the
+#: same numbers (a saturated team), and each evaluation would say them again.
+_TEXTS: dict[tuple[Any, ...], str] = {}
+_TEXTS_MAX = 4096
+
+
+def _text(kind: str, detail: dict[str, Any]) -> str:
+    """:func:`scoring.explain.signal_text` in English, remembered for details of plain
+    values (a pure function of them)."""
+    try:
+        # the types too: 1, 1.0 and True are equal keys but not the same words
+        key = (kind, *detail.items(), *map(type, detail.values()))
+        text = _TEXTS.get(key)
+    except TypeError:  # a list or a dict among the numbers: not a key
+        return explain.signal_text(kind, detail)
+    if text is None:
+        if len(_TEXTS) >= _TEXTS_MAX:
+            _TEXTS.clear()
+        text = _TEXTS[key] = explain.signal_text(kind, detail)
+    return text
 
 
 def merge(
@@ -26,7 +49,7 @@ def merge(
     new_active: dict[str, SignalState] = {}
     started: list[SignalState] = []
     for d in detected:
-        text = explain.signal_text(d.type, d.detail)
+        text = _text(d.type, d.detail)
         prev = by_ident.get(d.ident)
         if prev is not None:
             # a fresh record: changes already emitted keep the numbers they were sent with

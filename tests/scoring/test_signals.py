@@ -390,3 +390,19 @@ def test_the_flagship_story_names_the_power_user_and_the_seats() -> None:
     assert [d.component for d in change.drivers] == ["power_users", "active_seats"]
     assert change.current.band == "healthy"  # told as a fall, before the band moves
     assert change.delta == -18 and change.change_7d == -19
+
+
+def test_a_signal_text_said_again_is_the_one_its_numbers_give() -> None:
+    """Texts are remembered by type and numbers: a number's type counts (``True`` is not
+    ``1``), and numbers that cannot be a key (a list) are said afresh."""
+    from scoring import explain
+    from scoring.signals.episodes import _text
+
+    for detail in ({"active": 19, "seats": 20, "pct": 95},
+                   {"active": True, "seats": 20, "pct": 95},
+                   {"active": 1, "seats": 20, "pct": 95},
+                   {"active": 19, "seats": 20, "pct": 95}):
+        assert _text("seat_saturation", detail) == explain.signal_text("seat_saturation", detail)
+    gated = {"count": 3, "features": ["sso", "audit log"]}
+    assert _text("gated_feature_clicked", gated) == explain.signal_text(
+        "gated_feature_clicked", gated)
