@@ -111,6 +111,9 @@ class Snapshot:
     signals_since: dict[str, float] = field(default_factory=dict)  # type → earliest start
     churn_type: str | None = None  # see history.churn; learnt after the fact, a label only
     churn_reason: str | None = None
+    #: the segment the score weighed the account as (``segment`` may be the outcome
+    #: file's); what calibration fits a segment's own weights on; not in the JSON
+    scored_segment: str | None = None
 
     @property
     def churned(self) -> bool:
@@ -436,6 +439,7 @@ def replay_snapshots(
                 outcome_date=o.date.isoformat(),
                 segment=o.segment or assessment.segment,
                 usage=usage,
+                scored_segment=assessment.segment,
             ))
             judged.append(o)
 

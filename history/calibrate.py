@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import math
 import sys
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date
@@ -41,11 +42,17 @@ from history.backtest import (
     replay_snapshots,
     result_dict,
 )
-from history.evaluation import ProfitParams, brier_score, reliability_curve
+from history.evaluation import (
+    ProfitParams,
+    brier_score,
+    paired_bootstrap,
+    reliability_curve,
+    roc_auc,
+)
 from history.importers import OutcomeRecord, OutcomesError
 from history.learned import learned_models
 from history.report import ENGLISH, day
-from scoring.config import Bands, Curve, ScoringConfig, dump_config
+from scoring.config import SEGMENTS, Bands, Curve, ScoringConfig, dump_config
 from scoring.i18n import N_, Translator
 from scoring.scores import split_points
 
@@ -64,6 +71,15 @@ EVENT_MIN_SHARE = 0.05
 EVENT_MIN_ROWS = 10
 #: Points an event's weight moves at most in one calibration.
 EVENT_MAX_MOVE = 3
+#: A segment is fitted on its own only with at least this many training assessments of
+#: accounts that churned, and as many of accounts that stayed.
+SEGMENT_MIN_ROWS = 30
+#: It keeps weights of its own only when, fitted on the earlier part of its training
+#: outcomes (``SEGMENT_EARLIER``), they rank the churners of the later part better than
+#: the portfolio's weights do, by at least this much AUC and with the lower end of the
+#: difference's 90% bootstrap interval above zero.
+SEGMENT_MIN_GAIN = 0.01
+SEGMENT_EARLIER = 0.7
 
 
 # --------------------------------------------------------------------------- the model
@@ -189,8 +205,22 @@ class Calibration:
             "recency_curve_last_day": None
             if self.story is None or self.story.recency_days is None
             else {"before": self.story.recency_days[0], "after": self.story.recency_days[1]},
+            "segments": [] if self.story is None else [
+                _segment_dict(f, self.story.names) for f in self.story.segments],
             "explanation": self.explanation,
         }
+
+
+def _segment_dict(f: SegmentFit, names: Sequence[str]) -> dict[str, Any]:
+    return {
+        "segment": f.segment, "assessments": f.rows, "churned_assessments": f.churned_rows,
+        "weights": None if f.weights is None else dict(zip(names, f.weights, strict=True)),
+        "check": None if f.auc_own is None else {
+            "assessments": f.check_rows, "auc_own": round(f.auc_own, 4),
+            "auc_portfolio": None if f.auc_portfolio is None else round(f.auc_portfolio, 4),
+            "gain_interval_90": None if f.gain_interval is None
+            else [round(x, 4) for x in f.gain_interval]},
+    }
 
 
 def split_date(outcomes: Sequence[OutcomeRecord], train_share: float = 0.6) -> date:
@@ -342,6 +372,93 @@ def _best_fit(train: Sequence[Snapshot], names: Sequence[str], config: ScoringCo
     return best
 
 
+def _weights(fit: _Fit, prior: Sequence[int], churned_rows: int, prior_churners: float
+             ) -> tuple[list[int], float, list[float]]:
+    """Weights from a fit, pulled toward ``prior`` (points) by the evidence: the fitted
+    ones count for ``alpha`` = churned / (churned + prior_churners). Returns the weights,
+    alpha and the coefficients per unit of share (negative: protective)."""
+    raw_coef = [c / sd for c, sd in zip(fit.coef, fit.sds, strict=True)]
+    # Protective components have negative coefficients (more of it, less churn).
+    fitted = [max(0.0, -c) for c in raw_coef]
+    alpha = churned_rows / (churned_rows + prior_churners) if sum(fitted) > 0 else 0.0
+    fitted_total = sum(fitted) or 1.0
+    blended = [alpha * 100.0 * f / fitted_total + (1 - alpha) * d
+               for f, d in zip(fitted, prior, strict=True)]
+    return largest_remainder(blended, 100, MIN_WEIGHT), alpha, raw_coef
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentFit:
+    """One segment's own weights, or why it keeps the portfolio's: its training
+    assessments (``rows``, ``churned_rows`` of accounts that churned) and, when it could
+    be checked, the AUC of its own weights (fitted on its earlier outcomes) and of the
+    portfolio's on its later ones (``check_rows``)."""
+
+    segment: str
+    rows: int
+    churned_rows: int
+    weights: tuple[int, ...] | None = None  # kept: fitted on all its training rows
+    check_rows: int = 0
+    auc_own: float | None = None
+    auc_portfolio: float | None = None
+    gain_interval: tuple[float, float] | None = None  # 90%, own minus portfolio
+
+
+def _risk(rows: Sequence[Snapshot], names: Sequence[str], curve: Curve | None,
+          weights: Sequence[int]) -> list[float]:
+    """Each row's risk (minus its score) under ``weights``."""
+    return [-sum(w * v for w, v in zip(weights, _shares(s, names, curve), strict=True))
+            for s in rows]
+
+
+def segment_fits(train: Sequence[Snapshot], names: Sequence[str], curve: Curve | None,
+                 portfolio: Sequence[int], l2: float = DEFAULT_L2,
+                 prior_churners: float = DEFAULT_PRIOR_CHURNERS) -> list[SegmentFit]:
+    """Each segment's own weights where its accounts churn for other reasons than the
+    portfolio's: fitted like the portfolio's but pulled toward them (not toward the
+    defaults), and kept only when they pass an out-of-time check inside the training
+    outcomes (see ``SEGMENT_MIN_GAIN``). Segments are the ones the score weighed the
+    accounts as; ``curve`` is the recency curve the portfolio's fit chose."""
+    by_segment: dict[str, list[Snapshot]] = defaultdict(list)
+    for s in train:
+        if s.scored_segment is not None:
+            by_segment[s.scored_segment].append(s)
+    out: list[SegmentFit] = []
+    for seg in (x for x in SEGMENTS if x in by_segment):
+        rows = by_segment[seg]
+        churned = sum(s.churned for s in rows)
+        if min(churned, len(rows) - churned) < SEGMENT_MIN_ROWS:
+            out.append(SegmentFit(seg, len(rows), churned))
+            continue
+        dates = sorted(s.outcome_date for s in rows)
+        cut = dates[max(0, int(len(dates) * SEGMENT_EARLIER) - 1)]
+        earlier = [s for s in rows if s.outcome_date <= cut]
+        later = [s for s in rows if s.outcome_date > cut]
+        early_churned = sum(s.churned for s in earlier)
+        if not later or not 0 < early_churned < len(earlier):
+            out.append(SegmentFit(seg, len(rows), churned))
+            continue
+        trial, _, _ = _weights(_fit(earlier, names, curve, 1.0, l2), portfolio,
+                               early_churned, prior_churners)
+        # each later renewal once: its assessment at the shortest horizon
+        shortest = min(s.horizon_days for s in later)
+        check = [s for s in later if s.horizon_days == shortest]
+        labels = [s.churned for s in check]
+        risk_own, risk_theirs = (_risk(check, names, curve, trial),
+                                 _risk(check, names, curve, portfolio))
+        own, theirs = roc_auc(risk_own, labels), roc_auc(risk_theirs, labels)
+        interval = paired_bootstrap(risk_own, risk_theirs, labels, level=0.9)["auc_interval"]
+        kept: tuple[int, ...] | None = None
+        if (own is not None and theirs is not None and interval is not None
+                and own - theirs >= SEGMENT_MIN_GAIN and interval[0] > 0):
+            final, _, _ = _weights(_fit(rows, names, curve, 1.0, l2), portfolio, churned,
+                                   prior_churners)
+            kept = tuple(final)
+        out.append(SegmentFit(seg, len(rows), churned, kept, len(check), own, theirs,
+                              None if interval is None else (interval[0], interval[1])))
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class BandEvidence:
     """Why the bands moved or stayed: ``outcome`` is ``few`` (too few outcomes), ``unclear``
@@ -409,21 +526,15 @@ def calibrate(
     ys = [s.churned for s in train]
     fit = _best_fit(train, names, config, l2)
     xs = fit.xs
-    raw_coef = [c / sd for c, sd in zip(fit.coef, fit.sds, strict=True)]
-    # Protective components have negative coefficients (more of it, less churn).
-    fitted = [max(0.0, -c) for c in raw_coef]
     default_w = [config.metrics[n].weight for n in names]
     train_churned = sum(ys)
-    alpha = train_churned / (train_churned + prior_churners) if sum(fitted) > 0 else 0.0
-    fitted_total = sum(fitted) or 1.0
-    blended = [
-        alpha * 100.0 * f / fitted_total + (1 - alpha) * d
-        for f, d in zip(fitted, default_w, strict=True)
-    ]
-    weights = largest_remainder(blended, 100, MIN_WEIGHT)
+    weights, alpha, raw_coef = _weights(fit, default_w, train_churned, prior_churners)
+    segments = segment_fits(train, names, fit.curve, weights, l2, prior_churners)
+    own = {f.segment: f.weights for f in segments if f.weights is not None}
 
     new_scores = [
-        sum(w * v for w, v in zip(weights, r, strict=True)) for r in xs
+        sum(w * v for w, v in zip(own.get(s.scored_segment or "", weights), r, strict=True))
+        for s, r in zip(train, xs, strict=True)
     ]
     watch, healthy, band_why = _thresholds(new_scores, ys, config.bands)
     a, c = fit_logistic([[s / 100.0] for s in new_scores], ys, l2=0.01)
@@ -443,15 +554,18 @@ def calibrate(
         shipped = config.metrics["recency"].curve
         metrics["recency"] = replace(metrics["recency"], curve=fit.curve)
         recency_days = (shipped.points[-1][0], fit.curve.points[-1][0])
+    segment_weights = {seg: dict(zip(names, w, strict=True)) for seg, w in own.items()}
     digest = hashlib.sha1(
         ",".join(f"{n}={w}" for n, w in zip(names, weights, strict=True)).encode()
         + f"|{watch}|{healthy}|{fit.scale:g}|".encode()
-        + ",".join(f"{n}={r.weight}" for n, r in sorted(events.items())).encode(),
+        + ",".join(f"{n}={r.weight}" for n, r in sorted(events.items())).encode()
+        + "".join(f"|{seg}:{w}" for seg, w in sorted(own.items())).encode(),
         usedforsecurity=False,
     ).hexdigest()[:6]
     version = f"{config.version}+cal.{split:%Y%m%d}.{digest}"
     new_config = replace(
         config, version=version, metrics=metrics, events=events,
+        segment_weights=segment_weights,
         bands=replace(config.bands, watch=watch, healthy=healthy),
     ).validate()
 
@@ -470,7 +584,7 @@ def calibrate(
         bands_before=(config.bands.watch, config.bands.healthy), bands_after=(watch, healthy),
         bands_why=band_why, probability=tuple(probability),
         test_accounts=len(test_accounts), recency_days=recency_days,
-        event_moves=tuple(event_moves),
+        event_moves=tuple(event_moves), segments=tuple(segments),
     )
     return Calibration(
         config=new_config,
@@ -525,6 +639,7 @@ class Story:
     #: the recency curve's last day before and after, when the calibration stretched it
     recency_days: tuple[float, float] | None = None
     event_moves: tuple[EventMove, ...] = ()
+    segments: tuple[SegmentFit, ...] = ()
 
 
 def explain(story: Story, t: Translator = ENGLISH) -> str:
@@ -571,6 +686,7 @@ def explain(story: Story, t: Translator = ENGLISH) -> str:
             "Recency's points now run out after %(days)s days without use instead of "
             "%(before)s: the longer curve told churners and renewers apart better on this "
             "history.", days=round(after), before=round(before)))
+    parts.extend(_segment_said(f, story, t) for f in story.segments)
     parts.append(_bands_said(story, t))
     probs = ", ".join(f"{p['score']:.0f} → {pct(100 * p['churn_probability'])}"
                       for p in story.probability)
@@ -606,6 +722,44 @@ def _weight_moved(name: str, before: int, after: int, means: dict[str, float],
                       "%(why)s.",
                       "%(component)s (%(name)s) down from %(before)s to %(count)s points: "
                       "%(why)s.", after, component=said, name=name, before=before, why=why)
+
+
+_SEGMENT_WORDS = {
+    "smb": N_("segment in words", "Small-business"),
+    "mid_market": N_("segment in words", "Mid-market"),
+    "enterprise": N_("segment in words", "Enterprise"),
+}
+
+
+def _segment_said(f: SegmentFit, story: Story, t: Translator) -> str:
+    """Whether a segment weighs with its own weights, and the evidence either way."""
+    plain = _SEGMENT_WORDS.get(f.segment)
+    who = f.segment if plain is None else t.pgettext("segment in words", plain)
+    if f.auc_own is None or f.auc_portfolio is None:
+        return t.ngettext(
+            "%(segment)s accounts keep the portfolio's weights: %(count)s assessment of "
+            "accounts that churned, or of accounts that stayed, is too few to fit them "
+            "alone (%(needed)s of each are needed).",
+            "%(segment)s accounts keep the portfolio's weights: %(count)s assessments of "
+            "accounts that churned, or of accounts that stayed, are too few to fit them "
+            "alone (%(needed)s of each are needed).",
+            min(f.churned_rows, f.rows - f.churned_rows), segment=who,
+            needed=SEGMENT_MIN_ROWS)
+    own, theirs = t.fixed(f.auc_own, 3), t.fixed(f.auc_portfolio, 3)
+    if f.weights is None:
+        return t.gettext(
+            "%(segment)s accounts keep the portfolio's weights: weights of their own, fitted "
+            "on their earlier outcomes, did not rank the churners of the later ones clearly "
+            "better (AUC %(own)s against %(portfolio)s).", segment=who, own=own,
+            portfolio=theirs)
+    moved = [f"{n} {a} → {b}" for n, a, b in zip(story.names, story.after, f.weights,
+                                                  strict=True) if a != b]
+    return t.gettext(
+        "%(segment)s accounts weigh with weights of their own (%(moves)s): fitted on their "
+        "earlier outcomes, these ranked the churners of the later ones better than the "
+        "portfolio's (AUC %(own)s against %(portfolio)s, on %(count)s later renewals).",
+        segment=who, moves=", ".join(moved) or t.gettext("the same points"), own=own,
+        portfolio=theirs, count=f.check_rows)
 
 
 def _bands_said(story: Story, t: Translator) -> str:

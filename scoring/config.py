@@ -515,6 +515,9 @@ class ScoringConfig:
     events: Mapping[str, EventRule] = field(default_factory=_default_events)
     unknown_event_weight: int = 1  # other track events / page views (0: not activity)
     metrics: Mapping[str, Metric] = field(default_factory=_default_metrics)
+    #: Component weights of one segment's accounts (``segment_weights.<segment>``, every
+    #: component, summing to 100) where they differ from ``metrics``; curves are shared.
+    segment_weights: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     bands: Bands = field(default_factory=Bands)
     power_users: PowerUsers = field(default_factory=PowerUsers)
     signals: Signals = field(default_factory=Signals)
@@ -531,6 +534,11 @@ class ScoringConfig:
     attention: AttentionRules = field(default_factory=AttentionRules)
     playbooks: tuple[Playbook, ...] = field(default_factory=_default_playbooks)
     locale: LocaleSettings = field(default_factory=LocaleSettings)
+
+    def weight(self, metric: str, segment: str | None = None) -> int:
+        """Points out of 100 that ``metric`` weighs in ``segment``'s accounts."""
+        own = self.segment_weights.get(segment) if segment is not None else None
+        return own[metric] if own else self.metrics[metric].weight
 
     def validate(self) -> ScoringConfig:
         """Return self, or raise :class:`ConfigError` listing every problem."""
@@ -595,6 +603,18 @@ def _problems(c: ScoringConfig) -> list[str]:
             p.append(f"metrics.{name}.trend_share: must be within 0-1, got {m.trend_share}")
     if total != 100:
         p.append(f"metrics: weights must sum to 100, got {total}")
+    for seg, weights in c.segment_weights.items():
+        where = f"segment_weights.{seg}"
+        if seg not in SEGMENTS:
+            p.append(f"{where}: unknown segment (known: {list(SEGMENTS)})")
+        if sorted(weights) != sorted(METRIC_NAMES):
+            p.append(f"{where}: needs a weight for each of {list(METRIC_NAMES)}, "
+                     f"got {sorted(weights)}")
+        if any(not isinstance(w, int) or isinstance(w, bool) or w < 0
+               for w in weights.values()):
+            p.append(f"{where}: weights must be non-negative integers")
+        elif sum(weights.values()) != 100:
+            p.append(f"{where}: weights must sum to 100, got {sum(weights.values())}")
     b = c.bands
     if not 0 < b.watch < b.healthy <= 100:
         p.append(
@@ -845,6 +865,14 @@ def config_from_dict(raw: Mapping[str, Any], source: str = "scoring config") -> 
                 trend_share=float(spec.get("trend_share", 0.0)),
             )
         kwargs["metrics"] = metrics
+    if "segment_weights" in raw:
+        per_segment: dict[str, dict[str, int]] = {}
+        for seg, spec in dict(raw["segment_weights"]).items():
+            if not isinstance(spec, dict):
+                p.append(f"segment_weights.{seg}: must be a table of component = weight")
+                continue
+            per_segment[str(seg)] = dict(spec)
+        kwargs["segment_weights"] = per_segment
     sections: dict[str, type] = {
         "bands": Bands,
         "power_users": PowerUsers,
@@ -1002,6 +1030,10 @@ def dump_config(config: ScoringConfig) -> str:
         if m.trend_curve is not None:
             out.append(f"trend_curve = {_toml_value(m.trend_curve)}")
             out.append(f"trend_share = {m.trend_share!r}")
+        out.append("")
+    for seg, weights in config.segment_weights.items():
+        out.append(f"[segment_weights.{seg}]")
+        out.extend(f"{name} = {w}" for name, w in weights.items())
         out.append("")
     for key in (
         "bands", "power_users", "signals", "support", "financial", "relationship",

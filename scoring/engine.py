@@ -342,10 +342,10 @@ def assess(
     translator (``emit``) the signals' texts are said in its language."""
     today = epoch_day(t)
     f: Facts = measure(acc, today, config)
-    comps = account_components(acc, f, config)
+    seg = segment(acc, config)
+    comps = account_components(acc, f, config, seg)
     score = sum(c.points for c in comps)
     band = sticky_band(score, acc.band, config.bands)
-    seg = segment(acc, config)
     dtr = days_to_renewal(acc, today)
     detected = detect(acc, f, config, created_day(acc), dtr)
     active, started, ended = merge(acc.signals, detected)

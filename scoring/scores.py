@@ -533,20 +533,26 @@ _DUE = (_while_points, _while_active, _while_core, _while_recent, _support_due,
 
 
 def account_components(
-    account: AccountState, f: Facts, config: ScoringConfig
+    account: AccountState, f: Facts, config: ScoringConfig, segment: str | None = None
 ) -> list[Component]:
-    """The components, with integer points summing exactly to the score."""
+    """The components, weighed as in ``segment`` (:meth:`ScoringConfig.weight`), with
+    integer points summing exactly to the score."""
     m = config.metrics
+    own = config.segment_weights.get(segment) if segment is not None else None
     measured: list[tuple[str, float | None, dict[str, Any]]] = []
+    weights: list[int] = []
     raws: list[float] = []
     for unit in COMPONENTS:
         value, fraction, detail = unit.measure(account, f, config)
         measured.append((unit.name, value, detail))
-        raws.append(m[unit.name].weight * max(0.0, min(100.0, fraction)) / 100.0)
+        weight = own[unit.name] if own else m[unit.name].weight
+        weights.append(weight)
+        raws.append(weight * max(0.0, min(100.0, fraction)) / 100.0)
     pts = split_points(raws)
     return [
-        Component(name, value, p, m[name].weight, detail, raw)
-        for (name, value, detail), p, raw in zip(measured, pts, raws, strict=True)
+        Component(name, value, p, weight, detail, raw)
+        for (name, value, detail), p, weight, raw
+        in zip(measured, pts, weights, raws, strict=True)
     ]
 
 

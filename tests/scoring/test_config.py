@@ -130,3 +130,37 @@ def test_a_config_error_keeps_its_problems_across_processes() -> None:
     assert again.problems == error.problems
     assert str(again) == str(error)
     assert "workspace.toml is invalid (2 problem(s))" in str(again)
+
+
+def _segment_weights(**moved: int) -> dict[str, int]:
+    """The shipped weights with ``moved`` points taken from relationship."""
+    weights = {n: m.weight for n, m in load_config().metrics.items()}
+    for name, points in moved.items():
+        weights[name] += points
+        weights["relationship"] -= points
+    return weights
+
+
+def test_a_segment_can_weigh_its_accounts_with_its_own_weights(tmp_path: Path) -> None:
+    base = load_config()
+    own = _segment_weights(recency=8)
+    changed = replace(base, segment_weights={"smb": own}).validate()
+    assert changed.weight("recency", "smb") == base.metrics["recency"].weight + 8
+    assert changed.weight("recency", "enterprise") == base.metrics["recency"].weight
+    assert changed.weight("recency") == base.metrics["recency"].weight
+    path = tmp_path / "segments.toml"
+    path.write_text(dump_config(changed))
+    assert "[segment_weights.smb]" in path.read_text()
+    assert load_config(path) == changed
+
+
+@pytest.mark.parametrize(("weights", "problem"), [
+    ({"nobody": _segment_weights()}, "segment_weights.nobody: unknown segment"),
+    ({"smb": {"recency": 100}}, "segment_weights.smb: needs a weight for each of"),
+    ({"smb": {**_segment_weights(), "recency": 40}}, "segment_weights.smb: weights must "
+                                                     "sum to 100"),
+    ({"smb": {**_segment_weights(), "recency": -1}}, "must be non-negative integers"),
+])
+def test_segment_weights_are_checked(weights: dict[str, dict[str, int]], problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        config_from_dict({"segment_weights": weights})

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from scoring.config import Curve, Metric, load_config
-from scoring.engine import step
+from scoring.config import Curve, Metric, ScoringConfig, load_config
+from scoring.engine import AccountAssessment, step
 from state.aggregates import DAY, AccountState, UserState
 from streams.events import Event, EventType, Source
 
@@ -127,3 +127,25 @@ def test_malformed_events_are_skipped_with_a_reason_and_the_rest_applied() -> No
     assert r.skipped[0].startswith("'bad2'")
     assert r.skipped[1].startswith("bad1: AttributeError")
     assert r.account.last_seen == good.timestamp
+
+
+def test_an_account_is_weighed_as_its_segment() -> None:
+    """A segment with its own weights scores its accounts with them, and only them."""
+    cfg = load_config()
+    weights = {n: m.weight for n, m in cfg.metrics.items()}
+    weights["recency"] += weights["relationship"]
+    weights["relationship"] = 0
+    own = replace(cfg, segment_weights={"enterprise": weights}).validate()
+
+    def assessed(config: ScoringConfig, segment: str) -> AccountAssessment:
+        events = [ev(0, 0, None, type_=EventType.GROUP, traits={"segment": segment}),
+                  ev(1, 0, "Logged In")]
+        return step(None, {}, events, (D0 + 1) * DAY, config, "ws", "acme").assessment
+
+    big, small = assessed(own, "enterprise"), assessed(own, "smb")
+    assert big.segment == "enterprise" and small.segment == "smb"
+    assert big.component("relationship").weight == 0
+    assert big.component("recency").weight == weights["recency"]
+    assert big.score == sum(c.points for c in big.components)
+    assert big.score != assessed(cfg, "enterprise").score
+    assert small.components == assessed(cfg, "smb").components
