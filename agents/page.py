@@ -610,6 +610,7 @@ class Page:
             f'<td><meter class="earned" min="0" max="100" value="{_pct(c)}">{_pct(c)}%</meter>'
             f'</td></tr>'
             for name, c in sorted(doc.components.items())
+            if c.get("weight")  # a component the config weighs at nothing says nothing
         ) or _empty_row(4, t.pgettext("page", "No components."))
         power = e(t.pgettext("page", "★ power user"))
         never = e(t.pgettext("page", "never"))
@@ -861,6 +862,11 @@ def component_in_words(name: str, detail: Any) -> str:
             if d.get(key) is not None:
                 text += f", {_percent(d[key])} {words}"
         return text
+    if "per_month" in d:
+        if d["per_month"] is None:
+            return "no use yet"
+        return (f"used on {_number(d['per_month'])} days a month over the last "
+                f"{_number(d.get('days'))} days")
     if "events_28d" in d:
         text = f"{_number(d['events_28d'])} core-feature uses in 28 days"
         if d.get("previous_28d") is not None:

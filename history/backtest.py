@@ -134,10 +134,13 @@ class Snapshot:
         return self.logins_30d / max(1, self.seats)
 
     def fraction(self, component: str) -> float:
-        """Share (0-1) of the component's weight the account earned."""
+        """Share (0-1) of the component's weight the account earned; of a component
+        weighing nothing, the share it would earn (what calibration may give weight)."""
         c = self.components.get(component)
-        if not c or not c.get("weight"):
+        if not c:
             return 0.0
+        if not c.get("weight"):
+            return float(c.get("share") or 0.0)
         return max(0.0, min(1.0, c["points"] / c["weight"]))
 
     def to_dict(self) -> dict[str, Any]:
@@ -428,7 +431,8 @@ def replay_snapshots(
                 score=assessment.score,
                 band=assessment.band,
                 components={c.name: {"points": c.points, "weight": c.weight,
-                                     "value": c.value} for c in assessment.components},
+                                     "value": c.value, "share": round(c.share, 4)}
+                            for c in assessment.components},
                 signals=sorted({s.type for s in assessment.signals}),
                 signals_since=_earliest_starts(assessment.signals),
                 active_users_30d=active,

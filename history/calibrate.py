@@ -214,6 +214,7 @@ class Calibration:
 def _segment_dict(f: SegmentFit, names: Sequence[str]) -> dict[str, Any]:
     return {
         "segment": f.segment, "assessments": f.rows, "churned_assessments": f.churned_rows,
+        "outcome": f.outcome,
         "weights": None if f.weights is None else dict(zip(names, f.weights, strict=True)),
         "check": None if f.auc_own is None else {
             "assessments": f.check_rows, "auc_own": round(f.auc_own, 4),
@@ -397,6 +398,9 @@ class SegmentFit:
     segment: str
     rows: int
     churned_rows: int
+    #: ``few`` (too few of a class), ``one_period`` (no later outcomes to check on) or
+    #: ``checked``
+    outcome: str = "checked"
     weights: tuple[int, ...] | None = None  # kept: fitted on all its training rows
     check_rows: int = 0
     auc_own: float | None = None
@@ -428,7 +432,7 @@ def segment_fits(train: Sequence[Snapshot], names: Sequence[str], curve: Curve |
         rows = by_segment[seg]
         churned = sum(s.churned for s in rows)
         if min(churned, len(rows) - churned) < SEGMENT_MIN_ROWS:
-            out.append(SegmentFit(seg, len(rows), churned))
+            out.append(SegmentFit(seg, len(rows), churned, "few"))
             continue
         dates = sorted(s.outcome_date for s in rows)
         cut = dates[max(0, int(len(dates) * SEGMENT_EARLIER) - 1)]
@@ -436,7 +440,7 @@ def segment_fits(train: Sequence[Snapshot], names: Sequence[str], curve: Curve |
         later = [s for s in rows if s.outcome_date > cut]
         early_churned = sum(s.churned for s in earlier)
         if not later or not 0 < early_churned < len(earlier):
-            out.append(SegmentFit(seg, len(rows), churned))
+            out.append(SegmentFit(seg, len(rows), churned, "one_period"))
             continue
         trial, _, _ = _weights(_fit(earlier, names, curve, 1.0, l2), portfolio,
                                early_churned, prior_churners)
@@ -447,14 +451,17 @@ def segment_fits(train: Sequence[Snapshot], names: Sequence[str], curve: Curve |
         risk_own, risk_theirs = (_risk(check, names, curve, trial),
                                  _risk(check, names, curve, portfolio))
         own, theirs = roc_auc(risk_own, labels), roc_auc(risk_theirs, labels)
+        if own is None or theirs is None:  # the later renewals all went one way
+            out.append(SegmentFit(seg, len(rows), churned, "one_period"))
+            continue
         interval = paired_bootstrap(risk_own, risk_theirs, labels, level=0.9)["auc_interval"]
         kept: tuple[int, ...] | None = None
-        if (own is not None and theirs is not None and interval is not None
-                and own - theirs >= SEGMENT_MIN_GAIN and interval[0] > 0):
+        if interval is not None and own - theirs >= SEGMENT_MIN_GAIN and interval[0] > 0:
             final, _, _ = _weights(_fit(rows, names, curve, 1.0, l2), portfolio, churned,
                                    prior_churners)
             kept = tuple(final)
-        out.append(SegmentFit(seg, len(rows), churned, kept, len(check), own, theirs,
+        out.append(SegmentFit(seg, len(rows), churned, "checked", kept, len(check), own,
+                              theirs,
                               None if interval is None else (interval[0], interval[1])))
     return out
 
@@ -610,6 +617,7 @@ _PLAIN = {
     "engagement": N_("component in words", "weighted engagement and its trend"),
     "core_features": N_("component in words", "core-feature use trend"),
     "recency": N_("component in words", "days since the product was last used"),
+    "habit": N_("component in words", "days a month with use over the year"),
     "support": N_("component in words", "support friction"),
     "financial": N_("component in words", "billing trouble"),
     "relationship": N_("component in words", "NPS and meetings"),
@@ -735,6 +743,10 @@ def _segment_said(f: SegmentFit, story: Story, t: Translator) -> str:
     """Whether a segment weighs with its own weights, and the evidence either way."""
     plain = _SEGMENT_WORDS.get(f.segment)
     who = f.segment if plain is None else t.pgettext("segment in words", plain)
+    if f.outcome == "one_period":
+        return t.gettext(
+            "%(segment)s accounts keep the portfolio's weights: their training outcomes "
+            "leave no later ones to check weights of their own on.", segment=who)
     if f.auc_own is None or f.auc_portfolio is None:
         return t.ngettext(
             "%(segment)s accounts keep the portfolio's weights: %(count)s assessment of "

@@ -16,7 +16,7 @@ from zlib import adler32, crc32
 
 from scoring import vocabulary as v
 from scoring.config import ScoringConfig
-from state.aggregates import DAY, AccountState, UserState, UserSummary
+from state.aggregates import DAY, AccountState, UserState, UserSummary, mark_active
 from streams.events import Event, EventType
 from streams.identifiers import EXTERNAL_IDS, external_id, is_email, is_slack_user_id
 
@@ -242,6 +242,9 @@ def apply_events(
                 first_act = ts
             if advanced and (account.advanced_day is None or day > account.advanced_day):
                 account.advanced_day = day
+            if day != account.year_anchor:
+                account.year_bits, account.year_anchor = mark_active(
+                    account.year_bits, account.year_anchor, day)
             if day <= cutoff:  # older than the windows: only first/last seen move
                 if entry is not None:
                     _seen_long_ago(entry[0], ts)

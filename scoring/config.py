@@ -39,6 +39,7 @@ METRIC_NAMES = (
     "engagement",
     "core_features",
     "recency",
+    "habit",
     "support",
     "financial",
     "relationship",
@@ -481,6 +482,10 @@ def _default_metrics() -> dict[str, Metric]:
         "recency": Metric(
             12, Curve(((0, 100), (7, 85), (30, 50), (90, 20), (180, 0))),
             "days since anyone last used the product",
+        ),
+        "habit": Metric(
+            0, Curve(((0, 0), (0.5, 15), (1, 25), (2, 38), (4, 50), (12, 80), (20, 100))),
+            "days a month with use, over the last year (the account's life when younger)",
         ),
         "support": Metric(
             10, Curve(((0, 100), (2, 70), (5, 30), (8, 0))),

@@ -436,6 +436,18 @@ def component_change_text(
             return t.gettext("the product was used today")
         return t.ngettext("the product was last used %(count)s day ago",
                           "the product was last used %(count)s days ago", days)
+    if name == "habit":
+        per_month = cur.get("per_month")
+        if per_month is None:
+            return t.gettext("nobody has used the product yet")
+        earlier = p.get("per_month")
+        was = (t.gettext(" (was %(count)s)", count=t.fixed(earlier, 1))
+               if earlier is not None and round(earlier, 1) != round(per_month, 1) else "")
+        return t.ngettext(
+            "the product was used on %(per_month)s days a month over the last %(count)s day"
+            "%(was)s",
+            "the product was used on %(per_month)s days a month over the last %(count)s days"
+            "%(was)s", cur["days"], per_month=t.fixed(per_month, 1), was=was)
     if name == "support":
         parts = []
         if cur.get("spike"):

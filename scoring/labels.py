@@ -124,6 +124,7 @@ COMPONENT_LABELS: dict[str, str] = {
     "engagement": N_("component", "Engagement"),
     "core_features": N_("component", "Core features"),
     "recency": N_("component", "Recency"),
+    "habit": N_("component", "Habit"),
     "support": N_("component", "Support"),
     "financial": N_("component", "Financial"),
     "relationship": N_("component", "Relationship"),

@@ -1,4 +1,4 @@
-"""Scores: the eight account metrics, the user score, bands (with hysteresis) and the
+"""Scores: the nine account metrics, the user score, bands (with hysteresis) and the
 exact integer split of a score into component points."""
 
 from __future__ import annotations
@@ -10,7 +10,15 @@ from typing import Any
 
 from scoring.config import Bands, ScoringConfig
 from scoring.labels import Band
-from state.aggregates import DAY, AccountState, UserSummary, epoch_week
+from state.aggregates import (
+    DAY,
+    YEAR_DAYS,
+    AccountState,
+    UserSummary,
+    epoch_week,
+    year_active_days,
+    year_oldest_active,
+)
 
 _BAND_RANK: dict[str, int] = {Band.AT_RISK: 0, Band.WATCH: 1, Band.HEALTHY: 2}
 
@@ -26,6 +34,7 @@ class Component:
     weight: int
     detail: dict[str, Any] = field(default_factory=dict)
     raw: float = 0.0  # unrounded points, so explanations ignore rounding noise
+    share: float = 0.0  # the fraction (0-1) of its weight it earns, whatever the weight
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -360,6 +369,23 @@ def _core_features(account: AccountState, f: Facts, config: ScoringConfig) -> Me
     }
 
 
+#: Days of the year a young account is judged on at least: a week's use is not a habit.
+_HABIT_MIN_DAYS = 28
+
+
+def _habit(account: AccountState, f: Facts, config: ScoringConfig) -> Measured:
+    """Days a month with use, over the last year (over the account's life when younger,
+    four weeks at least): the long-run habit that one quiet month does not undo."""
+    active = year_active_days(account.year_bits, account.year_anchor, f.today)
+    covered = f.covered(0, YEAR_DAYS - 1)
+    if covered <= 0:
+        return None, 0.0, {"active_days": 0, "days": 0, "per_month": None}
+    per_month = 30.0 * active / max(covered, _HABIT_MIN_DAYS)
+    return per_month, config.metrics["habit"].curve(per_month), {
+        "active_days": active, "days": covered, "per_month": round(per_month, 1),
+    }
+
+
 def _recency(account: AccountState, f: Facts, config: ScoringConfig) -> Measured:
     """Days since anyone last used the product; never used earns nothing."""
     days = f.inactive_days
@@ -469,6 +495,25 @@ def _while_recent(account: AccountState, today: int, config: ScoringConfig) -> l
     return [today + 1] if today - last < end else []
 
 
+def _habit_due(account: AccountState, today: int, config: ScoringConfig) -> list[int]:
+    """The day the oldest active day of the year leaves it, and each day while the
+    account is younger than the year it is judged on (its share of days moves daily);
+    never while the habit weighs nothing, as in the shipped config."""
+    oldest = year_oldest_active(account.year_bits, account.year_anchor, today)
+    if oldest is None or not _weighs(config, "habit"):
+        return []
+    first = None if account.first_seen is None else int(account.first_seen // DAY)
+    if first is not None and today - first < YEAR_DAYS - 1:
+        return [today + 1]
+    return [oldest + YEAR_DAYS]
+
+
+def _weighs(config: ScoringConfig, metric: str) -> bool:
+    """Whether ``metric`` weighs anything in some segment: else it never moves a score."""
+    return config.metrics[metric].weight > 0 or any(
+        w.get(metric) for w in config.segment_weights.values())
+
+
 def _support_due(account: AccountState, today: int, config: ScoringConfig) -> list[int]:
     """Every day while a ticket is open; else when recent tickets and CSAT answers
     leave their windows."""
@@ -504,7 +549,7 @@ class ComponentUnit:
     due: Callable[[AccountState, int, ScoringConfig], list[int]]
 
 
-#: The eight components in score order.
+#: The nine components in score order.
 COMPONENTS: tuple[ComponentUnit, ...] = (
     ComponentUnit("active_seats", _active_seats, (), _while_active),
     ComponentUnit("power_users", _power_users,
@@ -513,6 +558,7 @@ COMPONENTS: tuple[ComponentUnit, ...] = (
     ComponentUnit("engagement", _engagement, (), _while_points),
     ComponentUnit("core_features", _core_features, (), _while_core),
     ComponentUnit("recency", _recency, (), _while_recent),
+    ComponentUnit("habit", _habit, (), _habit_due),
     ComponentUnit("support", _support,
                   ("support.open_ticket", "support.aged_ticket", "support.spike",
                    "support.low_csat", "support.csat_days", "signals.ticket_spike_count",
@@ -528,7 +574,7 @@ COMPONENTS: tuple[ComponentUnit, ...] = (
                    "relationship.lookback_days", "signals.nps_days"), _relationship_due),
 )
 #: Each component's due rule once, the cheapest of the daily ones first.
-_DUE = (_while_points, _while_active, _while_core, _while_recent, _support_due,
+_DUE = (_while_points, _while_active, _while_core, _while_recent, _habit_due, _support_due,
         _financial_due, _relationship_due)
 
 
@@ -539,19 +585,20 @@ def account_components(
     integer points summing exactly to the score."""
     m = config.metrics
     own = config.segment_weights.get(segment) if segment is not None else None
-    measured: list[tuple[str, float | None, dict[str, Any]]] = []
+    measured: list[tuple[str, float | None, dict[str, Any], float]] = []
     weights: list[int] = []
     raws: list[float] = []
     for unit in COMPONENTS:
         value, fraction, detail = unit.measure(account, f, config)
-        measured.append((unit.name, value, detail))
+        earned = max(0.0, min(100.0, fraction))
+        measured.append((unit.name, value, detail, earned / 100.0))
         weight = own[unit.name] if own else m[unit.name].weight
         weights.append(weight)
-        raws.append(weight * max(0.0, min(100.0, fraction)) / 100.0)
+        raws.append(weight * earned / 100.0)
     pts = split_points(raws)
     return [
-        Component(name, value, p, weight, detail, raw)
-        for (name, value, detail), p, weight, raw
+        Component(name, value, p, weight, detail, raw, share)
+        for (name, value, detail, share), p, weight, raw
         in zip(measured, pts, weights, raws, strict=True)
     ]
 

@@ -26,6 +26,8 @@ MASK_DAYS = 64  # days of per-user activity bitmask kept in the account summary
 _MASK_ALL = (1 << MASK_DAYS) - 1
 STATE_VERSION = 1
 _BIG_ENDIAN = sys.byteorder == "big"
+YEAR_DAYS = 365  # the account's year of active days (the habit component)
+_YEAR_ALL = (1 << YEAR_DAYS) - 1
 
 
 def epoch_day(ts: float) -> int:
@@ -43,6 +45,42 @@ def id_hash(message_id: str) -> int:
     CRC-32 and Adler-32 side by side, cheap enough for the per-event path."""
     raw = message_id.encode()
     return crc32(raw) | (adler32(raw) << 32)
+
+
+def mark_active(bits: int, anchor: int | None, day: int) -> tuple[int, int]:
+    """The year of active days ``(bits, anchor)`` with ``day`` active too. Bit ``k`` of
+    ``bits`` is the day ``anchor - k``; days a year or more before the newest active day
+    (``anchor``) fall off."""
+    if anchor is None:
+        return 1, day
+    if day > anchor:
+        return ((bits << (day - anchor)) | 1) & _YEAR_ALL, day
+    back = anchor - day
+    return (bits | (1 << back) if back < YEAR_DAYS else bits), anchor
+
+
+def _year_window(bits: int, anchor: int | None, today: int) -> int:
+    """The bits of the days in the year up to ``today`` (``YEAR_DAYS`` days, today's
+    included), re-anchored on ``today``."""
+    if anchor is None:
+        return 0
+    lag = today - anchor
+    if lag < 0:  # active days after today (a clock behind the events): not yet
+        return (bits >> -lag) & _YEAR_ALL
+    if lag >= YEAR_DAYS:
+        return 0
+    return (bits & ((1 << (YEAR_DAYS - lag)) - 1)) << lag
+
+
+def year_active_days(bits: int, anchor: int | None, today: int) -> int:
+    """How many of the ``YEAR_DAYS`` days up to ``today`` were active."""
+    return _year_window(bits, anchor, today).bit_count()
+
+
+def year_oldest_active(bits: int, anchor: int | None, today: int) -> int | None:
+    """The oldest active day in the year up to ``today``; None without one."""
+    window = _year_window(bits, anchor, today)
+    return None if not window else today - (window.bit_length() - 1)
 
 
 def _flat(d: dict[int, Any]) -> list[Any]:
@@ -320,6 +358,9 @@ class AccountState:
     days: dict[int, float] = field(default_factory=dict)  # day → weighted points
     core_days: dict[int, int] = field(default_factory=dict)  # day → core events
     advanced_day: int | None = None  # last day an advanced feature was used
+    # the year's active days, as :func:`mark_active` keeps them
+    year_bits: int = 0
+    year_anchor: int | None = None
     users: dict[str, UserSummary] = field(default_factory=dict)
     milestones: dict[str, int] = field(default_factory=dict)  # name → day reached
     # support
@@ -367,7 +408,8 @@ class AccountState:
                 self.external_ids, self.seats,
             ],
             [self.first_seen, self.last_seen, self.clock, _flat(self.days),
-             _flat(self.core_days), self.advanced_day],
+             _flat(self.core_days), self.advanced_day, self.year_anchor,
+             format(self.year_bits, "x")],
             [[uid, s.to_list()] for uid, s in self.users.items()],
             self.milestones,
             [list(self.open_tickets.items()), self.ticket_days, self.resolved_days, self.csat],
@@ -395,6 +437,9 @@ class AccountState:
             external_ids=tr[9], seats=tr[10],
             first_seen=act[0], last_seen=act[1], clock=act[2], days=_unflat(act[3]),
             core_days=_unflat(act[4]), advanced_day=act[5],
+            # written before the year was kept: it starts from the next activity
+            year_anchor=act[6] if len(act) > 7 else None,
+            year_bits=int(act[7], 16) if len(act) > 7 else 0,
             users={uid: UserSummary.from_list(s) for uid, s in v[5]},
             milestones=v[6],
             open_tickets=dict(sup[0]), ticket_days=sup[1], resolved_days=sup[2], csat=sup[3],

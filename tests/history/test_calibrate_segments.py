@@ -100,3 +100,17 @@ def test_a_segment_with_too_few_churners_is_not_fitted_alone() -> None:
     assert "enterprise" not in calibration.config.segment_weights
     assert (f"are too few to fit them alone ({SEGMENT_MIN_ROWS} of each are needed)"
             in explain(calibration.story))
+
+
+def test_a_segment_whose_training_outcomes_are_of_one_date_cannot_be_checked() -> None:
+    """As in a history judged at one cut-off: no later outcomes to check weights on."""
+    rows = _portfolio({"smb": {"recency": 1.0}})
+    for s in rows:
+        s.outcome_date = "2025-03-01"
+    calibration = calibrate(rows, CONFIG, SPLIT)
+    assert calibration.story is not None
+    (smb,) = calibration.story.segments
+    assert smb.outcome == "one_period" and smb.weights is None
+    assert ("Small-business accounts keep the portfolio's weights: their training outcomes "
+            "leave no later ones to check weights of their own on.") in explain(
+                calibration.story)

@@ -104,3 +104,46 @@ def test_recency_keeps_ordering_a_quiet_account_after_the_usage_windows_empty() 
     assert last is not None
     assert scores._while_recent(acc, last + 179, CONFIG) == [last + 180]
     assert scores._while_recent(acc, last + 180, CONFIG) == []
+
+
+def _habit_config() -> Any:
+    """The shipped config with the habit weighing what relationship did."""
+    from dataclasses import replace
+
+    m = dict(CONFIG.metrics)
+    m["habit"] = replace(m["habit"], weight=m["relationship"].weight)
+    m["relationship"] = replace(m["relationship"], weight=0)
+    return replace(CONFIG, metrics=m).validate()
+
+
+def test_habit_counts_the_days_of_the_year_with_use() -> None:
+    """Ana uses the product every third day for 300 days, then stops. The habit is the
+    days a month with use over the account's life until it is a year old, then over the
+    last year; weighed, it is re-evaluated daily while the account is younger than a
+    year and afterwards only when an active day leaves the year. It weighs nothing in
+    the shipped config, and then asks for no evaluation at all."""
+    from tests.scoring.story import Story
+
+    config = _habit_config()
+    s = Story(config=config)
+    s.group(0, name="Acme", seats=3, created_at=s.iso_day(0))
+    s.daily(["ana"], range(0, 300, 3), "Report Published")
+    s.run_to(299, hour=23)
+    habit = {c.name: c for c in s.assessment.components}["habit"]
+    assert habit.detail == {"active_days": 100, "days": 300, "per_month": 10.0}
+    assert habit.weight == config.metrics["habit"].weight and habit.points > 0
+    assert weakest_text("habit", habit.detail) == (
+        "the product was used on 10.0 days a month over the last 300 days")
+    acc = s.replay.accounts[("ws", "acme")]
+    d0 = int(s.ts(0) // DAY)
+    assert scores._habit_due(acc, d0 + 299, config) == [d0 + 300]  # younger than a year
+    assert scores._habit_due(acc, d0 + 299, CONFIG) == []  # weighs nothing: never due
+    # a year on, the first active day (day 0) leaves on day 365, then every third day
+    assert scores._habit_due(acc, d0 + 364, config) == [d0 + 365]
+    assert scores._habit_due(acc, d0 + 365, config) == [d0 + 368]
+    s.run_to(400, hour=12)
+    habit = {c.name: c for c in s.assessment.components}["habit"]
+    # days 36 to 400: the active days 36, 39, ..., 297
+    assert habit.detail == {"active_days": 88, "days": 365, "per_month": 7.2}
+    exact = s.replay.assess_at("ws", "acme", s.ts(400, 12))
+    assert exact is not None and exact.score == s.assessment.score

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from state.aggregates import (
     MASK_DAYS,
+    YEAR_DAYS,
     AccountState,
     Reported,
     SignalState,
@@ -12,6 +13,9 @@ from state.aggregates import (
     epoch_day,
     epoch_week,
     id_hash,
+    mark_active,
+    year_active_days,
+    year_oldest_active,
 )
 
 
@@ -119,3 +123,33 @@ def test_recent_ids_are_packed_compactly_and_old_lists_still_load() -> None:
     old = u.to_list()
     old[12] = list(u.seen)
     assert UserState.from_list(old).seen == u.seen
+
+
+def test_the_year_of_active_days() -> None:
+    """Bit k is the day ``anchor - k``: a later day shifts the year on, an earlier one
+    (a late event) is set in place, a day a year or more before the newest falls off."""
+    bits, anchor = mark_active(0, None, 100)
+    assert (bits, anchor) == (1, 100)
+    bits, anchor = mark_active(bits, anchor, 90)  # late
+    bits, anchor = mark_active(bits, anchor, 102)
+    assert anchor == 102 and year_active_days(bits, anchor, 102) == 3
+    assert mark_active(bits, anchor, 102 - YEAR_DAYS) == (bits, anchor)  # too old
+    assert year_active_days(bits, anchor, 101) == 2  # the clock behind the events
+    # the year up to day 457 is days 93 to 457: 100 and 102
+    assert year_active_days(bits, anchor, 457) == 2
+    assert year_oldest_active(bits, anchor, 457) == 100
+    assert year_oldest_active(bits, anchor, 465) == 102
+    assert year_active_days(bits, anchor, 467) == 0
+    assert year_oldest_active(bits, anchor, 467) is None
+    bits, anchor = mark_active(bits, anchor, 900)
+    assert (bits, anchor) == (1, 900)
+
+
+def test_an_account_kept_before_the_year_was_loads_without_it() -> None:
+    a = full_account()
+    a.year_bits, a.year_anchor = mark_active(0b101, 20_000, 20_001)
+    assert AccountState.from_bytes(a.to_bytes()) == a
+    old = a.to_list()
+    old[4] = old[4][:6]  # the activity record as it was written before
+    b = AccountState.from_list(old)
+    assert (b.year_bits, b.year_anchor) == (0, None)
