@@ -292,6 +292,8 @@ async def test_a_french_workspace_reads_in_french_and_a_browser_may_ask_for_engl
             f"1{NNBSP}200{NBSP}€ a échoué.") in page
     assert f"<div class=\"value\">12{NNBSP}000{NBSP}€</div>" in page
     assert "un paiement de 1\u202f200\u00a0€ a échoué" in page  # the signal's chip
+    # the core's components as they are weighed; the habit weighs nothing here
+    assert "<td>Récence</td>" in page and "Habitude" not in page
     english = html.unescape(await (await french_workspace.get("/accounts/acme", headers={
         **AUTH, "Accept-Language": "en-GB,en;q=0.8"})).text())
     assert "Health fell 6 points (69 → 63) because a payment of €1,200 failed." in english
