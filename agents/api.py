@@ -35,7 +35,6 @@ adds it to the Faust worker's web server, next to the collector, the page and /m
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 import uuid
@@ -49,6 +48,7 @@ import orjson
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from agents.basic_auth import same_secret
 from agents.problems import problem_response as _error
 from agents.workspaces import Workspaces
 from scoring import attention as core
@@ -141,7 +141,7 @@ def token_identity(tokens: Mapping[str, _T], header: str | None) -> _T | None:
     token = token.strip()
     found = None
     for known, identity in tokens.items():
-        if hmac.compare_digest(known.encode(), token.encode()):
+        if same_secret(known, token):
             found = identity
     return found
 

@@ -45,6 +45,7 @@ from agents.api import (
     serve_site_from_worker,
     token_identity,
 )
+from agents.basic_auth import same_secret
 from agents.workspaces import Workspaces
 from scoring import attention as core
 from scoring import explain
@@ -378,7 +379,7 @@ class Page:
             return self._problem(session, 403, t.pgettext(
                 "page", "This form was sent from another site."), t=t)
         form = await _form(request)
-        if not hmac.compare_digest(str(form.get("csrf", "")).encode(), session.csrf.encode()):
+        if not same_secret(session.csrf, str(form.get("csrf", ""))):
             return self._problem(session, 403, t.pgettext(
                 "page", "This form has expired: reload the page and try again."), t=t)
         return None

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from agents.basic_auth import basic_credentials
+from agents.basic_auth import basic_credentials, same_secret
 from streams.sources_config import SourceConfig
 
 
@@ -30,8 +30,6 @@ class Delivery:
     """Epoch seconds the request was received."""
 
 
-def _equal(expected: str, given: str | None) -> bool:
-    return given is not None and hmac.compare_digest(expected.encode(), given.encode())
 
 
 def _digest(secret: str, message: bytes, algorithm: str) -> bytes:
@@ -58,7 +56,7 @@ def stripe_signature(delivery: Delivery, source: SourceConfig) -> bool:
         return False
     expected = _digest(source.secret, timestamp.encode() + b"." + delivery.body,
                        "sha256").hex()
-    return any(_equal(expected, given) for given in signatures)
+    return any(same_secret(expected, given) for given in signatures)
 
 
 def zendesk_signature(delivery: Delivery, source: SourceConfig) -> bool:
@@ -77,7 +75,7 @@ def zendesk_signature(delivery: Delivery, source: SourceConfig) -> bool:
         return False
     expected = base64.b64encode(
         _digest(source.secret, timestamp.encode() + delivery.body, "sha256")).decode()
-    return _equal(expected, given)
+    return same_secret(expected, given)
 
 
 def hub_signature_sha1(delivery: Delivery, source: SourceConfig) -> bool:
@@ -86,7 +84,7 @@ def hub_signature_sha1(delivery: Delivery, source: SourceConfig) -> bool:
     if source.secret is None or not given:
         return False
     expected = "sha1=" + _digest(source.secret, delivery.body, "sha1").hex()
-    return _equal(expected, given.strip().lower())
+    return same_secret(expected, given.strip().lower())
 
 
 def segment_signature(delivery: Delivery, source: SourceConfig) -> bool:
@@ -94,7 +92,7 @@ def segment_signature(delivery: Delivery, source: SourceConfig) -> bool:
     given = delivery.headers.get("X-Signature")
     if source.secret is None or not given:
         return False
-    return _equal(_digest(source.secret, delivery.body, "sha1").hex(), given.strip().lower())
+    return same_secret(_digest(source.secret, delivery.body, "sha1").hex(), given.strip().lower())
 
 
 def basic_auth(delivery: Delivery, source: SourceConfig) -> bool:
@@ -104,9 +102,9 @@ def basic_auth(delivery: Delivery, source: SourceConfig) -> bool:
         return False
     user, password = credentials
     # Both compared whatever the first gives, so timing says nothing about which failed.
-    user_ok = _equal(hashlib.sha256(source.username.encode()).hexdigest(),
+    user_ok = same_secret(hashlib.sha256(source.username.encode()).hexdigest(),
                      hashlib.sha256(user.encode()).hexdigest())
-    password_ok = _equal(hashlib.sha256(source.password.encode()).hexdigest(),
+    password_ok = same_secret(hashlib.sha256(source.password.encode()).hexdigest(),
                          hashlib.sha256((password or "").encode()).hexdigest())
     return password is not None and user_ok and password_ok
 
@@ -118,4 +116,4 @@ def token(delivery: Delivery, source: SourceConfig) -> bool:
         return False
     header = delivery.headers.get("Authorization", "")
     given = header[7:].strip() if header[:7].lower() == "bearer " else delivery.path_token
-    return _equal(source.token, given)
+    return same_secret(source.token, given)

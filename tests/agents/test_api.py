@@ -42,6 +42,23 @@ def test_token_lookup() -> None:
     assert token_identity(tokens, "Basic abc") is None
     assert token_identity(tokens, "Bearer abd") is None
     assert token_identity(tokens, None) is None
+    # a header that was not UTF-8 (kept as lone surrogates) is no token, not an error
+    assert token_identity(tokens, "Bearer \udca4abc") is None
+    assert token_identity(tokens, "Bearer \ud800") is None
+
+
+async def test_a_token_that_is_not_utf8_is_refused_not_a_server_error(
+        client: TestClient) -> None:
+    """Raw bytes on the socket, as an attacker sends them: 401, and the server goes on."""
+    assert client.server.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    writer.write(b"GET " + BASE.encode() + b"/accounts HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 b"Authorization: Bearer \xa4\xff demo-token\r\nConnection: close\r\n\r\n")
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    assert status_line.split()[1] == b"401"
+    assert (await client.get(BASE + "/accounts", headers=AUTH)).status == 200
 
 
 async def test_auth_errors(client: TestClient) -> None:

@@ -126,6 +126,20 @@ def test_basic_auth_and_tokens() -> None:
     assert not token(_delivery(b"{}", {}), tokened)
 
 
+def test_credentials_that_are_not_utf8_are_refused_not_an_error() -> None:
+    """The server keeps header bytes that are not UTF-8 as lone surrogates: such a
+    signature or token is wrong, never a failed request."""
+    hostile = "\udca4\udcff"
+    payload = body("segment_track")
+    assert not segment_signature(_delivery(payload, {"X-Signature": hostile}),
+                                 SourceConfig("segment", secret=SECRET))
+    assert not hub_signature_sha1(_delivery(payload, {"X-Hub-Signature": "sha1=" + hostile}),
+                                  SourceConfig("intercom", secret=SECRET))
+    tokened = SourceConfig("rudderstack", token="t0ken0123456789abcdef")
+    assert not token(_delivery(b"{}", {"Authorization": "Bearer " + hostile}), tokened)
+    assert not token(_delivery(b"{}", {}, "\ud800"), tokened)
+
+
 def test_a_vendor_without_its_credential_configured_accepts_nothing() -> None:
     # Segment takes a signature or a token; configured with a token only, a valid-looking
     # signature made with no secret at all must not pass.
