@@ -583,8 +583,6 @@ def account_components(
 ) -> list[Component]:
     """The components, weighed as in ``segment`` (:meth:`ScoringConfig.weight`), with
     integer points summing exactly to the score."""
-    m = config.metrics
-    own = config.segment_weights.get(segment) if segment is not None else None
     measured: list[tuple[str, float | None, dict[str, Any], float]] = []
     weights: list[int] = []
     raws: list[float] = []
@@ -592,7 +590,7 @@ def account_components(
         value, fraction, detail = unit.measure(account, f, config)
         earned = max(0.0, min(100.0, fraction))
         measured.append((unit.name, value, detail, earned / 100.0))
-        weight = own[unit.name] if own else m[unit.name].weight
+        weight = config.weight(unit.name, segment)
         weights.append(weight)
         raws.append(weight * earned / 100.0)
     pts = split_points(raws)

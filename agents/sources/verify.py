@@ -30,8 +30,6 @@ class Delivery:
     """Epoch seconds the request was received."""
 
 
-
-
 def _digest(secret: str, message: bytes, algorithm: str) -> bytes:
     return hmac.new(secret.encode(), message, algorithm).digest()
 
@@ -103,9 +101,9 @@ def basic_auth(delivery: Delivery, source: SourceConfig) -> bool:
     user, password = credentials
     # Both compared whatever the first gives, so timing says nothing about which failed.
     user_ok = same_secret(hashlib.sha256(source.username.encode()).hexdigest(),
-                     hashlib.sha256(user.encode()).hexdigest())
+                          hashlib.sha256(user.encode()).hexdigest())
     password_ok = same_secret(hashlib.sha256(source.password.encode()).hexdigest(),
-                         hashlib.sha256((password or "").encode()).hexdigest())
+                              hashlib.sha256((password or "").encode()).hexdigest())
     return password is not None and user_ok and password_ok
 
 

@@ -187,6 +187,16 @@ def test_component_detail_reads_as_words() -> None:
     assert describe_detail("plain") == "plain" and describe_detail(None) == ""
 
 
+def test_the_habit_reads_as_words() -> None:
+    from agents.page import component_in_words
+
+    assert component_in_words("habit", {"active_days": 100, "days": 300,
+                                        "per_month": 10.0}) == (
+        "used on 10 days a month over the last 300 days")
+    assert component_in_words("habit", {"active_days": 0, "days": 0,
+                                        "per_month": None}) == "no use yet"
+
+
 async def test_every_account_of_a_replayed_portfolio_renders(client: TestClient) -> None:
     from tests.fakes.portfolio import replayed_changes
 
